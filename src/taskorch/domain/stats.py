@@ -1,0 +1,38 @@
+"""Queue statistics: the shape every store reports."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["DurationStats", "Statistics"]
+
+
+class DurationStats(BaseModel):
+    """Run durations (last start -> finish) of succeeded tasks, in seconds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    count: int = 0
+    mean: float | None = None
+    p50: float | None = None
+    p95: float | None = None
+    max: float | None = None
+
+
+class Statistics(BaseModel):
+    """Counts and rates over the whole queue."""
+
+    model_config = ConfigDict(frozen=True)
+
+    total: int
+    by_status: dict[str, int] = Field(description="Task count per status; every status is present.")
+    by_mode: dict[str, int]
+    by_priority: dict[str, int]
+    by_directory: dict[str, int]
+    queue_depth: int = Field(description="Tasks ready to be claimed now.")
+    waiting: int = Field(description="Tasks held back by a dependency or a retry backoff.")
+    running: int
+    success_rate: float | None = Field(
+        description="succeeded / (succeeded + failed); null before any task finished."
+    )
+    durations: DurationStats

@@ -1,0 +1,240 @@
+"""Tasks: what a caller asks for, what the queue keeps, and the rules between states.
+
+Pure models and rules. No I/O and no clock: callers pass times in.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Final
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+__all__ = [
+    "MAX_PROMPT_CHARS",
+    "MAX_TAGS",
+    "MAX_TAG_CHARS",
+    "TERMINAL_STATUSES",
+    "ErrorInfo",
+    "ExecutionMode",
+    "NewTask",
+    "Priority",
+    "Task",
+    "TaskEvent",
+    "TaskSpec",
+    "TaskStatus",
+    "backoff_delay",
+    "can_transition",
+    "dependency_failed_error",
+    "initial_status",
+    "utc_from_timestamp",
+]
+
+MAX_PROMPT_CHARS: Final = 200_000
+MAX_TAGS: Final = 32
+MAX_TAG_CHARS: Final = 64
+
+
+class TaskStatus(StrEnum):
+    """Where a task is in its life. See `can_transition` for the legal moves."""
+
+    WAITING = "waiting"  # a dependency has not succeeded yet
+    QUEUED = "queued"  # ready to be claimed (possibly not before `not_before`)
+    RUNNING = "running"  # leased to one worker
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES: Final = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+_TRANSITIONS: Final[dict[TaskStatus, frozenset[TaskStatus]]] = {
+    TaskStatus.WAITING: frozenset({TaskStatus.QUEUED, TaskStatus.CANCELLED}),
+    TaskStatus.QUEUED: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED}),
+    # running -> queued: a failed attempt with attempts left, or a reaped retry-safe lease.
+    TaskStatus.RUNNING: frozenset(
+        {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.QUEUED}
+    ),
+    TaskStatus.SUCCEEDED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: TaskStatus, target: TaskStatus) -> bool:
+    """Whether a task in `current` may move to `target`."""
+    return target in _TRANSITIONS[current]
+
+
+def _alias(mapping: dict[str, str]) -> Any:
+    """A before-validator that accepts enum values in any case and the seed spellings."""
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, str):
+            key = value.strip().lower().replace("-", "_")
+            return mapping.get(key, key)
+        return value
+
+    return BeforeValidator(parse)
+
+
+class ExecutionMode(StrEnum):
+    """Who does the work: the claiming worker, the Claude Code CLI, or a custom command."""
+
+    STANDARD = "standard"
+    CLAUDE_CODE = "claude_code"
+    CUSTOM = "custom"
+
+
+class Priority(StrEnum):
+    """Claim order: higher first, then older first."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @property
+    def rank(self) -> int:
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK: Final = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
+
+ModeInput = Annotated[ExecutionMode, _alias({"claudecode": "claude_code", "claude": "claude_code"})]
+PriorityInput = Annotated[Priority, _alias({"medium": "normal"})]
+
+
+class ErrorInfo(BaseModel):
+    """Why a task failed or was cancelled: a machine-readable kind and a sentence for people."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    message: str
+
+
+class TaskEvent(BaseModel):
+    """One structured event from a run (kept as a bounded tail on the task)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    type: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskSpec(BaseModel):
+    """What a caller asks for when creating a task (the public input shape)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description="What to do, in words.")
+    work_directory: str = Field(
+        min_length=1, max_length=4096, description="Absolute directory the work happens in."
+    )
+    execution_mode: ModeInput = Field(
+        default=ExecutionMode.STANDARD,
+        description="standard (a worker claims and does it), claude_code or custom (the server runs it).",
+    )
+    executor: str | None = Field(
+        default=None, max_length=128, description="Name of a configured custom executor."
+    )
+    priority: PriorityInput = Field(default=Priority.NORMAL, description="low, normal, high or urgent.")
+    tags: list[Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_TAGS
+    )
+    model: str | None = Field(default=None, max_length=200)
+    agent: str | None = Field(default=None, max_length=200)
+    depends_on: list[str] = Field(default_factory=list, max_length=256)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
+    retry_safe: bool = Field(
+        default=False, description="May a run whose lease was lost be retried automatically?"
+    )
+
+
+class NewTask(BaseModel):
+    """A validated task ready for a store: the spec plus the id and time the engine assigned."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    spec: TaskSpec
+    work_directory: str  # resolved and checked against the allowed roots
+    created_at: datetime
+
+
+class Task(BaseModel):
+    """A task as the queue keeps it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    prompt: str
+    work_directory: str
+    execution_mode: ExecutionMode
+    executor: str | None = None
+    priority: Priority
+    tags: list[str] = Field(default_factory=list)
+    model: str | None = None
+    agent: str | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    max_attempts: int
+    timeout_seconds: float | None = None
+    idempotency_key: str | None = None
+    retry_safe: bool = False
+    status: TaskStatus
+    attempt: int = 0
+    worker_id: str | None = None
+    lease_token: str | None = Field(default=None, exclude=True, repr=False)
+    lease_expires_at: datetime | None = None
+    not_before: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: str | None = None
+    error: ErrorInfo | None = None
+    session_id: str | None = None
+    cost_usd: float | None = None
+    usage: dict[str, Any] | None = None
+    num_turns: int | None = None
+    events: list[TaskEvent] = Field(default_factory=list)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def initial_status(dependency_statuses: list[TaskStatus]) -> tuple[TaskStatus, ErrorInfo | None]:
+    """The status a new task starts in, given its dependencies' statuses.
+
+    A dependency that already failed or was cancelled means the task can never run: it starts
+    `cancelled` with that reason.
+    """
+    for status in dependency_statuses:
+        if status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+            return TaskStatus.CANCELLED, dependency_failed_error(status)
+    if all(s is TaskStatus.SUCCEEDED for s in dependency_statuses):
+        return TaskStatus.QUEUED, None
+    return TaskStatus.WAITING, None
+
+
+def dependency_failed_error(status: TaskStatus) -> ErrorInfo:
+    return ErrorInfo(kind="dependency_failed", message=f"a task this one depends on ended {status.value}")
+
+
+def backoff_delay(attempt: int, base_seconds: float, max_seconds: float) -> float:
+    """Seconds to wait before attempt `attempt + 1`, after `attempt` attempts failed (exponential)."""
+    if attempt < 1 or base_seconds <= 0:
+        return 0.0
+    exponent = min(attempt - 1, 62)
+    return float(min(max_seconds, base_seconds * math.pow(2, exponent)))
+
+
+def utc_from_timestamp(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)

@@ -1,0 +1,46 @@
+"""The orchestrator: the one object graph a process builds at start and every surface shares."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+
+from taskorch.config import Settings
+from taskorch.engine.queue import TaskQueue
+from taskorch.storage import Store, open_store
+
+__all__ = ["Orchestrator"]
+
+
+class Orchestrator:
+    """Owns the store and the engine's background work (the lease reaper).
+
+    Build it once per process and share it: over SSE the MCP SDK enters its lifespan once per
+    connection, so nothing here may be built inside that lifespan.
+    """
+
+    def __init__(self, settings: Settings, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = TaskQueue(store, settings, clock=clock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Orchestrator:
+        return cls(settings, open_store(settings.database_url(), settings))
+
+    @asynccontextmanager
+    async def running(self, *, background: bool = True) -> AsyncIterator[Orchestrator]:
+        """Open the store and, with `background`, run the reaper until the block exits."""
+        await self.store.open()
+        try:
+            async with anyio.create_task_group() as tg:
+                if background:
+                    tg.start_soon(self.queue.run_reaper)
+                yield self
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.store.close()

@@ -1,0 +1,40 @@
+"""Checking caller-given work directories against the allowed roots."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from taskorch.domain.paths import is_at_or_below
+from taskorch.errors import InvalidArgument, PathNotAllowed
+
+__all__ = ["resolve_work_directory"]
+
+
+def resolve_work_directory(raw: str, allowed_roots: Sequence[str]) -> str:
+    """Return `raw` resolved (symlinks followed, `..` removed) if it lies under an allowed root.
+
+    The comparison is by path components on the resolved path, so `/home/user-evil` is not
+    under `/home/user`, and a symlink inside a root that points outside it is refused. The
+    directory need not exist yet (a worker on another machine may own it).
+    Raises `InvalidArgument` for NUL bytes or a relative path, `PathNotAllowed` otherwise.
+    """
+    if "\x00" in raw:
+        raise InvalidArgument("work_directory contains a NUL byte; pass a plain absolute path")
+    expanded = raw.strip()
+    if not os.path.isabs(expanded):
+        raise InvalidArgument(
+            f"work_directory must be an absolute path, got {raw!r}; e.g. {allowed_roots[0] if allowed_roots else '/home/me/project'}"
+        )
+    try:
+        resolved = os.path.realpath(expanded)
+    except (OSError, ValueError) as exc:
+        raise InvalidArgument(f"work_directory {raw!r} cannot be resolved: {exc}") from exc
+    for root in allowed_roots:
+        if is_at_or_below(resolved, root):
+            return resolved
+    roots = ", ".join(allowed_roots) or "(none configured)"
+    raise PathNotAllowed(
+        f"work_directory {raw!r} (resolved: {resolved}) is outside the allowed roots: {roots}. "
+        "Use a directory under one of them, or add a root to security.allowed_roots in the server config."
+    )

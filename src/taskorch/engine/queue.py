@@ -1,0 +1,181 @@
+"""The task queue: validation and policy on top of a `Store`.
+
+Every surface (MCP, REST, CLI) calls this; none of them touches the store directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+import anyio
+
+from taskorch.config import Settings
+from taskorch.domain import ErrorInfo, ExecutionMode, NewTask, Statistics, Task, TaskSpec
+from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.engine.paths import resolve_work_directory
+from taskorch.errors import InvalidArgument
+from taskorch.storage.base import Backoff, CreateOutcome, Store, TaskFilter, TaskPage
+
+__all__ = ["TaskQueue"]
+
+log = logging.getLogger(__name__)
+
+MAX_RESULT_CHARS = 1_000_000
+MAX_ERROR_CHARS = 10_000
+MAX_WORKER_ID_CHARS = 200
+
+
+class TaskQueue:
+    """Create, claim, settle and inspect tasks.
+
+    One instance serves every connection of a process. `claim` callers may wait for work with
+    `wait_for_work`, which wakes on every create and requeue made through this object.
+    """
+
+    def __init__(self, store: Store, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self._settings = settings
+        self._clock = clock
+        self._roots = settings.resolved_allowed_roots()
+        self._backoff = Backoff(settings.tasks.backoff_base_seconds, settings.tasks.backoff_max_seconds)
+        self._work_added = anyio.Event()
+
+    @property
+    def allowed_roots(self) -> list[str]:
+        return list(self._roots)
+
+    def _signal_work(self) -> None:
+        self._work_added.set()
+        self._work_added = anyio.Event()
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when a task may have become ready, or after `timeout` seconds."""
+        event = self._work_added
+        with anyio.move_on_after(timeout):
+            await event.wait()
+
+    async def create(self, spec: TaskSpec) -> CreateOutcome:
+        """Validate `spec` and enqueue it. Idempotent per `idempotency_key`."""
+        if len(spec.prompt) > self._settings.tasks.max_prompt_chars:
+            raise InvalidArgument(
+                f"prompt is {len(spec.prompt)} characters; the limit is {self._settings.tasks.max_prompt_chars}. "
+                "Put long material in a file in the work directory and refer to it."
+            )
+        if spec.execution_mode is ExecutionMode.CUSTOM and not spec.executor:
+            raise InvalidArgument("execution_mode custom needs `executor`: the name of a configured executor")
+        work_directory = resolve_work_directory(spec.work_directory, self._roots)
+        new = NewTask(
+            id=str(uuid.uuid4()),
+            spec=spec,
+            work_directory=work_directory,
+            created_at=utc_from_timestamp(self._clock()),
+        )
+        outcome = await self.store.create_task(new)
+        if outcome.created:
+            self._signal_work()
+        return outcome
+
+    async def get(self, task_id: str) -> Task:
+        return await self.store.get_task(_check_id(task_id))
+
+    async def list(self, filter: TaskFilter, *, limit: int = 50, cursor: str | None = None) -> TaskPage:
+        maximum = self._settings.tasks.list_limit_max
+        if not 1 <= limit <= maximum:
+            raise InvalidArgument(f"limit must be between 1 and {maximum}, got {limit}")
+        if filter.work_directory is not None:
+            filter = TaskFilter(
+                status=filter.status,
+                execution_mode=filter.execution_mode,
+                priority=filter.priority,
+                tag=filter.tag,
+                work_directory=_absolute(filter.work_directory, "work_directory"),
+            )
+        return await self.store.list_tasks(filter, limit=limit, cursor=cursor)
+
+    async def claim(
+        self,
+        work_path: str,
+        worker_id: str,
+        *,
+        modes: Sequence[ExecutionMode] = (ExecutionMode.STANDARD,),
+        lease_seconds: float | None = None,
+    ) -> Task | None:
+        """Lease the best ready task at or below `work_path` to `worker_id`, or None."""
+        worker_id = worker_id.strip()
+        if not worker_id or len(worker_id) > MAX_WORKER_ID_CHARS:
+            raise InvalidArgument(
+                f"worker_id must be 1..{MAX_WORKER_ID_CHARS} characters naming this worker, e.g. 'laptop-1'"
+            )
+        return await self.store.claim_next(
+            work_path=_absolute(work_path, "work_path"),
+            worker_id=worker_id,
+            lease_seconds=lease_seconds or self._settings.tasks.lease_seconds,
+            modes=modes,
+        )
+
+    async def heartbeat(self, task_id: str, lease_token: str, lease_seconds: float | None = None) -> Task:
+        return await self.store.heartbeat(
+            _check_id(task_id), lease_token, lease_seconds or self._settings.tasks.lease_seconds
+        )
+
+    async def complete(self, task_id: str, lease_token: str, result: str | None) -> Task:
+        if result is not None and len(result) > MAX_RESULT_CHARS:
+            raise InvalidArgument(
+                f"result is {len(result)} characters; the limit is {MAX_RESULT_CHARS}. Summarise it, "
+                "or write it to a file in the work directory and return the path."
+            )
+        task = await self.store.complete(_check_id(task_id), lease_token, result)
+        self._signal_work()  # dependents may have become ready
+        return task
+
+    async def fail(
+        self, task_id: str, lease_token: str, message: str, *, kind: str = "worker_error", retry: bool = False
+    ) -> Task:
+        if not message.strip():
+            raise InvalidArgument("error message must not be empty; say what went wrong")
+        error = ErrorInfo(kind=kind[:64] or "worker_error", message=message[:MAX_ERROR_CHARS])
+        task = await self.store.fail(_check_id(task_id), lease_token, error, retry=retry, backoff=self._backoff)
+        self._signal_work()
+        return task
+
+    async def cancel(self, task_id: str, reason: str | None = None) -> Task:
+        return await self.store.cancel(_check_id(task_id), (reason or "cancelled by request")[:MAX_ERROR_CHARS])
+
+    async def statistics(self) -> Statistics:
+        return await self.store.statistics()
+
+    async def reap_once(self) -> list[Task]:
+        """Settle expired leases now; return the tasks settled."""
+        reaped = await self.store.reap_expired(backoff=self._backoff)
+        for task in reaped:
+            log.warning("lease of task %s (worker %s) expired: now %s", task.id, task.worker_id, task.status.value)
+        if reaped:
+            self._signal_work()
+        return reaped
+
+    async def run_reaper(self) -> None:
+        """Reap expired leases forever, every `tasks.reaper_interval_seconds`."""
+        interval = self._settings.tasks.reaper_interval_seconds
+        while True:
+            try:
+                await self.reap_once()
+            except Exception:  # a store hiccup must not end the reaper
+                log.exception("reaper pass failed; retrying in %.1fs", interval)
+            await anyio.sleep(interval)
+
+
+def _check_id(task_id: str) -> str:
+    task_id = task_id.strip()
+    if not task_id or len(task_id) > 64:
+        raise InvalidArgument("task_id must be a task id as returned by create_task or list_tasks")
+    return task_id
+
+
+def _absolute(path: str, name: str) -> str:
+    if "\x00" in path or not os.path.isabs(path.strip()):
+        raise InvalidArgument(f"{name} must be an absolute directory path, e.g. /home/me/project")
+    return os.path.realpath(path.strip())

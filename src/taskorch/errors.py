@@ -1,0 +1,71 @@
+"""One root exception for everything taskorch raises on purpose.
+
+Each subclass names a condition. `CallerError` subclasses are mistakes the caller can fix; the
+MCP and REST surfaces turn them into tool errors / 4xx responses carrying the message, which
+always says what to do next. Anything else is a fault of ours and is reported without details.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CallerError",
+    "ConfigError",
+    "InvalidArgument",
+    "InvalidTransition",
+    "LeaseLost",
+    "NotFound",
+    "PathNotAllowed",
+    "StoreError",
+    "TaskorchError",
+    "UnknownDependency",
+]
+
+
+class TaskorchError(Exception):
+    """Root of taskorch's exceptions."""
+
+
+class CallerError(TaskorchError):
+    """A mistake the caller can fix. The message says how."""
+
+    status_code = 400
+
+
+class InvalidArgument(CallerError):
+    """An argument is malformed or out of range."""
+
+
+class NotFound(CallerError):
+    """No object with that id exists."""
+
+    status_code = 404
+
+
+class UnknownDependency(InvalidArgument):
+    """`depends_on` names a task that does not exist."""
+
+
+class PathNotAllowed(CallerError):
+    """A work directory is not absolute, or lies outside the allowed roots."""
+
+    status_code = 403
+
+
+class InvalidTransition(CallerError):
+    """The object is in a state that does not allow this operation."""
+
+    status_code = 409
+
+
+class LeaseLost(CallerError):
+    """A worker wrote with a lease token that is no longer current (expired, reaped or cancelled)."""
+
+    status_code = 409
+
+
+class ConfigError(TaskorchError):
+    """The configuration is invalid; raised at start-up, before anything is served."""
+
+
+class StoreError(TaskorchError):
+    """The store failed (driver error, corrupt file, migration from the future)."""

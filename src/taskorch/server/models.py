@@ -1,0 +1,47 @@
+"""Result shapes shared by the MCP tools, the REST API and the CLI."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from taskorch.domain import Task
+
+__all__ = ["CancelResult", "ClaimResult", "CreateTaskResult", "TaskList"]
+
+
+class CreateTaskResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    task: Task
+    created: bool = Field(
+        description="False when a task with the same idempotency_key already existed and was returned instead."
+    )
+
+
+class ClaimResult(BaseModel):
+    """What `get_next_task` returns: a leased task and its token, or nothing to do."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: Task | None = Field(description="The claimed task, now running under your lease; null if none is ready.")
+    lease_token: str | None = Field(
+        description="Pass this to complete_task / fail_task. Without it your result is not accepted."
+    )
+    lease_expires_at: str | None = Field(
+        default=None, description="ISO time the lease ends unless you finish (or heartbeat) first."
+    )
+    message: str
+
+
+class TaskList(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tasks: list[Task]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+
+
+class CancelResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    task: Task
+    message: str

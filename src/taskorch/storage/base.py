@@ -1,0 +1,149 @@
+"""The Store protocol: the one boundary between the engine and persistence.
+
+Every implementation (memory, SQLite, later PostgreSQL) passes the same contract suite in
+`tests/contract/`. The docstrings here ARE the contract: states, ordering, what is raised.
+
+Time comes from the store's clock (a `Callable[[], float]` of epoch seconds given at
+construction), so tests can move time without sleeping. Every method is safe to call
+concurrently from many tasks, and for the durable stores from many processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from taskorch.domain import ErrorInfo, ExecutionMode, NewTask, Priority, Statistics, Task, TaskStatus
+
+__all__ = ["Backoff", "CreateOutcome", "Store", "TaskFilter", "TaskPage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before a retried attempt: `min(max_seconds, base_seconds * 2**(attempt-1))`."""
+
+    base_seconds: float = 5.0
+    max_seconds: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """Conditions `list_tasks` ANDs together; `None` means any."""
+
+    status: TaskStatus | None = None
+    execution_mode: ExecutionMode | None = None
+    priority: Priority | None = None
+    tag: str | None = None
+    # Exactly this directory or any directory below it (by path components).
+    work_directory: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    items: list[Task]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateOutcome:
+    task: Task
+    created: bool  # False when an existing task with the same idempotency key was returned
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable task storage with atomic claims and fenced lease writes."""
+
+    async def open(self) -> None:
+        """Connect and apply pending schema migrations. Raises `StoreError` on a newer schema."""
+
+    async def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    async def create_task(self, new: NewTask) -> CreateOutcome:
+        """Insert a task, atomically with respect to its dependencies and idempotency key.
+
+        - If `new.spec.idempotency_key` matches an existing task, that task is returned with
+          `created=False` and nothing is written (whatever the other fields say).
+        - Every id in `depends_on` must exist, else `UnknownDependency` naming the missing ids.
+        - The starting status follows `domain.initial_status`: `queued` if every dependency
+          succeeded (or there are none), `cancelled` with error kind `dependency_failed` if any
+          dependency failed or was cancelled, else `waiting`.
+        """
+        ...
+
+    async def get_task(self, task_id: str) -> Task:
+        """The task with this id. Raises `NotFound`."""
+        ...
+
+    async def list_tasks(self, filter: TaskFilter, *, limit: int, cursor: str | None = None) -> TaskPage:
+        """Tasks matching `filter`, newest first, at most `limit` (1..1000).
+
+        `next_cursor` is set when more may follow; passing it back continues after the last
+        item, stable under concurrent inserts. A malformed cursor raises `InvalidArgument`.
+        """
+        ...
+
+    async def claim_next(
+        self,
+        *,
+        work_path: str,
+        worker_id: str,
+        lease_seconds: float,
+        modes: Sequence[ExecutionMode] = (ExecutionMode.STANDARD,),
+    ) -> Task | None:
+        """Atomically lease the best ready task at or below `work_path`, or return None.
+
+        Ready: `queued`, mode in `modes`, `not_before` unset or not after now, and
+        `work_directory` equal to `work_path` or below it by path components. Best: highest
+        priority, then oldest `created_at`, then insertion order. The claimed task becomes
+        `running` with `worker_id`, `attempt + 1`, a fresh random `lease_token`,
+        `lease_expires_at = now + lease_seconds`, `started_at = now`. No two callers, in any
+        process, ever receive the same task for the same attempt.
+        """
+        ...
+
+    async def heartbeat(self, task_id: str, lease_token: str, lease_seconds: float) -> Task:
+        """Extend a live lease to `now + lease_seconds`. Raises `LeaseLost` if the token is not
+        the current one of a `running` task, `NotFound` for an unknown id."""
+        ...
+
+    async def complete(self, task_id: str, lease_token: str, result: str | None) -> Task:
+        """Mark a running task `succeeded` with `result`; wake its dependents.
+
+        Dependents whose dependencies have now all succeeded move `waiting` -> `queued`.
+        Raises `LeaseLost` (token stale, task no longer running, or lease expired) or `NotFound`.
+        """
+        ...
+
+    async def fail(
+        self, task_id: str, lease_token: str, error: ErrorInfo, *, retry: bool, backoff: Backoff
+    ) -> Task:
+        """Record a failed attempt of a running task.
+
+        With `retry` and `attempt < max_attempts`: back to `queued` with
+        `not_before = now + backoff delay`, lease cleared, `error` kept as the last error.
+        Otherwise `failed`, and every task depending on it (transitively) that has not ended is
+        `cancelled` with kind `dependency_failed`. Raises `LeaseLost` or `NotFound`.
+        """
+        ...
+
+    async def cancel(self, task_id: str, reason: str) -> Task:
+        """Cancel a `waiting`, `queued` or `running` task (a running one loses its lease, so its
+        worker's later writes raise `LeaseLost`). Dependents are cancelled as in `fail`.
+        Raises `InvalidTransition` for a task that already ended, `NotFound` for an unknown id.
+        """
+        ...
+
+    async def reap_expired(self, *, backoff: Backoff) -> list[Task]:
+        """Settle every `running` task whose lease expired before now; return them as settled.
+
+        `retry_safe` with attempts left: back to `queued` after the backoff. Otherwise `failed`
+        with error kind `lease_lost` (and dependents cancelled as in `fail`).
+        """
+        ...
+
+    async def statistics(self) -> Statistics:
+        """Counts by status, mode, priority and directory; success rate; run durations."""
+        ...

@@ -1,0 +1,270 @@
+"""An in-memory Store: the reference implementation of the contract, for fast tests.
+
+Not durable. Every method runs without awaiting in between reads and writes, so each is
+atomic on one event loop, which is all this store promises.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from taskorch.domain import (
+    TERMINAL_STATUSES,
+    ErrorInfo,
+    ExecutionMode,
+    NewTask,
+    Statistics,
+    Task,
+    TaskStatus,
+    backoff_delay,
+    initial_status,
+)
+from taskorch.domain.paths import is_at_or_below
+from taskorch.domain.tasks import dependency_failed_error, utc_from_timestamp
+from taskorch.errors import InvalidTransition, LeaseLost, UnknownDependency
+from taskorch.storage.base import Backoff, CreateOutcome, TaskFilter, TaskPage
+from taskorch.storage.common import build_statistics, decode_cursor, encode_cursor, lease_lost_message, not_found
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """A `Store` that keeps everything in dicts."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._tasks: dict[str, Task] = {}
+        self._seq: dict[str, int] = {}
+        self._by_key: dict[str, str] = {}
+        self._next_seq = 1
+
+    def _now(self) -> datetime:
+        return utc_from_timestamp(self._clock())
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def create_task(self, new: NewTask) -> CreateOutcome:
+        spec = new.spec
+        if spec.idempotency_key is not None and spec.idempotency_key in self._by_key:
+            return CreateOutcome(self._tasks[self._by_key[spec.idempotency_key]], created=False)
+        missing = [d for d in spec.depends_on if d not in self._tasks]
+        if missing:
+            raise UnknownDependency(
+                f"depends_on names unknown task ids: {', '.join(missing)}; create those tasks first"
+            )
+        status, error = initial_status([self._tasks[d].status for d in spec.depends_on])
+        task = Task(
+            id=new.id,
+            prompt=spec.prompt,
+            work_directory=new.work_directory,
+            execution_mode=spec.execution_mode,
+            executor=spec.executor,
+            priority=spec.priority,
+            tags=list(spec.tags),
+            model=spec.model,
+            agent=spec.agent,
+            depends_on=list(dict.fromkeys(spec.depends_on)),
+            max_attempts=spec.max_attempts,
+            timeout_seconds=spec.timeout_seconds,
+            idempotency_key=spec.idempotency_key,
+            retry_safe=spec.retry_safe,
+            status=status,
+            error=error,
+            created_at=new.created_at,
+            updated_at=new.created_at,
+            finished_at=new.created_at if status is TaskStatus.CANCELLED else None,
+        )
+        self._tasks[task.id] = task
+        self._seq[task.id] = self._next_seq
+        self._next_seq += 1
+        if spec.idempotency_key is not None:
+            self._by_key[spec.idempotency_key] = task.id
+        return CreateOutcome(task, created=True)
+
+    async def get_task(self, task_id: str) -> Task:
+        try:
+            return self._tasks[task_id]
+        except KeyError:
+            raise not_found(task_id) from None
+
+    async def list_tasks(self, filter: TaskFilter, *, limit: int, cursor: str | None = None) -> TaskPage:
+        after = decode_cursor(cursor) if cursor is not None else None
+        matches = [
+            t
+            for t in self._tasks.values()
+            if (after is None or self._seq[t.id] < after) and _matches(t, filter)
+        ]
+        matches.sort(key=lambda t: self._seq[t.id], reverse=True)
+        page = matches[:limit]
+        more = len(matches) > limit
+        return TaskPage(page, encode_cursor(self._seq[page[-1].id]) if more and page else None)
+
+    async def claim_next(
+        self,
+        *,
+        work_path: str,
+        worker_id: str,
+        lease_seconds: float,
+        modes: Sequence[ExecutionMode] = (ExecutionMode.STANDARD,),
+    ) -> Task | None:
+        now = self._now()
+        ready = [
+            t
+            for t in self._tasks.values()
+            if t.status is TaskStatus.QUEUED
+            and t.execution_mode in modes
+            and (t.not_before is None or t.not_before <= now)
+            and is_at_or_below(t.work_directory, work_path)
+        ]
+        if not ready:
+            return None
+        best = min(ready, key=lambda t: (-t.priority.rank, t.created_at, self._seq[t.id]))
+        return self._put(
+            best.model_copy(
+                update={
+                    "status": TaskStatus.RUNNING,
+                    "worker_id": worker_id,
+                    "attempt": best.attempt + 1,
+                    "lease_token": secrets.token_urlsafe(18),
+                    "lease_expires_at": now + timedelta(seconds=lease_seconds),
+                    "started_at": now,
+                    "not_before": None,
+                    "updated_at": now,
+                }
+            )
+        )
+
+    def _leased(self, task_id: str, lease_token: str) -> Task:
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise not_found(task_id)
+        now = self._now()
+        if (
+            task.status is not TaskStatus.RUNNING
+            or task.lease_token != lease_token
+            or (task.lease_expires_at is not None and task.lease_expires_at < now)
+        ):
+            raise LeaseLost(lease_lost_message(task.id, task.status))
+        return task
+
+    async def heartbeat(self, task_id: str, lease_token: str, lease_seconds: float) -> Task:
+        task = self._leased(task_id, lease_token)
+        now = self._now()
+        return self._put(
+            task.model_copy(update={"lease_expires_at": now + timedelta(seconds=lease_seconds), "updated_at": now})
+        )
+
+    async def complete(self, task_id: str, lease_token: str, result: str | None) -> Task:
+        task = self._leased(task_id, lease_token)
+        done = self._finish(task, TaskStatus.SUCCEEDED, result=result, error=None)
+        self._wake_dependents(task_id)
+        return done
+
+    async def fail(
+        self, task_id: str, lease_token: str, error: ErrorInfo, *, retry: bool, backoff: Backoff
+    ) -> Task:
+        task = self._leased(task_id, lease_token)
+        return self._settle_failure(task, error, retry=retry, backoff=backoff)
+
+    async def cancel(self, task_id: str, reason: str) -> Task:
+        task = await self.get_task(task_id)
+        if task.status in TERMINAL_STATUSES:
+            raise InvalidTransition(
+                f"task {task_id} already ended {task.status.value}; only waiting, queued or running "
+                "tasks can be cancelled"
+            )
+        done = self._finish(task, TaskStatus.CANCELLED, error=ErrorInfo(kind="cancelled", message=reason))
+        self._cancel_dependents(task_id, TaskStatus.CANCELLED)
+        return done
+
+    async def reap_expired(self, *, backoff: Backoff) -> list[Task]:
+        now = self._now()
+        expired = [
+            t
+            for t in self._tasks.values()
+            if t.status is TaskStatus.RUNNING and t.lease_expires_at is not None and t.lease_expires_at < now
+        ]
+        lost = ErrorInfo(kind="lease_lost", message="the worker's lease expired before it reported a result")
+        return [self._settle_failure(t, lost, retry=t.retry_safe, backoff=backoff) for t in expired]
+
+    async def statistics(self) -> Statistics:
+        return build_statistics(list(self._tasks.values()), self._now())
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _put(self, task: Task) -> Task:
+        self._tasks[task.id] = task
+        return task
+
+    def _finish(
+        self, task: Task, status: TaskStatus, *, result: str | None = None, error: ErrorInfo | None
+    ) -> Task:
+        now = self._now()
+        return self._put(
+            task.model_copy(
+                update={
+                    "status": status,
+                    "result": result,
+                    "error": error,
+                    "lease_token": None,
+                    "lease_expires_at": None,
+                    "finished_at": now,
+                    "updated_at": now,
+                }
+            )
+        )
+
+    def _settle_failure(self, task: Task, error: ErrorInfo, *, retry: bool, backoff: Backoff) -> Task:
+        if retry and task.attempt < task.max_attempts:
+            now = self._now()
+            delay = backoff_delay(task.attempt, backoff.base_seconds, backoff.max_seconds)
+            return self._put(
+                task.model_copy(
+                    update={
+                        "status": TaskStatus.QUEUED,
+                        "error": error,
+                        "lease_token": None,
+                        "lease_expires_at": None,
+                        "not_before": now + timedelta(seconds=delay),
+                        "updated_at": now,
+                    }
+                )
+            )
+        done = self._finish(task, TaskStatus.FAILED, error=error)
+        self._cancel_dependents(task.id, TaskStatus.FAILED)
+        return done
+
+    def _wake_dependents(self, task_id: str) -> None:
+        now = self._now()
+        for t in list(self._tasks.values()):
+            if t.status is TaskStatus.WAITING and task_id in t.depends_on:
+                statuses = [self._tasks[d].status for d in t.depends_on]
+                if all(s is TaskStatus.SUCCEEDED for s in statuses):
+                    self._put(t.model_copy(update={"status": TaskStatus.QUEUED, "updated_at": now}))
+
+    def _cancel_dependents(self, task_id: str, ended: TaskStatus) -> None:
+        pending = [task_id]
+        while pending:
+            current = pending.pop()
+            for t in list(self._tasks.values()):
+                if current in t.depends_on and t.status in (TaskStatus.WAITING, TaskStatus.QUEUED):
+                    self._finish(t, TaskStatus.CANCELLED, error=dependency_failed_error(ended))
+                    pending.append(t.id)
+
+
+def _matches(task: Task, f: TaskFilter) -> bool:
+    return (
+        (f.status is None or task.status is f.status)
+        and (f.execution_mode is None or task.execution_mode is f.execution_mode)
+        and (f.priority is None or task.priority is f.priority)
+        and (f.tag is None or f.tag in task.tags)
+        and (f.work_directory is None or is_at_or_below(task.work_directory, f.work_directory))
+    )
+
