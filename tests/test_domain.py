@@ -32,7 +32,12 @@ def test_seed_spellings_of_modes_are_accepted(given: str, expected: ExecutionMod
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("High", Priority.HIGH), ("Low", Priority.LOW), ("Medium", Priority.NORMAL), ("URGENT", Priority.URGENT)],
+    [
+        ("High", Priority.HIGH),
+        ("Low", Priority.LOW),
+        ("Medium", Priority.NORMAL),
+        ("URGENT", Priority.URGENT),
+    ],
 )
 def test_seed_spellings_of_priorities_are_accepted(given: str, expected: Priority) -> None:
     assert TaskSpec(prompt="p", work_directory="/w", priority=given).priority is expected  # type: ignore[arg-type]

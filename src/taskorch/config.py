@@ -90,7 +90,9 @@ class StorageSettings(_Section):
 
 
 class TasksSettings(_Section):
-    lease_seconds: float = Field(default=600.0, gt=0, description="How long a claim lasts without a heartbeat.")
+    lease_seconds: float = Field(
+        default=600.0, gt=0, description="How long a claim lasts without a heartbeat."
+    )
     reaper_interval_seconds: float = Field(default=5.0, gt=0)
     backoff_base_seconds: float = Field(default=5.0, ge=0)
     backoff_max_seconds: float = Field(default=300.0, ge=0)
@@ -117,7 +119,9 @@ class SecuritySettings(_Section):
     @classmethod
     def _token_strength(cls, value: str | None) -> str | None:
         if value is not None and len(value) < 16:
-            raise ValueError("security.token must be at least 16 characters; generate one with `openssl rand -hex 32`")
+            raise ValueError(
+                "security.token must be at least 16 characters; generate one with `openssl rand -hex 32`"
+            )
         return value
 
 
@@ -187,8 +191,10 @@ def load_settings(
     """
     env = os.environ if env is None else env
     data: dict[str, Any] = {}
-    path = Path(config_file) if config_file is not None else (
-        Path(env["TASKORCH_CONFIG"]) if env.get("TASKORCH_CONFIG") else default_config_path(env)
+    path = (
+        Path(config_file)
+        if config_file is not None
+        else (Path(env["TASKORCH_CONFIG"]) if env.get("TASKORCH_CONFIG") else default_config_path(env))
     )
     explicit = config_file is not None or bool(env.get("TASKORCH_CONFIG"))
     if path.is_file():
@@ -204,7 +210,7 @@ def load_settings(
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid configuration ({path if path.is_file() else 'no file'}): {problems}") from exc
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(
+            f"invalid configuration ({path if path.is_file() else 'no file'}): {problems}"
+        ) from exc

@@ -23,9 +23,8 @@ def resolve_work_directory(raw: str, allowed_roots: Sequence[str]) -> str:
         raise InvalidArgument("work_directory contains a NUL byte; pass a plain absolute path")
     expanded = raw.strip()
     if not os.path.isabs(expanded):
-        raise InvalidArgument(
-            f"work_directory must be an absolute path, got {raw!r}; e.g. {allowed_roots[0] if allowed_roots else '/home/me/project'}"
-        )
+        example = allowed_roots[0] if allowed_roots else "/home/me/project"
+        raise InvalidArgument(f"work_directory must be an absolute path, got {raw!r}; e.g. {example}")
     try:
         resolved = os.path.realpath(expanded)
     except (OSError, ValueError) as exc:

@@ -52,17 +52,18 @@ class TaskQueue:
         self._work_added.set()
         self._work_added = anyio.Event()
 
-    async def wait_for_work(self, timeout: float) -> None:
-        """Return when a task may have become ready, or after `timeout` seconds."""
+    async def wait_for_work(self, seconds: float) -> None:
+        """Return when a task may have become ready, or after `seconds`."""
         event = self._work_added
-        with anyio.move_on_after(timeout):
+        with anyio.move_on_after(seconds):
             await event.wait()
 
     async def create(self, spec: TaskSpec) -> CreateOutcome:
         """Validate `spec` and enqueue it. Idempotent per `idempotency_key`."""
-        if len(spec.prompt) > self._settings.tasks.max_prompt_chars:
+        limit = self._settings.tasks.max_prompt_chars
+        if len(spec.prompt) > limit:
             raise InvalidArgument(
-                f"prompt is {len(spec.prompt)} characters; the limit is {self._settings.tasks.max_prompt_chars}. "
+                f"prompt is {len(spec.prompt)} characters; the limit is {limit}. "
                 "Put long material in a file in the work directory and refer to it."
             )
         if spec.execution_mode is ExecutionMode.CUSTOM and not spec.executor:
@@ -82,7 +83,7 @@ class TaskQueue:
     async def get(self, task_id: str) -> Task:
         return await self.store.get_task(_check_id(task_id))
 
-    async def list(self, filter: TaskFilter, *, limit: int = 50, cursor: str | None = None) -> TaskPage:
+    async def list_tasks(self, filter: TaskFilter, *, limit: int = 50, cursor: str | None = None) -> TaskPage:
         maximum = self._settings.tasks.list_limit_max
         if not 1 <= limit <= maximum:
             raise InvalidArgument(f"limit must be between 1 and {maximum}, got {limit}")
@@ -138,12 +139,16 @@ class TaskQueue:
         if not message.strip():
             raise InvalidArgument("error message must not be empty; say what went wrong")
         error = ErrorInfo(kind=kind[:64] or "worker_error", message=message[:MAX_ERROR_CHARS])
-        task = await self.store.fail(_check_id(task_id), lease_token, error, retry=retry, backoff=self._backoff)
+        task = await self.store.fail(
+            _check_id(task_id), lease_token, error, retry=retry, backoff=self._backoff
+        )
         self._signal_work()
         return task
 
     async def cancel(self, task_id: str, reason: str | None = None) -> Task:
-        return await self.store.cancel(_check_id(task_id), (reason or "cancelled by request")[:MAX_ERROR_CHARS])
+        return await self.store.cancel(
+            _check_id(task_id), (reason or "cancelled by request")[:MAX_ERROR_CHARS]
+        )
 
     async def statistics(self) -> Statistics:
         return await self.store.statistics()
@@ -152,7 +157,9 @@ class TaskQueue:
         """Settle expired leases now; return the tasks settled."""
         reaped = await self.store.reap_expired(backoff=self._backoff)
         for task in reaped:
-            log.warning("lease of task %s (worker %s) expired: now %s", task.id, task.worker_id, task.status.value)
+            log.warning(
+                "lease of task %s (worker %s) expired: now %s", task.id, task.worker_id, task.status.value
+            )
         if reaped:
             self._signal_work()
         return reaped

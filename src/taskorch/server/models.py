@@ -14,7 +14,7 @@ class CreateTaskResult(BaseModel):
 
     task: Task
     created: bool = Field(
-        description="False when a task with the same idempotency_key already existed and was returned instead."
+        description="False when a task with this idempotency_key already existed and was returned instead."
     )
 
 
@@ -23,7 +23,9 @@ class ClaimResult(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    task: Task | None = Field(description="The claimed task, now running under your lease; null if none is ready.")
+    task: Task | None = Field(
+        description="The claimed task, now running under your lease; null if none is ready."
+    )
     lease_token: str | None = Field(
         description="Pass this to complete_task / fail_task. Without it your result is not accepted."
     )
@@ -37,7 +39,9 @@ class TaskList(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     tasks: list[Task]
-    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
 
 
 class CancelResult(BaseModel):

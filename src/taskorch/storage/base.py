@@ -11,7 +11,7 @@ concurrently from many tasks, and for the durable stores from many processes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from taskorch.domain import ErrorInfo, ExecutionMode, NewTask, Priority, Statistics, Task, TaskStatus

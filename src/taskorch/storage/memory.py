@@ -26,7 +26,13 @@ from taskorch.domain.paths import is_at_or_below
 from taskorch.domain.tasks import dependency_failed_error, utc_from_timestamp
 from taskorch.errors import InvalidTransition, LeaseLost, UnknownDependency
 from taskorch.storage.base import Backoff, CreateOutcome, TaskFilter, TaskPage
-from taskorch.storage.common import build_statistics, decode_cursor, encode_cursor, lease_lost_message, not_found
+from taskorch.storage.common import (
+    build_statistics,
+    decode_cursor,
+    encode_cursor,
+    lease_lost_message,
+    not_found,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -158,7 +164,9 @@ class MemoryStore:
         task = self._leased(task_id, lease_token)
         now = self._now()
         return self._put(
-            task.model_copy(update={"lease_expires_at": now + timedelta(seconds=lease_seconds), "updated_at": now})
+            task.model_copy(
+                update={"lease_expires_at": now + timedelta(seconds=lease_seconds), "updated_at": now}
+            )
         )
 
     async def complete(self, task_id: str, lease_token: str, result: str | None) -> Task:
@@ -267,4 +275,3 @@ def _matches(task: Task, f: TaskFilter) -> bool:
         and (f.tag is None or f.tag in task.tags)
         and (f.work_directory is None or is_at_or_below(task.work_directory, f.work_directory))
     )
-
