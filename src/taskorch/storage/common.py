@@ -19,6 +19,7 @@ __all__ = [
     "encode_cursor",
     "lease_lost_message",
     "not_found",
+    "quantile_index",
     "statistics_from_counts",
 ]
 
@@ -68,9 +69,13 @@ def duration_stats(durations: Iterable[float]) -> DurationStats:
     )
 
 
+def quantile_index(count: int, q: float) -> int:
+    """Index of the `q` quantile (nearest rank) in `count` sorted values; stores share this rule."""
+    return min(count - 1, max(0, round(q * (count - 1))))
+
+
 def _quantile(sorted_values: list[float], q: float) -> float:
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
+    return sorted_values[quantile_index(len(sorted_values), q)]
 
 
 def statistics_from_counts(

@@ -1,0 +1,543 @@
+"""A durable `Store` on one SQLite file, safe for many processes sharing that file.
+
+Each write is one `BEGIN IMMEDIATE` transaction run start to finish in a worker thread, so the
+file's write lock is held only while the statements execute, never across an `await`. Within
+a process one writer connection serves every write (an `anyio.Lock` takes turns); reads use a
+second connection, which WAL lets run beside a write. Between processes the write lock and
+`busy_timeout` take turns, and a claim is one `UPDATE ... RETURNING` statement, so no two
+processes can lease the same task.
+
+The standard-library driver is used directly rather than through an async wrapper: a wrapper
+hops threads once per statement, this hops once per transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal, NoReturn, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from taskorch.domain import (
+    DurationStats,
+    ErrorInfo,
+    ExecutionMode,
+    NewTask,
+    Statistics,
+    Task,
+    TaskStatus,
+    backoff_delay,
+    initial_status,
+)
+from taskorch.domain.paths import subtree_prefix
+from taskorch.domain.tasks import dependency_failed_error
+from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
+from taskorch.storage.base import Backoff, CreateOutcome, TaskFilter, TaskPage
+from taskorch.storage.common import (
+    decode_cursor,
+    encode_cursor,
+    lease_lost_message,
+    not_found,
+    quantile_index,
+    statistics_from_counts,
+)
+from taskorch.storage.sqlite_schema import COLUMNS, error_json, migrate, new_task_row, row_to_task
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+
+_SELECT: Final = f"SELECT {COLUMNS} FROM tasks"
+_OPEN_STATUSES: Final = "('waiting', 'queued')"  # not ended and holding no lease
+_LEASE_LOST: Final = ErrorInfo(
+    kind="lease_lost", message="the worker's lease expired before it reported a result"
+)
+
+# One statement: pick the best ready task and lease it. The subquery walks the partial index
+# tasks_claim_order, so its cost does not grow with the queue.
+_CLAIM: Final = f"""
+UPDATE tasks
+SET status = 'running', worker_id = :worker_id, attempt = attempt + 1, lease_token = :token,
+    lease_expires_at = :expires, started_at = :now, not_before = NULL, updated_at = :now
+WHERE seq = (
+    SELECT seq FROM tasks INDEXED BY tasks_claim_order
+    WHERE status = 'queued'
+      AND execution_mode IN ({{modes}})
+      AND (not_before IS NULL OR not_before <= :now)
+      AND (work_directory = :path OR substr(work_directory, 1, length(:prefix)) = :prefix)
+    ORDER BY priority_rank DESC, created_at, seq
+    LIMIT 1
+) AND status = 'queued'
+RETURNING {COLUMNS}
+"""
+
+# Writes fenced by the lease token; zero rows means the lease is gone (or the id is unknown).
+_FENCE: Final = "id = :id AND status = 'running' AND lease_token = :token AND lease_expires_at >= :now"
+
+_WAKE_DEPENDENTS: Final = """
+UPDATE tasks SET status = 'queued', updated_at = :now
+WHERE status = 'waiting'
+  AND id IN (SELECT task_id FROM task_dependencies WHERE depends_on_id = :id)
+  AND NOT EXISTS (
+      SELECT 1 FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on_id
+      WHERE d.task_id = tasks.id AND dep.status != 'succeeded'
+  )
+"""
+
+# Every not-yet-ended task reachable from :id along dependency edges.
+_CANCEL_DEPENDENTS: Final = f"""
+WITH RECURSIVE doomed(id) AS (
+    SELECT d.task_id FROM task_dependencies d JOIN tasks t ON t.id = d.task_id
+    WHERE d.depends_on_id = :id AND t.status IN {_OPEN_STATUSES}
+    UNION
+    SELECT d.task_id FROM task_dependencies d
+    JOIN doomed ON d.depends_on_id = doomed.id
+    JOIN tasks t ON t.id = d.task_id
+    WHERE t.status IN {_OPEN_STATUSES}
+)
+UPDATE tasks
+SET status = 'cancelled', error = :error, result = NULL, lease_token = NULL, lease_expires_at = NULL,
+    finished_at = :now, updated_at = :now
+WHERE id IN (SELECT id FROM doomed) AND status IN {_OPEN_STATUSES}
+"""
+
+_FINISH: Final = """
+SET status = :status, result = :result, error = :error, lease_token = NULL, lease_expires_at = NULL,
+    finished_at = :now, updated_at = :now
+"""
+
+
+class SQLiteStore:
+    """A `Store` on the SQLite file at `path` (created, with its directory, if missing).
+
+    `synchronous="FULL"` makes every commit durable across power loss; `"NORMAL"` survives a
+    crash of the process but may lose the last commits on power loss, and is much faster.
+    `busy_timeout_ms` is how long a write waits for another process's write lock before
+    failing with `StoreError`.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        busy_timeout_ms: int = 10_000,
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+        self.path = Path(path)
+        self._clock = clock
+        self._synchronous = synchronous
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._write_lock = anyio.Lock()
+        self._read_lock = anyio.Lock()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        async with self._write_lock, self._read_lock:
+            if self._writer is not None:
+                return
+            self._writer, self._reader = await anyio.to_thread.run_sync(self._connect_both)
+
+    def _connect_both(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the directory for the task database {self.path}: {exc}") from exc
+        writer = reader = None
+        try:
+            writer = self._connect()
+            mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"the task database {self.path} could not be switched to WAL mode ({mode})")
+            migrate(writer, path=str(self.path))
+            reader = self._connect()
+            reader.execute("PRAGMA query_only = ON")
+            return writer, reader
+        except BaseException as exc:
+            for conn in (writer, reader):
+                if conn is not None:
+                    conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._translate(exc, "open") from exc
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: the driver opens no transactions; every write says BEGIN IMMEDIATE.
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,  # used from worker threads, one at a time under a lock
+            cached_statements=256,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        return conn
+
+    async def close(self) -> None:
+        async with self._write_lock, self._read_lock:
+            writer, reader, self._writer, self._reader = self._writer, self._reader, None, None
+            for conn in (reader, writer):
+                if conn is not None:
+                    conn.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _translate(self, exc: sqlite3.Error, action: str) -> StoreError:
+        text = str(exc)
+        if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
+            hint = (
+                "the file is not a taskorch database or is corrupt; "
+                "move it aside or point storage.url elsewhere"
+            )
+        elif "locked" in text or "busy" in text:
+            hint = "another process held the write lock too long; retry, or raise storage.busy_timeout_ms"
+        else:
+            hint = text
+        return StoreError(f"task database {self.path}: {action} failed: {hint}")
+
+    async def _write(self, action: str, body: Callable[[sqlite3.Connection, float], T]) -> T:
+        """Run `body(conn, now)` in one BEGIN IMMEDIATE transaction; roll back if it raises."""
+        async with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise StoreError("the store is not open; call open() first")
+            return await anyio.to_thread.run_sync(self._transaction, conn, action, body)
+
+    def _transaction(
+        self, conn: sqlite3.Connection, action: str, body: Callable[[sqlite3.Connection, float], T]
+    ) -> T:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # The clock is read after the lock is won, so times follow commit order.
+                result = body(conn, self._clock())
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._translate(exc, action) from exc
+        return result
+
+    async def _read(self, action: str, body: Callable[[sqlite3.Connection], T]) -> T:
+        async with self._read_lock:
+            conn = self._reader
+            if conn is None:
+                raise StoreError("the store is not open; call open() first")
+            return await anyio.to_thread.run_sync(self._run_read, conn, action, body)
+
+    def _run_read(self, conn: sqlite3.Connection, action: str, body: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            # One snapshot for all the statements of a read.
+            conn.execute("BEGIN")
+            try:
+                return body(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._translate(exc, action) from exc
+
+    # -- Store -------------------------------------------------------------------------------
+
+    async def create_task(self, new: NewTask) -> CreateOutcome:
+        key = new.spec.idempotency_key
+        deps = list(dict.fromkeys(new.spec.depends_on))
+
+        def body(conn: sqlite3.Connection, now: float) -> CreateOutcome:
+            if key is not None:
+                existing = conn.execute(f"{_SELECT} WHERE idempotency_key = ?", (key,)).fetchone()
+                if existing is not None:
+                    return CreateOutcome(row_to_task(existing), created=False)
+            statuses: dict[str, TaskStatus] = {}
+            if deps:
+                marks = ",".join("?" * len(deps))
+                rows = conn.execute(f"SELECT id, status FROM tasks WHERE id IN ({marks})", deps)
+                statuses = {row[0]: TaskStatus(row[1]) for row in rows}
+            missing = [d for d in deps if d not in statuses]
+            if missing:
+                raise UnknownDependency(
+                    f"depends_on names unknown task ids: {', '.join(missing)}; create those tasks first"
+                )
+            status, error = initial_status([statuses[d] for d in deps])
+            row = new_task_row(new, status, error)
+            try:
+                inserted = conn.execute(
+                    f"INSERT INTO tasks ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)}) "
+                    f"RETURNING {COLUMNS}",
+                    row,
+                ).fetchall()
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"a task with id {new.id} already exists") from exc
+            conn.executemany(
+                "INSERT INTO task_dependencies (task_id, depends_on_id) VALUES (?, ?)",
+                [(new.id, d) for d in deps],
+            )
+            return CreateOutcome(row_to_task(inserted[0]), created=True)
+
+        return await self._write("create_task", body)
+
+    async def get_task(self, task_id: str) -> Task:
+        def body(conn: sqlite3.Connection) -> Task:
+            row = conn.execute(f"{_SELECT} WHERE id = ?", (task_id,)).fetchone()
+            if row is None:
+                raise not_found(task_id)
+            return row_to_task(row)
+
+        return await self._read("get_task", body)
+
+    async def list_tasks(self, filter: TaskFilter, *, limit: int, cursor: str | None = None) -> TaskPage:
+        where, params = ["1 = 1"], dict[str, Any]()
+        if cursor is not None:
+            where.append("seq < :after")
+            params["after"] = decode_cursor(cursor)
+        if filter.status is not None:
+            where.append("status = :status")
+            params["status"] = filter.status.value
+        if filter.execution_mode is not None:
+            where.append("execution_mode = :mode")
+            params["mode"] = filter.execution_mode.value
+        if filter.priority is not None:
+            where.append("priority = :priority")
+            params["priority"] = filter.priority.value
+        if filter.tag is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE json_each.value = :tag)")
+            params["tag"] = filter.tag
+        if filter.work_directory is not None:
+            where.append("(work_directory = :path OR substr(work_directory, 1, length(:prefix)) = :prefix)")
+            params["path"] = filter.work_directory
+            params["prefix"] = subtree_prefix(filter.work_directory)
+        # One row past the page says whether another page follows.
+        params["limit"] = max(limit, 0) + 1
+        sql = f"SELECT seq, {COLUMNS} FROM tasks WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT :limit"
+
+        def body(conn: sqlite3.Connection) -> TaskPage:
+            rows = conn.execute(sql, params).fetchall()
+            page = rows[:limit]
+            more = len(rows) > limit and bool(page)
+            return TaskPage([row_to_task(r[1:]) for r in page], encode_cursor(page[-1][0]) if more else None)
+
+        return await self._read("list_tasks", body)
+
+    async def claim_next(
+        self,
+        *,
+        work_path: str,
+        worker_id: str,
+        lease_seconds: float,
+        modes: Sequence[ExecutionMode] = (ExecutionMode.STANDARD,),
+    ) -> Task | None:
+        mode_values = list(dict.fromkeys(ExecutionMode(m).value for m in modes))
+        if not mode_values:
+            return None
+        sql = _CLAIM.format(modes=",".join(f"'{m}'" for m in mode_values))  # enum values, not input
+        token = secrets.token_urlsafe(18)
+
+        def body(conn: sqlite3.Connection, now: float) -> Task | None:
+            params = {
+                "worker_id": worker_id,
+                "token": token,
+                "expires": now + lease_seconds,
+                "now": now,
+                "path": work_path,
+                "prefix": subtree_prefix(work_path),
+            }
+            rows = conn.execute(sql, params).fetchall()
+            return row_to_task(rows[0]) if rows else None
+
+        return await self._write("claim_next", body)
+
+    async def heartbeat(self, task_id: str, lease_token: str, lease_seconds: float) -> Task:
+        def body(conn: sqlite3.Connection, now: float) -> Task:
+            rows = conn.execute(
+                f"UPDATE tasks SET lease_expires_at = :expires, updated_at = :now WHERE {_FENCE} "
+                f"RETURNING {COLUMNS}",
+                {"id": task_id, "token": lease_token, "now": now, "expires": now + lease_seconds},
+            ).fetchall()
+            if not rows:
+                _raise_lease_lost(conn, task_id)
+            return row_to_task(rows[0])
+
+        return await self._write("heartbeat", body)
+
+    async def complete(self, task_id: str, lease_token: str, result: str | None) -> Task:
+        def body(conn: sqlite3.Connection, now: float) -> Task:
+            rows = conn.execute(
+                f"UPDATE tasks {_FINISH} WHERE {_FENCE} RETURNING {COLUMNS}",
+                {
+                    "id": task_id,
+                    "token": lease_token,
+                    "now": now,
+                    "status": TaskStatus.SUCCEEDED.value,
+                    "result": result,
+                    "error": None,
+                },
+            ).fetchall()
+            if not rows:
+                _raise_lease_lost(conn, task_id)
+            conn.execute(_WAKE_DEPENDENTS, {"id": task_id, "now": now})
+            return row_to_task(rows[0])
+
+        return await self._write("complete", body)
+
+    async def fail(
+        self, task_id: str, lease_token: str, error: ErrorInfo, *, retry: bool, backoff: Backoff
+    ) -> Task:
+        def body(conn: sqlite3.Connection, now: float) -> Task:
+            row = conn.execute(
+                f"SELECT attempt, max_attempts FROM tasks WHERE {_FENCE}",
+                {"id": task_id, "token": lease_token, "now": now},
+            ).fetchone()
+            if row is None:
+                _raise_lease_lost(conn, task_id)
+            return _settle_failure(conn, now, task_id, row[0], row[1], error, retry=retry, backoff=backoff)
+
+        return await self._write("fail", body)
+
+    async def cancel(self, task_id: str, reason: str) -> Task:
+        def body(conn: sqlite3.Connection, now: float) -> Task:
+            rows = conn.execute(
+                f"UPDATE tasks {_FINISH} WHERE id = :id AND status IN ('waiting', 'queued', 'running') "
+                f"RETURNING {COLUMNS}",
+                {
+                    "id": task_id,
+                    "now": now,
+                    "status": TaskStatus.CANCELLED.value,
+                    "result": None,
+                    "error": error_json(ErrorInfo(kind="cancelled", message=reason)),
+                },
+            ).fetchall()
+            if not rows:
+                status = _status_of(conn, task_id)
+                raise InvalidTransition(
+                    f"task {task_id} already ended {status.value}; only waiting, queued or running "
+                    "tasks can be cancelled"
+                )
+            _cancel_dependents(conn, now, task_id, TaskStatus.CANCELLED)
+            return row_to_task(rows[0])
+
+        return await self._write("cancel", body)
+
+    async def reap_expired(self, *, backoff: Backoff) -> list[Task]:
+        def body(conn: sqlite3.Connection, now: float) -> list[Task]:
+            expired = conn.execute(
+                "SELECT id, attempt, max_attempts, retry_safe FROM tasks "
+                "WHERE status = 'running' AND lease_expires_at < ? ORDER BY seq",
+                (now,),
+            ).fetchall()
+            return [
+                _settle_failure(conn, now, tid, att, most, _LEASE_LOST, retry=bool(safe), backoff=backoff)
+                for tid, att, most, safe in expired
+            ]
+
+        return await self._write("reap_expired", body)
+
+    async def statistics(self) -> Statistics:
+        now = self._clock()
+
+        def body(conn: sqlite3.Connection) -> Statistics:
+            def counts(column: str) -> dict[str, int]:
+                return dict(
+                    conn.execute(f"SELECT {column}, COUNT(*) FROM tasks GROUP BY {column}").fetchall()
+                )
+
+            ready_now = conn.execute(
+                "SELECT COUNT(*) FROM tasks "
+                "WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?)",
+                (now,),
+            ).fetchone()[0]
+            return statistics_from_counts(
+                by_status=counts("status"),
+                by_mode=counts("execution_mode"),
+                by_priority=counts("priority"),
+                by_directory=counts("work_directory"),
+                ready_now=ready_now,
+                durations=_durations(conn),
+            )
+
+        return await self._read("statistics", body)
+
+
+# -- transaction bodies shared by several methods ------------------------------------------------
+
+
+def _status_of(conn: sqlite3.Connection, task_id: str) -> TaskStatus:
+    row = conn.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
+    if row is None:
+        raise not_found(task_id)
+    return TaskStatus(row[0])
+
+
+def _raise_lease_lost(conn: sqlite3.Connection, task_id: str) -> NoReturn:
+    """Raise `NotFound` or `LeaseLost` for a fenced write that matched no row."""
+    raise LeaseLost(lease_lost_message(task_id, _status_of(conn, task_id)))
+
+
+def _settle_failure(
+    conn: sqlite3.Connection,
+    now: float,
+    task_id: str,
+    attempt: int,
+    max_attempts: int,
+    error: ErrorInfo,
+    *,
+    retry: bool,
+    backoff: Backoff,
+) -> Task:
+    if retry and attempt < max_attempts:
+        delay = backoff_delay(attempt, backoff.base_seconds, backoff.max_seconds)
+        rows = conn.execute(
+            "UPDATE tasks SET status = 'queued', error = :error, lease_token = NULL, "
+            "lease_expires_at = NULL, not_before = :not_before, updated_at = :now "
+            f"WHERE id = :id RETURNING {COLUMNS}",
+            {"id": task_id, "error": error_json(error), "not_before": now + delay, "now": now},
+        ).fetchall()
+        return row_to_task(rows[0])
+    rows = conn.execute(
+        f"UPDATE tasks {_FINISH} WHERE id = :id RETURNING {COLUMNS}",
+        {
+            "id": task_id,
+            "now": now,
+            "status": TaskStatus.FAILED.value,
+            "result": None,
+            "error": error_json(error),
+        },
+    ).fetchall()
+    _cancel_dependents(conn, now, task_id, TaskStatus.FAILED)
+    return row_to_task(rows[0])
+
+
+def _cancel_dependents(conn: sqlite3.Connection, now: float, task_id: str, ended: TaskStatus) -> None:
+    conn.execute(
+        _CANCEL_DEPENDENTS, {"id": task_id, "now": now, "error": error_json(dependency_failed_error(ended))}
+    )
+
+
+def _durations(conn: sqlite3.Connection) -> DurationStats:
+    """Run-duration statistics of succeeded tasks, computed in SQL without loading every row."""
+    succeeded = "FROM tasks WHERE status = 'succeeded' AND started_at IS NOT NULL AND finished_at IS NOT NULL"
+    count, mean, longest = conn.execute(
+        f"SELECT COUNT(*), AVG(finished_at - started_at), MAX(finished_at - started_at) {succeeded}"
+    ).fetchone()
+    if not count:
+        return DurationStats()
+
+    def quantile(q: float) -> float:
+        row = conn.execute(
+            f"SELECT finished_at - started_at AS d {succeeded} ORDER BY d LIMIT 1 OFFSET ?",
+            (quantile_index(count, q),),
+        ).fetchone()
+        return float(row[0])
+
+    return DurationStats(count=count, mean=mean, p50=quantile(0.5), p95=quantile(0.95), max=longest)

@@ -1,0 +1,183 @@
+"""The SQLite store's schema: versioned migrations and the mapping between rows and `Task`.
+
+The schema version lives in `PRAGMA user_version`. `MIGRATIONS[i]` takes a file from version
+`i` to `i + 1`; append new steps, never edit shipped ones. Times are REAL epoch seconds;
+tags, depends_on, error, usage and events are JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, Final
+
+from pydantic import TypeAdapter
+
+from taskorch.domain import ErrorInfo, NewTask, Task, TaskEvent, TaskStatus
+from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.errors import StoreError
+
+__all__ = [
+    "COLUMNS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "error_json",
+    "migrate",
+    "new_task_row",
+    "row_to_task",
+]
+
+_V1: Final = """
+CREATE TABLE tasks (
+    -- Insertion order: the tie-breaker of claims and the key of list cursors. AUTOINCREMENT
+    -- so a number is never reused, which keeps issued cursors meaningful.
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT    NOT NULL UNIQUE,
+    prompt           TEXT    NOT NULL,
+    work_directory   TEXT    NOT NULL,
+    execution_mode   TEXT    NOT NULL,
+    executor         TEXT,
+    priority         TEXT    NOT NULL,
+    priority_rank    INTEGER NOT NULL,
+    tags             TEXT    NOT NULL DEFAULT '[]',
+    model            TEXT,
+    agent            TEXT,
+    depends_on       TEXT    NOT NULL DEFAULT '[]',
+    max_attempts     INTEGER NOT NULL,
+    timeout_seconds  REAL,
+    idempotency_key  TEXT    UNIQUE,
+    retry_safe       INTEGER NOT NULL DEFAULT 0,
+    status           TEXT    NOT NULL,
+    attempt          INTEGER NOT NULL DEFAULT 0,
+    worker_id        TEXT,
+    lease_token      TEXT,
+    lease_expires_at REAL,
+    not_before       REAL,
+    created_at       REAL    NOT NULL,
+    updated_at       REAL    NOT NULL,
+    started_at       REAL,
+    finished_at      REAL,
+    result           TEXT,
+    error            TEXT,
+    session_id       TEXT,
+    cost_usd         REAL,
+    usage            TEXT,
+    num_turns        INTEGER,
+    events           TEXT    NOT NULL DEFAULT '[]'
+);
+
+-- Claims walk this index in claim order and stop at the first ready row, so a claim costs
+-- the same with a hundred or a hundred thousand queued tasks.
+CREATE INDEX tasks_claim_order ON tasks (priority_rank DESC, created_at, seq) WHERE status = 'queued';
+-- The reaper looks only at running tasks.
+CREATE INDEX tasks_running_lease ON tasks (lease_expires_at) WHERE status = 'running';
+-- list_tasks by status, newest first.
+CREATE INDEX tasks_status_seq ON tasks (status, seq);
+
+-- One row per edge, indexed both ways, so waking or cancelling dependents is a lookup.
+CREATE TABLE task_dependencies (
+    task_id       TEXT NOT NULL,
+    depends_on_id TEXT NOT NULL,
+    PRIMARY KEY (task_id, depends_on_id)
+) WITHOUT ROWID;
+CREATE INDEX task_dependencies_by_dependency ON task_dependencies (depends_on_id, task_id);
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+COLUMNS: Final = (
+    "id, prompt, work_directory, execution_mode, executor, priority, tags, model, agent, depends_on, "
+    "max_attempts, timeout_seconds, idempotency_key, retry_safe, status, attempt, worker_id, lease_token, "
+    "lease_expires_at, not_before, created_at, updated_at, started_at, finished_at, result, error, "
+    "session_id, cost_usd, usage, num_turns, events"
+)
+_NAMES: Final = tuple(name.strip() for name in COLUMNS.split(","))
+_TIMES: Final = frozenset(
+    {"lease_expires_at", "not_before", "created_at", "updated_at", "started_at", "finished_at"}
+)
+_JSON: Final = frozenset({"tags", "depends_on", "error", "usage"})
+_EVENTS: Final = TypeAdapter(list[TaskEvent])
+
+
+def migrate(conn: sqlite3.Connection, *, path: str) -> None:
+    """Bring the schema up to `SCHEMA_VERSION` inside one `BEGIN IMMEDIATE` transaction.
+
+    Several processes may open one file at once: the write lock makes exactly one of them
+    apply each step. Raises `StoreError` if the file was written by a newer taskorch.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the task database {path} has schema version {version}, newer than this taskorch "
+                f"understands ({SCHEMA_VERSION}); upgrade taskorch to open it"
+            )
+        for step in MIGRATIONS[version:]:
+            # executescript would COMMIT first; run the statements one by one instead.
+            for statement in _statements(step):
+                conn.execute(statement)
+        if version < SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def new_task_row(new: NewTask, status: TaskStatus, error: ErrorInfo | None) -> dict[str, Any]:
+    """Named parameters for inserting `new` in `status`."""
+    spec = new.spec
+    created = new.created_at.timestamp()
+    return {
+        "id": new.id,
+        "prompt": spec.prompt,
+        "work_directory": new.work_directory,
+        "execution_mode": spec.execution_mode.value,
+        "executor": spec.executor,
+        "priority": spec.priority.value,
+        "priority_rank": spec.priority.rank,
+        "tags": json.dumps(list(spec.tags)),
+        "model": spec.model,
+        "agent": spec.agent,
+        "depends_on": json.dumps(list(dict.fromkeys(spec.depends_on))),
+        "max_attempts": spec.max_attempts,
+        "timeout_seconds": spec.timeout_seconds,
+        "idempotency_key": spec.idempotency_key,
+        "retry_safe": int(spec.retry_safe),
+        "status": status.value,
+        "created_at": created,
+        "updated_at": created,
+        "finished_at": created if status is TaskStatus.CANCELLED else None,
+        "error": error_json(error),
+    }
+
+
+def error_json(error: ErrorInfo | None) -> str | None:
+    return None if error is None else error.model_dump_json()
+
+
+def row_to_task(row: Sequence[Any]) -> Task:
+    """A `Task` from a row selected as `COLUMNS` (in that order)."""
+    data: dict[str, Any] = {}
+    for name, value in zip(_NAMES, row, strict=True):
+        if value is None:
+            continue
+        if name in _TIMES:
+            data[name] = utc_from_timestamp(value)
+        elif name in _JSON:
+            data[name] = json.loads(value)
+        elif name == "events":
+            data[name] = _EVENTS.validate_json(value)
+        else:
+            data[name] = value
+    data["retry_safe"] = bool(data["retry_safe"])
+    return Task.model_validate(data)
