@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from taskorch.domain import Task
 
-__all__ = ["CancelResult", "ClaimResult", "CreateTaskResult", "TaskList"]
+__all__ = ["CancelResult", "ClaimResult", "CreateTaskResult", "TaskList", "TaskResult"]
 
 
 class CreateTaskResult(BaseModel):
@@ -45,6 +45,15 @@ class TaskList(BaseModel):
 
 
 class CancelResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    task: Task
+    message: str
+
+
+class TaskResult(BaseModel):
+    """A task after a worker's write (complete, fail, heartbeat), and what to do next."""
+
     model_config = ConfigDict(frozen=True)
 
     task: Task

@@ -1,0 +1,49 @@
+"""The MCP server: one `MCPServer` over a shared `Orchestrator`, and the stdio runner.
+
+`build_mcp_server` builds no state of its own: every tool and resource closes over the
+orchestrator the process built at start, so all connections (stdio, SSE, streamable HTTP)
+share one queue. Nothing is built in an MCP lifespan, which SSE enters once per connection.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from mcp.server.mcpserver import MCPServer
+
+from taskorch import __version__
+from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.mcp_resources import register_resources
+from taskorch.server.mcp_tools import register_task_tools
+
+__all__ = ["INSTRUCTIONS", "build_mcp_server", "serve_stdio"]
+
+INSTRUCTIONS: Final = (
+    "taskorch keeps a durable queue of coding tasks. To add work: create_task, then poll get_task.\n"
+    "To do work: get_next_task(work_path, worker_id) claims the best ready task at or below work_path "
+    "and returns a lease_token.\n"
+    "Do the task in its work_directory, then complete_task(task_id, lease_token, result) or "
+    "fail_task(task_id, lease_token, error, retry); heartbeat_task keeps a long lease alive.\n"
+    "Paths are absolute and must lie under the server's allowed roots; every error says how to fix the call."
+)
+
+
+def build_mcp_server(orchestrator: Orchestrator) -> MCPServer:
+    """The taskorch MCP server (tools and resources) over `orchestrator`.
+
+    Build the orchestrator once per process and pass the same one to every transport.
+    """
+    server: MCPServer = MCPServer("taskorch", version=__version__, instructions=INSTRUCTIONS)
+    register_task_tools(server, orchestrator)
+    register_resources(server, orchestrator)
+    return server
+
+
+async def serve_stdio(orchestrator: Orchestrator) -> None:
+    """Serve MCP over stdin/stdout until the client closes stdin.
+
+    The caller has already entered `orchestrator.running()`. Only protocol messages go to
+    stdout; while serving, the SDK points file descriptor 1 at stderr so a stray print or a
+    child process cannot corrupt the stream. Logs belong on stderr.
+    """
+    await build_mcp_server(orchestrator).run_stdio_async()

@@ -1,0 +1,40 @@
+"""The resources of the MCP surface: tasks and statistics as JSON documents."""
+
+from __future__ import annotations
+
+from mcp.server.mcpserver import MCPServer
+
+from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.mcp_errors import resource_errors
+
+__all__ = ["STATISTICS_URI", "TASK_URI_TEMPLATE", "register_resources"]
+
+TASK_URI_TEMPLATE = "taskorch://tasks/{task_id}"
+STATISTICS_URI = "taskorch://statistics"
+
+
+def register_resources(server: MCPServer, orchestrator: Orchestrator) -> None:
+    """Add `taskorch://tasks/{task_id}` and `taskorch://statistics` to `server`."""
+    queue = orchestrator.queue
+
+    @server.resource(
+        TASK_URI_TEMPLATE,
+        name="task",
+        title="Task",
+        description="One task as JSON (the same shape get_task returns).",
+        mime_type="application/json",
+    )
+    async def task_resource(task_id: str) -> str:
+        with resource_errors():
+            task = await queue.get(task_id)
+        return task.model_dump_json()
+
+    @server.resource(
+        STATISTICS_URI,
+        name="statistics",
+        title="Queue statistics",
+        description="Counts, queue depth, success rate and run durations as JSON.",
+        mime_type="application/json",
+    )
+    async def statistics_resource() -> str:
+        return (await queue.statistics()).model_dump_json()

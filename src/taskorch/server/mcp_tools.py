@@ -1,0 +1,373 @@
+"""The task tools of the MCP surface: thin adapters from tool calls onto `TaskQueue`.
+
+Every tool closes over one `Orchestrator` (built once per process). Parameters that take enum
+values are typed `str` so the input schema does not reject the accepted spellings
+(`ClaudeCode`, `High`, `Medium`, ...) before `TaskSpec` and the filters normalise them.
+"""
+
+# No `from __future__ import annotations`: the SDK reads these signatures at registration,
+# and the page-size description below is built from the settings at that time.
+
+import os
+from collections.abc import Sequence
+from typing import Annotated, Any, Final
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from taskorch.domain import Statistics, Task, TaskSpec, TaskStatus
+from taskorch.domain.paths import is_at_or_below
+from taskorch.domain.tasks import ModeInput, PriorityInput
+from taskorch.engine.orchestrator import Orchestrator
+from taskorch.engine.queue import TaskQueue
+from taskorch.errors import InvalidArgument, PathNotAllowed
+from taskorch.server.mcp_errors import tool_errors
+from taskorch.server.models import CancelResult, ClaimResult, CreateTaskResult, TaskList, TaskResult
+from taskorch.storage import TaskFilter
+
+__all__ = ["MAX_WAIT_SECONDS", "TOOL_NAMES", "register_task_tools"]
+
+MAX_WAIT_SECONDS: Final = 50.0
+"""Longest `get_next_task` long-poll: below the 60 s at which many clients cut a call."""
+
+# Re-check for work at least this often while long-polling: a task created by another
+# process, or one whose retry backoff ends, sends no wake-up to this process.
+_POLL_SECONDS: Final = 1.0
+
+TOOL_NAMES: Final = (
+    "create_task",
+    "get_task",
+    "list_tasks",
+    "get_next_task",
+    "heartbeat_task",
+    "complete_task",
+    "fail_task",
+    "cancel_task",
+    "get_statistics",
+)
+
+_READ: Final = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+
+TaskId = Annotated[
+    str, Field(description="A task id, as returned by create_task, list_tasks or get_next_task.")
+]
+LeaseToken = Annotated[str, Field(description="The lease_token get_next_task returned with this task.")]
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+class _ListFilters(BaseModel):
+    """list_tasks filters, parsed with the same spellings create_task accepts."""
+
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+
+    status: Annotated[TaskStatus, BeforeValidator(_lower)] | None = None
+    execution_mode: ModeInput | None = None
+    priority: PriorityInput | None = None
+    tag: str | None = Field(default=None, min_length=1)
+    work_directory: str | None = None
+
+
+def _check_scope(path: str, name: str, roots: Sequence[str]) -> str:
+    """Refuse a path that no task can be at or below: neither inside nor above an allowed root."""
+    raw = path.strip()
+    if "\x00" in raw or not os.path.isabs(raw):
+        example = roots[0] if roots else "/home/me/project"
+        raise InvalidArgument(f"{name} must be an absolute directory path, e.g. {example}")
+    resolved = os.path.realpath(raw)
+    if any(is_at_or_below(resolved, root) or is_at_or_below(root, resolved) for root in roots):
+        return raw
+    raise PathNotAllowed(
+        f"{name} {path!r} (resolved: {resolved}) is outside the allowed roots: {', '.join(roots)}; "
+        "no task can be there. Use a directory under one of them."
+    )
+
+
+async def _claim(queue: TaskQueue, work_path: str, worker_id: str, wait_seconds: float) -> Task | None:
+    deadline = anyio.current_time() + wait_seconds
+    while True:
+        task = await queue.claim(work_path, worker_id)
+        remaining = deadline - anyio.current_time()
+        if task is not None or remaining <= 0:
+            return task
+        await queue.wait_for_work(min(remaining, _POLL_SECONDS))
+
+
+def _claim_message(task: Task) -> str:
+    expires = task.lease_expires_at.isoformat() if task.lease_expires_at else "never"
+    return (
+        f"Claimed task {task.id} (attempt {task.attempt} of {task.max_attempts}). Do the work in "
+        f"{task.work_directory}, then call complete_task with task_id, lease_token and your result, "
+        f"or fail_task if you cannot. The lease ends at {expires}; call heartbeat_task before then "
+        "if you need longer."
+    )
+
+
+def _fail_message(task: Task) -> str:
+    if task.status is TaskStatus.QUEUED:
+        after = task.not_before.isoformat() if task.not_before else "now"
+        return (
+            f"Attempt {task.attempt} of {task.max_attempts} of task {task.id} failed; it is queued again "
+            f"and can be claimed from {after}. Call get_next_task for other work."
+        )
+    return (
+        f"Task {task.id} failed after attempt {task.attempt} of {task.max_attempts}; tasks that depend "
+        "on it were cancelled. Call get_next_task for other work."
+    )
+
+
+def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
+    """Add the task tools (named in `TOOL_NAMES`) to `server`, all sharing `orchestrator`."""
+    queue = orchestrator.queue
+    settings = orchestrator.settings.tasks
+    limit_max = settings.list_limit_max
+    roots = queue.allowed_roots
+
+    @server.tool(
+        title="Create a task",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+        ),
+    )
+    async def create_task(
+        prompt: Annotated[
+            str, Field(description="What to do, in words (1 to a configured maximum of characters).")
+        ],
+        work_directory: Annotated[
+            str, Field(description=f"Absolute directory the work happens in, under an allowed root: {roots}.")
+        ],
+        execution_mode: Annotated[
+            str, Field(description="standard (a worker claims it with get_next_task), claude_code or custom.")
+        ] = "standard",
+        priority: Annotated[str, Field(description="low, normal, high or urgent.")] = "normal",
+        tags: Annotated[list[str] | None, Field(description="Labels to filter by in list_tasks.")] = None,
+        model: Annotated[str | None, Field(description="Model name for claude_code runs.")] = None,
+        agent: Annotated[str | None, Field(description="Name of an agent config.")] = None,
+        depends_on: Annotated[
+            list[str] | None, Field(description="Task ids that must succeed before this task becomes ready.")
+        ] = None,
+        max_attempts: Annotated[
+            int | None,
+            Field(
+                description=f"Attempts before it fails for good (default {settings.default_max_attempts})."
+            ),
+        ] = None,
+        timeout_seconds: Annotated[float | None, Field(description="Wall-clock limit of one run.")] = None,
+        idempotency_key: Annotated[
+            str | None, Field(description="Creating again with the same key returns the existing task.")
+        ] = None,
+        retry_safe: Annotated[
+            bool, Field(description="May a run whose lease was lost be retried automatically?")
+        ] = False,
+        executor: Annotated[
+            str | None, Field(description="Configured executor name (custom mode only).")
+        ] = None,
+    ) -> CreateTaskResult:
+        """Put a coding task on the queue.
+
+        Returns the task (status queued, or waiting until every depends_on task has succeeded)
+        and `created` (false when idempotency_key matched an existing task, which is returned).
+        Then poll get_task, or let a worker claim it with get_next_task.
+        """
+        fields: dict[str, Any] = {
+            "prompt": prompt,
+            "work_directory": work_directory,
+            "execution_mode": execution_mode,
+            "priority": priority,
+            "tags": tags or [],
+            "model": model,
+            "agent": agent,
+            "depends_on": depends_on or [],
+            "max_attempts": settings.default_max_attempts if max_attempts is None else max_attempts,
+            "timeout_seconds": timeout_seconds,
+            "idempotency_key": idempotency_key,
+            "retry_safe": retry_safe,
+            "executor": executor,
+        }
+        with tool_errors():
+            outcome = await queue.create(TaskSpec.model_validate(fields))
+        return CreateTaskResult(task=outcome.task, created=outcome.created)
+
+    @server.tool(title="Get a task", annotations=_READ)
+    async def get_task(task_id: TaskId) -> Task:
+        """Return one task: its status, attempt, result or error, and timings."""
+        with tool_errors():
+            return await queue.get(task_id)
+
+    @server.tool(title="List tasks", annotations=_READ)
+    async def list_tasks(
+        status: Annotated[
+            str | None, Field(description="waiting, queued, running, succeeded, failed or cancelled.")
+        ] = None,
+        work_directory: Annotated[
+            str | None, Field(description="Absolute directory: only tasks at or below it.")
+        ] = None,
+        tag: Annotated[str | None, Field(description="Only tasks carrying this tag.")] = None,
+        execution_mode: Annotated[str | None, Field(description="standard, claude_code or custom.")] = None,
+        priority: Annotated[str | None, Field(description="low, normal, high or urgent.")] = None,
+        limit: Annotated[int, Field(description=f"Page size, 1 to {limit_max}.")] = 50,
+        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+    ) -> TaskList:
+        """List tasks, newest first, matching every filter given.
+
+        Returns `tasks` and `next_cursor`; pass next_cursor back as `cursor` for the next page
+        (it is null on the last page).
+        """
+        with tool_errors():
+            filters = _ListFilters(
+                status=status,
+                execution_mode=execution_mode,
+                priority=priority,
+                tag=tag,
+                work_directory=work_directory,
+            )
+            if filters.work_directory is not None:
+                _check_scope(filters.work_directory, "work_directory", roots)
+            page = await queue.list_tasks(
+                TaskFilter(
+                    status=filters.status,
+                    execution_mode=filters.execution_mode,
+                    priority=filters.priority,
+                    tag=filters.tag,
+                    work_directory=filters.work_directory,
+                ),
+                limit=limit,
+                cursor=cursor,
+            )
+        return TaskList(tasks=page.items, next_cursor=page.next_cursor)
+
+    @server.tool(
+        title="Claim the next task",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+        ),
+    )
+    async def get_next_task(
+        work_path: Annotated[
+            str, Field(description="Absolute directory you work in: tasks at or below it are eligible.")
+        ],
+        worker_id: Annotated[str, Field(description="A stable name for you, e.g. 'laptop-1'.")],
+        wait_seconds: Annotated[
+            float,
+            Field(ge=0, le=MAX_WAIT_SECONDS, description="Wait up to this long for a task if none is ready."),
+        ] = 0,
+    ) -> ClaimResult:
+        """Claim the best ready task (highest priority, then oldest) at or below work_path.
+
+        Only standard-mode tasks are handed out; claude_code and custom tasks are run by the
+        server. The task is now running under your lease. Do the work in its work_directory,
+        then call complete_task(task_id, lease_token, result), or fail_task(task_id,
+        lease_token, error, retry). Call heartbeat_task before lease_expires_at on long work.
+        If task is null, nothing is ready: try again later.
+        """
+        with tool_errors():
+            _check_scope(work_path, "work_path", roots)
+            task = await _claim(queue, work_path, worker_id, wait_seconds)
+        if task is None:
+            return ClaimResult(
+                task=None,
+                lease_token=None,
+                message=f"No standard task is ready at or below {work_path}. Try again later, or pass "
+                f"wait_seconds (up to {MAX_WAIT_SECONDS:g}) to wait for one.",
+            )
+        return ClaimResult(
+            task=task,
+            lease_token=task.lease_token,
+            lease_expires_at=task.lease_expires_at.isoformat() if task.lease_expires_at else None,
+            message=_claim_message(task),
+        )
+
+    @server.tool(
+        title="Extend a lease",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    )
+    async def heartbeat_task(task_id: TaskId, lease_token: LeaseToken) -> TaskResult:
+        """Extend your lease on a running task by the server's lease length.
+
+        Returns the task with its new lease_expires_at. Call again before it passes.
+        """
+        with tool_errors():
+            task = await queue.heartbeat(task_id, lease_token)
+        expires = task.lease_expires_at.isoformat() if task.lease_expires_at else "never"
+        return TaskResult(
+            task=task,
+            message=f"Lease on task {task.id} extended until {expires}. Heartbeat again before then, "
+            "or finish with complete_task or fail_task.",
+        )
+
+    @server.tool(
+        title="Complete a task",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    )
+    async def complete_task(
+        task_id: TaskId,
+        lease_token: LeaseToken,
+        result: Annotated[
+            str | None, Field(description="What you did: a summary, or the path of a file holding it.")
+        ] = None,
+    ) -> TaskResult:
+        """Mark the task you claimed as succeeded, with your result.
+
+        Tasks waiting on it become ready. If your lease was lost the call fails and the
+        result is not recorded. Then call get_next_task for more work.
+        """
+        with tool_errors():
+            task = await queue.complete(task_id, lease_token, result)
+        return TaskResult(task=task, message=f"Task {task.id} succeeded. Call get_next_task for more work.")
+
+    @server.tool(
+        title="Fail a task",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    )
+    async def fail_task(
+        task_id: TaskId,
+        lease_token: LeaseToken,
+        error: Annotated[str, Field(description="What went wrong, in a sentence or two.")],
+        retry: Annotated[
+            bool, Field(description="Queue it again (after a backoff) if attempts remain; else it fails.")
+        ] = False,
+    ) -> TaskResult:
+        """Report that you could not do the task you claimed.
+
+        With retry and attempts left it goes back to queued; otherwise it ends failed and the
+        tasks depending on it are cancelled. Then call get_next_task for other work.
+        """
+        with tool_errors():
+            task = await queue.fail(task_id, lease_token, error, retry=retry)
+        return TaskResult(task=task, message=_fail_message(task))
+
+    @server.tool(
+        title="Cancel a task",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+        ),
+    )
+    async def cancel_task(
+        task_id: TaskId,
+        reason: Annotated[str | None, Field(description="Why, kept as the task's error message.")] = None,
+    ) -> CancelResult:
+        """Cancel a waiting, queued or running task; tasks that depend on it are cancelled too.
+
+        A worker running it loses its lease: its later complete_task or fail_task is refused.
+        """
+        with tool_errors():
+            task = await queue.cancel(task_id, reason)
+        return CancelResult(
+            task=task, message=f"Task {task.id} is cancelled, with the tasks that depend on it."
+        )
+
+    @server.tool(title="Queue statistics", annotations=_READ)
+    async def get_statistics() -> Statistics:
+        """Counts by status, mode, priority and directory; queue depth; success rate; run durations."""
+        with tool_errors():
+            return await queue.statistics()
