@@ -12,6 +12,7 @@ e.g. `TASKORCH_SERVER__PORT=9000`, `TASKORCH_SECURITY__TOKEN=...`,
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tomllib
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from taskorch.errors import ConfigError
 
@@ -57,6 +59,7 @@ def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
 
 
 def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """`config.toml` in the per-user config directory (XDG_CONFIG_HOME, ~/.config/taskorch on Linux)."""
     return _user_dir("config", os.environ if env is None else env) / "config.toml"
 
 
@@ -112,7 +115,9 @@ class SecuritySettings(_Section):
         description="Directories tasks may work in (and below). Default: the user's home directory.",
     )
     token: str | None = Field(
-        default=None, description="Bearer token required on every HTTP route but /health when set."
+        default=None,
+        repr=False,
+        description="Bearer token required on every HTTP route but /health when set (16+ characters).",
     )
 
     @field_validator("token")
@@ -126,7 +131,14 @@ class SecuritySettings(_Section):
 
 
 class LoggingSettings(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe level logged (to stderr); any case."
+    )
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
 
 class Settings(_Section):
@@ -148,12 +160,35 @@ class Settings(_Section):
 
 _SHORTCUTS = {"DB": ("storage", "url"), "TOKEN": ("security", "token")}
 _LIST_FIELDS = {("security", "allowed_roots"), ("server", "allowed_hosts"), ("server", "allowed_origins")}
+_SECRET_FIELDS = {("security", "token")}
+
+# Where each key came from, for error messages: (section, field) -> "TASKORCH_..." / file / flags.
+_Sources = dict[tuple[str, ...], str]
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+def _parse_list(value: str, separator: str) -> list[str]:
+    """A list from one environment value: a JSON array, or items split on `separator`."""
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON array of strings: {exc}") from exc
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise ValueError("expected a JSON array of strings")
+        return [i for i in items if i]
+    return [p.strip() for p in text.split(separator) if p.strip()]
+
+
+def _env_overrides(env: Mapping[str, str], sources: _Sources) -> dict[str, dict[str, Any]]:
+    """`TASKORCH_<SECTION>__<KEY>` variables (and the shortcuts) as nested settings data.
+
+    An empty value counts as unset. Names without `__` other than the shortcuts are not ours
+    to judge and are ignored; an unknown section or key is rejected later, by name.
+    """
     out: dict[str, dict[str, Any]] = {}
-    for name, value in env.items():
-        if not name.startswith(ENV_PREFIX):
+    for name, value in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or not value.strip():
             continue
         key = name[len(ENV_PREFIX) :]
         if key in _SHORTCUTS:
@@ -164,8 +199,13 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
             continue
         parsed: Any = value
         if (section, field) in _LIST_FIELDS:
-            parsed = [p for p in value.split(os.pathsep if field == "allowed_roots" else ",") if p]
+            separator = os.pathsep if field == "allowed_roots" else ","
+            try:
+                parsed = _parse_list(value, separator)
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {exc}") from exc
         out.setdefault(section, {})[field] = parsed
+        sources[(section, field)] = name
     return out
 
 
@@ -179,6 +219,27 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _record(data: Mapping[str, Any], label: str, sources: _Sources) -> None:
+    for section, fields in data.items():
+        if isinstance(fields, Mapping):
+            for field in fields:
+                sources[(section, field)] = label
+        else:
+            sources[(section,)] = label
+
+
+def _describe(err: ErrorDetails, sources: _Sources) -> str:
+    loc = tuple(str(p) for p in err["loc"])
+    where = sources.get(loc[:2]) or sources.get(loc[:1]) or "defaults"
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = "unknown key" if len(loc) > 1 else "unknown section"
+    elif loc[:2] not in _SECRET_FIELDS and err["type"] != "missing":
+        shown = repr(err["input"])
+        message += f" (got {shown[:80]}{'...' if len(shown) > 80 else ''})"
+    return f"{'.'.join(loc)} (from {where}): {message}"
+
+
 def load_settings(
     *,
     config_file: str | Path | None = None,
@@ -187,9 +248,13 @@ def load_settings(
 ) -> Settings:
     """Build the settings: defaults < TOML file < environment < `overrides` (command-line flags).
 
-    Raises `ConfigError` naming the bad key and what is allowed.
+    `config_file` defaults to `$TASKORCH_CONFIG`, else `<config dir>/config.toml` if it exists.
+    `overrides` maps section -> field -> value; `None` values are skipped, so flags the user
+    did not give can be passed as `None`. Raises `ConfigError` naming each bad key, where it
+    came from (file, environment variable or command line) and what is allowed.
     """
     env = os.environ if env is None else env
+    sources: _Sources = {}
     data: dict[str, Any] = {}
     path = (
         Path(config_file)
@@ -203,14 +268,19 @@ def load_settings(
                 data = tomllib.load(fh)
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        _record(data, str(path), sources)
     elif explicit:
         raise ConfigError(f"config file {path} does not exist; pass an existing TOML file or omit --config")
-    data = _merge(data, _env_overrides(env))
-    data = _merge(data, {k: dict(v) for k, v in (overrides or {}).items() if v})
+    data = _merge(data, _env_overrides(env, sources))
+    flags = {
+        section: {k: v for k, v in fields.items() if v is not None}
+        for section, fields in (overrides or {}).items()
+    }
+    flags = {section: fields for section, fields in flags.items() if fields}
+    _record(flags, "command line", sources)
+    data = _merge(data, flags)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
-        raise ConfigError(
-            f"invalid configuration ({path if path.is_file() else 'no file'}): {problems}"
-        ) from exc
+        problems = "; ".join(_describe(err, sources) for err in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from exc
