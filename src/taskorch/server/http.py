@@ -1,0 +1,115 @@
+"""One HTTP app on one port: MCP (streamable HTTP and SSE), the REST API and /health.
+
+Routes:
+- `/mcp`: MCP over streamable HTTP;
+- `/sse` + `/messages/`: MCP over the legacy SSE transport;
+- `/api/v1/...`: the REST API (see `taskorch.server.rest`);
+- `GET /health`: liveness and store reachability; the one route that needs no token.
+
+Every request passes `RequestGuard` first (Host/Origin, bearer token, body size). All routes
+share the one orchestrator they were built with, so a task created over one is seen by all.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount, Route
+
+from taskorch.config import Settings
+from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.rest import http_exception_handler, rest_routes
+from taskorch.server.security import GuardPolicy, RequestGuard, check_bind_address
+
+__all__ = ["MCP_PATH", "MESSAGES_PATH", "SSE_PATH", "HttpServer", "build_http_app"]
+
+log = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+SSE_PATH = "/sse"
+MESSAGES_PATH = "/messages/"
+
+
+def _path(route: BaseRoute) -> str | None:
+    return route.path if isinstance(route, Route | Mount) else None
+
+
+def build_http_app(orchestrator: Orchestrator, mcp_server: MCPServer, settings: Settings) -> Starlette:
+    """The whole HTTP surface as one Starlette app.
+
+    Its lifespan opens the orchestrator (store and reaper, once for the whole app) and runs the
+    MCP streamable-HTTP session manager. Build a fresh `mcp_server` per app: the SDK's session
+    manager runs only once. Raises `ConfigError` when `settings.server.host` is not a loopback
+    address and no `security.token` is set.
+    """
+    check_bind_address(settings)
+    policy = GuardPolicy.from_settings(settings)
+    transport_security = policy.transport_security()
+    max_body = settings.server.max_body_bytes
+    streamable = mcp_server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        transport_security=transport_security,
+        max_request_body_size=max_body,
+        host=settings.server.host,
+    )
+    sse = mcp_server.sse_app(
+        sse_path=SSE_PATH,
+        message_path=MESSAGES_PATH,
+        transport_security=transport_security,
+        max_request_body_size=max_body,
+        host=settings.server.host,
+    )
+    routes: list[BaseRoute] = [*rest_routes(orchestrator), *streamable.routes]
+    taken = {_path(r) for r in routes}
+    routes += [r for r in sse.routes if _path(r) not in taken]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with orchestrator.running(), mcp_server.session_manager.run():
+            log.info("taskorch HTTP app ready: MCP at %s and %s, REST under /api/v1", MCP_PATH, SSE_PATH)
+            yield
+
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestGuard, policy=policy)],
+        exception_handlers={HTTPException: http_exception_handler},
+        lifespan=lifespan,
+    )
+
+
+class HttpServer(uvicorn.Server):
+    """`uvicorn.Server` that logs (and reports to `on_started`) the address it really bound.
+
+    With port 0 the OS picks a free port; `on_started(host, port)` is how a caller learns it.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[str, int], None] | None = None) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+        self.bound: tuple[str, int] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.started:
+            return
+        address = self.servers[0].sockets[0].getsockname()
+        host, port = str(address[0]), int(address[1])
+        self.bound = (host, port)
+        shown = f"[{host}]" if ":" in host else host
+        log.info(
+            "taskorch listening on http://%s:%d (MCP %s, SSE %s, REST /api/v1)",
+            shown,
+            port,
+            MCP_PATH,
+            SSE_PATH,
+        )
+        if self._on_started is not None:
+            self._on_started(host, port)

@@ -1,0 +1,283 @@
+"""The REST API (`/api/v1/...`) and `GET /health`: thin JSON adapters onto the task queue.
+
+Every response is JSON. Errors are `{"error": {"kind", "message"}}` (validation errors add
+`fields`): 400 malformed request, 401/403/421 refused by the guard, 404 unknown id or route,
+405 wrong method, 409 wrong state or lost lease, 413 body too large, 422 invalid fields.
+An unexpected fault is logged and answered with a generic 500; the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from taskorch import __version__
+from taskorch.domain import TaskSpec, TaskStatus
+from taskorch.domain.tasks import ModeInput, PriorityInput
+from taskorch.engine.orchestrator import Orchestrator
+from taskorch.errors import CallerError
+from taskorch.server.models import CancelResult, ClaimResult, CreateTaskResult, TaskList, TaskResult
+from taskorch.storage import TaskFilter
+
+__all__ = [
+    "API_PREFIX",
+    "CancelBody",
+    "CompleteBody",
+    "FailBody",
+    "ListQuery",
+    "NextQuery",
+    "error_response",
+    "http_exception_handler",
+    "rest_routes",
+]
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+HEALTH_TIMEOUT_SECONDS = 5.0
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class ListQuery(_Input):
+    """Filters of `GET /api/v1/tasks` (and `taskorch tasks list`)."""
+
+    status: TaskStatus | None = None
+    work_directory: str | None = Field(default=None, description="This directory or any below it.")
+    tag: str | None = None
+    execution_mode: ModeInput | None = None
+    priority: PriorityInput | None = None
+    limit: int = Field(default=50, ge=1)
+    cursor: str | None = None
+
+    def to_filter(self) -> TaskFilter:
+        return TaskFilter(
+            status=self.status,
+            execution_mode=self.execution_mode,
+            priority=self.priority,
+            tag=self.tag,
+            work_directory=self.work_directory,
+        )
+
+
+class NextQuery(_Input):
+    """Query of `GET /api/v1/tasks/next`: claim the best ready task at or below `work_path`."""
+
+    work_path: str = Field(min_length=1)
+    worker_id: str = Field(min_length=1)
+
+
+class CompleteBody(_Input):
+    lease_token: str = Field(min_length=1, description="The lease_token returned with the claimed task.")
+    result: str | None = None
+
+
+class FailBody(_Input):
+    lease_token: str = Field(min_length=1)
+    error: str = Field(min_length=1, description="What went wrong, in words.")
+    retry: bool = Field(default=False, description="Queue another attempt if attempts remain.")
+
+
+class CancelBody(_Input):
+    reason: str | None = None
+
+
+class _BadRequest(Exception):
+    """The request is malformed (not JSON, not an object)."""
+
+
+def error_response(
+    status: int, kind: str, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """A JSON error response `{"error": {"kind", "message", ...extra}}`."""
+    return JSONResponse({"error": {"kind": kind, "message": message, **extra}}, status, headers=headers)
+
+
+def _validation_response(exc: ValidationError) -> JSONResponse:
+    fields = [
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return error_response(422, "validation_error", f"invalid request: {summary}", fields=fields)
+
+
+def _handles_errors(endpoint: Endpoint) -> Endpoint:
+    """Turn every exception into a JSON error response; log what is not the caller's fault."""
+
+    @functools.wraps(endpoint)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except CallerError as exc:
+            return error_response(exc.status_code, _kind(exc), str(exc))
+        except ValidationError as exc:
+            return _validation_response(exc)
+        except _BadRequest as exc:
+            return error_response(400, "bad_request", str(exc))
+        except Exception:
+            log.exception("unexpected error serving %s %s", request.method, request.url.path)
+            return error_response(
+                500, "internal_error", "the server failed to handle this request; see its log"
+            )
+
+    return wrapped
+
+
+def _kind(exc: Exception) -> str:
+    """`NotFound` -> `not_found`."""
+    name = type(exc).__name__
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+async def _json_object(request: Request, *, required: bool = True) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        if required:
+            raise _BadRequest("the request body must be a JSON object; it was empty")
+        return {}
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _BadRequest(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise _BadRequest(f"the request body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _query(request: Request) -> dict[str, str]:
+    return dict(request.query_params)
+
+
+def rest_routes(orchestrator: Orchestrator) -> list[Route]:
+    """The routes of `/api/v1` and `/health`, bound to `orchestrator`'s queue."""
+    queue = orchestrator.queue
+
+    @_handles_errors
+    async def health(request: Request) -> Response:
+        store = "ok"
+        try:
+            with anyio.fail_after(HEALTH_TIMEOUT_SECONDS):
+                await orchestrator.store.list_tasks(TaskFilter(), limit=1)
+        except Exception:
+            log.exception("health check: the store did not answer")
+            store = "unreachable"
+        status = "ok" if store == "ok" else "degraded"
+        return JSONResponse(
+            {"status": status, "version": __version__, "store": store}, 200 if store == "ok" else 503
+        )
+
+    @_handles_errors
+    async def create_task(request: Request) -> Response:
+        spec = TaskSpec.model_validate(await _json_object(request))
+        outcome = await queue.create(spec)
+        result = CreateTaskResult(task=outcome.task, created=outcome.created)
+        return JSONResponse(result.model_dump(mode="json"), 201 if outcome.created else 200)
+
+    @_handles_errors
+    async def list_tasks(request: Request) -> Response:
+        query = ListQuery.model_validate(_query(request))
+        page = await queue.list_tasks(query.to_filter(), limit=query.limit, cursor=query.cursor)
+        return JSONResponse(TaskList(tasks=page.items, next_cursor=page.next_cursor).model_dump(mode="json"))
+
+    @_handles_errors
+    async def next_task(request: Request) -> Response:
+        query = NextQuery.model_validate(_query(request))
+        task = await queue.claim(query.work_path, query.worker_id)
+        if task is None:
+            claim = ClaimResult(
+                task=None, lease_token=None, message=f"no task is ready at or below {query.work_path}"
+            )
+        else:
+            claim = ClaimResult(
+                task=task,
+                lease_token=task.lease_token,
+                lease_expires_at=task.lease_expires_at.isoformat() if task.lease_expires_at else None,
+                message="claimed: do the work, then POST .../complete or .../fail with this lease_token",
+            )
+        return JSONResponse(claim.model_dump(mode="json"))
+
+    @_handles_errors
+    async def get_task(request: Request) -> Response:
+        task = await queue.get(request.path_params["task_id"])
+        return JSONResponse(task.model_dump(mode="json"))
+
+    @_handles_errors
+    async def complete_task(request: Request) -> Response:
+        body = CompleteBody.model_validate(await _json_object(request))
+        task = await queue.complete(request.path_params["task_id"], body.lease_token, body.result)
+        return JSONResponse(
+            TaskResult(task=task, message=f"task {task.id} succeeded").model_dump(mode="json")
+        )
+
+    @_handles_errors
+    async def fail_task(request: Request) -> Response:
+        body = FailBody.model_validate(await _json_object(request))
+        task_id = request.path_params["task_id"]
+        task = await queue.fail(task_id, body.lease_token, body.error, retry=body.retry)
+        if task.status is TaskStatus.QUEUED:
+            message = (
+                f"task {task.id} failed attempt {task.attempt} of {task.max_attempts}; queued for a retry"
+            )
+        else:
+            message = f"task {task.id} is now {task.status.value}"
+        return JSONResponse(TaskResult(task=task, message=message).model_dump(mode="json"))
+
+    @_handles_errors
+    async def cancel_task(request: Request) -> Response:
+        body = CancelBody.model_validate(await _json_object(request, required=False))
+        task = await queue.cancel(request.path_params["task_id"], body.reason)
+        result = CancelResult(task=task, message=f"task {task.id} is now {task.status.value}")
+        return JSONResponse(result.model_dump(mode="json"))
+
+    @_handles_errors
+    async def statistics(request: Request) -> Response:
+        return JSONResponse((await queue.statistics()).model_dump(mode="json"))
+
+    async def task_collection(request: Request) -> Response:
+        return await (create_task if request.method == "POST" else list_tasks)(request)
+
+    tasks = f"{API_PREFIX}/tasks"
+    return [
+        Route("/health", health, methods=["GET"]),
+        Route(tasks, task_collection, methods=["GET", "POST"]),
+        # Before `{task_id}`, so `next` is never read as an id.
+        Route(f"{tasks}/next", next_task, methods=["GET"]),
+        Route(f"{tasks}/{{task_id}}", get_task, methods=["GET"]),
+        Route(f"{tasks}/{{task_id}}/complete", complete_task, methods=["POST"]),
+        Route(f"{tasks}/{{task_id}}/fail", fail_task, methods=["POST"]),
+        Route(f"{tasks}/{{task_id}}/cancel", cancel_task, methods=["POST"]),
+        Route(f"{API_PREFIX}/statistics", statistics, methods=["GET"]),
+    ]
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> Response:
+    """JSON for the router's own errors: unknown route (404), wrong method (405)."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(
+            404, "not_found", f"no route {request.url.path}; the API lives under {API_PREFIX}/ (see /health)"
+        )
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return error_response(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.url.path}; use {allowed or 'another method'}",
+            headers=exc.headers,
+        )
+    return error_response(exc.status_code, "http_error", str(exc.detail), headers=exc.headers)
