@@ -79,10 +79,12 @@ RETURNING {COLUMNS}
 # Writes fenced by the lease token; zero rows means the lease is gone (or the id is unknown).
 _FENCE: Final = "id = :id AND status = 'running' AND lease_token = :token AND lease_expires_at >= :now"
 
+# `+status` keeps the planner off the status index: it must start from the few dependents,
+# not from every waiting task.
 _WAKE_DEPENDENTS: Final = """
 UPDATE tasks SET status = 'queued', updated_at = :now
-WHERE status = 'waiting'
-  AND id IN (SELECT task_id FROM task_dependencies WHERE depends_on_id = :id)
+WHERE id IN (SELECT task_id FROM task_dependencies WHERE depends_on_id = :id)
+  AND +status = 'waiting'
   AND NOT EXISTS (
       SELECT 1 FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on_id
       WHERE d.task_id = tasks.id AND dep.status != 'succeeded'
@@ -103,7 +105,7 @@ WITH RECURSIVE doomed(id) AS (
 UPDATE tasks
 SET status = 'cancelled', error = :error, result = NULL, lease_token = NULL, lease_expires_at = NULL,
     finished_at = :now, updated_at = :now
-WHERE id IN (SELECT id FROM doomed) AND status IN {_OPEN_STATUSES}
+WHERE id IN (SELECT id FROM doomed) AND +status IN {_OPEN_STATUSES}
 """
 
 _FINISH: Final = """
@@ -432,8 +434,8 @@ class SQLiteStore:
     async def reap_expired(self, *, backoff: Backoff) -> list[Task]:
         def body(conn: sqlite3.Connection, now: float) -> list[Task]:
             expired = conn.execute(
-                "SELECT id, attempt, max_attempts, retry_safe FROM tasks "
-                "WHERE status = 'running' AND lease_expires_at < ? ORDER BY seq",
+                "SELECT id, attempt, max_attempts, retry_safe FROM tasks INDEXED BY tasks_running_lease "
+                "WHERE status = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at",
                 (now,),
             ).fetchall()
             return [

@@ -1,0 +1,190 @@
+"""What the SQLite store does beyond the contract: durability, schema versions, pragmas, bad files."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from taskorch.domain import TaskStatus
+from taskorch.errors import StoreError
+from taskorch.storage.sqlite import _CANCEL_DEPENDENTS, _CLAIM, _WAKE_DEPENDENTS, SQLiteStore
+from taskorch.storage.sqlite_schema import SCHEMA_VERSION
+from tests.contract.builders import add, claim
+from tests.fakes import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(start=1_750_000_000.0)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "nested" / "dir" / "tasks.db"
+
+
+@pytest.fixture
+async def store(db_path: Path, clock: FakeClock) -> AsyncIterator[SQLiteStore]:
+    opened = SQLiteStore(db_path, clock=clock)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def _pragma(path: Path, name: str) -> object:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+async def test_tasks_and_leases_survive_closing_and_reopening(db_path: Path, clock: FakeClock) -> None:
+    first = SQLiteStore(db_path, clock=clock)
+    await first.open()
+    done = await add(first, clock, tags=["keep"])
+    running = await add(first, clock, depends_on=[done.id])
+    leased = await claim(first)
+    await first.complete(leased.id, leased.lease_token or "", "result text")
+    leased = await claim(first)
+    await first.close()
+
+    again = SQLiteStore(db_path, clock=clock)
+    await again.open()
+    try:
+        assert (await again.get_task(done.id)).result == "result text"
+        assert (await again.get_task(running.id)).status is TaskStatus.RUNNING
+        finished = await again.complete(running.id, leased.lease_token or "", "after restart")
+        assert finished.status is TaskStatus.SUCCEEDED
+    finally:
+        await again.close()
+
+
+async def test_opening_creates_the_directory_private_and_migrates_an_empty_file(
+    db_path: Path, store: SQLiteStore
+) -> None:
+    assert stat.S_IMODE(db_path.parent.stat().st_mode) == 0o700
+    assert _pragma(db_path, "user_version") == SCHEMA_VERSION
+    with sqlite3.connect(db_path) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"tasks", "task_dependencies"} <= tables
+
+
+async def test_an_existing_empty_file_is_migrated(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    store = SQLiteStore(path, clock=clock)
+    await store.open()
+    try:
+        await add(store, clock)
+    finally:
+        await store.close()
+    assert _pragma(path, "user_version") == SCHEMA_VERSION
+
+
+async def test_opening_twice_and_closing_twice_are_harmless(store: SQLiteStore, clock: FakeClock) -> None:
+    await store.open()
+    await add(store, clock)
+    await store.close()
+    await store.close()
+
+
+async def test_using_a_closed_store_raises_store_error(store: SQLiteStore, clock: FakeClock) -> None:
+    await store.close()
+    with pytest.raises(StoreError, match="not open"):
+        await add(store, clock)
+    with pytest.raises(StoreError, match="not open"):
+        await store.get_task("x")
+
+
+async def test_a_file_with_a_newer_schema_is_refused_with_advice_to_upgrade(
+    db_path: Path, store: SQLiteStore, clock: FakeClock
+) -> None:
+    await store.close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    newer = SQLiteStore(db_path, clock=clock)
+    with pytest.raises(StoreError, match="upgrade taskorch"):
+        await newer.open()
+    await newer.close()
+    assert _pragma(db_path, "user_version") == SCHEMA_VERSION + 1
+
+
+async def test_the_file_is_in_wal_mode_with_durable_commits_by_default(store: SQLiteStore) -> None:
+    assert _pragma(store.path, "journal_mode") == "wal"
+    writer = store._writer  # the pragmas that matter are per connection
+    assert writer is not None
+    assert writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert writer.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+
+
+async def test_synchronous_normal_and_the_busy_timeout_are_configurable(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "n.db", synchronous="NORMAL", busy_timeout_ms=1234)
+    await store.open()
+    try:
+        writer = store._writer
+        assert writer is not None
+        assert writer.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert writer.execute("PRAGMA busy_timeout").fetchone()[0] == 1234
+    finally:
+        await store.close()
+
+
+async def test_a_file_that_is_not_a_database_gives_a_clear_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database\n" * 200)
+    store = SQLiteStore(path)
+    with pytest.raises(StoreError, match="not a taskorch database or is corrupt") as caught:
+        await store.open()
+    assert str(path) in str(caught.value)
+    assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
+
+
+async def test_a_directory_that_cannot_be_created_gives_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="directory"):
+        await SQLiteStore(blocker / "sub" / "tasks.db").open()
+
+
+async def test_a_write_lock_held_too_long_by_another_process_gives_a_store_error(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = SQLiteStore(tmp_path / "busy.db", clock=clock, busy_timeout_ms=50)
+    await store.open()
+    other = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match="busy_timeout_ms"):
+            await add(store, clock)
+        other.execute("ROLLBACK")
+        await add(store, clock)  # the store recovers once the lock is free
+    finally:
+        other.close()
+        await store.close()
+
+
+def _plan(store: SQLiteStore, sql: str) -> str:
+    writer = store._writer
+    assert writer is not None
+    params = {"worker_id": "w", "token": "t", "expires": 1.0, "now": 0.0, "path": "/", "prefix": "/"}
+    params |= {"id": "x", "error": None}
+    return " ".join(str(row[-1]) for row in writer.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+
+async def test_the_claim_walks_the_claim_order_index_without_sorting(store: SQLiteStore) -> None:
+    plan = _plan(store, _CLAIM.format(modes="'standard'"))
+    assert "USING INDEX tasks_claim_order" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+async def test_waking_and_cancelling_dependents_start_from_the_dependency_edges(store: SQLiteStore) -> None:
+    for sql in (_WAKE_DEPENDENTS, _CANCEL_DEPENDENTS):
+        plan = _plan(store, sql)
+        assert "task_dependencies_by_dependency (depends_on_id=?)" in plan
+        assert "tasks_status_seq" not in plan
