@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from taskorch.domain import ErrorInfo, TaskStatus
-from taskorch.errors import NotFound, UnknownDependency
+from taskorch.errors import NotFound, StoreError, UnknownDependency
 from taskorch.storage import Backoff, Store, TaskFilter
 from tests.contract.builders import add, claim, new_task
 from tests.fakes import FakeClock
@@ -116,3 +116,12 @@ async def test_different_idempotency_keys_make_different_tasks(store: Store, clo
 async def test_getting_an_unknown_id_raises_not_found_naming_it(store: Store) -> None:
     with pytest.raises(NotFound, match="missing-id"):
         await store.get_task("missing-id")
+
+
+async def test_an_id_that_already_exists_is_refused_and_the_first_task_kept(
+    store: Store, clock: FakeClock
+) -> None:
+    first = await add(store, clock, id="same-id", prompt="first")
+    with pytest.raises(StoreError, match="same-id"):
+        await store.create_task(new_task(clock, id="same-id", prompt="second"))
+    assert await store.get_task("same-id") == first

@@ -67,6 +67,8 @@ class Store(Protocol):
         - If `new.spec.idempotency_key` matches an existing task, that task is returned with
           `created=False` and nothing is written (whatever the other fields say).
         - Every id in `depends_on` must exist, else `UnknownDependency` naming the missing ids.
+        - `new.id` must be new, else `StoreError` (ids are assigned by the engine, so a clash
+          is a fault, not a caller's mistake).
         - The starting status follows `domain.initial_status`: `queued` if every dependency
           succeeded (or there are none), `cancelled` with error kind `dependency_failed` if any
           dependency failed or was cancelled, else `waiting`.

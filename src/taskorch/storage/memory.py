@@ -24,7 +24,7 @@ from taskorch.domain import (
 )
 from taskorch.domain.paths import is_at_or_below
 from taskorch.domain.tasks import dependency_failed_error, utc_from_timestamp
-from taskorch.errors import InvalidTransition, LeaseLost, UnknownDependency
+from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
 from taskorch.storage.base import Backoff, CreateOutcome, TaskFilter, TaskPage
 from taskorch.storage.common import (
     build_statistics,
@@ -60,6 +60,8 @@ class MemoryStore:
         spec = new.spec
         if spec.idempotency_key is not None and spec.idempotency_key in self._by_key:
             return CreateOutcome(self._tasks[self._by_key[spec.idempotency_key]], created=False)
+        if new.id in self._tasks:
+            raise StoreError(f"a task with id {new.id} already exists")
         missing = [d for d in spec.depends_on if d not in self._tasks]
         if missing:
             raise UnknownDependency(

@@ -281,6 +281,12 @@ class SQLiteStore:
                     row,
                 ).fetchall()
             except sqlite3.IntegrityError as exc:
+                # The write lock makes a key race impossible between SQLite writers; this keeps
+                # the promise even so, should a unique key ever be inserted some other way.
+                if key is not None:
+                    existing = conn.execute(f"{_SELECT} WHERE idempotency_key = ?", (key,)).fetchone()
+                    if existing is not None:
+                        return CreateOutcome(row_to_task(existing), created=False)
                 raise StoreError(f"a task with id {new.id} already exists") from exc
             conn.executemany(
                 "INSERT INTO task_dependencies (task_id, depends_on_id) VALUES (?, ?)",
