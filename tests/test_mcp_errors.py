@@ -140,9 +140,7 @@ async def test_list_tasks_refuses_bad_filters_with_advice(
     assert fragment in await mcp.call_error("list_tasks", **arguments)
 
 
-@pytest.mark.parametrize(
-    "case", ["relative", "outside", "look-alike prefix", "dot-dot escape", "symlink out"]
-)
+@pytest.mark.parametrize("case", BAD_PATH_CASES)
 async def test_list_tasks_refuses_a_directory_outside_the_roots(mcp: Harness, case: str) -> None:
     path, fragment = _bad_work_directories(mcp.root)[case]
     assert fragment in await mcp.call_error("list_tasks", work_directory=path)
@@ -159,10 +157,10 @@ async def test_list_tasks_accepts_a_directory_above_the_roots(mcp: Harness) -> N
 
 @pytest.mark.parametrize("case", BAD_PATH_CASES)
 async def test_get_next_task_refuses_a_work_path_outside_the_roots(mcp: Harness, case: str) -> None:
-    path, _ = _bad_work_directories(mcp.root)[case]
     await mcp.create()
+    path, fragment = _bad_work_directories(mcp.root)[case]
     message = await mcp.call_error("get_next_task", work_path=path, worker_id="w")
-    assert "absolute" in message or "outside the allowed roots" in message
+    assert fragment in message
     assert (await mcp.call("list_tasks", status="queued"))["tasks"] != []
 
 

@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from mcp import MCPError
+from mcp import Client, MCPError
 from mcp.types import TextResourceContents
 
 import taskorch
 from taskorch.domain import Statistics, Task
+from taskorch.server.mcp import build_mcp_server
 from taskorch.server.mcp_tools import TOOL_NAMES
 from tests.mcp_harness import Harness, open_harness
 
@@ -106,3 +107,11 @@ async def test_resources_and_the_task_template_are_listed(mcp: Harness) -> None:
     templates = [t.uri_template for t in (await mcp.client.list_resource_templates()).resource_templates]
     assert resources == ["taskorch://statistics"]
     assert templates == ["taskorch://tasks/{task_id}"]
+
+
+async def test_a_client_on_the_older_initialize_handshake_gets_the_same_tools(mcp: Harness) -> None:
+    async with Client(build_mcp_server(mcp.orchestrator), mode="legacy") as legacy:
+        created = await legacy.call_tool("create_task", {"prompt": "p", "work_directory": str(mcp.root)})
+        assert not created.is_error
+        assert legacy.instructions == mcp.client.instructions
+    assert (await mcp.call("get_statistics"))["total"] == 1  # one queue behind both connections

@@ -75,7 +75,9 @@ class _ListFilters(BaseModel):
 def _check_scope(path: str, name: str, roots: Sequence[str]) -> str:
     """Refuse a path that no task can be at or below: neither inside nor above an allowed root."""
     raw = path.strip()
-    if "\x00" in raw or not os.path.isabs(raw):
+    if "\x00" in raw:
+        raise InvalidArgument(f"{name} contains a NUL byte; pass a plain absolute path")
+    if not os.path.isabs(raw):
         example = roots[0] if roots else "/home/me/project"
         raise InvalidArgument(f"{name} must be an absolute directory path, e.g. {example}")
     resolved = os.path.realpath(raw)
