@@ -1,0 +1,67 @@
+"""A real taskorch HTTP server (uvicorn, loopback, OS-picked port) for tests, and its settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import uvicorn
+
+from taskorch.config import Settings, load_settings
+from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.http import HttpServer, build_http_app
+from taskorch.server.mcp import build_mcp_server
+from taskorch.storage import MemoryStore, Store
+
+__all__ = ["TOKEN", "RunningServer", "make_settings", "serve_http"]
+
+TOKEN = "test-token-0123456789abcdef"
+
+
+def make_settings(root: Path, **sections: dict[str, Any]) -> Settings:
+    """Settings isolated from the environment: `root` is the home and the one allowed root."""
+    overrides: dict[str, dict[str, Any]] = {"security": {"allowed_roots": [str(root)]}}
+    for name, values in sections.items():
+        overrides[name] = {**overrides.get(name, {}), **values}
+    return load_settings(env={"HOME": str(root)}, overrides=overrides)
+
+
+@dataclass
+class RunningServer:
+    url: str
+    orchestrator: Orchestrator
+    root: Path
+
+    def client(self, **kwargs: Any) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(base_url=self.url, **kwargs)
+
+
+@asynccontextmanager
+async def serve_http(
+    settings: Settings, root: Path, *, store: Store | None = None
+) -> AsyncIterator[RunningServer]:
+    """Run the full HTTP app on 127.0.0.1 (port 0) until the block exits."""
+    orchestrator = Orchestrator(settings, store or MemoryStore())
+    app = build_http_app(orchestrator, build_mcp_server(orchestrator), settings)
+    started = anyio.Event()
+    ports: list[int] = []
+
+    def on_started(host: str, port: int) -> None:
+        ports.append(port)
+        started.set()
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    server = HttpServer(config, on_started=on_started)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        with anyio.fail_after(10):
+            await started.wait()
+        try:
+            yield RunningServer(f"http://127.0.0.1:{ports[0]}", orchestrator, root)
+        finally:
+            server.should_exit = True
