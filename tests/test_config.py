@@ -1,0 +1,198 @@
+"""Settings precedence: defaults < TOML file < TASKORCH_* environment < command-line flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from taskorch.config import Settings, default_config_path, default_data_dir, load_settings
+from taskorch.errors import ConfigError
+
+TOKEN = "0123456789abcdef0123"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """An environment with a home of its own and no TASKORCH_* variables."""
+    return {"HOME": str(tmp_path)}
+
+
+def test_defaults_without_file_or_environment(env: dict[str, str]) -> None:
+    settings = load_settings(env=env)
+    assert settings == Settings()
+    assert settings.server.host == "127.0.0.1"
+    assert settings.server.transport == "stdio"
+    assert settings.security.token is None
+
+
+def test_the_default_database_is_in_the_per_user_data_dir(env: dict[str, str], tmp_path: Path) -> None:
+    url = load_settings(env=env).database_url(env)
+    if os.name == "posix" and os.uname().sysname == "Linux":
+        assert url == str(tmp_path / ".local" / "share" / "taskorch" / "taskorch.db")
+    assert Path(url).parent == default_data_dir(env)
+    xdg = {**env, "XDG_DATA_HOME": str(tmp_path / "data")}
+    if os.uname().sysname == "Linux":
+        assert Settings().database_url(xdg) == str(tmp_path / "data" / "taskorch" / "taskorch.db")
+
+
+def test_the_default_config_file_is_read_when_present(env: dict[str, str], tmp_path: Path) -> None:
+    path = default_config_path(env)
+    path.parent.mkdir(parents=True)
+    write(path, "[server]\nport = 9100\n")
+    assert load_settings(env=env).server.port == 9100
+
+
+def test_each_layer_overrides_the_one_below(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "c.toml", '[server]\nport = 9001\nhost = "127.0.0.2"\n[storage]\nurl = "file.db"\n'
+    )
+    assert load_settings(env=env).server.port == 8765  # default
+
+    from_file = load_settings(config_file=config, env=env)
+    assert (from_file.server.port, from_file.server.host, from_file.storage.url) == (
+        9001,
+        "127.0.0.2",
+        "file.db",
+    )
+
+    environ = {**env, "TASKORCH_SERVER__PORT": "9002", "TASKORCH_DB": "env.db"}
+    from_env = load_settings(config_file=config, env=environ)
+    assert (from_env.server.port, from_env.server.host, from_env.storage.url) == (9002, "127.0.0.2", "env.db")
+
+    flags = {"server": {"port": 9003, "host": None}, "storage": {"url": "flag.db"}}
+    from_flags = load_settings(config_file=config, env=environ, overrides=flags)
+    assert (from_flags.server.port, from_flags.server.host, from_flags.storage.url) == (
+        9003,
+        "127.0.0.2",
+        "flag.db",
+    )
+
+
+def test_taskorch_config_names_the_file(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(tmp_path / "elsewhere.toml", "[tasks]\nlease_seconds = 42\n")
+    assert load_settings(env={**env, "TASKORCH_CONFIG": str(config)}).tasks.lease_seconds == 42
+
+
+def test_a_named_config_file_must_exist(env: dict[str, str], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing\.toml does not exist"):
+        load_settings(config_file=tmp_path / "missing.toml", env=env)
+
+
+def test_a_malformed_file_is_named(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(tmp_path / "bad.toml", "[server\nport = 1\n")
+    with pytest.raises(ConfigError, match=r"cannot read config file .*bad\.toml"):
+        load_settings(config_file=config, env=env)
+
+
+def test_unknown_keys_are_rejected_by_name_and_source(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(tmp_path / "c.toml", "[server]\nprot = 1\n[sevrer]\nport = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_file=config, env=env)
+    message = str(caught.value)
+    assert f"server.prot (from {config}): unknown key" in message
+    assert "sevrer (from" in message
+    assert "unknown section" in message
+
+    with pytest.raises(ConfigError, match=r"server\.colour \(from TASKORCH_SERVER__COLOUR\): unknown key"):
+        load_settings(env={**env, "TASKORCH_SERVER__COLOUR": "blue"})
+    with pytest.raises(ConfigError, match=r"server\.colour \(from command line\): unknown key"):
+        load_settings(env=env, overrides={"server": {"colour": "blue"}})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        (
+            "TASKORCH_SERVER__PORT",
+            "eighty",
+            r"server\.port \(from TASKORCH_SERVER__PORT\): .*integer.*'eighty'",
+        ),
+        ("TASKORCH_SERVER__PORT", "70000", r"server\.port .*65535"),
+        ("TASKORCH_SERVER__TRANSPORT", "carrier-pigeon", r"server\.transport .*'stdio' or 'http'"),
+        ("TASKORCH_SERVER__MAX_BODY_BYTES", "10", r"server\.max_body_bytes .*1024"),
+        ("TASKORCH_TASKS__LEASE_SECONDS", "-1", r"tasks\.lease_seconds .*greater than 0"),
+        ("TASKORCH_LOGGING__LEVEL", "chatty", r"logging\.level"),
+        ("TASKORCH_STORAGE__SYNCHRONOUS", "OFF", r"storage\.synchronous"),
+    ],
+)
+def test_bad_values_are_named(env: dict[str, str], variable: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(env={**env, variable: value})
+
+
+def test_the_token_has_a_minimum_length_and_is_never_echoed(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match=r"security\.token .*at least 16 characters") as caught:
+        load_settings(env={**env, "TASKORCH_TOKEN": "hunter2-secret"})
+    assert "hunter2-secret" not in str(caught.value)
+    settings = load_settings(env={**env, "TASKORCH_TOKEN": TOKEN})
+    assert settings.security.token == TOKEN
+    assert TOKEN not in repr(settings)
+
+
+def test_list_variables(env: dict[str, str], tmp_path: Path) -> None:
+    roots = os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "b")])
+    environ = {
+        **env,
+        "TASKORCH_SECURITY__ALLOWED_ROOTS": roots,
+        "TASKORCH_SERVER__ALLOWED_HOSTS": "tasks.example, other.example:8443,",
+        "TASKORCH_SERVER__ALLOWED_ORIGINS": '["https://app.example", "http://dev.example:*"]',
+    }
+    settings = load_settings(env=environ)
+    assert settings.security.allowed_roots == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert settings.server.allowed_hosts == ["tasks.example", "other.example:8443"]
+    assert settings.server.allowed_origins == ["https://app.example", "http://dev.example:*"]
+
+
+def test_a_malformed_json_list_is_named(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="TASKORCH_SERVER__ALLOWED_HOSTS: not a JSON array"):
+        load_settings(env={**env, "TASKORCH_SERVER__ALLOWED_HOSTS": '["a",'})
+    with pytest.raises(ConfigError, match="JSON array of strings"):
+        load_settings(env={**env, "TASKORCH_SERVER__ALLOWED_HOSTS": "[1, 2]"})
+
+
+def test_empty_variables_count_as_unset(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(tmp_path / "c.toml", "[server]\nport = 9001\n")
+    settings = load_settings(
+        config_file=config, env={**env, "TASKORCH_SERVER__PORT": "", "TASKORCH_TOKEN": " "}
+    )
+    assert settings.server.port == 9001
+    assert settings.security.token is None
+
+
+def test_unrelated_variables_are_ignored(env: dict[str, str]) -> None:
+    assert load_settings(env={**env, "TASKORCH_SOMETHING_ELSE": "x", "OTHER": "y"}) == Settings()
+
+
+def test_the_log_level_is_case_insensitive(env: dict[str, str]) -> None:
+    assert load_settings(env=env, overrides={"logging": {"level": "debug"}}).logging.level == "DEBUG"
+
+
+def test_allowed_roots_default_to_home_and_are_resolved(env: dict[str, str], tmp_path: Path) -> None:
+    assert Settings().resolved_allowed_roots(env) == [os.path.realpath(tmp_path)]
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path)
+    settings = load_settings(env=env, overrides={"security": {"allowed_roots": [str(link)]}})
+    assert settings.resolved_allowed_roots(env) == [os.path.realpath(tmp_path)]
+
+
+def test_the_example_config_file_is_valid(env: dict[str, str]) -> None:
+    example = Path(__file__).parent.parent / "examples" / "taskorch.example.toml"
+    settings = load_settings(config_file=example, env=env)
+    assert settings.server.host == "127.0.0.1"
+
+
+def test_the_configuration_docs_list_every_key() -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    for section_name, section in Settings.model_fields.items():
+        annotation = section.annotation
+        assert annotation is not None
+        for key in annotation.model_fields:  # type: ignore[union-attr]
+            assert f"`{section_name}.{key}`" in docs, f"docs/configuration.md misses {section_name}.{key}"
+            assert f"TASKORCH_{section_name.upper()}__{key.upper()}" in docs
