@@ -1,0 +1,136 @@
+"""`python -m taskorch serve` as a real process, over HTTP and over stdio."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from anyio.abc import ByteReceiveStream
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+TOKEN = "e2e-token-0123456789abcdef"
+
+
+def server_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKORCH_")}
+    return {**env, "HOME": str(home), **extra}
+
+
+class Output:
+    """Collects a pipe's bytes in the background; `seen` fires when `pattern` first appears."""
+
+    def __init__(self, pattern: str) -> None:
+        self.data = b""
+        self.pattern = re.compile(pattern.encode())
+        self.seen = anyio.Event()
+        self.match: re.Match[bytes] | None = None
+
+    async def collect(self, stream: ByteReceiveStream | None) -> None:
+        assert stream is not None
+        async for chunk in stream:
+            self.data += chunk
+            if self.match is None and (match := self.pattern.search(self.data)):
+                self.match = match
+                self.seen.set()
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def test_serve_http_end_to_end(tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "taskorch", "serve", "--transport", "http", "--port", "0",
+        "--db", str(tmp_path / "tasks.db"), "--allowed-root", str(tmp_path),
+    ]  # fmt: skip
+    stderr = Output(r"taskorch listening on (http://127\.0\.0\.1:\d+)")
+    stdout = Output(r"(?!)")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    process = await anyio.open_process(command, env=server_env(tmp_path, TASKORCH_TOKEN=TOKEN))
+    async with process, anyio.create_task_group() as tg:
+        tg.start_soon(stderr.collect, process.stderr)
+        tg.start_soon(stdout.collect, process.stdout)
+        try:
+            with anyio.fail_after(30):
+                await stderr.seen.wait()
+            assert stderr.match is not None
+            url = stderr.match.group(1).decode()
+            async with httpx2.AsyncClient(base_url=url, headers=auth) as http:
+                assert (await http.get("/health")).json()["status"] == "ok"
+                assert (
+                    await http.get("/api/v1/tasks", headers={"Authorization": "Bearer nope"})
+                ).status_code == 401
+                created = await http.post(
+                    "/api/v1/tasks",
+                    json={"work_directory": str(tmp_path), "prompt": "e2e", "priority": "High"},
+                )
+                assert created.status_code == 201, created.text
+                async with Client(streamable_http_client(f"{url}/mcp", http_client=http)) as mcp:
+                    listed = await call(mcp, "list_tasks")
+                    assert [t["id"] for t in listed["tasks"]] == [created.json()["task"]["id"]]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                await process.wait()
+    # A graceful stop: uvicorn shuts the app down, then re-raises SIGTERM as Unix tools expect.
+    assert process.returncode in (0, -signal.SIGTERM), stderr.data.decode()
+    assert b"Application shutdown complete" in stderr.data
+    assert stdout.data == b""  # logs, access lines included, go to stderr
+
+
+async def test_serve_stdio_speaks_mcp(tmp_path: Path) -> None:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "taskorch", "serve", "--db", str(tmp_path / "tasks.db"), "--allowed-root", str(tmp_path)],
+        env=server_env(tmp_path),
+    )
+    with anyio.fail_after(60):
+        async with Client(params) as client:
+            made = await call(client, "create_task", prompt="over stdio", work_directory=str(tmp_path))
+            assert made["created"] is True
+    # The task is in the file: the CLI sees it without a server.
+    process = await anyio.run_process(
+        [
+            sys.executable,
+            "-m",
+            "taskorch",
+            "tasks",
+            "show",
+            made["task"]["id"],
+            "--db",
+            str(tmp_path / "tasks.db"),
+        ],
+        env=server_env(tmp_path),
+    )
+    assert b"over stdio" in process.stdout
+
+
+async def test_serve_http_refuses_a_busy_port(tmp_path: Path) -> None:
+    with anyio.fail_after(30):
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        async with listener:
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            result = await anyio.run_process(
+                [sys.executable, "-m", "taskorch", "serve", "--transport", "http", "--port", str(port),
+                 "--db", "memory:"],
+                env=server_env(tmp_path),
+                check=False,
+            )  # fmt: skip
+    assert result.returncode != 0
+    assert b"Traceback" not in result.stderr
+    assert b"did not start" in result.stderr
+    assert result.stdout == b""
