@@ -197,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return handler(args, settings)
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
+        except BrokenPipeError:  # `taskorch tasks list | head`: the reader left; not an error to report
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_FAILURE
         except ValidationError as exc:
             return _fail(_validation_message(exc), EXIT_USAGE)
         except (ConfigError, InvalidArgument) as exc:
@@ -274,11 +277,11 @@ def _with_queue(settings: Settings, action: Callable[[Orchestrator], Awaitable[i
 
     async def run() -> int:
         # Raised outside the orchestrator's task group, so it is not wrapped in an ExceptionGroup.
-        failure: TaskorchError | ValidationError | None = None
+        failure: TaskorchError | ValidationError | BrokenPipeError | None = None
         async with orchestrator.running(background=False):
             try:
                 return await action(orchestrator)
-            except (TaskorchError, ValidationError) as exc:
+            except (TaskorchError, ValidationError, BrokenPipeError) as exc:
                 failure = exc
         assert failure is not None
         raise failure

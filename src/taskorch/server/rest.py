@@ -172,7 +172,7 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
         store = "ok"
         try:
             with anyio.fail_after(HEALTH_TIMEOUT_SECONDS):
-                await orchestrator.store.list_tasks(TaskFilter(), limit=1)
+                await queue.list_tasks(TaskFilter(), limit=1)
         except Exception:
             log.exception("health check: the store did not answer")
             store = "unreachable"
