@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 
 __all__ = ["DurationStats", "Statistics"]
 
@@ -10,7 +12,7 @@ __all__ = ["DurationStats", "Statistics"]
 class DurationStats(BaseModel):
     """Run durations (last start -> finish) of succeeded tasks, in seconds."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = OUTPUT_MODEL_CONFIG
 
     count: int = 0
     mean: float | None = None
@@ -22,7 +24,7 @@ class DurationStats(BaseModel):
 class Statistics(BaseModel):
     """Counts and rates over the whole queue."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = OUTPUT_MODEL_CONFIG
 
     total: int
     by_status: dict[str, int] = Field(description="Task count per status; every status is present.")

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
+
 __all__ = [
     "MAX_PROMPT_CHARS",
     "MAX_TAGS",
@@ -110,7 +112,7 @@ PriorityInput = Annotated[Priority, _alias({"medium": "normal"})]
 class ErrorInfo(BaseModel):
     """Why a task failed or was cancelled: a machine-readable kind and a sentence for people."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = OUTPUT_MODEL_CONFIG
 
     kind: str
     message: str
@@ -119,7 +121,7 @@ class ErrorInfo(BaseModel):
 class TaskEvent(BaseModel):
     """One structured event from a run (kept as a bounded tail on the task)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = OUTPUT_MODEL_CONFIG
 
     at: datetime
     type: str
@@ -171,7 +173,7 @@ class NewTask(BaseModel):
 class Task(BaseModel):
     """A task as the queue keeps it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = OUTPUT_MODEL_CONFIG
 
     id: str
     prompt: str

@@ -1,4 +1,4 @@
-"""The resources of the MCP surface: tasks and statistics as JSON documents."""
+"""The resources of the MCP surface: tasks and statistics as JSON documents (shaped as tool results)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from mcp.server.mcpserver import MCPServer
 
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp_errors import resource_errors
+from taskorch.server.mcp_results import result_json
 
 __all__ = ["STATISTICS_URI", "TASK_URI_TEMPLATE", "register_resources"]
 
@@ -27,7 +28,7 @@ def register_resources(server: MCPServer, orchestrator: Orchestrator) -> None:
     async def task_resource(task_id: str) -> str:
         with resource_errors():
             task = await queue.get(task_id)
-        return task.model_dump_json()
+        return result_json(task)
 
     @server.resource(
         STATISTICS_URI,
@@ -37,4 +38,4 @@ def register_resources(server: MCPServer, orchestrator: Orchestrator) -> None:
         mime_type="application/json",
     )
     async def statistics_resource() -> str:
-        return (await queue.statistics()).model_dump_json()
+        return result_json(await queue.statistics())

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Final
 
 import anyio
 from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from taskorch.domain import Statistics, Task, TaskSpec, TaskStatus
@@ -24,6 +24,7 @@ from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.queue import TaskQueue
 from taskorch.errors import InvalidArgument, PathNotAllowed
 from taskorch.server.mcp_errors import tool_errors
+from taskorch.server.mcp_results import tool_result
 from taskorch.server.models import CancelResult, ClaimResult, CreateTaskResult, TaskList, TaskResult
 from taskorch.storage import TaskFilter
 
@@ -168,7 +169,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         executor: Annotated[
             str | None, Field(description="Configured executor name (custom mode only).")
         ] = None,
-    ) -> CreateTaskResult:
+    ) -> Annotated[CallToolResult, CreateTaskResult]:
         """Put a coding task on the queue.
 
         Returns the task (status queued, or waiting until every depends_on task has succeeded)
@@ -192,13 +193,13 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         }
         with tool_errors():
             outcome = await queue.create(TaskSpec.model_validate(fields))
-        return CreateTaskResult(task=outcome.task, created=outcome.created)
+        return tool_result(CreateTaskResult(task=outcome.task, created=outcome.created))
 
     @server.tool(title="Get a task", annotations=_READ)
-    async def get_task(task_id: TaskId) -> Task:
+    async def get_task(task_id: TaskId) -> Annotated[CallToolResult, Task]:
         """Return one task: its status, attempt, result or error, and timings."""
         with tool_errors():
-            return await queue.get(task_id)
+            return tool_result(await queue.get(task_id))
 
     @server.tool(title="List tasks", annotations=_READ)
     async def list_tasks(
@@ -213,7 +214,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         priority: Annotated[str | None, Field(description="low, normal, high or urgent.")] = None,
         limit: Annotated[int, Field(description=f"Page size, 1 to {limit_max}.")] = 50,
         cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
-    ) -> TaskList:
+    ) -> Annotated[CallToolResult, TaskList]:
         """List tasks, newest first, matching every filter given.
 
         Returns `tasks` and `next_cursor`; pass next_cursor back as `cursor` for the next page
@@ -240,7 +241,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
                 limit=limit,
                 cursor=cursor,
             )
-        return TaskList(tasks=page.items, next_cursor=page.next_cursor)
+        return tool_result(TaskList(tasks=page.items, next_cursor=page.next_cursor))
 
     @server.tool(
         title="Claim the next task",
@@ -257,7 +258,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             float,
             Field(ge=0, le=MAX_WAIT_SECONDS, description="Wait up to this long for a task if none is ready."),
         ] = 0,
-    ) -> ClaimResult:
+    ) -> Annotated[CallToolResult, ClaimResult]:
         """Claim the best ready task (highest priority, then oldest) at or below work_path.
 
         Only standard-mode tasks are handed out; claude_code and custom tasks are run by the
@@ -270,17 +271,21 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             _check_scope(work_path, "work_path", roots)
             task = await _claim(queue, work_path, worker_id, wait_seconds)
         if task is None:
-            return ClaimResult(
-                task=None,
-                lease_token=None,
-                message=f"No standard task is ready at or below {work_path}. Try again later, or pass "
-                f"wait_seconds (up to {MAX_WAIT_SECONDS:g}) to wait for one.",
+            return tool_result(
+                ClaimResult(
+                    task=None,
+                    lease_token=None,
+                    message=f"No standard task is ready at or below {work_path}. Try again later, or pass "
+                    f"wait_seconds (up to {MAX_WAIT_SECONDS:g}) to wait for one.",
+                )
             )
-        return ClaimResult(
-            task=task,
-            lease_token=task.lease_token,
-            lease_expires_at=task.lease_expires_at.isoformat() if task.lease_expires_at else None,
-            message=_claim_message(task),
+        return tool_result(
+            ClaimResult(
+                task=task,
+                lease_token=task.lease_token,
+                lease_expires_at=task.lease_expires_at.isoformat() if task.lease_expires_at else None,
+                message=_claim_message(task),
+            )
         )
 
     @server.tool(
@@ -289,7 +294,9 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
     )
-    async def heartbeat_task(task_id: TaskId, lease_token: LeaseToken) -> TaskResult:
+    async def heartbeat_task(
+        task_id: TaskId, lease_token: LeaseToken
+    ) -> Annotated[CallToolResult, TaskResult]:
         """Extend your lease on a running task by the server's lease length.
 
         Returns the task with its new lease_expires_at. Call again before it passes.
@@ -297,10 +304,12 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         with tool_errors():
             task = await queue.heartbeat(task_id, lease_token)
         expires = task.lease_expires_at.isoformat() if task.lease_expires_at else "never"
-        return TaskResult(
-            task=task,
-            message=f"Lease on task {task.id} extended until {expires}. Heartbeat again before then, "
-            "or finish with complete_task or fail_task.",
+        return tool_result(
+            TaskResult(
+                task=task,
+                message=f"Lease on task {task.id} extended until {expires}. Heartbeat again before then, "
+                "or finish with complete_task or fail_task.",
+            )
         )
 
     @server.tool(
@@ -315,7 +324,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         result: Annotated[
             str | None, Field(description="What you did: a summary, or the path of a file holding it.")
         ] = None,
-    ) -> TaskResult:
+    ) -> Annotated[CallToolResult, TaskResult]:
         """Mark the task you claimed as succeeded, with your result.
 
         Tasks waiting on it become ready. If your lease was lost the call fails and the
@@ -323,7 +332,9 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         """
         with tool_errors():
             task = await queue.complete(task_id, lease_token, result)
-        return TaskResult(task=task, message=f"Task {task.id} succeeded. Call get_next_task for more work.")
+        return tool_result(
+            TaskResult(task=task, message=f"Task {task.id} succeeded. Call get_next_task for more work.")
+        )
 
     @server.tool(
         title="Fail a task",
@@ -338,7 +349,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         retry: Annotated[
             bool, Field(description="Queue it again (after a backoff) if attempts remain; else it fails.")
         ] = False,
-    ) -> TaskResult:
+    ) -> Annotated[CallToolResult, TaskResult]:
         """Report that you could not do the task you claimed.
 
         With retry and attempts left it goes back to queued; otherwise it ends failed and the
@@ -346,7 +357,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         """
         with tool_errors():
             task = await queue.fail(task_id, lease_token, error, retry=retry)
-        return TaskResult(task=task, message=_fail_message(task))
+        return tool_result(TaskResult(task=task, message=_fail_message(task)))
 
     @server.tool(
         title="Cancel a task",
@@ -357,19 +368,19 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
     async def cancel_task(
         task_id: TaskId,
         reason: Annotated[str | None, Field(description="Why, kept as the task's error message.")] = None,
-    ) -> CancelResult:
+    ) -> Annotated[CallToolResult, CancelResult]:
         """Cancel a waiting, queued or running task; tasks that depend on it are cancelled too.
 
         A worker running it loses its lease: its later complete_task or fail_task is refused.
         """
         with tool_errors():
             task = await queue.cancel(task_id, reason)
-        return CancelResult(
-            task=task, message=f"Task {task.id} is cancelled, with the tasks that depend on it."
+        return tool_result(
+            CancelResult(task=task, message=f"Task {task.id} is cancelled, with the tasks that depend on it.")
         )
 
     @server.tool(title="Queue statistics", annotations=_READ)
-    async def get_statistics() -> Statistics:
+    async def get_statistics() -> Annotated[CallToolResult, Statistics]:
         """Counts by status, mode, priority and directory; queue depth; success rate; run durations."""
         with tool_errors():
-            return await queue.statistics()
+            return tool_result(await queue.statistics())

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from taskorch.domain import Task
+from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 
 __all__ = ["CancelResult", "ClaimResult", "CreateTaskResult", "TaskList", "TaskResult"]
 
 
 class CreateTaskResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = OUTPUT_MODEL_CONFIG
 
     task: Task
     created: bool = Field(
@@ -21,7 +22,7 @@ class CreateTaskResult(BaseModel):
 class ClaimResult(BaseModel):
     """What `get_next_task` returns: a leased task and its token, or nothing to do."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = OUTPUT_MODEL_CONFIG
 
     task: Task | None = Field(
         description="The claimed task, now running under your lease; null if none is ready."
@@ -36,7 +37,7 @@ class ClaimResult(BaseModel):
 
 
 class TaskList(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = OUTPUT_MODEL_CONFIG
 
     tasks: list[Task]
     next_cursor: str | None = Field(
@@ -45,7 +46,7 @@ class TaskList(BaseModel):
 
 
 class CancelResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = OUTPUT_MODEL_CONFIG
 
     task: Task
     message: str
@@ -54,7 +55,7 @@ class CancelResult(BaseModel):
 class TaskResult(BaseModel):
     """A task after a worker's write (complete, fail, heartbeat), and what to do next."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = OUTPUT_MODEL_CONFIG
 
     task: Task
     message: str
