@@ -115,22 +115,25 @@ async def test_a_file_with_a_newer_schema_is_refused_with_advice_to_upgrade(
     assert _pragma(db_path, "user_version") == SCHEMA_VERSION + 1
 
 
+async def _writer_pragma(store: SQLiteStore, name: str) -> object:
+    """A pragma of the store's own writer connection (synchronous and busy_timeout are per connection)."""
+    writer = store._writer
+    assert writer is not None
+    return await writer.run(lambda conn: conn.execute(f"PRAGMA {name}").fetchone()[0])
+
+
 async def test_the_file_is_in_wal_mode_with_durable_commits_by_default(store: SQLiteStore) -> None:
     assert _pragma(store.path, "journal_mode") == "wal"
-    writer = store._writer  # the pragmas that matter are per connection
-    assert writer is not None
-    assert writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert writer.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+    assert await _writer_pragma(store, "synchronous") == 2  # FULL
+    assert await _writer_pragma(store, "busy_timeout") == 10_000
 
 
 async def test_synchronous_normal_and_the_busy_timeout_are_configurable(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "n.db", synchronous="NORMAL", busy_timeout_ms=1234)
     await store.open()
     try:
-        writer = store._writer
-        assert writer is not None
-        assert writer.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-        assert writer.execute("PRAGMA busy_timeout").fetchone()[0] == 1234
+        assert await _writer_pragma(store, "synchronous") == 1  # NORMAL
+        assert await _writer_pragma(store, "busy_timeout") == 1234
     finally:
         await store.close()
 
@@ -169,22 +172,23 @@ async def test_a_write_lock_held_too_long_by_another_process_gives_a_store_error
         await store.close()
 
 
-def _plan(store: SQLiteStore, sql: str) -> str:
+async def _plan(store: SQLiteStore, sql: str) -> str:
     writer = store._writer
     assert writer is not None
     params = {"worker_id": "w", "token": "t", "expires": 1.0, "now": 0.0, "path": "/", "prefix": "/"}
     params |= {"id": "x", "error": None}
-    return " ".join(str(row[-1]) for row in writer.execute("EXPLAIN QUERY PLAN " + sql, params))
+    rows = await writer.run(lambda conn: conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+    return " ".join(str(row[-1]) for row in rows)
 
 
 async def test_the_claim_walks_the_claim_order_index_without_sorting(store: SQLiteStore) -> None:
-    plan = _plan(store, _CLAIM.format(modes="'standard'"))
+    plan = await _plan(store, _CLAIM.format(modes="'standard'"))
     assert "USING INDEX tasks_claim_order" in plan
     assert "TEMP B-TREE" not in plan
 
 
 async def test_waking_and_cancelling_dependents_start_from_the_dependency_edges(store: SQLiteStore) -> None:
     for sql in (_WAKE_DEPENDENTS, _CANCEL_DEPENDENTS):
-        plan = _plan(store, sql)
+        plan = await _plan(store, sql)
         assert "task_dependencies_by_dependency (depends_on_id=?)" in plan
         assert "tasks_status_seq" not in plan

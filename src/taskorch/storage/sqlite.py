@@ -1,14 +1,15 @@
 """A durable `Store` on one SQLite file, safe for many processes sharing that file.
 
-Each write is one `BEGIN IMMEDIATE` transaction run start to finish in a worker thread, so the
-file's write lock is held only while the statements execute, never across an `await`. Within
-a process one writer connection serves every write (an `anyio.Lock` takes turns); reads use a
-second connection, which WAL lets run beside a write. Between processes the write lock and
+Each write is one `BEGIN IMMEDIATE` transaction run start to finish in the writer connection's
+own thread, so the file's write lock is held only while the statements execute, never across
+an `await`. Within a process that one writer connection serves every write, in arrival order
+(its thread's queue takes turns, which is what a lock would do); reads use a second connection
+and thread, which WAL lets run beside a write. Between processes the write lock and
 `busy_timeout` take turns, and a claim is one `UPDATE ... RETURNING` statement, so no two
 processes can lease the same task.
 
-The standard-library driver is used directly rather than through an async wrapper: a wrapper
-hops threads once per statement, this hops once per transaction.
+The standard-library driver is used directly rather than through an async wrapper such as
+aiosqlite: a wrapper hops threads once per statement, this hops once per transaction.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import Any, Final, Literal, NoReturn, TypeVar
 
 import anyio
-import anyio.to_thread
 
 from taskorch.domain import (
     DurationStats,
@@ -47,6 +47,7 @@ from taskorch.storage.common import (
     statistics_from_counts,
 )
 from taskorch.storage.sqlite_schema import COLUMNS, error_json, migrate, new_task_row, row_to_task
+from taskorch.storage.sqlite_thread import ConnectionThread
 
 __all__ = ["SQLiteStore"]
 
@@ -137,61 +138,70 @@ class SQLiteStore:
         self._clock = clock
         self._synchronous = synchronous
         self._busy_timeout_ms = int(busy_timeout_ms)
-        self._writer: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
-        self._write_lock = anyio.Lock()
-        self._read_lock = anyio.Lock()
+        self._writer: ConnectionThread | None = None
+        self._reader: ConnectionThread | None = None
+        self._lifecycle = anyio.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def open(self) -> None:
-        async with self._write_lock, self._read_lock:
+        async with self._lifecycle:
             if self._writer is not None:
                 return
-            self._writer, self._reader = await anyio.to_thread.run_sync(self._connect_both)
+            writer = ConnectionThread(self._connect_writer, name=f"taskorch-sqlite-writer {self.path}")
+            reader = ConnectionThread(self._connect_reader, name=f"taskorch-sqlite-reader {self.path}")
+            try:
+                await writer.start()  # migrates, so the reader finds the schema in place
+                await reader.start()
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await reader.stop()
+                    await writer.stop()
+                raise
+            self._writer, self._reader = writer, reader
 
-    def _connect_both(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+    async def close(self) -> None:
+        async with self._lifecycle:
+            writer, reader, self._writer, self._reader = self._writer, self._reader, None, None
+            with anyio.CancelScope(shield=True):
+                for thread in (reader, writer):
+                    if thread is not None:
+                        await thread.stop()
+
+    def _connect_writer(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the directory for the task database {self.path}: {exc}") from exc
-        writer = reader = None
-        try:
-            writer = self._connect()
-            mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+
+        def setup(conn: sqlite3.Connection) -> None:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"the task database {self.path} could not be switched to WAL mode ({mode})")
-            migrate(writer, path=str(self.path))
-            reader = self._connect()
-            reader.execute("PRAGMA query_only = ON")
-            return writer, reader
+            migrate(conn, path=str(self.path))
+
+        return self._connect(setup)
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        return self._connect(lambda conn: conn.execute("PRAGMA query_only = ON"))
+
+    def _connect(self, setup: Callable[[sqlite3.Connection], object]) -> sqlite3.Connection:
+        conn = None
+        try:
+            # isolation_level=None: the driver opens no transactions; writes say BEGIN IMMEDIATE.
+            conn = sqlite3.connect(
+                self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None, cached_statements=256
+            )
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            setup(conn)
+            return conn
         except BaseException as exc:
-            for conn in (writer, reader):
-                if conn is not None:
-                    conn.close()
+            if conn is not None:
+                conn.close()
             if isinstance(exc, sqlite3.Error):
                 raise self._translate(exc, "open") from exc
             raise
-
-    def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: the driver opens no transactions; every write says BEGIN IMMEDIATE.
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self._busy_timeout_ms / 1000,
-            isolation_level=None,
-            check_same_thread=False,  # used from worker threads, one at a time under a lock
-            cached_statements=256,
-        )
-        conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
-        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        return conn
-
-    async def close(self) -> None:
-        async with self._write_lock, self._read_lock:
-            writer, reader, self._writer, self._reader = self._writer, self._reader, None, None
-            for conn in (reader, writer):
-                if conn is not None:
-                    conn.close()
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -210,11 +220,10 @@ class SQLiteStore:
 
     async def _write(self, action: str, body: Callable[[sqlite3.Connection, float], T]) -> T:
         """Run `body(conn, now)` in one BEGIN IMMEDIATE transaction; roll back if it raises."""
-        async with self._write_lock:
-            conn = self._writer
-            if conn is None:
-                raise StoreError("the store is not open; call open() first")
-            return await anyio.to_thread.run_sync(self._transaction, conn, action, body)
+        writer = self._writer
+        if writer is None:
+            raise StoreError("the store is not open; call open() first")
+        return await writer.run(lambda conn: self._transaction(conn, action, body))
 
     def _transaction(
         self, conn: sqlite3.Connection, action: str, body: Callable[[sqlite3.Connection, float], T]
@@ -234,13 +243,12 @@ class SQLiteStore:
         return result
 
     async def _read(self, action: str, body: Callable[[sqlite3.Connection], T]) -> T:
-        async with self._read_lock:
-            conn = self._reader
-            if conn is None:
-                raise StoreError("the store is not open; call open() first")
-            return await anyio.to_thread.run_sync(self._run_read, conn, action, body)
+        reader = self._reader
+        if reader is None:
+            raise StoreError("the store is not open; call open() first")
+        return await reader.run(lambda conn: self._snapshot(conn, action, body))
 
-    def _run_read(self, conn: sqlite3.Connection, action: str, body: Callable[[sqlite3.Connection], T]) -> T:
+    def _snapshot(self, conn: sqlite3.Connection, action: str, body: Callable[[sqlite3.Connection], T]) -> T:
         try:
             # One snapshot for all the statements of a read.
             conn.execute("BEGIN")
