@@ -1,0 +1,211 @@
+"""SQLite store benchmarks: claim+complete throughput against plain sqlite3, and claim latency vs depth.
+
+    .venv/bin/python bench/bench_store.py [--ops 300] [--rounds 10] [--small 1000] [--large 100000]
+                                          [--samples 400] [--synchronous FULL|NORMAL|both]
+
+(a) Throughput. `SQLiteStore.claim_next` + `complete` in a loop, against plain `sqlite3`
+    running the equivalent statements on the same schema (BEGIN IMMEDIATE, the claim
+    UPDATE ... RETURNING, the fenced complete UPDATE, same WAL and synchronous setting).
+    Rounds alternate between the two so both see the same machine noise. Target: ratio >= 0.5.
+(b) Claim latency with `--small` vs `--large` tasks queued, claims alternating between the two
+    files. Target: p50 ratio <= 1.3.
+
+With synchronous=FULL every commit waits for the disk, which hides the CPU cost the store
+adds; NORMAL shows it. `both` (the default) runs both settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import anyio
+
+from taskorch.domain import NewTask, TaskSpec, TaskStatus
+from taskorch.storage.sqlite import SQLiteStore
+from taskorch.storage.sqlite_schema import new_task_row
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import percentile
+
+Sync = Literal["FULL", "NORMAL"]
+WORK = "/bench/project"
+START = 1_700_000_000.0
+
+RAW_CLAIM = """
+UPDATE tasks SET status = 'running', worker_id = ?, attempt = attempt + 1, lease_token = ?,
+    lease_expires_at = ?, started_at = ?, not_before = NULL, updated_at = ?
+WHERE seq = (
+    SELECT seq FROM tasks INDEXED BY tasks_claim_order
+    WHERE status = 'queued' AND execution_mode IN ('standard')
+      AND (not_before IS NULL OR not_before <= ?)
+      AND (work_directory = ? OR substr(work_directory, 1, length(?)) = ?)
+    ORDER BY priority_rank DESC, created_at, seq LIMIT 1
+) AND status = 'queued'
+RETURNING *
+"""
+RAW_COMPLETE = """
+UPDATE tasks SET status = 'succeeded', result = ?, error = NULL, lease_token = NULL,
+    lease_expires_at = NULL, finished_at = ?, updated_at = ?
+WHERE id = ? AND status = 'running' AND lease_token = ? AND lease_expires_at >= ?
+"""
+
+
+async def make_file(path: Path, count: int, sync: Sync) -> None:
+    """A migrated store file holding `count` queued tasks, inserted in one bulk transaction."""
+    store = SQLiteStore(path, synchronous=sync)
+    await store.open()
+    await store.close()
+    rows = []
+    for i in range(count):
+        new = NewTask(
+            id=f"{path.stem}-{i:07d}",
+            spec=TaskSpec(prompt=f"task {i}", work_directory=WORK),
+            work_directory=WORK,
+            created_at=datetime.fromtimestamp(START + i * 1e-3, tz=UTC),
+        )
+        rows.append(new_task_row(new, TaskStatus.QUEUED, None))
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        columns = list(rows[0]) if rows else []
+        if rows:
+            conn.executemany(
+                f"INSERT INTO tasks ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})",
+                rows,
+            )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def raw_round(path: Path, ops: int, sync: Sync) -> float:
+    """Seconds for `ops` claim+complete pairs with plain sqlite3."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {sync}")
+    conn.execute("PRAGMA busy_timeout = 10000")
+    prefix = WORK + "/"
+    started = time.perf_counter()
+    for _ in range(ops):
+        now = time.time()
+        token = secrets.token_urlsafe(18)
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute(
+            RAW_CLAIM, ("raw", token, now + 600, now, now, now, WORK, prefix, prefix)
+        ).fetchall()
+        conn.execute("COMMIT")
+        now = time.time()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(RAW_COMPLETE, ("ok", now, now, row[0][1], token, now))
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+async def store_round(path: Path, ops: int, sync: Sync) -> float:
+    """Seconds for `ops` claim+complete pairs through SQLiteStore."""
+    store = SQLiteStore(path, synchronous=sync)
+    await store.open()
+    try:
+        started = time.perf_counter()
+        for _ in range(ops):
+            task = await store.claim_next(work_path=WORK, worker_id="store", lease_seconds=600)
+            if task is None or task.lease_token is None:
+                raise RuntimeError("the queue ran dry before the round ended")
+            await store.complete(task.id, task.lease_token, "ok")
+        return time.perf_counter() - started
+    finally:
+        await store.close()
+
+
+async def throughput(tmp: Path, sync: Sync, ops: int, rounds: int) -> float:
+    raw_path, store_path = tmp / f"raw-{sync}.db", tmp / f"store-{sync}.db"
+    for path in (raw_path, store_path):
+        await make_file(path, ops * rounds, sync)
+    raw_time = store_time = 0.0
+    for _ in range(rounds):
+        raw_time += await anyio.to_thread.run_sync(raw_round, raw_path, ops, sync)
+        store_time += await store_round(store_path, ops, sync)
+    raw_ops, store_ops = ops * rounds / raw_time, ops * rounds / store_time
+    ratio = store_ops / raw_ops
+    print(
+        f"  throughput  plain sqlite3 {raw_ops:8.1f} claim+complete/s   SQLiteStore {store_ops:8.1f}/s"
+        f"   ratio {ratio:.2f} (target >= 0.5)"
+    )
+    return ratio
+
+
+async def depth(tmp: Path, sync: Sync, small: int, large: int, samples: int) -> float:
+    paths = {small: tmp / f"small-{sync}.db", large: tmp / f"large-{sync}.db"}
+    for count, path in paths.items():
+        await make_file(path, count, sync)
+    stores = {count: SQLiteStore(path, synchronous=sync) for count, path in paths.items()}
+    timings: dict[int, list[float]] = {count: [] for count in stores}
+    try:
+        for store in stores.values():
+            await store.open()
+        # Warm the page cache and the statement cache of both files the same way.
+        for store in stores.values():
+            for _ in range(10):
+                await store.claim_next(work_path=WORK, worker_id="warm", lease_seconds=600)
+        for _ in range(samples):
+            for count, store in stores.items():
+                started = time.perf_counter()
+                task = await store.claim_next(work_path=WORK, worker_id="w", lease_seconds=600)
+                timings[count].append(time.perf_counter() - started)
+                if task is None:
+                    raise RuntimeError("the queue ran dry before the samples ended")
+    finally:
+        for store in stores.values():
+            await store.close()
+    p50 = {count: percentile(values, 0.5) * 1000 for count, values in timings.items()}
+    ratio = p50[large] / p50[small]
+    print(
+        f"  claim p50   {small:,} queued {p50[small]:.3f} ms   {large:,} queued {p50[large]:.3f} ms"
+        f"   ratio {ratio:.2f} (target <= 1.3)"
+    )
+    return ratio
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ops", type=int, default=300, help="claim+complete pairs per round")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--small", type=int, default=1_000)
+    parser.add_argument("--large", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=400, help="claims timed per queue depth")
+    parser.add_argument("--synchronous", choices=["FULL", "NORMAL", "both"], default="both")
+    args = parser.parse_args()
+    if args.samples + 10 > args.small:
+        parser.error("--samples + 10 must not exceed --small (each sample claims one task)")
+    settings: list[Sync] = ["FULL", "NORMAL"] if args.synchronous == "both" else [args.synchronous]
+
+    print(f"sqlite {sqlite3.sqlite_version}, python {sys.version.split()[0]}")
+    started = time.perf_counter()
+    missed = []
+    with tempfile.TemporaryDirectory(prefix="taskorch-bench-") as tmp:
+        for sync in settings:
+            print(f"synchronous={sync}")
+            if await throughput(Path(tmp), sync, args.ops, args.rounds) < 0.5:
+                missed.append(f"throughput ratio ({sync})")
+            if await depth(Path(tmp), sync, args.small, args.large, args.samples) > 1.3:
+                missed.append(f"claim depth ratio ({sync})")
+    print(
+        f"total {time.perf_counter() - started:.1f}s; "
+        + ("targets met" if not missed else f"MISSED: {missed}")
+    )
+
+
+if __name__ == "__main__":
+    anyio.run(main)
