@@ -15,9 +15,10 @@ import anyio
 
 from taskorch.config import Settings
 from taskorch.domain import ErrorInfo, ExecutionMode, NewTask, Statistics, Task, TaskSpec
+from taskorch.domain.paths import is_at_or_below
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.paths import resolve_work_directory
-from taskorch.errors import InvalidArgument
+from taskorch.errors import InvalidArgument, PathNotAllowed
 from taskorch.storage.base import Backoff, CreateOutcome, Store, TaskFilter, TaskPage
 
 __all__ = ["TaskQueue"]
@@ -93,7 +94,7 @@ class TaskQueue:
                 execution_mode=filter.execution_mode,
                 priority=filter.priority,
                 tag=filter.tag,
-                work_directory=_absolute(filter.work_directory, "work_directory"),
+                work_directory=_scope(filter.work_directory, "work_directory", self._roots),
             )
         return await self.store.list_tasks(filter, limit=limit, cursor=cursor)
 
@@ -112,7 +113,7 @@ class TaskQueue:
                 f"worker_id must be 1..{MAX_WORKER_ID_CHARS} characters naming this worker, e.g. 'laptop-1'"
             )
         return await self.store.claim_next(
-            work_path=_absolute(work_path, "work_path"),
+            work_path=_scope(work_path, "work_path", self._roots),
             worker_id=worker_id,
             lease_seconds=lease_seconds or self._settings.tasks.lease_seconds,
             modes=modes,
@@ -182,7 +183,21 @@ def _check_id(task_id: str) -> str:
     return task_id
 
 
-def _absolute(path: str, name: str) -> str:
-    if "\x00" in path or not os.path.isabs(path.strip()):
-        raise InvalidArgument(f"{name} must be an absolute directory path, e.g. /home/me/project")
-    return os.path.realpath(path.strip())
+def _scope(path: str, name: str, roots: Sequence[str]) -> str:
+    """Resolve a directory to search at or below; refuse one no task can be in.
+
+    Such a directory must be inside an allowed root or above one (a worker may ask for `/`).
+    """
+    raw = path.strip()
+    if "\x00" in raw:
+        raise InvalidArgument(f"{name} contains a NUL byte; pass a plain absolute path")
+    if not os.path.isabs(raw):
+        example = roots[0] if roots else "/home/me/project"
+        raise InvalidArgument(f"{name} must be an absolute directory path, e.g. {example}")
+    resolved = os.path.realpath(raw)
+    if any(is_at_or_below(resolved, root) or is_at_or_below(root, resolved) for root in roots):
+        return resolved
+    raise PathNotAllowed(
+        f"{name} {path!r} (resolved: {resolved}) is outside the allowed roots: {', '.join(roots)}; "
+        "no task can be there. Use a directory under one of them."
+    )

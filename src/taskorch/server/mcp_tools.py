@@ -8,8 +8,6 @@ values are typed `str` so the input schema does not reject the accepted spelling
 # No `from __future__ import annotations`: the SDK reads these signatures at registration,
 # and the page-size description below is built from the settings at that time.
 
-import os
-from collections.abc import Sequence
 from typing import Annotated, Any, Final
 
 import anyio
@@ -18,11 +16,9 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from taskorch.domain import Statistics, Task, TaskSpec, TaskStatus
-from taskorch.domain.paths import is_at_or_below
 from taskorch.domain.tasks import ModeInput, PriorityInput
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.queue import TaskQueue
-from taskorch.errors import InvalidArgument, PathNotAllowed
 from taskorch.server.mcp_errors import tool_errors
 from taskorch.server.mcp_results import tool_result
 from taskorch.server.models import CancelResult, ClaimResult, CreateTaskResult, TaskList, TaskResult
@@ -71,23 +67,6 @@ class _ListFilters(BaseModel):
     priority: PriorityInput | None = None
     tag: str | None = Field(default=None, min_length=1)
     work_directory: str | None = None
-
-
-def _check_scope(path: str, name: str, roots: Sequence[str]) -> str:
-    """Refuse a path that no task can be at or below: neither inside nor above an allowed root."""
-    raw = path.strip()
-    if "\x00" in raw:
-        raise InvalidArgument(f"{name} contains a NUL byte; pass a plain absolute path")
-    if not os.path.isabs(raw):
-        example = roots[0] if roots else "/home/me/project"
-        raise InvalidArgument(f"{name} must be an absolute directory path, e.g. {example}")
-    resolved = os.path.realpath(raw)
-    if any(is_at_or_below(resolved, root) or is_at_or_below(root, resolved) for root in roots):
-        return raw
-    raise PathNotAllowed(
-        f"{name} {path!r} (resolved: {resolved}) is outside the allowed roots: {', '.join(roots)}; "
-        "no task can be there. Use a directory under one of them."
-    )
 
 
 async def _claim(queue: TaskQueue, work_path: str, worker_id: str, wait_seconds: float) -> Task | None:
@@ -228,8 +207,6 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
                 tag=tag,
                 work_directory=work_directory,
             )
-            if filters.work_directory is not None:
-                _check_scope(filters.work_directory, "work_directory", roots)
             page = await queue.list_tasks(
                 TaskFilter(
                     status=filters.status,
@@ -268,7 +245,6 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         If task is null, nothing is ready: try again later.
         """
         with tool_errors():
-            _check_scope(work_path, "work_path", roots)
             task = await _claim(queue, work_path, worker_id, wait_seconds)
         if task is None:
             return tool_result(
