@@ -119,3 +119,11 @@ async def test_the_orchestrator_runs_the_reaper_in_the_background(tmp_path: Path
         assert task.status is TaskStatus.QUEUED
         assert task.error is not None
         assert task.error.kind == "lease_lost"
+
+
+async def test_an_error_inside_the_running_orchestrator_reaches_the_caller_unwrapped(tmp_path: Path) -> None:
+    settings = load_settings(env={}, overrides={"security": {"allowed_roots": [str(tmp_path)]}})
+    orchestrator = Orchestrator(settings, MemoryStore())
+    with pytest.raises(PathNotAllowed):
+        async with orchestrator.running():
+            await orchestrator.queue.create(TaskSpec(prompt="p", work_directory="/etc"))

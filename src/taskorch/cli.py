@@ -276,15 +276,8 @@ def _with_queue(settings: Settings, action: Callable[[Orchestrator], Awaitable[i
     orchestrator = Orchestrator.from_settings(settings)
 
     async def run() -> int:
-        # Raised outside the orchestrator's task group, so it is not wrapped in an ExceptionGroup.
-        failure: TaskorchError | ValidationError | BrokenPipeError | None = None
         async with orchestrator.running(background=False):
-            try:
-                return await action(orchestrator)
-            except (TaskorchError, ValidationError, BrokenPipeError) as exc:
-                failure = exc
-        assert failure is not None
-        raise failure
+            return await action(orchestrator)
 
     return _run(run)
 

@@ -41,6 +41,12 @@ class Orchestrator:
                     tg.start_soon(self.queue.run_reaper)
                 yield self
                 tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The task group wraps whatever the `async with` body raised; callers should see
+            # their own exception, not a group of one.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         finally:
             with anyio.CancelScope(shield=True):
                 await self.store.close()
