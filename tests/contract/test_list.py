@@ -125,3 +125,14 @@ async def test_a_malformed_cursor_is_refused(store: Store, clock: FakeClock, cur
     await add(store, clock)
     with pytest.raises(InvalidArgument, match="cursor"):
         await store.list_tasks(TaskFilter(), limit=10, cursor=cursor)
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1001])
+async def test_a_limit_out_of_range_is_refused(store: Store, limit: int) -> None:
+    with pytest.raises(InvalidArgument, match="limit"):
+        await store.list_tasks(TaskFilter(), limit=limit)
+
+
+async def test_the_largest_limit_is_accepted(store: Store, clock: FakeClock) -> None:
+    await add(store, clock)
+    assert len((await store.list_tasks(TaskFilter(), limit=1000)).items) == 1

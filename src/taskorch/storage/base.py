@@ -83,7 +83,8 @@ class Store(Protocol):
         """Tasks matching `filter`, newest first, at most `limit` (1..1000).
 
         `next_cursor` is set when more may follow; passing it back continues after the last
-        item, stable under concurrent inserts. A malformed cursor raises `InvalidArgument`.
+        item, stable under concurrent inserts. A malformed cursor or a `limit` out of range
+        raises `InvalidArgument`.
         """
         ...
 

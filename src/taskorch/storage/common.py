@@ -13,7 +13,9 @@ from taskorch.domain import DurationStats, ExecutionMode, Priority, Statistics, 
 from taskorch.errors import InvalidArgument, NotFound
 
 __all__ = [
+    "MAX_LIST_LIMIT",
     "build_statistics",
+    "check_limit",
     "decode_cursor",
     "duration_stats",
     "encode_cursor",
@@ -22,6 +24,15 @@ __all__ = [
     "quantile_index",
     "statistics_from_counts",
 ]
+
+
+MAX_LIST_LIMIT = 1000
+
+
+def check_limit(limit: int) -> None:
+    """Raise `InvalidArgument` unless `1 <= limit <= MAX_LIST_LIMIT` (the `list_tasks` contract)."""
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidArgument(f"limit must be between 1 and {MAX_LIST_LIMIT}, got {limit}")
 
 
 def encode_cursor(seq: int) -> str:

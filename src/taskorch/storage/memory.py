@@ -28,6 +28,7 @@ from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDep
 from taskorch.storage.base import Backoff, CreateOutcome, TaskFilter, TaskPage
 from taskorch.storage.common import (
     build_statistics,
+    check_limit,
     decode_cursor,
     encode_cursor,
     lease_lost_message,
@@ -103,6 +104,7 @@ class MemoryStore:
             raise not_found(task_id) from None
 
     async def list_tasks(self, filter: TaskFilter, *, limit: int, cursor: str | None = None) -> TaskPage:
+        check_limit(limit)
         after = decode_cursor(cursor) if cursor is not None else None
         matches = [
             t

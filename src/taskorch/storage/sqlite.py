@@ -39,6 +39,7 @@ from taskorch.domain.tasks import dependency_failed_error
 from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
 from taskorch.storage.base import Backoff, CreateOutcome, TaskFilter, TaskPage
 from taskorch.storage.common import (
+    check_limit,
     decode_cursor,
     encode_cursor,
     lease_lost_message,
@@ -314,6 +315,7 @@ class SQLiteStore:
         return await self._read("get_task", body)
 
     async def list_tasks(self, filter: TaskFilter, *, limit: int, cursor: str | None = None) -> TaskPage:
+        check_limit(limit)
         where, params = ["1 = 1"], dict[str, Any]()
         if cursor is not None:
             where.append("seq < :after")
@@ -335,13 +337,13 @@ class SQLiteStore:
             params["path"] = filter.work_directory
             params["prefix"] = subtree_prefix(filter.work_directory)
         # One row past the page says whether another page follows.
-        params["limit"] = max(limit, 0) + 1
+        params["limit"] = limit + 1
         sql = f"SELECT seq, {COLUMNS} FROM tasks WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT :limit"
 
         def body(conn: sqlite3.Connection) -> TaskPage:
             rows = conn.execute(sql, params).fetchall()
             page = rows[:limit]
-            more = len(rows) > limit and bool(page)
+            more = len(rows) > limit
             return TaskPage([row_to_task(r[1:]) for r in page], encode_cursor(page[-1][0]) if more else None)
 
         return await self._read("list_tasks", body)
