@@ -122,6 +122,16 @@ async def _writer_pragma(store: SQLiteStore, name: str) -> object:
     return await writer.run(lambda conn: conn.execute(f"PRAGMA {name}").fetchone()[0])
 
 
+async def test_a_newer_file_is_refused_before_anything_in_it_changes(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    with pytest.raises(StoreError, match="upgrade taskorch"):
+        await SQLiteStore(path).open()
+    assert _pragma(path, "journal_mode") == "delete"
+    assert _pragma(path, "user_version") == SCHEMA_VERSION + 5
+
+
 async def test_the_file_is_in_wal_mode_with_durable_commits_by_default(store: SQLiteStore) -> None:
     assert _pragma(store.path, "journal_mode") == "wal"
     assert await _writer_pragma(store, "synchronous") == 2  # FULL

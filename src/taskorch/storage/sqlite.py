@@ -47,7 +47,14 @@ from taskorch.storage.common import (
     quantile_index,
     statistics_from_counts,
 )
-from taskorch.storage.sqlite_schema import COLUMNS, error_json, migrate, new_task_row, row_to_task
+from taskorch.storage.sqlite_schema import (
+    COLUMNS,
+    error_json,
+    migrate,
+    new_task_row,
+    refuse_newer,
+    row_to_task,
+)
 from taskorch.storage.sqlite_thread import ConnectionThread
 
 __all__ = ["SQLiteStore"]
@@ -176,6 +183,7 @@ class SQLiteStore:
             raise StoreError(f"cannot create the directory for the task database {self.path}: {exc}") from exc
 
         def setup(conn: sqlite3.Connection) -> None:
+            refuse_newer(conn, path=str(self.path))  # before switching to WAL changes the file
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"the task database {self.path} could not be switched to WAL mode ({mode})")

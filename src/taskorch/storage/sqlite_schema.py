@@ -25,6 +25,7 @@ __all__ = [
     "error_json",
     "migrate",
     "new_task_row",
+    "refuse_newer",
     "row_to_task",
 ]
 
@@ -109,12 +110,7 @@ def migrate(conn: sqlite3.Connection, *, path: str) -> None:
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the task database {path} has schema version {version}, newer than this taskorch "
-                f"understands ({SCHEMA_VERSION}); upgrade taskorch to open it"
-            )
+        version = refuse_newer(conn, path=path)
         for step in MIGRATIONS[version:]:
             # executescript would COMMIT first; run the statements one by one instead.
             for statement in _statements(step):
@@ -126,6 +122,17 @@ def migrate(conn: sqlite3.Connection, *, path: str) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def refuse_newer(conn: sqlite3.Connection, *, path: str) -> int:
+    """The file's schema version; `StoreError` if a newer taskorch wrote it."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the task database {path} has schema version {version}, newer than this taskorch "
+            f"understands ({SCHEMA_VERSION}); upgrade taskorch to open it"
+        )
+    return version
 
 
 def _statements(script: str) -> list[str]:
