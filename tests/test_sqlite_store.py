@@ -11,6 +11,7 @@ import pytest
 
 from taskorch.domain import TaskStatus
 from taskorch.errors import StoreError
+from taskorch.storage import Store
 from taskorch.storage.sqlite import _CANCEL_DEPENDENTS, _CLAIM, _WAKE_DEPENDENTS, SQLiteStore
 from taskorch.storage.sqlite_schema import SCHEMA_VERSION
 from tests.contract.builders import add, claim
@@ -85,6 +86,10 @@ async def test_an_existing_empty_file_is_migrated(tmp_path: Path, clock: FakeClo
     finally:
         await store.close()
     assert _pragma(path, "user_version") == SCHEMA_VERSION
+
+
+def test_the_sqlite_store_satisfies_the_store_protocol(tmp_path: Path) -> None:
+    assert isinstance(SQLiteStore(tmp_path / "t.db"), Store)
 
 
 async def test_opening_twice_and_closing_twice_are_harmless(store: SQLiteStore, clock: FakeClock) -> None:
