@@ -127,6 +127,24 @@ async def store_round(path: Path, ops: int, sync: Sync) -> float:
         await store.close()
 
 
+async def handoff_us(path: Path, sync: Sync, calls: int = 2_000) -> float:
+    """Median cost of one trip to the store's connection thread and back, doing nothing there."""
+    store = SQLiteStore(path, synchronous=sync)
+    await store.open()
+    try:
+        writer = store._writer
+        if writer is None:
+            raise RuntimeError("store did not open")
+        timings = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            await writer.run(lambda conn: None)
+            timings.append(time.perf_counter() - started)
+        return percentile(timings, 0.5) * 1e6
+    finally:
+        await store.close()
+
+
 async def throughput(tmp: Path, sync: Sync, ops: int, rounds: int) -> float:
     raw_path, store_path = tmp / f"raw-{sync}.db", tmp / f"store-{sync}.db"
     for path in (raw_path, store_path):
@@ -140,6 +158,10 @@ async def throughput(tmp: Path, sync: Sync, ops: int, rounds: int) -> float:
     print(
         f"  throughput  plain sqlite3 {raw_ops:8.1f} claim+complete/s   SQLiteStore {store_ops:8.1f}/s"
         f"   ratio {ratio:.2f} (target >= 0.5)"
+    )
+    print(
+        f"              per pair: plain {1e6 / raw_ops:6.0f} us, store {1e6 / store_ops:6.0f} us, of which"
+        f" 2 thread hand-offs ~{2 * await handoff_us(store_path, sync):4.0f} us"
     )
     return ratio
 
