@@ -9,6 +9,7 @@ store makes one such hop per operation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -52,7 +53,12 @@ class _Job(Generic[T]):
             self.value = self.fn(conn)
         except BaseException as exc:
             self.error = exc
-        self.notify(self.done.set)
+        self.wake()
+
+    def wake(self) -> None:
+        # RuntimeError: the caller's event loop has ended, so there is no one left to tell.
+        with contextlib.suppress(RuntimeError):
+            self.notify(self.done.set)
 
     async def outcome(self) -> T:
         # The job runs to its end whatever happens to the caller (a transaction cannot stop
@@ -89,7 +95,7 @@ class ConnectionThread:
         except BaseException as exc:
             started.error = exc
             self._stopping = True
-            started.notify(started.done.set)
+            started.wake()
             return
         started.run(conn)
         try:
