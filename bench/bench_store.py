@@ -5,7 +5,8 @@
 
 (a) Throughput. `SQLiteStore.claim_next` + `complete` in a loop, against plain `sqlite3`
     running the equivalent statements on the same schema (BEGIN IMMEDIATE, the claim
-    UPDATE ... RETURNING, the fenced complete UPDATE, same WAL and synchronous setting).
+    UPDATE ... RETURNING, the fenced complete UPDATE, same WAL and synchronous setting, and
+    under FULL the same claim without its own fsync that the store does by default).
     Rounds alternate between the two so both see the same machine noise. Target: ratio >= 0.5.
 (b) Claim latency with `--small` vs `--large` tasks queued, claims alternating between the two
     files. Target: p50 ratio <= 1.3.
@@ -29,8 +30,8 @@ from typing import Literal
 import anyio
 
 from taskorch.domain import NewTask, TaskSpec, TaskStatus
-from taskorch.storage.sqlite import SQLiteStore
-from taskorch.storage.sqlite_schema import new_task_row
+from taskorch.storage.sqlite import _CLAIM, _FENCE, _FINISH, _WAKE_DEPENDENTS, SQLiteStore
+from taskorch.storage.sqlite_schema import COLUMNS, new_task_row
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import percentile
@@ -39,23 +40,9 @@ Sync = Literal["FULL", "NORMAL"]
 WORK = "/bench/project"
 START = 1_700_000_000.0
 
-RAW_CLAIM = """
-UPDATE tasks SET status = 'running', worker_id = ?, attempt = attempt + 1, lease_token = ?,
-    lease_expires_at = ?, started_at = ?, not_before = NULL, updated_at = ?
-WHERE seq = (
-    SELECT seq FROM tasks INDEXED BY tasks_claim_order
-    WHERE status = 'queued' AND execution_mode IN ('standard')
-      AND (not_before IS NULL OR not_before <= ?)
-      AND (work_directory = ? OR substr(work_directory, 1, length(?)) = ?)
-    ORDER BY priority_rank DESC, created_at, seq LIMIT 1
-) AND status = 'queued'
-RETURNING *
-"""
-RAW_COMPLETE = """
-UPDATE tasks SET status = 'succeeded', result = ?, error = NULL, lease_token = NULL,
-    lease_expires_at = NULL, finished_at = ?, updated_at = ?
-WHERE id = ? AND status = 'running' AND lease_token = ? AND lease_expires_at >= ?
-"""
+# The store's own statements, so the baseline does exactly the SQL work the store does.
+RAW_CLAIM = _CLAIM.format(modes="'standard'")
+RAW_COMPLETE = f"UPDATE tasks {_FINISH} WHERE {_FENCE} RETURNING {COLUMNS}"
 
 
 async def make_file(path: Path, count: int, sync: Sync) -> None:
@@ -97,14 +84,36 @@ def raw_round(path: Path, ops: int, sync: Sync) -> float:
     for _ in range(ops):
         now = time.time()
         token = secrets.token_urlsafe(18)
+        if sync == "FULL":  # the store's default: a claim rides on the next durable commit
+            conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("BEGIN IMMEDIATE")
         row = conn.execute(
-            RAW_CLAIM, ("raw", token, now + 600, now, now, now, WORK, prefix, prefix)
+            RAW_CLAIM,
+            {
+                "worker_id": "raw",
+                "token": token,
+                "expires": now + 600,
+                "now": now,
+                "path": WORK,
+                "prefix": prefix,
+            },
         ).fetchall()
         conn.execute("COMMIT")
+        if sync == "FULL":
+            conn.execute("PRAGMA synchronous = FULL")
         now = time.time()
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute(RAW_COMPLETE, ("ok", now, now, row[0][1], token, now))
+        task_id = row[0][0]
+        params = {
+            "id": task_id,
+            "token": token,
+            "now": now,
+            "status": "succeeded",
+            "result": "ok",
+            "error": None,
+        }
+        conn.execute(RAW_COMPLETE, params).fetchall()
+        conn.execute(_WAKE_DEPENDENTS, {"id": task_id, "now": now})
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()

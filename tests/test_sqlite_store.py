@@ -153,6 +153,46 @@ async def test_synchronous_normal_and_the_busy_timeout_are_configurable(tmp_path
         await store.close()
 
 
+async def _trace_writer(store: SQLiteStore) -> list[str]:
+    """Record every statement the writer connection runs from now on."""
+    statements: list[str] = []
+    writer = store._writer
+    assert writer is not None
+    await writer.run(lambda conn: conn.set_trace_callback(statements.append))
+    return statements
+
+
+async def test_claims_commit_without_waiting_for_the_disk_but_results_do(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    await add(store, clock)
+    statements = await _trace_writer(store)
+
+    leased = await claim(store)
+    assert statements[0] == "PRAGMA synchronous = NORMAL"
+    assert statements[-1] == "PRAGMA synchronous = FULL"
+
+    statements.clear()
+    await store.complete(leased.id, leased.lease_token or "", "done")
+    assert not [s for s in statements if s.startswith("PRAGMA")]
+    assert await _writer_pragma(store, "synchronous") == 2  # back to FULL for everything else
+
+
+async def test_durable_claims_wait_for_the_disk_like_every_other_commit(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = SQLiteStore(tmp_path / "d.db", clock=clock, durable_claims=True)
+    await store.open()
+    try:
+        await add(store, clock)
+        statements = await _trace_writer(store)
+        await claim(store)
+        assert not [s for s in statements if s.startswith("PRAGMA")]
+        assert await _writer_pragma(store, "synchronous") == 2
+    finally:
+        await store.close()
+
+
 async def test_a_file_that_is_not_a_database_gives_a_clear_store_error(tmp_path: Path) -> None:
     path = tmp_path / "notes.db"
     path.write_bytes(b"these are my notes, not a database\n" * 200)

@@ -90,6 +90,11 @@ class StorageSettings(_Section):
         default="FULL", description="SQLite durability: FULL survives power loss; NORMAL survives crashes."
     )
     busy_timeout_ms: int = Field(default=10_000, ge=0)
+    durable_claims: bool = Field(
+        default=False,
+        description="Wait for the disk on claims and heartbeats too. Off: they become durable with "
+        "the next commit; a power loss may undo the latest claims, whose tasks then run again.",
+    )
 
 
 class TasksSettings(_Section):

@@ -31,4 +31,5 @@ def open_store(url: str, settings: Settings, *, clock: Callable[[], float] = tim
         clock=clock,
         synchronous=settings.storage.synchronous,
         busy_timeout_ms=settings.storage.busy_timeout_ms,
+        durable_claims=settings.storage.durable_claims,
     )

@@ -139,6 +139,7 @@ class SQLiteStore:
         clock: Callable[[], float] = time.time,
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         busy_timeout_ms: int = 10_000,
+        durable_claims: bool = False,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
@@ -146,6 +147,8 @@ class SQLiteStore:
         self._clock = clock
         self._synchronous = synchronous
         self._busy_timeout_ms = int(busy_timeout_ms)
+        # Claims and heartbeats skip their own fsync under FULL: see `_transaction`.
+        self._relaxed = None if durable_claims or synchronous == "NORMAL" else "NORMAL"
         self._writer: ConnectionThread | None = None
         self._reader: ConnectionThread | None = None
         self._lifecycle = anyio.Lock()
@@ -227,28 +230,54 @@ class SQLiteStore:
             hint = text
         return StoreError(f"task database {self.path}: {action} failed: {hint}")
 
-    async def _write(self, action: str, body: Callable[[sqlite3.Connection, float], T]) -> T:
-        """Run `body(conn, now)` in one BEGIN IMMEDIATE transaction; roll back if it raises."""
+    async def _write(
+        self, action: str, body: Callable[[sqlite3.Connection, float], T], *, durable: bool = True
+    ) -> T:
+        """Run `body(conn, now)` in one BEGIN IMMEDIATE transaction; roll back if it raises.
+
+        `durable=False` (claims, heartbeats) commits without waiting for the disk; see
+        `_transaction`.
+        """
         writer = self._writer
         if writer is None:
             raise StoreError("the store is not open; call open() first")
-        return await writer.run(lambda conn: self._transaction(conn, action, body))
+        return await writer.run(lambda conn: self._transaction(conn, action, body, durable=durable))
 
     def _transaction(
-        self, conn: sqlite3.Connection, action: str, body: Callable[[sqlite3.Connection, float], T]
+        self,
+        conn: sqlite3.Connection,
+        action: str,
+        body: Callable[[sqlite3.Connection, float], T],
+        *,
+        durable: bool = True,
     ) -> T:
+        # A claim or heartbeat need not wait for the disk: in WAL mode the log is written in
+        # commit order, so the next durable commit (a create, complete, fail...) syncs it too,
+        # and a power loss can only undo a suffix of such commits. An undone claim makes the
+        # task ready again and the worker's later result is refused as a lost lease, which
+        # at-least-once delivery already allows for. `storage.durable_claims` turns this off.
+        relaxed = self._relaxed if not durable else None
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if relaxed is not None:
+                conn.execute(f"PRAGMA synchronous = {relaxed}")
             try:
-                # The clock is read after the lock is won, so times follow commit order.
-                result = body(conn, self._clock())
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                return self._commit(conn, body)
+            finally:
+                if relaxed is not None:
+                    conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         except sqlite3.Error as exc:
             raise self._translate(exc, action) from exc
+
+    def _commit(self, conn: sqlite3.Connection, body: Callable[[sqlite3.Connection, float], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # The clock is read after the lock is won, so times follow commit order.
+            result = body(conn, self._clock())
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         return result
 
     async def _read(self, action: str, body: Callable[[sqlite3.Connection], T]) -> T:
@@ -382,7 +411,7 @@ class SQLiteStore:
             rows = conn.execute(sql, params).fetchall()
             return row_to_task(rows[0]) if rows else None
 
-        return await self._write("claim_next", body)
+        return await self._write("claim_next", body, durable=False)
 
     async def heartbeat(self, task_id: str, lease_token: str, lease_seconds: float) -> Task:
         def body(conn: sqlite3.Connection, now: float) -> Task:
@@ -395,7 +424,7 @@ class SQLiteStore:
                 _raise_lease_lost(conn, task_id)
             return row_to_task(rows[0])
 
-        return await self._write("heartbeat", body)
+        return await self._write("heartbeat", body, durable=False)
 
     async def complete(self, task_id: str, lease_token: str, result: str | None) -> Task:
         def body(conn: sqlite3.Connection, now: float) -> Task:
