@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "CallerError",
     "ConfigError",
+    "ExecutorUnavailable",
     "InvalidArgument",
     "InvalidTransition",
     "LeaseLost",
@@ -69,3 +70,7 @@ class ConfigError(TaskorchError):
 
 class StoreError(TaskorchError):
     """The store failed (driver error, corrupt file, migration from the future)."""
+
+
+class ExecutorUnavailable(TaskorchError):
+    """The executor's CLI is missing or does not answer; nothing was started."""

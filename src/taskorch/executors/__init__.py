@@ -1,0 +1,1 @@
+"""Executors: supervised runs of coding CLIs (Claude Code, custom command templates)."""

@@ -1,0 +1,121 @@
+"""The Executor protocol: how the engine has a coding CLI do one task run.
+
+Executors know nothing of MCP or of the store. The engine builds a `RunRequest` from a task
+(and its agent), calls `Executor.run`, and records the `RunOutcome` it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from taskorch.domain import ErrorInfo, TaskEvent
+
+__all__ = [
+    "EventSink",
+    "Executor",
+    "ExecutorHealth",
+    "RunOutcome",
+    "RunRequest",
+    "RunStarted",
+    "RunStatus",
+    "StartSink",
+]
+
+
+class RunRequest(BaseModel):
+    """Everything an executor needs for one run. Built by the engine from a task and its agent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    prompt: str
+    work_directory: str
+    executor: str | None = Field(default=None, description="Custom executor name (custom mode).")
+    model: str | None = None
+    timeout_seconds: float | None = None
+    resume_session_id: str | None = Field(default=None, description="Continue this Claude Code session.")
+    # Shaping from the task's agent config (Claude Code flags); None means "not set".
+    append_system_prompt: str | None = None
+    allowed_tools: list[str] = Field(default_factory=list)
+    disallowed_tools: list[str] = Field(default_factory=list)
+    permission_mode: str | None = None
+    max_turns: int | None = None
+    max_budget_usd: float | None = None
+    mcp_config: str | None = Field(default=None, description="A --mcp-config file path or JSON text.")
+
+
+class RunStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    RATE_LIMITED = "rate_limited"  # a usage/rate limit ended the run; see `retry_after`
+
+
+class RunOutcome(BaseModel):
+    """How a run ended and what it reported. Cancellation is not an outcome: `run` re-raises it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: RunStatus
+    result: str | None = None
+    error: ErrorInfo | None = None
+    exit_code: int | None = None
+    session_id: str | None = None
+    cost_usd: float | None = None
+    usage: dict[str, Any] | None = None
+    num_turns: int | None = None
+    permission_denials: list[dict[str, Any]] = Field(default_factory=list)
+    retry_after: datetime | None = Field(default=None, description="With RATE_LIMITED: not before this.")
+    output_truncated: bool = False
+    log_path: str | None = None
+
+
+class RunStarted(BaseModel):
+    """Reported once the process exists, so the engine can record it for restart recovery."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pid: int
+    pgid: int
+    command: list[str]
+
+
+class ExecutorHealth(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    ok: bool
+    version: str | None = None
+    message: str
+
+
+EventSink = Callable[[TaskEvent], Awaitable[None]]
+StartSink = Callable[[RunStarted], Awaitable[None]]
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs one task in a supervised child process.
+
+    `run` returns when the process has ended and been reaped. It never raises for a failed
+    run (that is an outcome); it raises `ExecutorUnavailable` if the CLI is missing or broken
+    before anything started. Cancelling the caller's scope ends the whole process group
+    (SIGTERM, a grace period, SIGKILL), reaps it, and re-raises the cancellation.
+    """
+
+    name: str
+
+    async def check(self) -> ExecutorHealth:
+        """Whether the CLI is there and answers (e.g. `claude --version`)."""
+        ...
+
+    async def run(
+        self, request: RunRequest, *, on_event: EventSink | None = None, on_start: StartSink | None = None
+    ) -> RunOutcome:
+        """Run `request` to its end. `on_event` receives progress events; `on_start` the process."""
+        ...
