@@ -1,0 +1,1 @@
+"""Downstream MCP servers: connections, tool catalog, calls."""
