@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from taskorch.domain import TaskStatus
@@ -169,8 +171,9 @@ async def test_claims_commit_without_waiting_for_the_disk_but_results_do(
     statements = await _trace_writer(store)
 
     leased = await claim(store)
-    assert statements[0] == "PRAGMA synchronous = NORMAL"
-    assert statements[-1] == "PRAGMA synchronous = FULL"
+    begin, commit = statements.index("BEGIN IMMEDIATE"), statements.index("COMMIT")
+    assert "PRAGMA synchronous = NORMAL" in statements[:begin]
+    assert "PRAGMA synchronous = FULL" in statements[commit:]
 
     statements.clear()
     await store.complete(leased.id, leased.lease_token or "", "done")
@@ -191,6 +194,43 @@ async def test_durable_claims_wait_for_the_disk_like_every_other_commit(
         assert await _writer_pragma(store, "synchronous") == 2
     finally:
         await store.close()
+
+
+async def test_a_claim_runs_on_the_callers_thread_when_the_writer_is_idle(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    await add(store, clock)
+    threads: list[str] = []
+    writer = store._writer
+    assert writer is not None
+    await writer.run(
+        lambda conn: conn.set_trace_callback(lambda _: threads.append(threading.current_thread().name))
+    )
+
+    await claim(store)
+
+    assert set(threads) == {threading.current_thread().name}
+
+
+async def test_a_claim_waits_in_the_thread_while_another_process_holds_the_write_lock(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    created = await add(store, clock)
+    other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    claimed: list[str] = []
+
+    async def claimer() -> None:
+        claimed.append((await claim(store)).id)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(claimer)
+            await anyio.wait_all_tasks_blocked()
+            assert claimed == []  # not refused: waiting for the lock
+            other.execute("COMMIT")
+    other.close()
+    assert claimed == [created.id]
 
 
 async def test_a_file_that_is_not_a_database_gives_a_clear_store_error(tmp_path: Path) -> None:

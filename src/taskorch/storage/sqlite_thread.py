@@ -47,13 +47,12 @@ class _Job(Generic[T]):
         self.value: T | None = None
         self.error: BaseException | None = None
 
-    def run(self, conn: sqlite3.Connection) -> None:
-        """In the connection thread: do the work, keep the outcome, wake the caller."""
+    def execute(self, conn: sqlite3.Connection) -> None:
+        """In the connection thread: do the work and keep the outcome (then `wake` the caller)."""
         try:
             self.value = self.fn(conn)
         except BaseException as exc:
             self.error = exc
-        self.wake()
 
     def wake(self) -> None:
         # RuntimeError: the caller's event loop has ended, so there is no one left to tell.
@@ -80,6 +79,9 @@ class ConnectionThread:
         self._jobs: queue.SimpleQueue[_Job[object] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._conn: sqlite3.Connection | None = None
+        # Held while a job runs on the connection, by the thread or by `try_inline`.
+        self._in_use = threading.Lock()
 
     async def start(self) -> None:
         """Start the thread and connect; raises what `connect` raised."""
@@ -97,12 +99,20 @@ class ConnectionThread:
             self._stopping = True
             started.wake()
             return
-        started.run(conn)
+        self._conn = conn
+        started.execute(conn)
+        started.wake()
         try:
             while (job := self._jobs.get()) is not None:
-                job.run(conn)
+                with self._in_use:
+                    job.execute(conn)
+                # Woken only once the connection is free again, so a caller's next quick
+                # transaction (`try_inline`) finds it idle.
+                job.wake()
         finally:
-            conn.close()
+            with self._in_use:
+                self._conn = None
+                conn.close()
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(conn)` in the connection thread after the jobs queued before it."""
@@ -111,6 +121,23 @@ class ConnectionThread:
         job = _Job(fn)
         self._jobs.put(job)  # type: ignore[arg-type]
         return await job.outcome()
+
+    def try_inline(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
+        """Run `fn(conn)` on the calling thread if the connection is idle right now.
+
+        Returns `(True, value)` if it ran, `(False, None)` if the thread was busy (or the
+        connection is closed): the caller then queues the work with `run`. For short work
+        that must not wait for the disk or for other processes' locks: it blocks the caller.
+        """
+        if not self._in_use.acquire(blocking=False):
+            return False, None
+        try:
+            conn = self._conn
+            if conn is None or self._stopping:
+                return False, None
+            return True, fn(conn)
+        finally:
+            self._in_use.release()
 
     async def stop(self) -> None:
         """Finish the queued jobs, close the connection and end the thread. Idempotent."""
