@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 from pathlib import Path
 
-from taskorch.storage.sqlite import SQLiteStore
-
 from taskorch.config import Settings, load_settings
-from taskorch.domain import NewTask, TaskSpec
+from taskorch.domain import NewTask, TaskSpec, TaskStatus
 from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.storage.sqlite import SQLiteStore
+from taskorch.storage.sqlite_schema import new_task_row
 
 __all__ = ["bench_settings", "percentile", "prefill", "rss_kib", "summary"]
 
@@ -21,22 +22,34 @@ def bench_settings(db: Path, root: Path) -> Settings:
 
 
 async def prefill(db: Path, work_directory: str, count: int, *, start: float = 1_700_000_000.0) -> None:
-    """Insert `count` queued standard tasks straight through the store (fast, not durable per row)."""
-    store = SQLiteStore(str(db), synchronous="NORMAL")
-    await store.open()
+    """A migrated store file holding `count` more queued standard tasks, in one bulk transaction."""
+    store = SQLiteStore(str(db))
+    await store.open()  # creates and migrates the file
+    await store.close()
+    rows = [
+        new_task_row(
+            NewTask(
+                id=f"{db.stem}-{i:07d}",
+                spec=TaskSpec(prompt=f"task {i}", work_directory=work_directory),
+                work_directory=work_directory,
+                created_at=utc_from_timestamp(start + i * 1e-3),
+            ),
+            TaskStatus.QUEUED,
+            None,
+        )
+        for i in range(count)
+    ]
+    if not rows:
+        return
+    columns = list(rows[0])
+    insert = f"INSERT INTO tasks ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
+    conn = sqlite3.connect(db, isolation_level=None)
     try:
-        for i in range(count):
-            spec = TaskSpec(prompt=f"task {i}", work_directory=work_directory)
-            await store.create_task(
-                NewTask(
-                    id=f"pre-{i:07d}",
-                    spec=spec,
-                    work_directory=work_directory,
-                    created_at=utc_from_timestamp(start + i * 1e-3),
-                )
-            )
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(insert, rows)
+        conn.execute("COMMIT")
     finally:
-        await store.close()
+        conn.close()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -23,18 +23,16 @@ import sqlite3
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 import anyio
 
-from taskorch.domain import NewTask, TaskSpec, TaskStatus
 from taskorch.storage.sqlite import _CLAIM, _FENCE, _FINISH, _WAKE_DEPENDENTS, SQLiteStore
-from taskorch.storage.sqlite_schema import COLUMNS, new_task_row
+from taskorch.storage.sqlite_schema import COLUMNS
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import percentile
+from _common import percentile, prefill
 
 Sync = Literal["FULL", "NORMAL"]
 WORK = "/bench/project"
@@ -47,30 +45,7 @@ RAW_COMPLETE = f"UPDATE tasks {_FINISH} WHERE {_FENCE} RETURNING {COLUMNS}"
 
 async def make_file(path: Path, count: int, sync: Sync) -> None:
     """A migrated store file holding `count` queued tasks, inserted in one bulk transaction."""
-    store = SQLiteStore(path, synchronous=sync)
-    await store.open()
-    await store.close()
-    rows = []
-    for i in range(count):
-        new = NewTask(
-            id=f"{path.stem}-{i:07d}",
-            spec=TaskSpec(prompt=f"task {i}", work_directory=WORK),
-            work_directory=WORK,
-            created_at=datetime.fromtimestamp(START + i * 1e-3, tz=UTC),
-        )
-        rows.append(new_task_row(new, TaskStatus.QUEUED, None))
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        columns = list(rows[0]) if rows else []
-        if rows:
-            conn.executemany(
-                f"INSERT INTO tasks ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})",
-                rows,
-            )
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+    await prefill(path, WORK, count, start=START)
 
 
 def raw_round(path: Path, ops: int, sync: Sync) -> float:
