@@ -1,0 +1,134 @@
+"""One scenario with the real Claude Code CLI, run INSIDE a fresh network namespace.
+
+Spawned by `tests/integration/netns.py` as
+`unshare --net -- python -m tests.integration.claude_scenario SCENARIO.json` from the
+repository root. It brings the namespace's loopback up, serves the scripted Messages API stand-in
+(`tests/stub_messages_api.py`) on 127.0.0.1, runs the CLI (or, in `executor` mode, taskorch's
+ClaudeCodeExecutor) against it, and prints ONE JSON summary line on stdout.
+
+Scenario keys: `mode` ("cli" or "executor"), `claude` (the CLI path), `home` (a throw-away
+HOME), `cwd` (the work directory), `turns` (the stub's script), `timeout` (seconds), `env`
+(extra variables). `cli` mode: `args` (after the executable) and `prompt` (sent on stdin).
+`executor` mode: `request` (RunRequest fields).
+
+The summary: `interfaces` (network devices seen: only `lo`), `requests` (what the stub
+received), `turns_left`, and per mode `exit_code`, `lines` (stdout parsed as JSON, one object a
+line), `stdout`, `stderr`, `duration_s`; or `outcome`, `events`, `started`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from tests.stub_messages_api import StubMessagesApi, bind_loopback, serve
+
+# What makes the CLI talk only to the stand-in and fail fast on errors.
+OFFLINE_ENV = {
+    "ANTHROPIC_API_KEY": "sk-test",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+    "CLAUDE_CODE_MAX_RETRIES": "0",
+}
+
+
+def cli_env(scenario: dict[str, Any], port: int) -> dict[str, str]:
+    """An explicit environment: nothing from the caller but PATH and the locale."""
+    env = {key: os.environ[key] for key in ("PATH", "LANG", "LC_ALL", "TZ") if key in os.environ}
+    env.update(OFFLINE_ENV)
+    env["HOME"] = scenario["home"]
+    env["ANTHROPIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+    env.update(scenario.get("env", {}))
+    return env
+
+
+def loopback_up() -> list[str]:
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    # Not /sys/class/net: sysfs still shows the namespace it was mounted in.
+    return sorted(name for _, name in socket.if_nameindex())
+
+
+async def run_cli(scenario: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    command = [scenario["claude"], *scenario.get("args", [])]
+    started = time.monotonic()
+    result = await anyio.run_process(
+        command, input=scenario.get("prompt", "").encode(), cwd=scenario["cwd"], env=env, check=False
+    )
+    stdout = result.stdout.decode(errors="replace")
+    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return {
+        "exit_code": result.returncode,
+        "lines": lines,
+        "stdout": stdout,
+        "stderr": result.stderr.decode(errors="replace")[-4000:],
+        "duration_s": round(time.monotonic() - started, 3),
+    }
+
+
+async def run_executor(scenario: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    # Imported here: the executor lives on another branch until merged (see the test module).
+    from taskorch.config import load_settings
+    from taskorch.domain import TaskEvent
+    from taskorch.executors.base import RunRequest, RunStarted
+
+    executor_class = importlib.import_module("taskorch.executors.claude_code").ClaudeCodeExecutor
+    # The executor starts the CLI from this process, so it sees the offline environment here.
+    os.environ.clear()
+    os.environ.update(env)
+    settings = load_settings(
+        env={"HOME": scenario["home"]},
+        overrides={
+            "claude_code": {"path": scenario["claude"]},
+            "security": {"allowed_roots": [scenario["cwd"]]},
+        },
+    )
+    executor = executor_class(settings)
+    events: list[dict[str, Any]] = []
+    started: list[dict[str, Any]] = []
+
+    async def on_event(event: TaskEvent) -> None:
+        events.append(event.model_dump(mode="json"))
+
+    async def on_start(run: RunStarted) -> None:
+        started.append(run.model_dump(mode="json"))
+
+    request = RunRequest(**scenario["request"])
+    outcome = await executor.run(request, on_event=on_event, on_start=on_start)
+    return {"outcome": outcome.model_dump(mode="json"), "events": events, "started": started}
+
+
+async def main(scenario: dict[str, Any]) -> None:
+    interfaces = loopback_up()
+    stub = StubMessagesApi(turns=list(scenario.get("turns", [])))
+    sock = bind_loopback()
+    env = cli_env(scenario, sock.getsockname()[1])
+    stop = anyio.Event()
+    summary: dict[str, Any] = {"interfaces": interfaces}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve, stub, sock, stop)
+        try:
+            with anyio.fail_after(float(scenario.get("timeout", 30))):
+                if scenario.get("mode", "cli") == "executor":
+                    summary.update(await run_executor(scenario, env))
+                else:
+                    summary.update(await run_cli(scenario, env))
+        finally:
+            stop.set()
+    summary["requests"] = stub.requests
+    summary["turns_left"] = stub.turns_left
+    sys.stdout.write(json.dumps(summary) + "\n")
+
+
+if __name__ == "__main__":
+    anyio.run(main, json.loads(Path(sys.argv[1]).read_text()))
