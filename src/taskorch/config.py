@@ -166,7 +166,7 @@ class _DownstreamBase(_Section):
     call_timeout_seconds: float = Field(
         default=300.0,
         gt=0,
-        description="Longest any one tool call may take (a plan step's timeout is capped by it).",
+        description="Longest any one tool call may take once connected (a step's own timeout applies too).",
     )
 
 
