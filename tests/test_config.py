@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from taskorch.config import Settings, default_config_path, default_data_dir, load_settings
+from taskorch.config import (
+    DownstreamSseSettings,
+    DownstreamStdioSettings,
+    DownstreamStreamableHttpSettings,
+    DownstreamWebSocketSettings,
+    Settings,
+    default_config_path,
+    default_data_dir,
+    load_settings,
+)
 from taskorch.errors import ConfigError
 
 TOKEN = "0123456789abcdef0123"
@@ -191,8 +200,129 @@ def test_the_example_config_file_is_valid(env: dict[str, str]) -> None:
 def test_the_configuration_docs_list_every_key() -> None:
     docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
     for section_name, section in Settings.model_fields.items():
+        if section_name == "downstream":
+            continue  # a table of tables, checked below
         annotation = section.annotation
         assert annotation is not None
         for key in annotation.model_fields:  # type: ignore[union-attr]
             assert f"`{section_name}.{key}`" in docs, f"docs/configuration.md misses {section_name}.{key}"
             assert f"TASKORCH_{section_name.upper()}__{key.upper()}" in docs
+
+
+DOWNSTREAM_SHAPES = (
+    DownstreamStdioSettings,
+    DownstreamSseSettings,
+    DownstreamStreamableHttpSettings,
+    DownstreamWebSocketSettings,
+)
+
+
+def test_the_configuration_docs_list_every_downstream_key() -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    for shape in DOWNSTREAM_SHAPES:
+        for key in shape.model_fields:
+            assert f"`downstream.<name>.{key}`" in docs, (
+                f"docs/configuration.md misses downstream.<name>.{key}"
+            )
+
+
+def test_the_example_file_shows_every_downstream_transport(env: dict[str, str]) -> None:
+    example = Path(__file__).parent.parent / "examples" / "taskorch.example.toml"
+    servers = load_settings(config_file=example, env=env).downstream
+    assert {s.transport for s in servers.values()} >= {"stdio", "streamable_http", "websocket"}
+
+
+def test_downstream_servers_are_typed_by_transport(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "c.toml",
+        """
+[downstream.files]
+transport = "stdio"
+command = "npx"
+args = ["-y", "server-filesystem", "/tmp"]
+env = { DEBUG = "1" }
+cwd = "/tmp"
+call_timeout_seconds = 60
+
+[downstream.search]
+transport = "streamable_http"
+url = "https://search.example/mcp"
+headers = { Authorization = "Bearer abc" }
+
+[downstream.old]
+transport = "sse"
+url = "http://127.0.0.1:9000/sse"
+enabled = false
+
+[downstream.live]
+transport = "websocket"
+url = "ws://127.0.0.1:9100/mcp"
+connect_timeout_seconds = 5
+""",
+    )
+    servers = load_settings(config_file=config, env=env).downstream
+    files = servers["files"]
+    assert isinstance(files, DownstreamStdioSettings)
+    assert (files.command, files.args, files.env, files.cwd) == (
+        "npx",
+        ["-y", "server-filesystem", "/tmp"],
+        {"DEBUG": "1"},
+        "/tmp",
+    )
+    assert (files.call_timeout_seconds, files.connect_timeout_seconds, files.enabled) == (60, 30, True)
+    search = servers["search"]
+    assert isinstance(search, DownstreamStreamableHttpSettings)
+    assert search.headers == {"Authorization": "Bearer abc"}
+    assert "Bearer abc" not in repr(search)
+    old = servers["old"]
+    assert isinstance(old, DownstreamSseSettings)
+    assert not old.enabled
+    live = servers["live"]
+    assert isinstance(live, DownstreamWebSocketSettings)
+    assert live.connect_timeout_seconds == 5
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ('[downstream.a]\ncommand = "x"\n', r"downstream\.a \(from .*\): needs transport = one of 'stdio'"),
+        ('[downstream.a]\ntransport = "ws"\n', r"downstream\.a .*transport must be one of .*'websocket'"),
+        ('[downstream.a]\ntransport = "stdio"\n', r"downstream\.a\.command .*Field required"),
+        (
+            '[downstream.a]\ntransport = "stdio"\ncommand = "x"\ncomand = "y"\n',
+            r"downstream\.a\.comand .*unknown key",
+        ),
+        (
+            '[downstream.a]\ntransport = "websocket"\nurl = "http://h/ws"\n',
+            r"downstream\.a\.url .*ws:// or wss://",
+        ),
+        ('[downstream.a]\ntransport = "sse"\nurl = "h/sse"\n', r"downstream\.a\.url .*http:// or https://"),
+        (
+            '[downstream.a]\ntransport = "streamable_http"\nurl = "http://h/mcp"\ncall_timeout_seconds = 0\n',
+            r"downstream\.a\.call_timeout_seconds .*greater than 0",
+        ),
+        ('[downstream."a b"]\ntransport = "stdio"\ncommand = "x"\n', r"server name 'a b' must be"),
+    ],
+)
+def test_bad_downstream_tables_are_named(
+    env: dict[str, str], tmp_path: Path, table: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(config_file=write(tmp_path / "c.toml", table), env=env)
+
+
+def test_downstream_secrets_are_never_echoed(env: dict[str, str], tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "c.toml",
+        '[downstream.a]\ntransport = "sse"\nurl = "http://h/sse"\nheaders = { X = ["hunter2-secret"] }\n',
+    )
+    with pytest.raises(ConfigError, match=r"downstream\.a\.headers\.X") as caught:
+        load_settings(config_file=config, env=env)
+    assert "hunter2-secret" not in str(caught.value)
+
+
+def test_downstream_servers_cannot_come_from_the_environment(env: dict[str, str]) -> None:
+    with pytest.raises(
+        ConfigError, match="TASKORCH_DOWNSTREAM__FILES: downstream servers are configured in the config"
+    ):
+        load_settings(env={**env, "TASKORCH_DOWNSTREAM__FILES": "npx"})

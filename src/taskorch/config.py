@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -26,6 +28,12 @@ from pydantic_core import ErrorDetails
 from taskorch.errors import ConfigError
 
 __all__ = [
+    "DOWNSTREAM_NAME_PATTERN",
+    "DownstreamServerSettings",
+    "DownstreamSseSettings",
+    "DownstreamStdioSettings",
+    "DownstreamStreamableHttpSettings",
+    "DownstreamWebSocketSettings",
     "LimitsSettings",
     "LoggingSettings",
     "SecuritySettings",
@@ -146,6 +154,94 @@ class LoggingSettings(_Section):
         return value.strip().upper() if isinstance(value, str) else value
 
 
+DOWNSTREAM_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+"""What a downstream server's name may be: it appears in tool references like `name.tool`."""
+
+
+class _DownstreamBase(_Section):
+    enabled: bool = Field(default=True, description="False keeps the entry but never connects to it.")
+    connect_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="Longest wait to connect and list the server's tools."
+    )
+    call_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest any one tool call may take once connected (a step's own timeout applies too).",
+    )
+
+
+def _check_url(value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ValueError(f"must be an absolute {' or '.join(s + '://' for s in schemes)} URL")
+    return value
+
+
+class DownstreamStdioSettings(_DownstreamBase):
+    """A server launched as a subprocess that speaks MCP on its stdin/stdout."""
+
+    transport: Literal["stdio"]
+    command: str = Field(min_length=1, description="The executable: a name on PATH or a path.")
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description="Extra environment for the process (over HOME, LOGNAME, PATH, SHELL, TERM, USER).",
+    )
+    cwd: str | None = Field(default=None, description="Working directory of the process.")
+
+
+class DownstreamSseSettings(_DownstreamBase):
+    """A server reached over the legacy HTTP+SSE transport (GET the event stream, POST messages)."""
+
+    transport: Literal["sse"]
+    url: str = Field(description="The SSE endpoint, e.g. http://127.0.0.1:8000/sse.")
+    headers: dict[str, str] = Field(default_factory=dict, repr=False, description="Sent with every request.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_url(value, ("http", "https"))
+
+
+class DownstreamStreamableHttpSettings(_DownstreamBase):
+    """A server reached over streamable HTTP."""
+
+    transport: Literal["streamable_http"]
+    url: str = Field(description="The MCP endpoint, e.g. http://127.0.0.1:8000/mcp.")
+    headers: dict[str, str] = Field(default_factory=dict, repr=False, description="Sent with every request.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_url(value, ("http", "https"))
+
+
+class DownstreamWebSocketSettings(_DownstreamBase):
+    """A server reached over WebSocket (subprotocol `mcp`, one JSON-RPC message per text frame)."""
+
+    transport: Literal["websocket"]
+    url: str = Field(description="e.g. ws://127.0.0.1:8000/ws.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, repr=False, description="Sent with the opening handshake."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _ws_url(cls, value: str) -> str:
+        return _check_url(value, ("ws", "wss"))
+
+
+DownstreamServerSettings = Annotated[
+    DownstreamStdioSettings
+    | DownstreamSseSettings
+    | DownstreamStreamableHttpSettings
+    | DownstreamWebSocketSettings,
+    Field(discriminator="transport"),
+]
+"""One `[downstream.<name>]` table; `transport` says which shape it has."""
+
+
 class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -153,6 +249,20 @@ class Settings(_Section):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    downstream: dict[str, DownstreamServerSettings] = Field(
+        default_factory=dict, description="MCP servers whose tools plans may call, by name."
+    )
+
+    @field_validator("downstream")
+    @classmethod
+    def _server_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not re.fullmatch(DOWNSTREAM_NAME_PATTERN, name):
+                raise ValueError(
+                    f"downstream server name {name!r} must be 1-64 letters, digits, '_' or '-' "
+                    "(it appears in tool references such as name.tool)"
+                )
+        return value
 
     def resolved_allowed_roots(self, env: Mapping[str, str] | None = None) -> list[str]:
         """Allowed roots, resolved (symlinks followed), defaulting to the home directory."""
@@ -200,6 +310,11 @@ def _env_overrides(env: Mapping[str, str], sources: _Sources) -> dict[str, dict[
             section, field = _SHORTCUTS[key]
         elif "__" in key:
             section, field = (part.lower() for part in key.split("__", 1))
+            if section == "downstream":
+                raise ConfigError(
+                    f"{name}: downstream servers are configured in the config file "
+                    "([downstream.<name>] tables), not in the environment"
+                )
         else:
             continue
         parsed: Any = value
@@ -227,19 +342,37 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 def _record(data: Mapping[str, Any], label: str, sources: _Sources) -> None:
     for section, fields in data.items():
         if isinstance(fields, Mapping):
+            sources.setdefault((section,), label)
             for field in fields:
                 sources[(section, field)] = label
         else:
             sources[(section,)] = label
 
 
+def _is_secret(loc: tuple[str, ...]) -> bool:
+    # A downstream server's headers and env often carry tokens.
+    # (A whole table is not echoed either: it may hold them.)
+    if loc[:1] == ("downstream",):
+        return len(loc) <= 2 or bool({"headers", "env"} & set(loc))
+    return loc[:2] in _SECRET_FIELDS
+
+
+_TRANSPORTS = ("stdio", "sse", "streamable_http", "websocket")
+
+
 def _describe(err: ErrorDetails, sources: _Sources) -> str:
     loc = tuple(str(p) for p in err["loc"])
+    if loc[:1] == ("downstream",) and len(loc) > 2 and loc[2] in _TRANSPORTS:
+        loc = loc[:2] + loc[3:]  # pydantic puts the union's tag in the path; the file has no such level
     where = sources.get(loc[:2]) or sources.get(loc[:1]) or "defaults"
     message = err["msg"]
+    if err["type"] == "union_tag_not_found":
+        return f"{'.'.join(loc)} (from {where}): needs transport = one of {', '.join(map(repr, _TRANSPORTS))}"
+    if err["type"] == "union_tag_invalid":
+        message = f"transport must be one of {', '.join(map(repr, _TRANSPORTS))}"
     if err["type"] == "extra_forbidden":
         message = "unknown key" if len(loc) > 1 else "unknown section"
-    elif loc[:2] not in _SECRET_FIELDS and err["type"] != "missing":
+    elif not _is_secret(loc) and err["type"] != "missing":
         shown = repr(err["input"])
         message += f" (got {shown[:80]}{'...' if len(shown) > 80 else ''})"
     return f"{'.'.join(loc)} (from {where}): {message}"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 
 import anyio
 
 from taskorch.config import Settings
+from taskorch.downstream.base import ToolGateway
+from taskorch.downstream.pool import DownstreamPool
 from taskorch.engine.queue import TaskQueue
 from taskorch.storage import Store, open_store
 
@@ -22,21 +24,37 @@ class Orchestrator:
     connection, so nothing here may be built inside that lifespan.
     """
 
-    def __init__(self, settings: Settings, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        downstream: ToolGateway | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.queue = TaskQueue(store, settings, clock=clock)
+        self.downstream = downstream
+        """The downstream MCP servers' tools, if this process has a gateway to them."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Orchestrator:
-        return cls(settings, open_store(settings.database_url(), settings))
+        return cls(
+            settings, open_store(settings.database_url(), settings), downstream=DownstreamPool(settings)
+        )
+
+    def _downstream_running(self) -> AbstractAsyncContextManager[object]:
+        # A pool owns its connections for as long as the orchestrator runs; a fake needs nothing.
+        return self.downstream.running() if isinstance(self.downstream, DownstreamPool) else nullcontext()
 
     @asynccontextmanager
     async def running(self, *, background: bool = True) -> AsyncIterator[Orchestrator]:
-        """Open the store and, with `background`, run the reaper until the block exits."""
+        """Open the store (and the downstream pool) and, with `background`, run the reaper until
+        the block exits."""
         await self.store.open()
         try:
-            async with anyio.create_task_group() as tg:
+            async with self._downstream_running(), anyio.create_task_group() as tg:
                 if background:
                     tg.start_soon(self.queue.run_reaper)
                 yield self

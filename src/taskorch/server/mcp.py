@@ -13,6 +13,7 @@ from mcp.server.mcpserver import MCPServer
 
 from taskorch import __version__
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.mcp_downstream import register_downstream_tools
 from taskorch.server.mcp_resources import register_resources
 from taskorch.server.mcp_tools import register_task_tools
 
@@ -36,6 +37,8 @@ def build_mcp_server(orchestrator: Orchestrator) -> MCPServer:
     server: MCPServer = MCPServer("taskorch", version=__version__, instructions=INSTRUCTIONS)
     register_task_tools(server, orchestrator)
     register_resources(server, orchestrator)
+    if orchestrator.downstream is not None:
+        register_downstream_tools(server, orchestrator.downstream)
     return server
 
 

@@ -1,0 +1,119 @@
+"""MCP over WebSocket, client side: subprotocol `mcp`, one JSON-RPC message per text frame.
+
+The MCP SDK 2.x has no WebSocket transport; `websocket_client` is one in the SDK's own shape (an
+async context manager yielding the read and write streams `mcp.Client` drives), built on the
+`websockets` package. Pass it to `mcp.Client` like any other `Transport`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Final
+
+import anyio
+import mcp_types as types
+from mcp.client._transport import TransportStreams
+from mcp.shared.message import SessionMessage
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "SUBPROTOCOL",
+    "WebSocketProtocolError",
+    "frame_of",
+    "parse_frame",
+    "websocket_client",
+]
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL: Final = Subprotocol("mcp")
+MAX_MESSAGE_BYTES: Final = 16 * 2**20
+"""Largest frame accepted; tool results (file contents, listings) can be large."""
+
+_CLOSE_TIMEOUT_SECONDS: Final = 2.0
+
+
+class WebSocketProtocolError(ConnectionError):
+    """The peer accepted the WebSocket but not the `mcp` subprotocol."""
+
+
+def parse_frame(data: str | bytes) -> SessionMessage | Exception:
+    """One frame as a session message, or the parse error for the session to surface."""
+    try:
+        return SessionMessage(types.jsonrpc_message_adapter.validate_json(data, by_name=False))
+    except ValueError as exc:
+        log.warning("dropping a WebSocket frame that is not a JSON-RPC message: %s", exc)
+        return exc
+
+
+def frame_of(message: SessionMessage) -> str:
+    """The text frame carrying `message`."""
+    return message.message.model_dump_json(by_alias=True, exclude_unset=True)
+
+
+@asynccontextmanager
+async def websocket_client(
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    open_timeout: float | None = 30.0,
+) -> AsyncIterator[TransportStreams]:
+    """Open `url` (ws:// or wss://) with subprotocol `mcp` and yield `(read_stream, write_stream)`.
+
+    `headers` go with the opening handshake. Raises what `websockets.connect` raises on the way in:
+    `OSError` (refused, unreachable), `websockets.exceptions.InvalidStatus` (an HTTP answer
+    such as 401 instead of the upgrade; `.response.status_code` says which), `TimeoutError`
+    past `open_timeout`, and `WebSocketProtocolError` when the server does not speak `mcp`.
+    Once open, a connection that drops ends the read stream, so the session's pending
+    requests fail with CONNECTION_CLOSED instead of hanging.
+    """
+    async with connect(
+        url,
+        subprotocols=[SUBPROTOCOL],
+        additional_headers=dict(headers) if headers else None,
+        open_timeout=open_timeout,
+        close_timeout=_CLOSE_TIMEOUT_SECONDS,
+        max_size=MAX_MESSAGE_BYTES,
+    ) as ws:
+        if ws.subprotocol != SUBPROTOCOL:
+            raise WebSocketProtocolError(f"{url} did not accept the WebSocket subprotocol 'mcp'")
+        async with _bridge(ws) as streams:
+            yield streams
+
+
+@asynccontextmanager
+async def _bridge(ws: ClientConnection) -> AsyncIterator[TransportStreams]:
+    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+
+    async def receive_frames() -> None:
+        async with read_writer:
+            try:
+                async for data in ws:
+                    await read_writer.send(parse_frame(data))
+            except ConnectionClosed as exc:
+                log.debug("WebSocket to the MCP server closed: %s", exc)
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                pass  # the session is gone
+
+    async def send_frames() -> None:
+        async with write_reader:
+            try:
+                async for message in write_reader:
+                    await ws.send(frame_of(message))
+            except ConnectionClosed:
+                # Wake the session's waiters rather than leave requests unanswered forever.
+                await read_writer.aclose()
+
+    async with anyio.create_task_group() as tg, read_stream, write_stream:
+        tg.start_soon(receive_frames)
+        tg.start_soon(send_frames)
+        try:
+            yield read_stream, write_stream
+        finally:
+            tg.cancel_scope.cancel()

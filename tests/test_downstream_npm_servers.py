@@ -1,0 +1,74 @@
+"""`DownstreamPool` against real MCP servers from the npm registry, over stdio.
+
+They come from the repo's package.json (`npm install --no-audit --no-fund`, which .ci/run
+does); nothing is fetched at test time. Without node_modules these tests skip, except under
+CI, where a missing install is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from taskorch.config import DownstreamStdioSettings
+from taskorch.downstream.base import DownstreamError, ErrorKind, ServerStatus
+from taskorch.downstream.pool import DownstreamPool
+from tests.downstream_peers import REPO_ROOT
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+BIN = REPO_ROOT / "node_modules" / ".bin"
+
+
+def npm_server(name: str, *args: str) -> DownstreamStdioSettings:
+    executable = BIN / name
+    if not executable.exists():
+        message = f"{executable} is missing: run `npm install --no-audit --no-fund` in {REPO_ROOT}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return DownstreamStdioSettings(
+        transport="stdio", command=str(executable), args=list(args), connect_timeout_seconds=60
+    )
+
+
+async def test_server_everything_lists_its_tools_and_answers_echo_and_add() -> None:
+    pool = DownstreamPool({"everything": npm_server("mcp-server-everything", "stdio")})
+    async with pool.running():
+        [state] = await pool.servers()
+        assert state.status is ServerStatus.CONNECTED, state.error
+        names = {t.name for t in state.tools}
+        # The pinned version calls its adder get-sum (older ones called it add).
+        assert {"echo", "get-sum", "trigger-long-running-operation"} <= names, names
+        echoed = await pool.call("everything", "echo", {"message": "hello"}, timeout_seconds=30)
+        assert not echoed.is_error
+        assert "hello" in echoed.text
+        added = await pool.call("everything", "get-sum", {"a": 2, "b": 40}, timeout_seconds=30)
+        assert "42" in added.text
+        with pytest.raises(DownstreamError) as caught:
+            await pool.call("everything", "echo", {"message": 5}, timeout_seconds=30)
+        assert caught.value.kind is ErrorKind.INVALID_ARGUMENTS
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """tmp_path with symlinks resolved: the server compares real paths."""
+    return tmp_path.resolve()
+
+
+async def test_server_filesystem_writes_then_reads_a_file_under_its_root(root: Path) -> None:
+    pool = DownstreamPool({"files": npm_server("mcp-server-filesystem", str(root))})
+    target = root / "note.txt"
+    async with pool.running():
+        wrote = await pool.call(
+            "files", "write_file", {"path": str(target), "content": "written by taskorch"}, timeout_seconds=30
+        )
+        assert not wrote.is_error, wrote.text
+        assert target.read_text() == "written by taskorch"
+        read = await pool.call("files", "read_text_file", {"path": str(target)}, timeout_seconds=30)
+        assert not read.is_error, read.text
+        assert "written by taskorch" in read.text
+        outside = await pool.call("files", "read_text_file", {"path": "/etc/hostname"}, timeout_seconds=30)
+        assert outside.is_error
