@@ -369,3 +369,24 @@ async def test_a_line_longer_than_the_limit_is_cut_not_buffered(tmp_path: Path) 
     assert peak < 8 * 1024 * 1024
     cut = [e for e in recorder.events if e.data.get("cut")]
     assert len(cut) == 1
+
+
+async def test_the_recorded_command_leaves_out_inline_json_and_long_text(tmp_path: Path) -> None:
+    recorder = Recorder()
+    mcp_config = '{"mcpServers": {"gh": {"env": {"GITHUB_TOKEN": "ghp_secret"}}}}'
+    req = request(tmp_path / "w", mcp_config=mcp_config, append_system_prompt="x" * 500)
+    await run(claude_executor(tmp_path), req, recorder)
+    assert recorder.started is not None
+    command = recorder.started.command
+    assert command[command.index("--mcp-config") + 1] == f"<{len(mcp_config)} characters>"
+    assert command[command.index("--append-system-prompt") + 1] == "<500 characters>"
+    assert "ghp_secret" not in " ".join(command)
+    assert "ghp_secret" in " ".join(read_record(tmp_path / "w")["argv"])  # the CLI itself got it
+
+
+async def test_run_logs_are_private_to_the_owner(tmp_path: Path) -> None:
+    outcome = await run(claude_executor(tmp_path), request(tmp_path / "w"))
+    assert outcome.log_path is not None
+    log = anyio.Path(outcome.log_path)
+    assert (await log.stat()).st_mode & 0o777 == 0o600
+    assert (await log.parent.stat()).st_mode & 0o777 == 0o700

@@ -16,7 +16,9 @@ from taskorch.executors.base import RunOutcome, RunStarted, RunStatus, StartSink
 from taskorch.executors.process import ExitReason, ProcessResult
 
 __all__ = [
+    "DISPLAY_ARG_CHARS",
     "RunLimits",
+    "display_argv",
     "limit_outcome",
     "log_path_for",
     "missing_directory_outcome",
@@ -49,6 +51,24 @@ class RunLimits:
             no_output_timeout_seconds=runs.no_output_timeout_seconds,
             default_timeout_seconds=runs.default_timeout_seconds,
         )
+
+
+DISPLAY_ARG_CHARS = 200
+
+
+def display_argv(argv: list[str]) -> list[str]:
+    """`argv` as recorded with a run: long elements (a prompt, inline JSON) shortened.
+
+    The record is for people and restart recovery; a 100 kB prompt or an inline MCP config
+    (which may carry tokens for its servers) does not belong in it.
+    """
+    shown: list[str] = []
+    for element in argv:
+        if len(element) > DISPLAY_ARG_CHARS or element.lstrip().startswith("{"):
+            shown.append(f"<{len(element)} characters>")
+        else:
+            shown.append(element)
+    return shown
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -108,6 +128,6 @@ def start_reporter(argv: list[str], on_start: StartSink | None) -> Callable[[int
         return None
 
     async def report(pid: int) -> None:
-        await on_start(RunStarted(pid=pid, pgid=pid, command=argv))
+        await on_start(RunStarted(pid=pid, pgid=pid, command=display_argv(argv)))
 
     return report

@@ -6,6 +6,7 @@ leaves at most `max_line` + `tail` bytes in memory and at most the cap on disk.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import BinaryIO
 
@@ -92,8 +93,10 @@ class CappedLog:
         self.truncated = False
         self._file: BinaryIO | None = None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("wb")
+            # Logs hold whatever the CLI printed (code, maybe secrets): readable by the owner only.
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            self._file = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> None:
         if self._file is None or self.truncated:
