@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from taskorch.config import (
+    CustomExecutorSettings,
     DownstreamSseSettings,
     DownstreamStdioSettings,
     DownstreamStreamableHttpSettings,
@@ -204,6 +205,10 @@ def test_the_configuration_docs_list_every_key() -> None:
             continue  # a table of tables, checked below
         annotation = section.annotation
         assert annotation is not None
+        if section_name == "executors":  # named tables, TOML only: `executors.<name>.<key>`
+            for key in CustomExecutorSettings.model_fields:
+                assert f"`executors.<name>.{key}`" in docs, f"docs/configuration.md misses executors.{key}"
+            continue
         for key in annotation.model_fields:  # type: ignore[union-attr]
             assert f"`{section_name}.{key}`" in docs, f"docs/configuration.md misses {section_name}.{key}"
             assert f"TASKORCH_{section_name.upper()}__{key.upper()}" in docs
@@ -326,3 +331,42 @@ def test_downstream_servers_cannot_come_from_the_environment(env: dict[str, str]
         ConfigError, match="TASKORCH_DOWNSTREAM__FILES: downstream servers are configured in the config"
     ):
         load_settings(env={**env, "TASKORCH_DOWNSTREAM__FILES": "npx"})
+
+
+def test_executor_templates_and_run_settings_are_read_from_the_file(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = write(
+        tmp_path / "c.toml",
+        '[executors.codex]\nargv = ["codex", "exec", "--", "{prompt}"]\noutput = "jsonl"\n'
+        '[claude_code]\nmodel = "opus"\n[runs]\nlog_dir = "~/runlogs"\n',
+    )
+    settings = load_settings(config_file=config, env=env)
+    assert settings.executors["codex"].argv == ["codex", "exec", "--", "{prompt}"]
+    assert settings.executors["codex"].success_exit_codes == [0]
+    assert settings.claude_code.model == "opus"
+    assert settings.claude_code.permission_mode == "acceptEdits"
+    assert settings.run_log_dir(env) == Path(os.path.expanduser("~/runlogs"))
+    assert Settings().run_log_dir(env) == default_data_dir(env) / "logs"
+
+
+def test_claude_code_lists_come_from_the_environment(env: dict[str, str]) -> None:
+    settings = load_settings(
+        env={
+            **env,
+            "TASKORCH_CLAUDE_CODE__EXTRA_ARGS": '["--fallback-model", "sonnet"]',
+            "TASKORCH_CLAUDE_CODE__ENV_PASSTHROUGH": "AWS_*,MY_VAR",
+        }
+    )
+    assert settings.claude_code.extra_args == ["--fallback-model", "sonnet"]
+    assert settings.claude_code.env_passthrough == ["AWS_*", "MY_VAR"]
+
+
+def test_the_servers_own_variables_cannot_be_passed_to_a_cli(env: dict[str, str], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"claude_code\.env_passthrough .*TASKORCH_\* variables carry"):
+        load_settings(env=env, overrides={"claude_code": {"env_passthrough": ["TASKORCH_DB"]}})
+    config = write(tmp_path / "c.toml", '[executors.x]\nargv = ["x"]\nenv = { TASKORCH_TOKEN = "t" }\n')
+    with pytest.raises(ConfigError, match=r"executors\.x\.env"):
+        load_settings(config_file=config, env=env)
+    with pytest.raises(ConfigError, match=r"executors\.x\.argv"):
+        load_settings(config_file=write(tmp_path / "d.toml", "[executors.x]\nargv = []\n"), env=env)

@@ -29,6 +29,8 @@ from taskorch.errors import ConfigError
 
 __all__ = [
     "DOWNSTREAM_NAME_PATTERN",
+    "ClaudeCodeSettings",
+    "CustomExecutorSettings",
     "DownstreamServerSettings",
     "DownstreamSseSettings",
     "DownstreamStdioSettings",
@@ -36,6 +38,7 @@ __all__ = [
     "DownstreamWebSocketSettings",
     "LimitsSettings",
     "LoggingSettings",
+    "RunsSettings",
     "SecuritySettings",
     "ServerSettings",
     "Settings",
@@ -242,6 +245,79 @@ DownstreamServerSettings = Annotated[
 """One `[downstream.<name>]` table; `transport` says which shape it has."""
 
 
+def _check_env_names(names: list[str]) -> list[str]:
+    """Environment names to pass to a CLI: no `TASKORCH_*` (the server's database URL and token)."""
+    for name in names:
+        if not name or name.upper().startswith(ENV_PREFIX):
+            raise ValueError(
+                f"{name!r} may not be passed to a CLI: TASKORCH_* variables carry the server's "
+                "database URL and token; name the variables the CLI needs instead"
+            )
+        if "*" in name[:-1]:
+            raise ValueError(f"{name!r}: a `*` may only end a name (a prefix pattern such as AWS_*)")
+    return names
+
+
+class ClaudeCodeSettings(_Section):
+    path: str = Field(
+        default="claude", description="The Claude Code CLI: a name looked up on PATH or a path."
+    )
+    model: str | None = Field(default=None, description="Model when the task and its agent name none.")
+    permission_mode: str = Field(default="acceptEdits", min_length=1)
+    extra_args: list[str] = Field(default_factory=list, description="Appended after taskorch's own flags.")
+    env_passthrough: list[str] = Field(
+        default_factory=list, description="Extra environment names passed to the CLI (`NAME` or `PREFIX_*`)."
+    )
+    max_turns: int | None = Field(default=None, ge=1)
+    max_budget_usd: float | None = Field(default=None, gt=0)
+    version_check_timeout_seconds: float = Field(default=10.0, gt=0)
+    rate_limit_backoff_seconds: float = Field(
+        default=900.0, ge=0, description="Wait after a usage limit that states no reset time."
+    )
+
+    @field_validator("env_passthrough")
+    @classmethod
+    def _env_names(cls, value: list[str]) -> list[str]:
+        return _check_env_names(value)
+
+
+class CustomExecutorSettings(_Section):
+    """A command template for another coding CLI (`[executors.NAME]`)."""
+
+    argv: list[str] = Field(min_length=1, description="Program and arguments; placeholders per element.")
+    output: Literal["text", "jsonl"] = "text"
+    env: dict[str, str] = Field(default_factory=dict, description="Variables set for the command.")
+    env_passthrough: list[str] = Field(default_factory=list)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    success_exit_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    prompt_on_stdin: bool = False
+    model: str | None = Field(default=None, description="`{model}` when the task names none.")
+
+    @field_validator("env_passthrough")
+    @classmethod
+    def _env_names(cls, value: list[str]) -> list[str]:
+        return _check_env_names(value)
+
+    @field_validator("env")
+    @classmethod
+    def _env_values(cls, value: dict[str, str]) -> dict[str, str]:
+        _check_env_names(list(value))
+        return value
+
+
+class RunsSettings(_Section):
+    log_dir: str | None = Field(
+        default=None, description="Where each run's full output goes. Default: logs in the data directory."
+    )
+    log_max_bytes: int = Field(default=10_485_760, ge=0, description="Cap on one run's log file; 0: no log.")
+    output_tail_bytes: int = Field(default=65_536, ge=1024, le=16_777_216)
+    max_line_bytes: int = Field(default=8_388_608, ge=4096, le=268_435_456)
+    event_tail: int = Field(default=200, ge=0, le=10_000)
+    kill_grace_seconds: float = Field(default=5.0, ge=0)
+    no_output_timeout_seconds: float = Field(default=1800.0, ge=0, description="0 turns the watchdog off.")
+    default_timeout_seconds: float = Field(default=3600.0, gt=0)
+
+
 class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -264,6 +340,12 @@ class Settings(_Section):
                 )
         return value
 
+    claude_code: ClaudeCodeSettings = Field(default_factory=ClaudeCodeSettings)
+    executors: dict[str, CustomExecutorSettings] = Field(
+        default_factory=dict, description="Custom command templates by name (`[executors.NAME]`)."
+    )
+    runs: RunsSettings = Field(default_factory=RunsSettings)
+
     def resolved_allowed_roots(self, env: Mapping[str, str] | None = None) -> list[str]:
         """Allowed roots, resolved (symlinks followed), defaulting to the home directory."""
         roots = self.security.allowed_roots or [str(Path((env or os.environ).get("HOME") or Path.home()))]
@@ -272,9 +354,21 @@ class Settings(_Section):
     def database_url(self, env: Mapping[str, str] | None = None) -> str:
         return self.storage.url or str(default_data_dir(env) / "taskorch.db")
 
+    def run_log_dir(self, env: Mapping[str, str] | None = None) -> Path:
+        """Directory for run logs: `runs.log_dir`, else `logs` in the per-user data directory."""
+        if self.runs.log_dir:
+            return Path(os.path.expanduser(self.runs.log_dir))
+        return default_data_dir(env) / "logs"
+
 
 _SHORTCUTS = {"DB": ("storage", "url"), "TOKEN": ("security", "token")}
-_LIST_FIELDS = {("security", "allowed_roots"), ("server", "allowed_hosts"), ("server", "allowed_origins")}
+_LIST_FIELDS = {
+    ("security", "allowed_roots"),
+    ("server", "allowed_hosts"),
+    ("server", "allowed_origins"),
+    ("claude_code", "extra_args"),
+    ("claude_code", "env_passthrough"),
+}
 _SECRET_FIELDS = {("security", "token")}
 
 # Where each key came from, for error messages: (section, field) -> "TASKORCH_..." / file / flags.

@@ -1,0 +1,299 @@
+"""The Claude Code executor: one task run is one `claude -p` process.
+
+The prompt goes to the CLI on stdin (with no prompt argument `claude -p` reads it there), so
+no prompt can ever be read as a flag. Progress comes from `--output-format stream-json`;
+success means exit code 0 AND a `result` line AND `is_error: false`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+
+from taskorch.config import ClaudeCodeSettings, Settings
+from taskorch.domain import ErrorInfo
+from taskorch.errors import ExecutorUnavailable
+from taskorch.executors.base import EventSink, ExecutorHealth, RunOutcome, RunRequest, RunStatus, StartSink
+from taskorch.executors.claude_stream import ClaudeStream, StreamResult
+from taskorch.executors.common import (
+    RunLimits,
+    limit_outcome,
+    log_path_for,
+    missing_directory_outcome,
+    resolve_program,
+    start_reporter,
+)
+from taskorch.executors.process import ProcessResult, ProcessSpec, allowed_environment, run_process
+from taskorch.executors.rate_limit import mentions_usage_limit, parse_reset_time
+
+__all__ = ["HEALTH_CACHE_SECONDS", "ClaudeCodeExecutor"]
+
+HEALTH_CACHE_SECONDS = 60.0
+_INSTALL_HINT = (
+    "install it with `npm install -g @anthropic-ai/claude-code`, or set claude_code.path "
+    "(TASKORCH_CLAUDE_CODE__PATH) to the full path of the `claude` executable"
+)
+
+
+class ClaudeCodeExecutor:
+    """Runs tasks through the Claude Code CLI. Implements `Executor`.
+
+    `environ` is the server's environment, from which only allow-listed names reach the CLI
+    (default: this process's environment, read once here). `clock` gives aware UTC times.
+    """
+
+    name = "claude_code"
+
+    def __init__(
+        self,
+        settings: ClaudeCodeSettings,
+        limits: RunLimits,
+        *,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.limits = limits
+        self.env = allowed_environment(os.environ if environ is None else environ, settings.env_passthrough)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._healthy_until = -math.inf
+        self._health: ExecutorHealth | None = None
+        self._health_lock = anyio.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, environ: Mapping[str, str] | None = None
+    ) -> ClaudeCodeExecutor:
+        """Built from the whole settings object: `[claude_code]` and `[runs]`."""
+        limits = RunLimits.from_settings(settings.runs, settings.run_log_dir(environ))
+        return cls(settings.claude_code, limits, environ=environ)
+
+    def command(self, request: RunRequest, program: str | None = None) -> list[str]:
+        """The argv for `request` (no prompt in it: that goes on stdin).
+
+        The request's own values (from the task and its agent) win over `[claude_code]` ones.
+        """
+        s = self.settings
+        argv = [program or s.path, "-p", "--output-format", "stream-json", "--verbose"]
+        argv += ["--permission-mode", request.permission_mode or s.permission_mode]
+        if model := request.model or s.model:
+            argv += ["--model", model]
+        if request.allowed_tools:
+            argv += ["--allowedTools", *request.allowed_tools]
+        if request.disallowed_tools:
+            argv += ["--disallowedTools", *request.disallowed_tools]
+        if request.append_system_prompt:
+            argv += ["--append-system-prompt", request.append_system_prompt]
+        if (max_turns := request.max_turns or s.max_turns) is not None:
+            argv += ["--max-turns", str(max_turns)]
+        if (budget := request.max_budget_usd or s.max_budget_usd) is not None:
+            argv += ["--max-budget-usd", f"{budget:g}"]
+        if request.resume_session_id:
+            argv += ["--resume", request.resume_session_id]
+        if request.mcp_config:
+            argv += ["--mcp-config", request.mcp_config]
+        return argv + list(s.extra_args)
+
+    async def check(self) -> ExecutorHealth:
+        """Runs `claude --version` (bounded by `version_check_timeout_seconds`).
+
+        A good answer is remembered for `HEALTH_CACHE_SECONDS`; a bad one is not, so a fix is
+        seen at once.
+        """
+        async with self._health_lock:
+            if self._health is not None and anyio.current_time() < self._healthy_until:
+                return self._health
+            health = await self._probe()
+            self._health = health
+            self._healthy_until = anyio.current_time() + HEALTH_CACHE_SECONDS if health.ok else -math.inf
+            return health
+
+    async def _probe(self) -> ExecutorHealth:
+        program = resolve_program(self.settings.path, self.env)
+        if program is None:
+            return ExecutorHealth(
+                name=self.name,
+                ok=False,
+                message=f"Claude Code CLI {self.settings.path!r} not found; {_INSTALL_HINT}",
+            )
+        timeout = self.settings.version_check_timeout_seconds
+        spec = ProcessSpec(
+            argv=[program, "--version"],
+            cwd="/",  # any existing directory: `--version` reads no project files
+            env=self.env,
+            timeout=timeout,
+            kill_grace=1.0,
+            tail_bytes=4096,
+        )
+        try:
+            proc = await run_process(spec)
+        except OSError as exc:
+            return ExecutorHealth(
+                name=self.name, ok=False, message=f"cannot run {program}: {exc}; {_INSTALL_HINT}"
+            )
+        version = proc.stdout_tail.strip().splitlines()[0] if proc.stdout_tail.strip() else None
+        if proc.exit_code != 0 or version is None:
+            why = (
+                f"did not answer within {timeout:g} s"
+                if proc.exit_code is None or proc.exit_code < 0
+                else (f"exited with code {proc.exit_code}: {proc.stderr_tail.strip()[-300:] or 'no output'}")
+            )
+            return ExecutorHealth(
+                name=self.name, ok=False, message=f"`{program} --version` {why}; {_INSTALL_HINT}"
+            )
+        return ExecutorHealth(name=self.name, ok=True, version=version, message=f"{program}: {version}")
+
+    async def run(
+        self, request: RunRequest, *, on_event: EventSink | None = None, on_start: StartSink | None = None
+    ) -> RunOutcome:
+        """Run `request` through `claude -p`; see `Executor.run` for the contract.
+
+        Raises `ExecutorUnavailable` if the CLI is missing or does not answer `--version`.
+        """
+        health = await self.check()
+        if not health.ok:
+            raise ExecutorUnavailable(health.message)
+        if (missing := missing_directory_outcome(request.work_directory)) is not None:
+            return missing
+        program = resolve_program(self.settings.path, self.env) or self.settings.path
+        argv = self.command(request, program)
+        timeout = request.timeout_seconds or self.limits.default_timeout_seconds
+        spec = ProcessSpec(
+            argv=argv,
+            cwd=request.work_directory,
+            env=self.env,
+            stdin=request.prompt.encode(),
+            timeout=timeout,
+            no_output_timeout=self.limits.no_output_timeout_seconds,
+            kill_grace=self.limits.kill_grace_seconds,
+            tail_bytes=self.limits.output_tail_bytes,
+            max_line_bytes=self.limits.max_line_bytes,
+            log_path=log_path_for(self.limits.log_dir, request.task_id, self._clock()),
+            log_max_bytes=self.limits.log_max_bytes,
+        )
+        stream = ClaudeStream()
+
+        async def on_line(line: bytes, cut: bool) -> None:
+            events = stream.feed(line, self._clock(), cut=cut)
+            if on_event is not None:
+                for event in events:
+                    await on_event(event)
+
+        try:
+            proc = await run_process(spec, on_start=start_reporter(argv, on_start), on_line=on_line)
+        except OSError as exc:
+            self._healthy_until = -math.inf
+            raise ExecutorUnavailable(f"cannot start {program}: {exc}; {_INSTALL_HINT}") from exc
+        return self._outcome(proc, stream, timeout)
+
+    def _outcome(self, proc: ProcessResult, stream: ClaudeStream, timeout: float) -> RunOutcome:
+        result = stream.result
+        common: dict[str, Any] = {
+            "exit_code": proc.exit_code,
+            "session_id": stream.session_id,
+            "output_truncated": proc.output_truncated,
+            "log_path": proc.log_path,
+        }
+        if result is not None:
+            common |= {
+                "result": result.result,
+                "cost_usd": result.total_cost_usd,
+                "usage": result.usage,
+                "num_turns": result.num_turns,
+                "permission_denials": result.permission_denials,
+            }
+        if (limit := limit_outcome(proc, timeout, self.limits.no_output_timeout_seconds)) is not None:
+            return RunOutcome(status=RunStatus.TIMED_OUT, error=limit, **common)
+        if result is None:
+            return RunOutcome(status=RunStatus.FAILED, error=_no_result_error(proc, stream), **common)
+        if proc.exit_code == 0 and not result.is_error:
+            return RunOutcome(status=RunStatus.SUCCEEDED, **common)
+        if (retry_after := self._rate_limit_until(result)) is not None:
+            error = ErrorInfo(
+                kind="rate_limited",
+                message=f"Claude Code hit a usage or rate limit ({_describe(result)}); the task can run "
+                f"again from {retry_after.isoformat()}, resuming session {stream.session_id}",
+            )
+            return RunOutcome(status=RunStatus.RATE_LIMITED, error=error, retry_after=retry_after, **common)
+        return RunOutcome(status=RunStatus.FAILED, error=_failure(result, proc), **common)
+
+    def _rate_limit_until(self, result: StreamResult) -> datetime | None:
+        now = self._clock()
+        texts = " ".join([result.result or "", *result.errors])
+        reset = (
+            parse_reset_time(texts, now)
+            if mentions_usage_limit(texts) or result.api_error_status == 429
+            else None
+        )
+        if reset is not None:
+            return max(reset, now)
+        if result.api_error_status == 429:
+            return now + timedelta(seconds=self.settings.rate_limit_backoff_seconds)
+        return None
+
+
+def _describe(result: StreamResult) -> str:
+    parts = [p for p in [result.result, *result.errors] if p]
+    text = "; ".join(parts) or result.subtype or "no details"
+    if result.api_error_status is not None:
+        text = f"HTTP {result.api_error_status}: {text}"
+    return text[:500]
+
+
+def _failure(result: StreamResult, proc: ProcessResult) -> ErrorInfo:
+    details = _describe(result)
+    session = f"session {result.session_id}" if result.session_id else "the session"
+    if result.subtype == "error_max_turns":
+        return ErrorInfo(
+            kind="max_turns",
+            message=f"Claude Code stopped at its turn limit ({details}); raise max_turns for the task's "
+            f"agent or claude_code.max_turns, or resume {session} to continue",
+        )
+    if result.subtype == "error_max_budget_usd":
+        return ErrorInfo(
+            kind="budget",
+            message=f"Claude Code spent its budget ({details}); raise max_budget_usd for the task's "
+            f"agent or claude_code.max_budget_usd, or resume {session} to continue",
+        )
+    if result.api_error_status in (401, 403):
+        return ErrorInfo(
+            kind="authentication",
+            message=f"Claude Code could not authenticate ({details}); log in with `claude` as the user "
+            "the server runs as, or give the server ANTHROPIC_API_KEY, then retry",
+        )
+    if result.api_error_status is not None:
+        return ErrorInfo(
+            kind="api_error",
+            message=f"the Anthropic API failed ({details}); retry later, or check the API status",
+        )
+    return ErrorInfo(
+        kind="cli_error",
+        message=f"Claude Code reported an error ({details}; exit code {proc.exit_code}); "
+        "see the run log for the full output",
+    )
+
+
+def _no_result_error(proc: ProcessResult, stream: ClaudeStream) -> ErrorInfo:
+    stderr = proc.stderr_tail.strip()[-500:]
+    if proc.exit_code is not None and proc.exit_code > 0:
+        return ErrorInfo(
+            kind="cli_error",
+            message=f"Claude Code exited with code {proc.exit_code} without a result"
+            f"{': ' + stderr if stderr else ''}; check claude_code.extra_args and the run log",
+        )
+    if proc.exit_code is not None and proc.exit_code < 0:
+        name = signal.Signals(-proc.exit_code).name if -proc.exit_code in signal.valid_signals() else "?"
+        how = f"was killed by signal {-proc.exit_code} ({name})"
+    else:
+        how = "exited with code 0"
+    resume = f"; resume session {stream.session_id} to continue" if stream.session_id else ""
+    return ErrorInfo(
+        kind="no_result",
+        message=f"Claude Code {how} before reporting a result{resume}",
+    )
