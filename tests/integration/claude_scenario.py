@@ -93,7 +93,11 @@ async def run_executor(scenario: dict[str, Any], env: dict[str, str]) -> dict[st
             "security": {"allowed_roots": [scenario["cwd"]]},
         },
     )
-    executor = executor_class(settings)
+    from taskorch.executors.common import RunLimits
+
+    executor = executor_class(
+        settings.claude_code, RunLimits.from_settings(settings.runs, settings.run_log_dir()), environ=env
+    )
     events: list[dict[str, Any]] = []
     started: list[dict[str, Any]] = []
 

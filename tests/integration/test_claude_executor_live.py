@@ -1,18 +1,9 @@
 """ClaudeCodeExecutor end to end: the real CLI, offline, through the network-namespace harness.
 
-What this assumes about the executor beyond the protocol in `taskorch.executors.base`
-(adjust here and in `claude_scenario.run_executor` if the merged executor differs):
-
-- It is built as `ClaudeCodeExecutor(settings)`, `settings` a `taskorch.config.Settings` whose
-  `claude_code.path` names the CLI (here `<repo>/node_modules/.bin/claude`).
-- It gives the CLI the environment of the process it runs in, so the offline variables the
-  scenario sets there (ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY=sk-test, the DISABLE_* ones,
-  CLAUDE_CODE_MAX_RETRIES=0) and the throw-away HOME reach the CLI.
-- It honours `RunRequest.permission_mode` ("acceptEdits": as root the CLI refuses
-  bypassPermissions).
-- A 401 from the API ends as `RunStatus.FAILED` with `error.kind == "authentication"`.
-
-Skipped until `taskorch.executors.claude_code` exists.
+The scenario builds the executor as the server does (`ClaudeCodeExecutor(settings.claude_code,
+RunLimits...)`) with `claude_code.path` naming `<repo>/node_modules/.bin/claude` and the
+scenario's offline environment (ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY=sk-test, the DISABLE_*
+variables, CLAUDE_CODE_MAX_RETRIES=0, a throw-away HOME) as the environment it passes on.
 """
 
 from __future__ import annotations
@@ -23,8 +14,6 @@ from typing import Any
 import pytest
 
 from tests.integration.netns import CLAUDE, Scenario, run_scenario
-
-pytest.importorskip("taskorch.executors.claude_code")
 
 pytestmark = [pytest.mark.anyio, pytest.mark.claude_cli, pytest.mark.usefixtures("claude_cli")]
 
