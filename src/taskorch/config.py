@@ -28,6 +28,7 @@ from taskorch.errors import ConfigError
 __all__ = [
     "LimitsSettings",
     "LoggingSettings",
+    "SchedulerSettings",
     "SecuritySettings",
     "ServerSettings",
     "Settings",
@@ -114,6 +115,19 @@ class LimitsSettings(_Section):
     max_runs_per_directory: int = Field(default=1, ge=1)
 
 
+class SchedulerSettings(_Section):
+    enabled: bool = Field(
+        default=False,
+        description="Claim and run ready claude_code and custom tasks automatically (`serve --run-tasks`).",
+    )
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    heartbeat_seconds: float = Field(default=30.0, gt=0)
+    event_tail: int = Field(default=50, ge=1, le=1000)
+    health_cache_seconds: float = Field(default=60.0, ge=0)
+    rate_limit_wait_seconds: float = Field(default=300.0, gt=0)
+    kill_grace_seconds: float = Field(default=5.0, gt=0)
+
+
 class SecuritySettings(_Section):
     allowed_roots: list[str] = Field(
         default_factory=list,
@@ -151,6 +165,7 @@ class Settings(_Section):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     tasks: TasksSettings = Field(default_factory=TasksSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 

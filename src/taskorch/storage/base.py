@@ -174,14 +174,15 @@ class Store(Protocol):
         lease_token: str,
         *,
         until: datetime,
-        error: ErrorInfo,
+        error: ErrorInfo | None,
         details: RunDetails | None = None,
     ) -> Task:
         """Put a running task back to `queued` until `until` WITHOUT using up an attempt. Durable.
 
-        For a run stopped by something outside the task (a usage limit): `attempt` goes back
-        down by one, `not_before = until`, the lease and `run_process` are cleared, `error` is
-        kept as the last error, and `details` are stored as in `complete` (its `session_id` is
+        For a run stopped by something outside the task (a usage limit, a claim the scheduler
+        cannot start after all): `attempt` goes back down by one, `not_before = until`, the
+        lease and `run_process` are cleared, `error` becomes the last error (None leaves the
+        last error as it was), and `details` are stored as in `complete` (its `session_id` is
         what the next run resumes). Raises `LeaseLost` or `NotFound`.
         """
         ...

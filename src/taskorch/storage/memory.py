@@ -219,7 +219,7 @@ class MemoryStore:
         lease_token: str,
         *,
         until: datetime,
-        error: ErrorInfo,
+        error: ErrorInfo | None,
         details: RunDetails | None = None,
     ) -> Task:
         task = _with_details(self._leased(task_id, lease_token), details)
@@ -228,7 +228,7 @@ class MemoryStore:
                 update={
                     "status": TaskStatus.QUEUED,
                     "attempt": max(0, task.attempt - 1),
-                    "error": error,
+                    "error": error if error is not None else task.error,
                     "lease_token": None,
                     "lease_expires_at": None,
                     "run_process": None,

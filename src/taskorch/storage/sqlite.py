@@ -535,15 +535,16 @@ class SQLiteStore:
         lease_token: str,
         *,
         until: datetime,
-        error: ErrorInfo,
+        error: ErrorInfo | None,
         details: RunDetails | None = None,
     ) -> Task:
         def body(conn: sqlite3.Connection, now: float) -> Task:
             if details is not None:
                 _store_details(conn, now, task_id, lease_token, details)
             rows = conn.execute(
-                "UPDATE tasks SET status = 'queued', attempt = MAX(0, attempt - 1), error = :error, "
-                "lease_token = NULL, lease_expires_at = NULL, run_process = NULL, not_before = :until, "
+                "UPDATE tasks SET status = 'queued', attempt = MAX(0, attempt - 1), "
+                "error = COALESCE(:error, error), lease_token = NULL, lease_expires_at = NULL, "
+                "run_process = NULL, not_before = :until, "
                 f"updated_at = :now WHERE {_FENCE} RETURNING {COLUMNS}",
                 {
                     "id": task_id,
