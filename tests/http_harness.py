@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,7 @@ import uvicorn
 
 from taskorch.config import Settings, load_settings
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.executors.base import Executor
 from taskorch.server.http import HttpServer, build_http_app
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore, Store
@@ -43,10 +44,14 @@ class RunningServer:
 
 @asynccontextmanager
 async def serve_http(
-    settings: Settings, root: Path, *, store: Store | None = None
+    settings: Settings,
+    root: Path,
+    *,
+    store: Store | None = None,
+    executors: Mapping[str, Executor] | None = None,
 ) -> AsyncIterator[RunningServer]:
     """Run the full HTTP app on 127.0.0.1 (port 0) until the block exits."""
-    orchestrator = Orchestrator(settings, store or MemoryStore())
+    orchestrator = Orchestrator(settings, store or MemoryStore(), executors=executors)
     app = build_http_app(orchestrator, build_mcp_server(orchestrator), settings)
     started = anyio.Event()
     ports: list[int] = []

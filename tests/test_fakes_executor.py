@@ -9,24 +9,24 @@ import pytest
 from taskorch.errors import ExecutorUnavailable
 from taskorch.executors.base import RunOutcome, RunStatus
 from tests.executor_helpers import request
-from tests.fakes_executor import FakeExecutor, FakeRun
+from tests.fakes_executor import FakeExecutor, Script
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_runs_follow_the_script_then_succeed_and_requests_are_recorded(tmp_path: Path) -> None:
-    failed = RunOutcome(status=RunStatus.FAILED)
-    fake = FakeExecutor([FakeRun(outcome=failed)])
+async def test_runs_follow_their_script_by_prompt_and_requests_are_recorded(tmp_path: Path) -> None:
+    fake = FakeExecutor(hold=False)
+    fake.scripts["one"] = Script(hold=False, outcome=RunOutcome(status=RunStatus.FAILED))
     first = await fake.run(request(tmp_path, "one"))
     second = await fake.run(request(tmp_path, "two"))
     assert (first.status, second.status) == (RunStatus.FAILED, RunStatus.SUCCEEDED)
     assert [r.prompt for r in fake.requests] == ["one", "two"]
-    assert fake.active == 0
+    assert not fake.live
 
 
-async def test_a_switched_off_fake_is_unhealthy_and_refuses_to_run(tmp_path: Path) -> None:
-    fake = FakeExecutor(available=False)
-    assert not (await fake.check()).ok
+async def test_a_switched_off_fake_refuses_to_run(tmp_path: Path) -> None:
+    fake = FakeExecutor()
+    fake.available = False
     with pytest.raises(ExecutorUnavailable):
         await fake.run(request(tmp_path))
     assert fake.requests == []

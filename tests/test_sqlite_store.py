@@ -14,8 +14,8 @@ import pytest
 from taskorch.domain import TaskStatus
 from taskorch.errors import StoreError
 from taskorch.storage import Store
-from taskorch.storage.sqlite import _CANCEL_DEPENDENTS, _CLAIM, _WAKE_DEPENDENTS, SQLiteStore
-from taskorch.storage.sqlite_schema import SCHEMA_VERSION
+from taskorch.storage.sqlite import _AVOID, _CANCEL_DEPENDENTS, _CLAIM, _WAKE_DEPENDENTS, SQLiteStore
+from taskorch.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION, _statements
 from tests.contract.builders import add, claim
 from tests.fakes import FakeClock
 
@@ -85,6 +85,29 @@ async def test_an_existing_empty_file_is_migrated(tmp_path: Path, clock: FakeClo
     await store.open()
     try:
         await add(store, clock)
+    finally:
+        await store.close()
+    assert _pragma(path, "user_version") == SCHEMA_VERSION
+
+
+async def test_a_version_1_file_gains_the_run_columns_and_keeps_its_tasks(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        for statement in _statements(MIGRATIONS[0]):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO tasks (id, prompt, work_directory, execution_mode, priority, priority_rank, "
+            "max_attempts, status, created_at, updated_at) "
+            "VALUES ('old', 'p', '/w', 'claude_code', 'normal', 1, 3, 'queued', 1.0, 1.0)"
+        )
+        conn.execute("PRAGMA user_version = 1")
+    store = SQLiteStore(path, clock=clock)
+    await store.open()
+    try:
+        task = await store.get_task("old")
+        assert (task.permission_denials, task.output_truncated, task.run_process) == ([], False, None)
     finally:
         await store.close()
     assert _pragma(path, "user_version") == SCHEMA_VERSION
@@ -271,13 +294,14 @@ async def _plan(store: SQLiteStore, sql: str) -> str:
     writer = store._writer
     assert writer is not None
     params = {"worker_id": "w", "token": "t", "expires": 1.0, "now": 0.0, "path": "/", "prefix": "/"}
-    params |= {"id": "x", "error": None}
+    params |= {"id": "x", "error": None, "avoid": '["/a"]'}
     rows = await writer.run(lambda conn: conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
     return " ".join(str(row[-1]) for row in rows)
 
 
-async def test_the_claim_walks_the_claim_order_index_without_sorting(store: SQLiteStore) -> None:
-    plan = await _plan(store, _CLAIM.format(modes="'standard'"))
+@pytest.mark.parametrize("avoid", ["", _AVOID], ids=["all directories", "avoiding busy directories"])
+async def test_the_claim_walks_the_claim_order_index_without_sorting(store: SQLiteStore, avoid: str) -> None:
+    plan = await _plan(store, _CLAIM.format(modes="'standard'", avoid=avoid))
     assert "USING INDEX tasks_claim_order" in plan
     assert "TEMP B-TREE" not in plan
 

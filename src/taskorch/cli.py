@@ -1,6 +1,7 @@
 """The `taskorch` command: run the server, or work with the queue directly.
 
     taskorch serve [--transport stdio|http] [--host H] [--port P] [--token T] [--allowed-root DIR]...
+                   [--run-tasks]
     taskorch tasks add PROMPT --dir DIR [--mode M] [--priority P] [--tag T]... [--depends-on ID]...
     taskorch tasks list [--status S] [--dir DIR] [--tag T] [--mode M] [--priority P] [--limit N] [--json]
     taskorch tasks show ID [--json]
@@ -90,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--token", help="bearer token required on every HTTP route but /health (16+ characters)"
     )
+    serve.add_argument(
+        "--run-tasks",
+        action="store_const",
+        const=True,
+        help="run ready claude_code and custom tasks automatically (scheduler.enabled)",
+    )
     _common(serve)
     serve.set_defaults(handler=_serve)
 
@@ -106,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--depends-on", action="append", default=[], metavar="ID", help="run after task ID")
     add.add_argument("--executor", help="name of a configured executor (mode custom)")
     add.add_argument("--idempotency-key", help="adding again with the same key returns the first task")
+    add.add_argument("--continue-from", metavar="ID", help="resume the Claude Code session of task ID")
     add.add_argument("--json", action="store_true", help="print JSON")
     _common(add)
     add.set_defaults(handler=_tasks_add)
@@ -147,6 +155,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "storage": {"url": args.db},
         "logging": {"level": args.log_level},
         "security": {"allowed_roots": args.allowed_root, "token": getattr(args, "token", None)},
+        "scheduler": {"enabled": getattr(args, "run_tasks", None)},
         "server": {
             "transport": getattr(args, "transport", None),
             "host": getattr(args, "host", None),
@@ -301,6 +310,7 @@ def _tasks_add(args: argparse.Namespace, settings: Settings) -> int:
         depends_on=args.depends_on,
         executor=args.executor,
         idempotency_key=args.idempotency_key,
+        continue_from=args.continue_from,
     )
 
     async def action(orchestrator: Orchestrator) -> int:

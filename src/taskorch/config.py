@@ -39,6 +39,7 @@ __all__ = [
     "LimitsSettings",
     "LoggingSettings",
     "RunsSettings",
+    "SchedulerSettings",
     "SecuritySettings",
     "ServerSettings",
     "Settings",
@@ -123,6 +124,19 @@ class TasksSettings(_Section):
 class LimitsSettings(_Section):
     max_concurrent_runs: int = Field(default=4, ge=1)
     max_runs_per_directory: int = Field(default=1, ge=1)
+
+
+class SchedulerSettings(_Section):
+    enabled: bool = Field(
+        default=False,
+        description="Claim and run ready claude_code and custom tasks automatically (`serve --run-tasks`).",
+    )
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    heartbeat_seconds: float = Field(default=30.0, gt=0)
+    event_tail: int = Field(default=50, ge=1, le=1000)
+    health_cache_seconds: float = Field(default=60.0, ge=0)
+    rate_limit_wait_seconds: float = Field(default=300.0, gt=0)
+    kill_grace_seconds: float = Field(default=5.0, gt=0)
 
 
 class SecuritySettings(_Section):
@@ -323,6 +337,7 @@ class Settings(_Section):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     tasks: TasksSettings = Field(default_factory=TasksSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     downstream: dict[str, DownstreamServerSettings] = Field(

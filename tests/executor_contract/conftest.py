@@ -12,7 +12,7 @@ import pytest
 from taskorch.domain import ErrorInfo
 from taskorch.executors.base import Executor, RunOutcome, RunRequest, RunStarted, RunStatus
 from tests.executor_helpers import claude_executor, custom_executor, request
-from tests.fakes_executor import FakeExecutor, FakeRun
+from tests.fakes_executor import FakeExecutor, Script, event
 from tests.process_checks import group_gone
 
 # A small CLI for the custom executor: JSON lines, then success, failure, or a hang with a
@@ -61,26 +61,25 @@ def _custom(tmp_path: Path) -> Harness:
 
 
 def _fake(tmp_path: Path) -> Harness:
-    events: tuple[tuple[str, dict[str, object]], ...] = (("init", {}), ("text", {"text": "working"}))
-    runs = {
-        "success": FakeRun(
-            outcome=RunOutcome(status=RunStatus.SUCCEEDED, result="done", exit_code=0),
-            events=(*events, ("result", {})),
+    fake = FakeExecutor("fake")
+    fake.scripts["success"] = Script(
+        events=[event("init"), event("text", text="working"), event("result")],
+        hold=False,
+        outcome=RunOutcome(status=RunStatus.SUCCEEDED, result="done", exit_code=0),
+    )
+    fake.scripts["failure"] = Script(
+        events=[event("init"), event("text", text="working")],
+        hold=False,
+        outcome=RunOutcome(
+            status=RunStatus.FAILED, exit_code=1, error=ErrorInfo(kind="cli_error", message="scripted")
         ),
-        "failure": FakeRun(
-            outcome=RunOutcome(
-                status=RunStatus.FAILED, exit_code=1, error=ErrorInfo(kind="cli_error", message="scripted")
-            ),
-            events=events,
-        ),
-        "hang": FakeRun(events=events[:1], hang=True),
-    }
-    fake = FakeExecutor(lambda req: runs[req.prompt])
+    )
+    fake.scripts["hang"] = Script(events=[event("init")], hold=True)
     return Harness(
         executor=fake,
         make_request=lambda kind: request(tmp_path / "work", kind),
         success_events=["init", "text", "result"],
-        gone=lambda _started: fake.active == 0,
+        gone=lambda _started: not fake.live,
     )
 
 

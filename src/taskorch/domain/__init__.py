@@ -1,5 +1,6 @@
 """Pure models and rules: no I/O, no clock, no anyio."""
 
+from taskorch.domain.runs import RunDetails, RunProcess
 from taskorch.domain.stats import DurationStats, Statistics
 from taskorch.domain.tasks import (
     TERMINAL_STATUSES,
@@ -23,6 +24,8 @@ __all__ = [
     "ExecutionMode",
     "NewTask",
     "Priority",
+    "RunDetails",
+    "RunProcess",
     "Statistics",
     "Task",
     "TaskEvent",

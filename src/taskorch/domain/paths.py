@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["is_at_or_below", "subtree_prefix"]
+__all__ = ["is_at_or_below", "overlaps", "subtree_prefix"]
 
 
 def subtree_prefix(root: str) -> str:
@@ -17,3 +17,11 @@ def is_at_or_below(path: str, root: str) -> bool:
     paths (no `..`, no trailing slash except for `/` itself).
     """
     return path == root or path.startswith(subtree_prefix(root))
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether one of two normalised absolute paths is the other or lies below it.
+
+    Work in either could touch files of the other, so runs in them may not share a slot.
+    """
+    return is_at_or_below(a, b) or is_at_or_below(b, a)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from taskorch.domain.runs import RunProcess
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 
 __all__ = [
@@ -157,6 +158,12 @@ class TaskSpec(BaseModel):
     retry_safe: bool = Field(
         default=False, description="May a run whose lease was lost be retried automatically?"
     )
+    continue_from: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Id of an earlier claude_code task in the same directory whose session this one "
+        "continues (--resume); the task then also waits for it.",
+    )
 
 
 class NewTask(BaseModel):
@@ -205,7 +212,15 @@ class Task(BaseModel):
     cost_usd: float | None = None
     usage: dict[str, Any] | None = None
     num_turns: int | None = None
-    events: list[TaskEvent] = Field(default_factory=list)
+    permission_denials: list[dict[str, Any]] = Field(default_factory=list)
+    exit_code: int | None = None
+    log_path: str | None = None
+    output_truncated: bool = False
+    continue_from: str | None = None
+    run_process: RunProcess | None = Field(
+        default=None, description="The live run's process while a server run is under way."
+    )
+    events: list[TaskEvent] = Field(default_factory=list, description="The latest events of runs.")
 
     @property
     def is_terminal(self) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 
 import anyio
@@ -11,17 +11,21 @@ import anyio
 from taskorch.config import Settings
 from taskorch.downstream.base import ToolGateway
 from taskorch.downstream.pool import DownstreamPool
+from taskorch.engine.processes import Instance
 from taskorch.engine.queue import TaskQueue
+from taskorch.engine.scheduler import Scheduler
+from taskorch.executors.base import Executor
 from taskorch.storage import Store, open_store
 
 __all__ = ["Orchestrator"]
 
 
 class Orchestrator:
-    """Owns the store and the engine's background work (the lease reaper).
+    """Owns the store and the engine's background work (the lease reaper and the scheduler).
 
     Build it once per process and share it: over SSE the MCP SDK enters its lifespan once per
-    connection, so nothing here may be built inside that lifespan.
+    connection, so nothing here may be built inside that lifespan. `executors` maps executor
+    names (`claude_code`, configured custom names) to the executors that run those tasks.
     """
 
     def __init__(
@@ -31,17 +35,27 @@ class Orchestrator:
         *,
         clock: Callable[[], float] = time.time,
         downstream: ToolGateway | None = None,
+        executors: Mapping[str, Executor] | None = None,
+        instance: Instance | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.queue = TaskQueue(store, settings, clock=clock)
         self.downstream = downstream
         """The downstream MCP servers' tools, if this process has a gateway to them."""
+        self.scheduler = Scheduler(
+            self.queue, settings, executors or {}, instance=instance or Instance.current(), clock=clock
+        )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Orchestrator:
+    def from_settings(
+        cls, settings: Settings, *, executors: Mapping[str, Executor] | None = None
+    ) -> Orchestrator:
         return cls(
-            settings, open_store(settings.database_url(), settings), downstream=DownstreamPool(settings)
+            settings,
+            open_store(settings.database_url(), settings),
+            downstream=DownstreamPool(settings),
+            executors=executors,
         )
 
     def _downstream_running(self) -> AbstractAsyncContextManager[object]:
@@ -49,14 +63,24 @@ class Orchestrator:
         return self.downstream.running() if isinstance(self.downstream, DownstreamPool) else nullcontext()
 
     @asynccontextmanager
-    async def running(self, *, background: bool = True) -> AsyncIterator[Orchestrator]:
-        """Open the store (and the downstream pool) and, with `background`, run the reaper until
-        the block exits."""
+    async def running(
+        self, *, background: bool = True, scheduler: bool | None = None
+    ) -> AsyncIterator[Orchestrator]:
+        """Open the store and the downstream pool; with `background`, run the reaper until the
+        block exits.
+
+        The scheduler runs when `scheduler` is true (default: with `background`): it first
+        recovers runs left by an earlier instance of this server (before the block starts),
+        then runs requested tasks, and every ready one if `scheduler.enabled`. On exit its
+        live runs are stopped and their tasks settled.
+        """
         await self.store.open()
         try:
             async with self._downstream_running(), anyio.create_task_group() as tg:
                 if background:
                     tg.start_soon(self.queue.run_reaper)
+                if background if scheduler is None else scheduler:
+                    await tg.start(self.scheduler.run)
                 yield self
                 tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:

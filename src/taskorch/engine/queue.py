@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 import anyio
 
 from taskorch.config import Settings
-from taskorch.domain import ErrorInfo, ExecutionMode, NewTask, Statistics, Task, TaskSpec
+from taskorch.domain import ErrorInfo, ExecutionMode, NewTask, RunDetails, Statistics, Task, TaskSpec
 from taskorch.domain.paths import is_at_or_below
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.paths import resolve_work_directory
-from taskorch.errors import InvalidArgument, PathNotAllowed
+from taskorch.errors import InvalidArgument, NotFound, PathNotAllowed
 from taskorch.storage.base import Backoff, CreateOutcome, Store, TaskFilter, TaskPage
 
 __all__ = ["TaskQueue"]
@@ -53,6 +53,15 @@ class TaskQueue:
         self._work_added.set()
         self._work_added = anyio.Event()
 
+    def signal_work(self) -> None:
+        """Wake every `wait_for_work` caller and `work_signal` holder (a task may be ready)."""
+        self._signal_work()
+
+    def work_signal(self) -> anyio.Event:
+        """The event the next `signal_work` sets. Take it BEFORE looking for work, then wait on
+        it, so a signal sent in between is not missed."""
+        return self._work_added
+
     async def wait_for_work(self, seconds: float) -> None:
         """Return when a task may have become ready, or after `seconds`."""
         event = self._work_added
@@ -70,6 +79,8 @@ class TaskQueue:
         if spec.execution_mode is ExecutionMode.CUSTOM and not spec.executor:
             raise InvalidArgument("execution_mode custom needs `executor`: the name of a configured executor")
         work_directory = resolve_work_directory(spec.work_directory, self._roots)
+        if spec.continue_from is not None:
+            spec = await self._continuation(spec, work_directory)
         new = NewTask(
             id=str(uuid.uuid4()),
             spec=spec,
@@ -80,6 +91,35 @@ class TaskQueue:
         if outcome.created:
             self._signal_work()
         return outcome
+
+    async def _continuation(self, spec: TaskSpec, work_directory: str) -> TaskSpec:
+        """Check `continue_from` and make the task wait for the task it continues."""
+        previous_id = _check_id(spec.continue_from or "")
+        try:
+            previous = await self.store.get_task(previous_id)
+        except NotFound:
+            raise InvalidArgument(
+                f"continue_from names no task ({previous_id!r}); pass the id of an earlier claude_code task"
+            ) from None
+        if spec.execution_mode is not ExecutionMode.CLAUDE_CODE or (
+            previous.execution_mode is not ExecutionMode.CLAUDE_CODE
+        ):
+            raise InvalidArgument(
+                "continue_from resumes a Claude Code session: both this task and the one it continues "
+                "must have execution_mode claude_code"
+            )
+        if previous.work_directory != work_directory:
+            raise InvalidArgument(
+                f"continue_from: task {previous_id} worked in {previous.work_directory}; a Claude Code "
+                "session can only be resumed in the directory it ran in, so use that work_directory"
+            )
+        if previous_id in spec.depends_on:
+            return spec
+        return spec.model_copy(update={"depends_on": [*spec.depends_on, previous_id]})
+
+    def scope(self, path: str, name: str = "path") -> str:
+        """`path` resolved, if tasks can lie at or below it (inside or above an allowed root)."""
+        return _scope(path, name, self._roots)
 
     async def get(self, task_id: str) -> Task:
         return await self.store.get_task(_check_id(task_id))
@@ -124,24 +164,33 @@ class TaskQueue:
             _check_id(task_id), lease_token, lease_seconds or self._settings.tasks.lease_seconds
         )
 
-    async def complete(self, task_id: str, lease_token: str, result: str | None) -> Task:
+    async def complete(
+        self, task_id: str, lease_token: str, result: str | None, *, details: RunDetails | None = None
+    ) -> Task:
         if result is not None and len(result) > MAX_RESULT_CHARS:
             raise InvalidArgument(
                 f"result is {len(result)} characters; the limit is {MAX_RESULT_CHARS}. Summarise it, "
                 "or write it to a file in the work directory and return the path."
             )
-        task = await self.store.complete(_check_id(task_id), lease_token, result)
+        task = await self.store.complete(_check_id(task_id), lease_token, result, details=details)
         self._signal_work()  # dependents may have become ready
         return task
 
     async def fail(
-        self, task_id: str, lease_token: str, message: str, *, kind: str = "worker_error", retry: bool = False
+        self,
+        task_id: str,
+        lease_token: str,
+        message: str,
+        *,
+        kind: str = "worker_error",
+        retry: bool = False,
+        details: RunDetails | None = None,
     ) -> Task:
         if not message.strip():
             raise InvalidArgument("error message must not be empty; say what went wrong")
         error = ErrorInfo(kind=kind[:64] or "worker_error", message=message[:MAX_ERROR_CHARS])
         task = await self.store.fail(
-            _check_id(task_id), lease_token, error, retry=retry, backoff=self._backoff
+            _check_id(task_id), lease_token, error, retry=retry, backoff=self._backoff, details=details
         )
         self._signal_work()
         return task

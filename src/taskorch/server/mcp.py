@@ -15,12 +15,14 @@ from taskorch import __version__
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp_downstream import register_downstream_tools
 from taskorch.server.mcp_resources import register_resources
+from taskorch.server.mcp_runs import register_run_tools
 from taskorch.server.mcp_tools import register_task_tools
 
 __all__ = ["INSTRUCTIONS", "build_mcp_server", "serve_stdio"]
 
 INSTRUCTIONS: Final = (
-    "taskorch keeps a durable queue of coding tasks. To add work: create_task, then poll get_task.\n"
+    "taskorch keeps a durable queue of coding tasks. To add work: create_task, then poll get_task; "
+    "claude_code and custom tasks are run by the server once you call execute_task or execute_directory.\n"
     "To do work: get_next_task(work_path, worker_id) claims the best ready task at or below work_path "
     "and returns a lease_token.\n"
     "Do the task in its work_directory, then complete_task(task_id, lease_token, result) or "
@@ -36,6 +38,7 @@ def build_mcp_server(orchestrator: Orchestrator) -> MCPServer:
     """
     server: MCPServer = MCPServer("taskorch", version=__version__, instructions=INSTRUCTIONS)
     register_task_tools(server, orchestrator)
+    register_run_tools(server, orchestrator)
     register_resources(server, orchestrator)
     if orchestrator.downstream is not None:
         register_downstream_tools(server, orchestrator.downstream)

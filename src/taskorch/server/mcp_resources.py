@@ -5,6 +5,7 @@ from __future__ import annotations
 from mcp.server.mcpserver import MCPServer
 
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.execution import server_statistics
 from taskorch.server.mcp_errors import resource_errors
 from taskorch.server.mcp_results import result_json
 
@@ -34,8 +35,8 @@ def register_resources(server: MCPServer, orchestrator: Orchestrator) -> None:
         STATISTICS_URI,
         name="statistics",
         title="Queue statistics",
-        description="Counts, queue depth, success rate and run durations as JSON.",
+        description="Counts, queue depth, success rate, run durations, runs and executor health as JSON.",
         mime_type="application/json",
     )
     async def statistics_resource() -> str:
-        return result_json(await queue.statistics())
+        return result_json(await server_statistics(orchestrator))

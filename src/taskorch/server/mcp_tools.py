@@ -15,13 +15,21 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from taskorch.domain import Statistics, Task, TaskSpec, TaskStatus
+from taskorch.domain import Task, TaskSpec, TaskStatus
 from taskorch.domain.tasks import ModeInput, PriorityInput
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.queue import TaskQueue
+from taskorch.server.execution import server_statistics
 from taskorch.server.mcp_errors import tool_errors
 from taskorch.server.mcp_results import tool_result
-from taskorch.server.models import CancelResult, ClaimResult, CreateTaskResult, TaskList, TaskResult
+from taskorch.server.models import (
+    CancelResult,
+    ClaimResult,
+    CreateTaskResult,
+    ServerStatistics,
+    TaskList,
+    TaskResult,
+)
 from taskorch.storage import TaskFilter
 
 __all__ = ["MAX_WAIT_SECONDS", "TOOL_NAMES", "register_task_tools"]
@@ -43,6 +51,8 @@ TOOL_NAMES: Final = (
     "fail_task",
     "cancel_task",
     "get_statistics",
+    "execute_task",
+    "execute_directory",
 )
 
 _READ: Final = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
@@ -148,12 +158,20 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         executor: Annotated[
             str | None, Field(description="Configured executor name (custom mode only).")
         ] = None,
+        continue_from: Annotated[
+            str | None,
+            Field(
+                description="Id of an earlier claude_code task in the same directory: this one resumes "
+                "its Claude Code session, after it ends."
+            ),
+        ] = None,
     ) -> Annotated[CallToolResult, CreateTaskResult]:
         """Put a coding task on the queue.
 
         Returns the task (status queued, or waiting until every depends_on task has succeeded)
         and `created` (false when idempotency_key matched an existing task, which is returned).
-        Then poll get_task, or let a worker claim it with get_next_task.
+        Standard tasks wait for a worker's get_next_task; claude_code and custom tasks are run
+        by the server: call execute_task (or execute_directory) to start them, then poll get_task.
         """
         fields: dict[str, Any] = {
             "prompt": prompt,
@@ -169,6 +187,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             "idempotency_key": idempotency_key,
             "retry_safe": retry_safe,
             "executor": executor,
+            "continue_from": continue_from,
         }
         with tool_errors():
             outcome = await queue.create(TaskSpec.model_validate(fields))
@@ -176,7 +195,11 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
 
     @server.tool(title="Get a task", annotations=_READ)
     async def get_task(task_id: TaskId) -> Annotated[CallToolResult, Task]:
-        """Return one task: its status, attempt, result or error, and timings."""
+        """Return one task: its status, attempt, result or error, and timings.
+
+        For a task the server runs: `events` (the latest events of its run), `run_process`
+        while it runs, and afterwards session_id, cost_usd, usage, num_turns, exit_code.
+        """
         with tool_errors():
             return tool_result(await queue.get(task_id))
 
@@ -348,15 +371,17 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         """Cancel a waiting, queued or running task; tasks that depend on it are cancelled too.
 
         A worker running it loses its lease: its later complete_task or fail_task is refused.
+        A run by the server is stopped (its whole process group ended).
         """
         with tool_errors():
-            task = await queue.cancel(task_id, reason)
+            task = await orchestrator.scheduler.cancel(task_id, reason)
         return tool_result(
             CancelResult(task=task, message=f"Task {task.id} is cancelled, with the tasks that depend on it.")
         )
 
     @server.tool(title="Queue statistics", annotations=_READ)
-    async def get_statistics() -> Annotated[CallToolResult, Statistics]:
-        """Counts by status, mode, priority and directory; queue depth; success rate; run durations."""
+    async def get_statistics() -> Annotated[CallToolResult, ServerStatistics]:
+        """Counts by status, mode, priority and directory; queue depth; success rate; run durations;
+        this server's runs (`scheduler`) and whether its executors work (`executors`)."""
         with tool_errors():
-            return tool_result(await queue.statistics())
+            return tool_result(await server_statistics(orchestrator))

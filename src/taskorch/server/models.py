@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from taskorch.domain import Task
+from taskorch.domain import Statistics, Task
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
+from taskorch.engine.scheduler import SchedulerStatus
+from taskorch.executors.base import ExecutorHealth
 
-__all__ = ["CancelResult", "ClaimResult", "CreateTaskResult", "TaskList", "TaskResult"]
+__all__ = [
+    "CancelResult",
+    "ClaimResult",
+    "CreateTaskResult",
+    "ExecuteDirectoryResult",
+    "ExecuteResult",
+    "ServerStatistics",
+    "TaskList",
+    "TaskResult",
+]
 
 
 class CreateTaskResult(BaseModel):
@@ -59,3 +70,31 @@ class TaskResult(BaseModel):
 
     task: Task
     message: str
+
+
+class ExecuteResult(BaseModel):
+    """What `execute_task` returns: the task as it is now and what to do next."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    task: Task
+    message: str
+
+
+class ExecuteDirectoryResult(BaseModel):
+    """What `execute_directory` returns: the server-run tasks there that have not ended."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    directory: str
+    tasks: list[Task]
+    message: str
+
+
+class ServerStatistics(Statistics):
+    """Queue statistics plus what this server is running and whether its executors work."""
+
+    executors: list[ExecutorHealth] = Field(
+        description="Each executor's last health check (cached for a while)."
+    )
+    scheduler: SchedulerStatus

@@ -26,13 +26,28 @@ from taskorch.domain import TaskSpec, TaskStatus
 from taskorch.domain.tasks import ModeInput, PriorityInput
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import CallerError
-from taskorch.server.models import CancelResult, ClaimResult, CreateTaskResult, TaskList, TaskResult
+from taskorch.server.execution import (
+    MAX_EXECUTE_WAIT_SECONDS,
+    execute_message,
+    server_statistics,
+    wait_for_runs,
+)
+from taskorch.server.models import (
+    CancelResult,
+    ClaimResult,
+    CreateTaskResult,
+    ExecuteDirectoryResult,
+    ExecuteResult,
+    TaskList,
+    TaskResult,
+)
 from taskorch.storage import TaskFilter
 
 __all__ = [
     "API_PREFIX",
     "CancelBody",
     "CompleteBody",
+    "ExecuteBody",
     "FailBody",
     "ListQuery",
     "NextQuery",
@@ -94,6 +109,12 @@ class FailBody(_Input):
 
 class CancelBody(_Input):
     reason: str | None = None
+
+
+class ExecuteBody(_Input):
+    """Body of the execute routes (optional): wait up to `wait_seconds` for the runs to end."""
+
+    wait_seconds: float = Field(default=0, ge=0, le=MAX_EXECUTE_WAIT_SECONDS)
 
 
 class _BadRequest(Exception):
@@ -240,13 +261,37 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
     @_handles_errors
     async def cancel_task(request: Request) -> Response:
         body = CancelBody.model_validate(await _json_object(request, required=False))
-        task = await queue.cancel(request.path_params["task_id"], body.reason)
+        task = await orchestrator.scheduler.cancel(request.path_params["task_id"], body.reason)
         result = CancelResult(task=task, message=f"task {task.id} is now {task.status.value}")
         return JSONResponse(result.model_dump(mode="json"))
 
     @_handles_errors
     async def statistics(request: Request) -> Response:
-        return JSONResponse((await queue.statistics()).model_dump(mode="json"))
+        return JSONResponse((await server_statistics(orchestrator)).model_dump(mode="json"))
+
+    @_handles_errors
+    async def execute_task(request: Request) -> Response:
+        body = ExecuteBody.model_validate(await _json_object(request, required=False))
+        task = await orchestrator.scheduler.request_task(request.path_params["task_id"])
+        await wait_for_runs(orchestrator, [task.id], body.wait_seconds, None)
+        task = await queue.get(task.id)
+        result = ExecuteResult(task=task, message=execute_message(task))
+        return JSONResponse(result.model_dump(mode="json"), 202 if not task.is_terminal else 200)
+
+    @_handles_errors
+    async def execute_directory(request: Request) -> Response:
+        body = ExecuteBody.model_validate(await _json_object(request, required=False))
+        path = "/" + request.path_params["path"].lstrip("/")
+        tasks = await orchestrator.scheduler.request_directory(path)
+        await wait_for_runs(orchestrator, [t.id for t in tasks], body.wait_seconds, None)
+        tasks = [await queue.get(t.id) for t in tasks]
+        result = ExecuteDirectoryResult(
+            directory=queue.scope(path, "path"),
+            tasks=tasks,
+            message=f"{len(tasks)} claude_code or custom tasks there have been asked to run; "
+            "poll GET /api/v1/tasks/{id}",
+        )
+        return JSONResponse(result.model_dump(mode="json"), 202)
 
     async def task_collection(request: Request) -> Response:
         return await (create_task if request.method == "POST" else list_tasks)(request)
@@ -261,6 +306,8 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
         Route(f"{tasks}/{{task_id}}/complete", complete_task, methods=["POST"]),
         Route(f"{tasks}/{{task_id}}/fail", fail_task, methods=["POST"]),
         Route(f"{tasks}/{{task_id}}/cancel", cancel_task, methods=["POST"]),
+        Route(f"{tasks}/{{task_id}}/execute", execute_task, methods=["POST"]),
+        Route(f"{API_PREFIX}/execute/directory/{{path:path}}", execute_directory, methods=["POST"]),
         Route(f"{API_PREFIX}/statistics", statistics, methods=["GET"]),
     ]
 

@@ -12,9 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from taskorch.domain import ErrorInfo, ExecutionMode, NewTask, Priority, Statistics, Task, TaskStatus
+from taskorch.domain import (
+    ErrorInfo,
+    ExecutionMode,
+    NewTask,
+    Priority,
+    RunDetails,
+    RunProcess,
+    Statistics,
+    Task,
+    TaskEvent,
+    TaskStatus,
+)
 
 __all__ = ["Backoff", "CreateOutcome", "Store", "TaskFilter", "TaskPage"]
 
@@ -95,15 +107,25 @@ class Store(Protocol):
         worker_id: str,
         lease_seconds: float,
         modes: Sequence[ExecutionMode] = (ExecutionMode.STANDARD,),
+        avoid_directories: Sequence[str] = (),
     ) -> Task | None:
         """Atomically lease the best ready task at or below `work_path`, or return None.
 
         Ready: `queued`, mode in `modes`, `not_before` unset or not after now, and
-        `work_directory` equal to `work_path` or below it by path components. Best: highest
-        priority, then oldest `created_at`, then insertion order. The claimed task becomes
-        `running` with `worker_id`, `attempt + 1`, a fresh random `lease_token`,
-        `lease_expires_at = now + lease_seconds`, `started_at = now`. No two callers, in any
-        process, ever receive the same task for the same attempt.
+        `work_directory` equal to `work_path` or below it by path components, and not
+        overlapping any of `avoid_directories` (equal to one, below one, or above one: the
+        scheduler's busy directories). Best: highest priority, then oldest `created_at`, then
+        insertion order. The claimed task becomes `running` with `worker_id`, `attempt + 1`, a
+        fresh random `lease_token`, `lease_expires_at = now + lease_seconds`, `started_at = now`,
+        and no `run_process`. No two callers, in any process, ever receive the same task for
+        the same attempt.
+        """
+        ...
+
+    async def claim_task(self, task_id: str, *, worker_id: str, lease_seconds: float) -> Task | None:
+        """Atomically lease this one task if it is ready (as in `claim_next`, any mode), else None.
+
+        The claimed task changes exactly as in `claim_next`. Raises `NotFound` for an unknown id.
         """
         ...
 
@@ -112,23 +134,80 @@ class Store(Protocol):
         the current one of a `running` task, `NotFound` for an unknown id."""
         ...
 
-    async def complete(self, task_id: str, lease_token: str, result: str | None) -> Task:
-        """Mark a running task `succeeded` with `result`; wake its dependents.
+    async def complete(
+        self, task_id: str, lease_token: str, result: str | None, *, details: RunDetails | None = None
+    ) -> Task:
+        """Mark a running task `succeeded` with `result`; wake its dependents. Durable.
 
-        Dependents whose dependencies have now all succeeded move `waiting` -> `queued`.
-        Raises `LeaseLost` (token stale, task no longer running, or lease expired) or `NotFound`.
+        With `details` (a server run's report) every field of it is stored on the task
+        (`session_id`, `cost_usd`, `usage`, `num_turns`, `permission_denials`, `exit_code`,
+        `log_path`, `output_truncated`); without, those fields are left as they are.
+        `run_process` is cleared. Dependents whose dependencies have now all succeeded move
+        `waiting` -> `queued`. Raises `LeaseLost` (token stale, task no longer running, or
+        lease expired) or `NotFound`.
         """
         ...
 
     async def fail(
-        self, task_id: str, lease_token: str, error: ErrorInfo, *, retry: bool, backoff: Backoff
+        self,
+        task_id: str,
+        lease_token: str,
+        error: ErrorInfo,
+        *,
+        retry: bool,
+        backoff: Backoff,
+        details: RunDetails | None = None,
     ) -> Task:
-        """Record a failed attempt of a running task.
+        """Record a failed attempt of a running task. Durable.
 
         With `retry` and `attempt < max_attempts`: back to `queued` with
         `not_before = now + backoff delay`, lease cleared, `error` kept as the last error.
         Otherwise `failed`, and every task depending on it (transitively) that has not ended is
-        `cancelled` with kind `dependency_failed`. Raises `LeaseLost` or `NotFound`.
+        `cancelled` with kind `dependency_failed`. `details` and `run_process` as in `complete`.
+        Raises `LeaseLost` or `NotFound`.
+        """
+        ...
+
+    async def park(
+        self,
+        task_id: str,
+        lease_token: str,
+        *,
+        until: datetime,
+        error: ErrorInfo | None,
+        details: RunDetails | None = None,
+    ) -> Task:
+        """Put a running task back to `queued` until `until` WITHOUT using up an attempt. Durable.
+
+        For a run stopped by something outside the task (a usage limit, a claim the scheduler
+        cannot start after all): `attempt` goes back down by one, `not_before = until`, the
+        lease and `run_process` are cleared, `error` becomes the last error (None leaves the
+        last error as it was), and `details` are stored as in `complete` (its `session_id` is
+        what the next run resumes). Raises `LeaseLost` or `NotFound`.
+        """
+        ...
+
+    async def record_process(self, task_id: str, lease_token: str, process: RunProcess) -> Task:
+        """Store the live run's process on a running task (for restart recovery). Durable.
+
+        Raises `LeaseLost` or `NotFound`.
+        """
+        ...
+
+    async def append_events(
+        self, task_id: str, lease_token: str, events: Sequence[TaskEvent], *, keep: int
+    ) -> None:
+        """Append `events` to a running task's event tail, keeping only the last `keep` (>= 1).
+
+        Progress, not outcome: a store may commit it without waiting for the disk. Raises
+        `LeaseLost` or `NotFound`.
+        """
+        ...
+
+    async def list_running(self, *, worker_id: str | None = None) -> list[Task]:
+        """Every `running` task (only those leased to `worker_id`, if given), oldest claim first.
+
+        The tasks carry their `lease_token`, so a restarted owner can settle them.
         """
         ...
 

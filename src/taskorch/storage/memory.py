@@ -10,19 +10,23 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from taskorch.domain import (
     TERMINAL_STATUSES,
     ErrorInfo,
     ExecutionMode,
     NewTask,
+    RunDetails,
+    RunProcess,
     Statistics,
     Task,
+    TaskEvent,
     TaskStatus,
     backoff_delay,
     initial_status,
 )
-from taskorch.domain.paths import is_at_or_below
+from taskorch.domain.paths import is_at_or_below, overlaps
 from taskorch.domain.tasks import dependency_failed_error, utc_from_timestamp
 from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
 from taskorch.storage.base import Backoff, CreateOutcome, TaskFilter, TaskPage
@@ -84,6 +88,7 @@ class MemoryStore:
             timeout_seconds=spec.timeout_seconds,
             idempotency_key=spec.idempotency_key,
             retry_safe=spec.retry_safe,
+            continue_from=spec.continue_from,
             status=status,
             error=error,
             created_at=new.created_at,
@@ -123,29 +128,43 @@ class MemoryStore:
         worker_id: str,
         lease_seconds: float,
         modes: Sequence[ExecutionMode] = (ExecutionMode.STANDARD,),
+        avoid_directories: Sequence[str] = (),
     ) -> Task | None:
         now = self._now()
         ready = [
             t
             for t in self._tasks.values()
-            if t.status is TaskStatus.QUEUED
+            if self._ready(t, now)
             and t.execution_mode in modes
-            and (t.not_before is None or t.not_before <= now)
             and is_at_or_below(t.work_directory, work_path)
+            and not any(overlaps(t.work_directory, d) for d in avoid_directories)
         ]
         if not ready:
             return None
         best = min(ready, key=lambda t: (-t.priority.rank, t.created_at, self._seq[t.id]))
+        return self._lease(best, worker_id, lease_seconds, now)
+
+    async def claim_task(self, task_id: str, *, worker_id: str, lease_seconds: float) -> Task | None:
+        task = await self.get_task(task_id)
+        now = self._now()
+        return self._lease(task, worker_id, lease_seconds, now) if self._ready(task, now) else None
+
+    @staticmethod
+    def _ready(task: Task, now: datetime) -> bool:
+        return task.status is TaskStatus.QUEUED and (task.not_before is None or task.not_before <= now)
+
+    def _lease(self, task: Task, worker_id: str, lease_seconds: float, now: datetime) -> Task:
         return self._put(
-            best.model_copy(
+            task.model_copy(
                 update={
                     "status": TaskStatus.RUNNING,
                     "worker_id": worker_id,
-                    "attempt": best.attempt + 1,
+                    "attempt": task.attempt + 1,
                     "lease_token": secrets.token_urlsafe(18),
                     "lease_expires_at": now + timedelta(seconds=lease_seconds),
                     "started_at": now,
                     "not_before": None,
+                    "run_process": None,
                     "updated_at": now,
                 }
             )
@@ -173,17 +192,70 @@ class MemoryStore:
             )
         )
 
-    async def complete(self, task_id: str, lease_token: str, result: str | None) -> Task:
-        task = self._leased(task_id, lease_token)
+    async def complete(
+        self, task_id: str, lease_token: str, result: str | None, *, details: RunDetails | None = None
+    ) -> Task:
+        task = _with_details(self._leased(task_id, lease_token), details)
         done = self._finish(task, TaskStatus.SUCCEEDED, result=result, error=None)
         self._wake_dependents(task_id)
         return done
 
     async def fail(
-        self, task_id: str, lease_token: str, error: ErrorInfo, *, retry: bool, backoff: Backoff
+        self,
+        task_id: str,
+        lease_token: str,
+        error: ErrorInfo,
+        *,
+        retry: bool,
+        backoff: Backoff,
+        details: RunDetails | None = None,
     ) -> Task:
-        task = self._leased(task_id, lease_token)
+        task = _with_details(self._leased(task_id, lease_token), details)
         return self._settle_failure(task, error, retry=retry, backoff=backoff)
+
+    async def park(
+        self,
+        task_id: str,
+        lease_token: str,
+        *,
+        until: datetime,
+        error: ErrorInfo | None,
+        details: RunDetails | None = None,
+    ) -> Task:
+        task = _with_details(self._leased(task_id, lease_token), details)
+        return self._put(
+            task.model_copy(
+                update={
+                    "status": TaskStatus.QUEUED,
+                    "attempt": max(0, task.attempt - 1),
+                    "error": error if error is not None else task.error,
+                    "lease_token": None,
+                    "lease_expires_at": None,
+                    "run_process": None,
+                    "not_before": until,
+                    "updated_at": self._now(),
+                }
+            )
+        )
+
+    async def record_process(self, task_id: str, lease_token: str, process: RunProcess) -> Task:
+        task = self._leased(task_id, lease_token)
+        return self._put(task.model_copy(update={"run_process": process, "updated_at": self._now()}))
+
+    async def append_events(
+        self, task_id: str, lease_token: str, events: Sequence[TaskEvent], *, keep: int
+    ) -> None:
+        task = self._leased(task_id, lease_token)
+        tail = [*task.events, *events][-max(1, keep) :]
+        self._put(task.model_copy(update={"events": tail, "updated_at": self._now()}))
+
+    async def list_running(self, *, worker_id: str | None = None) -> list[Task]:
+        running = [
+            t
+            for t in self._tasks.values()
+            if t.status is TaskStatus.RUNNING and (worker_id is None or t.worker_id == worker_id)
+        ]
+        return sorted(running, key=lambda t: (t.started_at or t.created_at, self._seq[t.id]))
 
     async def cancel(self, task_id: str, reason: str) -> Task:
         task = await self.get_task(task_id)
@@ -227,6 +299,7 @@ class MemoryStore:
                     "error": error,
                     "lease_token": None,
                     "lease_expires_at": None,
+                    "run_process": None,
                     "finished_at": now,
                     "updated_at": now,
                 }
@@ -244,6 +317,7 @@ class MemoryStore:
                         "error": error,
                         "lease_token": None,
                         "lease_expires_at": None,
+                        "run_process": None,
                         "not_before": now + timedelta(seconds=delay),
                         "updated_at": now,
                     }
@@ -269,6 +343,13 @@ class MemoryStore:
                 if current in t.depends_on and t.status in (TaskStatus.WAITING, TaskStatus.QUEUED):
                     self._finish(t, TaskStatus.CANCELLED, error=dependency_failed_error(ended))
                     pending.append(t.id)
+
+
+def _with_details(task: Task, details: RunDetails | None) -> Task:
+    if details is None:
+        return task
+    update: dict[str, Any] = details.model_dump()
+    return task.model_copy(update=update)
 
 
 def _matches(task: Task, f: TaskFilter) -> bool:

@@ -14,22 +14,28 @@ aiosqlite: a wrapper hops threads once per statement, this hops once per transac
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal, NoReturn, TypeVar
 
 import anyio
+from pydantic import TypeAdapter
 
 from taskorch.domain import (
     DurationStats,
     ErrorInfo,
     ExecutionMode,
     NewTask,
+    RunDetails,
+    RunProcess,
     Statistics,
     Task,
+    TaskEvent,
     TaskStatus,
     backoff_delay,
     initial_status,
@@ -49,7 +55,10 @@ from taskorch.storage.common import (
 )
 from taskorch.storage.sqlite_schema import (
     COLUMNS,
+    SET_DETAILS,
+    details_params,
     error_json,
+    events_json,
     migrate,
     new_task_row,
     refuse_newer,
@@ -62,6 +71,7 @@ __all__ = ["SQLiteStore"]
 T = TypeVar("T")
 
 _SELECT: Final = f"SELECT {COLUMNS} FROM tasks"
+_EVENTS: Final = TypeAdapter(list[TaskEvent])
 _OPEN_STATUSES: Final = "('waiting', 'queued')"  # not ended and holding no lease
 _LEASE_LOST: Final = ErrorInfo(
     kind="lease_lost", message="the worker's lease expired before it reported a result"
@@ -69,19 +79,41 @@ _LEASE_LOST: Final = ErrorInfo(
 
 # One statement: pick the best ready task and lease it. The subquery walks the partial index
 # tasks_claim_order, so its cost does not grow with the queue.
-_CLAIM: Final = f"""
+_LEASE: Final = """
 UPDATE tasks
 SET status = 'running', worker_id = :worker_id, attempt = attempt + 1, lease_token = :token,
-    lease_expires_at = :expires, started_at = :now, not_before = NULL, updated_at = :now
+    lease_expires_at = :expires, started_at = :now, not_before = NULL, run_process = NULL, updated_at = :now
+"""
+
+_CLAIM: Final = f"""
+{_LEASE}
 WHERE seq = (
     SELECT seq FROM tasks INDEXED BY tasks_claim_order
     WHERE status = 'queued'
       AND execution_mode IN ({{modes}})
       AND (not_before IS NULL OR not_before <= :now)
       AND (work_directory = :path OR substr(work_directory, 1, length(:prefix)) = :prefix)
+      {{avoid}}
     ORDER BY priority_rank DESC, created_at, seq
     LIMIT 1
 ) AND status = 'queued'
+RETURNING {COLUMNS}
+"""
+
+# A busy directory `a.value` overlaps the task's: equal, the task below it, or it below the task.
+_AVOID: Final = """
+      AND NOT EXISTS (
+          SELECT 1 FROM json_each(:avoid) a
+          WHERE a.value = work_directory
+             OR substr(work_directory, 1, length(a.value) + 1) = a.value || '/'
+             OR a.value = '/'
+             OR substr(a.value, 1, length(work_directory) + 1) = work_directory || '/'
+             OR work_directory = '/'
+      )"""
+
+_CLAIM_ONE: Final = f"""
+{_LEASE}
+WHERE id = :id AND status = 'queued' AND (not_before IS NULL OR not_before <= :now)
 RETURNING {COLUMNS}
 """
 
@@ -121,7 +153,7 @@ WHERE id IN (SELECT id FROM doomed) AND +status IN {_OPEN_STATUSES}
 
 _FINISH: Final = """
 SET status = :status, result = :result, error = :error, lease_token = NULL, lease_expires_at = NULL,
-    finished_at = :now, updated_at = :now
+    run_process = NULL, finished_at = :now, updated_at = :now
 """
 
 
@@ -440,11 +472,15 @@ class SQLiteStore:
         worker_id: str,
         lease_seconds: float,
         modes: Sequence[ExecutionMode] = (ExecutionMode.STANDARD,),
+        avoid_directories: Sequence[str] = (),
     ) -> Task | None:
         mode_values = list(dict.fromkeys(ExecutionMode(m).value for m in modes))
         if not mode_values:
             return None
-        sql = _CLAIM.format(modes=",".join(f"'{m}'" for m in mode_values))  # enum values, not input
+        sql = _CLAIM.format(
+            modes=",".join(f"'{m}'" for m in mode_values),  # enum values, not input
+            avoid=_AVOID if avoid_directories else "",
+        )
         token = secrets.token_urlsafe(18)
 
         def body(conn: sqlite3.Connection, now: float) -> Task | None:
@@ -455,11 +491,31 @@ class SQLiteStore:
                 "now": now,
                 "path": work_path,
                 "prefix": subtree_prefix(work_path),
+                "avoid": json.dumps(list(avoid_directories)),
             }
             rows = conn.execute(sql, params).fetchall()
             return row_to_task(rows[0]) if rows else None
 
         return await self._write("claim_next", body, durable=False)
+
+    async def claim_task(self, task_id: str, *, worker_id: str, lease_seconds: float) -> Task | None:
+        token = secrets.token_urlsafe(18)
+
+        def body(conn: sqlite3.Connection, now: float) -> Task | None:
+            params = {
+                "id": task_id,
+                "worker_id": worker_id,
+                "token": token,
+                "expires": now + lease_seconds,
+                "now": now,
+            }
+            rows = conn.execute(_CLAIM_ONE, params).fetchall()
+            if rows:
+                return row_to_task(rows[0])
+            _status_of(conn, task_id)  # NotFound for an unknown id
+            return None
+
+        return await self._write("claim_task", body, durable=False)
 
     async def heartbeat(self, task_id: str, lease_token: str, lease_seconds: float) -> Task:
         def body(conn: sqlite3.Connection, now: float) -> Task:
@@ -474,8 +530,12 @@ class SQLiteStore:
 
         return await self._write("heartbeat", body, durable=False)
 
-    async def complete(self, task_id: str, lease_token: str, result: str | None) -> Task:
+    async def complete(
+        self, task_id: str, lease_token: str, result: str | None, *, details: RunDetails | None = None
+    ) -> Task:
         def body(conn: sqlite3.Connection, now: float) -> Task:
+            if details is not None:
+                _store_details(conn, now, task_id, lease_token, details)
             rows = conn.execute(
                 f"UPDATE tasks {_FINISH} WHERE {_FENCE} RETURNING {COLUMNS}",
                 {
@@ -495,9 +555,18 @@ class SQLiteStore:
         return await self._write("complete", body)
 
     async def fail(
-        self, task_id: str, lease_token: str, error: ErrorInfo, *, retry: bool, backoff: Backoff
+        self,
+        task_id: str,
+        lease_token: str,
+        error: ErrorInfo,
+        *,
+        retry: bool,
+        backoff: Backoff,
+        details: RunDetails | None = None,
     ) -> Task:
         def body(conn: sqlite3.Connection, now: float) -> Task:
+            if details is not None:
+                _store_details(conn, now, task_id, lease_token, details)
             row = conn.execute(
                 f"SELECT attempt, max_attempts FROM tasks WHERE {_FENCE}",
                 {"id": task_id, "token": lease_token, "now": now},
@@ -507,6 +576,82 @@ class SQLiteStore:
             return _settle_failure(conn, now, task_id, row[0], row[1], error, retry=retry, backoff=backoff)
 
         return await self._write("fail", body)
+
+    async def park(
+        self,
+        task_id: str,
+        lease_token: str,
+        *,
+        until: datetime,
+        error: ErrorInfo | None,
+        details: RunDetails | None = None,
+    ) -> Task:
+        def body(conn: sqlite3.Connection, now: float) -> Task:
+            if details is not None:
+                _store_details(conn, now, task_id, lease_token, details)
+            rows = conn.execute(
+                "UPDATE tasks SET status = 'queued', attempt = MAX(0, attempt - 1), "
+                "error = COALESCE(:error, error), lease_token = NULL, lease_expires_at = NULL, "
+                "run_process = NULL, not_before = :until, "
+                f"updated_at = :now WHERE {_FENCE} RETURNING {COLUMNS}",
+                {
+                    "id": task_id,
+                    "token": lease_token,
+                    "now": now,
+                    "until": until.timestamp(),
+                    "error": error_json(error),
+                },
+            ).fetchall()
+            if not rows:
+                _raise_lease_lost(conn, task_id)
+            return row_to_task(rows[0])
+
+        return await self._write("park", body)
+
+    async def record_process(self, task_id: str, lease_token: str, process: RunProcess) -> Task:
+        def body(conn: sqlite3.Connection, now: float) -> Task:
+            rows = conn.execute(
+                f"UPDATE tasks SET run_process = :process, updated_at = :now WHERE {_FENCE} "
+                f"RETURNING {COLUMNS}",
+                {"id": task_id, "token": lease_token, "now": now, "process": process.model_dump_json()},
+            ).fetchall()
+            if not rows:
+                _raise_lease_lost(conn, task_id)
+            return row_to_task(rows[0])
+
+        return await self._write("record_process", body)
+
+    async def append_events(
+        self, task_id: str, lease_token: str, events: Sequence[TaskEvent], *, keep: int
+    ) -> None:
+        new = list(events)
+
+        def body(conn: sqlite3.Connection, now: float) -> None:
+            row = conn.execute(
+                f"SELECT events FROM tasks WHERE {_FENCE}", {"id": task_id, "token": lease_token, "now": now}
+            ).fetchone()
+            if row is None:
+                _raise_lease_lost(conn, task_id)
+            old = [] if row[0] in (None, "[]") else _EVENTS.validate_json(row[0])
+            tail = [*old, *new][-max(1, keep) :]
+            conn.execute(
+                "UPDATE tasks SET events = ?, updated_at = ? WHERE id = ?", (events_json(tail), now, task_id)
+            )
+
+        # Progress only: it rides on the next durable commit, like a heartbeat.
+        await self._write("append_events", body, durable=False)
+
+    async def list_running(self, *, worker_id: str | None = None) -> list[Task]:
+        def body(conn: sqlite3.Connection) -> list[Task]:
+            sql = f"{_SELECT} INDEXED BY tasks_running_lease WHERE status = 'running'"
+            params: tuple[str, ...] = ()
+            if worker_id is not None:
+                sql += " AND worker_id = ?"
+                params = (worker_id,)
+            rows = conn.execute(sql + " ORDER BY started_at, seq", params).fetchall()
+            return [row_to_task(r) for r in rows]
+
+        return await self._read("list_running", body)
 
     async def cancel(self, task_id: str, reason: str) -> Task:
         def body(conn: sqlite3.Connection, now: float) -> Task:
@@ -602,7 +747,7 @@ def _settle_failure(
         delay = backoff_delay(attempt, backoff.base_seconds, backoff.max_seconds)
         rows = conn.execute(
             "UPDATE tasks SET status = 'queued', error = :error, lease_token = NULL, "
-            "lease_expires_at = NULL, not_before = :not_before, updated_at = :now "
+            "lease_expires_at = NULL, run_process = NULL, not_before = :not_before, updated_at = :now "
             f"WHERE id = :id RETURNING {COLUMNS}",
             {"id": task_id, "error": error_json(error), "not_before": now + delay, "now": now},
         ).fetchall()
@@ -619,6 +764,17 @@ def _settle_failure(
     ).fetchall()
     _cancel_dependents(conn, now, task_id, TaskStatus.FAILED)
     return row_to_task(rows[0])
+
+
+def _store_details(
+    conn: sqlite3.Connection, now: float, task_id: str, lease_token: str, details: RunDetails
+) -> None:
+    """Store a run's details on a task still under `lease_token`; the caller's fenced write
+    follows in the same transaction, so a lost lease rolls this back with it."""
+    conn.execute(
+        f"UPDATE tasks SET {SET_DETAILS} WHERE {_FENCE}",
+        {"id": task_id, "token": lease_token, "now": now, **details_params(details)},
+    )
 
 
 def _cancel_dependents(conn: sqlite3.Connection, now: float, task_id: str, ended: TaskStatus) -> None:

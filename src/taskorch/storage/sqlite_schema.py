@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter
 
-from taskorch.domain import ErrorInfo, NewTask, Task, TaskEvent, TaskStatus
+from taskorch.domain import ErrorInfo, NewTask, RunDetails, Task, TaskEvent, TaskStatus
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.errors import StoreError
 
@@ -22,7 +22,10 @@ __all__ = [
     "COLUMNS",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "SET_DETAILS",
+    "details_params",
     "error_json",
+    "events_json",
     "migrate",
     "new_task_row",
     "refuse_newer",
@@ -85,20 +88,32 @@ CREATE TABLE task_dependencies (
 CREATE INDEX task_dependencies_by_dependency ON task_dependencies (depends_on_id, task_id);
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+# Server-run tasks: what a run reported, the live process (for restart recovery) and the
+# task a follow-up continues. Only ADD COLUMN, so the step stands alone whatever follows it.
+_V2: Final = """
+ALTER TABLE tasks ADD COLUMN permission_denials TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE tasks ADD COLUMN exit_code INTEGER;
+ALTER TABLE tasks ADD COLUMN log_path TEXT;
+ALTER TABLE tasks ADD COLUMN output_truncated INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN continue_from TEXT;
+ALTER TABLE tasks ADD COLUMN run_process TEXT;
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 COLUMNS: Final = (
     "id, prompt, work_directory, execution_mode, executor, priority, tags, model, agent, depends_on, "
     "max_attempts, timeout_seconds, idempotency_key, retry_safe, status, attempt, worker_id, lease_token, "
     "lease_expires_at, not_before, created_at, updated_at, started_at, finished_at, result, error, "
-    "session_id, cost_usd, usage, num_turns, events"
+    "session_id, cost_usd, usage, num_turns, events, permission_denials, exit_code, log_path, "
+    "output_truncated, continue_from, run_process"
 )
 _NAMES: Final = tuple(name.strip() for name in COLUMNS.split(","))
 _TIMES: Final = frozenset(
     {"lease_expires_at", "not_before", "created_at", "updated_at", "started_at", "finished_at"}
 )
-_JSON: Final = frozenset({"tags", "depends_on", "error", "usage"})
+_JSON: Final = frozenset({"tags", "depends_on", "error", "usage", "permission_denials", "run_process"})
 _EVENTS: Final = TypeAdapter(list[TaskEvent])
 
 
@@ -160,6 +175,7 @@ def new_task_row(new: NewTask, status: TaskStatus, error: ErrorInfo | None) -> d
         "timeout_seconds": spec.timeout_seconds,
         "idempotency_key": spec.idempotency_key,
         "retry_safe": int(spec.retry_safe),
+        "continue_from": spec.continue_from,
         "status": status.value,
         "created_at": created,
         "updated_at": created,
@@ -170,6 +186,32 @@ def new_task_row(new: NewTask, status: TaskStatus, error: ErrorInfo | None) -> d
 
 def error_json(error: ErrorInfo | None) -> str | None:
     return None if error is None else error.model_dump_json()
+
+
+def events_json(events: Sequence[TaskEvent]) -> str:
+    return _EVENTS.dump_json(list(events)).decode()
+
+
+def details_params(details: RunDetails) -> dict[str, Any]:
+    """Named parameters `d_<field>` for storing a run's details (see `SET_DETAILS`)."""
+    return {
+        "d_session_id": details.session_id,
+        "d_cost_usd": details.cost_usd,
+        "d_usage": None if details.usage is None else json.dumps(details.usage),
+        "d_num_turns": details.num_turns,
+        "d_permission_denials": json.dumps(details.permission_denials),
+        "d_exit_code": details.exit_code,
+        "d_log_path": details.log_path,
+        "d_output_truncated": int(details.output_truncated),
+    }
+
+
+SET_DETAILS: Final = (
+    "session_id = :d_session_id, cost_usd = :d_cost_usd, usage = :d_usage, num_turns = :d_num_turns, "
+    "permission_denials = :d_permission_denials, exit_code = :d_exit_code, log_path = :d_log_path, "
+    "output_truncated = :d_output_truncated"
+)
+"""The assignments that store `details_params`."""
 
 
 def row_to_task(row: Sequence[Any]) -> Task:
@@ -185,4 +227,5 @@ def row_to_task(row: Sequence[Any]) -> Task:
     events = data.get("events")
     data["events"] = [] if events in (None, "[]") else _EVENTS.validate_json(events)
     data["retry_safe"] = bool(data["retry_safe"])
+    data["output_truncated"] = bool(data["output_truncated"])
     return Task.model_validate(data)

@@ -1,0 +1,170 @@
+"""Server instances and leftover process groups, for recovering runs after a restart.
+
+A run's process group outlives a server killed with SIGKILL. A restarted server on the same
+host finds such groups through the process record on each task and ends them, after making
+sure through `/proc` that the number still names the group that run started: pids are reused.
+Where there is no `/proc` nothing can be verified, so nothing is signalled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import anyio
+
+from taskorch.domain import RunProcess
+
+__all__ = [
+    "Instance",
+    "ProcessInfo",
+    "end_process_group",
+    "group_members",
+    "process_info",
+]
+
+log = logging.getLogger(__name__)
+
+_PROC: Final = Path("/proc")
+_PREFIX: Final = "taskorch"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    state: str
+    pgid: int
+    start_ticks: int
+
+
+def process_info(pid: int) -> ProcessInfo | None:
+    """State, process group and start time of `pid` from `/proc/<pid>/stat`; None if gone."""
+    try:
+        raw = (_PROC / str(pid) / "stat").read_text()
+    except (OSError, ValueError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = raw[raw.rfind(")") + 2 :].split()
+    try:
+        return ProcessInfo(state=fields[0], pgid=int(fields[2]), start_ticks=int(fields[19]))
+    except (IndexError, ValueError):
+        return None
+
+
+def _alive(info: ProcessInfo | None) -> bool:
+    return info is not None and info.state not in ("Z", "X")
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One server process: host name, pid and that pid's start time.
+
+    Its `id` is the worker id under which the scheduler claims tasks, so any server can tell
+    from a running task who ran it and whether that process still lives.
+    """
+
+    host: str
+    pid: int
+    start_ticks: int
+
+    @classmethod
+    def current(cls) -> Instance:
+        info = process_info(os.getpid())
+        return cls(socket.gethostname(), os.getpid(), info.start_ticks if info else 0)
+
+    @property
+    def id(self) -> str:
+        return f"{_PREFIX}:{self.host}:{self.pid}:{self.start_ticks}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Instance | None:
+        """The instance a worker id names, or None if it is not a scheduler's id."""
+        parts = (text or "").split(":")
+        if len(parts) != 4 or parts[0] != _PREFIX:
+            return None
+        try:
+            return cls(parts[1], int(parts[2]), int(parts[3]))
+        except ValueError:
+            return None
+
+    def is_alive(self) -> bool:
+        """Whether this instance's process still runs (on this host; `/proc` required)."""
+        info = process_info(self.pid)
+        return _alive(info) and info is not None and info.start_ticks == self.start_ticks
+
+
+def group_members(pgid: int, *, started_since: int | None = None) -> list[int]:
+    """Live (not zombie) processes in group `pgid`, optionally only those started at or after
+    `started_since` (clock ticks since boot)."""
+    members = []
+    try:
+        entries = list(_PROC.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        info = process_info(int(entry.name))
+        if (
+            _alive(info)
+            and info is not None
+            and info.pgid == pgid
+            and (started_since is None or info.start_ticks >= started_since)
+        ):
+            members.append(int(entry.name))
+    return members
+
+
+def _ours(process: RunProcess) -> bool:
+    """Whether the recorded group is still the one the run started, not a reuse of its number."""
+    if not _PROC.is_dir() or process.start_ticks is None:
+        return False
+    leader = process_info(process.pid)
+    if _alive(leader) and leader is not None:
+        return leader.start_ticks == process.start_ticks and leader.pgid == process.pgid
+    # The leader is gone; a group number stays reserved while any member lives, so members
+    # started no earlier than the leader are what is left of that group.
+    return bool(group_members(process.pgid, started_since=process.start_ticks))
+
+
+async def _wait_gone(process: RunProcess, seconds: float) -> bool:
+    with anyio.move_on_after(seconds):
+        # Polling: a process that is not our child sends us no notice when it ends.
+        while group_members(process.pgid, started_since=process.start_ticks):  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+        return True
+    return False
+
+
+async def end_process_group(process: RunProcess, *, grace_seconds: float) -> bool:
+    """End a leftover run's process group: SIGTERM, `grace_seconds`, SIGKILL; wait until gone.
+
+    Returns True when no process of that group is left (including when none was), False when
+    the group could not be verified as the run's own (then nothing is signalled) or survived
+    SIGKILL.
+    """
+    if not group_members(process.pgid, started_since=process.start_ticks) and _PROC.is_dir():
+        return True
+    if not _ours(process):
+        log.warning(
+            "process group %d of an earlier run cannot be verified as that run's (pid reused?); "
+            "not signalling it",
+            process.pgid,
+        )
+        return False
+    for signum, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pgid, signum)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            log.error("not allowed to signal process group %d of an earlier run", process.pgid)
+            return False
+        if await _wait_gone(process, wait):
+            return True
+    log.error("process group %d of an earlier run survived SIGKILL", process.pgid)
+    return False

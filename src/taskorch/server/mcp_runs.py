@@ -1,0 +1,100 @@
+"""The run tools of the MCP surface: `execute_task` and `execute_directory`.
+
+They start server runs and return at once, or wait up to `wait_seconds` (below the 60 s many
+clients allow a call) sending progress notifications built from the runs' events.
+"""
+
+# No `from __future__ import annotations`: the SDK reads these signatures at registration.
+
+from typing import Annotated, Final
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from taskorch.domain import TaskStatus
+from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.execution import MAX_EXECUTE_WAIT_SECONDS, Report, execute_message, wait_for_runs
+from taskorch.server.mcp_errors import tool_errors
+from taskorch.server.mcp_results import tool_result
+from taskorch.server.models import ExecuteDirectoryResult, ExecuteResult
+
+__all__ = ["register_run_tools"]
+
+_RUN: Final = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+
+WaitSeconds = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=MAX_EXECUTE_WAIT_SECONDS,
+        description=f"0 returns at once; up to {MAX_EXECUTE_WAIT_SECONDS:g} waits for the run, "
+        "sending progress notifications.",
+    ),
+]
+
+
+def register_run_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
+    """Add `execute_task` and `execute_directory` to `server`."""
+    scheduler = orchestrator.scheduler
+    queue = orchestrator.queue
+
+    @server.tool(title="Run a task now", annotations=_RUN)
+    async def execute_task(
+        task_id: Annotated[str, Field(description="Id of a queued claude_code or custom task.")],
+        ctx: Context,
+        wait_seconds: WaitSeconds = 0,
+    ) -> Annotated[CallToolResult, ExecuteResult]:
+        """Have the server run a claude_code or custom task now (as soon as run limits allow).
+
+        Returns the task and a message at once, or after waiting up to wait_seconds for the
+        run to end (with progress notifications). A run can take much longer: then poll
+        get_task(task_id) for status, events and result; cancel_task stops it.
+        Standard-mode tasks are not run by the server (a worker claims them with
+        get_next_task); tasks that ended or wait on dependencies are refused with the reason.
+        """
+        with tool_errors():
+            task = await scheduler.request_task(task_id)
+            await wait_for_runs(orchestrator, [task.id], wait_seconds, _reporter(ctx))
+            task = await queue.get(task.id)
+        return tool_result(ExecuteResult(task=task, message=execute_message(task)))
+
+    @server.tool(title="Run the tasks of a directory", annotations=_RUN)
+    async def execute_directory(
+        path: Annotated[str, Field(description="Absolute directory: its tasks and those below it run.")],
+        ctx: Context,
+        wait_seconds: WaitSeconds = 0,
+    ) -> Annotated[CallToolResult, ExecuteDirectoryResult]:
+        """Have the server run every ready claude_code and custom task at or below path.
+
+        They start in priority order within the run limits (by default one run at a time per
+        directory); tasks that depend on them follow as they succeed. Returns the tasks there
+        that have not ended, at once or after waiting up to wait_seconds (with progress
+        notifications). Then poll get_task or list_tasks(work_directory=path).
+        """
+        with tool_errors():
+            tasks = await scheduler.request_directory(path)
+            directory = queue.scope(path, "path")
+            ids = [t.id for t in tasks]
+            await wait_for_runs(orchestrator, ids, wait_seconds, _reporter(ctx))
+            tasks = [await queue.get(task_id) for task_id in ids]
+        open_tasks = [t for t in tasks if not t.is_terminal]
+        ended = len(tasks) - len(open_tasks)
+        running = sum(1 for t in tasks if t.status is TaskStatus.RUNNING)
+        if not tasks:
+            message = f"No claude_code or custom task is waiting, queued or running at or below {directory}."
+        else:
+            message = (
+                f"{running} running, {len(open_tasks) - running} not started yet, {ended} ended since the "
+                "call began. Poll get_task(task_id) for each, or list_tasks(work_directory=...)."
+            )
+        return tool_result(ExecuteDirectoryResult(directory=directory, tasks=tasks, message=message))
+
+
+def _reporter(ctx: Context) -> Report:
+    async def report(progress: float, message: str) -> None:
+        await ctx.report_progress(progress, None, message)
+
+    return report

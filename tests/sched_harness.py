@@ -1,0 +1,53 @@
+"""An in-process server whose scheduler runs tasks through fake executors, and a client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from mcp import Client
+
+from taskorch.config import load_settings
+from taskorch.engine.orchestrator import Orchestrator
+from taskorch.executors.base import Executor
+from taskorch.server.mcp import build_mcp_server
+from taskorch.storage import MemoryStore, Store
+from tests.fakes import FakeClock
+from tests.mcp_harness import Harness
+
+__all__ = ["open_scheduler_harness"]
+
+
+@asynccontextmanager
+async def open_scheduler_harness(
+    tmp_path: Path,
+    executors: Mapping[str, Executor],
+    *,
+    store: Store | None = None,
+    clock: FakeClock | None = None,
+    **sections: dict[str, Any],
+) -> AsyncIterator[Harness]:
+    """A harness whose orchestrator runs its scheduler (not the reaper) over `executors`.
+
+    The scheduler polls only once a minute: tests move it with signals, never with time.
+    `sections` override settings, e.g. `limits={"max_concurrent_runs": 2}`.
+    """
+    root = tmp_path / "root"
+    root.mkdir(exist_ok=True)
+    clock = clock or FakeClock()
+    overrides: dict[str, dict[str, Any]] = {
+        "security": {"allowed_roots": [str(root)]},
+        "scheduler": {"poll_interval_seconds": 60.0, **sections.pop("scheduler", {})},
+        **sections,
+    }
+    settings = load_settings(env={}, overrides=overrides)
+    orchestrator = Orchestrator(
+        settings, store or MemoryStore(clock=clock), clock=clock, executors=dict(executors)
+    )
+    async with (
+        orchestrator.running(background=False, scheduler=True),
+        Client(build_mcp_server(orchestrator)) as client,
+    ):
+        yield Harness(client, orchestrator, clock, Path(orchestrator.queue.allowed_roots[0]))

@@ -1,0 +1,48 @@
+"""The REST execute routes: start runs by task id or by directory, optionally waiting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.fakes_executor import FakeExecutor
+from tests.http_harness import make_settings, serve_http
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+async def test_execute_routes_run_tasks_and_explain_refusals(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    fake = FakeExecutor(hold=False)
+    async with (
+        serve_http(make_settings(root), root, executors={"claude_code": fake}) as running,
+        running.client() as http,
+    ):
+        created = await http.post(
+            "/api/v1/tasks",
+            json={"prompt": "one", "work_directory": str(root), "execution_mode": "claude_code"},
+        )
+        task_id = created.json()["task"]["id"]
+        done = await http.post(f"/api/v1/tasks/{task_id}/execute", json={"wait_seconds": 10})
+        assert done.status_code == 200
+        assert done.json()["task"]["status"] == "succeeded"
+
+        await http.post(
+            "/api/v1/tasks",
+            json={"prompt": "two", "work_directory": str(root / "sub"), "execution_mode": "claude_code"},
+        )
+        batch = await http.post(f"/api/v1/execute/directory{root}", json={"wait_seconds": 10})
+        assert batch.status_code == 202
+        assert [t["status"] for t in batch.json()["tasks"]] == ["succeeded"]
+
+        standard = await http.post("/api/v1/tasks", json={"prompt": "by hand", "work_directory": str(root)})
+        refused = await http.post(f"/api/v1/tasks/{standard.json()['task']['id']}/execute")
+        assert refused.status_code == 409
+        assert "get_next_task" in refused.json()["error"]["message"]
+        with anyio.fail_after(5):
+            stats = (await http.get("/api/v1/statistics")).json()
+        assert stats["executors"][0]["name"] == "claude_code"
+        assert [r.prompt for r in fake.requests] == ["one", "two"]

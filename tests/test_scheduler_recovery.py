@@ -1,0 +1,120 @@
+"""Restart recovery: runs left by a killed server instance are ended and their tasks settled."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from taskorch.config import load_settings
+from taskorch.domain import ExecutionMode, RunProcess, TaskSpec, TaskStatus
+from taskorch.engine.orchestrator import Orchestrator
+from taskorch.engine.processes import Instance, end_process_group, process_info
+from taskorch.storage.sqlite import SQLiteStore
+from tests.fakes_executor import FakeExecutor
+
+pytestmark = [pytest.mark.anyio, pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")]
+
+# An instance of this host whose process is gone: our pid with a start time it never had.
+DEAD = Instance(Instance.current().host, os.getpid(), 1)
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A process in its own session and group, like a run's CLI; killed if a test leaves it."""
+    process = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def test_a_restarted_server_ends_the_old_process_group_and_settles_its_tasks(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    settings = load_settings(
+        env={}, overrides={"security": {"allowed_roots": [str(root)]}, "scheduler": {"kill_grace_seconds": 2}}
+    )
+    db = tmp_path / "tasks.db"
+    info = process_info(sleeper.pid)
+    assert info is not None
+    old = Orchestrator(settings, SQLiteStore(db, synchronous="NORMAL"))
+    async with old.running(background=False):
+        safe = (await old.queue.create(_spec(root, retry_safe=True))).task
+        unsafe = (await old.queue.create(_spec(root))).task
+        claimed = [
+            await old.store.claim_task(t.id, worker_id=DEAD.id, lease_seconds=600) for t in (safe, unsafe)
+        ]
+        first = claimed[0]
+        assert first is not None
+        process = RunProcess(
+            pid=sleeper.pid,
+            pgid=sleeper.pid,
+            host=DEAD.host,
+            instance_id=DEAD.id,
+            start_ticks=info.start_ticks,
+        )
+        await old.store.record_process(first.id, first.lease_token or "", process)
+
+    restarted = Orchestrator(
+        settings, SQLiteStore(db, synchronous="NORMAL"), executors={"claude_code": FakeExecutor()}
+    )
+    with anyio.fail_after(10):
+        async with restarted.running(background=False, scheduler=True):
+            assert sleeper.wait(timeout=5) is not None  # killed (and reaped here, its parent)
+            after_safe = await restarted.queue.get(safe.id)
+            after_unsafe = await restarted.queue.get(unsafe.id)
+    assert (after_safe.status, after_safe.error and after_safe.error.kind) == (
+        TaskStatus.QUEUED,
+        "lease_lost",
+    )
+    assert after_unsafe.status is TaskStatus.FAILED
+    assert after_unsafe.error is not None
+    assert after_unsafe.error.kind == "lease_lost"
+    assert "restarted" in after_unsafe.error.message
+
+
+async def test_a_recorded_group_whose_pid_was_reused_is_not_signalled(
+    sleeper: subprocess.Popen[bytes],
+) -> None:
+    info = process_info(sleeper.pid)
+    assert info is not None
+    stale = RunProcess(
+        pid=sleeper.pid,
+        pgid=sleeper.pid,
+        host=DEAD.host,
+        instance_id=DEAD.id,
+        start_ticks=info.start_ticks + 1,
+    )
+    assert await end_process_group(stale, grace_seconds=0.1) is True  # nothing of that run is left
+    assert sleeper.poll() is None  # and the unrelated process lives on
+    older = stale.model_copy(update={"start_ticks": info.start_ticks - 1})
+    assert await end_process_group(older, grace_seconds=0.1) is False
+    assert sleeper.poll() is None
+
+
+async def test_tasks_of_a_live_sibling_server_on_this_host_are_left_alone(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    settings = load_settings(env={}, overrides={"security": {"allowed_roots": [str(root)]}})
+    sibling = Instance(Instance.current().host, os.getppid(), process_info(os.getppid()).start_ticks)  # type: ignore[union-attr]
+    orchestrator = Orchestrator(settings, SQLiteStore(tmp_path / "t.db", synchronous="NORMAL"))
+    async with orchestrator.running(background=False):
+        task = (await orchestrator.queue.create(_spec(root))).task
+        await orchestrator.store.claim_task(task.id, worker_id=sibling.id, lease_seconds=600)
+        assert await orchestrator.scheduler.recover() == []
+        assert (await orchestrator.queue.get(task.id)).status is TaskStatus.RUNNING
+
+
+def _spec(root: Path, **fields: object) -> TaskSpec:
+    return TaskSpec.model_validate(
+        {"prompt": "edit", "work_directory": str(root), "execution_mode": ExecutionMode.CLAUDE_CODE, **fields}
+    )
