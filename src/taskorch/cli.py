@@ -234,7 +234,9 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    orchestrator = Orchestrator.from_settings(settings)
+    from taskorch.executors.registry import build_executors
+
+    orchestrator = Orchestrator.from_settings(settings, executors=build_executors(settings, os.environ))
     if settings.server.transport == "stdio":
         return _run(lambda: _serve_stdio(orchestrator))
     return _run(lambda: _serve_http(orchestrator, settings))

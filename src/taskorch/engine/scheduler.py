@@ -46,14 +46,21 @@ from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.processes import Instance, end_process_group, process_info
 from taskorch.engine.queue import MAX_RESULT_CHARS, TaskQueue
 from taskorch.errors import ExecutorUnavailable, InvalidArgument, InvalidTransition, LeaseLost, TaskorchError
-from taskorch.executors.base import Executor, ExecutorHealth, RunOutcome, RunRequest, RunStarted, RunStatus
+from taskorch.executors.base import (
+    CLAUDE_CODE,
+    Executor,
+    ExecutorHealth,
+    RunOutcome,
+    RunRequest,
+    RunStarted,
+    RunStatus,
+)
 from taskorch.storage.base import TaskFilter
 
-__all__ = ["CLAUDE_CODE", "RunWatch", "Scheduler", "SchedulerStatus"]
+__all__ = ["RunWatch", "Scheduler", "SchedulerStatus"]
 
 log = logging.getLogger(__name__)
 
-CLAUDE_CODE: Final = "claude_code"
 """The registry name of the Claude Code executor; custom executors use their configured names."""
 
 _WATCH_EVENTS: Final = 200

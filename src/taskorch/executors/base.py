@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from taskorch.domain import ErrorInfo, TaskEvent
 
 __all__ = [
+    "CLAUDE_CODE",
     "EventSink",
     "Executor",
     "ExecutorHealth",
@@ -25,6 +26,10 @@ __all__ = [
     "RunStatus",
     "StartSink",
 ]
+
+
+CLAUDE_CODE: Final = "claude_code"
+"""The name of the Claude Code executor: the one `claude_code` tasks run on."""
 
 
 class RunRequest(BaseModel):
