@@ -5,11 +5,10 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from taskorch.storage.sqlite import SQLiteStore
-
 from taskorch.config import Settings, load_settings
 from taskorch.domain import NewTask, TaskSpec
 from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.storage.sqlite import SQLiteStore
 
 __all__ = ["bench_settings", "percentile", "prefill", "rss_kib", "summary"]
 

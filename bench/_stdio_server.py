@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import anyio
-from taskorch.server.mcp import build_mcp_server
 
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.mcp import build_mcp_server
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import bench_settings
