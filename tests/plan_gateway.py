@@ -23,7 +23,7 @@ from taskorch.downstream.base import (
     ToolInfo,
 )
 
-__all__ = ["Call", "InMemoryGateway", "Outcome", "echo"]
+__all__ = ["Call", "Gate", "InMemoryGateway", "Outcome", "echo"]
 
 Outcome = ToolCallResult | dict[str, Any] | str
 Handler = Callable[[dict[str, Any]], Awaitable[Outcome]]
@@ -34,6 +34,26 @@ OBJECT: dict[str, Any] = {"type": "object"}
 async def echo(arguments: dict[str, Any]) -> Outcome:
     """Returns its arguments as structured content."""
     return dict(arguments)
+
+
+class Gate:
+    """A tool handler that blocks until `release` is set, counting who got in and who was cancelled."""
+
+    def __init__(self) -> None:
+        self.release = anyio.Event()
+        self.first_in = anyio.Event()
+        self.entered = 0
+        self.cancelled = 0
+
+    async def __call__(self, arguments: dict[str, Any]) -> Outcome:
+        self.entered += 1
+        self.first_in.set()
+        try:
+            await self.release.wait()
+        except anyio.get_cancelled_exc_class():
+            self.cancelled += 1
+            raise
+        return {"ok": True}
 
 
 @dataclass
