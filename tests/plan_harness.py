@@ -20,12 +20,13 @@ from tests.plan_gateway import InMemoryGateway
 __all__ = ["PlanHarness", "complete_claude_code_tasks", "open_plans", "plan_settings", "spec"]
 
 
-def plan_settings(root: Path, **plans: Any) -> Settings:
+def plan_settings(root: Path, agents: dict[str, Any] | None = None, **plans: Any) -> Settings:
     return load_settings(
         env={},
         overrides={
             "security": {"allowed_roots": [str(root)]},
             "plans": {"backoff_base_seconds": 0.0, **plans},
+            "agents": agents or {},
         },
     )
 
@@ -60,11 +61,12 @@ async def open_plans(
     store: Store | None = None,
     gateway: InMemoryGateway | None = None,
     background: bool = False,
+    agents: dict[str, Any] | None = None,
     **plans: Any,
 ) -> AsyncIterator[PlanHarness]:
     root = tmp_path / "root"
     root.mkdir(exist_ok=True)
-    settings = plan_settings(root, **plans)
+    settings = plan_settings(root, agents, **plans)
     orchestrator = Orchestrator(settings, store or MemoryStore())
     orchestrator.downstream = gateway = gateway or InMemoryGateway()
     async with orchestrator.running(background=background):
