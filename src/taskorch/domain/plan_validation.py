@@ -119,15 +119,29 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
-def _argument_problems(step: Step, schema: dict[str, Any]) -> list[str]:
+_Validators = dict[tuple[str, str], Any]
+
+
+def _validator(step: Step, schema: dict[str, Any], cache: _Validators) -> Any:
+    """The schema's validator, checked once per tool per validation (checking is the costly part)."""
+    key = (step.server or "", step.tool or "")
+    if key not in cache:
+        try:
+            cls = validator_for(schema, default=Draft202012Validator)
+            cls.check_schema(schema)
+            cache[key] = cls(schema)
+        except SchemaError:
+            cache[key] = None  # the tool's own schema is broken: nothing the caller can fix
+    return cache[key]
+
+
+def _argument_problems(step: Step, schema: dict[str, Any], cache: _Validators) -> list[str]:
+    validator = _validator(step, schema, cache)
+    if validator is None:
+        return []
     view, ref_locations = schema_view(step.arguments)
-    try:
-        cls = validator_for(schema, default=Draft202012Validator)
-        cls.check_schema(schema)
-    except SchemaError:
-        return []  # the tool's own schema is broken: nothing the caller can fix, let the tool judge
     problems = []
-    for error in cls(schema).iter_errors(view):
+    for error in validator.iter_errors(view):
         path = tuple(error.absolute_path)
         if any(path[: len(loc)] == loc for loc in ref_locations):
             continue  # at or inside a reference: its value is not known yet
@@ -213,9 +227,10 @@ def validate_plan(
             PlanProblem(ProblemKind.CYCLE, f"dependency cycle {path}; remove one of these edges", cycle[0])
         )
     closure = dependency_closure(list(by_id.values()))
+    validators: _Validators = {}
     for step in steps:
         if step.kind is StepKind.MCP_TOOL:
-            problems.extend(_tool_problems(step, catalog, agent))
+            problems.extend(_tool_problems(step, catalog, agent, validators))
             refs, malformed = scan_references(step.arguments)
         else:
             assert step.task is not None
@@ -230,7 +245,7 @@ def validate_plan(
 
 
 def _tool_problems(
-    step: Step, catalog: Mapping[tuple[str, str], CatalogTool], agent: Agent | None
+    step: Step, catalog: Mapping[tuple[str, str], CatalogTool], agent: Agent | None, validators: _Validators
 ) -> list[PlanProblem]:
     server, tool = step.server or "", step.tool or ""
     problems = []
@@ -258,6 +273,6 @@ def _tool_problems(
     if info is not None:
         problems.extend(
             PlanProblem(ProblemKind.INVALID_ARGUMENTS, message, step.id)
-            for message in _argument_problems(step, info.input_schema)
+            for message in _argument_problems(step, info.input_schema, validators)
         )
     return problems

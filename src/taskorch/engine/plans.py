@@ -373,8 +373,9 @@ class PlanRunner:
                     await event.wait()
                     watch.event = anyio.Event()
                     if watch.latest is not None:
-                        plan = self._now_plan(watch.latest)
-                        if on_change is not None:
+                        plan = watch.latest
+                        if on_change is not None:  # progress costs a pass over the steps: only when asked
+                            plan = self._now_plan(plan)
                             await on_change(plan)
         finally:
             watchers = self._watches.get(plan_id, set())

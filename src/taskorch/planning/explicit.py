@@ -23,6 +23,6 @@ def explicit_steps(steps: Sequence[StepSpec] | None) -> list[Step]:
     if not steps:
         raise InvalidArgument(
             "pass `steps`: automatic planning is not available yet, so give the plan's steps yourself "
-            "(each with id, server, tool, arguments and depends_on; see list_downstream_tools for tools)"
+            "(each with id, server, tool, arguments and depends_on)"
         )
     return [new_step(spec) for spec in steps]
