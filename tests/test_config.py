@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from taskorch.config import (
+    AgentSettings,
     CustomExecutorSettings,
     DownstreamSseSettings,
     DownstreamStdioSettings,
@@ -196,10 +197,23 @@ def test_the_example_config_file_is_valid(env: dict[str, str]) -> None:
     example = Path(__file__).parent.parent / "examples" / "taskorch.example.toml"
     settings = load_settings(config_file=example, env=env)
     assert settings.server.host == "127.0.0.1"
+    assert settings.agents["reviewer"].denied_tools == ["github.merge_*", "Bash"]
+
+
+def test_agents_come_from_config_tables_and_unknown_agent_keys_are_refused(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = write(tmp_path / "a.toml", '[agents.ops]\nmodel = "opus"\nallowed_tools = ["fs.*"]\n')
+    assert load_settings(config_file=config, env=env).agents["ops"].allowed_tools == ["fs.*"]
+    bad = write(tmp_path / "b.toml", "[agents.ops]\nmodle = 1\n")
+    with pytest.raises(ConfigError, match=r"agents\.ops\.modle .*unknown key"):
+        load_settings(config_file=bad, env=env)
 
 
 def test_the_configuration_docs_list_every_key() -> None:
     docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    for key in AgentSettings.model_fields:
+        assert f"`agents.<name>.{key}`" in docs, f"docs/configuration.md misses agents.<name>.{key}"
     for section_name, section in Settings.model_fields.items():
         if section_name == "downstream":
             continue  # a table of tables, checked below
@@ -209,6 +223,8 @@ def test_the_configuration_docs_list_every_key() -> None:
             for key in CustomExecutorSettings.model_fields:
                 assert f"`executors.<name>.{key}`" in docs, f"docs/configuration.md misses executors.{key}"
             continue
+        if section_name == "agents":
+            continue  # a table of tables, checked above
         for key in annotation.model_fields:  # type: ignore[union-attr]
             assert f"`{section_name}.{key}`" in docs, f"docs/configuration.md misses {section_name}.{key}"
             assert f"TASKORCH_{section_name.upper()}__{key.upper()}" in docs

@@ -13,12 +13,14 @@ from mcp.types import TextResourceContents
 import taskorch
 from taskorch.domain import Statistics, Task
 from taskorch.server.mcp import build_mcp_server
+from taskorch.server.mcp_plans import PLAN_TOOL_NAMES
 from taskorch.server.mcp_tools import TOOL_NAMES
 from tests.mcp_harness import Harness, open_harness
 
 pytestmark = pytest.mark.anyio
 
 READ_ONLY = {"get_task", "list_tasks", "get_statistics"}
+PLAN_READ_ONLY = {"get_plan", "list_plans", "list_agents"}
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ async def test_the_server_names_itself_and_explains_the_worker_loop(mcp: Harness
 async def test_tools_list_shows_every_tool_with_schemas_annotations_and_a_docstring(mcp: Harness) -> None:
     tools = {tool.name: tool for tool in (await mcp.client.list_tools()).tools}
 
-    assert set(tools) == set(TOOL_NAMES)
+    assert set(tools) == set(TOOL_NAMES) | set(PLAN_TOOL_NAMES)
     assert set(TOOL_NAMES) >= {
         "create_task",
         "get_task",
@@ -55,7 +57,7 @@ async def test_tools_list_shows_every_tool_with_schemas_annotations_and_a_docstr
         assert tool.output_schema is not None, name
         assert tool.output_schema.get("type") == "object", name
         assert tool.annotations is not None, name
-        assert tool.annotations.read_only_hint is (name in READ_ONLY), name
+        assert tool.annotations.read_only_hint is (name in READ_ONLY | PLAN_READ_ONLY), name
         assert tool.annotations.open_world_hint is False, name
     cancel = tools["cancel_task"].annotations
     assert cancel is not None
@@ -107,7 +109,7 @@ async def test_resources_and_the_task_template_are_listed(mcp: Harness) -> None:
     resources = [str(r.uri) for r in (await mcp.client.list_resources()).resources]
     templates = [t.uri_template for t in (await mcp.client.list_resource_templates()).resource_templates]
     assert resources == ["taskorch://statistics"]
-    assert templates == ["taskorch://tasks/{task_id}"]
+    assert sorted(templates) == ["taskorch://plans/{plan_id}", "taskorch://tasks/{task_id}"]
 
 
 async def test_a_client_on_the_older_initialize_handshake_gets_the_same_tools(mcp: Harness) -> None:

@@ -29,6 +29,7 @@ from taskorch.errors import ConfigError
 
 __all__ = [
     "DOWNSTREAM_NAME_PATTERN",
+    "AgentSettings",
     "ClaudeCodeSettings",
     "CustomExecutorSettings",
     "DownstreamServerSettings",
@@ -38,6 +39,7 @@ __all__ = [
     "DownstreamWebSocketSettings",
     "LimitsSettings",
     "LoggingSettings",
+    "PlansSettings",
     "RunsSettings",
     "SchedulerSettings",
     "SecuritySettings",
@@ -124,6 +126,27 @@ class TasksSettings(_Section):
 class LimitsSettings(_Section):
     max_concurrent_runs: int = Field(default=4, ge=1)
     max_runs_per_directory: int = Field(default=1, ge=1)
+    max_concurrent_steps: int = Field(default=16, ge=1, description="Plan steps running at once, all plans.")
+    max_steps_per_plan: int = Field(default=4, ge=1, description="Default per-plan concurrency.")
+
+
+class PlansSettings(_Section):
+    step_timeout_seconds: float = Field(default=300.0, gt=0, description="Per attempt, unless a step says.")
+    lease_seconds: float = Field(default=60.0, gt=0, description="A runner's hold on a plan it executes.")
+    backoff_base_seconds: float = Field(default=1.0, ge=0)
+    backoff_max_seconds: float = Field(default=30.0, ge=0)
+    max_steps: int = Field(default=200, ge=1, le=500)
+    list_limit_max: int = Field(default=200, ge=1, le=1000)
+
+
+class AgentSettings(_Section):
+    """One `[agents.<name>]` table: an agent defined in the config file."""
+
+    personality: str = ""
+    system_prompt: str = ""
+    model: str | None = None
+    allowed_tools: list[str] = Field(default_factory=list)
+    denied_tools: list[str] = Field(default_factory=list)
 
 
 class SchedulerSettings(_Section):
@@ -338,6 +361,8 @@ class Settings(_Section):
     tasks: TasksSettings = Field(default_factory=TasksSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    plans: PlansSettings = Field(default_factory=PlansSettings)
+    agents: dict[str, AgentSettings] = Field(default_factory=dict)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     downstream: dict[str, DownstreamServerSettings] = Field(

@@ -16,6 +16,7 @@ __all__ = [
     "LeaseLost",
     "NotFound",
     "PathNotAllowed",
+    "StaleWrite",
     "StoreError",
     "TaskorchError",
     "UnknownDependency",
@@ -56,6 +57,10 @@ class InvalidTransition(CallerError):
     """The object is in a state that does not allow this operation."""
 
     status_code = 409
+
+
+class StaleWrite(InvalidTransition):
+    """The object changed since it was read (another write came first); read it again and retry."""
 
 
 class LeaseLost(CallerError):

@@ -11,6 +11,8 @@ import anyio
 from taskorch.config import Settings
 from taskorch.downstream.base import ToolGateway
 from taskorch.downstream.pool import DownstreamPool
+from taskorch.engine.agents import AgentRegistry
+from taskorch.engine.plans import PlanRunner
 from taskorch.engine.processes import Instance
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.scheduler import Scheduler
@@ -21,7 +23,12 @@ __all__ = ["Orchestrator"]
 
 
 class Orchestrator:
-    """Owns the store and the engine's background work (the lease reaper and the scheduler).
+    """Owns the store and the engine's background work: the lease reaper, the scheduler of
+    server-run tasks, and plan executions.
+
+    `downstream` is the gateway to downstream MCP servers (None: none configured); it may be
+    set after construction, before `running()`. `step_limiter` bounds plan steps running at
+    once across every plan (`limits.max_concurrent_steps`).
 
     Build it once per process and share it: over SSE the MCP SDK enters its lifespan once per
     connection, so nothing here may be built inside that lifespan. `executors` maps executor
@@ -46,6 +53,17 @@ class Orchestrator:
         self.scheduler = Scheduler(
             self.queue, settings, executors or {}, instance=instance or Instance.current(), clock=clock
         )
+        self.step_limiter = anyio.CapacityLimiter(settings.limits.max_concurrent_steps)
+        self.agents = AgentRegistry(store, settings)
+        self.plans = PlanRunner(
+            store,
+            self.queue,
+            settings,
+            self.agents,
+            self.step_limiter,
+            gateway=lambda: self.downstream,
+            clock=clock,
+        )
 
     @classmethod
     def from_settings(
@@ -66,17 +84,21 @@ class Orchestrator:
     async def running(
         self, *, background: bool = True, scheduler: bool | None = None
     ) -> AsyncIterator[Orchestrator]:
-        """Open the store and the downstream pool; with `background`, run the reaper until the
-        block exits.
+        """Open the store and the downstream pool, and host plan executions, until the block exits.
 
-        The scheduler runs when `scheduler` is true (default: with `background`): it first
-        recovers runs left by an earlier instance of this server (before the block starts),
-        then runs requested tasks, and every ready one if `scheduler.enabled`. On exit its
-        live runs are stopped and their tasks settled.
+        With `background`, also run the lease reaper and resume plans left executing (a CLI
+        command that only reads or writes the queue passes False). The scheduler runs when
+        `scheduler` is true (default: with `background`): it first recovers runs left by an
+        earlier instance of this server (before the block starts), then runs requested tasks,
+        and every ready one if `scheduler.enabled`. On exit its live runs are stopped and
+        their tasks settled.
         """
         await self.store.open()
         try:
             async with self._downstream_running(), anyio.create_task_group() as tg:
+                await tg.start(
+                    lambda task_status: self.plans.serve(resume=background, task_status=task_status)
+                )
                 if background:
                     tg.start_soon(self.queue.run_reaper)
                 if background if scheduler is None else scheduler:

@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import Final
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from taskorch import __version__
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp_downstream import register_downstream_tools
+from taskorch.server.mcp_plans import register_plan_tools
 from taskorch.server.mcp_resources import register_resources
 from taskorch.server.mcp_runs import register_run_tools
 from taskorch.server.mcp_tools import register_task_tools
@@ -27,7 +29,8 @@ INSTRUCTIONS: Final = (
     "and returns a lease_token.\n"
     "Do the task in its work_directory, then complete_task(task_id, lease_token, result) or "
     "fail_task(task_id, lease_token, error, retry); heartbeat_task keeps a long lease alive.\n"
-    "Paths are absolute and must lie under the server's allowed roots; every error says how to fix the call."
+    "Paths are absolute and must lie under the server's allowed roots; every error says how to fix "
+    "the call. Plans of downstream tool calls: create_plan(query, steps), confirm_plan, then get_plan."
 )
 
 
@@ -36,9 +39,13 @@ def build_mcp_server(orchestrator: Orchestrator) -> MCPServer:
 
     Build the orchestrator once per process and pass the same one to every transport.
     """
-    server: MCPServer = MCPServer("taskorch", version=__version__, instructions=INSTRUCTIONS)
+    bus = InMemorySubscriptionBus()
+    server: MCPServer = MCPServer(
+        "taskorch", version=__version__, instructions=INSTRUCTIONS, subscriptions=bus
+    )
     register_task_tools(server, orchestrator)
     register_run_tools(server, orchestrator)
+    register_plan_tools(server, orchestrator, bus=bus)
     register_resources(server, orchestrator)
     if orchestrator.downstream is not None:
         register_downstream_tools(server, orchestrator.downstream)

@@ -7,10 +7,19 @@ from collections.abc import Callable
 
 from taskorch.config import Settings
 from taskorch.errors import ConfigError
-from taskorch.storage.base import Backoff, CreateOutcome, Store, TaskFilter, TaskPage
+from taskorch.storage.base import Backoff, CreateOutcome, PlanPage, Store, TaskFilter, TaskPage
 from taskorch.storage.memory import MemoryStore
 
-__all__ = ["Backoff", "CreateOutcome", "MemoryStore", "Store", "TaskFilter", "TaskPage", "open_store"]
+__all__ = [
+    "Backoff",
+    "CreateOutcome",
+    "MemoryStore",
+    "PlanPage",
+    "Store",
+    "TaskFilter",
+    "TaskPage",
+    "open_store",
+]
 
 
 def open_store(url: str, settings: Settings, *, clock: Callable[[], float] = time.time) -> Store:

@@ -10,7 +10,7 @@ concurrently from many tasks, and for the durable stores from many processes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -27,8 +27,10 @@ from taskorch.domain import (
     TaskEvent,
     TaskStatus,
 )
+from taskorch.domain.agents import Agent
+from taskorch.domain.plans import Plan, PlanStatus
 
-__all__ = ["Backoff", "CreateOutcome", "Store", "TaskFilter", "TaskPage"]
+__all__ = ["Backoff", "CreateOutcome", "PlanPage", "Store", "TaskFilter", "TaskPage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,12 @@ class TaskPage:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanPage:
+    items: list[Plan]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CreateOutcome:
     task: Task
     created: bool  # False when an existing task with the same idempotency key was returned
@@ -65,7 +73,7 @@ class CreateOutcome:
 
 @runtime_checkable
 class Store(Protocol):
-    """Durable task storage with atomic claims and fenced lease writes."""
+    """Durable storage of tasks (atomic claims, fenced lease writes), plans and agents."""
 
     async def open(self) -> None:
         """Connect and apply pending schema migrations. Raises `StoreError` on a newer schema."""
@@ -228,4 +236,67 @@ class Store(Protocol):
 
     async def statistics(self) -> Statistics:
         """Counts by status, mode, priority and directory; success rate; run durations."""
+        ...
+
+    # -- plans ------------------------------------------------------------------------------
+    #
+    # Every plan write names the `version` it read; the store writes only if that is still the
+    # stored version, and returns the plan with `version + 1` and `updated_at = now`. A claim
+    # bumps the version too, so a runner whose plan was claimed by another can write nothing.
+
+    async def create_plan(self, plan: Plan) -> Plan:
+        """Insert `plan` (its `progress` is not kept) and return it with version 1.
+
+        A plan id that exists already raises `StoreError` (ids are assigned by the engine).
+        """
+        ...
+
+    async def get_plan(self, plan_id: str) -> Plan:
+        """The plan with this id, steps in their given order. Raises `NotFound`."""
+        ...
+
+    async def list_plans(
+        self, status: PlanStatus | None, *, limit: int, cursor: str | None = None
+    ) -> PlanPage:
+        """Plans (with `status`, or any), newest first, paged like `list_tasks`."""
+        ...
+
+    async def update_plan(
+        self, plan: Plan, *, steps: Collection[str] | None = None, lease_seconds: float | None = None
+    ) -> Plan:
+        """Write `plan` if the stored version is still `plan.version`.
+
+        Writes the plan's own fields and the steps named in `steps` (every step when None);
+        other stored steps are left as they are. With `lease_seconds`, `lease_expires_at`
+        becomes `now + lease_seconds`. Raises `StaleWrite` if the version moved on, `NotFound`
+        for an unknown id.
+        """
+        ...
+
+    async def claim_plan(self, plan_id: str, *, owner: str, lease_seconds: float) -> Plan:
+        """Take a `confirmed` or `executing` plan to run: status `executing`, `owner`,
+        `lease_expires_at = now + lease_seconds`, `started_at` (if unset) = now, version + 1.
+
+        Allowed when the plan has no owner, the same owner, or a lease that has expired.
+        Raises `InvalidTransition` for another status or a live lease held by another owner,
+        `NotFound` for an unknown id.
+        """
+        ...
+
+    # -- agents -----------------------------------------------------------------------------
+
+    async def save_agent(self, agent: Agent) -> Agent:
+        """Insert or replace the agent with this name; returned with `updated_at = now`."""
+        ...
+
+    async def get_agent(self, name: str) -> Agent:
+        """The saved agent with this name. Raises `NotFound`."""
+        ...
+
+    async def list_agents(self) -> list[Agent]:
+        """Every saved agent, by name."""
+        ...
+
+    async def delete_agent(self, name: str) -> None:
+        """Delete the saved agent with this name. Raises `NotFound`."""
         ...

@@ -38,14 +38,16 @@ from taskorch.storage.common import (
     lease_lost_message,
     not_found,
 )
+from taskorch.storage.memory_plans import MemoryPlans
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore:
+class MemoryStore(MemoryPlans):
     """A `Store` that keeps everything in dicts."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
         self._clock = clock
         self._tasks: dict[str, Task] = {}
         self._seq: dict[str, int] = {}

@@ -18,7 +18,7 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal, NoReturn, TypeVar
@@ -40,10 +40,13 @@ from taskorch.domain import (
     backoff_delay,
     initial_status,
 )
+from taskorch.domain.agents import Agent
 from taskorch.domain.paths import subtree_prefix
+from taskorch.domain.plans import Plan, PlanStatus
 from taskorch.domain.tasks import dependency_failed_error
 from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
-from taskorch.storage.base import Backoff, CreateOutcome, TaskFilter, TaskPage
+from taskorch.storage import sqlite_plans
+from taskorch.storage.base import Backoff, CreateOutcome, PlanPage, TaskFilter, TaskPage
 from taskorch.storage.common import (
     check_limit,
     decode_cursor,
@@ -716,8 +719,48 @@ class SQLiteStore:
 
         return await self._read("statistics", body)
 
+    # -- transaction bodies shared by several methods ------------------------------------------------
 
-# -- transaction bodies shared by several methods ------------------------------------------------
+    # -- plans and agents --------------------------------------------------------------------
+
+    async def create_plan(self, plan: Plan) -> Plan:
+        return await self._write("create_plan", lambda conn, now: sqlite_plans.create_plan(conn, now, plan))
+
+    async def get_plan(self, plan_id: str) -> Plan:
+        return await self._read("get_plan", lambda conn: sqlite_plans.get_plan(conn, plan_id))
+
+    async def list_plans(
+        self, status: PlanStatus | None, *, limit: int, cursor: str | None = None
+    ) -> PlanPage:
+        check_limit(limit)
+        return await self._read(
+            "list_plans", lambda conn: sqlite_plans.list_plans(conn, status, limit, cursor)
+        )
+
+    async def update_plan(
+        self, plan: Plan, *, steps: Collection[str] | None = None, lease_seconds: float | None = None
+    ) -> Plan:
+        return await self._write(
+            "update_plan",
+            lambda conn, now: sqlite_plans.update_plan(conn, now, plan, steps, lease_seconds),
+        )
+
+    async def claim_plan(self, plan_id: str, *, owner: str, lease_seconds: float) -> Plan:
+        return await self._write(
+            "claim_plan", lambda conn, now: sqlite_plans.claim_plan(conn, now, plan_id, owner, lease_seconds)
+        )
+
+    async def save_agent(self, agent: Agent) -> Agent:
+        return await self._write("save_agent", lambda conn, now: sqlite_plans.save_agent(conn, now, agent))
+
+    async def get_agent(self, name: str) -> Agent:
+        return await self._read("get_agent", lambda conn: sqlite_plans.get_agent(conn, name))
+
+    async def list_agents(self) -> list[Agent]:
+        return await self._read("list_agents", sqlite_plans.list_agents)
+
+    async def delete_agent(self, name: str) -> None:
+        await self._write("delete_agent", lambda conn, now: sqlite_plans.delete_agent(conn, now, name))
 
 
 def _status_of(conn: sqlite3.Connection, task_id: str) -> TaskStatus:

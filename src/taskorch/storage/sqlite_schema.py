@@ -99,7 +99,44 @@ ALTER TABLE tasks ADD COLUMN continue_from TEXT;
 ALTER TABLE tasks ADD COLUMN run_process TEXT;
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
+
+# Plans, their steps and saved agents. Self-contained: touches no table of earlier steps, and
+# `IF NOT EXISTS` keeps it harmless if applied out of order.
+_V3: Final = """
+CREATE TABLE IF NOT EXISTS plans (
+    -- Insertion order: the key of list cursors.
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT    NOT NULL UNIQUE,
+    status           TEXT    NOT NULL,
+    version          INTEGER NOT NULL,
+    owner            TEXT,
+    lease_expires_at REAL,
+    created_at       REAL    NOT NULL,
+    updated_at       REAL    NOT NULL,
+    -- The plan's other fields (query, agent, timestamps, ...) as JSON; steps live in plan_steps.
+    data             TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS plans_status_seq ON plans (status, seq);
+
+-- One row per step, so a step's transition rewrites that step only.
+CREATE TABLE IF NOT EXISTS plan_steps (
+    plan_id  TEXT    NOT NULL,
+    position INTEGER NOT NULL,
+    step_id  TEXT    NOT NULL,
+    status   TEXT    NOT NULL,
+    data     TEXT    NOT NULL,
+    PRIMARY KEY (plan_id, position)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS plan_steps_by_id ON plan_steps (plan_id, step_id);
+
+CREATE TABLE IF NOT EXISTS agents (
+    name       TEXT PRIMARY KEY,
+    data       TEXT NOT NULL,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 COLUMNS: Final = (

@@ -1,0 +1,316 @@
+"""Plans: steps that call tools on downstream MCP servers (or run Claude Code), and their rules.
+
+Pure models and rules. No I/O and no clock: callers pass times in.
+
+A plan is `draft` (a planner's output, not yet checked) -> `awaiting_confirmation` (valid,
+waiting for a person or model to approve it) -> `confirmed` -> `executing` -> `completed` |
+`failed` | `cancelled`. An awaiting plan may instead be `rejected`; an awaiting or confirmed
+plan may be `cancelled` before it runs.
+
+A step is `pending` -> `running` -> `succeeded` | `failed` | `cancelled`; a failed attempt
+with attempts left goes back to `pending`; a step that can no longer run because a step it
+depends on did not succeed is `skipped`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Final, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from taskorch.domain.schema import OUTPUT_MODEL_CONFIG, compact_nullable
+from taskorch.domain.tasks import Priority
+
+__all__ = [
+    "MAX_STEPS",
+    "PLAN_TERMINAL_STATUSES",
+    "STEP_TERMINAL_STATUSES",
+    "ClaudeCodeTask",
+    "Plan",
+    "PlanProgress",
+    "PlanStatus",
+    "Step",
+    "StepError",
+    "StepErrorKind",
+    "StepKind",
+    "StepResult",
+    "StepSpec",
+    "StepStatus",
+    "can_transition_plan",
+    "can_transition_step",
+    "new_step",
+    "replace_step",
+]
+
+MAX_STEPS: Final = 500
+_INPUT_CONFIG: Final = ConfigDict(
+    frozen=True, extra="forbid", str_strip_whitespace=True, json_schema_extra=compact_nullable
+)
+StepId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class PlanStatus(StrEnum):
+    """Where a plan is in its life. See `can_transition_plan` for the legal moves."""
+
+    DRAFT = "draft"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    CONFIRMED = "confirmed"
+    EXECUTING = "executing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+PLAN_TERMINAL_STATUSES: Final = frozenset(
+    {PlanStatus.COMPLETED, PlanStatus.FAILED, PlanStatus.CANCELLED, PlanStatus.REJECTED}
+)
+
+_PLAN_TRANSITIONS: Final[dict[PlanStatus, frozenset[PlanStatus]]] = {
+    PlanStatus.DRAFT: frozenset({PlanStatus.AWAITING_CONFIRMATION}),
+    PlanStatus.AWAITING_CONFIRMATION: frozenset(
+        {PlanStatus.CONFIRMED, PlanStatus.REJECTED, PlanStatus.CANCELLED}
+    ),
+    PlanStatus.CONFIRMED: frozenset({PlanStatus.EXECUTING, PlanStatus.CANCELLED}),
+    PlanStatus.EXECUTING: frozenset({PlanStatus.COMPLETED, PlanStatus.FAILED, PlanStatus.CANCELLED}),
+    PlanStatus.COMPLETED: frozenset(),
+    PlanStatus.FAILED: frozenset(),
+    PlanStatus.CANCELLED: frozenset(),
+    PlanStatus.REJECTED: frozenset(),
+}
+
+
+def can_transition_plan(current: PlanStatus, target: PlanStatus) -> bool:
+    """Whether a plan in `current` may move to `target`."""
+    return target in _PLAN_TRANSITIONS[current]
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # a step it depends on did not succeed, so it never ran
+    CANCELLED = "cancelled"
+
+
+STEP_TERMINAL_STATUSES: Final = frozenset(
+    {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED}
+)
+
+_STEP_TRANSITIONS: Final[dict[StepStatus, frozenset[StepStatus]]] = {
+    StepStatus.PENDING: frozenset({StepStatus.RUNNING, StepStatus.SKIPPED, StepStatus.CANCELLED}),
+    # running -> pending: a failed attempt that will be retried.
+    StepStatus.RUNNING: frozenset(
+        {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.PENDING}
+    ),
+    StepStatus.SUCCEEDED: frozenset(),
+    StepStatus.FAILED: frozenset(),
+    StepStatus.SKIPPED: frozenset(),
+    StepStatus.CANCELLED: frozenset(),
+}
+
+
+def can_transition_step(current: StepStatus, target: StepStatus) -> bool:
+    """Whether a step in `current` may move to `target`."""
+    return target in _STEP_TRANSITIONS[current]
+
+
+class StepErrorKind(StrEnum):
+    """Why a step failed. The same vocabulary as downstream call errors."""
+
+    NETWORK = "network"
+    AUTHENTICATION = "authentication"
+    AUTHORIZATION = "authorization"
+    INVALID_ARGUMENTS = "invalid_arguments"
+    TOOL_UNAVAILABLE = "tool_unavailable"
+    TIMEOUT = "timeout"
+    SYSTEM = "system"
+    CANCELLED = "cancelled"
+
+
+class StepError(BaseModel):
+    model_config = OUTPUT_MODEL_CONFIG
+
+    kind: StepErrorKind
+    message: str
+
+
+class StepResult(BaseModel):
+    """What a step produced: the tool's text and structured content (or a task's result text)."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    text: str = ""
+    structured: dict[str, Any] | None = None
+
+
+class StepKind(StrEnum):
+    MCP_TOOL = "mcp_tool"  # call `tool` on downstream `server` with `arguments`
+    CLAUDE_CODE = "claude_code"  # queue a claude_code task from `task` and wait for it
+
+
+class ClaudeCodeTask(BaseModel):
+    """The task a `claude_code` step puts on the queue (run by the server's Claude Code executor)."""
+
+    model_config = _INPUT_CONFIG
+
+    prompt: str = Field(min_length=1, max_length=200_000, description="What Claude Code should do.")
+    work_directory: str = Field(
+        min_length=1, max_length=4096, description="Absolute directory under an allowed root."
+    )
+    model: str | None = Field(default=None, max_length=200)
+    priority: Priority = Priority.NORMAL
+    include_results: list[StepId] = Field(
+        default_factory=list,
+        description="Ids of earlier steps (dependencies) whose result text is appended to the prompt.",
+    )
+
+
+class StepSpec(BaseModel):
+    """One step as a caller (or planner) writes it.
+
+    `kind` mcp_tool needs `server` and `tool` (and takes `arguments`); `kind` claude_code needs
+    `task`. Argument values may be references to earlier steps' results, see
+    `taskorch.domain.references`.
+    """
+
+    model_config = _INPUT_CONFIG
+
+    id: StepId = Field(description="Unique within the plan: letters, digits, _ and -.")
+    description: str = Field(default="", max_length=2000)
+    kind: StepKind = StepKind.MCP_TOOL
+    server: str | None = Field(default=None, max_length=200, description="Downstream server (mcp_tool).")
+    tool: str | None = Field(default=None, max_length=200, description="Tool on that server (mcp_tool).")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="Tool arguments; may hold $ref.")
+    task: ClaudeCodeTask | None = Field(default=None, description="The task to run (claude_code).")
+    depends_on: list[StepId] = Field(default_factory=list, max_length=MAX_STEPS)
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, le=7 * 24 * 3600, description="Per attempt; default from the server config."
+    )
+    max_attempts: int = Field(default=1, ge=1, le=20, description="Retried only when the step is idempotent.")
+    idempotent: bool | None = Field(
+        default=None,
+        description="May a failed or interrupted attempt be repeated? null: use the tool's annotation.",
+    )
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Self:
+        if self.kind is StepKind.MCP_TOOL:
+            if not self.server or not self.tool:
+                raise ValueError(f"step {self.id!r}: kind mcp_tool needs `server` and `tool`")
+            if self.task is not None:
+                raise ValueError(f"step {self.id!r}: `task` belongs to kind claude_code, not mcp_tool")
+        else:
+            if self.task is None:
+                raise ValueError(f"step {self.id!r}: kind claude_code needs `task` (prompt, work_directory)")
+            if self.server or self.tool or self.arguments:
+                raise ValueError(
+                    f"step {self.id!r}: server/tool/arguments belong to kind mcp_tool, not claude_code"
+                )
+        return self
+
+
+class Step(BaseModel):
+    """A step as a plan keeps it: the spec plus where its run is."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    id: str
+    description: str = ""
+    kind: StepKind
+    server: str | None = None
+    tool: str | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    task: ClaudeCodeTask | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    timeout_seconds: float | None = None
+    max_attempts: int = 1
+    idempotent: bool | None = None
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    result: StepResult | None = None
+    error: StepError | None = None
+    task_id: str | None = Field(default=None, description="The queued task of a claude_code step.")
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in STEP_TERMINAL_STATUSES
+
+    @property
+    def target(self) -> str:
+        """`server.tool` for mcp_tool steps, `claude_code` otherwise (for messages)."""
+        return f"{self.server}.{self.tool}" if self.kind is StepKind.MCP_TOOL else "claude_code"
+
+
+def new_step(spec: StepSpec) -> Step:
+    """A pending step from its spec (duplicate dependencies dropped, order kept)."""
+    data = spec.model_dump()
+    data["depends_on"] = list(dict.fromkeys(spec.depends_on))
+    return Step.model_validate(data)
+
+
+class PlanProgress(BaseModel):
+    """How far a plan has got. `eta_seconds` is an estimate from the measured step times."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    total: int
+    done: int = Field(description="Steps that ended (succeeded, failed, skipped or cancelled).")
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+    percent: float
+    running: list[str] = Field(default_factory=list, description="Ids of the steps running now.")
+    elapsed_seconds: float | None = None
+    eta_seconds: float | None = Field(default=None, description="Null until a step has finished.")
+
+
+class Plan(BaseModel):
+    """A plan as the store keeps it. `progress` is computed when the plan is read."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    id: str
+    query: str
+    agent: str | None = None
+    status: PlanStatus
+    steps: list[Step]
+    created_by: str = Field(description="The planner that made the steps, e.g. `explicit`.")
+    fail_fast: bool = False
+    max_concurrency: int = Field(default=4, ge=1, description="Steps of this plan running at once.")
+    created_at: datetime
+    updated_at: datetime
+    confirmed_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    reason: str | None = Field(default=None, description="Why it was rejected, failed or cancelled.")
+    version: int = Field(default=0, description="Bumped by every write; writes name the version they read.")
+    owner: str | None = Field(default=None, description="The runner executing it.")
+    lease_expires_at: datetime | None = None
+    progress: PlanProgress | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in PLAN_TERMINAL_STATUSES
+
+    def step(self, step_id: str) -> Step:
+        """The step with this id; `KeyError` if there is none."""
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    def steps_by_id(self) -> Mapping[str, Step]:
+        return {s.id: s for s in self.steps}
+
+
+def replace_step(plan: Plan, step: Step) -> Plan:
+    """`plan` with the step of the same id replaced by `step`."""
+    return plan.model_copy(update={"steps": [step if s.id == step.id else s for s in plan.steps]})

@@ -1,0 +1,61 @@
+"""Agent configs from two places: the config file's `[agents.<name>]` tables and `save_agent`.
+
+A saved agent wins over a config-file agent of the same name. Config-file agents cannot be
+deleted through the API (edit the file); deleting a saved agent that shadows one brings the
+file's version back.
+"""
+
+from __future__ import annotations
+
+from taskorch.config import Settings
+from taskorch.domain.agents import Agent, AgentSpec
+from taskorch.errors import ConfigError, InvalidArgument, NotFound
+from taskorch.storage.base import Store
+
+__all__ = ["AgentRegistry"]
+
+
+class AgentRegistry:
+    """Look up, save and delete agents; the config file's agents are read once at start."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self._store = store
+        self._configured: dict[str, Agent] = {}
+        for name, section in settings.agents.items():
+            try:
+                spec = AgentSpec(name=name, **section.model_dump())
+            except ValueError as exc:
+                raise ConfigError(f"agents.{name}: {exc}") from exc
+            self._configured[name] = Agent.from_spec(spec, source="config")
+
+    async def get(self, name: str) -> Agent:
+        """The agent called `name` (saved first, then config). Raises `NotFound` naming the others."""
+        try:
+            return await self._store.get_agent(name)
+        except NotFound:
+            if name in self._configured:
+                return self._configured[name]
+        known = ", ".join(a.name for a in await self.list()) or "(none)"
+        raise NotFound(f"no agent named {name!r}; known agents: {known}. Create one with save_agent.")
+
+    async def list(self) -> list[Agent]:
+        """Every agent, by name; a saved one hides a config-file one of the same name."""
+        merged = dict(self._configured)
+        merged.update({a.name: a for a in await self._store.list_agents()})
+        return [merged[n] for n in sorted(merged)]
+
+    async def save(self, spec: AgentSpec) -> Agent:
+        return await self._store.save_agent(Agent.from_spec(spec))
+
+    async def delete(self, name: str) -> Agent | None:
+        """Delete a saved agent; return the config-file agent now visible under that name, if any."""
+        try:
+            await self._store.delete_agent(name)
+        except NotFound:
+            if name in self._configured:
+                raise InvalidArgument(
+                    f"agent {name!r} is defined in the server's config file ([agents.{name}]); "
+                    "remove it there"
+                ) from None
+            raise
+        return self._configured.get(name)

@@ -1,0 +1,356 @@
+"""Executing one claimed plan: steps start as soon as their dependencies succeed.
+
+Limits: at most `plan.max_concurrency` steps of the plan run at once, and at most the
+orchestrator's global step limit across every plan; a step waiting for a slot stays `pending`.
+
+Failure policy (default): when a step fails, steps already running finish, every step that
+depends on the failed one (directly or transitively) ends `skipped`, independent steps still
+run, and the plan ends `failed`. With `fail_fast`, the first failure cancels the running steps
+and the pending ones end `cancelled`. `stop()` (cancel_plan) does the same and the plan ends
+`cancelled`.
+
+Retries: a failed attempt is repeated, after an exponential backoff, only when the step is
+idempotent (its `idempotent` flag, else the tool's idempotent annotation), attempts remain,
+and the failure may be transient (kind network, timeout, tool_unavailable or system).
+
+Durability: every step transition is written before the next thing happens, renewing the
+runner's lease on the plan. If the server stops, the plan keeps its state; a runner that
+resumes it re-runs a step that was running only if the step is idempotent (else the step
+fails with kind system, "interrupted by restart"), and re-attaches to a claude_code step's
+task. A write refused as stale means another runner has taken the plan: this one stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import anyio
+
+from taskorch.config import Settings
+from taskorch.domain.plans import (
+    Plan,
+    PlanStatus,
+    Step,
+    StepError,
+    StepErrorKind,
+    StepKind,
+    StepResult,
+    StepStatus,
+    can_transition_step,
+    replace_step,
+)
+from taskorch.domain.references import UnresolvedReference, resolve_arguments
+from taskorch.domain.tasks import backoff_delay, utc_from_timestamp
+from taskorch.downstream.base import DownstreamError, ToolGateway
+from taskorch.engine.plan_steps import StepFailure, call_tool, run_claude_code, with_included_results
+from taskorch.engine.queue import TaskQueue
+from taskorch.errors import StaleWrite
+from taskorch.storage.base import Store
+
+__all__ = ["ExecutionContext", "PlanExecution"]
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT: Final = frozenset(
+    {StepErrorKind.NETWORK, StepErrorKind.TIMEOUT, StepErrorKind.TOOL_UNAVAILABLE, StepErrorKind.SYSTEM}
+)
+_NOT_SUCCEEDED: Final = frozenset({StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED})
+_CLAUDE_CODE_POLL_SECONDS: Final = 2.0
+
+
+@dataclass(frozen=True)
+class ExecutionContext:
+    """What an execution shares with the runner that started it."""
+
+    store: Store
+    queue: TaskQueue
+    settings: Settings
+    limiter: anyio.CapacityLimiter  # the orchestrator's global step limit
+    gateway: Callable[[], ToolGateway | None]
+    notify: Callable[[Plan], Awaitable[None]]
+    clock: Callable[[], float] = time.time
+
+
+class PlanExecution:
+    """Runs one plan this process has claimed. Create, then `await run()`; `stop()` to cancel."""
+
+    def __init__(self, context: ExecutionContext, plan: Plan) -> None:
+        self._ctx = context
+        self.plan = plan
+        self.done = anyio.Event()
+        self._lock = anyio.Lock()
+        self._changed = anyio.Event()
+        self._plan_limiter = anyio.CapacityLimiter(plan.max_concurrency)
+        self._started: set[str] = set()
+        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._stop: tuple[PlanStatus, str] | None = None
+        self._lost = False
+        self._root = anyio.CancelScope()
+        self._idempotent: dict[str, bool] = {}
+
+    # -- control ----------------------------------------------------------------------------
+
+    def stop(self, status: PlanStatus, reason: str) -> None:
+        """Cancel running steps and end pending ones `cancelled`; the plan ends `status`."""
+        if self._stop is None:
+            self._stop = (status, reason)
+        for scope in self._scopes.values():
+            scope.cancel()
+        self._changed.set()
+
+    async def run(self) -> None:
+        """Run the plan to its end (or until cancelled from outside, leaving it resumable)."""
+        plans = self._ctx.settings.plans
+        try:
+            with self._root:
+                await self._recover()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._keep_lease, plans.lease_seconds / 3)
+                    await self._schedule(tg)
+                    tg.cancel_scope.cancel()
+                await self._finish()
+            if self._lost:
+                log.warning("plan %s was taken over by another runner; stopped here", self.plan.id)
+        except anyio.get_cancelled_exc_class():
+            # The server is stopping: leave the state as it is, but let the next runner in at once.
+            with anyio.CancelScope(shield=True):
+                if not self._lost and not self.plan.is_terminal:
+                    await self._persist(owner=None, lease_expires_at=None, renew=False)
+            raise
+        finally:
+            self.done.set()
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    async def _schedule(self, tg: anyio.abc.TaskGroup) -> None:
+        while True:
+            self._changed = anyio.Event()
+            by_id = self.plan.steps_by_id()
+            closed: list[Step] = []
+            for step in self.plan.steps:
+                if step.id in self._started or step.is_terminal:
+                    continue
+                if step.status is StepStatus.RUNNING:  # a claude_code step to re-attach to
+                    self._launch(tg, step.id)
+                elif self._stop is not None:
+                    closed.append(self._ended(step, StepStatus.CANCELLED, self._cancel_error()))
+                elif any(by_id[d].status in _NOT_SUCCEEDED for d in step.depends_on):
+                    bad = [d for d in step.depends_on if by_id[d].status in _NOT_SUCCEEDED]
+                    message = f"not run: {', '.join(bad)} did not succeed"
+                    closed.append(
+                        self._ended(
+                            step, StepStatus.SKIPPED, StepError(kind=StepErrorKind.SYSTEM, message=message)
+                        )
+                    )
+                elif all(by_id[d].status is StepStatus.SUCCEEDED for d in step.depends_on):
+                    self._launch(tg, step.id)
+            if closed:
+                await self._persist(closed)
+                continue  # a skip may make more steps skippable
+            if not self._started and all(s.is_terminal for s in self.plan.steps):
+                return
+            await self._changed.wait()
+
+    def _launch(self, tg: anyio.abc.TaskGroup, step_id: str) -> None:
+        self._started.add(step_id)
+        scope = anyio.CancelScope()
+        self._scopes[step_id] = scope
+        if self._stop is not None:
+            scope.cancel()
+        tg.start_soon(self._run_step, step_id, scope)
+
+    async def _run_step(self, step_id: str, scope: anyio.CancelScope) -> None:
+        try:
+            with scope:
+                async with self._plan_limiter, self._ctx.limiter:
+                    await self._attempts(step_id)
+            if scope.cancelled_caught and not self.plan.step(step_id).is_terminal:
+                step = self.plan.step(step_id)
+                await self._persist([self._ended(step, StepStatus.CANCELLED, self._cancel_error())])
+        finally:
+            self._started.discard(step_id)
+            self._scopes.pop(step_id, None)
+            self._changed.set()
+
+    async def _attempts(self, step_id: str) -> None:
+        while True:
+            step = self.plan.step(step_id)
+            if step.status is StepStatus.PENDING:
+                step = self._moved(
+                    step,
+                    StepStatus.RUNNING,
+                    attempts=step.attempts + 1,
+                    started_at=self._now(),
+                    finished_at=None,
+                    task_id=None,
+                )
+                await self._persist([step])
+            try:
+                result = await self._attempt(step)
+            except StepFailure as failure:
+                error = StepError(kind=failure.kind, message=failure.message)
+                step = self.plan.step(step_id)
+                if await self._may_retry(step, failure.kind):
+                    await self._persist([self._moved(step, StepStatus.PENDING, error=error, task_id=None)])
+                    plans = self._ctx.settings.plans
+                    await anyio.sleep(
+                        backoff_delay(step.attempts, plans.backoff_base_seconds, plans.backoff_max_seconds)
+                    )
+                    continue
+                await self._persist([self._ended(step, StepStatus.FAILED, error)])
+                if self.plan.fail_fast:
+                    self.stop(PlanStatus.FAILED, f"step {step_id} failed and the plan is fail_fast")
+                return
+            step = self.plan.step(step_id)
+            await self._persist([self._ended(step, StepStatus.SUCCEEDED, None, result=result)])
+            return
+
+    async def _attempt(self, step: Step) -> StepResult:
+        timeout = step.timeout_seconds or self._ctx.settings.plans.step_timeout_seconds
+        results = {s.id: s.result for s in self.plan.steps if s.result is not None}
+        try:
+            with anyio.fail_after(timeout):
+                if step.kind is StepKind.MCP_TOOL:
+                    try:
+                        arguments: dict[str, Any] = resolve_arguments(step.arguments, results)
+                    except UnresolvedReference as exc:
+                        raise StepFailure(StepErrorKind.INVALID_ARGUMENTS, str(exc)) from exc
+                    return await call_tool(self._ctx.gateway(), step, arguments, timeout)
+                assert step.task is not None
+                prompt = with_included_results(step.task.prompt, step.task.include_results, results)
+
+                async def record_task(task_id: str) -> None:
+                    await self._persist([self.plan.step(step.id).model_copy(update={"task_id": task_id})])
+
+                return await run_claude_code(
+                    self._ctx.queue,
+                    self.plan,
+                    step,
+                    prompt,
+                    poll_seconds=_CLAUDE_CODE_POLL_SECONDS,
+                    on_task=record_task,
+                )
+        except TimeoutError:
+            raise StepFailure(StepErrorKind.TIMEOUT, f"no answer within {timeout:g} s") from None
+
+    async def _may_retry(self, step: Step, kind: StepErrorKind) -> bool:
+        return kind in _TRANSIENT and step.attempts < step.max_attempts and await self._is_idempotent(step)
+
+    async def _is_idempotent(self, step: Step) -> bool:
+        if step.idempotent is not None:
+            return step.idempotent
+        if step.kind is not StepKind.MCP_TOOL or step.server is None or step.tool is None:
+            return False
+        key = step.target
+        if key not in self._idempotent:
+            gateway = self._ctx.gateway()
+            try:
+                info = await gateway.tool(step.server, step.tool) if gateway is not None else None
+            except DownstreamError:
+                info = None
+            self._idempotent[key] = bool(info and info.idempotent)
+        return self._idempotent[key]
+
+    # -- recovery and the end ---------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        """Settle steps left `running` by a runner that stopped (see the module docstring)."""
+        settled: list[Step] = []
+        for step in self.plan.steps:
+            if step.status is not StepStatus.RUNNING:
+                continue
+            if step.kind is StepKind.CLAUDE_CODE and step.task_id is not None:
+                continue  # re-attach to its task
+            if await self._is_idempotent(step):
+                attempts = max(0, step.attempts - 1)  # the interrupted attempt does not count
+                settled.append(self._moved(step, StepStatus.PENDING, attempts=attempts, task_id=None))
+            else:
+                error = StepError(
+                    kind=StepErrorKind.SYSTEM,
+                    message="interrupted by restart: the step was running when the server stopped, and "
+                    "it is not idempotent, so it was not run again",
+                )
+                settled.append(self._ended(step, StepStatus.FAILED, error))
+        if settled:
+            await self._persist(settled)
+
+    async def _finish(self) -> None:
+        if self._lost:
+            return
+        if self._stop is not None:
+            status, reason = self._stop
+        elif all(s.status is StepStatus.SUCCEEDED for s in self.plan.steps):
+            status, reason = PlanStatus.COMPLETED, None
+        else:
+            failed = [s.id for s in self.plan.steps if s.status is StepStatus.FAILED]
+            skipped = [s.id for s in self.plan.steps if s.status is StepStatus.SKIPPED]
+            reason = f"failed: {', '.join(failed)}" + (f"; skipped: {', '.join(skipped)}" if skipped else "")
+            status = PlanStatus.FAILED
+        await self._persist(
+            status=status,
+            reason=reason,
+            finished_at=self._now(),
+            owner=None,
+            lease_expires_at=None,
+            renew=False,
+        )
+
+    async def _keep_lease(self, interval: float) -> None:
+        while True:
+            await anyio.sleep(interval)
+            await self._persist()
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return utc_from_timestamp(self._ctx.clock())
+
+    def _cancel_error(self) -> StepError:
+        reason = self._stop[1] if self._stop is not None else "cancelled"
+        return StepError(kind=StepErrorKind.CANCELLED, message=reason)
+
+    def _moved(self, step: Step, status: StepStatus, **fields: Any) -> Step:
+        if not can_transition_step(step.status, status):
+            raise AssertionError(f"step {step.id}: {step.status.value} -> {status.value} is not a legal move")
+        return step.model_copy(update={"status": status, **fields})
+
+    def _ended(
+        self, step: Step, status: StepStatus, error: StepError | None, *, result: StepResult | None = None
+    ) -> Step:
+        return self._moved(step, status, error=error, result=result, finished_at=self._now())
+
+    async def _persist(self, steps: Sequence[Step] = (), *, renew: bool = True, **fields: Any) -> None:
+        """Write step changes and plan fields on top of the latest plan; notify watchers.
+
+        Shielded: a write that started finishes, so the version this execution holds stays
+        the stored one. A stale write means another runner owns the plan now: stop quietly.
+        """
+        with anyio.CancelScope(shield=True):
+            async with self._lock:
+                if self._lost:
+                    return
+                plan = self.plan
+                for step in steps:
+                    plan = replace_step(plan, step)
+                if fields:
+                    plan = plan.model_copy(update=fields)
+                try:
+                    self.plan = await self._ctx.store.update_plan(
+                        plan,
+                        steps=[s.id for s in steps],
+                        lease_seconds=self._ctx.settings.plans.lease_seconds if renew else None,
+                    )
+                except StaleWrite:
+                    self._lost = True
+                    self._root.cancel()
+                    return
+            try:
+                await self._ctx.notify(self.plan)
+            except Exception:  # a watcher's fault must not stop the plan
+                log.exception("notifying watchers of plan %s failed", self.plan.id)
+        self._changed.set()

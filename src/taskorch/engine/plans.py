@@ -1,0 +1,392 @@
+"""The plan runner: create, confirm, reject, cancel and watch plans; execute confirmed ones.
+
+One instance per process (the orchestrator's `plans`). Executions run in the runner's own
+task group while `serve()` runs; with `resume`, plans left `executing` by a stopped server (or
+by a runner whose lease expired) are claimed and carried on, every half lease period.
+See `engine.plan_execution` for the execution rules (limits, failure policy, retries).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+import anyio
+import anyio.abc
+
+from taskorch.config import Settings
+from taskorch.domain.agents import Agent
+from taskorch.domain.plan_progress import with_progress
+from taskorch.domain.plan_validation import PlanProblem, ProblemKind, validate_plan
+from taskorch.domain.plans import (
+    Plan,
+    PlanStatus,
+    Step,
+    StepError,
+    StepErrorKind,
+    StepKind,
+    StepSpec,
+    StepStatus,
+)
+from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.downstream.base import ToolGateway, ToolInfo
+from taskorch.engine.agents import AgentRegistry
+from taskorch.engine.paths import resolve_work_directory
+from taskorch.engine.plan_execution import ExecutionContext, PlanExecution
+from taskorch.engine.queue import TaskQueue
+from taskorch.errors import CallerError, InvalidArgument, InvalidTransition, StaleWrite
+from taskorch.planning.explicit import EXPLICIT, PLANNERS, explicit_steps
+from taskorch.storage.base import PlanPage, Store
+
+__all__ = ["InvalidPlan", "PlanListener", "PlanRunner"]
+
+log = logging.getLogger(__name__)
+
+PlanListener = Callable[[Plan], Awaitable[None]]
+_WRITE_RETRIES: Final = 5
+
+
+class InvalidPlan(CallerError):
+    """A plan was refused; `problems` lists every reason (the message lists them too)."""
+
+    def __init__(self, problems: Sequence[PlanProblem]) -> None:
+        lines = "\n".join(f"- {p}" for p in problems)
+        super().__init__(
+            f"the plan has {len(problems)} problem(s); fix them all and call create_plan again:\n{lines}"
+        )
+        self.problems = list(problems)
+
+
+class _Watch:
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.latest: Plan | None = None
+
+
+class PlanRunner:
+    """Plans from request to end. Every method that changes a plan persists it first."""
+
+    def __init__(
+        self,
+        store: Store,
+        queue: TaskQueue,
+        settings: Settings,
+        agents: AgentRegistry,
+        limiter: anyio.CapacityLimiter,
+        *,
+        gateway: Callable[[], ToolGateway | None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._settings = settings
+        self._agents = agents
+        self._gateway = gateway
+        self._clock = clock
+        self.owner = f"runner-{secrets.token_hex(6)}"
+        self._context = ExecutionContext(
+            store=store,
+            queue=queue,
+            settings=settings,
+            limiter=limiter,
+            gateway=gateway,
+            notify=self._notify,
+            clock=clock,
+        )
+        self._executions: dict[str, PlanExecution] = {}
+        self._listeners: list[PlanListener] = []
+        self._watches: dict[str, set[_Watch]] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    # -- serving ----------------------------------------------------------------------------
+
+    async def serve(
+        self, *, resume: bool, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Host executions until cancelled; with `resume`, carry on plans left executing."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            task_status.started()
+            try:
+                if not resume:
+                    await anyio.sleep_forever()
+                while True:
+                    try:
+                        await self.resume()
+                    except Exception:  # a store hiccup must not end the runner
+                        log.exception("resuming plans failed; retrying later")
+                    await anyio.sleep(self._settings.plans.lease_seconds / 2)
+            finally:
+                self._tg = None
+
+    async def resume(self) -> list[str]:
+        """Claim and start every `executing` plan no live runner holds; return their ids."""
+        started = []
+        cursor = None
+        while True:
+            page = await self._store.list_plans(PlanStatus.EXECUTING, limit=100, cursor=cursor)
+            for plan in page.items:
+                if plan.id in self._executions:
+                    continue
+                try:
+                    claimed = await self._store.claim_plan(
+                        plan.id, owner=self.owner, lease_seconds=self._settings.plans.lease_seconds
+                    )
+                except InvalidTransition:
+                    continue  # another live runner holds it, or it just ended
+                log.info("resuming plan %s", plan.id)
+                self._start(claimed)
+                started.append(plan.id)
+            if page.next_cursor is None:
+                return started
+            cursor = page.next_cursor
+
+    def _start(self, plan: Plan) -> None:
+        if self._tg is None:
+            raise InvalidTransition("this server is not running plans right now; try again shortly")
+        execution = PlanExecution(self._context, plan)
+        self._executions[plan.id] = execution
+        self._tg.start_soon(self._execute, execution)
+
+    async def _execute(self, execution: PlanExecution) -> None:
+        try:
+            await execution.run()
+        except Exception:
+            log.exception("plan %s stopped on an unexpected error", execution.plan.id)
+        finally:
+            self._executions.pop(execution.plan.id, None)
+
+    # -- listeners --------------------------------------------------------------------------
+
+    def add_listener(self, listener: PlanListener) -> Callable[[], None]:
+        """Call `listener(plan)` after every persisted change of any plan; returns a remover."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    async def _notify(self, plan: Plan) -> None:
+        for watch in self._watches.get(plan.id, ()):
+            watch.latest = plan
+            watch.event.set()
+        for listener in list(self._listeners):
+            try:
+                await listener(plan)
+            except Exception:
+                log.exception("a plan listener failed")
+
+    # -- operations -------------------------------------------------------------------------
+
+    def _now_plan(self, plan: Plan) -> Plan:
+        return with_progress(plan, utc_from_timestamp(self._clock()))
+
+    async def catalog(self) -> dict[tuple[str, str], ToolInfo]:
+        """Every downstream tool by (server, tool); empty without downstream servers."""
+        gateway = self._gateway()
+        if gateway is None:
+            return {}
+        return {(s.name, t.name): t for s in await gateway.servers() for t in s.tools}
+
+    async def validate(self, steps: Sequence[Step], agent: Agent | None) -> list[PlanProblem]:
+        """Every problem with `steps` (see `validate_plan`), plus claude_code work directories."""
+        problems = validate_plan(steps, await self.catalog(), agent, max_steps=self._settings.plans.max_steps)
+        roots = self._queue.allowed_roots
+        for step in steps:
+            if step.kind is StepKind.CLAUDE_CODE and step.task is not None:
+                try:
+                    resolve_work_directory(step.task.work_directory, roots)
+                except CallerError as exc:
+                    problems.append(PlanProblem(ProblemKind.BAD_WORK_DIRECTORY, str(exc), step.id))
+        return problems
+
+    async def create(
+        self,
+        query: str,
+        steps: Sequence[StepSpec] | None,
+        *,
+        agent: str | None = None,
+        planner: str | None = None,
+        fail_fast: bool = False,
+        max_concurrency: int | None = None,
+    ) -> Plan:
+        """Validate and store a plan; it waits in `awaiting_confirmation`.
+
+        Raises `InvalidPlan` listing every problem, `NotFound` for an unknown agent,
+        `InvalidArgument` for an unknown planner or missing steps.
+        """
+        if not query.strip():
+            raise InvalidArgument("query must say what the plan is for")
+        planner = planner or EXPLICIT
+        if planner not in PLANNERS:
+            raise InvalidArgument(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
+        the_agent = await self._agents.get(agent) if agent else None
+        plan_steps = explicit_steps(steps)
+        problems = await self.validate(plan_steps, the_agent)
+        if problems:
+            raise InvalidPlan(problems)
+        now = utc_from_timestamp(self._clock())
+        plan = Plan(
+            id=f"plan-{secrets.token_hex(8)}",
+            query=query.strip(),
+            agent=agent,
+            status=PlanStatus.AWAITING_CONFIRMATION,
+            steps=plan_steps,
+            created_by=planner,
+            fail_fast=fail_fast,
+            max_concurrency=max_concurrency or self._settings.limits.max_steps_per_plan,
+            created_at=now,
+            updated_at=now,
+        )
+        return self._now_plan(await self._store.create_plan(plan))
+
+    async def get(self, plan_id: str) -> Plan:
+        """The plan with its progress now. Raises `NotFound`."""
+        return self._now_plan(await self._store.get_plan(_check_id(plan_id)))
+
+    async def list(
+        self, status: PlanStatus | None, *, limit: int = 50, cursor: str | None = None
+    ) -> PlanPage:
+        maximum = self._settings.plans.list_limit_max
+        if not 1 <= limit <= maximum:
+            raise InvalidArgument(f"limit must be between 1 and {maximum}, got {limit}")
+        page = await self._store.list_plans(status, limit=limit, cursor=cursor)
+        return PlanPage([self._now_plan(p) for p in page.items], page.next_cursor)
+
+    async def _change(self, plan_id: str, change: Callable[[Plan], Plan | None]) -> Plan:
+        """Apply `change` to the latest plan and write it, retrying on a concurrent write."""
+        for _ in range(_WRITE_RETRIES):
+            plan = await self._store.get_plan(_check_id(plan_id))
+            changed = change(plan)
+            if changed is None:
+                return plan
+            try:
+                written = await self._store.update_plan(changed)
+            except StaleWrite:
+                continue
+            await self._notify(written)
+            return written
+        raise InvalidTransition(f"plan {plan_id} is changing too often to update; try again")
+
+    async def confirm(self, plan_id: str, *, execute: bool = True) -> Plan:
+        """Approve an awaiting plan and, with `execute`, start it (returns at once).
+
+        A confirmed plan not yet started may be confirmed again with `execute` to start it.
+        The steps are checked again first (tools may have changed since the plan was made).
+        """
+        plan = await self._store.get_plan(_check_id(plan_id))
+        if plan.status is PlanStatus.EXECUTING:
+            return self._now_plan(plan)
+        if plan.status not in (PlanStatus.AWAITING_CONFIRMATION, PlanStatus.CONFIRMED):
+            raise InvalidTransition(
+                f"plan {plan_id} is {plan.status.value}; only a plan awaiting confirmation can be confirmed"
+            )
+        agent = await self._agents.get(plan.agent) if plan.agent else None
+        problems = await self.validate(plan.steps, agent)
+        if problems:
+            raise InvalidPlan(problems)
+        now = utc_from_timestamp(self._clock())
+
+        def approve(current: Plan) -> Plan | None:
+            if current.status is PlanStatus.CONFIRMED:
+                return None
+            if current.status is not PlanStatus.AWAITING_CONFIRMATION:
+                raise InvalidTransition(
+                    f"plan {plan_id} is {current.status.value}; it can no longer be confirmed"
+                )
+            return current.model_copy(update={"status": PlanStatus.CONFIRMED, "confirmed_at": now})
+
+        plan = await self._change(plan_id, approve)
+        if execute:
+            if self._tg is None:
+                raise InvalidTransition("this server is not running plans right now; try again shortly")
+            plan = await self._store.claim_plan(
+                plan.id, owner=self.owner, lease_seconds=self._settings.plans.lease_seconds
+            )
+            await self._notify(plan)
+            self._start(plan)
+        return self._now_plan(plan)
+
+    async def reject(self, plan_id: str, reason: str | None) -> Plan:
+        """Turn down a plan awaiting confirmation; it ends `rejected` with the reason."""
+        now = utc_from_timestamp(self._clock())
+
+        def refuse(plan: Plan) -> Plan:
+            if plan.status is not PlanStatus.AWAITING_CONFIRMATION:
+                raise InvalidTransition(
+                    f"plan {plan_id} is {plan.status.value}; only a plan awaiting confirmation can be "
+                    "rejected (use cancel_plan for a confirmed or executing one)"
+                )
+            return plan.model_copy(
+                update={"status": PlanStatus.REJECTED, "reason": reason or "rejected", "finished_at": now}
+            )
+
+        return self._now_plan(await self._change(plan_id, refuse))
+
+    async def cancel(self, plan_id: str, reason: str | None = None) -> Plan:
+        """Cancel a plan that has not ended: running steps are cancelled, pending ones too."""
+        why = reason or "cancelled by request"
+        execution = self._executions.get(_check_id(plan_id))
+        if execution is not None:
+            execution.stop(PlanStatus.CANCELLED, why)
+            await execution.done.wait()
+            return await self.get(plan_id)
+        now = utc_from_timestamp(self._clock())
+
+        def end(plan: Plan) -> Plan:
+            if plan.is_terminal:
+                raise InvalidTransition(f"plan {plan_id} already ended {plan.status.value}")
+            error = StepError(kind=StepErrorKind.CANCELLED, message=why)
+            steps = [
+                s.model_copy(update={"status": StepStatus.CANCELLED, "error": error, "finished_at": now})
+                if s.status in (StepStatus.PENDING, StepStatus.RUNNING)
+                else s
+                for s in plan.steps
+            ]
+            # Another process executing it finds its next write refused as stale and stops.
+            return plan.model_copy(
+                update={
+                    "status": PlanStatus.CANCELLED,
+                    "steps": steps,
+                    "reason": why,
+                    "finished_at": now,
+                    "owner": None,
+                    "lease_expires_at": None,
+                }
+            )
+
+        return self._now_plan(await self._change(plan_id, end))
+
+    async def wait(
+        self, plan_id: str, seconds: float, on_change: Callable[[Plan], Awaitable[None]] | None = None
+    ) -> Plan:
+        """Wait up to `seconds` for the plan to end, calling `on_change` with each new state."""
+        watch = _Watch()
+        self._watches.setdefault(plan_id, set()).add(watch)
+        try:
+            plan = await self.get(plan_id)
+            if on_change is not None:
+                await on_change(plan)
+            with anyio.move_on_after(seconds):
+                while not plan.is_terminal:
+                    event = watch.event
+                    await event.wait()
+                    watch.event = anyio.Event()
+                    if watch.latest is not None:
+                        plan = watch.latest
+                        if on_change is not None:  # progress costs a pass over the steps: only when asked
+                            plan = self._now_plan(plan)
+                            await on_change(plan)
+        finally:
+            watchers = self._watches.get(plan_id, set())
+            watchers.discard(watch)
+            if not watchers:
+                self._watches.pop(plan_id, None)
+        return await self.get(plan_id)
+
+
+def _check_id(plan_id: str) -> str:
+    plan_id = plan_id.strip()
+    if not plan_id or len(plan_id) > 64:
+        raise InvalidArgument("plan_id must be a plan id as returned by create_plan or list_plans")
+    return plan_id

@@ -1,0 +1,290 @@
+"""The plan and agent tools of the MCP surface, and the `taskorch://plans/{plan_id}` resource.
+
+Thin adapters onto `orchestrator.plans` and `orchestrator.agents`. Every persisted change of
+a plan is published as a resource-updated event for `taskorch://plans/{id}` to clients
+listening on that URI (`subscriptions/listen`, protocol 2026-07-28).
+"""
+
+# No `from __future__ import annotations`: the SDK reads these signatures at registration.
+
+from typing import Annotated, Final
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from taskorch.domain.agents import AGENT_NAME_PATTERN, AgentSpec
+from taskorch.domain.plans import Plan, PlanStatus, StepSpec
+from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.mcp_errors import resource_errors, tool_errors
+from taskorch.server.mcp_results import result_json, tool_result
+from taskorch.server.plan_models import AgentList, AgentResult, PlanList, PlanResult
+
+__all__ = ["MAX_PLAN_WAIT_SECONDS", "PLAN_TOOL_NAMES", "PLAN_URI_TEMPLATE", "plan_uri", "register_plan_tools"]
+
+MAX_PLAN_WAIT_SECONDS: Final = 50.0
+"""Longest `confirm_plan` wait: below the 60 s at which many clients cut a call."""
+
+PLAN_URI_TEMPLATE: Final = "taskorch://plans/{plan_id}"
+PLAN_TOOL_NAMES: Final = (
+    "create_plan",
+    "get_plan",
+    "list_plans",
+    "confirm_plan",
+    "reject_plan",
+    "cancel_plan",
+    "save_agent",
+    "list_agents",
+    "delete_agent",
+)
+
+_READ: Final = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+_WRITE: Final = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+)
+PlanId = Annotated[str, Field(description="A plan id, as returned by create_plan or list_plans.")]
+AgentName = Annotated[str, Field(description="An agent name.", pattern=AGENT_NAME_PATTERN)]
+
+
+def plan_uri(plan_id: str) -> str:
+    return PLAN_URI_TEMPLATE.format(plan_id=plan_id)
+
+
+def _summary(plan: Plan) -> str:
+    progress = plan.progress
+    if progress is None:
+        return f"plan {plan.id} is {plan.status.value}"
+    running = f"; running: {', '.join(progress.running)}" if progress.running else ""
+    return f"plan {plan.id} is {plan.status.value}: {progress.done}/{progress.total} steps done{running}"
+
+
+def _next(plan: Plan) -> str:
+    match plan.status:
+        case PlanStatus.AWAITING_CONFIRMATION:
+            return (
+                f"Plan {plan.id} is valid and awaits confirmation. Show its steps to the user, then call "
+                "confirm_plan to run it or reject_plan to drop it."
+            )
+        case PlanStatus.CONFIRMED:
+            return f"Plan {plan.id} is confirmed but not started; confirm_plan with execute=true starts it."
+        case PlanStatus.EXECUTING:
+            return f"{_summary(plan)}. Poll get_plan (or read {plan_uri(plan.id)}); cancel_plan stops it."
+        case PlanStatus.COMPLETED:
+            return f"Plan {plan.id} completed; every step succeeded. Step results are in `steps`."
+        case PlanStatus.FAILED | PlanStatus.CANCELLED | PlanStatus.REJECTED:
+            return f"Plan {plan.id} ended {plan.status.value}: {plan.reason or 'no reason given'}."
+        case PlanStatus.DRAFT:
+            return f"Plan {plan.id} is a draft."
+
+
+def register_plan_tools(
+    server: MCPServer, orchestrator: Orchestrator, *, bus: SubscriptionBus | None = None
+) -> None:
+    """Add the plan and agent tools (`PLAN_TOOL_NAMES`) and the plan resource to `server`.
+
+    With `bus` (the server's subscription bus), every plan change is published to clients
+    listening on the plan's URI.
+    """
+    plans = orchestrator.plans
+    agents = orchestrator.agents
+    limit_max = orchestrator.settings.plans.list_limit_max
+
+    if bus is not None:
+
+        async def publish(plan: Plan) -> None:
+            await bus.publish(ResourceUpdated(uri=plan_uri(plan.id)))
+
+        plans.add_listener(publish)
+
+    @server.tool(title="Create a plan", annotations=_WRITE)
+    async def create_plan(
+        query: Annotated[str, Field(description="What the plan is for, in words.")],
+        agent: Annotated[
+            str | None, Field(description="Agent whose tool permissions the plan must respect.")
+        ] = None,
+        steps: Annotated[
+            list[StepSpec] | None,
+            Field(
+                description="The steps. Each: id, kind (mcp_tool: server, tool, arguments; claude_code: "
+                "task), depends_on, timeout_seconds, max_attempts, idempotent. An argument value "
+                '{"$ref": "steps.<id>.text|structured.<path>|result"} takes an earlier step\'s result; '
+                '{"$template": "... ${steps.<id>.text} ..."} builds a string from results.'
+            ),
+        ] = None,
+        planner: Annotated[
+            str | None, Field(description="Only `explicit` (you give the steps) for now.")
+        ] = None,
+        fail_fast: Annotated[
+            bool,
+            Field(description="Cancel everything on the first failed step (default: finish what can run)."),
+        ] = False,
+        max_concurrency: Annotated[
+            int | None, Field(ge=1, le=64, description="Steps of this plan running at once.")
+        ] = None,
+    ) -> Annotated[CallToolResult, PlanResult]:
+        """Make a plan of steps that call tools on downstream MCP servers (or run Claude Code tasks).
+
+        The plan is checked (tools exist, arguments fit their schemas, the agent may use them,
+        no cycles, references point at dependencies) and waits for confirmation; nothing runs
+        yet. If anything is wrong, the error lists every problem by step. Then show the plan
+        and call confirm_plan or reject_plan.
+        """
+        with tool_errors():
+            plan = await plans.create(
+                query,
+                steps,
+                agent=agent,
+                planner=planner,
+                fail_fast=fail_fast,
+                max_concurrency=max_concurrency,
+            )
+        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+
+    @server.tool(title="Get a plan", annotations=_READ)
+    async def get_plan(plan_id: PlanId) -> Annotated[CallToolResult, PlanResult]:
+        """Return a plan: status, each step's status, result or error, and progress with an ETA."""
+        with tool_errors():
+            plan = await plans.get(plan_id)
+        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+
+    @server.tool(title="List plans", annotations=_READ)
+    async def list_plans(
+        status: Annotated[
+            PlanStatus | None,
+            Field(
+                description="awaiting_confirmation, confirmed, executing, completed, failed, cancelled "
+                "or rejected."
+            ),
+        ] = None,
+        limit: Annotated[int, Field(description=f"Page size, 1 to {limit_max}.")] = 50,
+        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+    ) -> Annotated[CallToolResult, PlanList]:
+        """List plans, newest first; pass next_cursor back as `cursor` for the next page."""
+        with tool_errors():
+            page = await plans.list(status, limit=limit, cursor=cursor)
+        return tool_result(PlanList(plans=page.items, next_cursor=page.next_cursor))
+
+    @server.tool(title="Confirm a plan", annotations=_WRITE)
+    async def confirm_plan(
+        plan_id: PlanId,
+        ctx: Context,
+        execute: Annotated[bool, Field(description="Start running it now (default).")] = True,
+        wait_seconds: Annotated[
+            float,
+            Field(
+                ge=0,
+                le=MAX_PLAN_WAIT_SECONDS,
+                description="Wait up to this long for it to finish, with progress notifications.",
+            ),
+        ] = 0,
+    ) -> Annotated[CallToolResult, PlanResult]:
+        """Approve a plan awaiting confirmation and start it.
+
+        Returns at once (or after wait_seconds, sooner if it ends) with the plan's state; the
+        plan keeps running after the call returns. Poll get_plan for the outcome.
+        """
+        with tool_errors():
+            plan = await plans.confirm(plan_id, execute=execute)
+            if execute and wait_seconds > 0:
+
+                async def report(current: Plan) -> None:
+                    if current.progress is not None:
+                        await ctx.report_progress(
+                            current.progress.done, current.progress.total, _summary(current)
+                        )
+
+                plan = await plans.wait(plan.id, wait_seconds, report)
+        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+
+    @server.tool(title="Reject a plan", annotations=_WRITE)
+    async def reject_plan(
+        plan_id: PlanId,
+        reason: Annotated[str | None, Field(max_length=2000, description="Why; kept on the plan.")] = None,
+    ) -> Annotated[CallToolResult, PlanResult]:
+        """Turn down a plan awaiting confirmation; it ends rejected and never runs."""
+        with tool_errors():
+            plan = await plans.reject(plan_id, reason)
+        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+
+    @server.tool(
+        title="Cancel a plan",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
+        ),
+    )
+    async def cancel_plan(
+        plan_id: PlanId,
+        reason: Annotated[str | None, Field(max_length=2000, description="Why; kept on the plan.")] = None,
+    ) -> Annotated[CallToolResult, PlanResult]:
+        """Cancel a plan that has not ended: running steps are stopped, pending ones never run."""
+        with tool_errors():
+            plan = await plans.cancel(plan_id, reason)
+        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+
+    @server.tool(
+        title="Save an agent",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    )
+    async def save_agent(
+        name: AgentName,
+        personality: Annotated[str, Field(description="A line on how the agent works.")] = "",
+        system_prompt: Annotated[str, Field(description="Appended to Claude Code's system prompt.")] = "",
+        model: Annotated[str | None, Field(description="Model for its Claude Code runs.")] = None,
+        allowed_tools: Annotated[
+            list[str] | None,
+            Field(
+                description="Patterns: server.tool, server.*, *, or Claude Code tools like Bash. Empty: all."
+            ),
+        ] = None,
+        denied_tools: Annotated[
+            list[str] | None, Field(description="Patterns it may not use; deny wins.")
+        ] = None,
+    ) -> Annotated[CallToolResult, AgentResult]:
+        """Create or replace an agent config (name, personality, model and tool permissions)."""
+        with tool_errors():
+            spec = AgentSpec(
+                name=name,
+                personality=personality,
+                system_prompt=system_prompt,
+                model=model,
+                allowed_tools=allowed_tools or [],
+                denied_tools=denied_tools or [],
+            )
+            agent = await agents.save(spec)
+        return tool_result(AgentResult(agent=agent, message=f"Agent {agent.name!r} saved."))
+
+    @server.tool(title="List agents", annotations=_READ)
+    async def list_agents() -> Annotated[CallToolResult, AgentList]:
+        """Every agent: saved ones and those from the server's config file (`source`)."""
+        with tool_errors():
+            return tool_result(AgentList(agents=await agents.list()))
+
+    @server.tool(
+        title="Delete an agent",
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
+        ),
+    )
+    async def delete_agent(name: AgentName) -> Annotated[CallToolResult, AgentResult]:
+        """Delete a saved agent. Agents from the config file cannot be deleted here."""
+        with tool_errors():
+            visible = await agents.delete(name)
+        message = f"Agent {name!r} deleted." + (
+            " The config file's agent of that name is in effect again." if visible is not None else ""
+        )
+        return tool_result(AgentResult(agent=visible, message=message))
+
+    @server.resource(
+        PLAN_URI_TEMPLATE,
+        name="plan",
+        title="Plan",
+        description="One plan as JSON (as get_plan returns it); updated as the plan runs.",
+        mime_type="application/json",
+    )
+    async def plan_resource(plan_id: str) -> str:
+        with resource_errors():
+            plan = await plans.get(plan_id)
+        return result_json(plan)

@@ -1,0 +1,87 @@
+"""An orchestrator with an in-memory gateway, and shortcuts for making and running plans."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from taskorch.config import Settings, load_settings
+from taskorch.domain import ExecutionMode
+from taskorch.domain.plans import Plan, StepSpec
+from taskorch.engine.orchestrator import Orchestrator
+from taskorch.storage import MemoryStore, Store
+from tests.plan_gateway import InMemoryGateway
+
+__all__ = ["PlanHarness", "complete_claude_code_tasks", "open_plans", "plan_settings", "spec"]
+
+
+def plan_settings(root: Path, agents: dict[str, Any] | None = None, **plans: Any) -> Settings:
+    return load_settings(
+        env={},
+        overrides={
+            "security": {"allowed_roots": [str(root)]},
+            "plans": {"backoff_base_seconds": 0.0, **plans},
+            "agents": agents or {},
+        },
+    )
+
+
+def spec(id: str, tool: str = "s.echo", **fields: Any) -> StepSpec:
+    server, name = tool.split(".")
+    return StepSpec(id=id, server=server, tool=name, **fields)
+
+
+@dataclass
+class PlanHarness:
+    orchestrator: Orchestrator
+    gateway: InMemoryGateway
+    root: Path
+
+    async def run(self, *steps: StepSpec, wait: float = 10, **options: Any) -> Plan:
+        """Create, confirm and wait for a plan to end (failing the test if it does not in `wait`)."""
+        plan = await self.start(*steps, **options)
+        with anyio.fail_after(wait):
+            return await self.orchestrator.plans.wait(plan.id, wait + 1)
+
+    async def start(self, *steps: StepSpec, **options: Any) -> Plan:
+        plans = self.orchestrator.plans
+        plan = await plans.create(options.pop("query", "test plan"), list(steps), **options)
+        return await plans.confirm(plan.id)
+
+
+@asynccontextmanager
+async def open_plans(
+    tmp_path: Path,
+    *,
+    store: Store | None = None,
+    gateway: InMemoryGateway | None = None,
+    background: bool = False,
+    agents: dict[str, Any] | None = None,
+    **plans: Any,
+) -> AsyncIterator[PlanHarness]:
+    root = tmp_path / "root"
+    root.mkdir(exist_ok=True)
+    settings = plan_settings(root, agents, **plans)
+    orchestrator = Orchestrator(settings, store or MemoryStore())
+    orchestrator.downstream = gateway = gateway or InMemoryGateway()
+    async with orchestrator.running(background=background):
+        yield PlanHarness(orchestrator, gateway, Path(orchestrator.queue.allowed_roots[0]))
+
+
+async def complete_claude_code_tasks(orchestrator: Orchestrator, root: Path) -> None:
+    """Stand in for the scheduler: claim claude_code tasks and complete them with their prompt."""
+    queue = orchestrator.queue
+    while True:
+        task = await orchestrator.store.claim_next(
+            work_path=str(root), worker_id="stub", lease_seconds=60, modes=[ExecutionMode.CLAUDE_CODE]
+        )
+        if task is None:
+            await queue.wait_for_work(1)
+            continue
+        assert task.lease_token is not None
+        await queue.complete(task.id, task.lease_token, f"did: {task.prompt}")
