@@ -9,7 +9,7 @@ ClaudeCodeExecutor) against it, and prints ONE JSON summary line on stdout.
 Scenario keys: `mode` ("cli" or "executor"), `claude` (the CLI path), `home` (a throw-away
 HOME), `cwd` (the work directory), `turns` (the stub's script), `timeout` (seconds), `env`
 (extra variables). `cli` mode: `args` (after the executable) and `prompt` (sent on stdin).
-`executor` mode: `request` (RunRequest fields).
+`executor` mode: `request` (RunRequest fields). `server` mode: `tasks` (see `run_server`).
 
 The summary: `interfaces` (network devices seen: only `lo`), `requests` (what the stub
 received), `turns_left`, and per mode `exit_code`, `lines` (stdout parsed as JSON, one object a
@@ -112,6 +112,59 @@ async def run_executor(scenario: dict[str, Any], env: dict[str, str]) -> dict[st
     return {"outcome": outcome.model_dump(mode="json"), "events": events, "started": started}
 
 
+async def run_server(scenario: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """`server` mode: taskorch itself (orchestrator, SQLite store, real executors, MCP tools).
+
+    Each entry of `tasks` (`prompt`, optional `continue_previous`) is created with
+    `create_task` (mode claude_code), run with `execute_task`, and awaited through `get_task`.
+    """
+    from mcp import Client
+
+    from taskorch.config import load_settings
+    from taskorch.engine.orchestrator import Orchestrator
+    from taskorch.executors.registry import build_executors
+    from taskorch.server.mcp import build_mcp_server
+
+    settings = load_settings(
+        env={"HOME": scenario["home"]},
+        overrides={
+            "storage": {"url": str(Path(scenario["home"]) / "tasks.db")},
+            "claude_code": {"path": scenario["claude"]},
+            "security": {"allowed_roots": [scenario["cwd"]]},
+        },
+    )
+    orchestrator = Orchestrator.from_settings(settings, executors=build_executors(settings, env))
+    finished: list[dict[str, Any]] = []
+    async with orchestrator.running(), Client(build_mcp_server(orchestrator)) as client:
+
+        async def call(tool: str, **arguments: Any) -> dict[str, Any]:
+            result = await client.call_tool(tool, arguments)
+            if result.is_error:
+                raise RuntimeError(f"{tool}: {result.content}")
+            assert result.structured_content is not None
+            return result.structured_content
+
+        for spec in scenario["tasks"]:
+            extra = {"continue_from": finished[-1]["id"]} if spec.get("continue_previous") else {}
+            created = await call(
+                "create_task",
+                prompt=spec["prompt"],
+                work_directory=scenario["cwd"],
+                execution_mode="claude_code",
+                **extra,
+            )
+            task_id = created["task"]["id"]
+            await call("execute_task", task_id=task_id, wait_seconds=50)
+            while (task := await call("get_task", task_id=task_id))["status"] not in (
+                "succeeded",
+                "failed",
+                "cancelled",
+            ):
+                await orchestrator.queue.wait_for_work(0.2)
+            finished.append(task)
+    return {"tasks": finished}
+
+
 async def main(scenario: dict[str, Any]) -> None:
     interfaces = loopback_up()
     stub = StubMessagesApi(turns=list(scenario.get("turns", [])))
@@ -125,6 +178,8 @@ async def main(scenario: dict[str, Any]) -> None:
             with anyio.fail_after(float(scenario.get("timeout", 30))):
                 if scenario.get("mode", "cli") == "executor":
                     summary.update(await run_executor(scenario, env))
+                elif scenario["mode"] == "server":
+                    summary.update(await run_server(scenario, env))
                 else:
                     summary.update(await run_cli(scenario, env))
         finally:

@@ -38,6 +38,7 @@ class Scenario:
     args: list[str] = field(default_factory=list)
     prompt: str = ""
     request: dict[str, Any] = field(default_factory=dict)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = RUN_TIMEOUT
 
@@ -51,6 +52,7 @@ class Scenario:
             "args": self.args,
             "prompt": self.prompt,
             "request": self.request,
+            "tasks": self.tasks,
             "env": self.env,
             "timeout": self.timeout,
         }
