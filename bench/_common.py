@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import statistics
+import sys
 from pathlib import Path
 
 from taskorch.config import Settings, load_settings
@@ -12,7 +13,9 @@ from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.storage.sqlite import SQLiteStore
 from taskorch.storage.sqlite_schema import new_task_row
 
-__all__ = ["bench_settings", "percentile", "prefill", "rss_kib", "summary"]
+__all__ = ["FAKE_CLAUDE", "bench_settings", "percentile", "prefill", "rss_kib", "summary", "write_fake"]
+
+FAKE_CLAUDE = Path(__file__).parent.parent / "tests" / "fake_claude.py"
 
 
 def bench_settings(db: Path, root: Path) -> Settings:
@@ -71,3 +74,13 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def write_fake(directory: Path) -> Path:
+    """An executable `claude` in `directory` that runs tests/fake_claude.py (see its scenarios)."""
+    path = directory / "claude"
+    path.write_text(
+        f"#!{sys.executable} -S\nimport runpy\nrunpy.run_path({str(FAKE_CLAUDE)!r}, run_name='__main__')\n"
+    )
+    path.chmod(0o755)
+    return path

@@ -28,18 +28,7 @@ from taskorch.executors.claude_code import ClaudeCodeExecutor
 from taskorch.executors.common import RunLimits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import percentile, rss_kib
-
-FAKE_CLAUDE = Path(__file__).parent.parent / "tests" / "fake_claude.py"
-
-
-def write_fake(directory: Path) -> Path:
-    path = directory / "claude"
-    path.write_text(
-        f"#!{sys.executable} -S\nimport runpy\nrunpy.run_path({str(FAKE_CLAUDE)!r}, run_name='__main__')\n"
-    )
-    path.chmod(0o755)
-    return path
+from _common import percentile, rss_kib, write_fake
 
 
 async def ignore(event: TaskEvent) -> None:

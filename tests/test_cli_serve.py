@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -12,37 +10,15 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from anyio.abc import ByteReceiveStream
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.serve_process import Output, server_env
+
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 TOKEN = "e2e-token-0123456789abcdef"
-
-
-def server_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKORCH_")}
-    return {**env, "HOME": str(home), **extra}
-
-
-class Output:
-    """Collects a pipe's bytes in the background; `seen` fires when `pattern` first appears."""
-
-    def __init__(self, pattern: str) -> None:
-        self.data = b""
-        self.pattern = re.compile(pattern.encode())
-        self.seen = anyio.Event()
-        self.match: re.Match[bytes] | None = None
-
-    async def collect(self, stream: ByteReceiveStream | None) -> None:
-        assert stream is not None
-        async for chunk in stream:
-            self.data += chunk
-            if self.match is None and (match := self.pattern.search(self.data)):
-                self.match = match
-                self.seen.set()
 
 
 async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
