@@ -61,6 +61,9 @@ __all__ = ["RunWatch", "Scheduler", "SchedulerStatus"]
 
 log = logging.getLogger(__name__)
 
+# How often a live run's new events are written to the store (get_task shows them after it).
+_EVENT_FLUSH_SECONDS: Final = 0.5
+
 """The registry name of the Claude Code executor; custom executors use their configured names."""
 
 _WATCH_EVENTS: Final = 200
@@ -130,6 +133,8 @@ class _Run:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     stopped: bool = False  # cancelled by request or its lease was lost: nothing more to record
     done: anyio.Event = field(default_factory=anyio.Event)
+    pending: list[TaskEvent] = field(default_factory=list)  # events not yet in the store
+    has_pending: anyio.Event = field(default_factory=anyio.Event)
 
     @property
     def token(self) -> str:
@@ -296,11 +301,13 @@ class Scheduler:
             with run.scope:
                 async with anyio.create_task_group() as inner:
                     inner.start_soon(self._heartbeat, run)
+                    inner.start_soon(self._flush_events, run)
                     outcome = await self._run_executor(run)
                     inner.cancel_scope.cancel()
             if run.stopped:
                 return
             with anyio.CancelScope(shield=True):
+                await self._store_pending(run)
                 await self._record(run, outcome)
         except anyio.get_cancelled_exc_class():
             if not run.stopped:
@@ -361,7 +368,27 @@ class Scheduler:
 
     async def _on_event(self, run: _Run, event: TaskEvent) -> None:
         run.watch.add(event)
-        await self._store_events(run, [event])
+        self._queue_event(run, event)
+
+    def _queue_event(self, run: _Run, event: TaskEvent) -> None:
+        # Stored in batches by `_flush_events`: a CLI printing thousands of lines a second
+        # must not wait for a store write per line. Only the tail is ever kept.
+        run.pending.append(event)
+        del run.pending[: -self._config.event_tail or None]
+        run.has_pending.set()
+
+    async def _flush_events(self, run: _Run) -> None:
+        """Store the run's new events at most every `_EVENT_FLUSH_SECONDS`, until cancelled."""
+        while True:
+            await run.has_pending.wait()
+            await self._store_pending(run)
+            await anyio.sleep(_EVENT_FLUSH_SECONDS)
+
+    async def _store_pending(self, run: _Run) -> None:
+        events, run.pending = run.pending, []
+        run.has_pending = anyio.Event()
+        if events:
+            await self._store_events(run, events)
 
     async def _on_start(self, run: _Run, started: RunStarted) -> None:
         info = process_info(started.pid)
@@ -380,7 +407,7 @@ class Scheduler:
             return
         event = self._event("run_started", {"attempt": run.task.attempt, "pid": started.pid})
         run.watch.add(event)
-        await self._store_events(run, [event])
+        self._queue_event(run, event)
 
     async def _store_events(self, run: _Run, events: list[TaskEvent]) -> None:
         try:
