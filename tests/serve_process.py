@@ -146,7 +146,6 @@ backoff_base_seconds = 0
 
 [scheduler]
 poll_interval_seconds = 0.2
-kill_grace_seconds = 1
 
 [runs]
 kill_grace_seconds = 1

@@ -41,7 +41,7 @@ async def test_a_restarted_server_ends_the_old_process_group_and_settles_its_tas
     root = tmp_path / "root"
     root.mkdir()
     settings = load_settings(
-        env={}, overrides={"security": {"allowed_roots": [str(root)]}, "scheduler": {"kill_grace_seconds": 2}}
+        env={}, overrides={"security": {"allowed_roots": [str(root)]}, "runs": {"kill_grace_seconds": 2}}
     )
     db = tmp_path / "tasks.db"
     info = process_info(sleeper.pid)

@@ -11,6 +11,7 @@ import pytest
 from taskorch.domain import ErrorInfo
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.executors.base import RunOutcome, RunStatus
+from taskorch.storage import MemoryStore
 from tests.fakes import FakeClock
 from tests.fakes_executor import FakeExecutor, Script, event
 from tests.mcp_harness import Harness
@@ -291,3 +292,26 @@ async def test_a_failed_or_timed_out_run_records_the_error_kind_and_run_details(
             "error_max_turns",
             [{"tool_name": "Write"}],
         )
+
+
+async def test_a_run_printing_many_events_is_stored_in_few_writes_keeping_the_tail(tmp_path: Path) -> None:
+    store = MemoryStore()
+    writes: list[int] = []
+    append = store.append_events
+
+    async def counting_append(*args: Any, **kwargs: Any) -> Any:
+        writes.append(len(args[2]))
+        return await append(*args, **kwargs)
+
+    store.append_events = counting_append  # type: ignore[method-assign]
+    fake = FakeExecutor()
+    fake.scripts["chatty"] = Script(events=[event("line", n=i) for i in range(2_000)], hold=False)
+    async with open_scheduler_harness(tmp_path, {"claude_code": fake}, store=store) as h:
+        task = await h.create("chatty", execution_mode="claude_code")
+        await h.call("execute_task", task_id=task["id"])
+        done = await settled(h, task["id"])
+
+    assert done["status"] == "succeeded"
+    assert len(writes) < 20  # not one write per event
+    tail = h.orchestrator.settings.runs.event_tail
+    assert [e["data"]["n"] for e in done["events"]] == list(range(2_000 - tail, 2_000))

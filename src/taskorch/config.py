@@ -156,10 +156,8 @@ class SchedulerSettings(_Section):
     )
     poll_interval_seconds: float = Field(default=2.0, gt=0)
     heartbeat_seconds: float = Field(default=30.0, gt=0)
-    event_tail: int = Field(default=50, ge=1, le=1000)
     health_cache_seconds: float = Field(default=60.0, ge=0)
     rate_limit_wait_seconds: float = Field(default=300.0, gt=0)
-    kill_grace_seconds: float = Field(default=5.0, gt=0)
 
 
 class SecuritySettings(_Section):
@@ -349,7 +347,7 @@ class RunsSettings(_Section):
     log_max_bytes: int = Field(default=10_485_760, ge=0, description="Cap on one run's log file; 0: no log.")
     output_tail_bytes: int = Field(default=65_536, ge=1024, le=16_777_216)
     max_line_bytes: int = Field(default=8_388_608, ge=4096, le=268_435_456)
-    event_tail: int = Field(default=200, ge=0, le=10_000)
+    event_tail: int = Field(default=200, ge=1, le=10_000)
     kill_grace_seconds: float = Field(default=5.0, ge=0)
     no_output_timeout_seconds: float = Field(default=1800.0, ge=0, description="0 turns the watchdog off.")
     default_timeout_seconds: float = Field(default=3600.0, gt=0)

@@ -157,6 +157,7 @@ class Scheduler:
         self._store = queue.store
         self._settings = settings
         self._config = settings.scheduler
+        self._run_settings = settings.runs
         self._limits = settings.limits
         self._executors = dict(executors)
         self._instance = instance
@@ -374,7 +375,7 @@ class Scheduler:
         # Stored in batches by `_flush_events`: a CLI printing thousands of lines a second
         # must not wait for a store write per line. Only the tail is ever kept.
         run.pending.append(event)
-        del run.pending[: -self._config.event_tail or None]
+        del run.pending[: -self._run_settings.event_tail or None]
         run.has_pending.set()
 
     async def _flush_events(self, run: _Run) -> None:
@@ -411,7 +412,8 @@ class Scheduler:
 
     async def _store_events(self, run: _Run, events: list[TaskEvent]) -> None:
         try:
-            await self._store.append_events(run.task.id, run.token, events, keep=self._config.event_tail)
+            keep = self._run_settings.event_tail
+            await self._store.append_events(run.task.id, run.token, events, keep=keep)
         except LeaseLost:
             self._stop(run)
         except TaskorchError:
@@ -517,7 +519,7 @@ class Scheduler:
                 continue  # a sibling server on this host, still running its own runs
             process = task.run_process
             if process is not None and process.host == self._instance.host:
-                gone = await end_process_group(process, grace_seconds=self._config.kill_grace_seconds)
+                gone = await end_process_group(process, grace_seconds=self._run_settings.kill_grace_seconds)
                 if not gone:
                     log.error("task %s keeps its lease: its old process group is still there", task.id)
                     continue
@@ -601,7 +603,7 @@ class Scheduler:
         run = self._runs.get(task.id)
         if run is not None:
             self._stop(run)
-            with anyio.move_on_after(self._config.kill_grace_seconds + 5):
+            with anyio.move_on_after(self._run_settings.kill_grace_seconds + 5):
                 await run.done.wait()
         return task
 
