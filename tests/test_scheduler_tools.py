@@ -315,3 +315,41 @@ async def test_a_run_printing_many_events_is_stored_in_few_writes_keeping_the_ta
     assert len(writes) < 20  # not one write per event
     tail = h.orchestrator.settings.runs.event_tail
     assert [e["data"]["n"] for e in done["events"]] == list(range(2_000 - tail, 2_000))
+
+
+async def test_a_tasks_agent_shapes_its_claude_code_run(tmp_path: Path) -> None:
+    fake = FakeExecutor(hold=False)
+    async with open_scheduler_harness(tmp_path, {"claude_code": fake}) as h:
+        await h.call(
+            "save_agent",
+            name="reviewer",
+            personality="Terse.",
+            system_prompt="Review only; never push.",
+            model="opus",
+            allowed_tools=["Read", "Grep", "github.*"],
+            denied_tools=["Bash", "github.merge_pr"],
+        )
+        task = await h.create("review it", execution_mode="claude_code", agent="reviewer")
+        await h.call("execute_task", task_id=task["id"])
+        assert (await settled(h, task["id"]))["status"] == "succeeded"
+
+    (sent,) = fake.requests
+    assert sent.append_system_prompt == "Terse.\n\nReview only; never push."
+    assert sent.model == "opus"
+    assert sent.allowed_tools == ["Read", "Grep"]  # downstream patterns are for plans, not the CLI
+    assert sent.disallowed_tools == ["Bash"]
+
+
+async def test_a_task_whose_agent_is_gone_fails_saying_so(tmp_path: Path) -> None:
+    fake = FakeExecutor(hold=False)
+    async with open_scheduler_harness(tmp_path, {"claude_code": fake}) as h:
+        await h.call("save_agent", name="temp")
+        task = await h.create("do it", execution_mode="claude_code", agent="temp")
+        await h.call("delete_agent", name="temp")
+        await h.call("execute_task", task_id=task["id"])
+        done = await settled(h, task["id"])
+
+    assert done["status"] == "failed"
+    assert done["error"]["kind"] == "invalid_task"
+    assert "no agent named 'temp'" in done["error"]["message"]
+    assert fake.requests == []

@@ -50,11 +50,16 @@ class Orchestrator:
         self.queue = TaskQueue(store, settings, clock=clock)
         self.downstream = downstream
         """The downstream MCP servers' tools, if this process has a gateway to them."""
+        self.agents = AgentRegistry(store, settings)
         self.scheduler = Scheduler(
-            self.queue, settings, executors or {}, instance=instance or Instance.current(), clock=clock
+            self.queue,
+            settings,
+            executors or {},
+            instance=instance or Instance.current(),
+            agents=self.agents,
+            clock=clock,
         )
         self.step_limiter = anyio.CapacityLimiter(settings.limits.max_concurrent_steps)
-        self.agents = AgentRegistry(store, settings)
         self.plans = PlanRunner(
             store,
             self.queue,

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -43,9 +43,17 @@ from taskorch.domain import (
 from taskorch.domain.paths import is_at_or_below, overlaps
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.engine.agents import AgentRegistry
 from taskorch.engine.processes import Instance, end_process_group, process_info
 from taskorch.engine.queue import MAX_RESULT_CHARS, TaskQueue
-from taskorch.errors import ExecutorUnavailable, InvalidArgument, InvalidTransition, LeaseLost, TaskorchError
+from taskorch.errors import (
+    CallerError,
+    ExecutorUnavailable,
+    InvalidArgument,
+    InvalidTransition,
+    LeaseLost,
+    TaskorchError,
+)
 from taskorch.executors.base import (
     CLAUDE_CODE,
     Executor,
@@ -151,9 +159,11 @@ class Scheduler:
         executors: Mapping[str, Executor],
         *,
         instance: Instance,
+        agents: AgentRegistry | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._queue = queue
+        self._agents = agents
         self._store = queue.store
         self._settings = settings
         self._config = settings.scheduler
@@ -334,6 +344,9 @@ class Scheduler:
             )
         try:
             request = await self._request(task)
+        except CallerError as exc:  # e.g. its agent was deleted since the task was created
+            return _failed("invalid_task", str(exc))
+        try:
             return await executor.run(
                 request,
                 on_event=lambda event: self._on_event(run, event),
@@ -351,14 +364,24 @@ class Scheduler:
             resume = task.session_id  # parked by a usage limit: carry on where it stopped
         elif task.continue_from:
             resume = (await self._store.get_task(task.continue_from)).session_id
+        agent = await self._agents.get(task.agent) if task.agent and self._agents else None
+        shaping: dict[str, Any] = {}
+        if agent is not None:
+            system = "\n\n".join(part for part in (agent.personality, agent.system_prompt) if part)
+            shaping = {
+                "append_system_prompt": system or None,
+                "allowed_tools": agent.claude_code_allowed,
+                "disallowed_tools": agent.claude_code_denied,
+            }
         return RunRequest(
             task_id=task.id,
             prompt=task.prompt,
             work_directory=task.work_directory,
             executor=task.executor,
-            model=task.model,
+            model=task.model or (agent.model if agent else None),
             timeout_seconds=task.timeout_seconds,
             resume_session_id=resume,
+            **shaping,
         )
 
     def _event(self, kind: str, data: dict[str, object]) -> TaskEvent:
