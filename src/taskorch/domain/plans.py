@@ -14,7 +14,7 @@ depends on did not succeed is `skipped`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Self
@@ -43,6 +43,7 @@ __all__ = [
     "can_transition_step",
     "new_step",
     "replace_step",
+    "with_steps",
 ]
 
 MAX_STEPS: Final = 500
@@ -302,15 +303,47 @@ class Plan(BaseModel):
 
     def step(self, step_id: str) -> Step:
         """The step with this id; `KeyError` if there is none."""
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
+        return self.steps[self.position(step_id)]
+
+    def position(self, step_id: str) -> int:
+        """Where the step with this id is in `steps`; `KeyError` if there is none.
+
+        The id -> position index is built once per steps list and shared by the copies that
+        `with_steps` makes, so a lookup during execution does not scan the plan.
+        """
+        return self._positions()[step_id]
+
+    def _positions(self) -> Mapping[str, int]:
+        # Kept in __dict__ beside the fields (not a field: never dumped or compared) and
+        # tied to the list it indexes, so a copy given other steps builds its own.
+        cached = self.__dict__.get(_POSITIONS)
+        if cached is None or cached[0] is not self.steps:
+            cached = (self.steps, {s.id: i for i, s in enumerate(self.steps)})
+            self.__dict__[_POSITIONS] = cached
+        positions: Mapping[str, int] = cached[1]
+        return positions
 
     def steps_by_id(self) -> Mapping[str, Step]:
         return {s.id: s for s in self.steps}
 
 
+_POSITIONS: Final = "_step_positions"
+
+
+def with_steps(plan: Plan, steps: Iterable[Step], **fields: Any) -> Plan:
+    """`plan` with each of `steps` replacing the step of the same id, and `fields` set.
+
+    Costs the steps replaced, not the plan's size: the position index carries over.
+    """
+    positions = plan._positions()
+    replaced = list(plan.steps)
+    for step in steps:
+        replaced[positions[step.id]] = step
+    copy = plan.model_copy(update={**fields, "steps": replaced})
+    copy.__dict__[_POSITIONS] = (replaced, positions)
+    return copy
+
+
 def replace_step(plan: Plan, step: Step) -> Plan:
     """`plan` with the step of the same id replaced by `step`."""
-    return plan.model_copy(update={"steps": [step if s.id == step.id else s for s in plan.steps]})
+    return with_steps(plan, [step])

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -42,7 +42,7 @@ from taskorch.domain.plans import (
     StepResult,
     StepStatus,
     can_transition_step,
-    replace_step,
+    with_steps,
 )
 from taskorch.domain.references import UnresolvedReference, resolve_arguments
 from taskorch.domain.tasks import backoff_delay, utc_from_timestamp
@@ -83,15 +83,25 @@ class PlanExecution:
         self._ctx = context
         self.plan = plan
         self.done = anyio.Event()
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock(fast_acquire=True)
         self._changed = anyio.Event()
-        self._plan_limiter = anyio.CapacityLimiter(plan.max_concurrency)
-        self._started: set[str] = set()
+        self._started: set[str] = set()  # steps with a task: running, or waiting to retry
+        self._ready: dict[str, None] = {}  # steps that may start, in order, waiting for a slot
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._stop: tuple[PlanStatus, str] | None = None
         self._lost = False
         self._root = anyio.CancelScope()
         self._idempotent: dict[str, bool] = {}
+        # Steps whose state may let them start or be skipped, checked by the next pass of the
+        # scheduler: every step at first, then the dependents of each step that ends.
+        self._candidates: list[str] = [s.id for s in plan.steps]
+        self._dependents: dict[str, list[str]] = {}
+        for step in plan.steps:
+            for dep in step.depends_on:
+                self._dependents.setdefault(dep, []).append(step.id)
+        # Group commit: step changes waiting for the next write, and that write's batch.
+        self._pending: dict[str, Step] = {}
+        self._batch = _Batch()
 
     # -- control ----------------------------------------------------------------------------
 
@@ -101,6 +111,7 @@ class PlanExecution:
             self._stop = (status, reason)
         for scope in self._scopes.values():
             scope.cancel()
+        self._candidates.extend(s.id for s in self.plan.steps)  # every pending step ends now
         self._changed.set()
 
     async def run(self) -> None:
@@ -128,33 +139,61 @@ class PlanExecution:
     # -- scheduling -------------------------------------------------------------------------
 
     async def _schedule(self, tg: anyio.abc.TaskGroup) -> None:
+        # Each pass looks only at the candidates (see __init__), so a transition costs the
+        # steps it touches rather than a scan of the plan.
+        rescanned = False
         while True:
             self._changed = anyio.Event()
-            by_id = self.plan.steps_by_id()
-            closed: list[Step] = []
-            for step in self.plan.steps:
-                if step.id in self._started or step.is_terminal:
+            candidates, self._candidates = self._candidates, []
+            closed: dict[str, Step] = {}
+            started = len(self._started)
+            for step_id in candidates:
+                step = closed.get(step_id) or self.plan.step(step_id)
+                if step_id in self._started or step.is_terminal:
                     continue
                 if step.status is StepStatus.RUNNING:  # a claude_code step to re-attach to
-                    self._launch(tg, step.id)
+                    self._ready[step_id] = None
                 elif self._stop is not None:
-                    closed.append(self._ended(step, StepStatus.CANCELLED, self._cancel_error()))
-                elif any(by_id[d].status in _NOT_SUCCEEDED for d in step.depends_on):
-                    bad = [d for d in step.depends_on if by_id[d].status in _NOT_SUCCEEDED]
-                    message = f"not run: {', '.join(bad)} did not succeed"
-                    closed.append(
-                        self._ended(
-                            step, StepStatus.SKIPPED, StepError(kind=StepErrorKind.SYSTEM, message=message)
-                        )
-                    )
-                elif all(by_id[d].status is StepStatus.SUCCEEDED for d in step.depends_on):
-                    self._launch(tg, step.id)
+                    closed[step_id] = self._ended(step, StepStatus.CANCELLED, self._cancel_error())
+                else:
+                    deps = [closed.get(d) or self.plan.step(d) for d in step.depends_on]
+                    bad = [d.id for d in deps if d.status in _NOT_SUCCEEDED]
+                    if bad:
+                        message = f"not run: {', '.join(bad)} did not succeed"
+                        error = StepError(kind=StepErrorKind.SYSTEM, message=message)
+                        closed[step_id] = self._ended(step, StepStatus.SKIPPED, error)
+                        candidates.extend(self._dependents.get(step_id, ()))  # skips cascade
+                    elif all(d.status is StepStatus.SUCCEEDED for d in deps):
+                        self._ready[step_id] = None
+            self._launch_ready(tg)
             if closed:
-                await self._persist(closed)
-                continue  # a skip may make more steps skippable
-            if not self._started and all(s.is_terminal for s in self.plan.steps):
-                return
+                await self._persist(list(closed.values()))
+            if closed or len(self._started) != started:
+                rescanned = False
+            if self._candidates:
+                continue
+            if not self._started:
+                if all(s.is_terminal for s in self.plan.steps):
+                    return
+                if not rescanned:  # a safety net: nothing runs, yet steps are open
+                    rescanned = True
+                    self._candidates = [s.id for s in self.plan.steps if not s.is_terminal]
+                    continue
             await self._changed.wait()
+
+    def _launch_ready(self, tg: anyio.abc.TaskGroup) -> None:
+        # The plan's own limit is kept here rather than by a limiter, so a plan of many
+        # ready steps starts a task per free slot, not a task per step that waits for one.
+        while self._ready and len(self._started) < self.plan.max_concurrency:
+            step_id = next(iter(self._ready))
+            del self._ready[step_id]
+            step = self.plan.step(step_id)
+            if step_id in self._started or step.is_terminal:
+                continue
+            if self._stop is not None and step.status is not StepStatus.RUNNING:
+                self._candidates.append(step_id)  # to be cancelled by the next pass
+                continue
+            self._launch(tg, step_id)
 
     def _launch(self, tg: anyio.abc.TaskGroup, step_id: str) -> None:
         self._started.add(step_id)
@@ -167,7 +206,7 @@ class PlanExecution:
     async def _run_step(self, step_id: str, scope: anyio.CancelScope) -> None:
         try:
             with scope:
-                async with self._plan_limiter, self._ctx.limiter:
+                async with self._ctx.limiter:
                     await self._attempts(step_id)
             if scope.cancelled_caught and not self.plan.step(step_id).is_terminal:
                 step = self.plan.step(step_id)
@@ -212,21 +251,22 @@ class PlanExecution:
 
     async def _attempt(self, step: Step) -> StepResult:
         timeout = step.timeout_seconds or self._ctx.settings.plans.step_timeout_seconds
-        results = {s.id: s.result for s in self.plan.steps if s.result is not None}
+        results = _Results(self.plan)
+        if step.kind is StepKind.MCP_TOOL:
+            try:
+                arguments: dict[str, Any] = resolve_arguments(step.arguments, results)
+            except UnresolvedReference as exc:
+                raise StepFailure(StepErrorKind.INVALID_ARGUMENTS, str(exc)) from exc
+            # The gateway keeps the timeout (its contract), so no second timer per call.
+            return await call_tool(self._ctx.gateway(), step, arguments, timeout)
+        assert step.task is not None
+        prompt = with_included_results(step.task.prompt, step.task.include_results, results)
+
+        async def record_task(task_id: str) -> None:
+            await self._persist([self.plan.step(step.id).model_copy(update={"task_id": task_id})])
+
         try:
             with anyio.fail_after(timeout):
-                if step.kind is StepKind.MCP_TOOL:
-                    try:
-                        arguments: dict[str, Any] = resolve_arguments(step.arguments, results)
-                    except UnresolvedReference as exc:
-                        raise StepFailure(StepErrorKind.INVALID_ARGUMENTS, str(exc)) from exc
-                    return await call_tool(self._ctx.gateway(), step, arguments, timeout)
-                assert step.task is not None
-                prompt = with_included_results(step.task.prompt, step.task.include_results, results)
-
-                async def record_task(task_id: str) -> None:
-                    await self._persist([self.plan.step(step.id).model_copy(update={"task_id": task_id})])
-
                 return await run_claude_code(
                     self._ctx.queue,
                     self.plan,
@@ -327,30 +367,72 @@ class PlanExecution:
     async def _persist(self, steps: Sequence[Step] = (), *, renew: bool = True, **fields: Any) -> None:
         """Write step changes and plan fields on top of the latest plan; notify watchers.
 
-        Shielded: a write that started finishes, so the version this execution holds stays
-        the stored one. A stale write means another runner owns the plan now: stop quietly.
+        Group commit: step changes made while a write is under way go out together in the
+        next one, and a caller whose changes an earlier write carried returns when it is
+        done. Shielded: a write that started finishes, so the version this execution holds
+        stays the stored one. A stale write means another runner owns the plan now: stop.
         """
         with anyio.CancelScope(shield=True):
+            for step in steps:
+                self._pending[step.id] = step
+            batch = self._batch
             async with self._lock:
-                if self._lost:
+                if self._lost or (batch.written and renew and not fields):
                     return
-                plan = self.plan
-                for step in steps:
-                    plan = replace_step(plan, step)
-                if fields:
-                    plan = plan.model_copy(update=fields)
+                self._batch = _Batch()
+                pending, self._pending = self._pending, {}
+                plan = with_steps(self.plan, pending.values(), **fields)
                 try:
                     self.plan = await self._ctx.store.update_plan(
                         plan,
-                        steps=[s.id for s in steps],
+                        steps=list(pending),
                         lease_seconds=self._ctx.settings.plans.lease_seconds if renew else None,
                     )
                 except StaleWrite:
                     self._lost = True
                     self._root.cancel()
                     return
+                except BaseException:
+                    for step_id, step in pending.items():  # the next write carries them
+                        self._pending.setdefault(step_id, step)
+                    raise
+                batch.written = True
+                for step_id, step in pending.items():
+                    if step.is_terminal:
+                        self._candidates.extend(self._dependents.get(step_id, ()))
             try:
                 await self._ctx.notify(self.plan)
             except Exception:  # a watcher's fault must not stop the plan
                 log.exception("notifying watchers of plan %s failed", self.plan.id)
         self._changed.set()
+
+
+class _Batch:
+    """One group-committed write: `written` once the store has it."""
+
+    __slots__ = ("written",)
+
+    def __init__(self) -> None:
+        self.written = False
+
+
+class _Results(Mapping[str, StepResult]):
+    """Step id -> result, looked up in the plan as needed (references name a few steps)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+
+    def __getitem__(self, step_id: str) -> StepResult:
+        try:
+            result = self._plan.step(step_id).result
+        except KeyError:
+            result = None
+        if result is None:
+            raise KeyError(step_id)
+        return result
+
+    def __iter__(self) -> Iterator[str]:
+        return (s.id for s in self._plan.steps if s.result is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for s in self._plan.steps if s.result is not None)

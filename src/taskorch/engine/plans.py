@@ -8,10 +8,12 @@ See `engine.plan_execution` for the execution rules (limits, failure policy, ret
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Final
 
 import anyio
@@ -47,6 +49,8 @@ log = logging.getLogger(__name__)
 
 PlanListener = Callable[[Plan], Awaitable[None]]
 _WRITE_RETRIES: Final = 5
+_VALID_KEPT: Final = 1000
+Catalog = Mapping[tuple[str, str], ToolInfo]
 
 
 class InvalidPlan(CallerError):
@@ -100,6 +104,12 @@ class PlanRunner:
         self._listeners: list[PlanListener] = []
         self._watches: dict[str, set[_Watch]] = {}
         self._tg: anyio.abc.TaskGroup | None = None
+        self._valid: dict[str, str] = {}  # plan id -> what it was validated against, see confirm
+
+    def _remember_valid(self, plan_id: str, fingerprint: str) -> None:
+        self._valid[plan_id] = fingerprint
+        if len(self._valid) > _VALID_KEPT:
+            del self._valid[next(iter(self._valid))]
 
     # -- serving ----------------------------------------------------------------------------
 
@@ -188,9 +198,13 @@ class PlanRunner:
             return {}
         return {(s.name, t.name): t for s in await gateway.servers() for t in s.tools}
 
-    async def validate(self, steps: Sequence[Step], agent: Agent | None) -> list[PlanProblem]:
+    async def validate(
+        self, steps: Sequence[Step], agent: Agent | None, *, catalog: Catalog | None = None
+    ) -> list[PlanProblem]:
         """Every problem with `steps` (see `validate_plan`), plus claude_code work directories."""
-        problems = validate_plan(steps, await self.catalog(), agent, max_steps=self._settings.plans.max_steps)
+        if catalog is None:
+            catalog = await self.catalog()
+        problems = validate_plan(steps, catalog, agent, max_steps=self._settings.plans.max_steps)
         roots = self._queue.allowed_roots
         for step in steps:
             if step.kind is StepKind.CLAUDE_CODE and step.task is not None:
@@ -222,7 +236,8 @@ class PlanRunner:
             raise InvalidArgument(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
         the_agent = await self._agents.get(agent) if agent else None
         plan_steps = explicit_steps(steps)
-        problems = await self.validate(plan_steps, the_agent)
+        catalog = await self.catalog()
+        problems = await self.validate(plan_steps, the_agent, catalog=catalog)
         if problems:
             raise InvalidPlan(problems)
         now = utc_from_timestamp(self._clock())
@@ -238,7 +253,9 @@ class PlanRunner:
             created_at=now,
             updated_at=now,
         )
-        return self._now_plan(await self._store.create_plan(plan))
+        created = await self._store.create_plan(plan)
+        self._remember_valid(created.id, _fingerprint(plan_steps, catalog, the_agent))
+        return self._now_plan(created)
 
     async def get(self, plan_id: str) -> Plan:
         """The plan with its progress now. Raises `NotFound`."""
@@ -253,15 +270,24 @@ class PlanRunner:
         page = await self._store.list_plans(status, limit=limit, cursor=cursor)
         return PlanPage([self._now_plan(p) for p in page.items], page.next_cursor)
 
-    async def _change(self, plan_id: str, change: Callable[[Plan], Plan | None]) -> Plan:
-        """Apply `change` to the latest plan and write it, retrying on a concurrent write."""
+    async def _change(
+        self,
+        plan_id: str,
+        change: Callable[[Plan], Plan | None],
+        *,
+        steps: Collection[str] | None = None,
+        first: Plan | None = None,
+    ) -> Plan:
+        """Apply `change` to the latest plan and write it (with the `steps` it changes, None:
+        any), retrying on a concurrent write. `first`: the plan just read, tried first."""
         for _ in range(_WRITE_RETRIES):
-            plan = await self._store.get_plan(_check_id(plan_id))
+            plan = first if first is not None else await self._store.get_plan(_check_id(plan_id))
+            first = None
             changed = change(plan)
             if changed is None:
                 return plan
             try:
-                written = await self._store.update_plan(changed)
+                written = await self._store.update_plan(changed, steps=steps)
             except StaleWrite:
                 continue
             await self._notify(written)
@@ -282,9 +308,13 @@ class PlanRunner:
                 f"plan {plan_id} is {plan.status.value}; only a plan awaiting confirmation can be confirmed"
             )
         agent = await self._agents.get(plan.agent) if plan.agent else None
-        problems = await self.validate(plan.steps, agent)
-        if problems:
-            raise InvalidPlan(problems)
+        catalog = await self.catalog()
+        # Steps never change after create; only the tools they use or the agent can. Checked
+        # by this runner against the same tools and agent, the plan is still valid.
+        if self._valid.get(plan.id) != _fingerprint(plan.steps, catalog, agent):
+            problems = await self.validate(plan.steps, agent, catalog=catalog)
+            if problems:
+                raise InvalidPlan(problems)
         now = utc_from_timestamp(self._clock())
 
         def approve(current: Plan) -> Plan | None:
@@ -296,7 +326,8 @@ class PlanRunner:
                 )
             return current.model_copy(update={"status": PlanStatus.CONFIRMED, "confirmed_at": now})
 
-        plan = await self._change(plan_id, approve)
+        plan = await self._change(plan_id, approve, steps=(), first=plan)
+        self._valid.pop(plan_id, None)
         if execute:
             if self._tg is None:
                 raise InvalidTransition("this server is not running plans right now; try again shortly")
@@ -321,7 +352,8 @@ class PlanRunner:
                 update={"status": PlanStatus.REJECTED, "reason": reason or "rejected", "finished_at": now}
             )
 
-        return self._now_plan(await self._change(plan_id, refuse))
+        self._valid.pop(plan_id, None)
+        return self._now_plan(await self._change(plan_id, refuse, steps=()))
 
     async def cancel(self, plan_id: str, reason: str | None = None) -> Plan:
         """Cancel a plan that has not ended: running steps are cancelled, pending ones too."""
@@ -383,6 +415,15 @@ class PlanRunner:
             if not watchers:
                 self._watches.pop(plan_id, None)
         return await self.get(plan_id)
+
+
+def _fingerprint(steps: Sequence[Step], catalog: Catalog, agent: Agent | None) -> str:
+    """What a plan's validity depends on besides its steps: the tools it uses and its agent."""
+    used = sorted({(s.server or "", s.tool or "") for s in steps if s.kind is StepKind.MCP_TOOL})
+    tools = [[*key, catalog[key].input_schema if key in catalog else None] for key in used]
+    agent_data = agent.model_dump(mode="json", exclude={"updated_at"}) if agent is not None else None
+    text = json.dumps([tools, agent_data], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _check_id(plan_id: str) -> str:

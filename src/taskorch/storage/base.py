@@ -267,9 +267,11 @@ class Store(Protocol):
         """Write `plan` if the stored version is still `plan.version`.
 
         Writes the plan's own fields and the steps named in `steps` (every step when None);
-        other stored steps are left as they are. With `lease_seconds`, `lease_expires_at`
-        becomes `now + lease_seconds`. Raises `StaleWrite` if the version moved on, `NotFound`
-        for an unknown id.
+        other stored steps are left as they are, and the returned plan has them as stored.
+        A write naming steps costs those steps, not the plan's size: a step transition
+        writes that step and the plan's own fields only. With `lease_seconds`,
+        `lease_expires_at` becomes `now + lease_seconds`. Raises `StaleWrite` if the version
+        moved on, `NotFound` for an unknown id.
         """
         ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
+from typing import Any
 
 from taskorch.domain.agents import Agent
 from taskorch.domain.plans import Plan, PlanStatus
@@ -11,7 +12,14 @@ from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.errors import StoreError
 from taskorch.storage.base import PlanPage
 from taskorch.storage.common import check_limit, decode_cursor, encode_cursor
-from taskorch.storage.plan_rules import agent_not_found, check_claim, claimed, plan_not_found, stale_write
+from taskorch.storage.plan_rules import (
+    agent_not_found,
+    check_claim,
+    claimed,
+    plan_not_found,
+    stale_write,
+    updated,
+)
 
 __all__ = ["MemoryPlans"]
 
@@ -68,15 +76,10 @@ class MemoryPlans:
         if stored.version != plan.version:
             raise stale_write(plan.id, plan.version, stored.version)
         now = self._plan_now()
-        new_steps = plan.steps
-        if steps is not None:
-            wanted = set(steps)
-            given = {s.id: s for s in plan.steps}
-            new_steps = [given[s.id] if s.id in wanted else s for s in stored.steps]
-        update = {"steps": new_steps, "version": plan.version + 1, "updated_at": now, "progress": None}
+        update: dict[str, Any] = {"version": plan.version + 1, "updated_at": now, "progress": None}
         if lease_seconds is not None:
             update["lease_expires_at"] = now + timedelta(seconds=lease_seconds)
-        written = plan.model_copy(update=update)
+        written = updated(stored, plan, steps, **update)
         self._plans[plan.id] = written
         return written
 

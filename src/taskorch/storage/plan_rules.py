@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
+from typing import Any
 
-from taskorch.domain.plans import Plan, PlanStatus
+from taskorch.domain.plans import Plan, PlanStatus, with_steps
 from taskorch.errors import InvalidTransition, NotFound, StaleWrite
 
-__all__ = ["agent_not_found", "check_claim", "claimed", "plan_not_found", "stale_write"]
+__all__ = ["agent_not_found", "check_claim", "claimed", "plan_not_found", "stale_write", "updated"]
 
 
 def plan_not_found(plan_id: str) -> NotFound:
@@ -50,3 +52,15 @@ def claimed(plan: Plan, owner: str, now: datetime, lease_seconds: float) -> Plan
             "progress": None,
         }
     )
+
+
+def updated(stored: Plan, given: Plan, steps: Collection[str] | None, **fields: Any) -> Plan:
+    """`given` as `Store.update_plan` writes it over `stored` (the plan at the same version).
+
+    With `steps` named, only those steps come from `given` and the rest stay as stored; the
+    cost is the steps named, not the plan's size.
+    """
+    if steps is None:
+        return given.model_copy(update=fields)
+    plan_fields = {k: v for k, v in given.__dict__.items() if k in Plan.model_fields and k != "steps"}
+    return with_steps(stored, (given.step(s) for s in steps), **{**plan_fields, **fields})

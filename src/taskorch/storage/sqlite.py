@@ -122,6 +122,7 @@ RETURNING {COLUMNS}
 
 # Writes fenced by the lease token; zero rows means the lease is gone (or the id is unknown).
 _AUTOCHECKPOINT_PAGES: Final = 1000  # SQLite's default
+_KNOWN_PLANS: Final = 256  # plans whose last committed state is kept for their next write
 
 _FENCE: Final = "id = :id AND status = 'running' AND lease_token = :token AND lease_expires_at >= :now"
 
@@ -191,6 +192,7 @@ class SQLiteStore:
         self._writer: ConnectionThread | None = None
         self._reader: ConnectionThread | None = None
         self._lifecycle = anyio.Lock()
+        self._known_plans: dict[str, Plan] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -724,7 +726,10 @@ class SQLiteStore:
     # -- plans and agents --------------------------------------------------------------------
 
     async def create_plan(self, plan: Plan) -> Plan:
-        return await self._write("create_plan", lambda conn, now: sqlite_plans.create_plan(conn, now, plan))
+        created = await self._write(
+            "create_plan", lambda conn, now: sqlite_plans.create_plan(conn, now, plan)
+        )
+        return self._remember(created)
 
     async def get_plan(self, plan_id: str) -> Plan:
         return await self._read("get_plan", lambda conn: sqlite_plans.get_plan(conn, plan_id))
@@ -740,15 +745,32 @@ class SQLiteStore:
     async def update_plan(
         self, plan: Plan, *, steps: Collection[str] | None = None, lease_seconds: float | None = None
     ) -> Plan:
-        return await self._write(
+        known = self._known_plans.get(plan.id)
+        written = await self._write(
             "update_plan",
-            lambda conn, now: sqlite_plans.update_plan(conn, now, plan, steps, lease_seconds),
+            lambda conn, now: sqlite_plans.update_plan(conn, now, plan, steps, lease_seconds, known),
         )
+        return self._remember(written)
 
     async def claim_plan(self, plan_id: str, *, owner: str, lease_seconds: float) -> Plan:
-        return await self._write(
-            "claim_plan", lambda conn, now: sqlite_plans.claim_plan(conn, now, plan_id, owner, lease_seconds)
+        known = self._known_plans.get(plan_id)
+        written = await self._write(
+            "claim_plan",
+            lambda conn, now: sqlite_plans.claim_plan(conn, now, plan_id, owner, lease_seconds, known),
         )
+        return self._remember(written)
+
+    def _remember(self, plan: Plan) -> Plan:
+        """Keep the plan as committed, so its next write need not read its steps back.
+
+        Only committed states are kept, and a write uses one only while the stored version
+        is still its version; the oldest are dropped beyond a few hundred plans.
+        """
+        self._known_plans.pop(plan.id, None)
+        self._known_plans[plan.id] = plan
+        if len(self._known_plans) > _KNOWN_PLANS:
+            del self._known_plans[next(iter(self._known_plans))]
+        return plan
 
     async def save_agent(self, agent: Agent) -> Agent:
         return await self._write("save_agent", lambda conn, now: sqlite_plans.save_agent(conn, now, agent))

@@ -18,7 +18,14 @@ from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.errors import StoreError
 from taskorch.storage.base import PlanPage
 from taskorch.storage.common import check_limit, decode_cursor, encode_cursor
-from taskorch.storage.plan_rules import agent_not_found, check_claim, claimed, plan_not_found, stale_write
+from taskorch.storage.plan_rules import (
+    agent_not_found,
+    check_claim,
+    claimed,
+    plan_not_found,
+    stale_write,
+    updated,
+)
 
 __all__ = [
     "claim_plan",
@@ -131,13 +138,38 @@ def list_plans(
     return PlanPage(items, encode_cursor(rows[limit - 1][0]) if more else None)
 
 
+def _current(conn: sqlite3.Connection, plan_id: str, known: Plan | None) -> Plan:
+    """The stored plan: `known` if it is still the stored version, else read in full."""
+    if known is not None:
+        row = conn.execute("SELECT version FROM plans WHERE id = ?", (plan_id,)).fetchone()
+        if row is None:
+            raise plan_not_found(plan_id)
+        if row[0] == known.version:
+            return known
+    return _fetch(conn, plan_id)
+
+
+def _write_plan_row(conn: sqlite3.Connection, plan: Plan) -> None:
+    conn.execute(
+        "UPDATE plans SET status = :status, version = :version, owner = :owner, "
+        "lease_expires_at = :lease_expires_at, updated_at = :updated_at, data = :data WHERE id = :id",
+        _plan_row(plan),
+    )
+
+
 def update_plan(
     conn: sqlite3.Connection,
     now: float,
     plan: Plan,
     steps: Collection[str] | None,
     lease_seconds: float | None,
+    known: Plan | None = None,
 ) -> Plan:
+    """See `Store.update_plan`. `known`: the plan as this process last wrote or read it.
+
+    When `known` is still the stored version, the steps not named are taken from it instead
+    of read back, so a step transition reads and writes one plan row and the named step rows.
+    """
     row = conn.execute("SELECT version FROM plans WHERE id = ?", (plan.id,)).fetchone()
     if row is None:
         raise plan_not_found(plan.id)
@@ -147,32 +179,30 @@ def update_plan(
     update: dict[str, Any] = {"version": plan.version + 1, "updated_at": stamp, "progress": None}
     if lease_seconds is not None:
         update["lease_expires_at"] = utc_from_timestamp(now + lease_seconds)
-    written = plan.model_copy(update=update)
-    values = _plan_row(written)
-    conn.execute(
-        "UPDATE plans SET status = :status, version = :version, owner = :owner, "
-        "lease_expires_at = :lease_expires_at, updated_at = :updated_at, data = :data WHERE id = :id",
-        values,
-    )
-    wanted = None if steps is None else set(steps)
-    _write_steps(
-        conn, plan.id, [(i, s) for i, s in enumerate(written.steps) if wanted is None or s.id in wanted]
-    )
-    if wanted is not None:
-        return _fetch(conn, plan.id)  # steps not named keep their stored state
+    if steps is None:
+        written = updated(plan, plan, None, **update)
+        _write_steps(conn, plan.id, list(enumerate(written.steps)))
+    else:
+        stored = known if known is not None and known.version == plan.version else _fetch(conn, plan.id)
+        written = updated(stored, plan, steps, **update)
+        _write_steps(conn, plan.id, [(written.position(s), written.step(s)) for s in set(steps)])
+    _write_plan_row(conn, written)
     return written
 
 
-def claim_plan(conn: sqlite3.Connection, now: float, plan_id: str, owner: str, lease_seconds: float) -> Plan:
-    plan = _fetch(conn, plan_id)
+def claim_plan(
+    conn: sqlite3.Connection,
+    now: float,
+    plan_id: str,
+    owner: str,
+    lease_seconds: float,
+    known: Plan | None = None,
+) -> Plan:
+    plan = _current(conn, plan_id, known)
     stamp = utc_from_timestamp(now)
     check_claim(plan, owner, stamp)
     written = claimed(plan, owner, stamp, lease_seconds)
-    conn.execute(
-        "UPDATE plans SET status = :status, version = :version, owner = :owner, "
-        "lease_expires_at = :lease_expires_at, updated_at = :updated_at, data = :data WHERE id = :id",
-        _plan_row(written),
-    )
+    _write_plan_row(conn, written)
     return written
 
 
