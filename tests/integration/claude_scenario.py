@@ -9,11 +9,15 @@ ClaudeCodeExecutor) against it, and prints ONE JSON summary line on stdout.
 Scenario keys: `mode` ("cli" or "executor"), `claude` (the CLI path), `home` (a throw-away
 HOME), `cwd` (the work directory), `turns` (the stub's script), `timeout` (seconds), `env`
 (extra variables). `cli` mode: `args` (after the executable) and `prompt` (sent on stdin).
-`executor` mode: `request` (RunRequest fields).
+`executor` mode: `request` (RunRequest fields). `planner` mode: `query` and `agent` (an agent
+config table or null): an orchestrator with the Claude Code executor and an in-memory gateway
+offering `s.echo` (and `s.secret`) takes `create_plan` without steps through an in-process MCP
+client.
 
 The summary: `interfaces` (network devices seen: only `lo`), `requests` (what the stub
 received), `turns_left`, and per mode `exit_code`, `lines` (stdout parsed as JSON, one object a
-line), `stdout`, `stderr`, `duration_s`; or `outcome`, `events`, `started`.
+line), `stdout`, `stderr`, `duration_s`; or `outcome`, `events`, `started`; or `plan` (the
+structured result) and `error` (the tool error text).
 """
 
 from __future__ import annotations
@@ -112,6 +116,48 @@ async def run_executor(scenario: dict[str, Any], env: dict[str, str]) -> dict[st
     return {"outcome": outcome.model_dump(mode="json"), "events": events, "started": started}
 
 
+async def run_planner(scenario: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    from mcp import Client
+
+    from taskorch.config import load_settings
+    from taskorch.engine.orchestrator import Orchestrator
+    from taskorch.executors.registry import build_executors
+    from taskorch.server.mcp import build_mcp_server
+    from taskorch.storage import MemoryStore
+    from tests.mcp_harness import text_of
+    from tests.plan_gateway import InMemoryGateway
+
+    agents = {"planner": scenario["agent"]} if scenario.get("agent") else {}
+    settings = load_settings(
+        env={"HOME": scenario["home"]},
+        overrides={
+            "claude_code": {"path": scenario["claude"]},
+            "security": {"allowed_roots": [scenario["cwd"]]},
+            "plans": {
+                "planner_work_dir": str(Path(scenario["cwd"]) / "planner"),
+                "planner_timeout_seconds": 60,
+            },
+            "runs": {"log_dir": str(Path(scenario["home"]) / "logs")},
+            "agents": agents,
+        },
+    )
+    # As `taskorch serve` builds it: executors from the settings, the planner from the executor.
+    orchestrator = Orchestrator(settings, MemoryStore(), executors=build_executors(settings, env))
+    gateway = InMemoryGateway()
+    gateway.add("s", "echo", schema={"type": "object", "properties": {"n": {"type": "integer"}}})
+    gateway.add("s", "secret")
+    orchestrator.downstream = gateway
+    arguments: dict[str, Any] = {"query": scenario["query"]}
+    if agents:
+        arguments["agent"] = "planner"
+    async with orchestrator.running(background=False), Client(build_mcp_server(orchestrator)) as client:
+        result = await client.call_tool("create_plan", arguments)
+    return {
+        "plan": (result.structured_content or {}).get("plan"),
+        "error": text_of(result.content) if result.is_error else None,
+    }
+
+
 async def main(scenario: dict[str, Any]) -> None:
     interfaces = loopback_up()
     stub = StubMessagesApi(turns=list(scenario.get("turns", [])))
@@ -125,6 +171,8 @@ async def main(scenario: dict[str, Any]) -> None:
             with anyio.fail_after(float(scenario.get("timeout", 30))):
                 if scenario.get("mode", "cli") == "executor":
                     summary.update(await run_executor(scenario, env))
+                elif scenario.get("mode") == "planner":
+                    summary.update(await run_planner(scenario, env))
                 else:
                     summary.update(await run_cli(scenario, env))
         finally:

@@ -38,6 +38,8 @@ class Scenario:
     args: list[str] = field(default_factory=list)
     prompt: str = ""
     request: dict[str, Any] = field(default_factory=dict)
+    query: str = ""
+    agent: dict[str, Any] | None = None
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = RUN_TIMEOUT
 
@@ -51,6 +53,8 @@ class Scenario:
             "args": self.args,
             "prompt": self.prompt,
             "request": self.request,
+            "query": self.query,
+            "agent": self.agent,
             "env": self.env,
             "timeout": self.timeout,
         }
