@@ -2,7 +2,8 @@
 
 The scenario is named in the prompt (read from stdin, as `claude -p` does) as `scenario:NAME`,
 optionally with a size (`scenario:giant:200` prints 200 MB). It records its argv, environment
-and prompt to `.fake_claude.json` in its working directory, so tests can check what it got.
+and prompt to `.fake_claude.json` in its working directory (or to `$CLAUDE_FAKE_RECORD`), so
+tests can check what it got.
 `--version` answers like the real CLI. Only the standard library: it starts fast.
 """
 
@@ -35,6 +36,32 @@ def replay(name: str, *, edit_result: dict[str, object] | None = None) -> None:
             obj.update(edit_result)
             raw = json.dumps(obj)
         out(raw)
+
+
+# Planner scenarios: what `--json-schema` runs report as `structured_output` (the tools are
+# those of the in-memory gateway the planner tests set up: `s.echo`).
+PLANS: dict[str, object] = {
+    "plan_ok": {
+        "steps": [
+            {"id": "first", "description": "Echo one.", "server": "s", "tool": "echo", "arguments": {"n": 1}},
+            {
+                "id": "second",
+                "description": "Echo what the first returned.",
+                "server": "s",
+                "tool": "echo",
+                "arguments": {"n": {"$ref": "steps.first.structured.n"}},
+                "depends_on": ["first"],
+            },
+        ]
+    },
+    "plan_invalid": {
+        "steps": [
+            {"id": "a", "server": "s", "tool": "nope", "arguments": {}, "depends_on": ["b"]},
+            {"id": "b", "server": "s", "tool": "echo", "arguments": {"n": "two"}, "depends_on": ["a"]},
+        ]
+    },
+    "plan_malformed": {"steps": "first echo, then echo again"},
+}
 
 
 def init_line() -> None:
@@ -72,10 +99,18 @@ def main() -> int:
     }
     if scenario.startswith("grandchild"):
         spawn_grandchild(record)
-    Path(RECORD).write_text(json.dumps(record))
+    # CLAUDE_FAKE_RECORD: somewhere that outlives the working directory (planner scratch dirs).
+    Path(os.environ.get("CLAUDE_FAKE_RECORD", RECORD)).write_text(json.dumps(record))
 
     if scenario in ("success", "grandchild_exit"):
         replay("hello.jsonl")
+        return 0
+    if scenario == "schema":
+        replay("schema.jsonl")
+        return 0
+    if scenario in PLANS:
+        plan = PLANS[scenario]
+        replay("schema.jsonl", edit_result={"structured_output": plan, "result": json.dumps(plan)})
         return 0
     if scenario == "denials":
         replay("default_mode.jsonl")

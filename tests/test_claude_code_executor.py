@@ -54,6 +54,7 @@ def test_the_command_maps_every_request_field_to_its_flag(tmp_path: Path) -> Non
         max_turns=7,
         max_budget_usd=1.5,
         mcp_config='{"mcpServers": {}}',
+        json_schema='{"type": "object"}',
     )
     assert executor.command(req) == [
         "claude", "-p", "--output-format", "stream-json", "--verbose",
@@ -66,6 +67,7 @@ def test_the_command_maps_every_request_field_to_its_flag(tmp_path: Path) -> Non
         "--max-budget-usd", "1.5",
         "--resume", "sess-1",
         "--mcp-config", '{"mcpServers": {}}',
+        "--json-schema", '{"type": "object"}',
         "--fallback-model", "sonnet",
     ]  # fmt: skip
     assert "do it" not in executor.command(req)
@@ -369,6 +371,20 @@ async def test_a_line_longer_than_the_limit_is_cut_not_buffered(tmp_path: Path) 
     assert peak < 8 * 1024 * 1024
     cut = [e for e in recorder.events if e.data.get("cut")]
     assert len(cut) == 1
+
+
+async def test_a_json_schema_run_carries_the_structured_output(tmp_path: Path) -> None:
+    req = request(tmp_path / "w", "scenario:schema", json_schema='{"type": "object"}')
+    outcome = await run(claude_executor(tmp_path), req)
+    assert outcome.status is RunStatus.SUCCEEDED
+    assert outcome.structured_output == {"name": "hello"}
+    argv = read_record(tmp_path / "w")["argv"]
+    assert argv[argv.index("--json-schema") + 1] == '{"type": "object"}'
+
+
+async def test_a_run_without_a_schema_has_no_structured_output(tmp_path: Path) -> None:
+    outcome = await run(claude_executor(tmp_path), request(tmp_path / "w"))
+    assert outcome.structured_output is None
 
 
 async def test_the_recorded_command_leaves_out_inline_json_and_long_text(tmp_path: Path) -> None:

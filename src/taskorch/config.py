@@ -137,6 +137,17 @@ class PlansSettings(_Section):
     backoff_max_seconds: float = Field(default=30.0, ge=0)
     max_steps: int = Field(default=200, ge=1, le=500)
     list_limit_max: int = Field(default=200, ge=1, le=1000)
+    planner_model: str | None = Field(
+        default=None, description="Model for Claude Code planning runs when the agent names none."
+    )
+    planner_timeout_seconds: float = Field(default=50.0, gt=0, le=3600, description="One planning run.")
+    planner_max_turns: int = Field(default=6, ge=2, le=100, description="--max-turns of a planning run.")
+    planner_catalog_chars: int = Field(
+        default=40_000, ge=2000, le=1_000_000, description="Size bound of the tool catalog in the prompt."
+    )
+    planner_work_dir: str | None = Field(
+        default=None, description="Scratch directory for planning runs. Default: `planner` in the data dir."
+    )
 
 
 class AgentSettings(_Section):
@@ -391,6 +402,12 @@ class Settings(_Section):
 
     def database_url(self, env: Mapping[str, str] | None = None) -> str:
         return self.storage.url or str(default_data_dir(env) / "taskorch.db")
+
+    def planner_work_dir(self, env: Mapping[str, str] | None = None) -> Path:
+        """Scratch directory of planning runs: `plans.planner_work_dir`, else `planner` in the data dir."""
+        if self.plans.planner_work_dir:
+            return Path(os.path.expanduser(self.plans.planner_work_dir))
+        return default_data_dir(env) / "planner"
 
     def run_log_dir(self, env: Mapping[str, str] | None = None) -> Path:
         """Directory for run logs: `runs.log_dir`, else `logs` in the per-user data directory."""

@@ -16,6 +16,8 @@ __all__ = [
     "LeaseLost",
     "NotFound",
     "PathNotAllowed",
+    "PlannerUnavailable",
+    "PlanningFailed",
     "StaleWrite",
     "StoreError",
     "TaskorchError",
@@ -79,3 +81,18 @@ class StoreError(TaskorchError):
 
 class ExecutorUnavailable(TaskorchError):
     """The executor's CLI is missing or does not answer; nothing was started."""
+
+
+class PlanningFailed(CallerError):
+    """A planner ran but produced no usable steps (timeout, error, no or malformed answer).
+
+    The message says what happened and what to do (usually: retry, rephrase, or pass `steps`).
+    """
+
+    status_code = 502
+
+
+class PlannerUnavailable(CallerError):
+    """No planner can make steps here (none configured, or its CLI is missing); pass `steps`."""
+
+    status_code = 503

@@ -10,6 +10,9 @@ Scenario keys: `mode` ("cli" or "executor"), `claude` (the CLI path), `home` (a 
 HOME), `cwd` (the work directory), `turns` (the stub's script), `timeout` (seconds), `env`
 (extra variables). `cli` mode: `args` (after the executable) and `prompt` (sent on stdin).
 `executor` mode: `request` (RunRequest fields). `server` mode: `tasks` (see `run_server`).
+`planner` mode: `query` and `agent` (an agent config table or null): an orchestrator with the
+Claude Code executor and an in-memory gateway offering `s.echo` (and `s.secret`) takes
+`create_plan` without steps through an in-process MCP client.
 
 The summary: `interfaces` (network devices seen: only `lo`), `requests` (what the stub
 received), `turns_left`, and per mode `exit_code`, `lines` (stdout parsed as JSON, one object a
@@ -165,6 +168,48 @@ async def run_server(scenario: dict[str, Any], env: dict[str, str]) -> dict[str,
     return {"tasks": finished}
 
 
+async def run_planner(scenario: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    from mcp import Client
+
+    from taskorch.config import load_settings
+    from taskorch.engine.orchestrator import Orchestrator
+    from taskorch.executors.registry import build_executors
+    from taskorch.server.mcp import build_mcp_server
+    from taskorch.storage import MemoryStore
+    from tests.mcp_harness import text_of
+    from tests.plan_gateway import InMemoryGateway
+
+    agents = {"planner": scenario["agent"]} if scenario.get("agent") else {}
+    settings = load_settings(
+        env={"HOME": scenario["home"]},
+        overrides={
+            "claude_code": {"path": scenario["claude"]},
+            "security": {"allowed_roots": [scenario["cwd"]]},
+            "plans": {
+                "planner_work_dir": str(Path(scenario["cwd"]) / "planner"),
+                "planner_timeout_seconds": 60,
+            },
+            "runs": {"log_dir": str(Path(scenario["home"]) / "logs")},
+            "agents": agents,
+        },
+    )
+    # As `taskorch serve` builds it: executors from the settings, the planner from the executor.
+    orchestrator = Orchestrator(settings, MemoryStore(), executors=build_executors(settings, env))
+    gateway = InMemoryGateway()
+    gateway.add("s", "echo", schema={"type": "object", "properties": {"n": {"type": "integer"}}})
+    gateway.add("s", "secret")
+    orchestrator.downstream = gateway
+    arguments: dict[str, Any] = {"query": scenario["query"]}
+    if agents:
+        arguments["agent"] = "planner"
+    async with orchestrator.running(background=False), Client(build_mcp_server(orchestrator)) as client:
+        result = await client.call_tool("create_plan", arguments)
+    return {
+        "plan": (result.structured_content or {}).get("plan"),
+        "error": text_of(result.content) if result.is_error else None,
+    }
+
+
 async def main(scenario: dict[str, Any]) -> None:
     interfaces = loopback_up()
     stub = StubMessagesApi(turns=list(scenario.get("turns", [])))
@@ -180,6 +225,8 @@ async def main(scenario: dict[str, Any]) -> None:
                     summary.update(await run_executor(scenario, env))
                 elif scenario["mode"] == "server":
                     summary.update(await run_server(scenario, env))
+                elif scenario["mode"] == "planner":
+                    summary.update(await run_planner(scenario, env))
                 else:
                     summary.update(await run_cli(scenario, env))
         finally:

@@ -39,6 +39,8 @@ class Scenario:
     prompt: str = ""
     request: dict[str, Any] = field(default_factory=dict)
     tasks: list[dict[str, Any]] = field(default_factory=list)
+    query: str = ""
+    agent: dict[str, Any] | None = None
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = RUN_TIMEOUT
 
@@ -53,6 +55,8 @@ class Scenario:
             "prompt": self.prompt,
             "request": self.request,
             "tasks": self.tasks,
+            "query": self.query,
+            "agent": self.agent,
             "env": self.env,
             "timeout": self.timeout,
         }

@@ -16,7 +16,9 @@ from taskorch.engine.plans import PlanRunner
 from taskorch.engine.processes import Instance
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.scheduler import Scheduler
-from taskorch.executors.base import Executor
+from taskorch.executors.base import CLAUDE_CODE, Executor
+from taskorch.planning.base import Planner
+from taskorch.planning.claude import ClaudeCodePlanner
 from taskorch.storage import Store, open_store
 
 __all__ = ["Orchestrator"]
@@ -33,6 +35,8 @@ class Orchestrator:
     Build it once per process and share it: over SSE the MCP SDK enters its lifespan once per
     connection, so nothing here may be built inside that lifespan. `executors` maps executor
     names (`claude_code`, configured custom names) to the executors that run those tasks.
+    `planner` makes steps for create_plan calls without steps; by default Claude Code plans
+    (working below `plans.planner_work_dir`) when a `claude_code` executor is given.
     """
 
     def __init__(
@@ -44,6 +48,7 @@ class Orchestrator:
         downstream: ToolGateway | None = None,
         executors: Mapping[str, Executor] | None = None,
         instance: Instance | None = None,
+        planner: Planner | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -67,6 +72,7 @@ class Orchestrator:
             self.agents,
             self.step_limiter,
             gateway=lambda: self.downstream,
+            planner=planner or _claude_code_planner(settings, executors or {}),
             clock=clock,
         )
 
@@ -119,3 +125,10 @@ class Orchestrator:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.store.close()
+
+
+def _claude_code_planner(settings: Settings, executors: Mapping[str, Executor]) -> Planner | None:
+    executor = executors.get(CLAUDE_CODE)
+    if executor is None:
+        return None
+    return ClaudeCodePlanner(executor, settings.plans, settings.planner_work_dir())

@@ -32,6 +32,7 @@ from taskorch.domain.plans import (
     StepKind,
     StepSpec,
     StepStatus,
+    new_step,
 )
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.downstream.base import ToolGateway, ToolInfo
@@ -39,11 +40,14 @@ from taskorch.engine.agents import AgentRegistry
 from taskorch.engine.paths import resolve_work_directory
 from taskorch.engine.plan_execution import ExecutionContext, PlanExecution
 from taskorch.engine.queue import TaskQueue
-from taskorch.errors import CallerError, InvalidArgument, InvalidTransition, StaleWrite
-from taskorch.planning.explicit import EXPLICIT, PLANNERS, explicit_steps
+from taskorch.errors import CallerError, InvalidArgument, InvalidTransition, PlannerUnavailable, StaleWrite
+from taskorch.executors.base import EventSink
+from taskorch.planning.base import Planner
+from taskorch.planning.claude import CLAUDE_CODE_PLANNER
+from taskorch.planning.explicit import EXPLICIT, explicit_steps
 from taskorch.storage.base import PlanPage, Store
 
-__all__ = ["InvalidPlan", "PlanListener", "PlanRunner"]
+__all__ = ["PLANNERS", "InvalidPlan", "PlanListener", "PlanRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +55,28 @@ PlanListener = Callable[[Plan], Awaitable[None]]
 _WRITE_RETRIES: Final = 5
 _VALID_KEPT: Final = 1000
 Catalog = Mapping[tuple[str, str], ToolInfo]
+PLANNERS: Final = (EXPLICIT, CLAUDE_CODE_PLANNER)
 
 
 class InvalidPlan(CallerError):
-    """A plan was refused; `problems` lists every reason (the message lists them too)."""
+    """A plan was refused; `problems` lists every reason (the message lists them too).
 
-    def __init__(self, problems: Sequence[PlanProblem]) -> None:
+    `planner` names the planner that made the steps when it was not the caller.
+    """
+
+    def __init__(self, problems: Sequence[PlanProblem], *, planner: str | None = None) -> None:
         lines = "\n".join(f"- {p}" for p in problems)
-        super().__init__(
-            f"the plan has {len(problems)} problem(s); fix them all and call create_plan again:\n{lines}"
-        )
+        if planner is None or planner == EXPLICIT:
+            head = f"the plan has {len(problems)} problem(s); fix them all and call create_plan again"
+        else:
+            head = (
+                f"the plan the {planner} planner produced has {len(problems)} problem(s), so it was "
+                "refused; call create_plan again with a more precise query, or give the steps yourself "
+                "with `steps` (fixing these)"
+            )
+        super().__init__(f"{head}:\n{lines}")
         self.problems = list(problems)
+        self.planner = planner
 
 
 class _Watch:
@@ -82,9 +97,12 @@ class PlanRunner:
         limiter: anyio.CapacityLimiter,
         *,
         gateway: Callable[[], ToolGateway | None],
+        planner: Planner | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self.planner = planner
+        """The planner used when create_plan gets no steps (None: callers must give steps)."""
         self._queue = queue
         self._settings = settings
         self._agents = agents
@@ -223,23 +241,30 @@ class PlanRunner:
         planner: str | None = None,
         fail_fast: bool = False,
         max_concurrency: int | None = None,
+        on_event: EventSink | None = None,
     ) -> Plan:
-        """Validate and store a plan; it waits in `awaiting_confirmation`.
+        """Make (or take) the steps, validate them and store the plan, `awaiting_confirmation`.
 
-        Raises `InvalidPlan` listing every problem, `NotFound` for an unknown agent,
-        `InvalidArgument` for an unknown planner or missing steps.
+        `planner`: `explicit` takes `steps`; `claude_code` has Claude Code make them. Unset:
+        `explicit` with steps, else `claude_code` when this server has it. `on_event` receives
+        the planner's progress. Raises `InvalidPlan` listing every problem (naming the planner
+        that made the steps), `NotFound` for an unknown agent, `InvalidArgument` for an unknown
+        planner or missing steps, `PlannerUnavailable` / `PlanningFailed` from the planner.
         """
         if not query.strip():
             raise InvalidArgument("query must say what the plan is for")
-        planner = planner or EXPLICIT
+        planner = planner or (EXPLICIT if steps else CLAUDE_CODE_PLANNER)
         if planner not in PLANNERS:
             raise InvalidArgument(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
         the_agent = await self._agents.get(agent) if agent else None
-        plan_steps = explicit_steps(steps)
+        if planner == EXPLICIT:
+            plan_steps = explicit_steps(steps)
+        else:
+            plan_steps = await self._planned_steps(query.strip(), steps, the_agent, on_event)
         catalog = await self.catalog()
         problems = await self.validate(plan_steps, the_agent, catalog=catalog)
         if problems:
-            raise InvalidPlan(problems)
+            raise InvalidPlan(problems, planner=planner)
         now = utc_from_timestamp(self._clock())
         plan = Plan(
             id=f"plan-{secrets.token_hex(8)}",
@@ -256,6 +281,24 @@ class PlanRunner:
         created = await self._store.create_plan(plan)
         self._remember_valid(created.id, _fingerprint(plan_steps, catalog, the_agent))
         return self._now_plan(created)
+
+    async def _planned_steps(
+        self, query: str, steps: Sequence[StepSpec] | None, agent: Agent | None, on_event: EventSink | None
+    ) -> list[Step]:
+        if steps:
+            raise InvalidArgument(
+                f"planner {CLAUDE_CODE_PLANNER!r} makes the steps itself: leave out `steps`, or pass "
+                f"planner {EXPLICIT!r} to use yours"
+            )
+        if self.planner is None:
+            raise PlannerUnavailable(
+                "no steps were given and this server has no Claude Code planner: pass `steps` (each with "
+                "id, server, tool, arguments and depends_on), or have the server's operator install Claude "
+                "Code (`npm install -g @anthropic-ai/claude-code`) or set claude_code.path"
+            )
+        gateway = self._gateway()
+        servers = await gateway.servers() if gateway is not None else []
+        return [new_step(spec) for spec in await self.planner.plan(query, agent, servers, on_event=on_event)]
 
     async def get(self, plan_id: str) -> Plan:
         """The plan with its progress now. Raises `NotFound`."""

@@ -52,6 +52,9 @@ class RunRequest(BaseModel):
     max_turns: int | None = None
     max_budget_usd: float | None = None
     mcp_config: str | None = Field(default=None, description="A --mcp-config file path or JSON text.")
+    json_schema: str | None = Field(
+        default=None, description="A JSON schema (as text) the run's final answer must fit (--json-schema)."
+    )
 
 
 class RunStatus(StrEnum):
@@ -78,6 +81,9 @@ class RunOutcome(BaseModel):
     retry_after: datetime | None = Field(default=None, description="With RATE_LIMITED: not before this.")
     output_truncated: bool = False
     log_path: str | None = None
+    structured_output: Any = Field(
+        default=None, description="With `json_schema`: the answer fitting the schema, as the CLI reported it."
+    )
 
 
 class RunStarted(BaseModel):

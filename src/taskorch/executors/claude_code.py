@@ -98,6 +98,8 @@ class ClaudeCodeExecutor:
             argv += ["--resume", request.resume_session_id]
         if request.mcp_config:
             argv += ["--mcp-config", request.mcp_config]
+        if request.json_schema:
+            argv += ["--json-schema", request.json_schema]
         return argv + list(s.extra_args)
 
     async def check(self) -> ExecutorHealth:
@@ -207,6 +209,7 @@ class ClaudeCodeExecutor:
                 "usage": result.usage,
                 "num_turns": result.num_turns,
                 "permission_denials": result.permission_denials,
+                "structured_output": result.structured_output,
             }
         if (limit := limit_outcome(proc, timeout, self.limits.no_output_timeout_seconds)) is not None:
             return RunOutcome(status=RunStatus.TIMED_OUT, error=limit, **common)

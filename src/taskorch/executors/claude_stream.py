@@ -53,6 +53,7 @@ class StreamResult:
     permission_denials: list[dict[str, Any]]
     api_error_status: int | None
     errors: list[str]
+    structured_output: Any = None  # present with --json-schema
 
     @classmethod
     def from_line(cls, line: dict[str, Any]) -> StreamResult:
@@ -77,6 +78,7 @@ class StreamResult:
             else [],
             api_error_status=typed("api_error_status", int),
             errors=[str(e) for e in errors] if isinstance(errors, list) else [],
+            structured_output=line.get("structured_output"),
         )
 
 

@@ -1,1 +1,1 @@
-"""Planners: turn a request into plan steps (the caller's own steps; Claude Code later)."""
+"""Planners: turn a request into plan steps (the caller's own steps, or Claude Code's)."""

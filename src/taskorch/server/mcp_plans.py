@@ -14,6 +14,7 @@ from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
+from taskorch.domain import TaskEvent
 from taskorch.domain.agents import AGENT_NAME_PATTERN, AgentSpec
 from taskorch.domain.plans import Plan, PlanStatus, StepSpec
 from taskorch.engine.orchestrator import Orchestrator
@@ -100,6 +101,7 @@ def register_plan_tools(
     @server.tool(title="Create a plan", annotations=_WRITE)
     async def create_plan(
         query: Annotated[str, Field(description="What the plan is for, in words.")],
+        ctx: Context,
         agent: Annotated[
             str | None, Field(description="Agent whose tool permissions the plan must respect.")
         ] = None,
@@ -113,7 +115,12 @@ def register_plan_tools(
             ),
         ] = None,
         planner: Annotated[
-            str | None, Field(description="Only `explicit` (you give the steps) for now.")
+            str | None,
+            Field(
+                description="`explicit`: you give `steps`. `claude_code`: Claude Code makes the steps "
+                "from `query` and the tools the agent may use. Default: explicit with steps, else "
+                "claude_code."
+            ),
         ] = None,
         fail_fast: Annotated[
             bool,
@@ -125,11 +132,20 @@ def register_plan_tools(
     ) -> Annotated[CallToolResult, PlanResult]:
         """Make a plan of steps that call tools on downstream MCP servers (or run Claude Code tasks).
 
-        The plan is checked (tools exist, arguments fit their schemas, the agent may use them,
-        no cycles, references point at dependencies) and waits for confirmation; nothing runs
-        yet. If anything is wrong, the error lists every problem by step. Then show the plan
-        and call confirm_plan or reject_plan.
+        Give `steps` yourself, or leave them out and Claude Code plans from `query` (this can
+        take a while; progress notifications are sent meanwhile). The plan is checked (tools
+        exist, arguments fit their schemas, the agent may use them, no cycles, references point
+        at dependencies) and waits for confirmation; nothing runs yet. If anything is wrong,
+        the error lists every problem by step. Then show the plan and call confirm_plan or
+        reject_plan.
         """
+        events = 0
+
+        async def planning(event: TaskEvent) -> None:
+            nonlocal events
+            events += 1
+            await ctx.report_progress(events, None, f"planning: {event.type}")
+
         with tool_errors():
             plan = await plans.create(
                 query,
@@ -138,6 +154,7 @@ def register_plan_tools(
                 planner=planner,
                 fail_fast=fail_fast,
                 max_concurrency=max_concurrency,
+                on_event=planning,
             )
         return tool_result(PlanResult(plan=plan, message=_next(plan)))
 

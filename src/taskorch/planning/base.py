@@ -1,0 +1,34 @@
+"""The Planner protocol: what the plan runner needs of anything that makes steps from a request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from taskorch.domain.agents import Agent
+from taskorch.domain.plans import StepSpec
+from taskorch.downstream.base import ServerState
+from taskorch.executors.base import EventSink
+
+__all__ = ["Planner"]
+
+
+class Planner(Protocol):
+    """Makes plan steps for a request. Its output is validated like a caller's steps."""
+
+    name: str
+
+    async def plan(
+        self,
+        query: str,
+        agent: Agent | None,
+        servers: Sequence[ServerState],
+        *,
+        on_event: EventSink | None = None,
+    ) -> list[StepSpec]:
+        """Steps for `query` using only tools of `servers` that `agent` may use.
+
+        `on_event` receives progress while planning. Raises `PlannerUnavailable` when the
+        planner cannot run at all, `PlanningFailed` when it ran without a usable answer.
+        """
+        ...
