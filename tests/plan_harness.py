@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,13 +11,13 @@ from typing import Any
 import anyio
 
 from taskorch.config import Settings, load_settings
-from taskorch.domain import ExecutionMode
 from taskorch.domain.plans import Plan, StepSpec
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.executors.base import Executor
 from taskorch.storage import MemoryStore, Store
 from tests.plan_gateway import InMemoryGateway
 
-__all__ = ["PlanHarness", "complete_claude_code_tasks", "open_plans", "plan_settings", "spec"]
+__all__ = ["PlanHarness", "open_plans", "plan_settings", "spec"]
 
 
 def plan_settings(root: Path, agents: dict[str, Any] | None = None, **plans: Any) -> Settings:
@@ -62,26 +62,14 @@ async def open_plans(
     gateway: InMemoryGateway | None = None,
     background: bool = False,
     agents: dict[str, Any] | None = None,
+    executors: Mapping[str, Executor] | None = None,
     **plans: Any,
 ) -> AsyncIterator[PlanHarness]:
+    """`executors` (e.g. a FakeExecutor as `claude_code`) run claude_code steps' tasks."""
     root = tmp_path / "root"
     root.mkdir(exist_ok=True)
     settings = plan_settings(root, agents, **plans)
-    orchestrator = Orchestrator(settings, store or MemoryStore())
+    orchestrator = Orchestrator(settings, store or MemoryStore(), executors=executors)
     orchestrator.downstream = gateway = gateway or InMemoryGateway()
-    async with orchestrator.running(background=background):
+    async with orchestrator.running(background=background, scheduler=bool(executors)):
         yield PlanHarness(orchestrator, gateway, Path(orchestrator.queue.allowed_roots[0]))
-
-
-async def complete_claude_code_tasks(orchestrator: Orchestrator, root: Path) -> None:
-    """Stand in for the scheduler: claim claude_code tasks and complete them with their prompt."""
-    queue = orchestrator.queue
-    while True:
-        task = await orchestrator.store.claim_next(
-            work_path=str(root), worker_id="stub", lease_seconds=60, modes=[ExecutionMode.CLAUDE_CODE]
-        )
-        if task is None:
-            await queue.wait_for_work(1)
-            continue
-        assert task.lease_token is not None
-        await queue.complete(task.id, task.lease_token, f"did: {task.prompt}")

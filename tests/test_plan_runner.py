@@ -13,8 +13,9 @@ from taskorch.domain.plans import PlanStatus, StepErrorKind, StepSpec, StepStatu
 from taskorch.downstream.base import DownstreamError, ErrorKind
 from taskorch.engine.plans import InvalidPlan
 from taskorch.errors import InvalidTransition
+from tests.fakes_executor import FakeExecutor
 from tests.plan_gateway import Gate, Outcome
-from tests.plan_harness import complete_claude_code_tasks, open_plans, spec
+from tests.plan_harness import open_plans, spec
 
 pytestmark = pytest.mark.anyio
 
@@ -232,28 +233,27 @@ async def test_an_argument_reference_that_does_not_resolve_fails_the_step(tmp_pa
     assert len(h.gateway.calls) == 1
 
 
-async def test_claude_code_steps_queue_a_task_and_use_its_result(tmp_path: Path) -> None:
-    async with open_plans(tmp_path) as h:
+async def test_claude_code_steps_run_a_task_and_use_its_result(tmp_path: Path) -> None:
+    fake = FakeExecutor(hold=False)
+    async with open_plans(tmp_path, executors={"claude_code": fake}) as h:
         h.gateway.add("s", "echo")
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(complete_claude_code_tasks, h.orchestrator, h.root)
-            plan = await h.run(
-                spec("fetch", arguments={"issue": 7}),
-                StepSpec.model_validate(
-                    {
-                        "id": "fix",
-                        "kind": "claude_code",
-                        "depends_on": ["fetch"],
-                        "task": {
-                            "prompt": "Fix it",
-                            "work_directory": str(h.root),
-                            "include_results": ["fetch"],
-                        },
-                    }
-                ),
-                spec("report", depends_on=["fix"], arguments={"summary": {"$ref": "steps.fix.text"}}),
-            )
-            tg.cancel_scope.cancel()
+        # The scheduler is off by default: the step has its own task run.
+        plan = await h.run(
+            spec("fetch", arguments={"issue": 7}),
+            StepSpec.model_validate(
+                {
+                    "id": "fix",
+                    "kind": "claude_code",
+                    "depends_on": ["fetch"],
+                    "task": {
+                        "prompt": "Fix it",
+                        "work_directory": str(h.root),
+                        "include_results": ["fetch"],
+                    },
+                }
+            ),
+            spec("report", depends_on=["fix"], arguments={"summary": {"$ref": "steps.fix.text"}}),
+        )
         task_id = plan.step("fix").task_id
         assert task_id is not None
         task = await h.orchestrator.queue.get(task_id)
@@ -261,7 +261,22 @@ async def test_claude_code_steps_queue_a_task_and_use_its_result(tmp_path: Path)
     assert plan.status is PlanStatus.COMPLETED
     assert task.execution_mode == "claude_code"
     assert task.prompt == 'Fix it\n\n--- Result of step fetch ---\n{"issue": 7}'
-    assert h.gateway.calls[-1].arguments == {"summary": f"did: {task.prompt}"}
+    assert h.gateway.calls[-1].arguments == {"summary": f"done: {task.prompt}"}
+    assert [r.task_id for r in fake.requests] == [task_id]
+
+
+async def test_a_claude_code_step_fails_at_once_on_a_server_that_cannot_run_it(tmp_path: Path) -> None:
+    async with open_plans(tmp_path, executors={"codex": FakeExecutor("codex")}) as h:
+        step = StepSpec.model_validate(
+            {"id": "fix", "kind": "claude_code", "task": {"prompt": "Fix it", "work_directory": str(h.root)}}
+        )
+        plan = await h.run(step)
+
+    error = plan.step("fix").error
+    assert plan.status is PlanStatus.FAILED
+    assert error is not None
+    assert error.kind is StepErrorKind.TOOL_UNAVAILABLE
+    assert "could not run" in error.message
 
 
 async def test_an_invalid_plan_is_refused_with_every_problem(tmp_path: Path) -> None:

@@ -73,6 +73,7 @@ class Orchestrator:
             self.step_limiter,
             gateway=lambda: self.downstream,
             planner=planner or _claude_code_planner(settings, executors or {}),
+            run_task=self.scheduler.request_task,
             clock=clock,
         )
 

@@ -74,6 +74,9 @@ class ExecutionContext:
     gateway: Callable[[], ToolGateway | None]
     notify: Callable[[Plan], Awaitable[None]]
     clock: Callable[[], float] = time.time
+    # Has a claude_code step's task run now, whether or not the scheduler runs ready tasks
+    # on its own (None: leave it to the scheduler or a worker).
+    run_task: Callable[[str], Awaitable[object]] | None = None
 
 
 class PlanExecution:
@@ -274,6 +277,7 @@ class PlanExecution:
                     prompt,
                     poll_seconds=_CLAUDE_CODE_POLL_SECONDS,
                     on_task=record_task,
+                    run_task=self._ctx.run_task,
                 )
         except TimeoutError:
             raise StepFailure(StepErrorKind.TIMEOUT, f"no answer within {timeout:g} s") from None

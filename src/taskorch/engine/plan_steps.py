@@ -15,6 +15,7 @@ from taskorch.domain import ExecutionMode, TaskSpec, TaskStatus
 from taskorch.domain.plans import Plan, Step, StepErrorKind, StepResult
 from taskorch.downstream.base import DownstreamError, ToolGateway
 from taskorch.engine.queue import TaskQueue
+from taskorch.errors import CallerError
 
 __all__ = ["StepFailure", "call_tool", "run_claude_code", "with_included_results"]
 
@@ -63,6 +64,7 @@ async def run_claude_code(
     *,
     poll_seconds: float,
     on_task: Callable[[str], Awaitable[None]],
+    run_task: Callable[[str], Awaitable[object]] | None = None,
 ) -> StepResult:
     """Queue the step's task (or re-attach to `step.task_id`) and wait for it to end.
 
@@ -86,6 +88,12 @@ async def run_claude_code(
         )
         task_id = (await queue.create(spec)).task.id
         await on_task(task_id)
+    if run_task is not None and not (await queue.get(task_id)).is_terminal:
+        try:
+            await run_task(task_id)
+        except CallerError as exc:  # e.g. no Claude Code executor on this server
+            await queue.cancel(task_id, f"plan {plan.id} step {step.id} could not start it: {exc}")
+            raise StepFailure(StepErrorKind.TOOL_UNAVAILABLE, f"task {task_id} could not run: {exc}") from exc
     try:
         while True:
             task = await queue.get(task_id)

@@ -98,6 +98,7 @@ class PlanRunner:
         *,
         gateway: Callable[[], ToolGateway | None],
         planner: Planner | None = None,
+        run_task: Callable[[str], Awaitable[object]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -117,6 +118,7 @@ class PlanRunner:
             gateway=gateway,
             notify=self._notify,
             clock=clock,
+            run_task=run_task,
         )
         self._executions: dict[str, PlanExecution] = {}
         self._listeners: list[PlanListener] = []
