@@ -168,6 +168,7 @@ SET status = 'cancelled', error = :error, result = NULL, lease_token = NULL, lea
 WHERE id IN (SELECT id FROM doomed) AND status IN {_OPEN_STATUSES}
 """
 
+_CLOSE_SECONDS: Final = 10.0
 _DRIVER_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
@@ -258,7 +259,11 @@ class PostgresStore:
                     listener.remove_termination_listener(self._listener_lost)
                     await _quietly(listener.close())
                 if pool is not None:
-                    await _quietly(pool.close())
+                    # A graceful close waits for every connection to come back; one stuck in a
+                    # cancelled query must not hold shutdown up for ever.
+                    with anyio.move_on_after(_CLOSE_SECONDS):
+                        await _quietly(pool.close())
+                    pool.terminate()  # nothing left to do after a graceful close
 
     async def _migrate(self, settings: dict[str, str]) -> None:
         conn = await asyncpg.connect(self.url, timeout=self._connect_timeout)
