@@ -39,7 +39,7 @@ WORK = "/bench/project"
 START = 1_700_000_000.0
 
 # The store's own statements, so the baseline does exactly the SQL work the store does.
-RAW_CLAIM = _CLAIM.format(modes="'standard'")
+RAW_CLAIM = _CLAIM.format(modes="'standard'", avoid="")
 RAW_COMPLETE = f"UPDATE tasks {_FINISH} WHERE {_FENCE} RETURNING {COLUMNS}"
 
 

@@ -1,7 +1,8 @@
-"""A separate OS process working on a shared SQLite file, for the concurrency tests.
+"""A separate OS process working on a shared store, for the concurrency tests.
 
-Usage: `python -m tests.store_worker claim|create DB_PATH [KEY]`. The process opens its own
-`SQLiteStore`, prints `ready`, waits for a line on stdin (so every process starts together),
+Usage: `python -m tests.store_worker claim|create DB [KEY]`. DB is a SQLite file path or a
+PostgreSQL URL (whose schema is named by the env var TASKORCH_TEST_PG_SCHEMA). The process
+opens its own store, prints `ready`, waits for a line on stdin (so every process starts together),
 then does its job and prints one JSON line:
 
 - `claim`: claims and completes tasks until none is ready; prints the claimed ids.
@@ -11,6 +12,7 @@ then does its job and prints one JSON line:
 from __future__ import annotations
 
 import json
+import os
 import sys
 import uuid
 
@@ -18,13 +20,19 @@ import anyio
 
 from taskorch.domain import NewTask, TaskSpec
 from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.storage import Store
+from taskorch.storage.postgres import PostgresStore
 from taskorch.storage.sqlite import SQLiteStore
 
 __all__ = ["main"]
 
 
 async def _run(job: str, path: str, key: str | None) -> object:
-    store = SQLiteStore(path, synchronous="NORMAL")
+    store: Store
+    if path.startswith("postgresql://"):
+        store = PostgresStore(path, schema=os.environ["TASKORCH_TEST_PG_SCHEMA"], max_pool_size=2)
+    else:
+        store = SQLiteStore(path, synchronous="NORMAL")
     await store.open()
     try:
         sys.stdout.write("ready\n")

@@ -16,7 +16,9 @@ import pytest
 from taskorch.domain import NewTask, TaskSpec, TaskStatus
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.storage import MemoryStore, Store, TaskFilter
+from taskorch.storage.postgres import PostgresStore
 from taskorch.storage.sqlite import SQLiteStore
+from tests.pg import drop_schema, fresh_schema, require_postgres, server_url
 
 pytestmark = pytest.mark.anyio
 
@@ -30,17 +32,41 @@ REPO = Path(__file__).resolve().parent.parent
 FACTORIES: dict[str, Callable[[Path], Store]] = {
     "memory": lambda tmp: MemoryStore(),
     "sqlite": lambda tmp: SQLiteStore(tmp / "tasks.db", synchronous="NORMAL"),
+    "postgres": lambda tmp: PostgresStore(server_url(), schema=fresh_schema(), max_pool_size=CLAIMERS),
 }
 
 
 @pytest.fixture(params=sorted(FACTORIES))
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     opened = FACTORIES[request.param](tmp_path)
+    if isinstance(opened, PostgresStore):
+        await require_postgres()
     await opened.open()
     try:
         yield opened
     finally:
         await opened.close()
+        if isinstance(opened, PostgresStore) and opened.schema is not None:
+            await drop_schema(opened.url, opened.schema)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Store, str, str]]:
+    """A durable store, the DB argument worker processes open it with, and its PostgreSQL schema."""
+    if request.param == "sqlite":
+        path = tmp_path / "shared.db"
+        store: Store = SQLiteStore(path, synchronous="NORMAL")
+        db, schema = str(path), ""
+    else:
+        db, schema = await require_postgres(), fresh_schema()
+        store = PostgresStore(db, schema=schema)
+    await store.open()
+    try:
+        yield store, db, schema
+    finally:
+        await store.close()
+        if schema:
+            await drop_schema(db, schema)
 
 
 def _new(index: int, key: str | None = None) -> NewTask:
@@ -106,9 +132,14 @@ async def test_concurrent_creates_with_one_idempotency_key_make_one_task(store: 
     assert len((await store.list_tasks(TaskFilter(), limit=100)).items) == 1
 
 
-async def _run_workers(args: list[list[str]]) -> list[object]:
+async def _run_workers(args: list[list[str]], schema: str = "") -> list[object]:
     """Start one worker process per argument list, release them together, return their reports."""
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(REPO),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "TASKORCH_TEST_PG_SCHEMA": schema,
+    }
     processes: list[anyio.abc.Process] = []
     reports: list[object] = [None] * len(args)
     try:
@@ -153,32 +184,26 @@ async def _lines(process: anyio.abc.Process) -> AsyncIterator[str]:
 
 
 @pytest.mark.slow
-async def test_claimers_in_several_processes_never_get_the_same_task(tmp_path: Path) -> None:
-    path = tmp_path / "shared.db"
-    store = SQLiteStore(path, synchronous="NORMAL")
-    await store.open()
-    try:
-        expected = await _fill(store)
-        with anyio.fail_after(60):  # a hang guard, generous for loaded machines
-            reports = await _run_workers([["claim", str(path)] for _ in range(PROCESSES)])
-        claimed = [task_id for report in reports for task_id in report]  # type: ignore[attr-defined]
-        assert len(claimed) == len(set(claimed)) == TASKS
-        assert set(claimed) == expected
-        assert sorted(await _all_tasks(store)) == sorted(expected)
-    finally:
-        await store.close()
+async def test_claimers_in_several_processes_never_get_the_same_task(
+    shared: tuple[Store, str, str],
+) -> None:
+    store, db, schema = shared
+    expected = await _fill(store)
+    with anyio.fail_after(60):
+        reports = await _run_workers([["claim", db] for _ in range(PROCESSES)], schema)
+    claimed = [task_id for report in reports for task_id in report]  # type: ignore[attr-defined]
+    assert len(claimed) == len(set(claimed)) == TASKS
+    assert set(claimed) == expected
+    assert sorted(await _all_tasks(store)) == sorted(expected)
 
 
 @pytest.mark.slow
-async def test_creates_in_several_processes_with_one_idempotency_key_make_one_task(tmp_path: Path) -> None:
-    path = tmp_path / "shared.db"
-    store = SQLiteStore(path, synchronous="NORMAL")
-    await store.open()
-    try:
-        with anyio.fail_after(60):  # a hang guard, generous for loaded machines
-            reports = await _run_workers([["create", str(path), "one-key"] for _ in range(PROCESSES)])
-        assert sum(r["created"] for r in reports) == 1  # type: ignore[index]
-        assert len({r["id"] for r in reports}) == 1  # type: ignore[index]
-        assert len((await store.list_tasks(TaskFilter(), limit=100)).items) == 1
-    finally:
-        await store.close()
+async def test_creates_in_several_processes_with_one_idempotency_key_make_one_task(
+    shared: tuple[Store, str, str],
+) -> None:
+    store, db, schema = shared
+    with anyio.fail_after(60):
+        reports = await _run_workers([["create", db, "one-key"] for _ in range(PROCESSES)], schema)
+    assert sum(r["created"] for r in reports) == 1  # type: ignore[index]
+    assert len({r["id"] for r in reports}) == 1  # type: ignore[index]
+    assert len((await store.list_tasks(TaskFilter(), limit=100)).items) == 1

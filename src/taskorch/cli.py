@@ -61,7 +61,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("configuration")
-    group.add_argument("--db", metavar="URL", help="store: a SQLite file path, sqlite:///path, or memory:")
+    group.add_argument(
+        "--db",
+        metavar="URL",
+        help="store: a SQLite file path, sqlite:///path, memory:, or postgresql://user@host/db",
+    )
     group.add_argument("--config", metavar="FILE", help="TOML config file (default: the per-user one)")
     group.add_argument(
         "--allowed-root",

@@ -97,7 +97,8 @@ class ServerSettings(_Section):
 class StorageSettings(_Section):
     url: str | None = Field(
         default=None,
-        description="Where tasks live: a SQLite file path, `sqlite:///path`, or `memory:`. "
+        description="Where tasks live: a SQLite file path, `sqlite:///path`, `memory:`, or a "
+        "PostgreSQL URL `postgresql://user@host:5432/db` (shared by many processes and machines). "
         "Default: taskorch.db in the per-user data directory.",
     )
     synchronous: Literal["FULL", "NORMAL"] = Field(
@@ -109,6 +110,15 @@ class StorageSettings(_Section):
         description="Wait for the disk on claims and heartbeats too. Off: they become durable with "
         "the next commit; a power loss may undo the latest claims, whose tasks then run again.",
     )
+    schema_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        description="PostgreSQL: the schema taskorch's tables live in (created if missing). "
+        "Default: the connection's search_path.",
+    )
+    pool_min_size: int = Field(default=1, ge=1, le=100, description="PostgreSQL: connections kept open.")
+    pool_max_size: int = Field(default=10, ge=1, le=100, description="PostgreSQL: most connections at once.")
 
 
 class TasksSettings(_Section):

@@ -19,7 +19,7 @@ from taskorch.domain.paths import is_at_or_below
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.paths import resolve_work_directory
 from taskorch.errors import InvalidArgument, NotFound, PathNotAllowed
-from taskorch.storage.base import Backoff, CreateOutcome, Store, TaskFilter, TaskPage
+from taskorch.storage.base import Backoff, CreateOutcome, Store, TaskFilter, TaskPage, WorkNotifier
 
 __all__ = ["TaskQueue"]
 
@@ -34,7 +34,8 @@ class TaskQueue:
     """Create, claim, settle and inspect tasks.
 
     One instance serves every connection of a process. `claim` callers may wait for work with
-    `wait_for_work`, which wakes on every create and requeue made through this object.
+    `wait_for_work`, which wakes on every create and requeue made through this object, and,
+    when the store is a `WorkNotifier`, on those made by other processes sharing the store.
     """
 
     def __init__(self, store: Store, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
@@ -44,6 +45,9 @@ class TaskQueue:
         self._roots = settings.resolved_allowed_roots()
         self._backoff = Backoff(settings.tasks.backoff_base_seconds, settings.tasks.backoff_max_seconds)
         self._work_added = anyio.Event()
+        if isinstance(store, WorkNotifier):
+            # Work made ready by other processes wakes this one's waiters too.
+            store.add_work_listener(self._signal_work)
 
     @property
     def allowed_roots(self) -> list[str]:

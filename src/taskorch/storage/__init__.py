@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from taskorch.config import Settings
 from taskorch.errors import ConfigError
-from taskorch.storage.base import Backoff, CreateOutcome, PlanPage, Store, TaskFilter, TaskPage
+from taskorch.storage.base import Backoff, CreateOutcome, PlanPage, Store, TaskFilter, TaskPage, WorkNotifier
 from taskorch.storage.memory import MemoryStore
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "Store",
     "TaskFilter",
     "TaskPage",
+    "WorkNotifier",
     "open_store",
 ]
 
@@ -25,13 +26,27 @@ __all__ = [
 def open_store(url: str, settings: Settings, *, clock: Callable[[], float] = time.time) -> Store:
     """Build (not yet open) the store named by `url`.
 
-    `memory:` is the in-memory store; `postgresql://...` is refused until that store exists;
-    anything else is a SQLite file path (`sqlite:///abs/path` or a plain path).
+    `memory:` is the in-memory store; `postgresql://...` (or `postgres://...`) a PostgreSQL
+    database; anything else is a SQLite file path (`sqlite:///abs/path` or a plain path).
+    Raises `ConfigError` for PostgreSQL when its driver is not installed.
     """
     if url == "memory:":
         return MemoryStore(clock=clock)
     if url.startswith(("postgres://", "postgresql://")):
-        raise ConfigError("the PostgreSQL store is not available in this version; use a SQLite path")
+        try:
+            from taskorch.storage.postgres import PostgresStore
+        except ImportError as exc:
+            raise ConfigError(
+                f"storage.url is a PostgreSQL URL but its driver is missing ({exc}); "
+                "install it with: pip install 'taskorch[postgres]'"
+            ) from None
+        return PostgresStore(
+            url,
+            clock=clock,
+            schema=settings.storage.schema_name,
+            min_pool_size=settings.storage.pool_min_size,
+            max_pool_size=settings.storage.pool_max_size,
+        )
     from taskorch.storage.sqlite import SQLiteStore
 
     path = url.removeprefix("sqlite://") if url.startswith("sqlite://") else url

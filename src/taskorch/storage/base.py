@@ -10,7 +10,7 @@ concurrently from many tasks, and for the durable stores from many processes.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -30,7 +30,7 @@ from taskorch.domain import (
 from taskorch.domain.agents import Agent
 from taskorch.domain.plans import Plan, PlanStatus
 
-__all__ = ["Backoff", "CreateOutcome", "PlanPage", "Store", "TaskFilter", "TaskPage"]
+__all__ = ["Backoff", "CreateOutcome", "PlanPage", "Store", "TaskFilter", "TaskPage", "WorkNotifier"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,4 +301,18 @@ class Store(Protocol):
 
     async def delete_agent(self, name: str) -> None:
         """Delete the saved agent with this name. Raises `NotFound`."""
+        ...
+
+
+@runtime_checkable
+class WorkNotifier(Protocol):
+    """An optional capability of a store shared by several processes: telling each of them
+    when another has made work ready, so idle workers wake at once instead of at their next
+    poll. `TaskQueue` uses it when its store has it; a store without it is polled."""
+
+    def add_work_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` on the event loop whenever a task may have become ready (created
+        `queued`, requeued, or woken by a completed dependency), in any process sharing the
+        store, this one included. Callbacks must not block. A notification may be spurious or,
+        if the store loses its listening connection, missing: callers still poll, less often."""
         ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from pydantic import TypeAdapter
@@ -251,7 +251,7 @@ SET_DETAILS: Final = (
 """The assignments that store `details_params`."""
 
 
-def row_to_task(row: Sequence[Any]) -> Task:
+def row_to_task(row: Iterable[Any]) -> Task:
     """A `Task` from a row selected as `COLUMNS` (in that order)."""
     # Every claim and lease write returns a task, so this runs hot: skip the JSON parser for
     # the common empty values.

@@ -1,0 +1,198 @@
+"""The PostgreSQL store's schema: versioned migrations, statements in named-parameter form.
+
+The schema version lives in the one-row table `taskorch_schema`. `MIGRATIONS[i]` takes a
+schema from version `i` to `i + 1`; append new steps, never edit shipped ones. Columns mirror
+the SQLite store's, so rows map to `Task` the same way: times are double-precision epoch
+seconds (the store's clock, passed in as a parameter), JSON fields are text.
+
+Statements are written with `:name` parameters, like the SQLite store's; `positional` turns
+one into the driver's `$n` form once, and `arguments` lays a dict of values out to match.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from typing import Any, Final, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from taskorch.domain import ErrorInfo, NewTask, TaskStatus
+from taskorch.storage.sqlite_schema import COLUMNS, new_task_row
+
+__all__ = [
+    "COLUMNS",
+    "LOCK_CLASS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "VERSION_TABLE",
+    "Connection",
+    "arguments",
+    "execute",
+    "fetch",
+    "fetchrow",
+    "new_task_values",
+    "positional",
+]
+
+# Created before anything else is read, so a fresh schema reads as version 0.
+VERSION_TABLE: Final = """
+CREATE TABLE IF NOT EXISTS taskorch_schema (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    version  integer NOT NULL
+)
+"""
+
+_V1: Final = (
+    """
+    CREATE TABLE tasks (
+        -- Insertion order: the tie-breaker of claims and the key of list cursors; an identity
+        -- never hands a number out twice, which keeps issued cursors meaningful.
+        seq                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id                 text    NOT NULL UNIQUE,
+        prompt             text    NOT NULL,
+        work_directory     text    NOT NULL,
+        execution_mode     text    NOT NULL,
+        executor           text,
+        priority           text    NOT NULL,
+        priority_rank      integer NOT NULL,
+        tags               text    NOT NULL DEFAULT '[]',
+        model              text,
+        agent              text,
+        depends_on         text    NOT NULL DEFAULT '[]',
+        max_attempts       integer NOT NULL,
+        timeout_seconds    double precision,
+        idempotency_key    text    UNIQUE,
+        retry_safe         boolean NOT NULL DEFAULT false,
+        status             text    NOT NULL,
+        attempt            integer NOT NULL DEFAULT 0,
+        worker_id          text,
+        lease_token        text,
+        lease_expires_at   double precision,
+        not_before         double precision,
+        created_at         double precision NOT NULL,
+        updated_at         double precision NOT NULL,
+        started_at         double precision,
+        finished_at        double precision,
+        result             text,
+        error              text,
+        session_id         text,
+        cost_usd           double precision,
+        usage              text,
+        num_turns          integer,
+        events             text    NOT NULL DEFAULT '[]',
+        permission_denials text    NOT NULL DEFAULT '[]',
+        exit_code          integer,
+        log_path           text,
+        output_truncated   boolean NOT NULL DEFAULT false,
+        continue_from      text,
+        run_process        text
+    )
+    """,
+    # Claims walk this index in claim order and take the first ready row nobody has locked.
+    "CREATE INDEX tasks_claim_order ON tasks (priority_rank DESC, created_at, seq) WHERE status = 'queued'",
+    "CREATE INDEX tasks_running_lease ON tasks (lease_expires_at) WHERE status = 'running'",
+    "CREATE INDEX tasks_status_seq ON tasks (status, seq)",
+    """
+    CREATE TABLE task_dependencies (
+        task_id       text NOT NULL,
+        depends_on_id text NOT NULL,
+        PRIMARY KEY (task_id, depends_on_id)
+    )
+    """,
+    "CREATE INDEX task_dependencies_by_dependency ON task_dependencies (depends_on_id, task_id)",
+    """
+    CREATE TABLE plans (
+        seq              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id               text    NOT NULL UNIQUE,
+        status           text    NOT NULL,
+        version          integer NOT NULL,
+        owner            text,
+        lease_expires_at double precision,
+        created_at       double precision NOT NULL,
+        updated_at       double precision NOT NULL,
+        -- The plan's other fields as JSON; steps live in plan_steps.
+        data             text    NOT NULL
+    )
+    """,
+    "CREATE INDEX plans_status_seq ON plans (status, seq)",
+    """
+    CREATE TABLE plan_steps (
+        plan_id  text    NOT NULL,
+        position integer NOT NULL,
+        step_id  text    NOT NULL,
+        status   text    NOT NULL,
+        data     text    NOT NULL,
+        PRIMARY KEY (plan_id, position),
+        UNIQUE (plan_id, step_id)
+    )
+    """,
+    """
+    CREATE TABLE agents (
+        name       text PRIMARY KEY,
+        data       text NOT NULL,
+        updated_at double precision NOT NULL
+    )
+    """,
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+# First key of the advisory lock that serialises migrations (the second is the schema's
+# name hashed), so processes opening one schema at once apply each step exactly once.
+LOCK_CLASS: Final = 0x7A5C
+
+
+_NAME: Final = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+@functools.lru_cache(maxsize=512)
+def positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`sql` with each `:name` replaced by `$n` (a repeated name keeps its number), and the
+    names in number order. `::type` casts are left alone."""
+    names: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        index = names.setdefault(match.group(1), len(names) + 1)
+        return f"${index}"
+
+    return _NAME.sub(number, sql), tuple(names)
+
+
+def arguments(names: tuple[str, ...], values: Mapping[str, Any]) -> list[Any]:
+    """The values of `names`, in order, for a statement from `positional`."""
+    return [values[name] for name in names]
+
+
+def new_task_values(new: NewTask, status: TaskStatus, error: ErrorInfo | None) -> dict[str, Any]:
+    """Column values for inserting `new` in `status` (the SQLite row, with real booleans)."""
+    row = new_task_row(new, status, error)
+    row["retry_safe"] = bool(row["retry_safe"])
+    return row
+
+
+# A pooled connection or a plain one: statements run the same on both.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+
+async def fetch(conn: Connection, sql: str, values: Mapping[str, Any] | None = None) -> list[asyncpg.Record]:
+    """Rows of `sql` (with `:name` parameters) run with `values`."""
+    text, names = positional(sql)
+    return await conn.fetch(text, *arguments(names, values or {}))
+
+
+async def fetchrow(
+    conn: Connection, sql: str, values: Mapping[str, Any] | None = None
+) -> asyncpg.Record | None:
+    """The first row of `sql` run with `values`, or None."""
+    text, names = positional(sql)
+    return await conn.fetchrow(text, *arguments(names, values or {}))
+
+
+async def execute(conn: Connection, sql: str, values: Mapping[str, Any] | None = None) -> str:
+    """Run `sql` with `values`; the command status (e.g. `DELETE 1`)."""
+    text, names = positional(sql)
+    return await conn.execute(text, *arguments(names, values or {}))

@@ -1,0 +1,132 @@
+"""What only the PostgreSQL store does: migrations, its URL, errors, and work notifications."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import asyncpg
+import pytest
+
+from taskorch.config import load_settings
+from taskorch.engine.queue import TaskQueue
+from taskorch.errors import StoreError
+from taskorch.storage import open_store
+from taskorch.storage.postgres import PostgresStore
+from taskorch.storage.postgres_schema import SCHEMA_VERSION
+from tests.contract.builders import add, claim
+from tests.fakes import FakeClock
+from tests.pg import drop_schema, fresh_schema, require_postgres
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[tuple[str, str]]:
+    """A server URL and a schema name no other test uses, dropped afterwards."""
+    url = await require_postgres()
+    name = fresh_schema()
+    try:
+        yield url, name
+    finally:
+        await drop_schema(url, name)
+
+
+async def test_opening_a_fresh_schema_migrates_it_to_the_current_version(schema: tuple[str, str]) -> None:
+    url, name = schema
+    store = PostgresStore(url, schema=name)
+    await store.open()
+    await store.close()
+    await store.close()  # idempotent
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval(f'SELECT version FROM "{name}".taskorch_schema') == SCHEMA_VERSION
+    finally:
+        await conn.close()
+
+
+async def test_several_stores_opening_one_schema_at_once_migrate_it_once(schema: tuple[str, str]) -> None:
+    url, name = schema
+    stores = [PostgresStore(url, schema=name) for _ in range(4)]
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for store in stores:
+                    tg.start_soon(store.open)
+        clock = FakeClock()
+        task = await add(stores[0], clock)
+        assert (await stores[3].get_task(task.id)).id == task.id
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_schema_written_by_a_newer_taskorch_is_refused(schema: tuple[str, str]) -> None:
+    url, name = schema
+    store = PostgresStore(url, schema=name)
+    await store.open()
+    await store.close()
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'UPDATE "{name}".taskorch_schema SET version = $1', SCHEMA_VERSION + 1)
+    finally:
+        await conn.close()
+    with pytest.raises(StoreError, match="upgrade taskorch"):
+        await PostgresStore(url, schema=name).open()
+
+
+async def test_an_unreachable_server_is_a_store_error_naming_the_url_without_its_password() -> None:
+    store = PostgresStore("postgresql://me:secret@127.0.0.1:1/nowhere", connect_timeout=5)
+    with pytest.raises(StoreError, match="cannot reach PostgreSQL") as raised:
+        await store.open()
+    assert "secret" not in str(raised.value)
+    assert "me:***@127.0.0.1:1" in str(raised.value)
+
+
+async def test_a_store_that_is_not_open_says_so() -> None:
+    with pytest.raises(StoreError, match="not open"):
+        await PostgresStore("postgresql://127.0.0.1/x").get_task("t")
+
+
+async def test_open_store_builds_a_postgres_store_from_a_postgresql_url() -> None:
+    settings = load_settings(env={}, overrides={"storage": {"schema_name": "tq", "pool_max_size": 3}})
+    for url in ("postgresql://u@h/db", "postgres://u@h/db"):
+        store = open_store(url, settings)
+        assert isinstance(store, PostgresStore)
+        assert (store.url, store.schema) == (url, "tq")
+
+
+async def test_a_task_created_through_another_store_wakes_a_waiting_claimer(schema: tuple[str, str]) -> None:
+    url, name = schema
+    clock = FakeClock()
+    producer, consumer = PostgresStore(url, schema=name, clock=clock), PostgresStore(url, schema=name)
+    await producer.open()
+    await consumer.open()
+    try:
+        woken = anyio.Event()
+        consumer.add_work_listener(woken.set)
+        assert await consumer.claim_next(work_path="/", worker_id="idle", lease_seconds=60) is None
+        created = await add(producer, clock)
+        with anyio.fail_after(5):
+            await woken.wait()
+        assert (await claim(consumer)).id == created.id
+    finally:
+        await producer.close()
+        await consumer.close()
+
+
+async def test_the_queue_of_one_process_wakes_on_work_queued_by_another(schema: tuple[str, str]) -> None:
+    url, name = schema
+    clock = FakeClock()
+    producer, consumer = PostgresStore(url, schema=name, clock=clock), PostgresStore(url, schema=name)
+    await producer.open()
+    await consumer.open()
+    try:
+        queue = TaskQueue(consumer, load_settings(env={}))
+        with anyio.fail_after(5):  # far below the 60 s the waiter would otherwise wait
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(queue.wait_for_work, 60)
+                await add(producer, clock)
+    finally:
+        await producer.close()
+        await consumer.close()
