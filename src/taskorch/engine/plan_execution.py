@@ -13,11 +13,18 @@ Retries: a failed attempt is repeated, after an exponential backoff, only when t
 idempotent (its `idempotent` flag, else the tool's idempotent annotation), attempts remain,
 and the failure may be transient (kind network, timeout, tool_unavailable or system).
 
-Durability: every step transition is written before the next thing happens, renewing the
-runner's lease on the plan. If the server stops, the plan keeps its state; a runner that
-resumes it re-runs a step that was running only if the step is idempotent (else the step
-fails with kind system, "interrupted by restart"), and re-attaches to a claude_code step's
-task. A write refused as stale means another runner has taken the plan: this one stops.
+Durability: every step transition is written, renewing the runner's lease on the plan, and
+the transitions pending at one moment share one write: a step's end goes out together with
+the `running` marks of the steps that start in its place (the ones it made ready, or the
+next in line for the slot it freed). A step's call starts only once its dependencies'
+outcomes are durable. A step that is not idempotent (and every claude_code step) also waits
+for its own `running` mark to be durable, so a restarted server never runs it a second time;
+an idempotent tool step starts its call while that mark is being written, since running it
+again after a crash is allowed. If the server stops, the plan keeps its state; a runner that
+resumes it runs a step left `pending` and re-runs one left `running` only if the step is
+idempotent (else the step fails with kind system, "interrupted by restart"), and re-attaches
+to a claude_code step's task. A write refused as stale means another runner has taken the
+plan: this one stops.
 """
 
 from __future__ import annotations
@@ -103,8 +110,12 @@ class PlanExecution:
             for dep in step.depends_on:
                 self._dependents.setdefault(dep, []).append(step.id)
         # Group commit: step changes waiting for the next write, and that write's batch.
+        # `_inflight`: the changes of the write under way, until the plan it returns is kept.
         self._pending: dict[str, Step] = {}
+        self._inflight: dict[str, Step] = {}
         self._batch = _Batch()
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._tokens: dict[str, object] = {}  # step id -> what holds its global limiter slot
 
     # -- control ----------------------------------------------------------------------------
 
@@ -142,36 +153,16 @@ class PlanExecution:
     # -- scheduling -------------------------------------------------------------------------
 
     async def _schedule(self, tg: anyio.abc.TaskGroup) -> None:
-        # Each pass looks only at the candidates (see __init__), so a transition costs the
-        # steps it touches rather than a scan of the plan.
+        self._tg = tg
         rescanned = False
         while True:
             self._changed = anyio.Event()
-            candidates, self._candidates = self._candidates, []
-            closed: dict[str, Step] = {}
             started = len(self._started)
-            for step_id in candidates:
-                step = closed.get(step_id) or self.plan.step(step_id)
-                if step_id in self._started or step.is_terminal:
-                    continue
-                if step.status is StepStatus.RUNNING:  # a claude_code step to re-attach to
-                    self._ready[step_id] = None
-                elif self._stop is not None:
-                    closed[step_id] = self._ended(step, StepStatus.CANCELLED, self._cancel_error())
-                else:
-                    deps = [closed.get(d) or self.plan.step(d) for d in step.depends_on]
-                    bad = [d.id for d in deps if d.status in _NOT_SUCCEEDED]
-                    if bad:
-                        message = f"not run: {', '.join(bad)} did not succeed"
-                        error = StepError(kind=StepErrorKind.SYSTEM, message=message)
-                        closed[step_id] = self._ended(step, StepStatus.SKIPPED, error)
-                        candidates.extend(self._dependents.get(step_id, ()))  # skips cascade
-                    elif all(d.status is StepStatus.SUCCEEDED for d in deps):
-                        self._ready[step_id] = None
-            self._launch_ready(tg)
-            if closed:
-                await self._persist(list(closed.values()))
-            if closed or len(self._started) != started:
+            batch = self._batch
+            if self._advance():
+                rescanned = False
+                await self._flush(batch)
+            elif len(self._started) != started:
                 rescanned = False
             if self._candidates:
                 continue
@@ -180,63 +171,125 @@ class PlanExecution:
                     return
                 if not rescanned:  # a safety net: nothing runs, yet steps are open
                     rescanned = True
-                    self._candidates = [s.id for s in self.plan.steps if not s.is_terminal]
+                    self._candidates = [s.id for s in self.plan.steps if not self._step(s.id).is_terminal]
                     continue
             await self._changed.wait()
 
-    def _launch_ready(self, tg: anyio.abc.TaskGroup) -> None:
-        # The plan's own limit is kept here rather than by a limiter, so a plan of many
-        # ready steps starts a task per free slot, not a task per step that waits for one.
+    def _advance(self) -> bool:
+        """One scheduling pass: queue the skips, cancellations and `running` marks it decides
+        for the next write, and start the steps it marks. Returns whether it queued any.
+
+        Each pass looks only at the candidates (see __init__), so a transition costs the
+        steps it touches rather than a scan of the plan. It reads the steps as they will be
+        once the pending writes are done, so the step that just ended and the steps it lets
+        start are written together.
+        """
+        queued = False
+        candidates, self._candidates = self._candidates, []
+        for step_id in candidates:
+            step = self._step(step_id)
+            if step_id in self._started or step.is_terminal:
+                continue
+            if step.status is StepStatus.RUNNING:  # a claude_code step to re-attach to
+                self._ready[step_id] = None
+            elif self._stop is not None:
+                self._enqueue([self._ended(step, StepStatus.CANCELLED, self._cancel_error())])
+                queued = True
+            else:
+                deps = [self._step(d) for d in step.depends_on]
+                bad = [d.id for d in deps if d.status in _NOT_SUCCEEDED]
+                if bad:
+                    message = f"not run: {', '.join(bad)} did not succeed"
+                    error = StepError(kind=StepErrorKind.SYSTEM, message=message)
+                    self._enqueue([self._ended(step, StepStatus.SKIPPED, error)])
+                    candidates.extend(self._candidates)  # skips cascade within this pass
+                    self._candidates = []
+                    queued = True
+                elif all(d.status is StepStatus.SUCCEEDED for d in deps):
+                    self._ready[step_id] = None
+        return self._launch_ready() or queued
+
+    def _launch_ready(self) -> bool:
+        """Start ready steps in free slots; returns whether it queued a `running` mark.
+
+        The plan's own limit is kept here rather than by a limiter, so a plan of many ready
+        steps starts a task per free slot, not a task per step that waits for one. A step
+        that gets a global slot at once is marked `running` now, in the next write; one that
+        must wait for a slot waits in its task, `pending`, and writes its mark itself.
+        """
+        marked = False
+        assert self._tg is not None
         while self._ready and len(self._started) < self.plan.max_concurrency:
             step_id = next(iter(self._ready))
             del self._ready[step_id]
-            step = self.plan.step(step_id)
+            step = self._step(step_id)
             if step_id in self._started or step.is_terminal:
                 continue
             if self._stop is not None and step.status is not StepStatus.RUNNING:
                 self._candidates.append(step_id)  # to be cancelled by the next pass
                 continue
-            self._launch(tg, step_id)
+            batch = None
+            if step.status is StepStatus.PENDING:
+                token = object()
+                try:
+                    self._ctx.limiter.acquire_on_behalf_of_nowait(token)
+                except anyio.WouldBlock:
+                    pass
+                else:
+                    self._tokens[step_id] = token
+                    batch = self._enqueue([self._running(step)])
+                    marked = True
+            self._launch(self._tg, step_id, batch)
+        return marked
 
-    def _launch(self, tg: anyio.abc.TaskGroup, step_id: str) -> None:
+    def _launch(self, tg: anyio.abc.TaskGroup, step_id: str, marked: _Batch | None) -> None:
         self._started.add(step_id)
         scope = anyio.CancelScope()
         self._scopes[step_id] = scope
         if self._stop is not None:
             scope.cancel()
-        tg.start_soon(self._run_step, step_id, scope)
+        tg.start_soon(self._run_step, step_id, scope, marked)
 
-    async def _run_step(self, step_id: str, scope: anyio.CancelScope) -> None:
+    def _release(self, step_id: str) -> None:
+        """Give back the step's slots (plan and global); idempotent."""
+        self._started.discard(step_id)
+        token = self._tokens.pop(step_id, None)
+        if token is not None:
+            self._ctx.limiter.release_on_behalf_of(token)
+
+    async def _run_step(self, step_id: str, scope: anyio.CancelScope, marked: _Batch | None) -> None:
         try:
             with scope:
-                async with self._ctx.limiter:
-                    await self._attempts(step_id)
-            if scope.cancelled_caught and not self.plan.step(step_id).is_terminal:
-                step = self.plan.step(step_id)
+                if step_id not in self._tokens:
+                    token = object()
+                    await self._ctx.limiter.acquire_on_behalf_of(token)
+                    self._tokens[step_id] = token
+                try:
+                    await self._attempts(step_id, marked)
+                finally:
+                    self._release(step_id)
+            if scope.cancelled_caught and not self._step(step_id).is_terminal:
+                step = self._step(step_id)
                 await self._persist([self._ended(step, StepStatus.CANCELLED, self._cancel_error())])
         finally:
-            self._started.discard(step_id)
+            self._release(step_id)
             self._scopes.pop(step_id, None)
             self._changed.set()
 
-    async def _attempts(self, step_id: str) -> None:
+    async def _attempts(self, step_id: str, marked: _Batch | None) -> None:
         while True:
-            step = self.plan.step(step_id)
+            step = self._step(step_id)
             if step.status is StepStatus.PENDING:
-                step = self._moved(
-                    step,
-                    StepStatus.RUNNING,
-                    attempts=step.attempts + 1,
-                    started_at=self._now(),
-                    finished_at=None,
-                    task_id=None,
-                )
+                step = self._running(step)
                 await self._persist([step])
+            elif marked is not None and not await self._may_start_early(step):
+                await self._flush(marked)
+            marked = None
             try:
                 result = await self._attempt(step)
             except StepFailure as failure:
                 error = StepError(kind=failure.kind, message=failure.message)
-                step = self.plan.step(step_id)
+                step = self._step(step_id)
                 if await self._may_retry(step, failure.kind):
                     await self._persist([self._moved(step, StepStatus.PENDING, error=error, task_id=None)])
                     plans = self._ctx.settings.plans
@@ -244,13 +297,29 @@ class PlanExecution:
                         backoff_delay(step.attempts, plans.backoff_base_seconds, plans.backoff_max_seconds)
                     )
                     continue
-                await self._persist([self._ended(step, StepStatus.FAILED, error)])
                 if self.plan.fail_fast:
                     self.stop(PlanStatus.FAILED, f"step {step_id} failed and the plan is fail_fast")
+                await self._end(self._ended(step, StepStatus.FAILED, error))
                 return
-            step = self.plan.step(step_id)
-            await self._persist([self._ended(step, StepStatus.SUCCEEDED, None, result=result)])
+            step = self._step(step_id)
+            await self._end(self._ended(step, StepStatus.SUCCEEDED, None, result=result))
             return
+
+    async def _end(self, ended: Step) -> None:
+        """Record a step's outcome; the steps that start in its place go in the same write."""
+        batch = self._enqueue([ended])
+        self._release(ended.id)
+        self._advance()
+        await self._flush(batch)
+
+    async def _may_start_early(self, step: Step) -> bool:
+        """Whether a step may start its call before its `running` mark is durable: an
+        idempotent tool step whose dependencies' outcomes are durable (see the module doc)."""
+        if step.kind is not StepKind.MCP_TOOL:
+            return False
+        if any(self.plan.step(d).status is not StepStatus.SUCCEEDED for d in step.depends_on):
+            return False
+        return await self._is_idempotent(step)
 
     async def _attempt(self, step: Step) -> StepResult:
         timeout = step.timeout_seconds or self._ctx.settings.plans.step_timeout_seconds
@@ -266,7 +335,7 @@ class PlanExecution:
         prompt = with_included_results(step.task.prompt, step.task.include_results, results)
 
         async def record_task(task_id: str) -> None:
-            await self._persist([self.plan.step(step.id).model_copy(update={"task_id": task_id})])
+            await self._persist([self._step(step.id).model_copy(update={"task_id": task_id})])
 
         try:
             with anyio.fail_after(timeout):
@@ -358,6 +427,20 @@ class PlanExecution:
         reason = self._stop[1] if self._stop is not None else "cancelled"
         return StepError(kind=StepErrorKind.CANCELLED, message=reason)
 
+    def _step(self, step_id: str) -> Step:
+        """The step as it will be once the pending writes are done."""
+        return self._pending.get(step_id) or self._inflight.get(step_id) or self.plan.step(step_id)
+
+    def _running(self, step: Step) -> Step:
+        return self._moved(
+            step,
+            StepStatus.RUNNING,
+            attempts=step.attempts + 1,
+            started_at=self._now(),
+            finished_at=None,
+            task_id=None,
+        )
+
     def _moved(self, step: Step, status: StepStatus, **fields: Any) -> Step:
         if not can_transition_step(step.status, status):
             raise AssertionError(f"step {step.id}: {step.status.value} -> {status.value} is not a legal move")
@@ -368,23 +451,33 @@ class PlanExecution:
     ) -> Step:
         return self._moved(step, status, error=error, result=result, finished_at=self._now())
 
-    async def _persist(self, steps: Sequence[Step] = (), *, renew: bool = True, **fields: Any) -> None:
-        """Write step changes and plan fields on top of the latest plan; notify watchers.
+    def _enqueue(self, steps: Sequence[Step]) -> _Batch:
+        """Queue step changes for the next write; returns the batch that will carry them."""
+        for step in steps:
+            self._pending[step.id] = step
+            if step.is_terminal:
+                self._candidates.extend(self._dependents.get(step.id, ()))
+        return self._batch
 
-        Group commit: step changes made while a write is under way go out together in the
+    async def _persist(self, steps: Sequence[Step] = (), *, renew: bool = True, **fields: Any) -> None:
+        """Write step changes and plan fields on top of the latest plan; notify watchers."""
+        await self._flush(self._enqueue(steps), renew=renew, **fields)
+
+    async def _flush(self, batch: _Batch, *, renew: bool = True, **fields: Any) -> None:
+        """Write what is pending (and plan `fields`) unless `batch` was written already.
+
+        Group commit: step changes queued while a write is under way go out together in the
         next one, and a caller whose changes an earlier write carried returns when it is
         done. Shielded: a write that started finishes, so the version this execution holds
         stays the stored one. A stale write means another runner owns the plan now: stop.
         """
         with anyio.CancelScope(shield=True):
-            for step in steps:
-                self._pending[step.id] = step
-            batch = self._batch
             async with self._lock:
                 if self._lost or (batch.written and renew and not fields):
                     return
-                self._batch = _Batch()
+                taken, self._batch = self._batch, _Batch()
                 pending, self._pending = self._pending, {}
+                self._inflight = pending
                 plan = with_steps(self.plan, pending.values(), **fields)
                 try:
                     self.plan = await self._ctx.store.update_plan(
@@ -400,10 +493,9 @@ class PlanExecution:
                     for step_id, step in pending.items():  # the next write carries them
                         self._pending.setdefault(step_id, step)
                     raise
-                batch.written = True
-                for step_id, step in pending.items():
-                    if step.is_terminal:
-                        self._candidates.extend(self._dependents.get(step_id, ()))
+                finally:
+                    self._inflight = {}
+                taken.written = batch.written = True
             try:
                 await self._ctx.notify(self.plan)
             except Exception:  # a watcher's fault must not stop the plan
