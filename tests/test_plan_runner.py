@@ -302,3 +302,20 @@ async def test_a_plan_can_be_confirmed_only_while_awaiting_and_rejected_only_the
         with anyio.fail_after(10):
             assert (await plans.wait(second.id, 10)).status is PlanStatus.COMPLETED
 
+
+async def test_a_step_on_a_server_that_is_down_is_refused_as_unreachable_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    async with open_plans(tmp_path) as h:
+        h.gateway.add_tool("s", "echo", handler=echo)
+        h.gateway.add_tool("t", "echo", handler=echo)
+        h.gateway.take_down("t", DownstreamError(ErrorKind.NETWORK, "connection refused"))
+        with pytest.raises(InvalidPlan) as caught:
+            await h.orchestrator.plans.create("q", [spec("a"), spec("b", "t.echo")])
+        h.gateway.bring_up("t")
+        plan = await h.run(spec("a"), spec("b", "t.echo"))
+
+    [problem] = caught.value.problems
+    assert (problem.step, problem.kind.value) == ("b", "unreachable_server")
+    assert "downstream server 't' cannot be reached now (connection refused)" in problem.message
+    assert plan.status is PlanStatus.COMPLETED
