@@ -2,9 +2,10 @@
 
 Tools have real input schemas (arguments are checked like `DownstreamPool` checks them);
 each call's outcome is scripted: a result, a `DownstreamError` to raise, or a `Gate` the
-call waits on (so a test controls when a "slow" call finishes, without sleeping). The
-contract suite in `tests/test_gateway_contract.py` holds it to the same behaviour as the
-real pool.
+call waits on (so a test controls when a "slow" call finishes, without sleeping). Calls
+nothing is scripted for go to the tool's handler: a function of the arguments (`echo`
+returns them as structured content), or a `Gate` every such call waits on. The contract
+suite in `tests/test_gateway_contract.py` holds it to the same behaviour as the real pool.
 
     gateway = FakeGateway()
     gateway.add_tool("files", "read", {"type": "object", "properties": {"path": {"type": "string"}},
@@ -14,6 +15,7 @@ real pool.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,24 +34,47 @@ from taskorch.downstream.base import (
 )
 from taskorch.downstream.catalog import check_arguments, compile_schema
 
-__all__ = ["FakeCall", "FakeGateway", "Gate", "Handler", "Outcome"]
+__all__ = ["FakeCall", "FakeGateway", "Gate", "Handler", "Outcome", "echo"]
 
 
 @dataclass
 class Gate:
     """A call scripted with a gate waits until `open()`, then returns `result` (or raises `error`).
 
-    `entered` is set when the call starts waiting; `cancelled` when it was cancelled or timed out.
+    `entered` is set when a call starts waiting; `cancelled` when one was cancelled or timed
+    out; `entries` and `cancellations` count them. One gate may hold many calls: script it
+    once per call, or make it a tool's handler to hold every unscripted call.
     """
 
     result: ToolCallResult = field(default_factory=ToolCallResult)
     error: DownstreamError | None = None
     entered: anyio.Event = field(default_factory=anyio.Event)
     cancelled: anyio.Event = field(default_factory=anyio.Event)
+    entries: int = 0
+    cancellations: int = 0
     _opened: anyio.Event = field(default_factory=anyio.Event)
 
     def open(self) -> None:
         self._opened.set()
+
+    async def __call__(self, arguments: dict[str, Any]) -> ToolCallResult:
+        """Wait until opened (the gate as a tool handler)."""
+        self.entries += 1
+        self.entered.set()
+        try:
+            await self._opened.wait()
+        except BaseException:
+            self.cancellations += 1
+            self.cancelled.set()
+            raise
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def echo(arguments: dict[str, Any]) -> ToolCallResult:
+    """A handler answering with its arguments: as structured content, and as JSON text."""
+    return ToolCallResult(text=json.dumps(arguments), structured=dict(arguments))
 
 
 Handler = Callable[[dict[str, Any]], ToolCallResult | Awaitable[ToolCallResult]]
@@ -80,13 +105,16 @@ class FakeGateway:
     """In-memory downstream servers and tools, by name.
 
     Unscripted calls use the tool's `handler`, else return an empty successful result.
-    `calls` records every call that passed validation, in order.
+    `calls` records every call that passed validation, in order; `running` counts the calls
+    under way now and `max_running` the most there ever were at once.
     """
 
     def __init__(self) -> None:
         self._servers: dict[str, dict[str, _FakeTool]] = {}
         self._down: dict[str, DownstreamError] = {}
         self.calls: list[FakeCall] = []
+        self.running = 0
+        self.max_running = 0
 
     def add_server(self, server: str) -> None:
         self._servers.setdefault(server, {})
@@ -128,6 +156,10 @@ class FakeGateway:
     def bring_up(self, server: str) -> None:
         self._down.pop(server, None)
 
+    def calls_to(self, server: str, name: str) -> list[FakeCall]:
+        """The recorded calls of one tool, in order."""
+        return [c for c in self.calls if (c.server, c.tool) == (server, name)]
+
     # -- ToolGateway --------------------------------------------------------------------------
 
     async def servers(self, *, refresh: bool = False) -> list[ServerState]:
@@ -156,6 +188,8 @@ class FakeGateway:
         check_arguments(tool.info, arguments, tool.validator)
         self.calls.append(FakeCall(server, name, dict(arguments)))
         outcome: Outcome | None = tool.script.popleft() if tool.script else None
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
         try:
             with anyio.fail_after(timeout_seconds):
                 return await self._run(tool, outcome, arguments)
@@ -163,6 +197,8 @@ class FakeGateway:
             raise DownstreamError(
                 ErrorKind.TIMEOUT, f"{server}.{name} did not finish within {timeout_seconds:g} s"
             ) from None
+        finally:
+            self.running -= 1
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -197,12 +233,4 @@ class FakeGateway:
             case DownstreamError():
                 raise outcome
             case Gate():
-                outcome.entered.set()
-                try:
-                    await outcome._opened.wait()
-                except BaseException:
-                    outcome.cancelled.set()
-                    raise
-                if outcome.error is not None:
-                    raise outcome.error
-                return outcome.result
+                return await outcome(arguments)

@@ -1,4 +1,4 @@
-"""An orchestrator with an in-memory gateway, and shortcuts for making and running plans."""
+"""An orchestrator over a `FakeGateway`, and shortcuts for making and running plans."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from taskorch.domain.plans import Plan, StepSpec
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import Executor
 from taskorch.storage import MemoryStore, Store
-from tests.plan_gateway import InMemoryGateway
+from tests.fakes_gateway import FakeGateway
 
 __all__ = ["PlanHarness", "open_plans", "plan_settings", "spec"]
 
@@ -39,7 +39,7 @@ def spec(id: str, tool: str = "s.echo", **fields: Any) -> StepSpec:
 @dataclass
 class PlanHarness:
     orchestrator: Orchestrator
-    gateway: InMemoryGateway
+    gateway: FakeGateway
     root: Path
 
     async def run(self, *steps: StepSpec, wait: float = 10, **options: Any) -> Plan:
@@ -59,7 +59,7 @@ async def open_plans(
     tmp_path: Path,
     *,
     store: Store | None = None,
-    gateway: InMemoryGateway | None = None,
+    gateway: FakeGateway | None = None,
     background: bool = False,
     agents: dict[str, Any] | None = None,
     executors: Mapping[str, Executor] | None = None,
@@ -70,6 +70,6 @@ async def open_plans(
     root.mkdir(exist_ok=True)
     settings = plan_settings(root, agents, **plans)
     orchestrator = Orchestrator(settings, store or MemoryStore(), executors=executors)
-    orchestrator.downstream = gateway = gateway or InMemoryGateway()
+    orchestrator.downstream = gateway = gateway or FakeGateway()
     async with orchestrator.running(background=background, scheduler=bool(executors)):
         yield PlanHarness(orchestrator, gateway, Path(orchestrator.queue.allowed_roots[0]))

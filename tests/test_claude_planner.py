@@ -25,8 +25,8 @@ from taskorch.planning.schema import PLAN_STEPS_SCHEMA
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore
 from tests.executor_helpers import claude_executor
+from tests.fakes_gateway import FakeGateway, echo
 from tests.mcp_harness import text_of
-from tests.plan_gateway import InMemoryGateway
 from tests.process_checks import base_environ
 
 pytestmark = pytest.mark.anyio
@@ -95,10 +95,10 @@ async def planning(tmp_path: Path, executor: Executor | None = None, **plans: An
     orchestrator = Orchestrator(
         settings, MemoryStore(), executors={CLAUDE_CODE: executor} if executor is not None else {}
     )
-    gateway = InMemoryGateway()
-    gateway.add("s", "echo", schema=INTEGER_N)
-    gateway.add("s", "secret")
-    gateway.add("other", "tool")
+    gateway = FakeGateway()
+    gateway.add_tool("s", "echo", INTEGER_N, handler=echo)
+    gateway.add_tool("s", "secret", handler=echo)
+    gateway.add_tool("other", "tool", handler=echo)
     orchestrator.downstream = gateway
     async with orchestrator.running(background=False), Client(build_mcp_server(orchestrator)) as client:
         yield Planning(client, orchestrator, tmp_path / "record.json", work_dir)

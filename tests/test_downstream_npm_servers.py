@@ -7,7 +7,6 @@ CI, where a missing install is a failure.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -15,22 +14,14 @@ import pytest
 from taskorch.config import DownstreamStdioSettings
 from taskorch.downstream.base import DownstreamError, ErrorKind, ServerStatus
 from taskorch.downstream.pool import DownstreamPool
-from tests.downstream_peers import REPO_ROOT
+from tests.npm_servers import npm_bin
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-BIN = REPO_ROOT / "node_modules" / ".bin"
-
 
 def npm_server(name: str, *args: str) -> DownstreamStdioSettings:
-    executable = BIN / name
-    if not executable.exists():
-        message = f"{executable} is missing: run `npm install --no-audit --no-fund` in {REPO_ROOT}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
     return DownstreamStdioSettings(
-        transport="stdio", command=str(executable), args=list(args), connect_timeout_seconds=60
+        transport="stdio", command=str(npm_bin(name)), args=list(args), connect_timeout_seconds=60
     )
 
 

@@ -50,10 +50,8 @@ def fake_peer() -> tuple[FakeGateway, Gate]:
     fake.add_tool(
         SERVER, "fail", {"type": "object"}, handler=lambda args: ToolCallResult(is_error=True, text="no")
     )
-    fake.add_tool(SERVER, "hang", {"type": "object"})
-    gate = Gate()
-    for _ in range(10):  # every hang call in one test waits on the same gate, which stays shut
-        fake.script(SERVER, "hang", gate)
+    gate = Gate()  # every hang call waits on it, and it stays shut
+    fake.add_tool(SERVER, "hang", {"type": "object"}, handler=gate)
     return fake, gate
 
 

@@ -16,8 +16,8 @@ from mcp.types import TextResourceContents
 from taskorch.domain.plans import Plan
 from taskorch.server.mcp import build_mcp_server
 from taskorch.server.plan_models import PlanResult
+from tests.fakes_gateway import Gate, echo
 from tests.mcp_harness import text_of
-from tests.plan_gateway import Gate
 from tests.plan_harness import PlanHarness, open_plans
 
 pytestmark = pytest.mark.anyio
@@ -45,8 +45,10 @@ class Surface:
 @pytest.fixture
 async def mcp(tmp_path: Path) -> AsyncIterator[Surface]:
     async with open_plans(tmp_path, agents=CONFIG_AGENTS) as h:
-        h.gateway.add("s", "echo", schema={"type": "object", "properties": {"n": {"type": "integer"}}})
-        h.gateway.add("s", "gate", Gate())
+        h.gateway.add_tool(
+            "s", "echo", {"type": "object", "properties": {"n": {"type": "integer"}}}, handler=echo
+        )
+        h.gateway.add_tool("s", "gate", handler=Gate())
         async with Client(build_mcp_server(h.orchestrator)) as client:
             yield Surface(client, h)
 

@@ -12,7 +12,7 @@ from anyio import wait_all_tasks_blocked
 from taskorch.domain.plans import Plan, PlanStatus, StepStatus
 from taskorch.errors import StoreError
 from taskorch.storage import MemoryStore
-from tests.plan_gateway import Gate, InMemoryGateway, echo
+from tests.fakes_gateway import FakeGateway, Gate, echo
 from tests.plan_harness import open_plans, spec
 
 pytestmark = pytest.mark.anyio
@@ -46,7 +46,7 @@ async def test_a_step_that_is_not_idempotent_starts_its_call_only_once_its_runni
 ) -> None:
     store = HeldStore("a")
     async with open_plans(tmp_path, store=store) as h:
-        h.gateway.add("s", "echo")
+        h.gateway.add_tool("s", "echo")
         plan = await h.start(spec("a"))
         with anyio.fail_after(10):
             await store.entered.wait()
@@ -65,14 +65,14 @@ async def test_an_idempotent_step_starts_while_its_running_mark_is_written_and_r
     tmp_path: Path,
 ) -> None:
     gate = Gate()
-    gateway = InMemoryGateway()
-    gateway.add("s", "b", gate, idempotent=True)
+    gateway = FakeGateway()
+    gateway.add_tool("s", "b", idempotent=True, handler=gate)
     store = HeldStore("b")
     async with open_plans(tmp_path, store=store, gateway=gateway) as h:
         plan = await h.start(spec("b", "s.b"))
         with anyio.fail_after(10):
             await store.entered.wait()
-            await gate.first_in.wait()  # the call started while its mark was being written
+            await gate.entered.wait()  # the call started while its mark was being written
 
         store.lose = True
         store.release.set()
@@ -80,10 +80,10 @@ async def test_an_idempotent_step_starts_while_its_running_mark_is_written_and_r
         stored = await store.get_plan(plan.id)
         assert stored.step("b").status is StepStatus.PENDING
 
-        gateway.add("s", "b", echo, idempotent=True)
+        gateway.add_tool("s", "b", idempotent=True, handler=echo)
         assert await h.orchestrator.plans.resume() == [plan.id]
         with anyio.fail_after(10):
             plan = await h.orchestrator.plans.wait(plan.id, 10)
 
     assert plan.status is PlanStatus.COMPLETED
-    assert len(gateway.calls_to("b")) == 2
+    assert len(gateway.calls_to("s", "b")) == 2

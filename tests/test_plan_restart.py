@@ -9,18 +9,18 @@ import pytest
 
 from taskorch.domain.plans import PlanStatus, StepErrorKind, StepStatus
 from taskorch.storage.sqlite import SQLiteStore
-from tests.plan_gateway import Gate, InMemoryGateway, echo
+from tests.fakes_gateway import FakeGateway, Gate, echo
 from tests.plan_harness import open_plans, spec
 
 pytestmark = pytest.mark.anyio
 
 
-async def start_and_stop_mid_plan(tmp_path: Path, gateway: InMemoryGateway, gate: Gate) -> str:
+async def start_and_stop_mid_plan(tmp_path: Path, gateway: FakeGateway, gate: Gate) -> str:
     """Run a -> b -> c until b is running, then stop the server."""
     async with open_plans(tmp_path, store=SQLiteStore(tmp_path / "t.db"), gateway=gateway) as h:
         plan = await h.start(spec("a"), spec("b", "s.b", depends_on=["a"]), spec("c", depends_on=["b"]))
         with anyio.fail_after(10):
-            await gate.first_in.wait()
+            await gate.entered.wait()
     store = SQLiteStore(tmp_path / "t.db")
     await store.open()
     try:
@@ -37,12 +37,12 @@ async def test_a_restarted_server_finishes_the_plan_rerunning_only_the_interrupt
     tmp_path: Path,
 ) -> None:
     gate = Gate()
-    gateway = InMemoryGateway()
-    gateway.add("s", "echo")
-    gateway.add("s", "b", gate, idempotent=True)
+    gateway = FakeGateway()
+    gateway.add_tool("s", "echo", handler=echo)
+    gateway.add_tool("s", "b", idempotent=True, handler=gate)
     plan_id = await start_and_stop_mid_plan(tmp_path, gateway, gate)
 
-    gateway.add("s", "b", echo, idempotent=True)
+    gateway.add_tool("s", "b", idempotent=True, handler=echo)
     async with open_plans(
         tmp_path, store=SQLiteStore(tmp_path / "t.db"), gateway=gateway, background=True
     ) as h:
@@ -50,7 +50,7 @@ async def test_a_restarted_server_finishes_the_plan_rerunning_only_the_interrupt
             plan = await h.orchestrator.plans.wait(plan_id, 10)
 
     assert plan.status is PlanStatus.COMPLETED
-    assert [len(gateway.calls_to(t)) for t in ("echo", "b")] == [2, 2]  # a and c once each; b twice
+    assert [len(gateway.calls_to("s", t)) for t in ("echo", "b")] == [2, 2]  # a and c once each; b twice
     assert [c.tool for c in gateway.calls] == ["echo", "b", "b", "echo"]
     assert plan.step("b").attempts == 1
 
@@ -59,9 +59,9 @@ async def test_an_interrupted_step_that_is_not_idempotent_fails_instead_of_runni
     tmp_path: Path,
 ) -> None:
     gate = Gate()
-    gateway = InMemoryGateway()
-    gateway.add("s", "echo")
-    gateway.add("s", "b", gate)
+    gateway = FakeGateway()
+    gateway.add_tool("s", "echo", handler=echo)
+    gateway.add_tool("s", "b", handler=gate)
     plan_id = await start_and_stop_mid_plan(tmp_path, gateway, gate)
 
     async with open_plans(
@@ -77,4 +77,4 @@ async def test_an_interrupted_step_that_is_not_idempotent_fails_instead_of_runni
     assert b.error.kind is StepErrorKind.SYSTEM
     assert b.error.message.startswith("interrupted by restart")
     assert plan.step("c").status is StepStatus.SKIPPED
-    assert len(gateway.calls_to("b")) == 1
+    assert len(gateway.calls_to("s", "b")) == 1

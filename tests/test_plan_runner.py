@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
 
 from taskorch.domain.plans import PlanStatus, StepErrorKind, StepSpec, StepStatus
-from taskorch.downstream.base import DownstreamError, ErrorKind
+from taskorch.downstream.base import DownstreamError, ErrorKind, ToolCallResult
 from taskorch.engine.plans import InvalidPlan
 from taskorch.errors import InvalidTransition
 from tests.fakes_executor import FakeExecutor
-from tests.plan_gateway import Gate, Outcome
+from tests.fakes_gateway import FakeGateway, Gate, echo
 from tests.plan_harness import open_plans, spec
 
 pytestmark = pytest.mark.anyio
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_steps_run_in_dependency_order_and_take_values_from_earlier_results(tmp_path: Path) -> None:
     async with open_plans(tmp_path) as h:
-        h.gateway.add("s", "echo")
+        h.gateway.add_tool("s", "echo", handler=echo)
         plan = await h.run(
             spec("a", arguments={"n": 1, "items": ["x", "y"]}),
             spec("b", depends_on=["a"], arguments={"got": {"$ref": "steps.a.structured.items.1"}}),
@@ -49,17 +48,17 @@ async def test_steps_run_in_dependency_order_and_take_values_from_earlier_result
 async def test_never_more_than_the_per_plan_limit_run_and_all_finish(tmp_path: Path) -> None:
     gate = Gate()
     async with open_plans(tmp_path) as h:
-        h.gateway.add("s", "gate", gate)
+        h.gateway.add_tool("s", "gate", handler=gate)
         plan = await h.start(*[spec(f"s{i}", "s.gate") for i in range(10)], max_concurrency=3)
         await wait_all_tasks_blocked()
 
-        assert (h.gateway.running, gate.entered) == (3, 3)
+        assert (h.gateway.running, gate.entries) == (3, 3)
         stored = await h.orchestrator.plans.get(plan.id)
         assert stored.progress is not None
         assert len(stored.progress.running) == 3
         assert sum(s.status is StepStatus.PENDING for s in stored.steps) == 7
 
-        gate.release.set()
+        gate.open()
         with anyio.fail_after(10):
             done = await h.orchestrator.plans.wait(plan.id, 10)
 
@@ -71,13 +70,13 @@ async def test_the_global_step_limit_holds_across_plans(tmp_path: Path) -> None:
     gate = Gate()
     async with open_plans(tmp_path) as h:
         h.orchestrator.step_limiter.total_tokens = 4
-        h.gateway.add("s", "gate", gate)
+        h.gateway.add_tool("s", "gate", handler=gate)
         first = await h.start(*[spec(f"a{i}", "s.gate") for i in range(5)], max_concurrency=3)
         second = await h.start(*[spec(f"b{i}", "s.gate") for i in range(5)], max_concurrency=3)
         await wait_all_tasks_blocked()
         assert h.gateway.running == 4
 
-        gate.release.set()
+        gate.open()
         with anyio.fail_after(10):
             ends = [await h.orchestrator.plans.wait(p.id, 10) for p in (first, second)]
 
@@ -87,7 +86,7 @@ async def test_the_global_step_limit_holds_across_plans(tmp_path: Path) -> None:
 
 async def test_a_step_that_outlives_its_timeout_fails_with_kind_timeout(tmp_path: Path) -> None:
     async with open_plans(tmp_path) as h:
-        h.gateway.add("s", "slow", Gate())
+        h.gateway.add_tool("s", "slow", handler=Gate())
         plan = await h.run(spec("a", "s.slow", timeout_seconds=0.05))
 
     step = plan.step("a")
@@ -96,21 +95,21 @@ async def test_a_step_that_outlives_its_timeout_fails_with_kind_timeout(tmp_path
     assert step.error.kind is StepErrorKind.TIMEOUT
 
 
-def flaky(failures: int, kind: ErrorKind = ErrorKind.NETWORK) -> Any:
-    left = [failures]
+def add_flaky(
+    gateway: FakeGateway, failures: int, kind: ErrorKind = ErrorKind.NETWORK, *, idempotent: bool = False
+) -> None:
+    """Tool s.flaky: its first `failures` calls fail with `kind`, later ones answer "fine"."""
+    gateway.add_tool("s", "flaky", idempotent=idempotent, handler=lambda _: ToolCallResult(text="fine"))
+    gateway.script("s", "flaky", *[DownstreamError(kind, "connection reset") for _ in range(failures)])
 
-    async def handler(arguments: dict[str, Any]) -> Outcome:
-        if left[0] > 0:
-            left[0] -= 1
-            raise DownstreamError(kind, "connection reset")
-        return "fine"
 
-    return handler
+def broken(arguments: dict[str, object]) -> ToolCallResult:
+    raise DownstreamError(ErrorKind.SYSTEM, "it broke")
 
 
 async def test_a_step_whose_tool_is_annotated_idempotent_is_retried(tmp_path: Path) -> None:
     async with open_plans(tmp_path) as h:
-        h.gateway.add("s", "flaky", flaky(2), idempotent=True)
+        add_flaky(h.gateway, 2, idempotent=True)
         plan = await h.run(spec("a", "s.flaky", max_attempts=3))
 
     step = plan.step("a")
@@ -121,7 +120,7 @@ async def test_a_step_whose_tool_is_annotated_idempotent_is_retried(tmp_path: Pa
 
 async def test_a_step_that_is_not_idempotent_is_never_retried(tmp_path: Path) -> None:
     async with open_plans(tmp_path) as h:
-        h.gateway.add("s", "flaky", flaky(1))
+        add_flaky(h.gateway, 1)
         plan = await h.run(spec("a", "s.flaky", max_attempts=3))
 
     step = plan.step("a")
@@ -132,22 +131,22 @@ async def test_a_step_that_is_not_idempotent_is_never_retried(tmp_path: Path) ->
 
 async def test_a_step_marked_idempotent_is_retried_whatever_the_tool_says(tmp_path: Path) -> None:
     async with open_plans(tmp_path) as h:
-        h.gateway.add("s", "flaky", flaky(1))
+        add_flaky(h.gateway, 1)
         plan = await h.run(spec("a", "s.flaky", max_attempts=2, idempotent=True))
     assert (plan.step("a").status, plan.step("a").attempts) == (StepStatus.SUCCEEDED, 2)
 
 
 async def test_a_refused_call_is_not_retried_even_when_idempotent(tmp_path: Path) -> None:
     async with open_plans(tmp_path) as h:
-        h.gateway.add("s", "flaky", flaky(1, ErrorKind.AUTHORIZATION), idempotent=True)
+        add_flaky(h.gateway, 1, ErrorKind.AUTHORIZATION, idempotent=True)
         plan = await h.run(spec("a", "s.flaky", max_attempts=3))
     assert (plan.step("a").status, plan.step("a").attempts) == (StepStatus.FAILED, 1)
 
 
 async def test_a_failure_skips_its_dependents_while_independent_steps_still_run(tmp_path: Path) -> None:
     async with open_plans(tmp_path) as h:
-        h.gateway.add("s", "echo")
-        h.gateway.add("s", "broken", flaky(99, ErrorKind.SYSTEM))
+        h.gateway.add_tool("s", "echo", handler=echo)
+        h.gateway.add_tool("s", "broken", handler=broken)
         plan = await h.run(
             spec("bad", "s.broken"),
             spec("after", depends_on=["bad"]),
@@ -171,10 +170,10 @@ async def test_a_failure_skips_its_dependents_while_independent_steps_still_run(
 async def test_fail_fast_cancels_running_and_pending_steps_on_the_first_failure(tmp_path: Path) -> None:
     slow, blocker = Gate(), Gate()
     async with open_plans(tmp_path) as h:
-        h.gateway.add("s", "slow", slow)
-        h.gateway.add("s", "blocker", blocker)
-        h.gateway.add("s", "echo")
-        h.gateway.add("s", "broken", flaky(99, ErrorKind.SYSTEM))
+        h.gateway.add_tool("s", "slow", handler=slow)
+        h.gateway.add_tool("s", "blocker", handler=blocker)
+        h.gateway.add_tool("s", "echo", handler=echo)
+        h.gateway.add_tool("s", "broken", handler=broken)
         plan = await h.start(
             spec("slow", "s.slow"),
             spec("blocker", "s.blocker"),
@@ -183,11 +182,11 @@ async def test_fail_fast_cancels_running_and_pending_steps_on_the_first_failure(
             fail_fast=True,
         )
         await wait_all_tasks_blocked()
-        blocker.release.set()  # then `bad` runs and fails while `slow` is still running
+        blocker.open()  # then `bad` runs and fails while `slow` is still running
         with anyio.fail_after(10):
             ended = await h.orchestrator.plans.wait(plan.id, 10)
 
-    assert slow.cancelled == 1
+    assert slow.cancellations == 1
     statuses = {s.id: s.status for s in ended.steps}
     assert statuses == {
         "slow": StepStatus.CANCELLED,
@@ -201,16 +200,16 @@ async def test_fail_fast_cancels_running_and_pending_steps_on_the_first_failure(
 async def test_cancel_plan_stops_running_steps_promptly(tmp_path: Path) -> None:
     gate = Gate()
     async with open_plans(tmp_path) as h:
-        h.gateway.add("s", "gate", gate)
-        h.gateway.add("s", "echo")
+        h.gateway.add_tool("s", "gate", handler=gate)
+        h.gateway.add_tool("s", "echo", handler=echo)
         plan = await h.start(spec("a", "s.gate"), spec("b", "s.gate"), spec("c", depends_on=["a"]))
         await wait_all_tasks_blocked()
-        assert gate.entered == 2
+        assert gate.entries == 2
 
         with anyio.fail_after(5):
             cancelled = await h.orchestrator.plans.cancel(plan.id, "changed my mind")
 
-    assert gate.cancelled == 2
+    assert gate.cancellations == 2
     assert cancelled.status is PlanStatus.CANCELLED
     assert cancelled.reason == "changed my mind"
     assert {s.status for s in cancelled.steps} == {StepStatus.CANCELLED}
@@ -221,7 +220,7 @@ async def test_cancel_plan_stops_running_steps_promptly(tmp_path: Path) -> None:
 
 async def test_an_argument_reference_that_does_not_resolve_fails_the_step(tmp_path: Path) -> None:
     async with open_plans(tmp_path) as h:
-        h.gateway.add("s", "echo")
+        h.gateway.add_tool("s", "echo", handler=echo)
         plan = await h.run(
             spec("a", arguments={"x": 1}),
             spec("b", depends_on=["a"], arguments={"y": {"$ref": "steps.a.structured.missing"}}),
@@ -236,7 +235,7 @@ async def test_an_argument_reference_that_does_not_resolve_fails_the_step(tmp_pa
 async def test_claude_code_steps_run_a_task_and_use_its_result(tmp_path: Path) -> None:
     fake = FakeExecutor(hold=False)
     async with open_plans(tmp_path, executors={"claude_code": fake}) as h:
-        h.gateway.add("s", "echo")
+        h.gateway.add_tool("s", "echo", handler=echo)
         # The scheduler is off by default: the step has its own task run.
         plan = await h.run(
             spec("fetch", arguments={"issue": 7}),
@@ -281,7 +280,7 @@ async def test_a_claude_code_step_fails_at_once_on_a_server_that_cannot_run_it(t
 
 async def test_an_invalid_plan_is_refused_with_every_problem(tmp_path: Path) -> None:
     async with open_plans(tmp_path) as h:
-        h.gateway.add("s", "echo", schema={"type": "object", "required": ["q"]})
+        h.gateway.add_tool("s", "echo", {"type": "object", "required": ["q"]})
         with pytest.raises(InvalidPlan) as caught:
             await h.orchestrator.plans.create(
                 "q",
@@ -300,7 +299,7 @@ async def test_an_invalid_plan_is_refused_with_every_problem(tmp_path: Path) -> 
 
 async def test_a_plan_can_be_confirmed_only_while_awaiting_and_rejected_only_then(tmp_path: Path) -> None:
     async with open_plans(tmp_path) as h:
-        h.gateway.add("s", "echo")
+        h.gateway.add_tool("s", "echo", handler=echo)
         plans = h.orchestrator.plans
         first = await plans.create("q", [spec("a")])
         rejected = await plans.reject(first.id, "not now")
@@ -317,3 +316,21 @@ async def test_a_plan_can_be_confirmed_only_while_awaiting_and_rejected_only_the
         assert started.status is PlanStatus.EXECUTING
         with anyio.fail_after(10):
             assert (await plans.wait(second.id, 10)).status is PlanStatus.COMPLETED
+
+
+async def test_a_step_on_a_server_that_is_down_is_refused_as_unreachable_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    async with open_plans(tmp_path) as h:
+        h.gateway.add_tool("s", "echo", handler=echo)
+        h.gateway.add_tool("t", "echo", handler=echo)
+        h.gateway.take_down("t", DownstreamError(ErrorKind.NETWORK, "connection refused"))
+        with pytest.raises(InvalidPlan) as caught:
+            await h.orchestrator.plans.create("q", [spec("a"), spec("b", "t.echo")])
+        h.gateway.bring_up("t")
+        plan = await h.run(spec("a"), spec("b", "t.echo"))
+
+    [problem] = caught.value.problems
+    assert (problem.step, problem.kind.value) == ("b", "unreachable_server")
+    assert "downstream server 't' cannot be reached now (connection refused)" in problem.message
+    assert plan.status is PlanStatus.COMPLETED

@@ -176,8 +176,8 @@ async def run_planner(scenario: dict[str, Any], env: dict[str, str]) -> dict[str
     from taskorch.executors.registry import build_executors
     from taskorch.server.mcp import build_mcp_server
     from taskorch.storage import MemoryStore
+    from tests.fakes_gateway import FakeGateway, echo
     from tests.mcp_harness import text_of
-    from tests.plan_gateway import InMemoryGateway
 
     agents = {"planner": scenario["agent"]} if scenario.get("agent") else {}
     settings = load_settings(
@@ -195,9 +195,9 @@ async def run_planner(scenario: dict[str, Any], env: dict[str, str]) -> dict[str
     )
     # As `taskorch serve` builds it: executors from the settings, the planner from the executor.
     orchestrator = Orchestrator(settings, MemoryStore(), executors=build_executors(settings, env))
-    gateway = InMemoryGateway()
-    gateway.add("s", "echo", schema={"type": "object", "properties": {"n": {"type": "integer"}}})
-    gateway.add("s", "secret")
+    gateway = FakeGateway()
+    gateway.add_tool("s", "echo", {"type": "object", "properties": {"n": {"type": "integer"}}}, handler=echo)
+    gateway.add_tool("s", "secret", handler=echo)
     orchestrator.downstream = gateway
     arguments: dict[str, Any] = {"query": scenario["query"]}
     if agents:

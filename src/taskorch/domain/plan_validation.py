@@ -48,6 +48,7 @@ class ProblemKind(StrEnum):
     UNKNOWN_DEPENDENCY = "unknown_dependency"
     CYCLE = "cycle"
     UNKNOWN_TOOL = "unknown_tool"
+    UNREACHABLE_SERVER = "unreachable_server"  # its tools are not known while it is down
     INVALID_ARGUMENTS = "invalid_arguments"
     FORBIDDEN_TOOL = "forbidden_tool"
     BAD_REFERENCE = "bad_reference"

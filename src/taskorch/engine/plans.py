@@ -8,6 +8,7 @@ See `engine.plan_execution` for the execution rules (limits, failure policy, ret
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -35,7 +36,7 @@ from taskorch.domain.plans import (
     new_step,
 )
 from taskorch.domain.tasks import utc_from_timestamp
-from taskorch.downstream.base import ToolGateway, ToolInfo
+from taskorch.downstream.base import DownstreamError, ServerStatus, ToolGateway, ToolInfo
 from taskorch.engine.agents import AgentRegistry
 from taskorch.engine.paths import resolve_work_directory
 from taskorch.engine.plan_execution import ExecutionContext, PlanExecution
@@ -211,20 +212,56 @@ class PlanRunner:
     def _now_plan(self, plan: Plan) -> Plan:
         return with_progress(plan, utc_from_timestamp(self._clock()))
 
-    async def catalog(self) -> dict[tuple[str, str], ToolInfo]:
-        """Every downstream tool by (server, tool); empty without downstream servers."""
+    async def catalog(self, steps: Sequence[Step] = ()) -> dict[tuple[str, str], ToolInfo]:
+        """Every downstream tool by (server, tool); empty without downstream servers.
+
+        A server that `steps` use whose last connection failed is tried once more first.
+        """
+        return (await self._catalog(steps))[0]
+
+    async def _catalog(self, steps: Sequence[Step]) -> tuple[dict[tuple[str, str], ToolInfo], dict[str, str]]:
+        """The catalog, and each server `steps` use that cannot be reached, with the reason."""
         gateway = self._gateway()
         if gateway is None:
-            return {}
-        return {(s.name, t.name): t for s in await gateway.servers() for t in s.tools}
+            return {}, {}
+        states = await gateway.servers()
+        down = {s.name for s in states if s.status is ServerStatus.FAILED}
+        retry = {
+            s.server: s.tool for s in steps if s.kind is StepKind.MCP_TOOL and s.server in down and s.tool
+        }
+        if retry:
+            # A listing does not retry a failed server; a plan that needs it does, since a
+            # server that died (or was restarted) is often back by the time it is wanted.
+            async with anyio.create_task_group() as tg:
+                for server, tool in retry.items():
+                    tg.start_soon(_reconnect, gateway, server, tool)
+            states = await gateway.servers()
+        catalog = {(s.name, t.name): t for s in states for t in s.tools}
+        unreachable = {
+            s.name: s.error or "no reason given"
+            for s in states
+            if s.status is ServerStatus.FAILED and s.name in retry
+        }
+        return catalog, unreachable
 
     async def validate(
-        self, steps: Sequence[Step], agent: Agent | None, *, catalog: Catalog | None = None
+        self,
+        steps: Sequence[Step],
+        agent: Agent | None,
+        *,
+        catalog: Catalog | None = None,
+        unreachable: Mapping[str, str] | None = None,
     ) -> list[PlanProblem]:
-        """Every problem with `steps` (see `validate_plan`), plus claude_code work directories."""
+        """Every problem with `steps` (see `validate_plan`), plus claude_code work directories.
+
+        `unreachable` (server -> reason): servers that could not be reached, so that their
+        steps are refused for that reason rather than as unknown tools.
+        """
         if catalog is None:
-            catalog = await self.catalog()
+            catalog, unreachable = await self._catalog(steps)
         problems = validate_plan(steps, catalog, agent, max_steps=self._settings.plans.max_steps)
+        if unreachable:
+            problems = [_unreachable(p, steps, unreachable) for p in problems]
         roots = self._queue.allowed_roots
         for step in steps:
             if step.kind is StepKind.CLAUDE_CODE and step.task is not None:
@@ -263,8 +300,8 @@ class PlanRunner:
             plan_steps = explicit_steps(steps)
         else:
             plan_steps = await self._planned_steps(query.strip(), steps, the_agent, on_event)
-        catalog = await self.catalog()
-        problems = await self.validate(plan_steps, the_agent, catalog=catalog)
+        catalog, unreachable = await self._catalog(plan_steps)
+        problems = await self.validate(plan_steps, the_agent, catalog=catalog, unreachable=unreachable)
         if problems:
             raise InvalidPlan(problems, planner=planner)
         now = utc_from_timestamp(self._clock())
@@ -353,11 +390,11 @@ class PlanRunner:
                 f"plan {plan_id} is {plan.status.value}; only a plan awaiting confirmation can be confirmed"
             )
         agent = await self._agents.get(plan.agent) if plan.agent else None
-        catalog = await self.catalog()
+        catalog, unreachable = await self._catalog(plan.steps)
         # Steps never change after create; only the tools they use or the agent can. Checked
         # by this runner against the same tools and agent, the plan is still valid.
         if self._valid.get(plan.id) != _fingerprint(plan.steps, catalog, agent):
-            problems = await self.validate(plan.steps, agent, catalog=catalog)
+            problems = await self.validate(plan.steps, agent, catalog=catalog, unreachable=unreachable)
             if problems:
                 raise InvalidPlan(problems)
         now = utc_from_timestamp(self._clock())
@@ -460,6 +497,25 @@ class PlanRunner:
             if not watchers:
                 self._watches.pop(plan_id, None)
         return await self.get(plan_id)
+
+
+async def _reconnect(gateway: ToolGateway, server: str, tool: str) -> None:
+    with contextlib.suppress(DownstreamError):  # a failure is kept in the server's state
+        await gateway.tool(server, tool)  # connects the server if it can
+
+
+def _unreachable(problem: PlanProblem, steps: Sequence[Step], unreachable: Mapping[str, str]) -> PlanProblem:
+    """An unknown-tool problem of a step whose server is down, saying so instead."""
+    if problem.kind is not ProblemKind.UNKNOWN_TOOL or problem.step is None:
+        return problem
+    server = next((s.server for s in steps if s.id == problem.step), None)
+    if server is None or server not in unreachable:
+        return problem
+    message = (
+        f"downstream server {server!r} cannot be reached now ({unreachable[server]}); try again once "
+        "it is back (list_downstream_tools with refresh=true shows its state)"
+    )
+    return PlanProblem(ProblemKind.UNREACHABLE_SERVER, message, problem.step)
 
 
 def _fingerprint(steps: Sequence[Step], catalog: Catalog, agent: Agent | None) -> str:
