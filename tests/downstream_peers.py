@@ -65,7 +65,8 @@ class PeerProbe:
 
 
 def build_peer(probe: PeerProbe | None = None, *, name: str = "peer") -> MCPServer:
-    """A server with tools echo, add (read-only, idempotent), noop, fail, hang and exit."""
+    """A server with tools echo, add (read-only, idempotent), noop, fail, hang, wait_for_file
+    and exit."""
     probe = probe or PeerProbe()
     server = MCPServer(name)
 
@@ -97,6 +98,13 @@ def build_peer(probe: PeerProbe | None = None, *, name: str = "peer") -> MCPServ
         finally:
             probe.cancelled.set()
         return "unreachable"
+
+    @server.tool(description="Return once a file exists at `path` (a step as slow as a test wants).")
+    async def wait_for_file(path: str) -> str:
+        # Polling: the file is made by another process, which sends no notice.
+        while not await anyio.Path(path).exists():  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+        return "there"
 
     @server.tool(description="End the server process at once, mid-call.")
     def exit() -> str:

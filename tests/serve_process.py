@@ -9,7 +9,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ __all__ = [
     "HOLD_CLI",
     "Output",
     "Served",
+    "Worker",
     "hold_config",
     "kill_marked",
     "live_children",
@@ -33,10 +34,12 @@ __all__ = [
     "serve",
     "server_env",
     "wait_for",
+    "work",
 ]
 
 HOLD_CLI = Path(__file__).parent / "hold_cli.py"
 LISTENING = r"taskorch listening on (http://127\.0\.0\.1:\d+)"
+WORKING = r"taskorch worker (\S+) running tasks"
 POLL_SECONDS = 0.02
 
 
@@ -158,18 +161,15 @@ argv = [{argv}]
 
 
 @asynccontextmanager
-async def serve(config: Path, db: Path, root: Path, *, home: Path) -> AsyncIterator[Served]:
-    """Start `taskorch serve --transport http --port 0 --run-tasks` and wait until it listens.
+async def _started(
+    command: list[str], ready: str, env: dict[str, str], what: str
+) -> AsyncIterator[tuple[anyio.abc.Process, Output]]:
+    """Start `command`, collect its output, and wait until stderr matches `ready`.
 
-    On exit the server is killed if it still runs, and always reaped.
+    On exit the process is killed if it still runs, and always reaped.
     """
-    command = [
-        sys.executable, "-m", "taskorch", "serve", "--transport", "http", "--port", "0", "--run-tasks",
-        "--config", str(config), "--db", str(db), "--allowed-root", str(root),
-    ]  # fmt: skip
-    stderr, stdout = Output(LISTENING), Output(r"(?!)")
-    process = await anyio.open_process(command, stdin=subprocess.DEVNULL, env=server_env(home))
-    served: Served | None = None
+    stderr, stdout = Output(ready), Output(r"(?!)")
+    process = await anyio.open_process(command, stdin=subprocess.DEVNULL, env=env)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(stderr.collect, process.stderr)
@@ -178,14 +178,15 @@ async def serve(config: Path, db: Path, root: Path, *, home: Path) -> AsyncItera
                 with anyio.fail_after(30):
                     await stderr.seen.wait()
             except TimeoutError:
-                raise AssertionError(f"the server did not start:\n{stderr.data.decode()}") from None
-            assert stderr.match is not None
-            served = Served(stderr.match.group(1).decode(), process, stderr)
+                raise AssertionError(f"the {what} did not start:\n{stderr.data.decode()}") from None
             try:
-                yield served
+                yield process, stderr
             finally:
                 with anyio.CancelScope(shield=True):
-                    await served.kill()
+                    with suppress(ProcessLookupError):
+                        process.send_signal(signal.SIGKILL)
+                    with anyio.fail_after(10):
+                        await process.wait()
     finally:
         with anyio.CancelScope(shield=True):
             if process.returncode is None:
@@ -193,6 +194,81 @@ async def serve(config: Path, db: Path, root: Path, *, home: Path) -> AsyncItera
                 with anyio.move_on_after(10):
                     await process.wait()
             await process.aclose()
+
+
+@asynccontextmanager
+async def serve(
+    config: Path,
+    db: Path | str,
+    root: Path,
+    *,
+    home: Path,
+    run_tasks: bool = True,
+    env: dict[str, str] | None = None,
+) -> AsyncIterator[Served]:
+    """Start `taskorch serve --transport http --port 0 [--run-tasks]` and wait until it listens.
+
+    On exit the server is killed if it still runs, and always reaped.
+    """
+    command = [
+        sys.executable, "-m", "taskorch", "serve", "--transport", "http", "--port", "0",
+        *(["--run-tasks"] if run_tasks else []),
+        "--config", str(config), "--db", str(db), "--allowed-root", str(root),
+    ]  # fmt: skip
+    async with _started(command, LISTENING, server_env(home, **(env or {})), "server") as (process, stderr):
+        assert stderr.match is not None
+        yield Served(stderr.match.group(1).decode(), process, stderr)
+
+
+@dataclass
+class Worker:
+    """A running `taskorch worker`: its process, instance id and what it logged."""
+
+    instance_id: str
+    process: anyio.abc.Process
+    stderr: Output
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.stderr.data.decode(errors="replace")
+
+    async def stop(self, signum: int = signal.SIGTERM, seconds: float = 30) -> int:
+        """Send `signum`, wait for the process to end; return its exit status."""
+        with suppress(ProcessLookupError):
+            self.process.send_signal(signum)
+        return await self.wait(seconds)
+
+    async def wait(self, seconds: float = 30) -> int:
+        """Wait for the process to end; return its exit status."""
+        with anyio.fail_after(seconds):
+            return await self.process.wait()
+
+    async def kill(self) -> None:
+        """SIGKILL the worker (no cleanup, no settling) and reap it."""
+        await self.stop(signal.SIGKILL, 10)
+
+
+@asynccontextmanager
+async def work(
+    config: Path,
+    db: Path | str,
+    root: Path,
+    *,
+    home: Path,
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> AsyncIterator[Worker]:
+    """Start `taskorch worker` and wait until it runs tasks. Killed on exit if still running."""
+    command = [
+        sys.executable, "-m", "taskorch", "worker", "--log-level", "INFO",
+        "--config", str(config), "--db", str(db), "--allowed-root", str(root), *args,
+    ]  # fmt: skip
+    async with _started(command, WORKING, server_env(home, **(env or {})), "worker") as (process, stderr):
+        assert stderr.match is not None
+        yield Worker(stderr.match.group(1).decode(), process, stderr)
 
 
 async def wait_for(what: str, check: Any, seconds: float = 15.0) -> Any:

@@ -2,6 +2,7 @@
 
     taskorch serve [--transport stdio|http] [--host H] [--port P] [--token T] [--allowed-root DIR]...
                    [--run-tasks]
+    taskorch worker [--work-path DIR] [--concurrency N] [--grace-seconds S]
     taskorch tasks add PROMPT --dir DIR [--mode M] [--priority P] [--tag T]... [--depends-on ID]...
     taskorch tasks list [--status S] [--dir DIR] [--tag T] [--mode M] [--priority P] [--limit N] [--json]
     taskorch tasks show ID [--json]
@@ -104,6 +105,26 @@ def build_parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.set_defaults(handler=_serve)
 
+    worker = commands.add_parser(
+        "worker",
+        help="run claude_code and custom tasks from the shared queue (no MCP); stop with SIGTERM",
+    )
+    worker.add_argument(
+        "--work-path", metavar="DIR", help="claim only tasks at or below this directory (default: any)"
+    )
+    worker.add_argument(
+        "--concurrency", type=int, metavar="N", help="runs at once (default: limits.max_concurrent_runs)"
+    )
+    worker.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="on SIGTERM, how long live runs may go on before they are ended (default 30)",
+    )
+    _common(worker)
+    worker.set_defaults(handler=_worker)
+
     tasks = commands.add_parser("tasks", help="add, list, show or cancel tasks")
     task_commands = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", parser_class=_Parser)
     tasks.set_defaults(handler=None, subparser=tasks)
@@ -160,12 +181,18 @@ def _settings(args: argparse.Namespace) -> Settings:
         "logging": {"level": args.log_level},
         "security": {"allowed_roots": args.allowed_root, "token": getattr(args, "token", None)},
         "scheduler": {"enabled": getattr(args, "run_tasks", None)},
+        "limits": {"max_concurrent_runs": getattr(args, "concurrency", None)},
         "server": {
             "transport": getattr(args, "transport", None),
             "host": getattr(args, "host", None),
             "port": getattr(args, "port", None),
         },
     }
+    if args.command == "worker":
+        work_path = os.path.abspath(os.path.expanduser(args.work_path)) if args.work_path else None
+        overrides["scheduler"] = {"enabled": True, "work_path": work_path}
+        if args.grace_seconds < 0:
+            raise _UsageError("--grace-seconds must be 0 or more")
     return load_settings(config_file=args.config, overrides=overrides)
 
 
@@ -202,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (_UsageError, ConfigError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     level = settings.logging.level
-    if args.command != "serve" and args.log_level is None:
+    if args.command not in ("serve", "worker") and args.log_level is None:
         level = "WARNING"  # a person reading a table does not want INFO chatter
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     with _logging_to_stderr(level):
@@ -282,6 +309,23 @@ async def _serve_http(orchestrator: Orchestrator, settings: Settings) -> int:
         log.error("the HTTP server did not start (see the messages above)")
         return exc.code if isinstance(exc.code, int) and exc.code else EXIT_FAILURE
     return 0
+
+
+# -- worker ------------------------------------------------------------------------------
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from taskorch.executors.registry import build_executors
+    from taskorch.storage import open_store
+    from taskorch.worker import run_worker
+
+    # No downstream pool: a worker runs no plans, so it calls no downstream tools.
+    orchestrator = Orchestrator(
+        settings,
+        open_store(settings.database_url(), settings),
+        executors=build_executors(settings, os.environ),
+    )
+    return _run(lambda: run_worker(orchestrator, grace_seconds=args.grace_seconds))
 
 
 # -- task commands -----------------------------------------------------------------------

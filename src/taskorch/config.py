@@ -175,6 +175,10 @@ class SchedulerSettings(_Section):
         default=False,
         description="Claim and run ready claude_code and custom tasks automatically (`serve --run-tasks`).",
     )
+    work_path: str | None = Field(
+        default=None,
+        description="Claim ready tasks automatically only at or below this directory (`worker --work-path`).",
+    )
     poll_interval_seconds: float = Field(default=2.0, gt=0)
     heartbeat_seconds: float = Field(default=30.0, gt=0)
     health_cache_seconds: float = Field(default=60.0, ge=0)

@@ -94,7 +94,7 @@ class Orchestrator:
 
     @asynccontextmanager
     async def running(
-        self, *, background: bool = True, scheduler: bool | None = None
+        self, *, background: bool = True, scheduler: bool | None = None, plans: bool | None = None
     ) -> AsyncIterator[Orchestrator]:
         """Open the store and the downstream pool, and host plan executions, until the block exits.
 
@@ -103,14 +103,14 @@ class Orchestrator:
         `scheduler` is true (default: with `background`): it first recovers runs left by an
         earlier instance of this server (before the block starts), then runs requested tasks,
         and every ready one if `scheduler.enabled`. On exit its live runs are stopped and
-        their tasks settled.
+        their tasks settled. `plans` (default: with `background`) resumes plans left executing
+        by stopped servers; a `taskorch worker` passes False, as it runs tasks only.
         """
         await self.store.open()
         try:
             async with self._downstream_running(), anyio.create_task_group() as tg:
-                await tg.start(
-                    lambda task_status: self.plans.serve(resume=background, task_status=task_status)
-                )
+                resume = background if plans is None else plans
+                await tg.start(lambda task_status: self.plans.serve(resume=resume, task_status=task_status))
                 if background:
                     tg.start_soon(self.queue.run_reaper)
                 if background if scheduler is None else scheduler:

@@ -9,9 +9,10 @@ recorded for restart recovery, and its outcome stored when it ends.
 
 What it claims: tasks asked for with `request_task` / `request_directory` (the
 `execute_task` and `execute_directory` tools) always; any ready task as well when
-`scheduler.enabled` is set. A usage limit (`RATE_LIMITED`) parks the task until the reset
-without using up an attempt, and holds back every other claude_code run until then; the
-parked task resumes the same session.
+`scheduler.enabled` is set (only at or below `scheduler.work_path` when that is set). After
+`stop_claiming` it claims nothing more; `drain` waits for the live runs. A usage limit
+(`RATE_LIMITED`) parks the task until the reset without using up an attempt, and holds back
+every other claude_code run until then; the parked task resumes the same session.
 """
 
 from __future__ import annotations
@@ -179,6 +180,11 @@ class Scheduler:
         self._held_until: float | None = None
         self._health: dict[str, tuple[float, ExecutorHealth]] = {}
         self._group: TaskGroup | None = None
+        self._claiming = True
+        # Checked (and resolved) at start: a path outside the allowed roots is a config mistake.
+        self._work_path = (
+            queue.scope(self._config.work_path, "scheduler.work_path") if self._config.work_path else "/"
+        )
 
     @property
     def instance_id(self) -> str:
@@ -233,8 +239,21 @@ class Scheduler:
         limit = self._limits.max_runs_per_directory
         return sorted(d for d in directories if self._overlapping(d) >= limit)
 
+    def stop_claiming(self) -> None:
+        """Claim no more tasks (requested or ready); live runs carry on."""
+        self._claiming = False
+
+    @property
+    def live_runs(self) -> int:
+        return len(self._runs)
+
+    async def drain(self) -> None:
+        """Return once no run is live (call `stop_claiming` first, or this may never return)."""
+        while self._runs:
+            await next(iter(self._runs.values())).done.wait()
+
     async def _fill(self) -> None:
-        while len(self._runs) < self._limits.max_concurrent_runs:
+        while self._claiming and len(self._runs) < self._limits.max_concurrent_runs:
             task = await self._claim_one()
             if task is None:
                 return
@@ -280,7 +299,11 @@ class Scheduler:
         if not self._config.enabled:
             return None
         return await self._store.claim_next(
-            work_path="/", worker_id=worker, lease_seconds=lease, modes=modes, avoid_directories=busy
+            work_path=self._work_path,
+            worker_id=worker,
+            lease_seconds=lease,
+            modes=modes,
+            avoid_directories=busy,
         )
 
     def _end_unstarted_watches(self) -> None:
