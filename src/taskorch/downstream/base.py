@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from taskorch.domain.plans import StepErrorKind
 from taskorch.errors import TaskorchError
 
 __all__ = [
@@ -24,17 +25,8 @@ __all__ = [
 ]
 
 
-class ErrorKind(StrEnum):
-    """Why a downstream call failed (also a plan step's error kind)."""
-
-    NETWORK = "network"
-    AUTHENTICATION = "authentication"
-    AUTHORIZATION = "authorization"
-    INVALID_ARGUMENTS = "invalid_arguments"
-    TOOL_UNAVAILABLE = "tool_unavailable"
-    TIMEOUT = "timeout"
-    SYSTEM = "system"
-    CANCELLED = "cancelled"
+ErrorKind = StepErrorKind
+"""Why a downstream call failed: the same vocabulary as a plan step's error kind."""
 
 
 class DownstreamError(TaskorchError):

@@ -42,7 +42,7 @@ async def call_tool(
     try:
         answer = await gateway.call(step.server, step.tool, arguments, timeout_seconds=timeout_seconds)
     except DownstreamError as exc:
-        raise StepFailure(StepErrorKind(exc.kind.value), str(exc)) from exc
+        raise StepFailure(exc.kind, str(exc)) from exc
     if answer.is_error:
         raise StepFailure(StepErrorKind.SYSTEM, f"{step.target} answered with an error: {answer.text}")
     return StepResult(text=answer.text, structured=answer.structured)
