@@ -37,6 +37,7 @@ from datetime import datetime
 from typing import Any, Final
 
 import anyio
+import anyio.lowlevel
 
 from taskorch.config import Settings
 from taskorch.domain.plans import (
@@ -68,6 +69,7 @@ _TRANSIENT: Final = frozenset(
 )
 _NOT_SUCCEEDED: Final = frozenset({StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED})
 _CLAUDE_CODE_POLL_SECONDS: Final = 2.0
+_GATHER_SECONDS: Final = 0.002
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,6 @@ class PlanExecution:
         self._ctx = context
         self.plan = plan
         self.done = anyio.Event()
-        self._lock = anyio.Lock(fast_acquire=True)
         self._changed = anyio.Event()
         self._started: set[str] = set()  # steps with a task: running, or waiting to retry
         self._ready: dict[str, None] = {}  # steps that may start, in order, waiting for a slot
@@ -109,13 +110,18 @@ class PlanExecution:
         for step in plan.steps:
             for dep in step.depends_on:
                 self._dependents.setdefault(dep, []).append(step.id)
-        # Group commit: step changes waiting for the next write, and that write's batch.
+        # Group commit: step changes waiting for the next write.
         # `_inflight`: the changes of the write under way, until the plan it returns is kept.
         self._pending: dict[str, Step] = {}
         self._inflight: dict[str, Step] = {}
-        self._batch = _Batch()
+        # Writes are numbered: `_open` will carry the changes queued now, `_durable` is the
+        # last one the store has.
+        self._open = 1
+        self._durable = 0
+        self._writing: anyio.Event | None = None  # set when the write under way ends
         self._tg: anyio.abc.TaskGroup | None = None
         self._tokens: dict[str, object] = {}  # step id -> what holds its global limiter slot
+        self._calling = 0  # steps inside an attempt (whose end could join the next write)
 
     # -- control ----------------------------------------------------------------------------
 
@@ -158,7 +164,7 @@ class PlanExecution:
         while True:
             self._changed = anyio.Event()
             started = len(self._started)
-            batch = self._batch
+            batch = self._open
             if self._advance():
                 rescanned = False
                 await self._flush(batch)
@@ -167,7 +173,7 @@ class PlanExecution:
             if self._candidates:
                 continue
             if not self._started:
-                if all(s.is_terminal for s in self.plan.steps):
+                if all(self._step(s.id).is_terminal for s in self.plan.steps):
                     return
                 if not rescanned:  # a safety net: nothing runs, yet steps are open
                     rescanned = True
@@ -242,7 +248,7 @@ class PlanExecution:
             self._launch(self._tg, step_id, batch)
         return marked
 
-    def _launch(self, tg: anyio.abc.TaskGroup, step_id: str, marked: _Batch | None) -> None:
+    def _launch(self, tg: anyio.abc.TaskGroup, step_id: str, marked: int | None) -> None:
         self._started.add(step_id)
         scope = anyio.CancelScope()
         self._scopes[step_id] = scope
@@ -257,7 +263,7 @@ class PlanExecution:
         if token is not None:
             self._ctx.limiter.release_on_behalf_of(token)
 
-    async def _run_step(self, step_id: str, scope: anyio.CancelScope, marked: _Batch | None) -> None:
+    async def _run_step(self, step_id: str, scope: anyio.CancelScope, marked: int | None) -> None:
         try:
             with scope:
                 if step_id not in self._tokens:
@@ -274,9 +280,21 @@ class PlanExecution:
         finally:
             self._release(step_id)
             self._scopes.pop(step_id, None)
-            self._changed.set()
+            if self._needs_pass():
+                self._changed.set()
 
-    async def _attempts(self, step_id: str, marked: _Batch | None) -> None:
+    def _needs_pass(self) -> bool:
+        """Whether the scheduler has something to do now that a step's task has ended. A
+        step's end already ran a pass (`_end`); a wake-up per step would be one more task
+        switch per step for nothing."""
+        return (
+            not self._started
+            or bool(self._candidates)
+            or self._stop is not None
+            or (bool(self._ready) and len(self._started) < self.plan.max_concurrency)
+        )
+
+    async def _attempts(self, step_id: str, marked: int | None) -> None:
         while True:
             step = self._step(step_id)
             if step.status is StepStatus.PENDING:
@@ -286,7 +304,7 @@ class PlanExecution:
                 await self._flush(marked)
             marked = None
             try:
-                result = await self._attempt(step)
+                result = await self._attempt_counted(step)
             except StepFailure as failure:
                 error = StepError(kind=failure.kind, message=failure.message)
                 step = self._step(step_id)
@@ -305,12 +323,19 @@ class PlanExecution:
             await self._end(self._ended(step, StepStatus.SUCCEEDED, None, result=result))
             return
 
+    async def _attempt_counted(self, step: Step) -> StepResult:
+        self._calling += 1
+        try:
+            return await self._attempt(step)
+        finally:
+            self._calling -= 1
+
     async def _end(self, ended: Step) -> None:
         """Record a step's outcome; the steps that start in its place go in the same write."""
         batch = self._enqueue([ended])
         self._release(ended.id)
         self._advance()
-        await self._flush(batch)
+        await self._flush(batch, wait=False)
 
     async def _may_start_early(self, step: Step) -> bool:
         """Whether a step may start its call before its `running` mark is durable: an
@@ -395,13 +420,15 @@ class PlanExecution:
     async def _finish(self) -> None:
         if self._lost:
             return
+        steps = [self._step(s.id) for s in self.plan.steps]  # with the changes not yet written
+        reason: str | None
         if self._stop is not None:
             status, reason = self._stop
-        elif all(s.status is StepStatus.SUCCEEDED for s in self.plan.steps):
+        elif all(s.status is StepStatus.SUCCEEDED for s in steps):
             status, reason = PlanStatus.COMPLETED, None
         else:
-            failed = [s.id for s in self.plan.steps if s.status is StepStatus.FAILED]
-            skipped = [s.id for s in self.plan.steps if s.status is StepStatus.SKIPPED]
+            failed = [s.id for s in steps if s.status is StepStatus.FAILED]
+            skipped = [s.id for s in steps if s.status is StepStatus.SKIPPED]
             reason = f"failed: {', '.join(failed)}" + (f"; skipped: {', '.join(skipped)}" if skipped else "")
             status = PlanStatus.FAILED
         await self._persist(
@@ -451,65 +478,95 @@ class PlanExecution:
     ) -> Step:
         return self._moved(step, status, error=error, result=result, finished_at=self._now())
 
-    def _enqueue(self, steps: Sequence[Step]) -> _Batch:
-        """Queue step changes for the next write; returns the batch that will carry them."""
+    def _enqueue(self, steps: Sequence[Step]) -> int:
+        """Queue step changes for the next write; returns the number of that write."""
         for step in steps:
             self._pending[step.id] = step
             if step.is_terminal:
                 self._candidates.extend(self._dependents.get(step.id, ()))
-        return self._batch
+        return self._open
 
     async def _persist(self, steps: Sequence[Step] = (), *, renew: bool = True, **fields: Any) -> None:
         """Write step changes and plan fields on top of the latest plan; notify watchers."""
         await self._flush(self._enqueue(steps), renew=renew, **fields)
 
-    async def _flush(self, batch: _Batch, *, renew: bool = True, **fields: Any) -> None:
-        """Write what is pending (and plan `fields`) unless `batch` was written already.
+    async def _flush(self, batch: int, *, renew: bool = True, wait: bool = True, **fields: Any) -> None:
+        """Write what is pending (and plan `fields`) unless write number `batch` is done.
 
-        Group commit: step changes queued while a write is under way go out together in the
-        next one, and a caller whose changes an earlier write carried returns when it is
-        done. Shielded: a write that started finishes, so the version this execution holds
-        stays the stored one. A stale write means another runner owns the plan now: stop.
+        Group commit: changes queued while a write is under way go out together in the next
+        one, which the writer of the current one makes once it is done. A caller whose
+        changes are on their way waits for the write's end with every other such caller
+        (one wake-up for all of them, not a lock handed from one to the next), unless it
+        says it need not (`wait=False`: a step's end, which nothing waits on, so the steps
+        starting in its place are woken first). Shielded: a write that started finishes,
+        so the version this execution holds stays the stored one. A stale write means
+        another runner owns the plan now: stop.
         """
+        plain = renew and not fields
+        if plain and self._durable >= batch:
+            return
         with anyio.CancelScope(shield=True):
-            async with self._lock:
-                if self._lost or (batch.written and renew and not fields):
+            while not self._lost:
+                writing = self._writing
+                if writing is not None:
+                    if plain and not wait:
+                        return  # the writer under way writes what is pending next
+                    await writing.wait()
+                    if plain and self._durable >= batch:
+                        return
+                    continue
+                await self._write(renew=renew, **fields)
+                renew, fields = True, {}  # what was queued meanwhile: a plain write
+                if not self._pending and (not plain or self._durable >= batch):
                     return
-                taken, self._batch = self._batch, _Batch()
-                pending, self._pending = self._pending, {}
-                self._inflight = pending
-                plan = with_steps(self.plan, pending.values(), **fields)
-                try:
-                    self.plan = await self._ctx.store.update_plan(
-                        plan,
-                        steps=list(pending),
-                        lease_seconds=self._ctx.settings.plans.lease_seconds if renew else None,
-                    )
-                except StaleWrite:
-                    self._lost = True
-                    self._root.cancel()
-                    return
-                except BaseException:
-                    for step_id, step in pending.items():  # the next write carries them
-                        self._pending.setdefault(step_id, step)
-                    raise
-                finally:
-                    self._inflight = {}
-                taken.written = batch.written = True
+                plain = True
+
+    async def _gather(self) -> None:
+        """Let the tasks that are ready run first, while they keep adding changes (up to
+        `_GATHER_SECONDS`), so that changes made at nearly the same moment (steps ending
+        together) share one write instead of queueing behind each other's. Not when no
+        step is in an attempt: no change is coming then."""
+        count, deadline = len(self._pending), time.monotonic() + _GATHER_SECONDS
+        while self._calling:
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+            if len(self._pending) == count or time.monotonic() > deadline:
+                return
+            count = len(self._pending)
+
+    async def _write(self, *, renew: bool, **fields: Any) -> None:
+        """One write of every pending change (see `_flush`); the caller checked none is under way."""
+        self._writing = done = anyio.Event()
+        await self._gather()
+        taken = self._open
+        self._open += 1
+        pending, self._pending = self._pending, {}
+        self._inflight = pending
+        try:
+            plan = with_steps(self.plan, pending.values(), **fields)
             try:
-                await self._ctx.notify(self.plan)
-            except Exception:  # a watcher's fault must not stop the plan
-                log.exception("notifying watchers of plan %s failed", self.plan.id)
+                self.plan = await self._ctx.store.update_plan(
+                    plan,
+                    steps=list(pending),
+                    lease_seconds=self._ctx.settings.plans.lease_seconds if renew else None,
+                )
+            except StaleWrite:
+                self._lost = True
+                self._root.cancel()
+                return
+            except BaseException:
+                for step_id, step in pending.items():  # the next write carries them
+                    self._pending.setdefault(step_id, step)
+                raise
+            self._durable = taken
+        finally:
+            self._inflight = {}
+            self._writing = None
+            done.set()
+        try:
+            await self._ctx.notify(self.plan)
+        except Exception:  # a watcher's fault must not stop the plan
+            log.exception("notifying watchers of plan %s failed", self.plan.id)
         self._changed.set()
-
-
-class _Batch:
-    """One group-committed write: `written` once the store has it."""
-
-    __slots__ = ("written",)
-
-    def __init__(self) -> None:
-        self.written = False
 
 
 class _Results(Mapping[str, StepResult]):

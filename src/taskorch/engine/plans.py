@@ -359,9 +359,11 @@ class PlanRunner:
         *,
         steps: Collection[str] | None = None,
         first: Plan | None = None,
+        lease_seconds: float | None = None,
     ) -> Plan:
         """Apply `change` to the latest plan and write it (with the `steps` it changes, None:
-        any), retrying on a concurrent write. `first`: the plan just read, tried first."""
+        any; `lease_seconds`: renew the lease too), retrying on a concurrent write. `first`:
+        the plan just read, tried first."""
         for _ in range(_WRITE_RETRIES):
             plan = first if first is not None else await self._store.get_plan(_check_id(plan_id))
             first = None
@@ -369,7 +371,7 @@ class PlanRunner:
             if changed is None:
                 return plan
             try:
-                written = await self._store.update_plan(changed, steps=steps)
+                written = await self._store.update_plan(changed, steps=steps, lease_seconds=lease_seconds)
             except StaleWrite:
                 continue
             await self._notify(written)
@@ -398,25 +400,32 @@ class PlanRunner:
             if problems:
                 raise InvalidPlan(problems)
         now = utc_from_timestamp(self._clock())
+        start = execute and self._tg is not None
 
         def approve(current: Plan) -> Plan | None:
-            if current.status is PlanStatus.CONFIRMED:
+            if current.status is PlanStatus.CONFIRMED and not start:
                 return None
-            if current.status is not PlanStatus.AWAITING_CONFIRMATION:
+            if current.status not in (PlanStatus.AWAITING_CONFIRMATION, PlanStatus.CONFIRMED):
                 raise InvalidTransition(
                     f"plan {plan_id} is {current.status.value}; it can no longer be confirmed"
                 )
-            return current.model_copy(update={"status": PlanStatus.CONFIRMED, "confirmed_at": now})
+            update: dict[str, object] = {
+                "status": PlanStatus.CONFIRMED,
+                "confirmed_at": current.confirmed_at or now,
+            }
+            if start:
+                # Confirmed and claimed by this runner in one write (as `claim_plan` would).
+                update.update(
+                    status=PlanStatus.EXECUTING, owner=self.owner, started_at=current.started_at or now
+                )
+            return current.model_copy(update=update)
 
-        plan = await self._change(plan_id, approve, steps=(), first=plan)
+        lease = self._settings.plans.lease_seconds if start else None
+        plan = await self._change(plan_id, approve, steps=(), first=plan, lease_seconds=lease)
         self._valid.pop(plan_id, None)
         if execute:
-            if self._tg is None:
+            if not start:
                 raise InvalidTransition("this server is not running plans right now; try again shortly")
-            plan = await self._store.claim_plan(
-                plan.id, owner=self.owner, lease_seconds=self._settings.plans.lease_seconds
-            )
-            await self._notify(plan)
             self._start(plan)
         return self._now_plan(plan)
 
@@ -474,11 +483,16 @@ class PlanRunner:
     async def wait(
         self, plan_id: str, seconds: float, on_change: Callable[[Plan], Awaitable[None]] | None = None
     ) -> Plan:
-        """Wait up to `seconds` for the plan to end, calling `on_change` with each new state."""
+        """Wait up to `seconds` for the plan to end, calling `on_change` with each new state.
+
+        A plan this process executes is watched in memory (its every write is announced);
+        the store is read only for a plan run elsewhere, or when the wait ends unfinished.
+        """
         watch = _Watch()
         self._watches.setdefault(plan_id, set()).add(watch)
         try:
-            plan = await self.get(plan_id)
+            execution = self._executions.get(plan_id)
+            plan = self._now_plan(execution.plan) if execution is not None else await self.get(plan_id)
             if on_change is not None:
                 await on_change(plan)
             with anyio.move_on_after(seconds):
@@ -496,7 +510,8 @@ class PlanRunner:
             watchers.discard(watch)
             if not watchers:
                 self._watches.pop(plan_id, None)
-        return await self.get(plan_id)
+        # An ended plan never changes again: the last state announced is the stored one.
+        return self._now_plan(plan) if plan.is_terminal else await self.get(plan_id)
 
 
 async def _reconnect(gateway: ToolGateway, server: str, tool: str) -> None:

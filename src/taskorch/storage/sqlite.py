@@ -67,6 +67,7 @@ from taskorch.storage.sqlite_schema import (
     refuse_newer,
     row_to_task,
 )
+from taskorch.storage.sqlite_sync import WalSync
 from taskorch.storage.sqlite_thread import ConnectionThread
 
 __all__ = ["SQLiteStore"]
@@ -122,6 +123,9 @@ RETURNING {COLUMNS}
 
 # Writes fenced by the lease token; zero rows means the lease is gone (or the id is unknown).
 _AUTOCHECKPOINT_PAGES: Final = 1000  # SQLite's default
+# Quick transactions skip the automatic checkpoint; after this many in a row, the next write
+# goes to the thread, where it runs.
+_QUICK_BEFORE_CHECKPOINT: Final = 200
 _KNOWN_PLANS: Final = 256  # plans whose last committed state is kept for their next write
 
 _FENCE: Final = "id = :id AND status = 'running' AND lease_token = :token AND lease_expires_at >= :now"
@@ -191,6 +195,8 @@ class SQLiteStore:
         self._quick = synchronous == "NORMAL" or not durable_claims
         self._writer: ConnectionThread | None = None
         self._reader: ConnectionThread | None = None
+        self._quick_run = 0  # quick transactions since the last one in the thread
+        self._wal_sync = WalSync(Path(f"{self.path}-wal"))
         self._lifecycle = anyio.Lock()
         self._known_plans: dict[str, Plan] = {}
 
@@ -219,6 +225,7 @@ class SQLiteStore:
                 for thread in (reader, writer):
                     if thread is not None:
                         await thread.stop()
+            self._wal_sync.close()
 
     def _connect_writer(self) -> sqlite3.Connection:
         try:
@@ -278,21 +285,43 @@ class SQLiteStore:
         return StoreError(f"task database {self.path}: {action} failed: {hint}")
 
     async def _write(
-        self, action: str, body: Callable[[sqlite3.Connection, float], T], *, durable: bool = True
+        self,
+        action: str,
+        body: Callable[[sqlite3.Connection, float], T],
+        *,
+        durable: bool = True,
+        quick: bool = False,
     ) -> T:
         """Run `body(conn, now)` in one BEGIN IMMEDIATE transaction; roll back if it raises.
 
         `durable=False` (claims, heartbeats) commits without waiting for the disk; see
-        `_transaction`.
+        `_transaction`. Such a write, and a durable one marked `quick` (a short transaction
+        someone waits on, like a plan step's transition), runs on the caller's thread when
+        the connection is idle: see `_quick_transaction`.
         """
         writer = self._writer
         if writer is None:
             raise StoreError("the store is not open; call open() first")
-        if not durable and self._quick:
-            ran, quick = writer.try_inline(lambda conn: self._quick_transaction(conn, action, body))
-            if ran and quick is not None and quick[0]:
-                return quick[1]  # type: ignore[return-value]
+        if self._may_run_quick(durable=durable, quick=quick):
+            # Under FULL a durable one commits without its fsync, which follows off the loop.
+            sync_after = durable and self._synchronous == "FULL"
+            relax = sync_after or (not durable and self._relaxed is not None)
+            ran, outcome = writer.try_inline(
+                lambda conn: self._quick_transaction(conn, action, body, relax=relax)
+            )
+            if ran and outcome is not None and outcome[0]:
+                if sync_after:
+                    await self._wal_sync.sync(self._wal_sync.committed())
+                return outcome[1]  # type: ignore[return-value]
         return await writer.run(lambda conn: self._transaction(conn, action, body, durable=durable))
+
+    def _may_run_quick(self, *, durable: bool, quick: bool) -> bool:
+        if durable and not quick:
+            return False
+        if not durable and not self._quick:
+            return False
+        # After a run of quick ones, one goes to the thread, which checkpoints if it is due.
+        return self._quick_run < _QUICK_BEFORE_CHECKPOINT
 
     def _transaction(
         self,
@@ -308,6 +337,7 @@ class SQLiteStore:
         # task ready again and the worker's later result is refused as a lost lease, which
         # at-least-once delivery already allows for. `storage.durable_claims` turns this off.
         relaxed = self._relaxed if not durable else None
+        self._quick_run = 0
         try:
             if relaxed is not None:
                 conn.execute(f"PRAGMA synchronous = {relaxed}")
@@ -320,34 +350,44 @@ class SQLiteStore:
             raise self._translate(exc, action) from exc
 
     def _quick_transaction(
-        self, conn: sqlite3.Connection, action: str, body: Callable[[sqlite3.Connection, float], T]
+        self,
+        conn: sqlite3.Connection,
+        action: str,
+        body: Callable[[sqlite3.Connection, float], T],
+        *,
+        relax: bool,
     ) -> tuple[bool, T | None]:
-        """`_transaction(durable=False)` on the event loop's thread, if it cannot wait on anything.
+        """`_transaction` on the event loop's thread, if it cannot wait on anything.
 
-        A thread hand-off costs more than a claim's whole transaction, and a claim commits
-        without an fsync (see `_transaction`), so it runs here when nothing could make it
-        wait: no busy timeout (another process holding the write lock sends it back to the
-        thread: `(False, None)`) and no automatic checkpoint (the next write in the thread
-        does it).
+        A thread hand-off costs more than a short transaction: the thread must be woken,
+        and the caller woken again by an event loop that may be busy with other work. So a
+        claim or a short durable write runs here when nothing could make it wait: no busy
+        timeout (another process holding the write lock sends it back to the thread:
+        `(False, None)`), no automatic checkpoint (the next write in the thread does it;
+        after `_QUICK_BEFORE_CHECKPOINT` quick ones, the next write goes there) and, with
+        `relax`, no fsync (a claim needs none, see `_transaction`; a durable write has its
+        WAL synced afterwards by `WalSync`, off the loop).
         """
         try:
             conn.execute("PRAGMA busy_timeout = 0")
             conn.execute("PRAGMA wal_autocheckpoint = 0")
-            if self._relaxed is not None:
-                conn.execute(f"PRAGMA synchronous = {self._relaxed}")
+            if relax:
+                conn.execute("PRAGMA synchronous = NORMAL")
             try:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError:
                     return False, None
-                return True, self._run_body(conn, body)
+                result = self._run_body(conn, body)
             finally:
                 conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
                 conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
-                if self._relaxed is not None:
+                if relax:
                     conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         except sqlite3.Error as exc:
             raise self._translate(exc, action) from exc
+        self._quick_run += 1
+        return True, result
 
     def _commit(self, conn: sqlite3.Connection, body: Callable[[sqlite3.Connection, float], T]) -> T:
         conn.execute("BEGIN IMMEDIATE")
@@ -749,6 +789,7 @@ class SQLiteStore:
         written = await self._write(
             "update_plan",
             lambda conn, now: sqlite_plans.update_plan(conn, now, plan, steps, lease_seconds, known),
+            quick=True,
         )
         return self._remember(written)
 

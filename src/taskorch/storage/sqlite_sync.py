@@ -1,0 +1,78 @@
+"""Making commits durable off the event loop: an fsync of the WAL file, shared by a group.
+
+In WAL mode, `synchronous=FULL` differs from `NORMAL` only in that every commit ends with an
+fsync of the WAL file. A commit made under NORMAL and followed by an fsync of that same file
+is therefore as durable as a FULL one, once the fsync returns. Splitting the two lets a short
+transaction commit on the event loop's thread (no thread hand-off) while the fsync, the slow
+part, runs in a worker thread, the event loop going on meanwhile; and commits made while an
+fsync is under way share the next one.
+
+The file stays the same inode while the store's own writer connection is open (SQLite
+removes the WAL only when the last connection closes), so one descriptor serves the store's
+life. A checkpoint that copies frames into the database syncs the WAL first, so a frame is
+never lost by being checkpointed before its fsync.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+
+from taskorch.errors import StoreError
+
+__all__ = ["WalSync"]
+
+
+class WalSync:
+    """Counts commits that still need an fsync of `wal_path`, and performs it in groups."""
+
+    def __init__(self, wal_path: Path) -> None:
+        self._path = wal_path
+        self._fd: int | None = None
+        self._committed = 0  # commits made that need the WAL synced
+        self._synced = 0  # of those, how many an fsync has covered
+        self._syncing: anyio.Event | None = None  # set when the fsync under way ends
+
+    def committed(self) -> int:
+        """Note a commit just made (on the caller's thread); returns its number for `sync`."""
+        self._committed += 1
+        return self._committed
+
+    async def sync(self, commit: int) -> None:
+        """Return once commit number `commit` is on disk. Shielded: the commit is made, so a
+        cancelled caller still waits (briefly) for it to be durable, then sees the cancel."""
+        with anyio.CancelScope(shield=True):
+            while self._synced < commit:
+                syncing = self._syncing
+                if syncing is not None:
+                    await syncing.wait()
+                    continue
+                self._syncing = done = anyio.Event()
+                covered = self._committed  # every commit made so far is in the file now
+                try:
+                    await anyio.to_thread.run_sync(self._fsync)
+                    self._synced = max(self._synced, covered)
+                finally:
+                    self._syncing = None
+                    done.set()
+        await anyio.lowlevel.checkpoint_if_cancelled()
+
+    def _fsync(self) -> None:
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise StoreError(
+                f"the task database's log {self._path} could not be written to disk ({exc}); "
+                "check the disk (space, permissions) and retry"
+            ) from exc
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
