@@ -193,8 +193,8 @@ class SQLiteStore:
         self._relaxed = None if durable_claims or synchronous == "NORMAL" else "NORMAL"
         # ...and so may run on the caller's thread: see `_quick_transaction`.
         self._quick = synchronous == "NORMAL" or not durable_claims
-        self._writer: ConnectionThread | None = None
-        self._reader: ConnectionThread | None = None
+        self._writer: ConnectionThread[sqlite3.Connection] | None = None
+        self._reader: ConnectionThread[sqlite3.Connection] | None = None
         self._quick_run = 0  # quick transactions since the last one in the thread
         self._wal_sync = WalSync(Path(f"{self.path}-wal"))
         self._lifecycle = anyio.Lock()
@@ -225,7 +225,7 @@ class SQLiteStore:
                 for thread in (reader, writer):
                     if thread is not None:
                         await thread.stop()
-            self._wal_sync.close()
+                await self._wal_sync.close()
 
     def _connect_writer(self) -> sqlite3.Connection:
         try:

@@ -4,8 +4,8 @@ In WAL mode, `synchronous=FULL` differs from `NORMAL` only in that every commit 
 fsync of the WAL file. A commit made under NORMAL and followed by an fsync of that same file
 is therefore as durable as a FULL one, once the fsync returns. Splitting the two lets a short
 transaction commit on the event loop's thread (no thread hand-off) while the fsync, the slow
-part, runs in a worker thread, the event loop going on meanwhile; and commits made while an
-fsync is under way share the next one.
+part, runs in a thread of its own, the event loop going on meanwhile; and commits made while
+an fsync is under way share the next one.
 
 The file stays the same inode while the store's own writer connection is open (SQLite
 removes the WAL only when the last connection closes), so one descriptor serves the store's
@@ -20,19 +20,22 @@ from pathlib import Path
 
 import anyio
 import anyio.lowlevel
-import anyio.to_thread
 
 from taskorch.errors import StoreError
+from taskorch.storage.sqlite_thread import ConnectionThread
 
 __all__ = ["WalSync"]
 
 
 class WalSync:
-    """Counts commits that still need an fsync of `wal_path`, and performs it in groups."""
+    """Counts commits that still need an fsync of `wal_path`, and performs it in groups.
+
+    The fsyncs run in a thread holding the file open, started at the first one.
+    """
 
     def __init__(self, wal_path: Path) -> None:
         self._path = wal_path
-        self._fd: int | None = None
+        self._thread: ConnectionThread[int] | None = None
         self._committed = 0  # commits made that need the WAL synced
         self._synced = 0  # of those, how many an fsync has covered
         self._syncing: anyio.Event | None = None  # set when the fsync under way ends
@@ -54,25 +57,33 @@ class WalSync:
                 self._syncing = done = anyio.Event()
                 covered = self._committed  # every commit made so far is in the file now
                 try:
-                    await anyio.to_thread.run_sync(self._fsync)
+                    await self._fsync()
                     self._synced = max(self._synced, covered)
                 finally:
                     self._syncing = None
                     done.set()
         await anyio.lowlevel.checkpoint_if_cancelled()
 
-    def _fsync(self) -> None:
+    async def _fsync(self) -> None:
         try:
-            if self._fd is None:
-                self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
-            os.fsync(self._fd)
+            if self._thread is None:
+                thread = ConnectionThread(
+                    self._open, name=f"taskorch-sqlite-sync {self._path}", close=os.close
+                )
+                await thread.start()
+                self._thread = thread
+            await self._thread.run(os.fsync)
         except OSError as exc:
             raise StoreError(
                 f"the task database's log {self._path} could not be written to disk ({exc}); "
                 "check the disk (space, permissions) and retry"
             ) from exc
 
-    def close(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
+    def _open(self) -> int:
+        return os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+
+    async def close(self) -> None:
+        """Stop the thread and close the file (a later `sync` opens them again)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await thread.stop()

@@ -1,4 +1,5 @@
-"""One SQLite connection owned by one thread, fed work by async callers in order.
+"""One SQLite connection (or another resource) owned by one thread, fed work by async callers
+in order.
 
 Calls are queued and run one at a time, first come first served, so the thread is also what
 serialises a store's writes within a process. Handing a job to a dedicated thread and waking
@@ -11,10 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -26,6 +26,7 @@ from taskorch.errors import StoreError
 __all__ = ["ConnectionThread"]
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 
 def _loop_callback() -> Callable[[Callable[[], object]], object]:
@@ -40,14 +41,14 @@ def _loop_callback() -> Callable[[Callable[[], object]], object]:
 class _Job(Generic[T]):
     __slots__ = ("done", "error", "fn", "notify", "value")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], T]) -> None:
+    def __init__(self, fn: Callable[[Any], T]) -> None:
         self.fn = fn
         self.done = anyio.Event()
         self.notify = _loop_callback()
         self.value: T | None = None
         self.error: BaseException | None = None
 
-    def execute(self, conn: sqlite3.Connection) -> None:
+    def execute(self, conn: object) -> None:
         """In the connection thread: do the work and keep the outcome (then `wake` the caller)."""
         try:
             self.value = self.fn(conn)
@@ -70,16 +71,22 @@ class _Job(Generic[T]):
         return self.value  # type: ignore[return-value]
 
 
-class ConnectionThread:
-    """A thread holding the connection `connect()` makes; `run(fn)` calls `fn(conn)` there."""
+class ConnectionThread(Generic[C]):
+    """A thread holding the connection `connect()` makes; `run(fn)` calls `fn(conn)` there.
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], *, name: str) -> None:
+    `close(conn)` ends it when the thread stops (default: `conn.close()`).
+    """
+
+    def __init__(
+        self, connect: Callable[[], C], *, name: str, close: Callable[[C], object] | None = None
+    ) -> None:
         self._connect = connect
+        self._close = close if close is not None else _close_connection
         self._name = name
         self._jobs: queue.SimpleQueue[_Job[object] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._conn: sqlite3.Connection | None = None
+        self._conn: C | None = None
         # Held while a job runs on the connection, by the thread or by `try_inline`.
         self._in_use = threading.Lock()
 
@@ -112,9 +119,9 @@ class ConnectionThread:
         finally:
             with self._in_use:
                 self._conn = None
-                conn.close()
+                self._close(conn)
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, fn: Callable[[C], T]) -> T:
         """Run `fn(conn)` in the connection thread after the jobs queued before it."""
         if self._stopping or self._thread is None:
             raise StoreError("the store is not open; call open() first")
@@ -122,7 +129,7 @@ class ConnectionThread:
         self._jobs.put(job)  # type: ignore[arg-type]
         return await job.outcome()
 
-    def try_inline(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
+    def try_inline(self, fn: Callable[[C], T]) -> tuple[bool, T | None]:
         """Run `fn(conn)` on the calling thread if the connection is idle right now.
 
         Returns `(True, value)` if it ran, `(False, None)` if the thread was busy (or the
@@ -147,3 +154,7 @@ class ConnectionThread:
         self._stopping = True
         self._jobs.put(None)
         await anyio.to_thread.run_sync(thread.join)
+
+
+def _close_connection(conn: Any) -> None:
+    conn.close()
