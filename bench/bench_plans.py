@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_plans.py [--steps 200] [--concurrency 16] [--latency-ms 5]
                                           [--chain 50] [--rounds 7] [--store memory|sqlite]
-                                          [--synchronous FULL|NORMAL] [--gateway memory|pool]
+                                          [--synchronous FULL|NORMAL] [--gateway memory|stdio|http]
 
 (a) Fan-out. A plan of `--steps` independent no-op steps at concurrency `--concurrency`
     (per plan and global), against the same number of calls made straight on the gateway
@@ -19,9 +19,12 @@
 the figure is the median of the rounds' ratios, after one warm-up round that is not counted.
 
 `--gateway memory` (default) calls an in-memory gateway, so the figures show the runner's own
-cost. `--gateway pool` calls the `noop` tool of a local MCP server over streamable HTTP
-through a real `DownstreamPool`, on both sides (`--latency-ms` is then the server's own:
-none); the direct side makes the same calls on the same pool.
+cost. `--gateway stdio` calls the `noop` tool of a real MCP server (the test peer, a Python
+SDK server) run as a subprocess over stdio, through a real `DownstreamPool`, on both sides;
+`--gateway http` runs that server inside this process over streamable HTTP instead, so the
+server, the client and the runner share one interpreter (and its one core at a time). With
+either, `--latency-ms` is the server's own: none. The direct side makes the same calls on the
+same pool.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from typing import Any
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.downstream_peers import build_peer, serve_streamable_http
+from tests.downstream_peers import build_peer, serve_streamable_http, stdio_peer
 from tests.fakes_gateway import FakeGateway
 
 from taskorch.config import load_settings
@@ -117,7 +120,12 @@ async def direct(count: int, concurrency: int, gateway: ToolGateway) -> float:
 
 
 async def main(args: argparse.Namespace) -> None:
-    if args.gateway == "pool":
+    if args.gateway == "stdio":
+        pool = DownstreamPool({"bench": stdio_peer()})
+        async with pool.running():
+            await pool.call("bench", "noop", {}, timeout_seconds=30)  # start, connect and list once
+            await measure(args, Borrowed(pool), latency_ms=0.0)
+    elif args.gateway == "http":
         peer_server = build_peer()
         # The SDK's server sets up INFO logging of every request; a line per call on the
         # console would cost both sides more than what is measured.
@@ -203,5 +211,5 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--store", choices=["memory", "sqlite"], default="memory")
     parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL")
-    parser.add_argument("--gateway", choices=["memory", "pool"], default="memory")
+    parser.add_argument("--gateway", choices=["memory", "stdio", "http"], default="memory")
     anyio.run(main, parser.parse_args())

@@ -16,7 +16,8 @@ and the failure may be transient (kind network, timeout, tool_unavailable or sys
 Durability: every step transition is written, renewing the runner's lease on the plan, and
 the transitions pending at one moment share one write: a step's end goes out together with
 the `running` marks of the steps that start in its place (the ones it made ready, or the
-next in line for the slot it freed). A step's call starts only once its dependencies'
+next in line for the slot it freed), and with those of the steps ending at nearly the same
+moment (see `_gather`). A step's call starts only once its dependencies'
 outcomes are durable. A step that is not idempotent (and every claude_code step) also waits
 for its own `running` mark to be durable, so a restarted server never runs it a second time;
 an idempotent tool step starts its call while that mark is being written, since running it
