@@ -140,6 +140,9 @@ async def test_the_planning_run_passes_the_plan_steps_schema_and_cannot_edit_or_
     assert {"Bash", "Edit", "Write", "NotebookEdit", "WebFetch"} <= set(denied)
     assert denied == list(PLANNING_DISALLOWED_TOOLS)
     assert "--allowedTools" not in planner.sent()["argv"]
+    # No MCP server from the user's own Claude Code setup is started for planning.
+    assert "--strict-mcp-config" in planner.sent()["argv"]
+    assert "--mcp-config" not in planner.sent()["argv"]
     assert planner.flag("--max-turns") == ["6"]
     # The scratch directory it ran in is gone; nothing else was left behind.
     assert list(planner.work_dir.iterdir()) == []

@@ -4,7 +4,6 @@ commits made meanwhile."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from taskorch.storage import sqlite_sync
 from taskorch.storage.sqlite import SQLiteStore
 from tests.contract.test_plans import make_plan
 from tests.fakes import FakeClock
+from tests.fsync_log import FsyncLog
 
 pytestmark = pytest.mark.anyio
 
@@ -38,28 +38,6 @@ async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SQLiteStore]:
         yield opened
     finally:
         await opened.close()
-
-
-class FsyncLog:
-    """Every fsync the process makes, by the path of the file synced (and the thread)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls: list[tuple[str, str]] = []
-        self.entered = threading.Event()
-        self.gate: threading.Event | None = None
-        real = os.fsync
-
-        def fsync(fd: int) -> None:
-            self.calls.append((os.readlink(f"/proc/self/fd/{fd}"), threading.current_thread().name))
-            self.entered.set()
-            if self.gate is not None:
-                self.gate.wait(10)
-            real(fd)
-
-        monkeypatch.setattr(sqlite_sync.os, "fsync", fsync)
-
-    def of(self, path: Path) -> list[str]:
-        return [thread for file, thread in self.calls if file == str(path)]
 
 
 async def _executing(store: SQLiteStore, clock: FakeClock) -> Plan:

@@ -18,6 +18,7 @@ from taskorch.storage.sqlite import _AVOID, _CANCEL_DEPENDENTS, _CLAIM, _WAKE_DE
 from taskorch.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION, _statements
 from tests.contract.builders import add, claim
 from tests.fakes import FakeClock
+from tests.fsync_log import FsyncLog
 
 pytestmark = pytest.mark.anyio
 
@@ -188,19 +189,22 @@ async def _trace_writer(store: SQLiteStore) -> list[str]:
 
 
 async def test_claims_commit_without_waiting_for_the_disk_but_results_do(
-    store: SQLiteStore, clock: FakeClock
+    store: SQLiteStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await add(store, clock)
     statements = await _trace_writer(store)
+    fsyncs = FsyncLog(monkeypatch)
+    wal = Path(f"{store.path}-wal")
 
     leased = await claim(store)
     begin, commit = statements.index("BEGIN IMMEDIATE"), statements.index("COMMIT")
     assert "PRAGMA synchronous = NORMAL" in statements[:begin]
     assert "PRAGMA synchronous = FULL" in statements[commit:]
+    assert fsyncs.of(wal) == []
 
-    statements.clear()
+    # A result commits the same way, but the WAL is synced before `complete` returns.
     await store.complete(leased.id, leased.lease_token or "", "done")
-    assert not [s for s in statements if s.startswith("PRAGMA")]
+    assert len(fsyncs.of(wal)) == 1
     assert await _writer_pragma(store, "synchronous") == 2  # back to FULL for everything else
 
 
@@ -254,6 +258,28 @@ async def test_a_claim_waits_in_the_thread_while_another_process_holds_the_write
             other.execute("COMMIT")
     other.close()
     assert claimed == [created.id]
+
+
+async def test_a_result_waits_in_the_thread_while_another_process_holds_the_write_lock(
+    store: SQLiteStore, clock: FakeClock
+) -> None:
+    await add(store, clock)
+    leased = await claim(store)
+    other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    done: list[TaskStatus] = []
+
+    async def complete() -> None:
+        done.append((await store.complete(leased.id, leased.lease_token or "", "ok")).status)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(complete)
+            await anyio.wait_all_tasks_blocked()
+            assert done == []  # waiting for the lock in the writer thread; the loop is free
+            other.execute("COMMIT")
+    other.close()
+    assert done == [TaskStatus.SUCCEEDED]
 
 
 async def test_a_file_that_is_not_a_database_gives_a_clear_store_error(tmp_path: Path) -> None:

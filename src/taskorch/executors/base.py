@@ -52,6 +52,10 @@ class RunRequest(BaseModel):
     max_turns: int | None = None
     max_budget_usd: float | None = None
     mcp_config: str | None = Field(default=None, description="A --mcp-config file path or JSON text.")
+    strict_mcp_config: bool = Field(
+        default=False,
+        description="Use only `mcp_config`'s MCP servers (none without it), not the user's (--strict-mcp-config).",
+    )
     json_schema: str | None = Field(
         default=None, description="A JSON schema (as text) the run's final answer must fit (--json-schema)."
     )

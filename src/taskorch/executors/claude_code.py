@@ -98,6 +98,8 @@ class ClaudeCodeExecutor:
             argv += ["--resume", request.resume_session_id]
         if request.mcp_config:
             argv += ["--mcp-config", request.mcp_config]
+        if request.strict_mcp_config:
+            argv.append("--strict-mcp-config")
         if request.json_schema:
             argv += ["--json-schema", request.json_schema]
         return argv + list(s.extra_args)

@@ -4,13 +4,16 @@ The run gets the request, the agent and the tools the agent may use (see `planni
 stdin, and answers through the CLI's structured output, which the CLI checks against the
 plan-steps schema (`planning.schema`) before it reports `structured_output`.
 
-Planning must not change anything, so the run is locked down three ways:
+Planning must not change anything, so the run is locked down four ways:
 - it works in a fresh, empty scratch directory (below `plans.planner_work_dir`), removed after;
 - `--permission-mode default`: in a headless run every tool that would need approval (file
   edits, shell commands, web access, MCP tools) is denied rather than asked about;
 - `--disallowedTools` removes the editing, shell, web and agent tools from what the model is
   offered at all (plus the agent's own denied Claude Code tools). The agent's allowed Claude
-  Code tools are NOT passed: they are for its task runs, not for planning.
+  Code tools are NOT passed: they are for its task runs, not for planning;
+- `--strict-mcp-config` without an `--mcp-config`: none of the MCP servers the user set up
+  for their own Claude Code sessions is started (their tools could be allowed without asking
+  in the user's settings).
 The agent's `system_prompt` is appended to the system prompt and its `model` (else
 `plans.planner_model`, else `claude_code.model`) is used.
 """
@@ -97,6 +100,7 @@ class ClaudeCodePlanner:
             permission_mode="default",
             max_turns=self.settings.planner_max_turns,
             json_schema=plan_steps_schema(),
+            strict_mcp_config=True,
         )
 
     async def plan(

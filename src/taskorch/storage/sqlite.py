@@ -597,7 +597,7 @@ class SQLiteStore:
             conn.execute(_WAKE_DEPENDENTS, {"id": task_id, "now": now})
             return row_to_task(rows[0])
 
-        return await self._write("complete", body)
+        return await self._write("complete", body, quick=True)
 
     async def fail(
         self,
@@ -620,7 +620,7 @@ class SQLiteStore:
                 _raise_lease_lost(conn, task_id)
             return _settle_failure(conn, now, task_id, row[0], row[1], error, retry=retry, backoff=backoff)
 
-        return await self._write("fail", body)
+        return await self._write("fail", body, quick=True)
 
     async def park(
         self,
