@@ -115,6 +115,44 @@ async def test_a_task_created_through_another_store_wakes_a_waiting_claimer(sche
         await consumer.close()
 
 
+async def test_a_lost_listening_connection_is_reconnected_and_wakes_claimers_again(
+    schema: tuple[str, str],
+) -> None:
+    url, name = schema
+    clock = FakeClock()
+    producer, consumer = PostgresStore(url, schema=name, clock=clock), PostgresStore(url, schema=name)
+    await producer.open()
+    await consumer.open()
+    try:
+        woken = anyio.Event()
+        consumer.add_work_listener(woken.set)
+        listener = consumer._listener
+        assert listener is not None
+        admin = await asyncpg.connect(url)
+        try:  # the server (or a network blip) drops the connection that listens
+            await admin.execute("SELECT pg_terminate_backend($1)", listener.get_server_pid())
+        finally:
+            await admin.close()
+        back = anyio.Event()
+        with anyio.fail_after(10):
+            await woken.wait()  # waiters are told at once, and look for work themselves
+            consumer.add_work_listener(back.set)
+            await back.wait()  # ...and again once it listens anew (work may have come meanwhile)
+        assert consumer._listener is not None
+        assert consumer._listener is not listener
+
+        woken = anyio.Event()
+        consumer.add_work_listener(woken.set)
+        created = await add(producer, clock)
+        with anyio.fail_after(5):
+            await woken.wait()  # notifications arrive again on the new connection
+        assert (await claim(consumer)).id == created.id
+    finally:
+        await producer.close()
+        await consumer.close()
+    assert consumer._relisten is None
+
+
 async def test_the_queue_of_one_process_wakes_on_work_queued_by_another(schema: tuple[str, str]) -> None:
     url, name = schema
     clock = FakeClock()

@@ -54,7 +54,8 @@ class RunRequest(BaseModel):
     mcp_config: str | None = Field(default=None, description="A --mcp-config file path or JSON text.")
     strict_mcp_config: bool = Field(
         default=False,
-        description="Use only `mcp_config`'s MCP servers (none without it), not the user's (--strict-mcp-config).",
+        description="Use only `mcp_config`'s MCP servers (none without it), not the user's "
+        "(--strict-mcp-config).",
     )
     json_schema: str | None = Field(
         default=None, description="A JSON schema (as text) the run's final answer must fit (--json-schema)."

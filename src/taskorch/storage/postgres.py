@@ -15,6 +15,7 @@ statement, as in the SQLite store.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -169,6 +170,8 @@ WHERE id IN (SELECT id FROM doomed) AND status IN {_OPEN_STATUSES}
 """
 
 _CLOSE_SECONDS: Final = 10.0
+_RELISTEN_FIRST_SECONDS: Final = 0.2  # then doubling, up to:
+_RELISTEN_MAX_SECONDS: Final = 30.0
 _DRIVER_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
@@ -211,6 +214,8 @@ class PostgresStore:
         self._connect_timeout = connect_timeout
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._listener: asyncpg.Connection[asyncpg.Record] | None = None
+        self._relisten: asyncio.Task[None] | None = None  # reconnecting a lost listener
+        self._settings: dict[str, str] = {}
         self._work_listeners: list[Callable[[], None]] = []
         self._lifecycle = anyio.Lock()
         # One channel per queue: every store on the same schema shares it.
@@ -237,12 +242,9 @@ class PostgresStore:
                 )
             except _DRIVER_ERRORS as exc:
                 raise self._translate(exc, "open") from exc
+            self._settings = settings
             try:
-                listener = await asyncpg.connect(
-                    self.url, server_settings=settings, timeout=self._connect_timeout
-                )
-                await listener.add_listener(self.channel, self._notified)
-                listener.add_termination_listener(self._listener_lost)
+                listener = await self._listen()
             except BaseException as exc:
                 with anyio.CancelScope(shield=True):
                     await pool.close()
@@ -251,8 +253,25 @@ class PostgresStore:
                 raise
             self._pool, self._listener = pool, listener
 
+    async def _listen(self) -> asyncpg.Connection[asyncpg.Record]:
+        """A connection of its own, listening on the work channel (its loss is noticed)."""
+        listener = await asyncpg.connect(
+            self.url, server_settings=self._settings, timeout=self._connect_timeout
+        )
+        try:
+            await listener.add_listener(self.channel, self._notified)
+            listener.add_termination_listener(self._listener_lost)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await _quietly(listener.close())
+            raise
+        return listener
+
     async def close(self) -> None:
         async with self._lifecycle:
+            relisten, self._relisten = self._relisten, None
+            if relisten is not None:
+                relisten.cancel()
             pool, listener, self._pool, self._listener = self._pool, self._listener, None, None
             with anyio.CancelScope(shield=True):
                 if listener is not None:
@@ -309,8 +328,38 @@ class PostgresStore:
             callback()
 
     def _listener_lost(self, *_: object) -> None:
-        log.warning("lost the PostgreSQL connection that listens for new work; waiters fall back to polling")
+        log.warning("lost the PostgreSQL connection that listens for new work; waiters poll until it is back")
+        self._listener = None
         self._notified()  # let waiters look for work now rather than at their timeout
+        if self._pool is not None and self._relisten is None:
+            # asyncpg runs on asyncio only, so this store's loop is an asyncio one.
+            self._relisten = asyncio.get_running_loop().create_task(self._listen_again())
+
+    def _is_open(self) -> bool:
+        return self._pool is not None
+
+    async def _listen_again(self) -> None:
+        """Reconnect the listening connection, retrying with backoff until the store closes."""
+        delay = _RELISTEN_FIRST_SECONDS
+        try:
+            while self._is_open():
+                await asyncio.sleep(delay)
+                try:
+                    listener = await self._listen()
+                except _DRIVER_ERRORS as exc:
+                    delay = min(delay * 2, _RELISTEN_MAX_SECONDS)
+                    log.info("listening for new work again failed (%s); next try in %.1f s", exc, delay)
+                    continue
+                if not self._is_open():  # closed meanwhile
+                    listener.remove_termination_listener(self._listener_lost)
+                    await _quietly(listener.close())
+                    return
+                self._listener = listener
+                log.info("listening for new work again on %s", self._where())
+                self._notified()  # work queued while nobody listened
+                return
+        finally:
+            self._relisten = None
 
     # -- plumbing ----------------------------------------------------------------------------
 
