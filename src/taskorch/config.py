@@ -370,6 +370,9 @@ class RunsSettings(_Section):
         default=None, description="Where each run's full output goes. Default: logs in the data directory."
     )
     log_max_bytes: int = Field(default=10_485_760, ge=0, description="Cap on one run's log file; 0: no log.")
+    log_retention_days: float = Field(
+        default=30.0, ge=0, description="Run logs older than this are deleted; 0 keeps them."
+    )
     output_tail_bytes: int = Field(default=65_536, ge=1024, le=16_777_216)
     max_line_bytes: int = Field(default=8_388_608, ge=4096, le=268_435_456)
     event_tail: int = Field(default=200, ge=1, le=10_000)

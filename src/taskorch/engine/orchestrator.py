@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from pathlib import Path
 
 import anyio
 
@@ -17,6 +18,8 @@ from taskorch.engine.processes import Instance
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.scheduler import Scheduler
 from taskorch.executors.base import CLAUDE_CODE, Executor
+from taskorch.executors.common import RunLimits
+from taskorch.executors.run_logs import keep_run_logs_pruned
 from taskorch.planning.base import Planner
 from taskorch.planning.claude import ClaudeCodePlanner
 from taskorch.storage import Store, open_store
@@ -88,6 +91,16 @@ class Orchestrator:
             executors=executors,
         )
 
+    def _run_log_dirs(self) -> list[Path]:
+        """The directories this orchestrator's executors write run logs to."""
+        dirs = {
+            limits.log_dir
+            for executor in self.scheduler.executors.values()
+            if isinstance(limits := getattr(executor, "limits", None), RunLimits)
+            and limits.log_dir is not None
+        }
+        return sorted(dirs)
+
     def _downstream_running(self) -> AbstractAsyncContextManager[object]:
         # A pool owns its connections for as long as the orchestrator runs; a fake needs nothing.
         return self.downstream.running() if isinstance(self.downstream, DownstreamPool) else nullcontext()
@@ -115,6 +128,11 @@ class Orchestrator:
                     tg.start_soon(self.queue.run_reaper)
                 if background if scheduler is None else scheduler:
                     await tg.start(self.scheduler.run)
+                    tg.start_soon(
+                        lambda: keep_run_logs_pruned(
+                            self._run_log_dirs(), self.settings.runs.log_retention_days
+                        )
+                    )
                 yield self
                 tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:

@@ -1,0 +1,70 @@
+"""Removing old run logs: each run writes one file (`<task id>-<UTC time>.log`), kept
+`runs.log_retention_days` after it was last written, then deleted."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Final
+
+import anyio
+import anyio.to_thread
+
+__all__ = ["keep_run_logs_pruned", "prune_run_logs"]
+
+log = logging.getLogger(__name__)
+
+# The names `log_path_for` gives; nothing else in the directory is touched.
+_RUN_LOG: Final = re.compile(r".+-\d{8}T\d{12}Z\.log")
+
+
+def prune_run_logs(log_dir: Path, max_age_seconds: float, now: float) -> int:
+    """Delete the run logs in `log_dir` last written more than `max_age_seconds` before `now`;
+    return how many. A log still being written is fresh, so it is never one of them."""
+    removed = 0
+    try:
+        entries = list(os.scandir(log_dir))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if not _RUN_LOG.fullmatch(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if now - entry.stat(follow_symlinks=False).st_mtime <= max_age_seconds:
+                continue
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            continue  # removed meanwhile (another process pruning the same directory)
+        removed += 1
+    return removed
+
+
+async def keep_run_logs_pruned(
+    log_dirs: Collection[Path],
+    retention_days: float,
+    *,
+    interval_seconds: float = 3600.0,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Prune `log_dirs` now and every `interval_seconds` until cancelled (0 days: never)."""
+    if retention_days <= 0 or not log_dirs:
+        return
+    max_age = retention_days * 86400
+    while True:
+        for log_dir in log_dirs:
+            try:
+                removed = await anyio.to_thread.run_sync(prune_run_logs, log_dir, max_age, clock())
+            except OSError as exc:
+                log.warning("could not remove old run logs in %s: %s", log_dir, exc)
+            else:
+                if removed:
+                    log.info(
+                        "removed %d run log(s) older than %g days from %s", removed, retention_days, log_dir
+                    )
+        await anyio.sleep(interval_seconds)
