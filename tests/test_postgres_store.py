@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import anyio
 import asyncpg
@@ -96,75 +97,72 @@ async def test_open_store_builds_a_postgres_store_from_a_postgresql_url() -> Non
         assert (store.url, store.schema) == (url, "tq")
 
 
-async def test_a_task_created_through_another_store_wakes_a_waiting_claimer(schema: tuple[str, str]) -> None:
+@dataclass
+class Pair:
+    """Two stores on one queue, as two processes would open it: one queues, one waits."""
+
+    url: str
+    clock: FakeClock
+    producer: PostgresStore
+    consumer: PostgresStore
+
+
+@pytest.fixture
+async def pair(schema: tuple[str, str]) -> AsyncIterator[Pair]:
     url, name = schema
     clock = FakeClock()
     producer, consumer = PostgresStore(url, schema=name, clock=clock), PostgresStore(url, schema=name)
     await producer.open()
     await consumer.open()
     try:
-        woken = anyio.Event()
-        consumer.add_work_listener(woken.set)
-        assert await consumer.claim_next(work_path="/", worker_id="idle", lease_seconds=60) is None
-        created = await add(producer, clock)
-        with anyio.fail_after(5):
-            await woken.wait()
-        assert (await claim(consumer)).id == created.id
+        yield Pair(url, clock, producer, consumer)
     finally:
         await producer.close()
         await consumer.close()
 
 
-async def test_a_lost_listening_connection_is_reconnected_and_wakes_claimers_again(
-    schema: tuple[str, str],
-) -> None:
-    url, name = schema
-    clock = FakeClock()
-    producer, consumer = PostgresStore(url, schema=name, clock=clock), PostgresStore(url, schema=name)
-    await producer.open()
-    await consumer.open()
-    try:
-        woken = anyio.Event()
-        consumer.add_work_listener(woken.set)
-        listener = consumer._listener
-        assert listener is not None
-        admin = await asyncpg.connect(url)
-        try:  # the server (or a network blip) drops the connection that listens
-            await admin.execute("SELECT pg_terminate_backend($1)", listener.get_server_pid())
-        finally:
-            await admin.close()
-        back = anyio.Event()
-        with anyio.fail_after(10):
-            await woken.wait()  # waiters are told at once, and look for work themselves
-            consumer.add_work_listener(back.set)
-            await back.wait()  # ...and again once it listens anew (work may have come meanwhile)
-        assert consumer._listener is not None
-        assert consumer._listener is not listener
+async def test_a_task_created_through_another_store_wakes_a_waiting_claimer(pair: Pair) -> None:
+    woken = anyio.Event()
+    pair.consumer.add_work_listener(woken.set)
+    assert await pair.consumer.claim_next(work_path="/", worker_id="idle", lease_seconds=60) is None
+    created = await add(pair.producer, pair.clock)
+    with anyio.fail_after(5):
+        await woken.wait()
+    assert (await claim(pair.consumer)).id == created.id
 
-        woken = anyio.Event()
-        consumer.add_work_listener(woken.set)
-        created = await add(producer, clock)
-        with anyio.fail_after(5):
-            await woken.wait()  # notifications arrive again on the new connection
-        assert (await claim(consumer)).id == created.id
+
+async def test_a_lost_listening_connection_is_reconnected_and_wakes_claimers_again(pair: Pair) -> None:
+    consumer = pair.consumer
+    woken = anyio.Event()
+    consumer.add_work_listener(woken.set)
+    listener = consumer._listener
+    assert listener is not None
+    admin = await asyncpg.connect(pair.url)
+    try:  # the server (or a network blip) drops the connection that listens
+        await admin.execute("SELECT pg_terminate_backend($1)", listener.get_server_pid())
     finally:
-        await producer.close()
-        await consumer.close()
+        await admin.close()
+    back = anyio.Event()
+    with anyio.fail_after(10):
+        await woken.wait()  # waiters are told at once, and look for work themselves
+        consumer.add_work_listener(back.set)
+        await back.wait()  # ...and again once it listens anew (work may have come meanwhile)
+    assert consumer._listener is not None
+    assert consumer._listener is not listener
+
+    woken = anyio.Event()
+    consumer.add_work_listener(woken.set)
+    created = await add(pair.producer, pair.clock)
+    with anyio.fail_after(5):
+        await woken.wait()  # notifications arrive again on the new connection
+    assert (await claim(consumer)).id == created.id
+    await consumer.close()
     assert consumer._relisten is None
 
 
-async def test_the_queue_of_one_process_wakes_on_work_queued_by_another(schema: tuple[str, str]) -> None:
-    url, name = schema
-    clock = FakeClock()
-    producer, consumer = PostgresStore(url, schema=name, clock=clock), PostgresStore(url, schema=name)
-    await producer.open()
-    await consumer.open()
-    try:
-        queue = TaskQueue(consumer, load_settings(env={}))
-        with anyio.fail_after(5):  # far below the 60 s the waiter would otherwise wait
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(queue.wait_for_work, 60)
-                await add(producer, clock)
-    finally:
-        await producer.close()
-        await consumer.close()
+async def test_the_queue_of_one_process_wakes_on_work_queued_by_another(pair: Pair) -> None:
+    queue = TaskQueue(pair.consumer, load_settings(env={}))
+    with anyio.fail_after(5):  # far below the 60 s the waiter would otherwise wait
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(queue.wait_for_work, 60)
+            await add(pair.producer, pair.clock)

@@ -20,7 +20,7 @@ from taskorch.storage import sqlite_sync
 from taskorch.storage.sqlite import SQLiteStore
 from tests.contract.test_plans import make_plan
 from tests.fakes import FakeClock
-from tests.fsync_log import FsyncLog
+from tests.sqlite_helpers import FsyncLog, write_behind_a_held_lock
 
 pytestmark = pytest.mark.anyio
 
@@ -149,21 +149,10 @@ async def test_a_plan_write_waits_in_the_thread_while_another_process_holds_the_
     store: SQLiteStore, clock: FakeClock
 ) -> None:
     plan = await _executing(store, clock)
-    other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
-    written: list[Plan] = []
-
-    async def write() -> None:
-        written.append(await store.update_plan(_mark(plan, "a"), steps=["a"]))
-
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(write)
-            await anyio.wait_all_tasks_blocked()
-            assert written == []  # not refused: waiting for the lock, without blocking the loop
-            other.execute("COMMIT")
-    other.close()
-    assert written[0].step("a").status is StepStatus.RUNNING
+    written = await write_behind_a_held_lock(
+        store.path, lambda: store.update_plan(_mark(plan, "a"), steps=["a"])
+    )
+    assert written.step("a").status is StepStatus.RUNNING
 
 
 async def test_a_long_run_of_plan_writes_still_lets_the_log_be_checkpointed(

@@ -8,7 +8,6 @@ import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anyio
 import pytest
 
 from taskorch.domain import TaskStatus
@@ -18,7 +17,7 @@ from taskorch.storage.sqlite import _AVOID, _CANCEL_DEPENDENTS, _CLAIM, _WAKE_DE
 from taskorch.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION, _statements
 from tests.contract.builders import add, claim
 from tests.fakes import FakeClock
-from tests.fsync_log import FsyncLog
+from tests.sqlite_helpers import FsyncLog, write_behind_a_held_lock
 
 pytestmark = pytest.mark.anyio
 
@@ -243,21 +242,8 @@ async def test_a_claim_waits_in_the_thread_while_another_process_holds_the_write
     store: SQLiteStore, clock: FakeClock
 ) -> None:
     created = await add(store, clock)
-    other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
-    claimed: list[str] = []
-
-    async def claimer() -> None:
-        claimed.append((await claim(store)).id)
-
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(claimer)
-            await anyio.wait_all_tasks_blocked()
-            assert claimed == []  # not refused: waiting for the lock
-            other.execute("COMMIT")
-    other.close()
-    assert claimed == [created.id]
+    claimed = await write_behind_a_held_lock(store.path, lambda: claim(store))
+    assert claimed.id == created.id
 
 
 async def test_a_result_waits_in_the_thread_while_another_process_holds_the_write_lock(
@@ -265,21 +251,10 @@ async def test_a_result_waits_in_the_thread_while_another_process_holds_the_writ
 ) -> None:
     await add(store, clock)
     leased = await claim(store)
-    other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
-    done: list[TaskStatus] = []
-
-    async def complete() -> None:
-        done.append((await store.complete(leased.id, leased.lease_token or "", "ok")).status)
-
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(complete)
-            await anyio.wait_all_tasks_blocked()
-            assert done == []  # waiting for the lock in the writer thread; the loop is free
-            other.execute("COMMIT")
-    other.close()
-    assert done == [TaskStatus.SUCCEEDED]
+    done = await write_behind_a_held_lock(
+        store.path, lambda: store.complete(leased.id, leased.lease_token or "", "ok")
+    )
+    assert done.status is TaskStatus.SUCCEEDED
 
 
 async def test_a_file_that_is_not_a_database_gives_a_clear_store_error(tmp_path: Path) -> None:

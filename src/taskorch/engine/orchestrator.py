@@ -129,9 +129,7 @@ class Orchestrator:
                 if background if scheduler is None else scheduler:
                     await tg.start(self.scheduler.run)
                     tg.start_soon(
-                        lambda: keep_run_logs_pruned(
-                            self._run_log_dirs(), self.settings.runs.log_retention_days
-                        )
+                        keep_run_logs_pruned, self._run_log_dirs(), self.settings.runs.log_retention_days
                     )
                 yield self
                 tg.cancel_scope.cancel()

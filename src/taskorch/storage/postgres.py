@@ -215,7 +215,7 @@ class PostgresStore:
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._listener: asyncpg.Connection[asyncpg.Record] | None = None
         self._relisten: asyncio.Task[None] | None = None  # reconnecting a lost listener
-        self._settings: dict[str, str] = {}
+        self._server_settings: dict[str, str] = {}
         self._work_listeners: list[Callable[[], None]] = []
         self._lifecycle = anyio.Lock()
         # One channel per queue: every store on the same schema shares it.
@@ -242,7 +242,7 @@ class PostgresStore:
                 )
             except _DRIVER_ERRORS as exc:
                 raise self._translate(exc, "open") from exc
-            self._settings = settings
+            self._server_settings = settings
             try:
                 listener = await self._listen()
             except BaseException as exc:
@@ -256,7 +256,7 @@ class PostgresStore:
     async def _listen(self) -> asyncpg.Connection[asyncpg.Record]:
         """A connection of its own, listening on the work channel (its loss is noticed)."""
         listener = await asyncpg.connect(
-            self.url, server_settings=self._settings, timeout=self._connect_timeout
+            self.url, server_settings=self._server_settings, timeout=self._connect_timeout
         )
         try:
             await listener.add_listener(self.channel, self._notified)

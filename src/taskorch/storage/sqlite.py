@@ -121,13 +121,13 @@ WHERE id = :id AND status = 'queued' AND (not_before IS NULL OR not_before <= :n
 RETURNING {COLUMNS}
 """
 
-# Writes fenced by the lease token; zero rows means the lease is gone (or the id is unknown).
 _AUTOCHECKPOINT_PAGES: Final = 1000  # SQLite's default
 # Quick transactions skip the automatic checkpoint; after this many in a row, the next write
 # goes to the thread, where it runs.
 _QUICK_BEFORE_CHECKPOINT: Final = 200
 _KNOWN_PLANS: Final = 256  # plans whose last committed state is kept for their next write
 
+# Writes fenced by the lease token; zero rows means the lease is gone (or the id is unknown).
 _FENCE: Final = "id = :id AND status = 'running' AND lease_token = :token AND lease_expires_at >= :now"
 
 # `+status` keeps the planner off the status index: it must start from the few dependents,
@@ -192,7 +192,7 @@ class SQLiteStore:
         # Claims and heartbeats skip their own fsync under FULL: see `_transaction`.
         self._relaxed = None if durable_claims or synchronous == "NORMAL" else "NORMAL"
         # ...and so may run on the caller's thread: see `_quick_transaction`.
-        self._quick = synchronous == "NORMAL" or not durable_claims
+        self._quick_claims = synchronous == "NORMAL" or not durable_claims
         self._writer: ConnectionThread[sqlite3.Connection] | None = None
         self._reader: ConnectionThread[sqlite3.Connection] | None = None
         self._quick_run = 0  # quick transactions since the last one in the thread
@@ -318,7 +318,7 @@ class SQLiteStore:
     def _may_run_quick(self, *, durable: bool, quick: bool) -> bool:
         if durable and not quick:
             return False
-        if not durable and not self._quick:
+        if not durable and not self._quick_claims:
             return False
         # After a run of quick ones, one goes to the thread, which checkpoints if it is due.
         return self._quick_run < _QUICK_BEFORE_CHECKPOINT
