@@ -29,7 +29,7 @@ from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.rest import http_exception_handler, rest_routes
 from taskorch.server.security import GuardPolicy, RequestGuard, check_bind_address
 
-__all__ = ["MCP_PATH", "MESSAGES_PATH", "SSE_PATH", "HttpServer", "build_http_app"]
+__all__ = ["MCP_PATH", "MESSAGES_PATH", "SSE_PATH", "HttpServer", "build_http_app", "server_config"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,23 @@ def build_http_app(orchestrator: Orchestrator, mcp_server: MCPServer, settings: 
         middleware=[Middleware(RequestGuard, policy=policy)],
         exception_handlers={HTTPException: http_exception_handler},
         lifespan=lifespan,
+    )
+
+
+def server_config(app: Starlette, settings: Settings, *, port: int | None = None) -> uvicorn.Config:
+    """The uvicorn configuration that serves `app` as `settings.server` says.
+
+    `port` overrides `settings.server.port` (tests pass 0).
+    """
+    return uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port if port is None else port,
+        log_config=None,  # our stderr handler; uvicorn's default config logs access lines to stdout
+        log_level=settings.logging.level.lower(),
+        lifespan="on",
+        server_header=False,
+        timeout_graceful_shutdown=5,
     )
 
 
