@@ -10,12 +10,11 @@ from typing import Any
 
 import anyio
 import httpx2
-import uvicorn
 
 from taskorch.config import Settings, load_settings
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import Executor
-from taskorch.server.http import HttpServer, build_http_app
+from taskorch.server.http import HttpServer, build_http_app, server_config
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore, Store
 
@@ -60,8 +59,8 @@ async def serve_http(
         ports.append(port)
         started.set()
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
-    server = HttpServer(config, on_started=on_started)
+    # The configuration `taskorch serve` uses, on a port the OS picks.
+    server = HttpServer(server_config(app, settings, port=0), on_started=on_started)
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
         with anyio.fail_after(10):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.serve_process import Output, server_env
+from tests.slow_clients import HALF_BODY, HALF_HEADERS, answers, connections, served_again
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -110,3 +112,36 @@ async def test_serve_http_refuses_a_busy_port(tmp_path: Path) -> None:
     assert b"Traceback" not in result.stderr
     assert b"did not start" in result.stderr
     assert result.stdout == b""
+
+
+async def test_serve_http_times_out_slow_clients_and_caps_connections(tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "taskorch", "serve", "--transport", "http", "--port", "0", "--db", "memory:",
+    ]  # fmt: skip
+    env = server_env(
+        tmp_path,
+        TASKORCH_SERVER__HEADER_TIMEOUT_SECONDS="1",
+        TASKORCH_SERVER__MAX_CONNECTIONS="8",
+    )
+    stderr = Output(r"taskorch listening on http://127\.0\.0\.1:(\d+)")
+    process = await anyio.open_process(command, env=env, stdout=subprocess.DEVNULL)
+    async with process, anyio.create_task_group() as tg:
+        tg.start_soon(stderr.collect, process.stderr)
+        try:
+            with anyio.fail_after(30):
+                await stderr.seen.wait()
+            assert stderr.match is not None
+            port = int(stderr.match.group(1))
+            async with connections(port, HALF_BODY, 8):  # their body deadline is the default 30 s
+                async with connections(port, HALF_HEADERS, 1) as extra:
+                    refused = await answers(extra, 10)
+                assert refused[0].status == 503, refused[0].data
+            await served_again(f"http://127.0.0.1:{port}")
+            async with connections(port, HALF_HEADERS, 3) as slow:
+                timed_out = await answers(slow, 1 + 10)
+            assert [a.status for a in timed_out] == [408] * 3
+            assert all(a.closed_after >= 1 for a in timed_out)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                await process.wait()

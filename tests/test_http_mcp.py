@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
@@ -101,3 +103,54 @@ async def test_mcp_transports_refuse_a_missing_token(tmp_path: Path) -> None:
         assert (await http.post("/mcp", json=initialize, headers=headers)).status_code == 401
         assert (await http.get("/sse")).status_code == 401
         assert (await http.post("/messages/?session_id=abc", json=initialize)).status_code == 401
+
+
+DEEP = b"[" * 2_000 + b"]" * 2_000
+
+
+def deep_call(request_id: int) -> bytes:
+    """A JSON-RPC tools/call whose arguments nest 2,000 deep."""
+    return (
+        b'{"jsonrpc": "2.0", "id": %d, "method": "tools/call", '
+        b'"params": {"name": "list_tasks", "arguments": {"tag": %s}}}' % (request_id, DEEP)
+    )
+
+
+async def test_deeply_nested_json_rpc_gets_an_error_and_every_session_goes_on(tmp_path: Path) -> None:
+    json_headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    async with (
+        serve_http(make_settings(tmp_path), tmp_path) as server,
+        server.client(timeout=30) as http,
+        streamable(server) as over_http,
+        http.stream("GET", "/sse") as events,
+    ):
+        answer = await http.post("/mcp", content=deep_call(1), headers=json_headers)
+        assert answer.status_code == 400
+        assert answer.json()["error"]["code"] == -32700  # parse error
+
+        lines = events.aiter_lines()
+
+        async def next_data() -> str:
+            async for line in lines:
+                if line.startswith("data:"):
+                    return line.removeprefix("data:").strip()
+            raise AssertionError("the SSE stream ended")
+
+        with anyio.fail_after(10):
+            endpoint = await next_data()
+            assert (await http.post(endpoint, content=deep_call(2), headers=json_headers)).status_code == 400
+            initialize = {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+            }
+            assert (await http.post(endpoint, json=initialize)).status_code == 202
+            assert json.loads(await next_data())["id"] == 3  # the SSE session still answers
+
+        assert (await call(over_http, "get_statistics"))["total"] == 0
+        assert (await http.get("/health")).status_code == 200

@@ -317,6 +317,25 @@ async def test_create_rejects_bad_input(
     assert error["kind"] == kind
 
 
+@pytest.mark.parametrize("depth", [2_000, 200_000])
+async def test_a_deeply_nested_body_is_a_400_not_a_500(
+    http: httpx2.AsyncClient, project: Path, depth: int
+) -> None:
+    nested = b"[" * depth + b"]" * depth
+    body = b'{"prompt": "x", "work_directory": "%s", "tags": %s}' % (str(project).encode(), nested)
+    error = error_of(await http.post(TASKS, content=body, headers={"content-type": "application/json"}), 400)
+    assert error["kind"] == "bad_request"
+    assert "recursion limit exceeded" in error["message"]
+
+
+async def test_a_moderately_nested_body_is_validated_as_usual(
+    http: httpx2.AsyncClient, project: Path
+) -> None:
+    body = {"prompt": "x", "work_directory": str(project), "tags": [[[[[["deep"]]]]]]}
+    error = error_of(await http.post(TASKS, json=body), 422)
+    assert error["fields"][0]["field"] == "tags.0"
+
+
 async def test_validation_errors_list_every_field(http: httpx2.AsyncClient) -> None:
     error = error_of(await http.post(TASKS, json={"priority": "extreme"}), 422)
     assert {f["field"] for f in error["fields"]} == {"prompt", "work_directory", "priority"}

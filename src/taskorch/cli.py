@@ -286,23 +286,11 @@ async def _serve_stdio(orchestrator: Orchestrator) -> int:
 
 
 async def _serve_http(orchestrator: Orchestrator, settings: Settings) -> int:
-    import uvicorn
-
-    from taskorch.server.http import HttpServer, build_http_app
+    from taskorch.server.http import HttpServer, build_http_app, server_config
     from taskorch.server.mcp import build_mcp_server
 
     app = build_http_app(orchestrator, build_mcp_server(orchestrator), settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_config=None,  # our stderr handler; uvicorn's default config logs access lines to stdout
-        log_level=settings.logging.level.lower(),
-        lifespan="on",
-        server_header=False,
-        timeout_graceful_shutdown=5,
-    )
-    server = HttpServer(config)
+    server = HttpServer(server_config(app, settings))
     try:
         await server.serve()
     except SystemExit as exc:  # uvicorn exits when it cannot bind or the app fails to start

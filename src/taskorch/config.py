@@ -92,6 +92,15 @@ class ServerSettings(_Section):
     allowed_origins: list[str] = Field(
         default_factory=list, description="Extra Origin values accepted (loopback origins always are)."
     )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long a client may take to send a request's line and headers."
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="How long a client may take to send a request's whole body."
+    )
+    max_connections: int = Field(
+        default=256, ge=1, description="Open HTTP connections at most (streams included); more are refused."
+    )
 
 
 class StorageSettings(_Section):

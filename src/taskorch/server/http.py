@@ -6,8 +6,10 @@ Routes:
 - `/api/v1/...`: the REST API (see `taskorch.server.rest`);
 - `GET /health`: liveness and store reachability; the one route that needs no token.
 
-Every request passes `RequestGuard` first (Host/Origin, bearer token, body size). All routes
-share the one orchestrator they were built with, so a task created over one is seen by all.
+Every request passes `RequestGuard` first (Host/Origin, bearer token, body size and deadline);
+every connection, `LimitedH11Protocol` (header deadline, connection cap; see
+`taskorch.server.connections`). All routes share the one orchestrator they were built with, so a
+task created over one is seen by all.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from taskorch.config import Settings
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.connections import ConnectionLimits, limited_http_protocol
 from taskorch.server.rest import http_exception_handler, rest_routes
 from taskorch.server.security import GuardPolicy, RequestGuard, check_bind_address
 
-__all__ = ["MCP_PATH", "MESSAGES_PATH", "SSE_PATH", "HttpServer", "build_http_app"]
+__all__ = ["MCP_PATH", "MESSAGES_PATH", "SSE_PATH", "HttpServer", "build_http_app", "server_config"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,26 @@ def build_http_app(orchestrator: Orchestrator, mcp_server: MCPServer, settings: 
         middleware=[Middleware(RequestGuard, policy=policy)],
         exception_handlers={HTTPException: http_exception_handler},
         lifespan=lifespan,
+    )
+
+
+def server_config(app: Starlette, settings: Settings, *, port: int | None = None) -> uvicorn.Config:
+    """The uvicorn configuration that serves `app` as `settings.server` says.
+
+    Always uvicorn's h11 protocol, with the deadlines and connection cap of `settings.server`
+    (`LimitedH11Protocol`). `port` overrides `settings.server.port` (tests pass 0).
+    """
+    return uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port if port is None else port,
+        http=limited_http_protocol(ConnectionLimits.from_settings(settings)),
+        timeout_keep_alive=5,  # an idle kept-alive connection is closed after this many seconds
+        log_config=None,  # our stderr handler; uvicorn's default config logs access lines to stdout
+        log_level=settings.logging.level.lower(),
+        lifespan="on",
+        server_header=False,
+        timeout_graceful_shutdown=5,
     )
 
 

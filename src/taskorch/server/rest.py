@@ -9,12 +9,12 @@ An unexpected fault is logged and answered with a generic 500; the server keeps 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -172,8 +172,10 @@ async def _json_object(request: Request, *, required: bool = True) -> dict[str, 
             raise _BadRequest("the request body must be a JSON object; it was empty")
         return {}
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # pydantic-core's parser, as the MCP SDK's on /mcp: it refuses arrays and objects nested
+        # over 200 deep with a ValueError, where `json.loads` overflows Python's stack (500).
+        data = pydantic_core.from_json(raw)
+    except ValueError as exc:
         raise _BadRequest(f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise _BadRequest(f"the request body must be a JSON object, not {type(data).__name__}")

@@ -1,4 +1,4 @@
-"""Guards in front of every HTTP route: Host and Origin, bearer token, body size.
+"""Guards in front of every HTTP route: Host and Origin, bearer token, body size and deadline.
 
 `RequestGuard` is one ASGI middleware around the whole app (MCP over streamable HTTP and SSE,
 the REST API, /health), so no route can forget a check. The same host and origin rules are
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import anyio
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -89,6 +90,7 @@ class GuardPolicy:
     allowed_origins: tuple[str, ...] = ()
     token: str | None = None
     max_body_bytes: int = 1_048_576
+    body_timeout_seconds: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GuardPolicy:
@@ -101,6 +103,7 @@ class GuardPolicy:
             allowed_origins=tuple(o.strip().lower().rstrip("/") for o in settings.server.allowed_origins),
             token=settings.security.token,
             max_body_bytes=settings.server.max_body_bytes,
+            body_timeout_seconds=settings.server.body_timeout_seconds,
         )
 
     def host_allowed(self, header: str | None) -> bool:
@@ -184,11 +187,14 @@ async def _refuse(
 
 
 class RequestGuard:
-    """ASGI middleware: Host/Origin (DNS rebinding), bearer token, and body size, for every route.
+    """ASGI middleware: Host/Origin (DNS rebinding), bearer token, body size and deadline, for
+    every route.
 
     Refusals are JSON `{"error": {"kind", "message"}}`: 421 for a Host we do not serve, 403 for a
     foreign Origin, 401 for a missing or wrong token (not on /health), 413 for a body over the
-    limit, whether it declares Content-Length or arrives chunked.
+    limit, whether it declares Content-Length or arrives chunked, 408 (closing the connection)
+    for a body not received within the body deadline. After a refusal the rest of the body is
+    read and dropped until that deadline (`taskorch.server.connections`).
     """
 
     def __init__(self, app: ASGIApp, policy: GuardPolicy) -> None:
@@ -246,22 +252,39 @@ class RequestGuard:
             await _refuse(send, 413, "body_too_large", too_large)
             return
         # Read the whole (bounded) body before the app runs, so a chunked body that turns out too
-        # large is refused before anything acted on it; then replay it to the app.
+        # large is refused before anything acted on it; then replay it to the app. The deadline
+        # is for the whole body, so a client cannot hold the request open by sending it slowly.
         body = bytearray()
         replay: deque[Message] = deque()
-        got_request = False
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                replay.append(message)
-                break
-            got_request = True
-            body += message.get("body", b"")
-            if len(body) > limit:
-                await _refuse(send, 413, "body_too_large", too_large)
-                return
-            if not message.get("more_body", False):
-                break
+        got_request = over_limit = False
+        seconds = self.policy.body_timeout_seconds
+        with anyio.move_on_after(seconds) as deadline:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    replay.append(message)
+                    break
+                got_request = True
+                body += message.get("body", b"")
+                if len(body) > limit:
+                    over_limit = True
+                    break
+                if not message.get("more_body", False):
+                    break
+        if over_limit:
+            await _refuse(send, 413, "body_too_large", too_large)
+            return
+        if deadline.cancelled_caught:
+            log.info("refused a request whose body took over %g s", seconds)
+            await _refuse(
+                send,
+                408,
+                "request_timeout",
+                f"the request body did not arrive within {seconds:g} s (server.body_timeout_seconds); "
+                "send the whole body promptly: as many bytes as its Content-Length declares",
+                [(b"connection", b"close")],
+            )
+            return
         if got_request:
             replay.appendleft({"type": "http.request", "body": bytes(body), "more_body": False})
 
