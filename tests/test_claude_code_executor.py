@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from pydantic import ValidationError
 
 from taskorch.config import ClaudeCodeSettings
 from taskorch.errors import ExecutorUnavailable
@@ -46,7 +47,7 @@ def test_the_command_maps_every_request_field_to_its_flag(tmp_path: Path) -> Non
         prompt="do it",
         work_directory=str(tmp_path),
         model="opus",
-        resume_session_id="sess-1",
+        resume_session_id=HELLO_SESSION,
         append_system_prompt="Be terse.",
         allowed_tools=["Read", "Bash(git diff:*)"],
         disallowed_tools=["WebFetch"],
@@ -65,7 +66,7 @@ def test_the_command_maps_every_request_field_to_its_flag(tmp_path: Path) -> Non
         "--append-system-prompt", "Be terse.",
         "--max-turns", "7",
         "--max-budget-usd", "1.5",
-        "--resume", "sess-1",
+        "--resume", HELLO_SESSION,
         "--mcp-config", '{"mcpServers": {}}',
         "--json-schema", '{"type": "object"}',
         "--fallback-model", "sonnet",
@@ -88,6 +89,30 @@ def test_model_names_pass_through_unchanged(tmp_path: Path, model: str) -> None:
         RunRequest(task_id="t", prompt="p", work_directory=str(tmp_path), model=model)
     )
     assert argv[argv.index("--model") + 1] == model
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("allowed_tools", ["Read", "--dangerously-skip-permissions"]),
+        ("disallowed_tools", ["--permission-mode=bypassPermissions"]),
+        ("disallowed_tools", ["Bash Edit"]),
+        ("allowed_tools", ["github.get_issue"]),  # a downstream pattern is not for Claude Code
+        ("model", "--dangerously-skip-permissions"),
+        ("model", "opus --verbose"),
+        ("resume_session_id", "--dangerously-skip-permissions"),
+        ("resume_session_id", "sess-1"),
+        ("permission_mode", "bypassPermissions --dangerously-skip-permissions"),
+        ("append_system_prompt", "nul\x00byte"),
+    ],
+)
+def test_a_request_refuses_values_that_could_become_options(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    with pytest.raises(ValidationError, match=field):
+        RunRequest.model_validate(
+            {"task_id": "t", "prompt": "p", "work_directory": str(tmp_path), field: value}
+        )
 
 
 async def test_a_successful_run_reports_the_result_line(tmp_path: Path) -> None:

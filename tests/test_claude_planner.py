@@ -18,6 +18,7 @@ import pytest
 from mcp import Client
 
 from taskorch.config import load_settings
+from taskorch.domain.agents import Agent
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import CLAUDE_CODE, Executor
 from taskorch.planning.claude import PLANNING_DISALLOWED_TOOLS
@@ -163,6 +164,21 @@ async def test_the_planning_prompt_lists_only_the_tools_the_agent_may_use(planne
     assert planner.flag("--append-system-prompt") == ["Prefer few steps."]
     assert "WebSearch" in planner.flag("--disallowedTools")  # the agent's own Claude Code denial
     assert "Read" not in planner.sent()["argv"]  # its allowed Claude Code tools are for task runs
+
+
+async def test_an_agent_saved_with_an_option_for_a_denied_tool_never_reaches_the_planning_run(
+    planner: Planning,
+) -> None:
+    # A row as an earlier version could write it: straight into the store, unchecked.
+    await planner.orchestrator.store.save_agent(
+        Agent(name="old", allowed_tools=["s.*"], denied_tools=["--dangerously-skip-permissions"])
+    )
+
+    message = await planner.error(query="scenario:plan_ok", agent="old")
+
+    assert "agent 'old' cannot be used" in message
+    assert "'--dangerously-skip-permissions' starts with '-'" in message
+    assert not planner.record.exists()  # the CLI never ran
 
 
 async def test_an_invalid_plan_from_the_planner_is_refused_listing_every_problem(planner: Planning) -> None:

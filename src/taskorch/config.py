@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
+from taskorch.domain.agents import ToolPattern
+from taskorch.domain.cli_values import ModelName, PermissionMode, check_no_nul
 from taskorch.errors import ConfigError
 
 __all__ = [
@@ -147,7 +149,7 @@ class PlansSettings(_Section):
     backoff_max_seconds: float = Field(default=30.0, ge=0)
     max_steps: int = Field(default=200, ge=1, le=500)
     list_limit_max: int = Field(default=200, ge=1, le=1000)
-    planner_model: str | None = Field(
+    planner_model: ModelName | None = Field(
         default=None, description="Model for Claude Code planning runs when the agent names none."
     )
     planner_timeout_seconds: float = Field(default=50.0, gt=0, le=3600, description="One planning run.")
@@ -163,11 +165,11 @@ class PlansSettings(_Section):
 class AgentSettings(_Section):
     """One `[agents.<name>]` table: an agent defined in the config file."""
 
-    personality: str = ""
-    system_prompt: str = ""
-    model: str | None = None
-    allowed_tools: list[str] = Field(default_factory=list)
-    denied_tools: list[str] = Field(default_factory=list)
+    personality: Annotated[str, AfterValidator(check_no_nul)] = ""
+    system_prompt: Annotated[str, AfterValidator(check_no_nul)] = ""
+    model: ModelName | None = None
+    allowed_tools: list[ToolPattern] = Field(default_factory=list)
+    denied_tools: list[ToolPattern] = Field(default_factory=list)
 
 
 class SchedulerSettings(_Section):
@@ -322,8 +324,8 @@ class ClaudeCodeSettings(_Section):
     path: str = Field(
         default="claude", description="The Claude Code CLI: a name looked up on PATH or a path."
     )
-    model: str | None = Field(default=None, description="Model when the task and its agent name none.")
-    permission_mode: str = Field(default="acceptEdits", min_length=1)
+    model: ModelName | None = Field(default=None, description="Model when the task and its agent name none.")
+    permission_mode: PermissionMode = "acceptEdits"
     extra_args: list[str] = Field(default_factory=list, description="Appended after taskorch's own flags.")
     env_passthrough: list[str] = Field(
         default_factory=list, description="Extra environment names passed to the CLI (`NAME` or `PREFIX_*`)."
@@ -351,7 +353,7 @@ class CustomExecutorSettings(_Section):
     timeout_seconds: float | None = Field(default=None, gt=0)
     success_exit_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
     prompt_on_stdin: bool = False
-    model: str | None = Field(default=None, description="`{model}` when the task names none.")
+    model: ModelName | None = Field(default=None, description="`{model}` when the task names none.")
 
     @field_validator("env_passthrough")
     @classmethod
