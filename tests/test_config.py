@@ -422,3 +422,30 @@ def test_values_that_become_cli_arguments_have_a_grammar(
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"{key} (from command line)")):
         load_settings(env=env, overrides={section: values})
+
+
+@pytest.mark.parametrize(
+    ("arg", "instead"),
+    [
+        ("--dangerously-skip-permissions", 'permission_mode = "bypassPermissions"'),
+        ("--allow-dangerously-skip-permissions", 'permission_mode = "bypassPermissions"'),
+        ("--permission-mode=bypassPermissions", "claude_code.permission_mode"),
+        ("--permission-mode", "claude_code.permission_mode"),
+        ("--allowedTools", "give the tools to an agent"),
+        ("--disallowed-tools=Bash", "give the tools to an agent"),
+        ("--mcp-config", "planning runs"),
+        ("--resume", "continue_from"),
+        ("--output-format=text", "stream-json"),
+        ("--model=opus", "claude_code.model"),
+    ],
+)
+def test_extra_args_may_not_repeat_a_flag_taskorch_sets(env: dict[str, str], arg: str, instead: str) -> None:
+    with pytest.raises(ConfigError, match=r"claude_code\.extra_args") as caught:
+        load_settings(env=env, overrides={"claude_code": {"extra_args": ["--fallback-model", "sonnet", arg]}})
+    assert instead in str(caught.value)
+
+
+def test_extra_args_for_flags_taskorch_leaves_alone_are_kept(env: dict[str, str]) -> None:
+    extra = ["--fallback-model", "sonnet", "--add-dir=/srv/shared", "--setting-sources", "user"]
+    settings = load_settings(env=env, overrides={"claude_code": {"extra_args": extra}})
+    assert settings.claude_code.extra_args == extra

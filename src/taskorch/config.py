@@ -320,13 +320,48 @@ def _check_env_names(names: list[str]) -> list[str]:
     return names
 
 
+_FLAGS_TASKORCH_SETS = {
+    ("-p", "--print", "--output-format", "--input-format"): "taskorch runs `claude -p "
+    "--output-format stream-json` and reads that output",
+    ("--permission-mode",): "set claude_code.permission_mode (planning runs always use `default`)",
+    ("--dangerously-skip-permissions", "--allow-dangerously-skip-permissions"): "it would reach "
+    'planning runs too; set claude_code.permission_mode = "bypassPermissions" instead, which task '
+    "runs use and planning runs never do",
+    ("--allowedTools", "--allowed-tools", "--disallowedTools", "--disallowed-tools"): "give the "
+    "tools to an agent ([agents.<name>] allowed_tools / denied_tools)",
+    ("--model",): "set claude_code.model",
+    ("--max-turns",): "set claude_code.max_turns",
+    ("--max-budget-usd",): "set claude_code.max_budget_usd",
+    ("--append-system-prompt",): "give an agent a system_prompt",
+    ("-r", "--resume", "-c", "--continue", "--session-id", "--fork-session"): "taskorch resumes "
+    "sessions itself (a task's continue_from)",
+    ("--mcp-config", "--strict-mcp-config", "--json-schema"): "it would reach planning runs too, "
+    "which taskorch runs with no MCP servers and its own --json-schema",
+}
+
+
+def _check_extra_args(args: list[str]) -> list[str]:
+    """`claude_code.extra_args`, unless one repeats a flag taskorch sets (the CLI's last one wins)."""
+    for arg in args:
+        check_no_nul(arg)
+        flag = arg.partition("=")[0]
+        for flags, instead in _FLAGS_TASKORCH_SETS.items():
+            if flag in flags:
+                raise ValueError(f"{arg!r} may not be an extra argument: {instead}")
+    return args
+
+
 class ClaudeCodeSettings(_Section):
     path: str = Field(
         default="claude", description="The Claude Code CLI: a name looked up on PATH or a path."
     )
     model: ModelName | None = Field(default=None, description="Model when the task and its agent name none.")
     permission_mode: PermissionMode = "acceptEdits"
-    extra_args: list[str] = Field(default_factory=list, description="Appended after taskorch's own flags.")
+    extra_args: list[str] = Field(
+        default_factory=list,
+        description="Appended after taskorch's own flags, to task and planning runs alike; "
+        "none may repeat a flag taskorch sets itself.",
+    )
     env_passthrough: list[str] = Field(
         default_factory=list, description="Extra environment names passed to the CLI (`NAME` or `PREFIX_*`)."
     )
@@ -341,6 +376,11 @@ class ClaudeCodeSettings(_Section):
     @classmethod
     def _env_names(cls, value: list[str]) -> list[str]:
         return _check_env_names(value)
+
+    @field_validator("extra_args")
+    @classmethod
+    def _extra_args(cls, value: list[str]) -> list[str]:
+        return _check_extra_args(value)
 
 
 class CustomExecutorSettings(_Section):
