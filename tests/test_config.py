@@ -415,6 +415,8 @@ def test_a_config_agent_with_a_tool_pattern_that_could_be_an_option_is_refused_b
          "claude_code.permission_mode"),
         ("plans", {"planner_model": "-x"}, "plans.planner_model"),
         ("executors", {"x": {"argv": ["x", "{prompt}"], "model": "--x"}}, "executors.x.model"),
+        ("executors", {"x": {"argv": ["{model}", "{prompt}"]}}, "executors.x.argv"),
+        ("executors", {"x": {"argv": ["run-{prompt}"]}}, "executors.x.argv"),
     ],
 )  # fmt: skip
 def test_values_that_become_cli_arguments_have_a_grammar(

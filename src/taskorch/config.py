@@ -395,6 +395,17 @@ class CustomExecutorSettings(_Section):
     prompt_on_stdin: bool = False
     model: ModelName | None = Field(default=None, description="`{model}` when the task names none.")
 
+    @field_validator("argv")
+    @classmethod
+    def _program(cls, value: list[str]) -> list[str]:
+        # A caller's text must never choose the program: `{model}` could name any one on PATH.
+        if "{prompt}" in value[0] or "{model}" in value[0]:
+            raise ValueError(
+                "the program (argv[0]) may not contain {prompt} or {model}: a task would choose "
+                "what runs; name the program and put placeholders in later arguments"
+            )
+        return value
+
     @field_validator("env_passthrough")
     @classmethod
     def _env_names(cls, value: list[str]) -> list[str]:
