@@ -9,6 +9,7 @@ that it was cancelled and re-raises the cancellation; an unavailable one raises
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -123,7 +124,8 @@ class FakeExecutor:
                 status=RunStatus.SUCCEEDED,
                 result=f"done: {request.prompt}",
                 exit_code=0,
-                session_id="s-" + request.task_id[:8],
+                # A UUID, as Claude Code reports them: the next run may resume it.
+                session_id=str(uuid.uuid5(uuid.NAMESPACE_OID, request.task_id)),
             )
         except anyio.get_cancelled_exc_class():
             self.cancelled.append(request.task_id)

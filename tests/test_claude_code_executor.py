@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
 import pytest
+from pydantic import ValidationError
 
 from taskorch.config import ClaudeCodeSettings
 from taskorch.errors import ExecutorUnavailable
@@ -39,17 +41,17 @@ def test_the_executor_satisfies_the_protocol(tmp_path: Path) -> None:
     assert isinstance(claude_executor(tmp_path), Executor)
 
 
-def test_the_command_maps_every_request_field_to_its_flag(tmp_path: Path) -> None:
+def test_the_command_maps_every_request_field_to_its_flag_with_the_value_attached(tmp_path: Path) -> None:
     executor = claude_executor(tmp_path, path="claude", extra_args=["--fallback-model", "sonnet"])
     req = RunRequest(
         task_id="t",
         prompt="do it",
         work_directory=str(tmp_path),
         model="opus",
-        resume_session_id="sess-1",
+        resume_session_id=HELLO_SESSION,
         append_system_prompt="Be terse.",
         allowed_tools=["Read", "Bash(git diff:*)"],
-        disallowed_tools=["WebFetch"],
+        disallowed_tools=["WebFetch", "Bash(npm run test:*)"],
         permission_mode="plan",
         max_turns=7,
         max_budget_usd=1.5,
@@ -57,17 +59,17 @@ def test_the_command_maps_every_request_field_to_its_flag(tmp_path: Path) -> Non
         json_schema='{"type": "object"}',
     )
     assert executor.command(req) == [
-        "claude", "-p", "--output-format", "stream-json", "--verbose",
-        "--permission-mode", "plan",
-        "--model", "opus",
-        "--allowedTools", "Read", "Bash(git diff:*)",
-        "--disallowedTools", "WebFetch",
-        "--append-system-prompt", "Be terse.",
-        "--max-turns", "7",
-        "--max-budget-usd", "1.5",
-        "--resume", "sess-1",
-        "--mcp-config", '{"mcpServers": {}}',
-        "--json-schema", '{"type": "object"}',
+        "claude", "-p", "--output-format=stream-json", "--verbose",
+        "--permission-mode=plan",
+        "--model=opus",
+        "--allowedTools=Read,Bash(git diff:*)",
+        "--disallowedTools=WebFetch,Bash(npm run test:*)",
+        "--append-system-prompt=Be terse.",
+        "--max-turns=7",
+        "--max-budget-usd=1.5",
+        f"--resume={HELLO_SESSION}",
+        '--mcp-config={"mcpServers": {}}',
+        '--json-schema={"type": "object"}',
         "--fallback-model", "sonnet",
     ]  # fmt: skip
     assert "do it" not in executor.command(req)
@@ -77,17 +79,71 @@ def test_settings_fill_in_what_the_request_leaves_unset(tmp_path: Path) -> None:
     executor = claude_executor(tmp_path, path="claude", model="sonnet", max_turns=3, max_budget_usd=2.0)
     argv = executor.command(RunRequest(task_id="t", prompt="p", work_directory=str(tmp_path)))
     assert argv == [
-        "claude", "-p", "--output-format", "stream-json", "--verbose",
-        "--permission-mode", "acceptEdits", "--model", "sonnet", "--max-turns", "3", "--max-budget-usd", "2",
+        "claude", "-p", "--output-format=stream-json", "--verbose",
+        "--permission-mode=acceptEdits", "--model=sonnet", "--max-turns=3", "--max-budget-usd=2",
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("model", ["sonnet", "opus", "haiku", "claude-sonnet-4-5-20250929"])
+@pytest.mark.parametrize(
+    "model",
+    ["sonnet", "opus", "haiku", "claude-sonnet-4-5-20250929", "sonnet[1m]",
+     "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5@20250929"],
+)  # fmt: skip
 def test_model_names_pass_through_unchanged(tmp_path: Path, model: str) -> None:
     argv = claude_executor(tmp_path).command(
         RunRequest(task_id="t", prompt="p", work_directory=str(tmp_path), model=model)
     )
-    assert argv[argv.index("--model") + 1] == model
+    assert f"--model={model}" in argv
+
+
+def test_no_agent_or_task_value_is_ever_an_argument_of_its_own(tmp_path: Path) -> None:
+    # Whatever the values, each one is attached to its flag: the only elements are the
+    # program, -p, --verbose, --strict-mcp-config and `--flag=value` ones.
+    req = RunRequest(
+        task_id="t",
+        prompt="--dangerously-skip-permissions",
+        work_directory=str(tmp_path),
+        model="opus",
+        append_system_prompt="--permission-mode bypassPermissions\n--dangerously-skip-permissions",
+        allowed_tools=["Read", "Bash(rm -rf --no-preserve-root:*)"],
+        disallowed_tools=["WebFetch"],
+        resume_session_id=HELLO_SESSION,
+        mcp_config='{"mcpServers": {}}',
+        strict_mcp_config=True,
+        json_schema='{"type": "object"}',
+        max_turns=2,
+        max_budget_usd=1.0,
+    )
+    argv = claude_executor(tmp_path, path="claude").command(req)
+    loose = [a for a in argv[1:] if not re.match(r"--[A-Za-z-]+=", a)]
+    assert loose == ["-p", "--verbose", "--strict-mcp-config"]
+    assert (
+        "--append-system-prompt=--permission-mode bypassPermissions\n--dangerously-skip-permissions" in argv
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("allowed_tools", ["Read", "--dangerously-skip-permissions"]),
+        ("disallowed_tools", ["--permission-mode=bypassPermissions"]),
+        ("disallowed_tools", ["Bash Edit"]),
+        ("allowed_tools", ["github.get_issue"]),  # a downstream pattern is not for Claude Code
+        ("model", "--dangerously-skip-permissions"),
+        ("model", "opus --verbose"),
+        ("resume_session_id", "--dangerously-skip-permissions"),
+        ("resume_session_id", "sess-1"),
+        ("permission_mode", "bypassPermissions --dangerously-skip-permissions"),
+        ("append_system_prompt", "nul\x00byte"),
+    ],
+)
+def test_a_request_refuses_values_that_could_become_options(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    with pytest.raises(ValidationError, match=field):
+        RunRequest.model_validate(
+            {"task_id": "t", "prompt": "p", "work_directory": str(tmp_path), field: value}
+        )
 
 
 async def test_a_successful_run_reports_the_result_line(tmp_path: Path) -> None:
@@ -119,7 +175,7 @@ async def test_the_prompt_goes_on_stdin_and_never_becomes_a_flag(tmp_path: Path)
     record = read_record(tmp_path / "w")
     assert record["prompt"] == prompt
     assert "--dangerously-skip-permissions" not in record["argv"]
-    assert record["argv"][record["argv"].index("--permission-mode") + 1] == "acceptEdits"
+    assert "--permission-mode=acceptEdits" in record["argv"]
     assert recorder.started is not None
     assert recorder.started.command[1:] == record["argv"]
     assert outcome.status is RunStatus.SUCCEEDED
@@ -379,7 +435,7 @@ async def test_a_json_schema_run_carries_the_structured_output(tmp_path: Path) -
     assert outcome.status is RunStatus.SUCCEEDED
     assert outcome.structured_output == {"name": "hello"}
     argv = read_record(tmp_path / "w")["argv"]
-    assert argv[argv.index("--json-schema") + 1] == '{"type": "object"}'
+    assert '--json-schema={"type": "object"}' in argv
 
 
 async def test_a_run_without_a_schema_has_no_structured_output(tmp_path: Path) -> None:
@@ -394,8 +450,8 @@ async def test_the_recorded_command_leaves_out_inline_json_and_long_text(tmp_pat
     await run(claude_executor(tmp_path), req, recorder)
     assert recorder.started is not None
     command = recorder.started.command
-    assert command[command.index("--mcp-config") + 1] == f"<{len(mcp_config)} characters>"
-    assert command[command.index("--append-system-prompt") + 1] == "<500 characters>"
+    assert f"--mcp-config=<{len(mcp_config)} characters>" in command
+    assert "--append-system-prompt=<500 characters>" in command
     assert "ghp_secret" not in " ".join(command)
     assert "ghp_secret" in " ".join(read_record(tmp_path / "w")["argv"])  # the CLI itself got it
 

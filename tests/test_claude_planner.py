@@ -18,6 +18,7 @@ import pytest
 from mcp import Client
 
 from taskorch.config import load_settings
+from taskorch.domain.agents import Agent
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import CLAUDE_CODE, Executor
 from taskorch.planning.claude import PLANNING_DISALLOWED_TOOLS
@@ -35,7 +36,7 @@ INTEGER_N = {"type": "object", "properties": {"n": {"type": "integer"}}}
 AGENTS = {
     "reader": {
         "allowed_tools": ["s.*", "Read"],
-        "denied_tools": ["s.secret", "WebSearch"],
+        "denied_tools": ["s.secret", "WebSearch", "WebFetch(domain:example.com)"],
         "personality": "reads carefully",
         "system_prompt": "Prefer few steps.",
         "model": "planner-model-x",
@@ -68,15 +69,18 @@ class Planning:
         recorded: dict[str, Any] = json.loads(self.record.read_text())
         return recorded
 
-    def flag(self, name: str) -> list[str]:
-        """The values after `name` in the CLI's argv, up to the next flag."""
+    def flag(self, name: str) -> str | None:
+        """The value attached to `name` in the CLI's argv (`--name=value`), or None."""
         argv: list[str] = self.sent()["argv"]
-        values = []
-        for value in argv[argv.index(name) + 1 :]:
-            if value.startswith("--"):
-                break
-            values.append(value)
-        return values
+        values = [arg.removeprefix(f"{name}=") for arg in argv if arg.startswith(f"{name}=")]
+        assert len(values) <= 1, argv
+        assert name not in argv, f"{name} given without an attached value: {argv}"
+        return values[0] if values else None
+
+    def flag_list(self, name: str) -> list[str]:
+        """The comma-separated values attached to `name` (`--disallowedTools=Bash,Edit`)."""
+        value = self.flag(name)
+        return value.split(",") if value else []
 
 
 @asynccontextmanager
@@ -133,17 +137,18 @@ async def test_the_planning_run_passes_the_plan_steps_schema_and_cannot_edit_or_
 ) -> None:
     await planner.create(query="scenario:plan_ok")
 
-    (schema,) = planner.flag("--json-schema")
+    schema = planner.flag("--json-schema")
+    assert schema is not None
     assert json.loads(schema) == PLAN_STEPS_SCHEMA
-    assert planner.flag("--permission-mode") == ["default"]
-    denied = planner.flag("--disallowedTools")
+    assert planner.flag("--permission-mode") == "default"
+    denied = planner.flag_list("--disallowedTools")
     assert {"Bash", "Edit", "Write", "NotebookEdit", "WebFetch"} <= set(denied)
     assert denied == list(PLANNING_DISALLOWED_TOOLS)
-    assert "--allowedTools" not in planner.sent()["argv"]
+    assert planner.flag("--allowedTools") is None
     # No MCP server from the user's own Claude Code setup is started for planning.
     assert "--strict-mcp-config" in planner.sent()["argv"]
-    assert "--mcp-config" not in planner.sent()["argv"]
-    assert planner.flag("--max-turns") == ["6"]
+    assert planner.flag("--mcp-config") is None
+    assert planner.flag("--max-turns") == "6"
     # The scratch directory it ran in is gone; nothing else was left behind.
     assert list(planner.work_dir.iterdir()) == []
 
@@ -159,10 +164,26 @@ async def test_the_planning_prompt_lists_only_the_tools_the_agent_may_use(planne
     assert "scenario:plan_ok do the thing" in prompt
     assert '{"$ref": "steps.<id>.text"}' in prompt  # the reference form is explained
     assert "reads carefully" in prompt
-    assert planner.flag("--model") == ["planner-model-x"]
-    assert planner.flag("--append-system-prompt") == ["Prefer few steps."]
-    assert "WebSearch" in planner.flag("--disallowedTools")  # the agent's own Claude Code denial
-    assert "Read" not in planner.sent()["argv"]  # its allowed Claude Code tools are for task runs
+    assert planner.flag("--model") == "planner-model-x"
+    assert planner.flag("--append-system-prompt") == "Prefer few steps."
+    denied = planner.flag_list("--disallowedTools")
+    assert {"WebSearch", "WebFetch(domain:example.com)"} <= set(denied)  # the agent's own denials
+    assert planner.flag("--allowedTools") is None  # its allowed Claude Code tools are for task runs
+
+
+async def test_an_agent_saved_with_an_option_for_a_denied_tool_never_reaches_the_planning_run(
+    planner: Planning,
+) -> None:
+    # A row as an earlier version could write it: straight into the store, unchecked.
+    await planner.orchestrator.store.save_agent(
+        Agent(name="old", allowed_tools=["s.*"], denied_tools=["--dangerously-skip-permissions"])
+    )
+
+    message = await planner.error(query="scenario:plan_ok", agent="old")
+
+    assert "agent 'old' cannot be used" in message
+    assert "'--dangerously-skip-permissions' starts with '-'" in message
+    assert not planner.record.exists()  # the CLI never ran
 
 
 async def test_an_invalid_plan_from_the_planner_is_refused_listing_every_problem(planner: Planning) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -386,3 +387,67 @@ def test_the_servers_own_variables_cannot_be_passed_to_a_cli(env: dict[str, str]
         load_settings(config_file=config, env=env)
     with pytest.raises(ConfigError, match=r"executors\.x\.argv"):
         load_settings(config_file=write(tmp_path / "d.toml", "[executors.x]\nargv = []\n"), env=env)
+
+
+def test_a_config_agent_with_a_tool_pattern_that_could_be_an_option_is_refused_by_key(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = write(
+        tmp_path / "c.toml",
+        '[agents.reviewer]\nallowed_tools = ["Read", "--dangerously-skip-permissions"]\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_file=config, env=env)
+    message = str(caught.value)
+    assert f"agents.reviewer.allowed_tools.1 (from {config})" in message
+    assert "starts with '-'" in message
+    assert "Bash(git diff:*)" in message  # what is accepted, by example
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "key"),
+    [
+        ("agents", {"a": {"denied_tools": ["--permission-mode=plan"]}}, "agents.a.denied_tools.0"),
+        ("agents", {"a": {"denied_tools": ["Bash Edit"]}}, "agents.a.denied_tools.0"),
+        ("agents", {"a": {"model": "--dangerously-skip-permissions"}}, "agents.a.model"),
+        ("claude_code", {"model": "opus --verbose"}, "claude_code.model"),
+        ("claude_code", {"permission_mode": "acceptEdits --dangerously-skip-permissions"},
+         "claude_code.permission_mode"),
+        ("plans", {"planner_model": "-x"}, "plans.planner_model"),
+        ("executors", {"x": {"argv": ["x", "{prompt}"], "model": "--x"}}, "executors.x.model"),
+        ("executors", {"x": {"argv": ["{model}", "{prompt}"]}}, "executors.x.argv"),
+        ("executors", {"x": {"argv": ["run-{prompt}"]}}, "executors.x.argv"),
+    ],
+)  # fmt: skip
+def test_values_that_become_cli_arguments_have_a_grammar(
+    env: dict[str, str], section: str, values: dict[str, object], key: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"{key} (from command line)")):
+        load_settings(env=env, overrides={section: values})
+
+
+@pytest.mark.parametrize(
+    ("arg", "instead"),
+    [
+        ("--dangerously-skip-permissions", 'permission_mode = "bypassPermissions"'),
+        ("--allow-dangerously-skip-permissions", 'permission_mode = "bypassPermissions"'),
+        ("--permission-mode=bypassPermissions", "claude_code.permission_mode"),
+        ("--permission-mode", "claude_code.permission_mode"),
+        ("--allowedTools", "give the tools to an agent"),
+        ("--disallowed-tools=Bash", "give the tools to an agent"),
+        ("--mcp-config", "planning runs"),
+        ("--resume", "continue_from"),
+        ("--output-format=text", "stream-json"),
+        ("--model=opus", "claude_code.model"),
+    ],
+)
+def test_extra_args_may_not_repeat_a_flag_taskorch_sets(env: dict[str, str], arg: str, instead: str) -> None:
+    with pytest.raises(ConfigError, match=r"claude_code\.extra_args") as caught:
+        load_settings(env=env, overrides={"claude_code": {"extra_args": ["--fallback-model", "sonnet", arg]}})
+    assert instead in str(caught.value)
+
+
+def test_extra_args_for_flags_taskorch_leaves_alone_are_kept(env: dict[str, str]) -> None:
+    extra = ["--fallback-model", "sonnet", "--add-dir=/srv/shared", "--setting-sources", "user"]
+    settings = load_settings(env=env, overrides={"claude_code": {"extra_args": extra}})
+    assert settings.claude_code.extra_args == extra

@@ -88,14 +88,64 @@ async def test_a_jsonl_run_streams_events_and_takes_the_final_result(tmp_path: P
     assert recorder.calls[0][0] == "start"
 
 
-async def test_a_prompt_that_looks_like_a_flag_stays_one_argument(tmp_path: Path) -> None:
+async def test_a_prompt_that_looks_like_a_flag_stays_one_argument_after_a_double_dash(tmp_path: Path) -> None:
     prompt = "--dangerously-skip-permissions; rm -rf / $(whoami) 'quoted'"
     recorder = Recorder()
-    await run(custom_executor(tmp_path, **template()), request(tmp_path / "w", prompt), recorder)
-    assert recorder.types[0] == "start"
+    executor = custom_executor(tmp_path, **template(argv=[sys.executable, "-c", SCRIPT, "--", "{prompt}"]))
+    outcome = await run(executor, request(tmp_path / "w", prompt), recorder)
+    assert outcome.status is RunStatus.SUCCEEDED
     started = recorder.started
     assert started is not None
-    assert started.command[-1] == prompt
+    assert started.command[-2:] == ["--", prompt]
+
+
+async def test_a_prompt_that_would_start_an_argument_with_a_dash_and_no_double_dash_is_refused(
+    tmp_path: Path,
+) -> None:
+    recorder = Recorder()
+    executor = custom_executor(tmp_path, "codex", **template())  # [python, -c, SCRIPT, "{prompt}"]
+    outcome = await run(executor, request(tmp_path / "w", "--dangerously-skip-permissions do it"), recorder)
+    assert outcome.status is RunStatus.FAILED
+    assert outcome.error is not None
+    assert outcome.error.kind == "invalid_request"
+    assert "{prompt} would make argument 3 start with '-'" in outcome.error.message
+    assert "executors.codex.argv" in outcome.error.message
+    assert 'put "--" before the placeholder' in outcome.error.message
+    assert recorder.calls == []  # nothing was started
+    # The same prompt is fine where the template cannot expose it.
+    assert (await run(executor, request(tmp_path / "w", "do it --verbose"))).status is RunStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["cli", "--", "{prompt}"],
+        ["cli", "--message={prompt}"],
+        ["cli", "-m{prompt}"],
+        ["cli", "say: {prompt}"],
+        ["cli", "--", "x", "{prompt}"],
+    ],
+)
+def test_a_dash_from_a_placeholder_is_kept_where_it_cannot_be_an_option(argv: list[str]) -> None:
+    rendered = render_argv(argv, {"prompt": "-rf /", "model": "m", "work_directory": "/w"})
+    assert rendered[-1].endswith("-rf /")
+
+
+@pytest.mark.parametrize(
+    ("argv", "values"),
+    [
+        (["cli", "{prompt}"], {"prompt": "--yolo"}),
+        (["cli", "exec", "{prompt}", "--"], {"prompt": "-x"}),
+        (["cli", "--model", "{model}"], {"model": "--dangerously-skip-permissions"}),  # a row from before
+        (["cli", "{work_directory}"], {"work_directory": "-w"}),
+        (["cli", "--", "{prompt}"], {"prompt": "nul\x00byte"}),
+    ],
+)
+def test_a_placeholder_value_that_could_be_an_option_or_cannot_be_an_argument_is_refused(
+    argv: list[str], values: dict[str, str]
+) -> None:
+    with pytest.raises(ValueError, match=r"option|NUL"):
+        render_argv(argv, values)
 
 
 async def test_text_output_gives_the_stdout_tail_as_the_result(tmp_path: Path) -> None:

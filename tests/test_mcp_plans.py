@@ -13,6 +13,7 @@ from mcp import Client
 from mcp.client.subscriptions import ResourceUpdated
 from mcp.types import TextResourceContents
 
+from taskorch.domain.agents import Agent
 from taskorch.domain.plans import Plan
 from taskorch.server.mcp import build_mcp_server
 from taskorch.server.plan_models import PlanResult
@@ -162,6 +163,78 @@ async def test_agents_are_saved_listed_with_config_agents_and_deleted(mcp: Surfa
     assert deleted["message"] == "Agent 'writer' deleted."
     assert "config file" in await mcp.error("delete_agent", name="reader")
     assert "list_agents" in await mcp.error("delete_agent", name="writer")
+
+
+async def test_save_agent_refuses_tool_patterns_that_could_become_command_line_options(
+    mcp: Surface,
+) -> None:
+    message = await mcp.error(
+        "save_agent",
+        name="sneaky",
+        allowed_tools=["Read", "--dangerously-skip-permissions"],
+        denied_tools=["--permission-mode=bypassPermissions", '--settings={"permissions":{}}'],
+    )
+
+    assert "allowed_tools.1" in message
+    assert "'--dangerously-skip-permissions' starts with '-'" in message
+    assert "denied_tools.0" in message
+    assert "denied_tools.1" in message
+    assert "Bash(git diff:*)" in message  # what is accepted, by example
+    assert "github.get_*" in message
+    assert [a["name"] for a in (await mcp.call("list_agents"))["agents"]] == ["reader"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("allowed_tools", ["Bash Edit"], "space outside a rule's parentheses"),
+        ("allowed_tools", ["Bash(npm run test:*"], "is not Name(rule)"),
+        ("denied_tools", ["Bash(a)(b)"], "is not Name(rule)"),
+        ("denied_tools", ["Bash()"], "not a Claude Code tool name or rule"),
+        ("denied_tools", ["s.tool(x)"], "is not a downstream pattern"),
+        ("denied_tools", ["Read\n--verbose"], "control or line-break character"),
+        ("denied_tools", ["x" * 301], "at most 300 characters"),
+        ("model", "--dangerously-skip-permissions", "a model name is"),
+        ("system_prompt", "a\x00b", "NUL"),
+    ],
+)
+async def test_save_agent_says_why_a_value_is_refused(mcp: Surface, field: str, value: Any, why: str) -> None:
+    assert why in await mcp.error("save_agent", name="odd", **{field: value})
+
+
+async def test_save_agent_accepts_claude_code_rules_and_downstream_patterns(mcp: Surface) -> None:
+    patterns = [
+        "Read",
+        "Bash(git diff:*)",
+        "Bash(npm run test:*)",
+        "WebFetch(domain:example.com)",
+        "Read(./src/**)",
+        "mcp__github__get_issue",
+        "mcp__my-server",
+        "s.echo",
+        "github.get_*",
+        "s.*",
+        "*",
+    ]
+    saved = await mcp.call("save_agent", name="fine", allowed_tools=patterns, model="sonnet[1m]")
+    assert saved["agent"]["allowed_tools"] == patterns
+
+
+async def test_an_agent_saved_before_the_checks_is_listed_but_never_used(mcp: Surface) -> None:
+    # A row as an earlier version could write it: straight into the store, unchecked.
+    await mcp.plans.orchestrator.store.save_agent(
+        Agent(name="old", allowed_tools=["s.echo"], denied_tools=["--dangerously-skip-permissions"])
+    )
+
+    assert "old" in [a["name"] for a in (await mcp.call("list_agents"))["agents"]]
+    message = await mcp.error("create_plan", query="q", agent="old", steps=steps("a"))
+    assert "agent 'old' cannot be used" in message
+    assert "denied_tools.0" in message
+    assert "'--dangerously-skip-permissions' starts with '-'" in message
+    assert "save it again with save_agent" in message
+    assert "delete_agent" in message
+    await mcp.call("save_agent", name="old", allowed_tools=["s.echo"], denied_tools=["Bash"])
+    assert (await mcp.call("create_plan", query="q", agent="old", steps=steps("a")))["plan"]["agent"] == "old"
 
 
 async def test_a_plan_for_an_agent_may_only_use_the_tools_the_agent_allows(mcp: Surface) -> None:

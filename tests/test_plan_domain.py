@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from taskorch.domain.agents import Agent
+from taskorch.domain.agents import Agent, AgentSpec, tool_pattern_problem
 from taskorch.domain.plan_progress import plan_progress
 from taskorch.domain.plans import (
     Plan,
@@ -199,6 +199,57 @@ def test_claude_code_tool_names_never_match_downstream_tools() -> None:
     assert not agent.allows("Bash", "x")
     only_claude = Agent(name="b", allowed_tools=["Bash"])
     assert only_claude.allows("fs", "read")  # no downstream allow patterns: all downstream allowed
+
+
+def test_a_dot_inside_a_rules_parentheses_keeps_it_a_claude_code_rule() -> None:
+    agent = Agent(
+        name="a", allowed_tools=["Read(./src/**)", "s.*"], denied_tools=["WebFetch(domain:example.com)"]
+    )
+    assert agent.claude_code_allowed == ["Read(./src/**)"]
+    assert agent.claude_code_denied == ["WebFetch(domain:example.com)"]
+    assert agent.allows("s", "x")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["Read", "Bash(git diff:*)", "Bash(npm run test:*)", "Bash(echo a,b:*)", "WebFetch(domain:example.com)",
+     "mcp__github__get_issue", "mcp__my-server", "mcp__github__*", "s.echo", "github.get_*", "s.*", "*",
+     "s.get_[ab]?", "*.read_file"],
+)  # fmt: skip
+def test_tool_patterns_that_are_accepted(pattern: str) -> None:
+    assert tool_pattern_problem(pattern) is None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        ("", "empty"),
+        ("-x", "starts with '-'"),
+        ("--dangerously-skip-permissions", "starts with '-'"),
+        ("Read\t", "control"),
+        ("Read\u2028--verbose", "control or line-break"),
+        ("Bash Edit", "space outside"),
+        (" Read", "space outside"),
+        ("Bash(x) ", "is not Name(rule)"),
+        ("Bash(x", "is not Name(rule)"),
+        ("Bash)x(", "is not Name(rule)"),
+        ("Bash(echo $(date))", "is not Name(rule)"),
+        ("Bash()", "not a Claude Code tool name or rule"),
+        ("Read,Bash", "not a Claude Code tool name or rule"),  # one pattern, not a list
+        ("*Read", "not a Claude Code tool name or rule"),
+        ("s.tool;rm", "not a downstream pattern"),
+        ("s .tool", "space outside"),
+        ("x" * 301, "at most 300"),
+    ],
+)
+def test_tool_patterns_that_are_refused_say_why(pattern: str, why: str) -> None:
+    problem = tool_pattern_problem(pattern)
+    assert problem is not None
+    assert why in problem
+    if pattern != pattern.strip():
+        return  # a saved agent's patterns are stripped first: nothing left to refuse there
+    with pytest.raises(ValidationError, match="a tool pattern is a Claude Code tool or rule such as"):
+        AgentSpec(name="a", denied_tools=[pattern])
 
 
 # -- progress ---------------------------------------------------------------------------------

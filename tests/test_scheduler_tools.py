@@ -8,7 +8,8 @@ from typing import Any
 import anyio
 import pytest
 
-from taskorch.domain import ErrorInfo
+from taskorch.domain import ErrorInfo, ExecutionMode, TaskSpec
+from taskorch.domain.agents import Agent
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.executors.base import RunOutcome, RunStatus
 from taskorch.storage import MemoryStore
@@ -20,6 +21,7 @@ from tests.sched_harness import open_scheduler_harness
 pytestmark = pytest.mark.anyio
 
 ENDED = ("succeeded", "failed", "cancelled")
+PARKED_SESSION = "0d9f6a2e-5b1c-4c3e-9a7d-2f4b8c6e1a90"
 
 
 async def settled(h: Harness, task_id: str, among: tuple[str, ...] = ENDED) -> dict[str, Any]:
@@ -195,7 +197,7 @@ async def test_a_usage_limit_parks_the_task_holds_claude_code_and_resumes_the_sa
         hold=False,
         outcome=RunOutcome(
             status=RunStatus.RATE_LIMITED,
-            session_id="sess-42",
+            session_id=PARKED_SESSION,
             retry_after=reset,
             error=ErrorInfo(kind="rate_limited", message="usage limit reached"),
         ),
@@ -209,7 +211,7 @@ async def test_a_usage_limit_parks_the_task_holds_claude_code_and_resumes_the_sa
             while parked["error"] is None:  # settled saw it before the first run
                 await h.orchestrator.queue.work_signal().wait()
                 parked = await h.call("get_task", task_id=limited["id"])
-        assert (parked["attempt"], parked["session_id"]) == (0, "sess-42")
+        assert (parked["attempt"], parked["session_id"]) == (0, PARKED_SESSION)
         other = await h.create("other", execution_mode="claude_code", work_directory=str(h.root / "x"))
         stats = await h.call("get_statistics")
         assert stats["scheduler"]["claude_code_held_until"] == reset.isoformat()
@@ -221,7 +223,7 @@ async def test_a_usage_limit_parks_the_task_holds_claude_code_and_resumes_the_sa
         assert (await settled(h, limited["id"]))["status"] == "succeeded"
         assert (await settled(h, other["id"]))["status"] == "succeeded"
         resumed = [r for r in fake.requests if r.prompt == "limited"]
-        assert [r.resume_session_id for r in resumed] == [None, "sess-42"]
+        assert [r.resume_session_id for r in resumed] == [None, PARKED_SESSION]
 
 
 async def test_continue_from_runs_after_that_task_and_resumes_its_session(tmp_path: Path) -> None:
@@ -353,3 +355,57 @@ async def test_a_task_whose_agent_is_gone_fails_saying_so(tmp_path: Path) -> Non
     assert done["error"]["kind"] == "invalid_task"
     assert "no agent named 'temp'" in done["error"]["message"]
     assert fake.requests == []
+
+
+async def test_a_task_whose_agent_was_saved_with_an_option_for_a_tool_fails_without_running(
+    tmp_path: Path,
+) -> None:
+    fake = FakeExecutor(hold=False)
+    async with open_scheduler_harness(tmp_path, {"claude_code": fake}) as h:
+        # A row as an earlier version could write it: straight into the store, unchecked.
+        await h.orchestrator.store.save_agent(
+            Agent(name="old", allowed_tools=["Read", "--dangerously-skip-permissions"])
+        )
+        task = await h.create("do it", execution_mode="claude_code", agent="old")
+        await h.call("execute_task", task_id=task["id"])
+        done = await settled(h, task["id"])
+
+    assert done["status"] == "failed"
+    assert done["error"]["kind"] == "invalid_task"
+    assert "agent 'old' cannot be used" in done["error"]["message"]
+    assert "'--dangerously-skip-permissions' starts with '-'" in done["error"]["message"]
+    assert "save it again with save_agent" in done["error"]["message"]
+    assert fake.requests == []
+
+
+async def test_a_task_stored_with_a_model_that_is_an_option_fails_without_running(tmp_path: Path) -> None:
+    fake = FakeExecutor(hold=False)
+    async with open_scheduler_harness(tmp_path, {"claude_code": fake}) as h:
+        # A row as an earlier version could write it: the spec was not checked then.
+        unchecked = TaskSpec.model_construct(
+            prompt="do it",
+            work_directory=str(h.root),
+            execution_mode=ExecutionMode.CLAUDE_CODE,
+            model="--dangerously-skip-permissions",
+        )
+        task = (await h.orchestrator.queue.create(unchecked)).task
+        await h.call("execute_task", task_id=task.id)
+        done = await settled(h, task.id)
+
+    assert done["status"] == "failed"
+    assert done["error"]["kind"] == "invalid_task"
+    assert "model: a model name is" in done["error"]["message"]
+    assert fake.requests == []
+
+
+async def test_create_task_refuses_a_model_name_that_could_be_an_option(tmp_path: Path) -> None:
+    async with open_scheduler_harness(tmp_path, {"claude_code": FakeExecutor()}) as h:
+        message = await h.call_error(
+            "create_task",
+            prompt="do it",
+            work_directory=str(h.root),
+            execution_mode="claude_code",
+            model="--dangerously-skip-permissions",
+        )
+    assert "model" in message
+    assert "no leading '-'" in message

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
+from taskorch.domain.agents import ToolPattern
+from taskorch.domain.cli_values import ModelName, PermissionMode, check_no_nul
 from taskorch.errors import ConfigError
 
 __all__ = [
@@ -156,7 +158,7 @@ class PlansSettings(_Section):
     backoff_max_seconds: float = Field(default=30.0, ge=0)
     max_steps: int = Field(default=200, ge=1, le=500)
     list_limit_max: int = Field(default=200, ge=1, le=1000)
-    planner_model: str | None = Field(
+    planner_model: ModelName | None = Field(
         default=None, description="Model for Claude Code planning runs when the agent names none."
     )
     planner_timeout_seconds: float = Field(default=50.0, gt=0, le=3600, description="One planning run.")
@@ -172,11 +174,11 @@ class PlansSettings(_Section):
 class AgentSettings(_Section):
     """One `[agents.<name>]` table: an agent defined in the config file."""
 
-    personality: str = ""
-    system_prompt: str = ""
-    model: str | None = None
-    allowed_tools: list[str] = Field(default_factory=list)
-    denied_tools: list[str] = Field(default_factory=list)
+    personality: Annotated[str, AfterValidator(check_no_nul)] = ""
+    system_prompt: Annotated[str, AfterValidator(check_no_nul)] = ""
+    model: ModelName | None = None
+    allowed_tools: list[ToolPattern] = Field(default_factory=list)
+    denied_tools: list[ToolPattern] = Field(default_factory=list)
 
 
 class SchedulerSettings(_Section):
@@ -327,13 +329,48 @@ def _check_env_names(names: list[str]) -> list[str]:
     return names
 
 
+_FLAGS_TASKORCH_SETS = {
+    ("-p", "--print", "--output-format", "--input-format"): "taskorch runs `claude -p "
+    "--output-format stream-json` and reads that output",
+    ("--permission-mode",): "set claude_code.permission_mode (planning runs always use `default`)",
+    ("--dangerously-skip-permissions", "--allow-dangerously-skip-permissions"): "it would reach "
+    'planning runs too; set claude_code.permission_mode = "bypassPermissions" instead, which task '
+    "runs use and planning runs never do",
+    ("--allowedTools", "--allowed-tools", "--disallowedTools", "--disallowed-tools"): "give the "
+    "tools to an agent ([agents.<name>] allowed_tools / denied_tools)",
+    ("--model",): "set claude_code.model",
+    ("--max-turns",): "set claude_code.max_turns",
+    ("--max-budget-usd",): "set claude_code.max_budget_usd",
+    ("--append-system-prompt",): "give an agent a system_prompt",
+    ("-r", "--resume", "-c", "--continue", "--session-id", "--fork-session"): "taskorch resumes "
+    "sessions itself (a task's continue_from)",
+    ("--mcp-config", "--strict-mcp-config", "--json-schema"): "it would reach planning runs too, "
+    "which taskorch runs with no MCP servers and its own --json-schema",
+}
+
+
+def _check_extra_args(args: list[str]) -> list[str]:
+    """`claude_code.extra_args`, unless one repeats a flag taskorch sets (the CLI's last one wins)."""
+    for arg in args:
+        check_no_nul(arg)
+        flag = arg.partition("=")[0]
+        for flags, instead in _FLAGS_TASKORCH_SETS.items():
+            if flag in flags:
+                raise ValueError(f"{arg!r} may not be an extra argument: {instead}")
+    return args
+
+
 class ClaudeCodeSettings(_Section):
     path: str = Field(
         default="claude", description="The Claude Code CLI: a name looked up on PATH or a path."
     )
-    model: str | None = Field(default=None, description="Model when the task and its agent name none.")
-    permission_mode: str = Field(default="acceptEdits", min_length=1)
-    extra_args: list[str] = Field(default_factory=list, description="Appended after taskorch's own flags.")
+    model: ModelName | None = Field(default=None, description="Model when the task and its agent name none.")
+    permission_mode: PermissionMode = "acceptEdits"
+    extra_args: list[str] = Field(
+        default_factory=list,
+        description="Appended after taskorch's own flags, to task and planning runs alike; "
+        "none may repeat a flag taskorch sets itself.",
+    )
     env_passthrough: list[str] = Field(
         default_factory=list, description="Extra environment names passed to the CLI (`NAME` or `PREFIX_*`)."
     )
@@ -349,6 +386,11 @@ class ClaudeCodeSettings(_Section):
     def _env_names(cls, value: list[str]) -> list[str]:
         return _check_env_names(value)
 
+    @field_validator("extra_args")
+    @classmethod
+    def _extra_args(cls, value: list[str]) -> list[str]:
+        return _check_extra_args(value)
+
 
 class CustomExecutorSettings(_Section):
     """A command template for another coding CLI (`[executors.NAME]`)."""
@@ -360,7 +402,18 @@ class CustomExecutorSettings(_Section):
     timeout_seconds: float | None = Field(default=None, gt=0)
     success_exit_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
     prompt_on_stdin: bool = False
-    model: str | None = Field(default=None, description="`{model}` when the task names none.")
+    model: ModelName | None = Field(default=None, description="`{model}` when the task names none.")
+
+    @field_validator("argv")
+    @classmethod
+    def _program(cls, value: list[str]) -> list[str]:
+        # A caller's text must never choose the program: `{model}` could name any one on PATH.
+        if "{prompt}" in value[0] or "{model}" in value[0]:
+            raise ValueError(
+                "the program (argv[0]) may not contain {prompt} or {model}: a task would choose "
+                "what runs; name the program and put placeholders in later arguments"
+            )
+        return value
 
     @field_validator("env_passthrough")
     @classmethod

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from taskorch.domain.cli_values import ModelName
 from taskorch.domain.runs import RunProcess
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 
@@ -149,7 +150,9 @@ class TaskSpec(BaseModel):
     tags: list[Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]] = Field(
         default_factory=list, max_length=MAX_TAGS
     )
-    model: str | None = Field(default=None, max_length=200)
+    model: ModelName | None = Field(
+        default=None, description="A model name or alias, e.g. sonnet or claude-sonnet-4-5-20250929."
+    )
     agent: str | None = Field(default=None, max_length=200)
     depends_on: list[str] = Field(default_factory=list, max_length=256)
     max_attempts: int = Field(default=3, ge=1, le=100)

@@ -29,14 +29,27 @@ class AgentRegistry:
             self._configured[name] = Agent.from_spec(spec, source="config")
 
     async def get(self, name: str) -> Agent:
-        """The agent called `name` (saved first, then config). Raises `NotFound` naming the others."""
+        """The agent called `name` (saved first, then config), to use for a run or a plan.
+
+        Raises `NotFound` naming the others, or `InvalidArgument` when a saved agent holds a
+        value today's checks refuse (it was saved before them): such an agent is never used.
+        """
         try:
-            return await self._store.get_agent(name)
+            agent = await self._store.get_agent(name)
         except NotFound:
             if name in self._configured:
                 return self._configured[name]
-        known = ", ".join(a.name for a in await self.list()) or "(none)"
-        raise NotFound(f"no agent named {name!r}; known agents: {known}. Create one with save_agent.")
+            known = ", ".join(a.name for a in await self.list()) or "(none)"
+            raise NotFound(
+                f"no agent named {name!r}; known agents: {known}. Create one with save_agent."
+            ) from None
+        if (why := agent.unusable_because()) is not None:
+            raise InvalidArgument(
+                f"agent {name!r} cannot be used: {why}. It was saved before these values were checked; "
+                f"save it again with save_agent (name {name!r}) giving valid values, or delete it "
+                "with delete_agent"
+            )
+        return agent
 
     async def list(self) -> list[Agent]:
         """Every agent, by name; a saved one hides a config-file one of the same name."""

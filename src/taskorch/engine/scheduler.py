@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from taskorch.config import Settings
 from taskorch.domain import (
@@ -396,16 +396,26 @@ class Scheduler:
                 "allowed_tools": agent.claude_code_allowed,
                 "disallowed_tools": agent.claude_code_denied,
             }
-        return RunRequest(
-            task_id=task.id,
-            prompt=task.prompt,
-            work_directory=task.work_directory,
-            executor=task.executor,
-            model=task.model or (agent.model if agent else None),
-            timeout_seconds=task.timeout_seconds,
-            resume_session_id=resume,
-            **shaping,
-        )
+        try:
+            return RunRequest(
+                task_id=task.id,
+                prompt=task.prompt,
+                work_directory=task.work_directory,
+                executor=task.executor,
+                model=task.model or (agent.model if agent else None),
+                timeout_seconds=task.timeout_seconds,
+                resume_session_id=resume,
+                **shaping,
+            )
+        except ValidationError as exc:
+            # Only rows stored before these values were checked get here: refuse, never pass on.
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+                for err in exc.errors(include_url=False)
+            )
+            raise InvalidArgument(
+                f"task {task.id} cannot run: {problems}; create a new task with valid values"
+            ) from None
 
     def _event(self, kind: str, data: dict[str, object]) -> TaskEvent:
         return TaskEvent(at=self._now(), type=kind, data=data)

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Annotated, Any, Final, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from taskorch.domain import ErrorInfo, TaskEvent
+from taskorch.domain.agents import ClaudeCodeToolPattern
+from taskorch.domain.cli_values import ModelName, PermissionMode, SessionId, check_no_nul
 
 __all__ = [
     "CLAUDE_CODE",
@@ -33,7 +35,13 @@ CLAUDE_CODE: Final = "claude_code"
 
 
 class RunRequest(BaseModel):
-    """Everything an executor needs for one run. Built by the engine from a task and its agent."""
+    """Everything an executor needs for one run. Built by the engine from a task and its agent.
+
+    Every value that may become a command-line argument is checked against its grammar here
+    (`taskorch.domain.cli_values`, Claude Code tool patterns), whatever checked it before:
+    constructing a request with a value that could be read as an option raises
+    `pydantic.ValidationError`.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -41,14 +49,16 @@ class RunRequest(BaseModel):
     prompt: str
     work_directory: str
     executor: str | None = Field(default=None, description="Custom executor name (custom mode).")
-    model: str | None = None
+    model: ModelName | None = None
     timeout_seconds: float | None = None
-    resume_session_id: str | None = Field(default=None, description="Continue this Claude Code session.")
+    resume_session_id: SessionId | None = Field(
+        default=None, description="Continue this Claude Code session."
+    )
     # Shaping from the task's agent config (Claude Code flags); None means "not set".
-    append_system_prompt: str | None = None
-    allowed_tools: list[str] = Field(default_factory=list)
-    disallowed_tools: list[str] = Field(default_factory=list)
-    permission_mode: str | None = None
+    append_system_prompt: Annotated[str, AfterValidator(check_no_nul)] | None = None
+    allowed_tools: list[ClaudeCodeToolPattern] = Field(default_factory=list)
+    disallowed_tools: list[ClaudeCodeToolPattern] = Field(default_factory=list)
+    permission_mode: PermissionMode | None = None
     max_turns: int | None = None
     max_budget_usd: float | None = None
     mcp_config: str | None = Field(default=None, description="A --mcp-config file path or JSON text.")

@@ -1,8 +1,15 @@
 """The Claude Code executor: one task run is one `claude -p` process.
 
 The prompt goes to the CLI on stdin (with no prompt argument `claude -p` reads it there), so
-no prompt can ever be read as a flag. Progress comes from `--output-format stream-json`;
-success means exit code 0 AND a `result` line AND `is_error: false`.
+no prompt can ever be read as a flag. Every other value is attached to its flag in one
+argument, `--flag=value`, and a list is one comma-joined value (`--allowedTools=Read,Bash(git
+diff:*)`): no value is ever an argument of its own that the CLI could take for an option.
+(Seen with Claude Code 2.1.330: as separate arguments, `--allowedTools Read
+--dangerously-skip-permissions` ends the tool list at the dash and the run reports
+`permissionMode: bypassPermissions`; as `--allowedTools=Read,--dangerously-skip-permissions`
+the mode stays as set. `--resume` takes an optional value, so it never takes one that starts
+with `-` as a separate argument.) Progress comes from `--output-format
+stream-json`; success means exit code 0 AND a `result` line AND `is_error: false`.
 """
 
 from __future__ import annotations
@@ -78,30 +85,31 @@ class ClaudeCodeExecutor:
         """The argv for `request` (no prompt in it: that goes on stdin).
 
         The request's own values (from the task and its agent) win over `[claude_code]` ones.
+        Each value is attached to its flag (`--model=opus`); see the module docstring.
         """
         s = self.settings
-        argv = [program or s.path, "-p", "--output-format", "stream-json", "--verbose"]
-        argv += ["--permission-mode", request.permission_mode or s.permission_mode]
+        argv = [program or s.path, "-p", "--output-format=stream-json", "--verbose"]
+        argv.append(f"--permission-mode={request.permission_mode or s.permission_mode}")
         if model := request.model or s.model:
-            argv += ["--model", model]
+            argv.append(f"--model={model}")
         if request.allowed_tools:
-            argv += ["--allowedTools", *request.allowed_tools]
+            argv.append(f"--allowedTools={','.join(request.allowed_tools)}")
         if request.disallowed_tools:
-            argv += ["--disallowedTools", *request.disallowed_tools]
+            argv.append(f"--disallowedTools={','.join(request.disallowed_tools)}")
         if request.append_system_prompt:
-            argv += ["--append-system-prompt", request.append_system_prompt]
+            argv.append(f"--append-system-prompt={request.append_system_prompt}")
         if (max_turns := request.max_turns or s.max_turns) is not None:
-            argv += ["--max-turns", str(max_turns)]
+            argv.append(f"--max-turns={max_turns}")
         if (budget := request.max_budget_usd or s.max_budget_usd) is not None:
-            argv += ["--max-budget-usd", f"{budget:g}"]
+            argv.append(f"--max-budget-usd={budget:g}")
         if request.resume_session_id:
-            argv += ["--resume", request.resume_session_id]
+            argv.append(f"--resume={request.resume_session_id}")
         if request.mcp_config:
-            argv += ["--mcp-config", request.mcp_config]
+            argv.append(f"--mcp-config={request.mcp_config}")
         if request.strict_mcp_config:
             argv.append("--strict-mcp-config")
         if request.json_schema:
-            argv += ["--json-schema", request.json_schema]
+            argv.append(f"--json-schema={request.json_schema}")
         return argv + list(s.extra_args)
 
     async def check(self) -> ExecutorHealth:

@@ -54,18 +54,23 @@ class RunLimits:
 
 
 DISPLAY_ARG_CHARS = 200
+_FLAG_CHARS = 64  # longer than any flag's name: then the element is not `--flag=value`
 
 
 def display_argv(argv: list[str]) -> list[str]:
     """`argv` as recorded with a run: long elements (a prompt, inline JSON) shortened.
 
     The record is for people and restart recovery; a 100 kB prompt or an inline MCP config
-    (which may carry tokens for its servers) does not belong in it.
+    (which may carry tokens for its servers) does not belong in it. A value attached to its
+    flag (`--mcp-config={...}`) is shortened after the `=`, keeping the flag's name.
     """
     shown: list[str] = []
     for element in argv:
-        if len(element) > DISPLAY_ARG_CHARS or element.lstrip().startswith("{"):
-            shown.append(f"<{len(element)} characters>")
+        flag, attached, value = element.partition("=")
+        if not (element.startswith("--") and attached and len(flag) <= _FLAG_CHARS):
+            flag, attached, value = "", "", element
+        if len(value) > DISPLAY_ARG_CHARS or value.lstrip().startswith("{"):
+            shown.append(f"{flag}{attached}<{len(value)} characters>")
         else:
             shown.append(element)
     return shown

@@ -7,9 +7,15 @@ A template is configured as `[executors.NAME]`, e.g.
     output = "jsonl"
 
 `{prompt}`, `{work_directory}` and `{model}` are replaced inside each argv element; no shell
-ever sees the result, so a prompt is always exactly one argument, whatever it contains. A
-prompt that starts with `-` could still be read as an option by the CLI itself: put `--`
-before `{prompt}` when the CLI supports it, or set `prompt_on_stdin = true`.
+ever sees the result, so a prompt is always exactly one argument, whatever it contains.
+
+No placeholder may turn an argument into an option. A run is refused (kind `invalid_request`)
+when a value would make an argument start with `-` that the template does not start with `-`,
+and no `--` argument comes before it: a prompt `--yolo` in `["codex", "exec", "{prompt}"]`. It
+is safe after `--` (`["codex", "exec", "--", "{prompt}"]`), attached to an option
+(`["aider", "--message={prompt}"]`), or on stdin (`prompt_on_stdin = true`). Model names and
+work directories never start with `-` (their grammars and the allowed roots see to that), so
+in practice this only refuses prompts that start with `-` in templates that expose them.
 """
 
 from __future__ import annotations
@@ -45,9 +51,28 @@ def render_argv(argv: list[str], values: Mapping[str, str]) -> list[str]:
     """`argv` with placeholders replaced per element, in one pass.
 
     One pass means text a placeholder brings in (a prompt containing `{model}`) is never
-    replaced again; other braces (JSON in an argument) are left alone.
+    replaced again; other braces (JSON in an argument) are left alone. Raises `KeyError` for a
+    placeholder without a value, and `ValueError` when a value would make an argument before
+    any `--` start with `-` (see the module docstring) or holds a NUL character.
     """
-    return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], element) for element in argv]
+    rendered: list[str] = []
+    options_ended = False
+    for position, element in enumerate(argv):
+        text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], element)
+        if "\x00" in text:
+            raise ValueError(f"argument {position} would contain a NUL character")
+        if position > 0 and not options_ended and text.startswith("-") and not element.startswith("-"):
+            first = _PLACEHOLDER.match(element)
+            name = f"{{{first.group(1)}}}" if first else "a placeholder"
+            raise ValueError(
+                f"{name} would make argument {position} start with '-' with no \"--\" before it, so "
+                "the program could read it as an option. Start the value with another character, or "
+                'change the template: put "--" before the placeholder, attach it to an option '
+                "(--message={prompt}), or set prompt_on_stdin and leave {prompt} out"
+            )
+        options_ended = options_ended or element == "--"
+        rendered.append(text)
+    return rendered
 
 
 class CustomExecutor:
@@ -76,7 +101,11 @@ class CustomExecutor:
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def command(self, request: RunRequest) -> list[str]:
-        """The argv for `request`. Raises `KeyError` if `{model}` is used and no model is known."""
+        """The argv for `request`.
+
+        Raises `KeyError` if `{model}` is used and no model is known, `ValueError` if a value
+        would be read as an option (see `render_argv`).
+        """
         model = request.model or self.template.model
         values = {"prompt": request.prompt, "work_directory": request.work_directory}
         if model is not None:
@@ -117,6 +146,14 @@ class CustomExecutor:
                     kind="invalid_request",
                     message=f"executor {self.name!r} needs a model ({{model}} in its argv); give the task "
                     f"a model or set executors.{self.name}.model",
+                ),
+            )
+        except ValueError as exc:
+            return RunOutcome(
+                status=RunStatus.FAILED,
+                error=ErrorInfo(
+                    kind="invalid_request",
+                    message=f"executor {self.name!r} refused the task (executors.{self.name}.argv): {exc}",
                 ),
             )
         timeout = (

@@ -253,7 +253,8 @@ def register_plan_tools(
         allowed_tools: Annotated[
             list[str] | None,
             Field(
-                description="Patterns: server.tool, server.*, *, or Claude Code tools like Bash. Empty: all."
+                description="Patterns: server.tool, server.*, github.get_*, *, or Claude Code tools "
+                "and rules like Bash, Bash(git diff:*). Empty: all."
             ),
         ] = None,
         denied_tools: Annotated[
