@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import asyncpg
 import httpx2
 import pytest
@@ -25,6 +26,7 @@ from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.errors import DiskFull, StoreBusy, StoreCorrupt, StoreError, StoreReadOnly, StoreUnavailable
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import Store, TaskFilter, open_store, postgres_faults, sqlite_faults
+from taskorch.storage.postgres_schema import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from taskorch.storage.sqlite import SQLiteStore
 from tests.http_harness import make_settings, serve_http
 from tests.mcp_harness import text_of
@@ -311,6 +313,41 @@ async def test_the_start_up_check_gives_up_after_its_time_and_says_so(
         await store.close()
 
 
+def test_db_check_finds_the_damage_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "tasks.db"
+    anyio.run(_corrupt_database, db)
+    assert main(["db", "check", "--db", str(db)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"corrupt: {db}\n")
+    assert "Page" in out or "malformed" in out
+    assert ".recover" in out
+
+
+def test_db_check_of_a_sound_file_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "tasks.db"
+    assert (
+        main(
+            ["tasks", "add", "one", "--dir", str(tmp_path), "--db", str(db), "--allowed-root", str(tmp_path)]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["db", "check", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[:2] == [f"ok: {db}", "  integrity_check: ok"]
+    assert "  tasks: 1" in out
+    assert "schema version 3 (this taskorch: 3)" in out
+
+
+def test_db_check_of_a_missing_file_exits_1_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "nothing.db"
+    assert main(["db", "check", "--db", str(db)]) == 1
+    assert f"no task database at {db}" in capsys.readouterr().err
+    assert not db.exists()
+
+
 # -- read-only -----------------------------------------------------------------------------
 
 
@@ -355,7 +392,81 @@ def test_a_read_only_database_stops_the_start_saying_so_and_where(tmp_path: Path
         assert (str(directory) if what == "directory" else "may not write the file") in done.stderr
 
 
+# -- backup --------------------------------------------------------------------------------
+
+
+async def test_db_backup_while_a_server_writes_is_a_consistent_sound_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, copy = tmp_path / "tasks.db", tmp_path / "backup" / "copy.db"
+    copy.parent.mkdir()
+    store = SQLiteStore(db)
+    await store.open()
+    created: list[str] = []
+    some_written = anyio.Event()
+    backed_up = False
+
+    async def keep_writing() -> None:
+        while not backed_up:
+            task_id = f"t{len(created):06d}"
+            await store.create_task(_new(task_id, "x" * 500))
+            created.append(task_id)
+            if len(created) == 200:
+                some_written.set()
+
+    try:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(keep_writing)
+                await some_written.wait()
+                status = await anyio.to_thread.run_sync(main, ["db", "backup", str(copy), "--db", str(db)])
+                backed_up = True
+        written = len(created)
+    finally:
+        await store.close()
+    assert status == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"backed up {db} to {copy} (")
+    conn = sqlite3.connect(copy)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # one self-contained file
+        ids = [row[0] for row in conn.execute("SELECT id FROM tasks ORDER BY seq")]
+    finally:
+        conn.close()
+    # One snapshot: the first N tasks written, none missing in between; at least those before it began.
+    assert 200 <= len(ids) <= written
+    assert ids == created[: len(ids)]
+    assert f"{len(ids)} tasks" in out
+
+
+def test_db_backup_does_not_overwrite_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, copy = tmp_path / "tasks.db", tmp_path / "copy.db"
+    assert main(["tasks", "list", "--db", str(db)]) == 0
+    copy.write_text("keep me")
+    assert main(["db", "backup", str(copy), "--db", str(db)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert copy.read_text() == "keep me"
+    assert main(["db", "backup", str(copy), "--force", "--db", str(db)]) == 0
+    assert sqlite3.connect(copy).execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert [p.name for p in tmp_path.iterdir() if ".partial" in p.name] == []
+
+
+def test_db_backup_of_postgres_gives_pg_dump_advice_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "backup", "/tmp/never-written.db", "--db", "postgresql://u@127.0.0.1:1/db"]) == 2
+    err = capsys.readouterr().err
+    assert "pg_dump" in err
+    assert not Path("/tmp/never-written.db").exists()
+
+
 # -- PostgreSQL ----------------------------------------------------------------------------
+
+
+def test_db_check_of_postgres_that_cannot_be_reached_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "check", "--db", "postgresql://u@127.0.0.1:1/db"]) == 1
+    assert capsys.readouterr().out.startswith("unreachable: postgresql://u@127.0.0.1:1/db")
 
 
 async def test_postgres_going_away_under_a_running_server_is_store_unavailable(tmp_path: Path) -> None:
@@ -380,6 +491,26 @@ async def test_postgres_going_away_under_a_running_server_is_store_unavailable(t
                 assert health.json()["store"] == "unreachable"
     finally:
         await drop_schema(server_url(), schema)
+
+
+async def test_db_check_of_postgres_reads_the_schema_version_and_changes_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = await require_postgres()
+    schema = fresh_schema()
+    monkeypatch.setenv("TASKORCH_STORAGE__SCHEMA_NAME", schema)
+    try:
+        assert await anyio.to_thread.run_sync(main, ["db", "check", "--db", url]) == 1
+        assert capsys.readouterr().out.startswith("no taskorch schema: ")
+        store = open_store(url, make_settings(Path("/"), storage={"schema_name": schema}))
+        await store.open()
+        await store.close()
+        assert await anyio.to_thread.run_sync(main, ["db", "check", "--db", url]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"ok: {url} (schema {schema})")
+        assert f"schema version {PG_SCHEMA_VERSION} (this taskorch: {PG_SCHEMA_VERSION})" in out
+    finally:
+        await drop_schema(url, schema)
 
 
 def _new(task_id: str, prompt: str = "do it") -> NewTask:
