@@ -425,6 +425,7 @@ async def test_db_backup_while_a_server_writes_is_a_consistent_sound_copy(
     finally:
         await store.close()
     assert status == 0
+    assert copy.stat().st_mode & 0o777 == 0o600  # prompts and results: for its owner only
     out = capsys.readouterr().out
     assert out.startswith(f"backed up {db} to {copy} (")
     conn = sqlite3.connect(copy)

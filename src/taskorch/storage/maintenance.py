@@ -118,9 +118,9 @@ def backup_sqlite(path: Path, dest: Path, *, force: bool = False) -> BackupRepor
     SQLite's backup API copies one snapshot of the file in one step (WAL lets writers go on
     meanwhile) into a temporary file beside `dest`, which is then checked (`quick_check`),
     synced and renamed into place: `dest` is never a half-written copy. The copy is a single
-    file in rollback-journal mode (no -wal beside it needed). Raises `InvalidArgument` if `dest`
-    exists (unless `force`), is a directory, or is the database itself; `StoreError` if the
-    source cannot be read or the copy written.
+    file in rollback-journal mode (no -wal beside it needed), readable by this user only.
+    Raises `InvalidArgument` if `dest` exists (unless `force`), is a directory, or is the
+    database itself; `StoreError` if the source cannot be read or the copy written.
     """
     if dest.is_dir():
         raise InvalidArgument(f"{dest} is a directory; name the backup file, e.g. {dest / 'taskorch.db'}")
@@ -133,6 +133,8 @@ def backup_sqlite(path: Path, dest: Path, *, force: bool = False) -> BackupRepor
     source = _open_read_only(path)
     partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
     try:
+        # Readable by this user only, like the database's directory: tasks hold prompts and results.
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         target = sqlite3.connect(partial, isolation_level=None)
         try:
             source.backup(target)  # pages=-1: every page in one step, from one snapshot
