@@ -11,7 +11,7 @@ import pytest
 
 from taskorch.config import load_settings
 from taskorch.engine.queue import TaskQueue
-from taskorch.errors import StoreError
+from taskorch.errors import StoreError, StoreUnavailable
 from taskorch.storage import open_store
 from taskorch.storage.postgres import PostgresStore
 from taskorch.storage.postgres_schema import SCHEMA_VERSION
@@ -76,9 +76,9 @@ async def test_a_schema_written_by_a_newer_taskorch_is_refused(schema: tuple[str
         await PostgresStore(url, schema=name).open()
 
 
-async def test_an_unreachable_server_is_a_store_error_naming_the_url_without_its_password() -> None:
+async def test_an_unreachable_server_is_store_unavailable_naming_the_url_without_its_password() -> None:
     store = PostgresStore("postgresql://me:secret@127.0.0.1:1/nowhere", connect_timeout=5)
-    with pytest.raises(StoreError, match="cannot reach PostgreSQL") as raised:
+    with pytest.raises(StoreUnavailable, match="cannot reach PostgreSQL") as raised:
         await store.open()
     assert "secret" not in str(raised.value)
     assert "me:***@127.0.0.1:1" in str(raised.value)

@@ -14,7 +14,7 @@ import anyio.to_thread
 import pytest
 
 from taskorch.domain.plans import Plan, PlanStatus, StepStatus, replace_step
-from taskorch.errors import StoreError
+from taskorch.errors import StoreUnavailable
 from taskorch.storage import sqlite as sqlite_module
 from taskorch.storage import sqlite_sync
 from taskorch.storage.sqlite import SQLiteStore
@@ -180,7 +180,7 @@ async def test_a_log_that_cannot_be_synced_is_a_store_error_that_says_so(
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(sqlite_sync.os, "fsync", broken)
-    with pytest.raises(StoreError, match=r"could not be written to disk .*check the disk"):
+    with pytest.raises(StoreUnavailable, match=r"could not be written to disk .*check the disk"):
         await store.update_plan(_mark(plan, "a"), steps=["a"])
     monkeypatch.undo()
     # The store keeps serving.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from taskorch.domain import TaskStatus
-from taskorch.errors import StoreError
+from taskorch.errors import StoreBusy, StoreCorrupt, StoreError
 from taskorch.storage import Store
 from taskorch.storage.sqlite import _AVOID, _CANCEL_DEPENDENTS, _CLAIM, _WAKE_DEPENDENTS, SQLiteStore
 from taskorch.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION, _statements
@@ -261,7 +261,7 @@ async def test_a_file_that_is_not_a_database_gives_a_clear_store_error(tmp_path:
     path = tmp_path / "notes.db"
     path.write_bytes(b"these are my notes, not a database\n" * 200)
     store = SQLiteStore(path)
-    with pytest.raises(StoreError, match="not a taskorch database or is corrupt") as caught:
+    with pytest.raises(StoreCorrupt, match="not a taskorch database or is corrupt") as caught:
         await store.open()
     assert str(path) in str(caught.value)
     assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
@@ -274,7 +274,7 @@ async def test_a_directory_that_cannot_be_created_gives_a_store_error(tmp_path: 
         await SQLiteStore(blocker / "sub" / "tasks.db").open()
 
 
-async def test_a_write_lock_held_too_long_by_another_process_gives_a_store_error(
+async def test_a_write_lock_held_too_long_by_another_process_is_store_busy(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     store = SQLiteStore(tmp_path / "busy.db", clock=clock, busy_timeout_ms=50)
@@ -282,8 +282,9 @@ async def test_a_write_lock_held_too_long_by_another_process_gives_a_store_error
     other = sqlite3.connect(store.path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
-        with pytest.raises(StoreError, match="busy_timeout_ms"):
+        with pytest.raises(StoreBusy, match="busy_timeout_ms") as raised:
             await add(store, clock)
+        assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
         other.execute("ROLLBACK")
         await add(store, clock)  # the store recovers once the lock is free
     finally:

@@ -8,11 +8,15 @@
     taskorch tasks show ID [--json]
     taskorch tasks cancel ID [--reason TEXT] [--json]
     taskorch stats [--json]
+    taskorch db check
+    taskorch db backup PATH [--force]
 
 Every command takes `--db URL`, `--config FILE` and `--log-level`. The task commands open the
 store themselves (no server needed). Flags override `TASKORCH_*` variables, which override the
 config file. Exit status: 0 success, 1 the operation failed (unknown id, path not allowed,
-wrong state, store error), 2 the command was wrong (usage, configuration, invalid value).
+wrong state, store error; `db check`: the store is damaged or unreachable), 2 the command was
+wrong (usage, configuration, invalid value; `db backup` of a PostgreSQL store, which pg_dump
+backs up).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import anyio
@@ -172,6 +177,26 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print JSON")
     _common(stats)
     stats.set_defaults(handler=_stats)
+
+    db = commands.add_parser("db", help="check or back up the store (safe while servers run)")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
+    db.set_defaults(handler=None, subparser=db)
+
+    check = db_commands.add_parser(
+        "check",
+        help="check the store: SQLite's integrity_check of the whole file, or for PostgreSQL the "
+        "connection and schema version; exit 1 if anything is wrong",
+    )
+    _common(check)
+    check.set_defaults(handler=_db_check)
+
+    backup = db_commands.add_parser(
+        "backup", help="copy a SQLite store to PATH, consistently, while servers keep writing"
+    )
+    backup.add_argument("path", metavar="PATH", help="the file to write (not overwritten without --force)")
+    backup.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    _common(backup)
+    backup.set_defaults(handler=_db_backup)
     return parser
 
 
@@ -433,6 +458,46 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return _with_queue(settings, action)
+
+
+# -- db commands -------------------------------------------------------------------------
+
+
+def _db_check(args: argparse.Namespace, settings: Settings) -> int:
+    from taskorch.storage import is_postgres_url, sqlite_path
+    from taskorch.storage.maintenance import check_postgres, check_sqlite
+
+    url = settings.database_url()
+    path = sqlite_path(url)
+    if is_postgres_url(url):
+        report = anyio.run(check_postgres, url, settings.storage.schema_name)
+    elif path is None:
+        return _fail("the memory: store keeps nothing to check", EXIT_USAGE)
+    else:
+        report = check_sqlite(path)
+    _out("\n".join(report.lines))
+    return 0 if report.ok else EXIT_FAILURE
+
+
+def _db_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from taskorch.storage import is_postgres_url, sqlite_path
+    from taskorch.storage.maintenance import PG_DUMP_ADVICE, backup_sqlite
+
+    url = settings.database_url()
+    path = sqlite_path(url)
+    if is_postgres_url(url):
+        return _fail(f"taskorch does not back up PostgreSQL itself: {PG_DUMP_ADVICE}", EXIT_USAGE)
+    if path is None:
+        return _fail("the memory: store keeps nothing to back up", EXIT_USAGE)
+    dest = Path(os.path.abspath(os.path.expanduser(args.path)))
+    report = backup_sqlite(path, dest, force=args.force)
+    if report.findings:
+        _out(f"copied {path} to {dest}, but the copy is damaged:")
+        _out("\n".join(f"  {line}" for text in report.findings for line in text.splitlines()))
+        return EXIT_FAILURE
+    tasks = "" if report.tasks is None else f", {report.tasks} tasks"
+    _out(f"backed up {path} to {dest} ({report.size / 2**20:.1f} MiB{tasks}; quick_check ok)")
+    return 0
 
 
 # -- rendering ---------------------------------------------------------------------------

@@ -115,7 +115,15 @@ class StorageSettings(_Section):
     synchronous: Literal["FULL", "NORMAL"] = Field(
         default="FULL", description="SQLite durability: FULL survives power loss; NORMAL survives crashes."
     )
-    busy_timeout_ms: int = Field(default=10_000, ge=0)
+    busy_timeout_ms: int = Field(
+        default=10_000, ge=0, description="SQLite: how long a write waits for another process's write lock."
+    )
+    startup_check_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="SQLite: at open, look for corruption (PRAGMA quick_check) for at most this long; "
+        "0 skips the check. A larger file is only partly checked (`taskorch db check` checks all).",
+    )
     durable_claims: bool = Field(
         default=False,
         description="Wait for the disk on claims and heartbeats too. Off: they become durable with "

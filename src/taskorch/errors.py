@@ -7,9 +7,12 @@ always says what to do next. Anything else is a fault of ours and is reported wi
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 __all__ = [
     "CallerError",
     "ConfigError",
+    "DiskFull",
     "ExecutorUnavailable",
     "InvalidArgument",
     "InvalidTransition",
@@ -19,7 +22,11 @@ __all__ = [
     "PlannerUnavailable",
     "PlanningFailed",
     "StaleWrite",
+    "StoreBusy",
+    "StoreCorrupt",
     "StoreError",
+    "StoreReadOnly",
+    "StoreUnavailable",
     "TaskorchError",
     "UnknownDependency",
 ]
@@ -76,7 +83,72 @@ class ConfigError(TaskorchError):
 
 
 class StoreError(TaskorchError):
-    """The store failed (driver error, corrupt file, migration from the future)."""
+    """The store failed (driver error, migration from the future, ...).
+
+    The message is for the operator: it names the file or server and the driver's words, and
+    goes to the log and the CLI, never to a remote caller. A subclass names a condition that a
+    caller can act on: `kind` is its name on the wire, `advice` what a caller is told (no
+    paths), `retry_after` the seconds after which a retry may succeed (None: only after an
+    operator acts). Without `advice` the fault is ours, answered as a generic internal error.
+    """
+
+    kind: ClassVar[str] = "store_error"
+    advice: ClassVar[str | None] = None
+    retry_after: ClassVar[int | None] = None
+
+
+class StoreBusy(StoreError):
+    """Another process held the store's write lock longer than a write waits for it."""
+
+    kind = "store_busy"
+    advice = (
+        "the task database is busy: another process held its write lock longer than this server "
+        "waits, so nothing was written. Retry in a moment."
+    )
+    retry_after = 1
+
+
+class DiskFull(StoreError):
+    """The disk (or the database's quota) is full; writes fail, reads still work."""
+
+    kind = "disk_full"
+    advice = (
+        "the disk holding the task database is full, so this write failed. Reads still work; "
+        "retry once an operator has freed space."
+    )
+
+
+class StoreReadOnly(StoreError):
+    """The database cannot be written: the file, its directory or its file system is read-only
+    (or, for PostgreSQL, the server only allows read-only transactions)."""
+
+    kind = "read_only"
+    advice = (
+        "the task database is read-only, so this write failed. Reads still work; an operator "
+        "must make it writable."
+    )
+
+
+class StoreCorrupt(StoreError):
+    """The database file is damaged. A store that finds this refuses every later write."""
+
+    kind = "corrupt"
+    advice = (
+        "the task database is corrupt, so this server refuses writes. An operator must stop the "
+        "server, run `taskorch db check`, then restore the database from a backup (SQLite: or "
+        "salvage it with `sqlite3 FILE .recover`); see docs/storage.md, Recovery."
+    )
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or read: PostgreSQL down or restarting, a disk I/O error."""
+
+    kind = "store_unavailable"
+    advice = (
+        "the task database cannot be reached right now, so this operation may not have happened. "
+        "Retry shortly (a create retried with the same idempotency_key is never made twice)."
+    )
+    retry_after = 5
 
 
 class ExecutorUnavailable(TaskorchError):

@@ -2,8 +2,10 @@
 
 Every response is JSON. Errors are `{"error": {"kind", "message"}}` (validation errors add
 `fields`): 400 malformed request, 401/403/421 refused by the guard, 404 unknown id or route,
-405 wrong method, 409 wrong state or lost lease, 413 body too large, 422 invalid fields.
-An unexpected fault is logged and answered with a generic 500; the server keeps serving.
+405 wrong method, 409 wrong state or lost lease, 413 body too large, 422 invalid fields,
+503 a named fault of the store (`store_busy`, `disk_full`, `read_only`, `corrupt`,
+`store_unavailable`; `Retry-After` when a retry soon may succeed). An unexpected fault is
+logged and answered with a generic 500; the server keeps serving.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from taskorch import __version__
 from taskorch.domain import TaskSpec, TaskStatus
 from taskorch.domain.tasks import ModeInput, PriorityInput
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.errors import CallerError
+from taskorch.errors import CallerError, StoreCorrupt, StoreError
 from taskorch.server.execution import (
     MAX_EXECUTE_WAIT_SECONDS,
     execute_message,
@@ -41,7 +43,7 @@ from taskorch.server.models import (
     TaskList,
     TaskResult,
 )
-from taskorch.storage import TaskFilter
+from taskorch.storage import FaultReporter, TaskFilter
 
 __all__ = [
     "API_PREFIX",
@@ -137,6 +139,13 @@ def _validation_response(exc: ValidationError) -> JSONResponse:
     return error_response(422, "validation_error", f"invalid request: {summary}", fields=fields)
 
 
+def _store_fault_response(exc: StoreError) -> JSONResponse:
+    """503 naming a store fault, with what to do; the operator's detail goes to the log."""
+    assert exc.advice is not None
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return error_response(503, exc.kind, exc.advice, headers=headers)
+
+
 def _handles_errors(endpoint: Endpoint) -> Endpoint:
     """Turn every exception into a JSON error response; log what is not the caller's fault."""
 
@@ -150,19 +159,48 @@ def _handles_errors(endpoint: Endpoint) -> Endpoint:
             return _validation_response(exc)
         except _BadRequest as exc:
             return error_response(400, "bad_request", str(exc))
+        except StoreError as exc:
+            if exc.advice is None:
+                return _internal_error(request)
+            log.warning("store fault (%s) serving %s %s: %s", exc.kind, request.method, request.url.path, exc)
+            return _store_fault_response(exc)
         except Exception:
-            log.exception("unexpected error serving %s %s", request.method, request.url.path)
-            return error_response(
-                500, "internal_error", "the server failed to handle this request; see its log"
-            )
+            return _internal_error(request)
 
     return wrapped
+
+
+def _internal_error(request: Request) -> JSONResponse:
+    """Log the exception being handled; answer a generic 500."""
+    log.exception("unexpected error serving %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "the server failed to handle this request; see its log")
 
 
 def _kind(exc: Exception) -> str:
     """`NotFound` -> `not_found`."""
     name = type(exc).__name__
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+async def _store_health(orchestrator: Orchestrator) -> tuple[str, str] | None:
+    """None if the store answers a read and knows of no lasting fault, else `(store, message)`:
+    `corrupt` (writes are refused until an operator recovers the file) or `unreachable`."""
+    store = orchestrator.store
+    fault = store.fault() if isinstance(store, FaultReporter) else None
+    if fault is None:
+        try:
+            with anyio.fail_after(HEALTH_TIMEOUT_SECONDS):
+                await orchestrator.queue.list_tasks(TaskFilter(), limit=1)
+            return None
+        except StoreError as exc:
+            log.warning("health check: %s", exc)
+            fault = exc
+        except Exception:
+            log.exception("health check: the store did not answer")
+            return "unreachable", "the task store did not answer; see the server's log"
+    if isinstance(fault, StoreCorrupt):
+        return "corrupt", fault.advice or ""
+    return "unreachable", fault.advice or "the task store did not answer; see the server's log"
 
 
 async def _json_object(request: Request, *, required: bool = True) -> dict[str, Any]:
@@ -192,16 +230,12 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
 
     @_handles_errors
     async def health(request: Request) -> Response:
-        store = "ok"
-        try:
-            with anyio.fail_after(HEALTH_TIMEOUT_SECONDS):
-                await queue.list_tasks(TaskFilter(), limit=1)
-        except Exception:
-            log.exception("health check: the store did not answer")
-            store = "unreachable"
-        status = "ok" if store == "ok" else "degraded"
+        fault = await _store_health(orchestrator)
+        if fault is None:
+            return JSONResponse({"status": "ok", "version": __version__, "store": "ok"})
+        store, message = fault
         return JSONResponse(
-            {"status": status, "version": __version__, "store": store}, 200 if store == "ok" else 503
+            {"status": "degraded", "version": __version__, "store": store, "message": message}, 503
         )
 
     @_handles_errors

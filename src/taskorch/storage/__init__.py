@@ -4,23 +4,49 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from taskorch.config import Settings
 from taskorch.errors import ConfigError
-from taskorch.storage.base import Backoff, CreateOutcome, PlanPage, Store, TaskFilter, TaskPage, WorkNotifier
+from taskorch.storage.base import (
+    Backoff,
+    CreateOutcome,
+    FaultReporter,
+    PlanPage,
+    Store,
+    TaskFilter,
+    TaskPage,
+    WorkNotifier,
+)
 from taskorch.storage.memory import MemoryStore
 
 __all__ = [
     "Backoff",
     "CreateOutcome",
+    "FaultReporter",
     "MemoryStore",
     "PlanPage",
     "Store",
     "TaskFilter",
     "TaskPage",
     "WorkNotifier",
+    "is_postgres_url",
     "open_store",
+    "sqlite_path",
 ]
+
+
+def is_postgres_url(url: str) -> bool:
+    """Whether `url` names a PostgreSQL database (`postgresql://...` or `postgres://...`)."""
+    return url.startswith(("postgres://", "postgresql://"))
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The SQLite file `url` names (`sqlite:///abs/path` or a plain path); None for `memory:`
+    and PostgreSQL URLs."""
+    if url == "memory:" or is_postgres_url(url):
+        return None
+    return Path(url.removeprefix("sqlite://") if url.startswith("sqlite://") else url)
 
 
 def open_store(url: str, settings: Settings, *, clock: Callable[[], float] = time.time) -> Store:
@@ -32,7 +58,7 @@ def open_store(url: str, settings: Settings, *, clock: Callable[[], float] = tim
     """
     if url == "memory:":
         return MemoryStore(clock=clock)
-    if url.startswith(("postgres://", "postgresql://")):
+    if is_postgres_url(url):
         try:
             from taskorch.storage.postgres import PostgresStore
         except ImportError as exc:
@@ -49,11 +75,13 @@ def open_store(url: str, settings: Settings, *, clock: Callable[[], float] = tim
         )
     from taskorch.storage.sqlite import SQLiteStore
 
-    path = url.removeprefix("sqlite://") if url.startswith("sqlite://") else url
+    path = sqlite_path(url)
+    assert path is not None
     return SQLiteStore(
         path,
         clock=clock,
         synchronous=settings.storage.synchronous,
         busy_timeout_ms=settings.storage.busy_timeout_ms,
         durable_claims=settings.storage.durable_claims,
+        startup_check_seconds=settings.storage.startup_check_seconds,
     )

@@ -29,8 +29,18 @@ from taskorch.domain import (
 )
 from taskorch.domain.agents import Agent
 from taskorch.domain.plans import Plan, PlanStatus
+from taskorch.errors import StoreError
 
-__all__ = ["Backoff", "CreateOutcome", "PlanPage", "Store", "TaskFilter", "TaskPage", "WorkNotifier"]
+__all__ = [
+    "Backoff",
+    "CreateOutcome",
+    "FaultReporter",
+    "PlanPage",
+    "Store",
+    "TaskFilter",
+    "TaskPage",
+    "WorkNotifier",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +83,14 @@ class CreateOutcome:
 
 @runtime_checkable
 class Store(Protocol):
-    """Durable storage of tasks (atomic claims, fenced lease writes), plans and agents."""
+    """Durable storage of tasks (atomic claims, fenced lease writes), plans and agents.
+
+    Besides the caller errors each method names, any method may raise a `StoreError`. A fault
+    of the store a caller can act on is raised as the subclass naming it, translated from the
+    driver's error where it is raised: `StoreBusy` (a lock held too long: nothing written),
+    `DiskFull`, `StoreReadOnly`, `StoreCorrupt`, `StoreUnavailable` (not reachable, I/O error;
+    the outcome is unknown).
+    """
 
     async def open(self) -> None:
         """Connect and apply pending schema migrations. Raises `StoreError` on a newer schema."""
@@ -315,4 +332,16 @@ class WorkNotifier(Protocol):
         `queued`, requeued, or woken by a completed dependency), in any process sharing the
         store, this one included. Callbacks must not block. A notification may be spurious or,
         if the store loses its listening connection, missing: callers still poll, less often."""
+        ...
+
+
+@runtime_checkable
+class FaultReporter(Protocol):
+    """An optional capability of a durable store: a lasting fault it has found, such as a
+    corrupt file. `GET /health` reports it; the store refuses writes while it lasts."""
+
+    def fault(self) -> StoreError | None:
+        """The lasting fault (its `advice` says what a caller is told), or None if there is none.
+
+        Cheap and non-blocking: it reports what the store already knows, and asks no one."""
         ...

@@ -58,6 +58,7 @@ from taskorch.storage.common import (
     quantile_index,
     statistics_from_counts,
 )
+from taskorch.storage.postgres_faults import DRIVER_ERRORS, redact, translate
 from taskorch.storage.postgres_schema import (
     COLUMNS,
     LOCK_CLASS,
@@ -172,7 +173,7 @@ WHERE id IN (SELECT id FROM doomed) AND status IN {_OPEN_STATUSES}
 _CLOSE_SECONDS: Final = 10.0
 _RELISTEN_FIRST_SECONDS: Final = 0.2  # then doubling, up to:
 _RELISTEN_MAX_SECONDS: Final = 30.0
-_DRIVER_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+_DRIVER_ERRORS: Final = DRIVER_ERRORS
 
 
 async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
@@ -364,18 +365,10 @@ class PostgresStore:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _where(self) -> str:
-        return f"{_redact(self.url)}" + (f" (schema {self.schema})" if self.schema else "")
+        return f"{redact(self.url)}" + (f" (schema {self.schema})" if self.schema else "")
 
     def _translate(self, exc: BaseException, action: str) -> StoreError:
-        if isinstance(exc, OSError | TimeoutError):
-            hint = f"cannot reach PostgreSQL ({exc}); check that it is running and storage.url is right"
-        elif isinstance(
-            exc, asyncpg.InvalidCatalogNameError | asyncpg.InvalidAuthorizationSpecificationError
-        ):
-            hint = f"{exc}; check the database name and user in storage.url"
-        else:
-            hint = f"{type(exc).__name__}: {exc}"
-        return StoreError(f"task database {self._where()}: {action} failed: {hint}")
+        return translate(exc, self._where(), action)
 
     def _require(self) -> asyncpg.Pool[asyncpg.Record]:
         if self._pool is None:
@@ -908,15 +901,6 @@ async def _durations(conn: Connection) -> DurationStats:
 
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
-
-
-def _redact(url: str) -> str:
-    """`url` without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 async def _quietly(closing: Awaitable[object]) -> None:

@@ -15,6 +15,7 @@ aiosqlite: a wrapper hops threads once per statement, this hops once per transac
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import sqlite3
 import time
@@ -44,7 +45,14 @@ from taskorch.domain.agents import Agent
 from taskorch.domain.paths import subtree_prefix
 from taskorch.domain.plans import Plan, PlanStatus
 from taskorch.domain.tasks import dependency_failed_error
-from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
+from taskorch.errors import (
+    InvalidTransition,
+    LeaseLost,
+    StoreCorrupt,
+    StoreError,
+    StoreReadOnly,
+    UnknownDependency,
+)
 from taskorch.storage import sqlite_plans
 from taskorch.storage.base import Backoff, CreateOutcome, PlanPage, TaskFilter, TaskPage
 from taskorch.storage.common import (
@@ -55,6 +63,13 @@ from taskorch.storage.common import (
     not_found,
     quantile_index,
     statistics_from_counts,
+)
+from taskorch.storage.sqlite_faults import (
+    RECOVERY,
+    check_integrity,
+    os_error_class,
+    read_only_reason,
+    translate,
 )
 from taskorch.storage.sqlite_schema import (
     COLUMNS,
@@ -71,6 +86,8 @@ from taskorch.storage.sqlite_sync import WalSync
 from taskorch.storage.sqlite_thread import ConnectionThread
 
 __all__ = ["SQLiteStore"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -171,7 +188,13 @@ class SQLiteStore:
     `synchronous="FULL"` makes every commit durable across power loss; `"NORMAL"` survives a
     crash of the process but may lose the last commits on power loss, and is much faster.
     `busy_timeout_ms` is how long a write waits for another process's write lock before
-    failing with `StoreError`.
+    failing with `StoreBusy`.
+
+    Driver errors become the `StoreError` subclass naming the condition (`sqlite_faults`).
+    Corruption, whether `open` finds it (a `PRAGMA quick_check` of at most
+    `startup_check_seconds`; 0 skips it) or SQLite reports it later, is kept: `fault()`
+    returns it and every later write is refused with `StoreCorrupt`, so nothing more is
+    written into a damaged file. Reads are still tried.
     """
 
     def __init__(
@@ -182,6 +205,7 @@ class SQLiteStore:
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         busy_timeout_ms: int = 10_000,
         durable_claims: bool = False,
+        startup_check_seconds: float = 2.0,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
@@ -189,6 +213,8 @@ class SQLiteStore:
         self._clock = clock
         self._synchronous = synchronous
         self._busy_timeout_ms = int(busy_timeout_ms)
+        self._startup_check_seconds = startup_check_seconds
+        self._fault: StoreCorrupt | None = None
         # Claims and heartbeats skip their own fsync under FULL: see `_transaction`.
         self._relaxed = None if durable_claims or synchronous == "NORMAL" else "NORMAL"
         # ...and so may run on the caller's thread: see `_quick_transaction`.
@@ -217,6 +243,52 @@ class SQLiteStore:
                     await writer.stop()
                 raise
             self._writer, self._reader = writer, reader
+            self._fault = None
+            if self._startup_check_seconds > 0:
+                await self._startup_check(reader)
+
+    async def _startup_check(self, reader: ConnectionThread[sqlite3.Connection]) -> None:
+        """Look for corruption before serving, for at most `startup_check_seconds`.
+
+        `quick_check` reads every page (about 0.2 s for 100,000 small tasks), so a large
+        file is only partly checked; the log says so.
+        """
+        seconds = self._startup_check_seconds
+        started = time.monotonic()
+
+        def check(conn: sqlite3.Connection) -> list[str] | None:
+            try:  # one statement, so no transaction of its own (a damaged file fails its COMMIT)
+                return check_integrity(conn, full=False, seconds=seconds)
+            except sqlite3.Error as exc:
+                raise self._translate(exc, "check") from exc
+
+        findings = await reader.run(check)
+        took = time.monotonic() - started
+        if findings is None:
+            log.warning(
+                "the start-up check of the task database %s stopped after %.1f s (storage."
+                "startup_check_seconds) before reading all of it; run `taskorch db check` for a full check",
+                self.path,
+                took,
+            )
+        elif findings:
+            self._corrupted(
+                StoreCorrupt(
+                    f"task database {self.path}: the start-up check found it corrupt "
+                    f"({'; '.join(findings[:3])}); this server refuses writes to it. {RECOVERY}"
+                )
+            )
+        else:
+            log.debug("start-up check of the task database %s: ok in %.3f s", self.path, took)
+
+    def fault(self) -> StoreCorrupt | None:
+        """The corruption this store has found since it was opened, or None."""
+        return self._fault
+
+    def _corrupted(self, fault: StoreCorrupt) -> None:
+        if self._fault is None:
+            log.error("%s", fault)
+            self._fault = fault
 
     async def close(self) -> None:
         async with self._lifecycle:
@@ -231,7 +303,15 @@ class SQLiteStore:
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the directory for the task database {self.path}: {exc}") from exc
+            raise os_error_class(exc)(
+                f"cannot create the directory for the task database {self.path}: {exc}"
+            ) from exc
+
+        # SQLite opens a file it may not write read-only, and reads (even an empty migration)
+        # go on working: only the first real write would fail.
+        reason = read_only_reason(self.path)
+        if reason is not None:
+            raise StoreReadOnly(f"task database {self.path}: open failed: {reason}")
 
         def setup(conn: sqlite3.Connection) -> None:
             refuse_newer(conn, path=str(self.path))  # before switching to WAL changes the file
@@ -272,17 +352,10 @@ class SQLiteStore:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _translate(self, exc: sqlite3.Error, action: str) -> StoreError:
-        text = str(exc)
-        if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
-            hint = (
-                "the file is not a taskorch database or is corrupt; "
-                "move it aside or point storage.url elsewhere"
-            )
-        elif "locked" in text or "busy" in text:
-            hint = "another process held the write lock too long; retry, or raise storage.busy_timeout_ms"
-        else:
-            hint = text
-        return StoreError(f"task database {self.path}: {action} failed: {hint}")
+        error = translate(exc, self.path, action)
+        if isinstance(error, StoreCorrupt):
+            self._corrupted(error)
+        return error
 
     async def _write(
         self,
@@ -302,6 +375,11 @@ class SQLiteStore:
         writer = self._writer
         if writer is None:
             raise StoreError("the store is not open; call open() first")
+        if self._fault is not None:
+            raise StoreCorrupt(
+                f"task database {self.path}: {action} refused: the file is corrupt, and writing more "
+                f"into it could lose more. {RECOVERY}"
+            ) from self._fault
         if self._may_run_quick(durable=durable, quick=quick):
             # Under FULL a durable one commits without its fsync, which follows off the loop.
             sync_after = durable and self._synchronous == "FULL"

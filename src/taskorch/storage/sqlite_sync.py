@@ -21,7 +21,7 @@ from pathlib import Path
 import anyio
 import anyio.lowlevel
 
-from taskorch.errors import StoreError
+from taskorch.storage.sqlite_faults import os_error_class
 from taskorch.storage.sqlite_thread import ConnectionThread
 
 __all__ = ["WalSync"]
@@ -74,7 +74,7 @@ class WalSync:
                 self._thread = thread
             await self._thread.run(os.fsync)
         except OSError as exc:
-            raise StoreError(
+            raise os_error_class(exc)(
                 f"the task database's log {self._path} could not be written to disk ({exc}); "
                 "check the disk (space, permissions) and retry"
             ) from exc
