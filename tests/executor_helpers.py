@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ def claude_executor(
     *,
     environ: Mapping[str, str] | None = None,
     run_limits: RunLimits | None = None,
+    allowed_roots: Sequence[str] | None = None,
     **settings: Any,
 ) -> ClaudeCodeExecutor:
     if "path" not in settings:
@@ -69,17 +70,24 @@ def claude_executor(
         ClaudeCodeSettings(**settings),
         run_limits or limits(tmp_path),
         environ=base_environ(tmp_path) if environ is None else environ,
+        allowed_roots=allowed_roots,
     )
 
 
 def custom_executor(
-    tmp_path: Path, name: str = "script", *, run_limits: RunLimits | None = None, **template: Any
+    tmp_path: Path,
+    name: str = "script",
+    *,
+    run_limits: RunLimits | None = None,
+    allowed_roots: Sequence[str] | None = None,
+    **template: Any,
 ) -> CustomExecutor:
     return CustomExecutor(
         name,
         CustomExecutorSettings(**template),
         run_limits or limits(tmp_path),
         environ=base_environ(tmp_path),
+        allowed_roots=allowed_roots,
     )
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "StoreError",
     "TaskorchError",
     "UnknownDependency",
+    "WorkDirectoryRejected",
 ]
 
 
@@ -81,6 +82,13 @@ class StoreError(TaskorchError):
 
 class ExecutorUnavailable(TaskorchError):
     """The executor's CLI is missing or does not answer; nothing was started."""
+
+
+class WorkDirectoryRejected(TaskorchError):
+    """At the start of a run its work directory was missing, or led outside the allowed roots.
+
+    Nothing was started. The message names the path and where it leads now.
+    """
 
 
 class PlanningFailed(CallerError):

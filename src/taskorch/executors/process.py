@@ -7,6 +7,9 @@ caller's cancellation all end the whole group: SIGTERM, a grace period, SIGKILL,
 child is always reaped. When the child exits on its own, anything it left running in its
 group (a `sleep 300 &`) is ended the same way, so a run never outlives its result.
 
+The work directory is checked against the allowed roots at the moment of the spawn, and the
+child starts in exactly the directory that was checked (see `work_directory`).
+
 A process that moves itself into another session or group escapes this; only a cgroup or
 container could hold it.
 """
@@ -28,6 +31,7 @@ import anyio
 import anyio.abc
 
 from taskorch.executors.output import CappedLog, LineSplitter, OutputTail
+from taskorch.executors.work_directory import open_work_directory
 
 __all__ = [
     "DEFAULT_ENV_NAMES",
@@ -107,11 +111,16 @@ def allowed_environment(
 
 @dataclass(frozen=True)
 class ProcessSpec:
-    """One child to run. Times are seconds; `None` or 0 switches a limit off."""
+    """One child to run. Times are seconds; `None` or 0 switches a limit off.
+
+    `cwd` must lie under one of `allowed_roots` (resolved paths) when the child starts; None
+    checks only that it is a directory.
+    """
 
     argv: Sequence[str]
     cwd: str
     env: Mapping[str, str]
+    allowed_roots: Sequence[str] | None = None
     stdin: bytes | None = None  # fed then closed; None: stdin is /dev/null
     timeout: float | None = None
     no_output_timeout: float | None = None
@@ -281,20 +290,23 @@ async def run_process(
 
     `on_start(pid)` is awaited once the child exists, before any output is delivered (the
     child's pid is also its process group id). `on_line` receives stdout lines in order.
-    Raises `OSError` if the child cannot be started (missing program, no permission). If the
-    caller is cancelled, the group is ended and reaped before the cancellation propagates.
+    Raises `WorkDirectoryRejected` if `spec.cwd` is missing or leads outside
+    `spec.allowed_roots` now, and `OSError` if the child cannot be started (missing program,
+    no permission); nothing was started then. If the caller is cancelled, the group is ended
+    and reaped before the cancellation propagates.
     """
     log = CappedLog(spec.log_path, spec.log_max_bytes)
     try:
-        process = await anyio.open_process(
-            list(spec.argv),
-            stdin=subprocess.PIPE if spec.stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=spec.cwd,
-            env=dict(spec.env),
-            start_new_session=True,
-        )
+        with open_work_directory(spec.cwd, spec.allowed_roots) as directory:
+            process = await anyio.open_process(
+                list(spec.argv),
+                stdin=subprocess.PIPE if spec.stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=directory.cwd,
+                env=dict(spec.env),
+                start_new_session=True,
+            )
     except BaseException:
         log.close()
         raise
