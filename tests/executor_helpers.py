@@ -13,6 +13,7 @@ from taskorch.domain import TaskEvent
 from taskorch.executors.base import RunRequest, RunStarted
 from taskorch.executors.claude_code import ClaudeCodeExecutor
 from taskorch.executors.common import RunLimits
+from taskorch.executors.containment import Containment
 from taskorch.executors.custom import CustomExecutor
 from tests.process_checks import base_environ
 
@@ -62,6 +63,7 @@ def claude_executor(
     environ: Mapping[str, str] | None = None,
     run_limits: RunLimits | None = None,
     allowed_roots: Sequence[str] | None = None,
+    containment: Containment | None = None,
     **settings: Any,
 ) -> ClaudeCodeExecutor:
     if "path" not in settings:
@@ -71,6 +73,7 @@ def claude_executor(
         run_limits or limits(tmp_path),
         environ=base_environ(tmp_path) if environ is None else environ,
         allowed_roots=allowed_roots,
+        containment=containment,
     )
 
 
@@ -80,6 +83,7 @@ def custom_executor(
     *,
     run_limits: RunLimits | None = None,
     allowed_roots: Sequence[str] | None = None,
+    containment: Containment | None = None,
     **template: Any,
 ) -> CustomExecutor:
     return CustomExecutor(
@@ -88,6 +92,7 @@ def custom_executor(
         run_limits or limits(tmp_path),
         environ=base_environ(tmp_path),
         allowed_roots=allowed_roots,
+        containment=containment,
     )
 
 

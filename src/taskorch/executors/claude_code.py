@@ -29,6 +29,7 @@ from taskorch.executors.common import (
     resolve_program,
     start_reporter,
 )
+from taskorch.executors.containment import Containment
 from taskorch.executors.process import ProcessResult, ProcessSpec, allowed_environment, run_process
 from taskorch.executors.rate_limit import mentions_usage_limit, parse_reset_time
 
@@ -47,7 +48,8 @@ class ClaudeCodeExecutor:
     `environ` is the server's environment, from which only allow-listed names reach the CLI
     (default: this process's environment, read once here). `clock` gives aware UTC times.
     `allowed_roots` (resolved paths) is where a run's work directory must lead when the run
-    starts (None: anywhere).
+    starts (None: anywhere); `containment` holds each run's processes (None: the process
+    group alone).
     """
 
     name = "claude_code"
@@ -60,10 +62,12 @@ class ClaudeCodeExecutor:
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] | None = None,
         allowed_roots: Sequence[str] | None = None,
+        containment: Containment | None = None,
     ) -> None:
         self.settings = settings
         self.limits = limits
         self.allowed_roots = None if allowed_roots is None else list(allowed_roots)
+        self.containment = containment
         self.env = allowed_environment(os.environ if environ is None else environ, settings.env_passthrough)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._healthy_until = -math.inf
@@ -72,7 +76,11 @@ class ClaudeCodeExecutor:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, environ: Mapping[str, str] | None = None
+        cls,
+        settings: Settings,
+        environ: Mapping[str, str] | None = None,
+        *,
+        containment: Containment | None = None,
     ) -> ClaudeCodeExecutor:
         """Built from the whole settings object: `[claude_code]`, `[runs]` and the allowed roots
         (plus the planner's scratch directory, where planning runs work)."""
@@ -81,7 +89,9 @@ class ClaudeCodeExecutor:
             *settings.resolved_allowed_roots(environ),
             os.path.realpath(settings.planner_work_dir(environ)),
         ]
-        return cls(settings.claude_code, limits, environ=environ, allowed_roots=roots)
+        return cls(
+            settings.claude_code, limits, environ=environ, allowed_roots=roots, containment=containment
+        )
 
     def command(self, request: RunRequest, program: str | None = None) -> list[str]:
         """The argv for `request` (no prompt in it: that goes on stdin).
@@ -140,6 +150,7 @@ class ClaudeCodeExecutor:
             argv=[program, "--version"],
             cwd="/",  # any existing directory: `--version` reads no project files
             env=self.env,
+            containment=self.containment,
             timeout=timeout,
             kill_grace=1.0,
             tail_bytes=4096,
@@ -180,6 +191,7 @@ class ClaudeCodeExecutor:
             cwd=request.work_directory,
             env=self.env,
             allowed_roots=self.allowed_roots,
+            containment=self.containment,
             stdin=request.prompt.encode(),
             timeout=timeout,
             no_output_timeout=self.limits.no_output_timeout_seconds,

@@ -33,6 +33,7 @@ from taskorch.executors.common import (
     resolve_program,
     start_reporter,
 )
+from taskorch.executors.containment import Containment
 from taskorch.executors.process import LineSink, ProcessSpec, allowed_environment, run_process
 
 __all__ = ["CustomExecutor", "build_custom_executors", "render_argv"]
@@ -55,7 +56,7 @@ class CustomExecutor:
 
     Success: the exit code is in `success_exit_codes` and, with `output = "jsonl"`, no object
     said `"is_error": true`. The result is the last `result` field of a JSON line, else the
-    (bounded) tail of stdout. `allowed_roots` as for `ClaudeCodeExecutor`.
+    (bounded) tail of stdout. `allowed_roots` and `containment` as for `ClaudeCodeExecutor`.
     """
 
     def __init__(
@@ -67,11 +68,13 @@ class CustomExecutor:
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] | None = None,
         allowed_roots: Sequence[str] | None = None,
+        containment: Containment | None = None,
     ) -> None:
         self.name = name
         self.template = template
         self.limits = limits
         self.allowed_roots = None if allowed_roots is None else list(allowed_roots)
+        self.containment = containment
         self.env = allowed_environment(
             os.environ if environ is None else environ, template.env_passthrough, set_values=template.env
         )
@@ -127,6 +130,7 @@ class CustomExecutor:
             cwd=request.work_directory,
             env=self.env,
             allowed_roots=self.allowed_roots,
+            containment=self.containment,
             stdin=request.prompt.encode() if self.template.prompt_on_stdin else None,
             timeout=timeout,
             no_output_timeout=self.limits.no_output_timeout_seconds,
@@ -208,12 +212,14 @@ def _short(value: Any) -> str:
 
 
 def build_custom_executors(
-    settings: Settings, environ: Mapping[str, str] | None = None
+    settings: Settings, environ: Mapping[str, str] | None = None, *, containment: Containment | None = None
 ) -> dict[str, CustomExecutor]:
     """One `CustomExecutor` per `[executors.NAME]` template, by name, confined to the allowed roots."""
     limits = RunLimits.from_settings(settings.runs, settings.run_log_dir(environ))
     roots = settings.resolved_allowed_roots(environ)
     return {
-        name: CustomExecutor(name, template, limits, environ=environ, allowed_roots=roots)
+        name: CustomExecutor(
+            name, template, limits, environ=environ, allowed_roots=roots, containment=containment
+        )
         for name, template in settings.executors.items()
     }

@@ -198,9 +198,13 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
             log.exception("health check: the store did not answer")
             store = "unreachable"
         status = "ok" if store == "ok" else "degraded"
-        return JSONResponse(
-            {"status": status, "version": __version__, "store": store}, 200 if store == "ok" else 503
-        )
+        body = {
+            "status": status,
+            "version": __version__,
+            "store": store,
+            "containment": orchestrator.containment.mode.value,
+        }
+        return JSONResponse(body, 200 if store == "ok" else 503)
 
     @_handles_errors
     async def create_task(request: Request) -> Response:
