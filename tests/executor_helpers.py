@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from taskorch.domain import TaskEvent
 from taskorch.executors.base import RunRequest, RunStarted
 from taskorch.executors.claude_code import ClaudeCodeExecutor
 from taskorch.executors.common import RunLimits
+from taskorch.executors.containment import Containment
 from taskorch.executors.custom import CustomExecutor
 from tests.process_checks import base_environ
 
@@ -61,6 +62,8 @@ def claude_executor(
     *,
     environ: Mapping[str, str] | None = None,
     run_limits: RunLimits | None = None,
+    allowed_roots: Sequence[str] | None = None,
+    containment: Containment | None = None,
     **settings: Any,
 ) -> ClaudeCodeExecutor:
     if "path" not in settings:
@@ -69,17 +72,27 @@ def claude_executor(
         ClaudeCodeSettings(**settings),
         run_limits or limits(tmp_path),
         environ=base_environ(tmp_path) if environ is None else environ,
+        allowed_roots=allowed_roots,
+        containment=containment,
     )
 
 
 def custom_executor(
-    tmp_path: Path, name: str = "script", *, run_limits: RunLimits | None = None, **template: Any
+    tmp_path: Path,
+    name: str = "script",
+    *,
+    run_limits: RunLimits | None = None,
+    allowed_roots: Sequence[str] | None = None,
+    containment: Containment | None = None,
+    **template: Any,
 ) -> CustomExecutor:
     return CustomExecutor(
         name,
         CustomExecutorSettings(**template),
         run_limits or limits(tmp_path),
         environ=base_environ(tmp_path),
+        allowed_roots=allowed_roots,
+        containment=containment,
     )
 
 

@@ -83,6 +83,24 @@ def spawn_grandchild(record: dict[str, object]) -> None:
     record["grandchild"] = child.pid
 
 
+def spawn_daemon(record: dict[str, object]) -> None:
+    # A double fork with setsid, as daemons do: the `sleep` leaves our process group and
+    # session, and its parent exits, so it is nobody's child we know. It keeps our stdout.
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        os.setsid()
+        daemon = os.fork()
+        if daemon == 0:
+            os.execvp("sleep", ["sleep", "300"])
+        os.write(write_end, str(daemon).encode())
+        os._exit(0)
+    os.waitpid(middle, 0)
+    os.close(write_end)
+    record["daemon"] = int(os.read(read_end, 64))
+    os.close(read_end)
+
+
 def main() -> int:
     if sys.argv[1:] == ["--version"]:
         out("2.1.330 (Claude Code)")
@@ -99,10 +117,12 @@ def main() -> int:
     }
     if scenario.startswith("grandchild"):
         spawn_grandchild(record)
+    if scenario.startswith("daemon"):
+        spawn_daemon(record)
     # CLAUDE_FAKE_RECORD: somewhere that outlives the working directory (planner scratch dirs).
     Path(os.environ.get("CLAUDE_FAKE_RECORD", RECORD)).write_text(json.dumps(record))
 
-    if scenario in ("success", "grandchild_exit"):
+    if scenario in ("success", "grandchild_exit", "daemon_exit"):
         replay("hello.jsonl")
         return 0
     if scenario == "schema":
@@ -156,7 +176,7 @@ def main() -> int:
     if scenario == "bad_flag":
         sys.stderr.write("error: unknown option '--frobnicate'\n")
         return 1
-    if scenario in ("hang", "grandchild"):
+    if scenario in ("hang", "grandchild", "daemon"):
         init_line()
         hang()
     if scenario == "stubborn":

@@ -14,6 +14,7 @@ import httpx2
 from taskorch.config import Settings, load_settings
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import Executor
+from taskorch.executors.containment import Containment
 from taskorch.server.http import HttpServer, build_http_app, server_config
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore, Store
@@ -48,9 +49,12 @@ async def serve_http(
     *,
     store: Store | None = None,
     executors: Mapping[str, Executor] | None = None,
+    containment: Containment | None = None,
 ) -> AsyncIterator[RunningServer]:
     """Run the full HTTP app on 127.0.0.1 (port 0) until the block exits."""
-    orchestrator = Orchestrator(settings, store or MemoryStore(), executors=executors)
+    orchestrator = Orchestrator(
+        settings, store or MemoryStore(), executors=executors, containment=containment
+    )
     app = build_http_app(orchestrator, build_mcp_server(orchestrator), settings)
     started = anyio.Event()
     ports: list[int] = []

@@ -12,6 +12,7 @@ from mcp import Client
 from taskorch.config import load_settings
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import Executor
+from taskorch.executors.containment import Containment
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore, Store
 from tests.fakes import FakeClock
@@ -27,12 +28,14 @@ async def open_scheduler_harness(
     *,
     store: Store | None = None,
     clock: FakeClock | None = None,
+    containment: Containment | None = None,
     **sections: dict[str, Any],
 ) -> AsyncIterator[Harness]:
     """A harness whose orchestrator runs its scheduler (not the reaper) over `executors`.
 
     The scheduler polls only once a minute: tests move it with signals, never with time.
-    `sections` override settings, e.g. `limits={"max_concurrent_runs": 2}`.
+    `sections` override settings, e.g. `limits={"max_concurrent_runs": 2}`. `containment`
+    is the orchestrator's (the executors were built with it, if any).
     """
     root = tmp_path / "root"
     root.mkdir(exist_ok=True)
@@ -44,7 +47,11 @@ async def open_scheduler_harness(
     }
     settings = load_settings(env={}, overrides=overrides)
     orchestrator = Orchestrator(
-        settings, store or MemoryStore(clock=clock), clock=clock, executors=dict(executors)
+        settings,
+        store or MemoryStore(clock=clock),
+        clock=clock,
+        executors=dict(executors),
+        containment=containment,
     )
     async with (
         orchestrator.running(background=False, scheduler=True),

@@ -132,6 +132,11 @@ def test_unknown_keys_are_rejected_by_name_and_source(env: dict[str, str], tmp_p
         ("TASKORCH_TASKS__LEASE_SECONDS", "-1", r"tasks\.lease_seconds .*greater than 0"),
         ("TASKORCH_LOGGING__LEVEL", "chatty", r"logging\.level"),
         ("TASKORCH_STORAGE__SYNCHRONOUS", "OFF", r"storage\.synchronous"),
+        (
+            "TASKORCH_RUNS__CONTAINMENT",
+            "jail",
+            r"runs\.containment .*'auto', 'cgroup', 'subreaper' or 'none'",
+        ),
     ],
 )
 def test_bad_values_are_named(env: dict[str, str], variable: str, value: str, expected: str) -> None:

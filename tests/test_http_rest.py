@@ -13,6 +13,7 @@ import pytest
 from taskorch import __version__
 from taskorch.domain import Statistics
 from taskorch.storage import MemoryStore, TaskFilter, TaskPage
+from tests.containment_helpers import CONTAINMENTS, open_test_containment
 from tests.http_harness import RunningServer, make_settings, serve_http
 
 pytestmark = pytest.mark.anyio
@@ -287,7 +288,19 @@ async def test_statistics(http: httpx2.AsyncClient, project: Path) -> None:
 async def test_health(http: httpx2.AsyncClient) -> None:
     response = await http.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "version": __version__, "store": "ok"}
+    assert response.json() == {"status": "ok", "version": __version__, "store": "ok", "containment": "none"}
+
+
+@pytest.mark.parametrize("mode", CONTAINMENTS)
+async def test_health_says_which_containment_holds_the_runs(tmp_path: Path, mode: str) -> None:
+    with open_test_containment(mode) as containment:
+        async with (
+            serve_http(make_settings(tmp_path), tmp_path, containment=containment) as running,
+            running.client() as http,
+        ):
+            assert (await http.get("/health")).json()["containment"] == mode
+            stats = (await http.get("/api/v1/statistics")).json()
+    assert stats["containment"]["mode"] == mode
 
 
 @pytest.mark.parametrize(

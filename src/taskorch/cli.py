@@ -290,9 +290,16 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from taskorch.executors.containment import open_containment
     from taskorch.executors.registry import build_executors
 
-    orchestrator = Orchestrator.from_settings(settings, executors=build_executors(settings, os.environ))
+    containment = open_containment(settings.runs.containment)
+    log.info("runs are held by: %s", containment.status().detail)
+    orchestrator = Orchestrator.from_settings(
+        settings,
+        executors=build_executors(settings, os.environ, containment=containment),
+        containment=containment,
+    )
     if settings.server.transport == "stdio":
         return _run(lambda: _serve_stdio(orchestrator))
     return _run(lambda: _serve_http(orchestrator, settings))
@@ -328,15 +335,19 @@ async def _serve_http(orchestrator: Orchestrator, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from taskorch.executors.containment import open_containment
     from taskorch.executors.registry import build_executors
     from taskorch.storage import open_store
     from taskorch.worker import run_worker
 
+    containment = open_containment(settings.runs.containment)
+    log.info("runs are held by: %s", containment.status().detail)
     # No downstream pool: a worker runs no plans, so it calls no downstream tools.
     orchestrator = Orchestrator(
         settings,
         open_store(settings.database_url(), settings),
-        executors=build_executors(settings, os.environ),
+        executors=build_executors(settings, os.environ, containment=containment),
+        containment=containment,
     )
     return _run(lambda: run_worker(orchestrator, grace_seconds=args.grace_seconds))
 

@@ -449,6 +449,11 @@ class RunsSettings(_Section):
     kill_grace_seconds: float = Field(default=5.0, ge=0)
     no_output_timeout_seconds: float = Field(default=1800.0, ge=0, description="0 turns the watchdog off.")
     default_timeout_seconds: float = Field(default=3600.0, gt=0)
+    containment: Literal["auto", "cgroup", "subreaper", "none"] = Field(
+        default="auto",
+        description="What holds each run's processes besides its process group: a cgroup per run, "
+        "this process as a child subreaper, or nothing more. `auto`: the best the host allows.",
+    )
 
 
 class Settings(_Section):

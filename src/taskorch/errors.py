@@ -29,6 +29,7 @@ __all__ = [
     "StoreUnavailable",
     "TaskorchError",
     "UnknownDependency",
+    "WorkDirectoryRejected",
 ]
 
 
@@ -153,6 +154,13 @@ class StoreUnavailable(StoreError):
 
 class ExecutorUnavailable(TaskorchError):
     """The executor's CLI is missing or does not answer; nothing was started."""
+
+
+class WorkDirectoryRejected(TaskorchError):
+    """At the start of a run its work directory was missing, or led outside the allowed roots.
+
+    Nothing was started. The message names the path and where it leads now.
+    """
 
 
 class PlanningFailed(CallerError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +11,8 @@ import pytest
 
 from taskorch.domain import ErrorInfo
 from taskorch.executors.base import Executor, RunOutcome, RunRequest, RunStarted, RunStatus
+from taskorch.executors.containment import Containment
+from tests.containment_helpers import open_test_containment
 from tests.executor_helpers import claude_executor, custom_executor, request
 from tests.fakes_executor import FakeExecutor, Script, event
 from tests.process_checks import group_gone
@@ -39,20 +41,23 @@ class Harness:
     gone: Callable[[RunStarted], bool]
 
 
-def _claude(tmp_path: Path) -> Harness:
+def _claude(tmp_path: Path, containment: Containment) -> Harness:
     prompts = {"success": "scenario:success", "failure": "scenario:max_turns", "hang": "scenario:grandchild"}
     return Harness(
-        executor=claude_executor(tmp_path),
+        executor=claude_executor(tmp_path, containment=containment),
         make_request=lambda kind: request(tmp_path / "work", prompts[kind]),
         success_events=["init", "text", "tool_use", "tool_result", "text", "result"],
         gone=group_gone,
     )
 
 
-def _custom(tmp_path: Path) -> Harness:
+def _custom(tmp_path: Path, containment: Containment) -> Harness:
     return Harness(
         executor=custom_executor(
-            tmp_path, argv=[sys.executable, "-c", CUSTOM_CLI, "{prompt}"], output="jsonl"
+            tmp_path,
+            argv=[sys.executable, "-c", CUSTOM_CLI, "{prompt}"],
+            output="jsonl",
+            containment=containment,
         ),
         make_request=lambda kind: request(tmp_path / "work", kind),
         success_events=["init", "text", "result"],
@@ -60,7 +65,7 @@ def _custom(tmp_path: Path) -> Harness:
     )
 
 
-def _fake(tmp_path: Path) -> Harness:
+def _fake(tmp_path: Path, containment: Containment) -> Harness:
     fake = FakeExecutor("fake")
     fake.scripts["success"] = Script(
         events=[event("init"), event("text", text="working"), event("result")],
@@ -83,7 +88,11 @@ def _fake(tmp_path: Path) -> Harness:
     )
 
 
-@pytest.fixture(params=["claude_code", "custom", "fake"])
-def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+@pytest.fixture(params=["claude_code", "custom", "fake", "claude_code+cgroup", "custom+subreaper"])
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    """Each implementation; the process-backed ones also with a containment (see
+    `runs.containment`), skipped where the host does not allow it."""
     builders = {"claude_code": _claude, "custom": _custom, "fake": _fake}
-    return builders[request.param](tmp_path)
+    name, _, mode = str(request.param).partition("+")
+    with open_test_containment(mode or "none") as containment:
+        yield builders[name](tmp_path, containment)

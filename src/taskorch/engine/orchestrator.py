@@ -19,6 +19,7 @@ from taskorch.engine.queue import TaskQueue
 from taskorch.engine.scheduler import Scheduler
 from taskorch.executors.base import CLAUDE_CODE, Executor
 from taskorch.executors.common import RunLimits
+from taskorch.executors.containment import Containment, GroupOnly
 from taskorch.executors.run_logs import keep_run_logs_pruned
 from taskorch.planning.base import Planner
 from taskorch.planning.claude import ClaudeCodePlanner
@@ -40,6 +41,9 @@ class Orchestrator:
     names (`claude_code`, configured custom names) to the executors that run those tasks.
     `planner` makes steps for create_plan calls without steps; by default Claude Code plans
     (working below `plans.planner_work_dir`) when a `claude_code` executor is given.
+    `containment` is what the executors hold their runs' processes with (from
+    `open_containment`); the orchestrator keeps it up while its scheduler runs and closes it
+    after. None: the executors use process groups alone.
     """
 
     def __init__(
@@ -52,9 +56,12 @@ class Orchestrator:
         executors: Mapping[str, Executor] | None = None,
         instance: Instance | None = None,
         planner: Planner | None = None,
+        containment: Containment | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.containment: Containment = containment or GroupOnly()
+        """What holds the processes of this process's runs."""
         self.queue = TaskQueue(store, settings, clock=clock)
         self.downstream = downstream
         """The downstream MCP servers' tools, if this process has a gateway to them."""
@@ -82,13 +89,18 @@ class Orchestrator:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, executors: Mapping[str, Executor] | None = None
+        cls,
+        settings: Settings,
+        *,
+        executors: Mapping[str, Executor] | None = None,
+        containment: Containment | None = None,
     ) -> Orchestrator:
         return cls(
             settings,
             open_store(settings.database_url(), settings),
             downstream=DownstreamPool(settings),
             executors=executors,
+            containment=containment,
         )
 
     def _run_log_dirs(self) -> list[Path]:
@@ -127,6 +139,7 @@ class Orchestrator:
                 if background:
                     tg.start_soon(self.queue.run_reaper)
                 if background if scheduler is None else scheduler:
+                    tg.start_soon(self.containment.maintain)
                     await tg.start(self.scheduler.run)
                     tg.start_soon(
                         keep_run_logs_pruned, self._run_log_dirs(), self.settings.runs.log_retention_days
@@ -140,6 +153,8 @@ class Orchestrator:
                 raise group.exceptions[0] from None
             raise
         finally:
+            # The task group has ended every run by now.
+            self.containment.close()
             with anyio.CancelScope(shield=True):
                 await self.store.close()
 

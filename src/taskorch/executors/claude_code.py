@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,17 +25,18 @@ import anyio
 
 from taskorch.config import ClaudeCodeSettings, Settings
 from taskorch.domain import ErrorInfo
-from taskorch.errors import ExecutorUnavailable
+from taskorch.errors import ExecutorUnavailable, WorkDirectoryRejected
 from taskorch.executors.base import EventSink, ExecutorHealth, RunOutcome, RunRequest, RunStatus, StartSink
 from taskorch.executors.claude_stream import ClaudeStream, StreamResult
 from taskorch.executors.common import (
     RunLimits,
     limit_outcome,
     log_path_for,
-    missing_directory_outcome,
+    rejected_directory_outcome,
     resolve_program,
     start_reporter,
 )
+from taskorch.executors.containment import Containment
 from taskorch.executors.process import ProcessResult, ProcessSpec, allowed_environment, run_process
 from taskorch.executors.rate_limit import mentions_usage_limit, parse_reset_time
 
@@ -53,6 +54,9 @@ class ClaudeCodeExecutor:
 
     `environ` is the server's environment, from which only allow-listed names reach the CLI
     (default: this process's environment, read once here). `clock` gives aware UTC times.
+    `allowed_roots` (resolved paths) is where a run's work directory must lead when the run
+    starts (None: anywhere); `containment` holds each run's processes (None: the process
+    group alone).
     """
 
     name = "claude_code"
@@ -64,9 +68,13 @@ class ClaudeCodeExecutor:
         *,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] | None = None,
+        allowed_roots: Sequence[str] | None = None,
+        containment: Containment | None = None,
     ) -> None:
         self.settings = settings
         self.limits = limits
+        self.allowed_roots = None if allowed_roots is None else list(allowed_roots)
+        self.containment = containment
         self.env = allowed_environment(os.environ if environ is None else environ, settings.env_passthrough)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._healthy_until = -math.inf
@@ -75,11 +83,22 @@ class ClaudeCodeExecutor:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, environ: Mapping[str, str] | None = None
+        cls,
+        settings: Settings,
+        environ: Mapping[str, str] | None = None,
+        *,
+        containment: Containment | None = None,
     ) -> ClaudeCodeExecutor:
-        """Built from the whole settings object: `[claude_code]` and `[runs]`."""
+        """Built from the whole settings object: `[claude_code]`, `[runs]` and the allowed roots
+        (plus the planner's scratch directory, where planning runs work)."""
         limits = RunLimits.from_settings(settings.runs, settings.run_log_dir(environ))
-        return cls(settings.claude_code, limits, environ=environ)
+        roots = [
+            *settings.resolved_allowed_roots(environ),
+            os.path.realpath(settings.planner_work_dir(environ)),
+        ]
+        return cls(
+            settings.claude_code, limits, environ=environ, allowed_roots=roots, containment=containment
+        )
 
     def command(self, request: RunRequest, program: str | None = None) -> list[str]:
         """The argv for `request` (no prompt in it: that goes on stdin).
@@ -139,6 +158,7 @@ class ClaudeCodeExecutor:
             argv=[program, "--version"],
             cwd="/",  # any existing directory: `--version` reads no project files
             env=self.env,
+            containment=self.containment,
             timeout=timeout,
             kill_grace=1.0,
             tail_bytes=4096,
@@ -171,8 +191,6 @@ class ClaudeCodeExecutor:
         health = await self.check()
         if not health.ok:
             raise ExecutorUnavailable(health.message)
-        if (missing := missing_directory_outcome(request.work_directory)) is not None:
-            return missing
         program = resolve_program(self.settings.path, self.env) or self.settings.path
         argv = self.command(request, program)
         timeout = request.timeout_seconds or self.limits.default_timeout_seconds
@@ -180,6 +198,8 @@ class ClaudeCodeExecutor:
             argv=argv,
             cwd=request.work_directory,
             env=self.env,
+            allowed_roots=self.allowed_roots,
+            containment=self.containment,
             stdin=request.prompt.encode(),
             timeout=timeout,
             no_output_timeout=self.limits.no_output_timeout_seconds,
@@ -199,6 +219,8 @@ class ClaudeCodeExecutor:
 
         try:
             proc = await run_process(spec, on_start=start_reporter(argv, on_start), on_line=on_line)
+        except WorkDirectoryRejected as exc:
+            return rejected_directory_outcome(exc)
         except OSError as exc:
             self._healthy_until = -math.inf
             raise ExecutorUnavailable(f"cannot start {program}: {exc}; {_INSTALL_HINT}") from exc

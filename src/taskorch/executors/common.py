@@ -12,6 +12,7 @@ from pathlib import Path
 
 from taskorch.config import RunsSettings
 from taskorch.domain import ErrorInfo
+from taskorch.errors import WorkDirectoryRejected
 from taskorch.executors.base import RunOutcome, RunStarted, RunStatus, StartSink
 from taskorch.executors.process import ExitReason, ProcessResult
 
@@ -21,7 +22,7 @@ __all__ = [
     "display_argv",
     "limit_outcome",
     "log_path_for",
-    "missing_directory_outcome",
+    "rejected_directory_outcome",
     "resolve_program",
     "start_reporter",
 ]
@@ -96,18 +97,9 @@ def resolve_program(program: str, env: Mapping[str, str]) -> str | None:
     return shutil.which(expanded, path=env.get("PATH", os.defpath))
 
 
-def missing_directory_outcome(work_directory: str) -> RunOutcome | None:
-    """A failed outcome if the work directory is not there, else None."""
-    if os.path.isdir(work_directory):
-        return None
-    return RunOutcome(
-        status=RunStatus.FAILED,
-        error=ErrorInfo(
-            kind="work_directory",
-            message=f"work directory {work_directory} does not exist or is not a directory; "
-            "create it, or give the task an existing work_directory",
-        ),
-    )
+def rejected_directory_outcome(exc: WorkDirectoryRejected) -> RunOutcome:
+    """The failed outcome of a run whose work directory was refused at its start."""
+    return RunOutcome(status=RunStatus.FAILED, error=ErrorInfo(kind="work_directory", message=str(exc)))
 
 
 def limit_outcome(proc: ProcessResult, timeout: float, watchdog: float) -> ErrorInfo | None:

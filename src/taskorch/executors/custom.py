@@ -23,22 +23,23 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from taskorch.config import CustomExecutorSettings, Settings
 from taskorch.domain import ErrorInfo, TaskEvent
-from taskorch.errors import ExecutorUnavailable
+from taskorch.errors import ExecutorUnavailable, WorkDirectoryRejected
 from taskorch.executors.base import EventSink, ExecutorHealth, RunOutcome, RunRequest, RunStatus, StartSink
 from taskorch.executors.common import (
     RunLimits,
     limit_outcome,
     log_path_for,
-    missing_directory_outcome,
+    rejected_directory_outcome,
     resolve_program,
     start_reporter,
 )
+from taskorch.executors.containment import Containment
 from taskorch.executors.process import LineSink, ProcessSpec, allowed_environment, run_process
 
 __all__ = ["CustomExecutor", "build_custom_executors", "render_argv"]
@@ -80,7 +81,7 @@ class CustomExecutor:
 
     Success: the exit code is in `success_exit_codes` and, with `output = "jsonl"`, no object
     said `"is_error": true`. The result is the last `result` field of a JSON line, else the
-    (bounded) tail of stdout.
+    (bounded) tail of stdout. `allowed_roots` and `containment` as for `ClaudeCodeExecutor`.
     """
 
     def __init__(
@@ -91,10 +92,14 @@ class CustomExecutor:
         *,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] | None = None,
+        allowed_roots: Sequence[str] | None = None,
+        containment: Containment | None = None,
     ) -> None:
         self.name = name
         self.template = template
         self.limits = limits
+        self.allowed_roots = None if allowed_roots is None else list(allowed_roots)
+        self.containment = containment
         self.env = allowed_environment(
             os.environ if environ is None else environ, template.env_passthrough, set_values=template.env
         )
@@ -135,8 +140,6 @@ class CustomExecutor:
         health = await self.check()
         if not health.ok:
             raise ExecutorUnavailable(health.message)
-        if (missing := missing_directory_outcome(request.work_directory)) is not None:
-            return missing
         try:
             argv = self.command(request)
         except KeyError:
@@ -163,6 +166,8 @@ class CustomExecutor:
             argv=argv,
             cwd=request.work_directory,
             env=self.env,
+            allowed_roots=self.allowed_roots,
+            containment=self.containment,
             stdin=request.prompt.encode() if self.template.prompt_on_stdin else None,
             timeout=timeout,
             no_output_timeout=self.limits.no_output_timeout_seconds,
@@ -176,6 +181,8 @@ class CustomExecutor:
         on_line = self._line_sink(final, on_event) if self.template.output == "jsonl" else None
         try:
             proc = await run_process(spec, on_start=start_reporter(argv, on_start), on_line=on_line)
+        except WorkDirectoryRejected as exc:
+            return rejected_directory_outcome(exc)
         except OSError as exc:
             raise ExecutorUnavailable(f"executor {self.name!r}: cannot start {argv[0]}: {exc}") from exc
 
@@ -242,11 +249,14 @@ def _short(value: Any) -> str:
 
 
 def build_custom_executors(
-    settings: Settings, environ: Mapping[str, str] | None = None
+    settings: Settings, environ: Mapping[str, str] | None = None, *, containment: Containment | None = None
 ) -> dict[str, CustomExecutor]:
-    """One `CustomExecutor` per `[executors.NAME]` template, by name."""
+    """One `CustomExecutor` per `[executors.NAME]` template, by name, confined to the allowed roots."""
     limits = RunLimits.from_settings(settings.runs, settings.run_log_dir(environ))
+    roots = settings.resolved_allowed_roots(environ)
     return {
-        name: CustomExecutor(name, template, limits, environ=environ)
+        name: CustomExecutor(
+            name, template, limits, environ=environ, allowed_roots=roots, containment=containment
+        )
         for name, template in settings.executors.items()
     }

@@ -3,18 +3,22 @@
 The child runs from an argv list (no shell) in its own session, so it leads a process group
 that holds everything it starts. Both pipes are drained concurrently; output is kept as a
 bounded tail and a capped log file. A wall-clock timeout, a no-output watchdog, and the
-caller's cancellation all end the whole group: SIGTERM, a grace period, SIGKILL, and the
-child is always reaped. When the child exits on its own, anything it left running in its
-group (a `sleep 300 &`) is ended the same way, so a run never outlives its result.
+caller's cancellation all end the whole run: SIGTERM, a grace period, SIGKILL, and the child
+is always reaped. When the child exits on its own, anything it left running (a `sleep 300 &`)
+is ended the same way, so a run never outlives its result.
 
-A process that moves itself into another session or group escapes this; only a cgroup or
-container could hold it.
+The work directory is checked against the allowed roots at the moment of the spawn, and the
+child starts in exactly the directory that was checked (see `work_directory`). A process that
+moves itself into another session or group leaves the process group; the spec's containment
+(a cgroup per run, or this process as a subreaper; see `containment`) holds it too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +31,10 @@ from typing import Final
 import anyio
 import anyio.abc
 
+from taskorch.executors.containment.base import Containment, RunScope
+from taskorch.executors.containment.group import GroupOnly
 from taskorch.executors.output import CappedLog, LineSplitter, OutputTail
+from taskorch.executors.work_directory import open_work_directory
 
 __all__ = [
     "DEFAULT_ENV_NAMES",
@@ -38,6 +45,7 @@ __all__ = [
     "ProcessSpec",
     "allowed_environment",
     "group_members",
+    "program_path",
     "run_process",
 ]
 
@@ -74,6 +82,7 @@ _READ_SIZE: Final = 65_536
 _EXIT_POLL_SECONDS: Final = 0.001
 _GROUP_POLL_SECONDS: Final = 0.01
 _REAP_TIMEOUT_SECONDS: Final = 5.0
+_GROUP_ONLY: Final = GroupOnly()
 
 LineSink = Callable[[bytes, bool], Awaitable[None]]
 """Receives each stdout line (without its newline) and whether it was cut at the line limit."""
@@ -107,11 +116,18 @@ def allowed_environment(
 
 @dataclass(frozen=True)
 class ProcessSpec:
-    """One child to run. Times are seconds; `None` or 0 switches a limit off."""
+    """One child to run. Times are seconds; `None` or 0 switches a limit off.
+
+    `cwd` must lie under one of `allowed_roots` (resolved paths) when the child starts; None
+    checks only that it is a directory. `containment` holds the run's processes beyond its
+    process group; None: the group alone.
+    """
 
     argv: Sequence[str]
     cwd: str
     env: Mapping[str, str]
+    allowed_roots: Sequence[str] | None = None
+    containment: Containment | None = None
     stdin: bytes | None = None  # fed then closed; None: stdin is /dev/null
     timeout: float | None = None
     no_output_timeout: float | None = None
@@ -211,19 +227,46 @@ async def _wait_exit(process: anyio.abc.Process) -> None:
         await anyio.sleep(_EXIT_POLL_SECONDS)
 
 
-async def _end_group(process: anyio.abc.Process, pgid: int, grace: float) -> None:
-    """SIGTERM the group, wait up to `grace` for it to empty, SIGKILL what is left, reap."""
-    if process.returncode is not None and not _group_alive(pgid):
+def _run_alive(pgid: int, scope: RunScope) -> bool:
+    return _group_alive(pgid) or scope.alive()
+
+
+async def _end_run(process: anyio.abc.Process, pgid: int, scope: RunScope, grace: float) -> None:
+    """SIGTERM the group and the scope, wait up to `grace` for them to empty, SIGKILL what is
+    left, reap the child, and wait (bounded) until the scope holds nothing."""
+    if process.returncode is not None and not _run_alive(pgid, scope):
         return
     _signal_group(pgid, signal.SIGTERM)
+    scope.signal(signal.SIGTERM)
     with anyio.move_on_after(grace):
         await _wait_exit(process)
         # Nothing signals the end of processes that are not our children: poll.
-        while _group_alive(pgid):  # noqa: ASYNC110
+        while _run_alive(pgid, scope):  # noqa: ASYNC110
             await anyio.sleep(_GROUP_POLL_SECONDS)
     _signal_group(pgid, signal.SIGKILL)
+    scope.kill()
     with anyio.move_on_after(_REAP_TIMEOUT_SECONDS):
         await _wait_exit(process)
+        while scope.alive():
+            scope.kill()  # again: a process that was forking when the first kill came
+            await anyio.sleep(_GROUP_POLL_SECONDS)
+
+
+def program_path(program: str, env: Mapping[str, str], directory: str) -> str:
+    """The file exec would run for `program`, looked up as `subprocess` does (on the child's
+    PATH if it has no slash, else relative to `directory`). Raises `FileNotFoundError` or
+    `PermissionError` as a spawn of it would."""
+    if os.sep in program:
+        path = os.path.join(directory, program)
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
+        return path
+    found = shutil.which(program, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+    return os.path.join(directory, found)
 
 
 async def _pump(
@@ -281,23 +324,31 @@ async def run_process(
 
     `on_start(pid)` is awaited once the child exists, before any output is delivered (the
     child's pid is also its process group id). `on_line` receives stdout lines in order.
-    Raises `OSError` if the child cannot be started (missing program, no permission). If the
-    caller is cancelled, the group is ended and reaped before the cancellation propagates.
+    Raises `WorkDirectoryRejected` if `spec.cwd` is missing or leads outside
+    `spec.allowed_roots` now, and `OSError` if the child cannot be started (missing program,
+    no permission); nothing was started then. If the caller is cancelled, the run is ended
+    and reaped before the cancellation propagates.
     """
     log = CappedLog(spec.log_path, spec.log_max_bytes)
-    try:
-        process = await anyio.open_process(
-            list(spec.argv),
-            stdin=subprocess.PIPE if spec.stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=spec.cwd,
-            env=dict(spec.env),
-            start_new_session=True,
-        )
-    except BaseException:
-        log.close()
-        raise
+    with contextlib.ExitStack() as on_failure:
+        on_failure.callback(log.close)
+        scope = (spec.containment or _GROUP_ONLY).open_run()
+        on_failure.callback(scope.close)
+        with open_work_directory(spec.cwd, spec.allowed_roots) as directory:
+            argv = list(spec.argv)
+            if scope.prefix:
+                argv = [*scope.prefix, program_path(argv[0], spec.env, directory.real_path), *argv[1:]]
+            process = await anyio.open_process(
+                argv,
+                stdin=subprocess.PIPE if spec.stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=directory.cwd,
+                env=scope.environment(spec.env),
+                start_new_session=True,
+            )
+        on_failure.pop_all()
+    scope.started(process.pid)
     pgid = process.pid  # a session leader leads its own group
     watch = _Watch(last_output=anyio.current_time())
     stdout_tail, stderr_tail = OutputTail(spec.tail_bytes), OutputTail(spec.tail_bytes)
@@ -305,6 +356,7 @@ async def run_process(
     stderr_lines = LineSplitter(spec.max_line_bytes)
     lines_cut = False
     reason = ExitReason.EXITED
+    ended = False
 
     async def on_stdout(chunk: bytes) -> None:
         nonlocal lines_cut
@@ -332,9 +384,10 @@ async def run_process(
             reason = await _watch_limits(process, spec, watch)
             # Past this point the run is over; finish the teardown even if cancelled meanwhile.
             with anyio.CancelScope(shield=True):
-                await _end_group(process, pgid, spec.kill_grace)
-                # With the group gone the pipes reach EOF at once, unless a process that left
-                # the group still holds them; give that one the grace period, not forever.
+                await _end_run(process, pgid, scope, spec.kill_grace)
+                ended = True
+                # With the run ended the pipes reach EOF at once, unless a process that escaped
+                # it still holds them; give that one the grace period, not forever.
                 with anyio.move_on_after(max(spec.kill_grace, 0.1)):
                     await watch.pumps_done.wait()
             tg.cancel_scope.cancel()
@@ -345,8 +398,10 @@ async def run_process(
                 await on_line(*rest)
     finally:
         with anyio.CancelScope(shield=True):
-            await _end_group(process, pgid, spec.kill_grace)
+            if not ended:
+                await _end_run(process, pgid, scope, spec.kill_grace)
             await _close_pipes(process)
+            scope.close()
             log.close()
     return ProcessResult(
         reason=reason,

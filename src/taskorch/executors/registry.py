@@ -7,21 +7,23 @@ from collections.abc import Mapping
 from taskorch.config import Settings
 from taskorch.executors.base import CLAUDE_CODE, Executor
 from taskorch.executors.claude_code import ClaudeCodeExecutor
-from taskorch.executors.common import RunLimits
+from taskorch.executors.containment import Containment
 from taskorch.executors.custom import build_custom_executors
 
 __all__ = ["build_executors"]
 
 
-def build_executors(settings: Settings, environ: Mapping[str, str]) -> dict[str, Executor]:
+def build_executors(
+    settings: Settings, environ: Mapping[str, str], *, containment: Containment | None = None
+) -> dict[str, Executor]:
     """`claude_code` plus one executor per `[executors.NAME]` template.
 
     `environ` is the environment the CLIs' allow-listed environment is taken from (the
-    server's own, read once at start).
+    server's own, read once at start). Every run's work directory is checked against the
+    allowed roots when it starts; `containment` (from `open_containment`) holds its processes.
     """
-    limits = RunLimits.from_settings(settings.runs, settings.run_log_dir(environ))
     executors: dict[str, Executor] = {
-        CLAUDE_CODE: ClaudeCodeExecutor(settings.claude_code, limits, environ=environ)
+        CLAUDE_CODE: ClaudeCodeExecutor.from_settings(settings, environ, containment=containment)
     }
-    executors.update(build_custom_executors(settings, environ))
+    executors.update(build_custom_executors(settings, environ, containment=containment))
     return executors

@@ -119,4 +119,5 @@ async def server_statistics(orchestrator: Orchestrator) -> ServerStatistics:
         **stats.model_dump(),
         executors=await orchestrator.scheduler.health(),
         scheduler=orchestrator.scheduler.status(),
+        containment=orchestrator.containment.status(),
     )

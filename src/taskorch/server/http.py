@@ -4,7 +4,8 @@ Routes:
 - `/mcp`: MCP over streamable HTTP;
 - `/sse` + `/messages/`: MCP over the legacy SSE transport;
 - `/api/v1/...`: the REST API (see `taskorch.server.rest`);
-- `GET /health`: liveness and store reachability; the one route that needs no token.
+- `GET /health`: liveness, store reachability and the containment of runs; the one route
+  that needs no token.
 
 Every request passes `RequestGuard` first (Host/Origin, bearer token, body size and deadline);
 every connection, `LimitedH11Protocol` (header deadline, connection cap; see

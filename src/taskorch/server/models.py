@@ -8,6 +8,7 @@ from taskorch.domain import Statistics, Task
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.engine.scheduler import SchedulerStatus
 from taskorch.executors.base import ExecutorHealth
+from taskorch.executors.containment import ContainmentStatus
 
 __all__ = [
     "CancelResult",
@@ -98,3 +99,6 @@ class ServerStatistics(Statistics):
         description="Each executor's last health check (cached for a while)."
     )
     scheduler: SchedulerStatus
+    containment: ContainmentStatus = Field(
+        description="What holds the processes of this server's runs besides their process groups."
+    )

@@ -231,12 +231,11 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
     @_handles_errors
     async def health(request: Request) -> Response:
         fault = await _store_health(orchestrator)
-        if fault is None:
-            return JSONResponse({"status": "ok", "version": __version__, "store": "ok"})
-        store, message = fault
-        return JSONResponse(
-            {"status": "degraded", "version": __version__, "store": store, "message": message}, 503
-        )
+        body = {"status": "ok", "version": __version__, "store": "ok"}
+        if fault is not None:
+            body |= {"status": "degraded", "store": fault[0], "message": fault[1]}
+        body["containment"] = orchestrator.containment.mode.value
+        return JSONResponse(body, 200 if fault is None else 503)
 
     @_handles_errors
     async def create_task(request: Request) -> Response:
