@@ -14,6 +14,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from taskorch import __version__
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.mcp_arguments import StrictToolServer
 from taskorch.server.mcp_downstream import register_downstream_tools
 from taskorch.server.mcp_plans import register_plan_tools
 from taskorch.server.mcp_resources import register_resources
@@ -37,12 +38,11 @@ INSTRUCTIONS: Final = (
 def build_mcp_server(orchestrator: Orchestrator) -> MCPServer:
     """The taskorch MCP server (tools and resources) over `orchestrator`.
 
-    Build the orchestrator once per process and pass the same one to every transport.
+    Build the orchestrator once per process and pass the same one to every transport. Every
+    tool refuses arguments it does not declare (see `StrictToolServer`).
     """
     bus = InMemorySubscriptionBus()
-    server: MCPServer = MCPServer(
-        "taskorch", version=__version__, instructions=INSTRUCTIONS, subscriptions=bus
-    )
+    server = StrictToolServer("taskorch", version=__version__, instructions=INSTRUCTIONS, subscriptions=bus)
     register_task_tools(server, orchestrator)
     register_run_tools(server, orchestrator)
     register_plan_tools(server, orchestrator, bus=bus)

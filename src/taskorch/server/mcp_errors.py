@@ -1,12 +1,13 @@
 """Turning taskorch's caller errors into MCP tool and resource errors.
 
 A mistake the caller can fix (`CallerError`, or a model built from the arguments that
-pydantic rejects) becomes a `ToolError` carrying a message that says what to do. So does a
-named fault of the store (a `StoreError` with `advice`: busy, disk full, read-only, corrupt,
-unavailable): the caller reads `<kind>: <advice>` (no paths or driver text; those go to the
-log) and can retry or stop.
-Anything else propagates: the SDK logs it with its traceback and answers with a generic "Error
-executing tool <name>", so no internal detail reaches the caller and the server keeps serving.
+pydantic rejects) becomes a `ToolError` carrying a message that says what to do. Arguments the
+SDK itself rejects are described by `StrictToolServer` in the same words. A named fault of the
+store (a `StoreError` with `advice`: busy, disk full, read-only, corrupt, unavailable) becomes
+one too: the caller reads `<kind>: <advice>` (no paths or driver text; those go to the log)
+and can retry or stop. Anything else propagates: the SDK logs it with its traceback and
+answers with a generic "Error executing tool <name>", so no internal detail reaches the caller
+and the server keeps serving.
 """
 
 from __future__ import annotations
