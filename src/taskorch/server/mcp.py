@@ -19,6 +19,7 @@ from taskorch.server.mcp_downstream import register_downstream_tools
 from taskorch.server.mcp_plans import register_plan_tools
 from taskorch.server.mcp_resources import register_resources
 from taskorch.server.mcp_runs import register_run_tools
+from taskorch.server.mcp_stdio import run_stdio
 from taskorch.server.mcp_tools import register_task_tools
 
 __all__ = ["INSTRUCTIONS", "build_mcp_server", "serve_stdio"]
@@ -56,7 +57,10 @@ async def serve_stdio(orchestrator: Orchestrator) -> None:
     """Serve MCP over stdin/stdout until the client closes stdin.
 
     The caller has already entered `orchestrator.running()`. Only protocol messages go to
-    stdout; while serving, the SDK points file descriptor 1 at stderr so a stray print or a
-    child process cannot corrupt the stream. Logs belong on stderr.
+    stdout; while serving, file descriptor 1 points at stderr so a stray print or a child
+    process cannot corrupt the stream. Logs belong on stderr. A malformed message is answered
+    with a JSON-RPC error, not dropped (see `mcp_stdio`); lines longer than
+    `server.max_body_bytes` are refused.
     """
-    await build_mcp_server(orchestrator).run_stdio_async()
+    server = build_mcp_server(orchestrator)
+    await run_stdio(server, max_message_bytes=orchestrator.settings.server.max_body_bytes)
