@@ -229,7 +229,7 @@ async def test_an_agent_saved_before_the_checks_is_listed_but_never_used(mcp: Su
     assert "old" in [a["name"] for a in (await mcp.call("list_agents"))["agents"]]
     message = await mcp.error("create_plan", query="q", agent="old", steps=steps("a"))
     assert "agent 'old' cannot be used" in message
-    assert "denied_tools.0" in message
+    assert "denied_tools[0]" in message
     assert "'--dangerously-skip-permissions' starts with '-'" in message
     assert "save it again with save_agent" in message
     assert "delete_agent" in message
