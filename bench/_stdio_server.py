@@ -12,6 +12,7 @@ import anyio
 
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp import build_mcp_server
+from taskorch.server.mcp_stdio import run_stdio
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import bench_settings
@@ -27,7 +28,7 @@ async def main(db: str, root: str) -> None:
         return "ok"
 
     async with orchestrator.running():
-        await server.run_stdio_async()
+        await run_stdio(server, max_message_bytes=orchestrator.settings.server.max_body_bytes)
 
 
 if __name__ == "__main__":

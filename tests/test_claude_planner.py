@@ -202,7 +202,7 @@ async def test_an_invalid_plan_from_the_planner_is_refused_listing_every_problem
 async def test_an_answer_that_is_not_a_list_of_steps_is_refused_naming_the_problem(planner: Planning) -> None:
     message = await planner.error(query="scenario:plan_malformed")
     assert "the Claude Code planner's answer is not a valid list of steps" in message
-    assert "steps: Input should be a valid list" in message
+    assert "steps: must be a valid list" in message
 
 
 async def test_a_run_without_structured_output_is_refused_saying_what_the_planner_said(

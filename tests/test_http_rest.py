@@ -346,13 +346,25 @@ async def test_a_moderately_nested_body_is_validated_as_usual(
 ) -> None:
     body = {"prompt": "x", "work_directory": str(project), "tags": [[[[[["deep"]]]]]]}
     error = error_of(await http.post(TASKS, json=body), 422)
-    assert error["fields"][0]["field"] == "tags.0"
+    assert error["fields"][0]["field"] == "tags[0]"
 
 
 async def test_validation_errors_list_every_field(http: httpx2.AsyncClient) -> None:
     error = error_of(await http.post(TASKS, json={"priority": "extreme"}), 422)
     assert {f["field"] for f in error["fields"]} == {"prompt", "work_directory", "priority"}
     assert "prompt" in error["message"]
+
+
+async def test_validation_errors_read_as_the_mcp_tools_say_them(http: httpx2.AsyncClient) -> None:
+    body = {"prompt": "x", "work_directory": "/tmp", "tags": ["a", ""], "colour": "blue"}
+    error = error_of(await http.post(TASKS, json=body), 422)
+    assert error["fields"] == [
+        {"field": "tags[1]", "message": "must have at least 1 character, got ''"},
+        {"field": "colour", "message": "unknown field"},
+    ]
+    assert error["message"] == (
+        "invalid request: tags[1]: must have at least 1 character, got ''; colour: unknown field"
+    )
 
 
 async def test_unknown_routes_and_methods_get_json_errors(http: httpx2.AsyncClient) -> None:

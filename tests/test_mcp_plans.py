@@ -175,10 +175,10 @@ async def test_save_agent_refuses_tool_patterns_that_could_become_command_line_o
         denied_tools=["--permission-mode=bypassPermissions", '--settings={"permissions":{}}'],
     )
 
-    assert "allowed_tools.1" in message
+    assert "allowed_tools[1]" in message
     assert "'--dangerously-skip-permissions' starts with '-'" in message
-    assert "denied_tools.0" in message
-    assert "denied_tools.1" in message
+    assert "denied_tools[0]" in message
+    assert "denied_tools[1]" in message
     assert "Bash(git diff:*)" in message  # what is accepted, by example
     assert "github.get_*" in message
     assert [a["name"] for a in (await mcp.call("list_agents"))["agents"]] == ["reader"]
@@ -229,7 +229,7 @@ async def test_an_agent_saved_before_the_checks_is_listed_but_never_used(mcp: Su
     assert "old" in [a["name"] for a in (await mcp.call("list_agents"))["agents"]]
     message = await mcp.error("create_plan", query="q", agent="old", steps=steps("a"))
     assert "agent 'old' cannot be used" in message
-    assert "denied_tools.0" in message
+    assert "denied_tools[0]" in message
     assert "'--dangerously-skip-permissions' starts with '-'" in message
     assert "save it again with save_agent" in message
     assert "delete_agent" in message

@@ -38,8 +38,8 @@ def test_a_planner_answer_becomes_mcp_tool_step_specs() -> None:
 
 def test_every_problem_of_a_malformed_answer_is_named() -> None:
     _, problems = answer_problems({"steps": [{"id": "a b", "server": "s"}], "extra": 1})
-    assert any(p.startswith("steps.0.id:") for p in problems)
-    assert any(p.startswith("steps.0.tool:") for p in problems)
+    assert any(p.startswith("steps[0].id:") for p in problems)
+    assert any(p.startswith("steps[0].tool:") for p in problems)
     assert any(p.startswith("extra:") for p in problems)
 
 

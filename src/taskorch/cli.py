@@ -39,6 +39,7 @@ from taskorch.config import Settings, load_settings
 from taskorch.domain import Statistics, Task, TaskSpec
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import CallerError, ConfigError, InvalidArgument, TaskorchError
+from taskorch.problems import problems_of
 from taskorch.server.models import CancelResult, CreateTaskResult, TaskList
 
 __all__ = ["build_parser", "main"]
@@ -279,11 +280,7 @@ def _fail(message: str, status: int) -> int:
 
 
 def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{field}: {err['msg']}" if field else err["msg"])
-    return "invalid value: " + "; ".join(parts)
+    return "invalid value: " + "; ".join(str(problem) for problem in problems_of(exc))
 
 
 # -- serve -------------------------------------------------------------------------------

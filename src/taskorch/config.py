@@ -87,7 +87,9 @@ class ServerSettings(_Section):
     transport: Literal["stdio", "http"] = "stdio"
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
-    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest HTTP request body accepted.")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest HTTP request body, or stdio message, accepted."
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list, description="Extra Host header values accepted (loopback names always are)."
     )

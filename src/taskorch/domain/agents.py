@@ -28,6 +28,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from taskorch.domain.cli_values import ModelName, check_no_nul
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
+from taskorch.problems import problems_of
 
 __all__ = [
     "AGENT_NAME_PATTERN",
@@ -163,10 +164,7 @@ class Agent(BaseModel):
         try:
             AgentSpec.model_validate(self.model_dump(include=set(AgentSpec.model_fields)))
         except ValidationError as exc:
-            return "; ".join(
-                f"{'.'.join(str(part) for part in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-                for err in exc.errors(include_url=False)
-            )
+            return "; ".join(str(problem) for problem in problems_of(exc))
         return None
 
     def allows(self, server: str, tool: str) -> bool:

@@ -14,6 +14,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskorch.domain.plans import MAX_STEPS, StepKind, StepSpec
+from taskorch.problems import problems_of
 
 __all__ = ["PLAN_STEPS_SCHEMA", "PlannedStep", "PlannerAnswer", "answer_problems", "plan_steps_schema"]
 
@@ -84,17 +85,12 @@ def answer_problems(output: Any) -> tuple[list[StepSpec], list[str]]:
     try:
         answer = PlannerAnswer.model_validate(output)
     except ValidationError as exc:
-        return [], [_describe(err) for err in exc.errors(include_url=False)]
+        return [], [str(problem) for problem in problems_of(exc)]
     specs: list[StepSpec] = []
     problems: list[str] = []
     for step in answer.steps:
         try:
             specs.append(step.spec())
         except ValidationError as exc:
-            problems.extend(f"step {step.id!r}: {_describe(err)}" for err in exc.errors(include_url=False))
+            problems.extend(f"step {step.id!r}: {problem}" for problem in problems_of(exc))
     return specs, problems
-
-
-def _describe(err: Any) -> str:
-    where = ".".join(str(part) for part in err["loc"]) or "answer"
-    return f"{where}: {err['msg']}"

@@ -14,10 +14,12 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from taskorch import __version__
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.mcp_arguments import StrictToolServer
 from taskorch.server.mcp_downstream import register_downstream_tools
 from taskorch.server.mcp_plans import register_plan_tools
 from taskorch.server.mcp_resources import register_resources
 from taskorch.server.mcp_runs import register_run_tools
+from taskorch.server.mcp_stdio import run_stdio
 from taskorch.server.mcp_tools import register_task_tools
 
 __all__ = ["INSTRUCTIONS", "build_mcp_server", "serve_stdio"]
@@ -37,12 +39,11 @@ INSTRUCTIONS: Final = (
 def build_mcp_server(orchestrator: Orchestrator) -> MCPServer:
     """The taskorch MCP server (tools and resources) over `orchestrator`.
 
-    Build the orchestrator once per process and pass the same one to every transport.
+    Build the orchestrator once per process and pass the same one to every transport. Every
+    tool refuses arguments it does not declare (see `StrictToolServer`).
     """
     bus = InMemorySubscriptionBus()
-    server: MCPServer = MCPServer(
-        "taskorch", version=__version__, instructions=INSTRUCTIONS, subscriptions=bus
-    )
+    server = StrictToolServer("taskorch", version=__version__, instructions=INSTRUCTIONS, subscriptions=bus)
     register_task_tools(server, orchestrator)
     register_run_tools(server, orchestrator)
     register_plan_tools(server, orchestrator, bus=bus)
@@ -56,7 +57,10 @@ async def serve_stdio(orchestrator: Orchestrator) -> None:
     """Serve MCP over stdin/stdout until the client closes stdin.
 
     The caller has already entered `orchestrator.running()`. Only protocol messages go to
-    stdout; while serving, the SDK points file descriptor 1 at stderr so a stray print or a
-    child process cannot corrupt the stream. Logs belong on stderr.
+    stdout; while serving, file descriptor 1 points at stderr so a stray print or a child
+    process cannot corrupt the stream. Logs belong on stderr. A malformed message is answered
+    with a JSON-RPC error, not dropped (see `mcp_stdio`); lines longer than
+    `server.max_body_bytes` are refused.
     """
-    await build_mcp_server(orchestrator).run_stdio_async()
+    server = build_mcp_server(orchestrator)
+    await run_stdio(server, max_message_bytes=orchestrator.settings.server.max_body_bytes)

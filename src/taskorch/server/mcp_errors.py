@@ -1,11 +1,13 @@
 """Turning taskorch's caller errors into MCP tool and resource errors.
 
-A mistake the caller can fix (`CallerError`, or arguments pydantic rejects) becomes a
-`ToolError` carrying a message that says what to do. So does a named fault of the store (a
-`StoreError` with `advice`: busy, disk full, read-only, corrupt, unavailable): the caller reads
-`<kind>: <advice>` (no paths or driver text; those go to the log) and can retry or stop.
-Anything else propagates: the SDK logs it with its traceback and answers with a generic "Error
-executing tool <name>", so no internal detail reaches the caller and the server keeps serving.
+A mistake the caller can fix (`CallerError`, or a model built from the arguments that
+pydantic rejects) becomes a `ToolError` carrying a message that says what to do. Arguments the
+SDK itself rejects are described by `StrictToolServer` in the same words. A named fault of the
+store (a `StoreError` with `advice`: busy, disk full, read-only, corrupt, unavailable) becomes
+one too: the caller reads `<kind>: <advice>` (no paths or driver text; those go to the log)
+and can retry or stop. Anything else propagates: the SDK logs it with its traceback and
+answers with a generic "Error executing tool <name>", so no internal detail reaches the caller
+and the server keeps serving.
 """
 
 from __future__ import annotations
@@ -18,25 +20,16 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from pydantic import ValidationError
 
 from taskorch.errors import CallerError, NotFound, StoreError
+from taskorch.problems import describe_problems, problems_of
 
 __all__ = ["describe_validation_error", "resource_errors", "tool_errors"]
 
 log = logging.getLogger(__name__)
 
-_MAX_ECHO_CHARS = 60
-
 
 def describe_validation_error(exc: ValidationError) -> str:
-    """One line per rejected field, echoing short string inputs so the caller sees what was wrong."""
-    problems = []
-    for err in exc.errors(include_url=False):
-        field = ".".join(str(part) for part in err["loc"]) or "arguments"
-        text = f"{field}: {err['msg']}"
-        value = err.get("input")
-        if isinstance(value, str) and len(value) <= _MAX_ECHO_CHARS:
-            text += f" (got {value!r})"
-        problems.append(text)
-    return "invalid arguments: " + "; ".join(problems) + ". Fix them and call again."
+    """One line per rejected field: where, what was wrong, what is accepted (`taskorch.problems`)."""
+    return describe_problems(problems_of(exc))
 
 
 def _store_fault_message(exc: StoreError) -> str | None:

@@ -28,6 +28,7 @@ from taskorch.domain import TaskSpec, TaskStatus
 from taskorch.domain.tasks import ModeInput, PriorityInput
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import CallerError, StoreCorrupt, StoreError
+from taskorch.problems import problems_of
 from taskorch.server.execution import (
     MAX_EXECUTE_WAIT_SECONDS,
     execute_message,
@@ -131,11 +132,9 @@ def error_response(
 
 
 def _validation_response(exc: ValidationError) -> JSONResponse:
-    fields = [
-        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
-        for err in exc.errors()
-    ]
-    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    problems = problems_of(exc)
+    fields = [{"field": p.field or "(body)", "message": p.message} for p in problems]
+    summary = "; ".join(str(p) for p in problems)
     return error_response(422, "validation_error", f"invalid request: {summary}", fields=fields)
 
 

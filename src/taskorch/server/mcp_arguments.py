@@ -1,0 +1,67 @@
+"""Tool arguments over MCP: unknown ones are refused, and what is wrong reads as short lines.
+
+The SDK builds each tool's argument model from the function's signature and lets unknown
+arguments through unseen: `create_task(priorty="urgent")` would make a `normal` task and
+report success. `StrictToolServer` closes that for every tool it registers, whichever module
+adds it: the argument model forbids extra keys (and non-finite numbers) and the published
+input schema says `additionalProperties: false`. When the SDK rejects arguments, its pydantic
+text (model class names, documentation links) is replaced by one line per problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult, InputRequiredResult
+from pydantic import ConfigDict, ValidationError
+
+from taskorch.problems import describe_problems, problems_of
+
+__all__ = ["StrictToolServer", "strict_arguments"]
+
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def strict_arguments(tool: Tool) -> None:
+    """Make `tool` refuse arguments it does not declare, and publish that in its input schema.
+
+    Idempotent. The SDK reads `fn_metadata.arg_model` on every call, so the stricter model
+    (a subclass of the generated one: same fields, names and aliases) takes effect at once.
+    """
+    model = tool.fn_metadata.arg_model
+    if model.model_config.get("extra") != "forbid":
+        tool.fn_metadata.arg_model = type(model.__name__, (model,), {"model_config": _STRICT})
+    tool.parameters["additionalProperties"] = False
+
+
+class StrictToolServer(MCPServer):
+    """An `MCPServer` whose tools refuse unknown arguments and explain invalid ones briefly."""
+
+    def add_tool(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Register `fn` as the SDK does (`@server.tool()` comes here too), then make it strict."""
+        super().add_tool(fn, *args, **kwargs)
+        # The SDK offers no public way to reach a registered `Tool`; its manager is the one place.
+        for tool in self._tool_manager.list_tools():
+            strict_arguments(tool)
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """As `MCPServer.call_tool`; rejected arguments raise `ToolError` with one line per problem."""
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError:
+            raise
+        except ToolError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, ValidationError):
+                raise
+            tool = self._tool_manager.get_tool(name)
+            schema = tool.parameters if tool is not None else None
+            problems = problems_of(cause, schema=schema, noun="argument")
+            # The cause stays the ValidationError: the SDK logs the rejected field names from it.
+            raise ToolError(f"Error executing tool {name}: {describe_problems(problems)}") from cause
