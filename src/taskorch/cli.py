@@ -289,7 +289,10 @@ def _validation_message(exc: ValidationError) -> str:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from taskorch.executors.containment import open_containment
     from taskorch.executors.registry import build_executors
+    from taskorch.server.security import check_bind_address
 
+    if settings.server.transport != "stdio":
+        check_bind_address(settings)  # refuse a bad bind before anything is set up
     containment = open_containment(settings.runs.containment)
     log.info("runs are held by: %s", containment.status().detail)
     orchestrator = Orchestrator.from_settings(
