@@ -121,6 +121,23 @@ async def test_a_tool_added_after_the_server_was_built_is_strict_too(mcp: Surfac
     )
 
 
+@pytest.mark.parametrize(
+    ("tool", "arguments", "where"),
+    [
+        ("get_plan", {"plan_id": "\ud800"}, "plan_id"),
+        ("create_task", {"prompt": "ok", "work_directory": "/tmp", "tags": ["a", "b\udfff"]}, "tags[1]"),
+        ("save_agent", {"name": "a", "system_prompt": "fine \ud83d"}, "system_prompt"),
+    ],
+)
+async def test_text_with_a_lone_surrogate_is_refused_naming_where_before_it_reaches_the_store(
+    mcp: Surface, tool: str, arguments: dict[str, Any], where: str
+) -> None:
+    # Transports refuse such JSON; a server embedded in a program receives Python strings.
+    message = await mcp.error(tool, arguments)
+    assert f"{where}: contains a lone UTF-16 surrogate" in message, message
+    assert await mcp.counts() == (0, 0, 0)
+
+
 # -- short lines -------------------------------------------------------------------------
 
 

@@ -6,10 +6,15 @@ report success. `StrictToolServer` closes that for every tool it registers, whic
 adds it: the argument model forbids extra keys (and non-finite numbers) and the published
 input schema says `additionalProperties: false`. When the SDK rejects arguments, its pydantic
 text (model class names, documentation links) is replaced by one line per problem.
+
+Text with a lone UTF-16 surrogate (`"\\ud800"`) is refused too. Every transport's JSON parser
+already refuses it, but a server embedded in a Python program (`Client(server)`) receives
+arguments as Python objects, and such text would fail much later, where it is stored.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +29,7 @@ from taskorch.problems import describe_problems, problems_of
 __all__ = ["StrictToolServer", "strict_arguments"]
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def strict_arguments(tool: Tool) -> None:
@@ -52,6 +58,12 @@ class StrictToolServer(MCPServer):
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         """As `MCPServer.call_tool`; rejected arguments raise `ToolError` with one line per problem."""
+        where = _lone_surrogate(arguments)
+        if where is not None:
+            raise ToolError(
+                f"Error executing tool {name}: {where or 'arguments'}: contains a lone UTF-16 surrogate; "
+                "send valid Unicode text"
+            )
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError:
@@ -65,3 +77,23 @@ class StrictToolServer(MCPServer):
             problems = problems_of(cause, schema=schema, noun="argument")
             # The cause stays the ValidationError: the SDK logs the rejected field names from it.
             raise ToolError(f"Error executing tool {name}: {describe_problems(problems)}") from cause
+
+
+def _lone_surrogate(value: Any, path: str = "") -> str | None:
+    """The path of the first text (key or value) in `value` holding a lone surrogate, else None."""
+    if isinstance(value, str):
+        return path if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _SURROGATE.search(key):
+                return path or "arguments"
+            found = _lone_surrogate(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _lone_surrogate(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
