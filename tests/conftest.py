@@ -1,6 +1,32 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+# The property-based suites run a fixed seed with bounded examples by default, so a run is
+# repeatable and quick; `--hypothesis-profile long` (scripts/fuzz_mcp.sh) explores at random.
+# The fuzz suites drive a live server whose state moves on between examples, so a failing
+# example may not replay exactly: report it as found rather than shrink it.
+settings.register_profile(
+    "default",
+    phases=[Phase.explicit, Phase.generate],
+    max_examples=300,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+settings.register_profile(
+    "long",
+    phases=[Phase.explicit, Phase.generate],
+    max_examples=20_000,
+    derandomize=False,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+settings.load_profile("default")
 
 
 @pytest.fixture
