@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 SUBPROTOCOL: Final = Subprotocol("mcp")
 
 _CLOSE_TIMEOUT_SECONDS: Final = 2.0
+_QUEUED_FRAMES: Final = 2
 
 
 class WebSocketProtocolError(ConnectionError):
@@ -86,6 +87,8 @@ async def websocket_client(
         open_timeout=open_timeout,
         close_timeout=_CLOSE_TIMEOUT_SECONDS,
         max_size=max_message_bytes,
+        # Frames received ahead of the session: with the default 16, up to 16 * max_size bytes.
+        max_queue=_QUEUED_FRAMES,
     ) as ws:
         if ws.subprotocol != SUBPROTOCOL:
             raise WebSocketProtocolError(f"{url} did not accept the WebSocket subprotocol 'mcp'")
