@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
 
 import anyio
 import httpx2
@@ -215,18 +216,20 @@ async def bounded_body(response: httpx2.Response, limit: int) -> bytes:
     return await response.aread()
 
 
-def chunked(data: bytes, size: int = 1000) -> httpx2.AsyncByteStream:
-    class Chunks(httpx2.AsyncByteStream):
-        async def __aiter__(self):  # type: ignore[override]
-            for start in range(0, len(data), size):
-                yield data[start : start + size]
+class Chunks(httpx2.AsyncByteStream):
+    """A response body arriving in chunks of `size` bytes."""
 
-    return Chunks()
+    def __init__(self, data: bytes, size: int = 1000) -> None:
+        self._data, self._size = data, size
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for start in range(0, len(self._data), self._size):
+            yield self._data[start : start + self._size]
 
 
 def response(media: str, data: bytes, request: httpx2.Request, **headers: str) -> httpx2.Response:
     return httpx2.Response(
-        200, headers={"content-type": media, **headers}, stream=chunked(data), request=request
+        200, headers={"content-type": media, **headers}, stream=Chunks(data), request=request
     )
 
 

@@ -39,7 +39,7 @@ async def peer_over(transport: str, **settings: object) -> AsyncIterator[Downstr
                 yield sse.model_copy(update=settings)
         case "websocket":
             async with serve_websocket(build_peer()) as url:
-                yield DownstreamWebSocketSettings(transport="websocket", url=url, **settings)  # type: ignore[arg-type]
+                yield DownstreamWebSocketSettings(transport="websocket", url=url).model_copy(update=settings)
         case _:
             raise AssertionError(transport)
 
