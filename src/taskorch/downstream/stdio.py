@@ -111,7 +111,11 @@ def _session_item(
         return discards.take(line)
     if not line.strip():
         return None
-    return parse_message(line)
+    item = parse_message(line)
+    if isinstance(item, Exception):
+        # Stray output (a banner, a log line): the SDK drops such lines too; kept out of the way.
+        log.debug("ignoring a stdout line that is not JSON-RPC: %.200r", line)
+    return item
 
 
 async def _stop(process: anyio.abc.Process) -> None:
