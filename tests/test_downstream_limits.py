@@ -86,7 +86,8 @@ async def test_answers_within_the_limit_pass_whole(transport: str) -> None:
 
 
 async def test_a_large_answer_within_the_default_limit_passes_over_stdio() -> None:
-    # The SDK's own stdio client took about 2 s for 2 MB (it re-joins the line per chunk).
+    # A guard against slow framing: the SDK's stdio client took 0.06 s for 2 MB but 2.4 s for
+    # 16 MB (it re-joins the line for every chunk: quadratic).
     pool = DownstreamPool({"peer": stdio_peer()})
     async with pool.running():
         await pool.call("peer", "noop", {}, timeout_seconds=20)
