@@ -9,6 +9,7 @@ sleeping, that a call reached the server and that it was cancelled there.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -37,6 +38,7 @@ __all__ = [
     "PeerProbe",
     "Sum",
     "build_peer",
+    "expand_markers",
     "free_port",
     "serve_sse",
     "serve_streamable_http",
@@ -64,9 +66,27 @@ class PeerProbe:
     calls: int = 0
 
 
+_MARKER = re.compile(rb'"@@(blob|nest):(\d+)@@"')
+
+
+def expand_markers(data: bytes) -> bytes:
+    """`data` with each marker that `sized` or `nested` answered expanded into its raw JSON.
+
+    A marker `"@@blob:N@@"` (a JSON string) becomes a string of N bytes; `"@@nest:N@@"` becomes
+    N nested arrays, deeper than any SDK would serialize. The transports the peer is served
+    over apply this to what they send, so a test gets frames no well-behaved server writes.
+    """
+
+    def expand(match: re.Match[bytes]) -> bytes:
+        size = int(match[2])
+        return b'"' + b"x" * size + b'"' if match[1] == b"blob" else b"[" * size + b"]" * size
+
+    return _MARKER.sub(expand, data)
+
+
 def build_peer(probe: PeerProbe | None = None, *, name: str = "peer") -> MCPServer:
-    """A server with tools echo, add (read-only, idempotent), noop, fail, hang, wait_for_file
-    and exit."""
+    """A server with tools echo, add (read-only, idempotent), noop, fail, hang, wait_for_file,
+    exit, sized and nested."""
     probe = probe or PeerProbe()
     server = MCPServer(name)
 
@@ -110,6 +130,20 @@ def build_peer(probe: PeerProbe | None = None, *, name: str = "peer") -> MCPServ
     def exit() -> str:
         os._exit(3)
 
+    # Unstructured, so the text appears once in the answer: the message is about `size` bytes.
+    @server.tool(
+        description="Answer with `size` bytes of text (expanded by the transport).", structured_output=False
+    )
+    def sized(size: int) -> str:
+        return f"@@blob:{size}@@"
+
+    @server.tool(
+        description="Answer with arrays nested `depth` deep (expanded by the transport).",
+        structured_output=False,
+    )
+    def nested(depth: int) -> str:
+        return f"@@nest:{depth}@@"
+
     return server
 
 
@@ -147,6 +181,23 @@ def _require_token(app: App, token: str | None, forbidden_token: str | None) -> 
     return guarded
 
 
+def _expanding(app: App) -> App:
+    """`app` with `expand_markers` applied to its response bodies (sent chunked, no length)."""
+
+    async def expanded(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_expanded(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"]
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and b"@@" in message.get("body", b""):
+                message = {**message, "body": expand_markers(message["body"])}
+            await send(message)
+
+        await app(scope, receive, send_expanded)
+
+    return expanded
+
+
 @asynccontextmanager
 async def _serve(app: App) -> AsyncIterator[int]:
     started = anyio.Event()
@@ -156,7 +207,7 @@ async def _serve(app: App) -> AsyncIterator[int]:
         ports.append(port)
         started.set()
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    config = uvicorn.Config(_expanding(app), host="127.0.0.1", port=0, log_config=None, lifespan="on")
     server = HttpServer(config, on_started=on_started)
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
@@ -170,14 +221,23 @@ async def _serve(app: App) -> AsyncIterator[int]:
 
 @asynccontextmanager
 async def serve_streamable_http(
-    server: MCPServer, *, token: str | None = None, forbidden_token: str | None = None
+    server: MCPServer,
+    *,
+    token: str | None = None,
+    forbidden_token: str | None = None,
+    json_response: bool = False,
 ) -> AsyncIterator[DownstreamStreamableHttpSettings]:
     """Serve `server` at http://127.0.0.1:<port>/mcp; yield settings that reach it.
 
     With `token`, requests need `Authorization: Bearer <token>` (401 otherwise; 403 for
-    `forbidden_token`). The settings carry no headers: tests add them.
+    `forbidden_token`). The settings carry no headers: tests add them. Answers come as an event
+    stream per request, or with `json_response` as one JSON body.
     """
-    app = _require_token(server.streamable_http_app(streamable_http_path="/mcp"), token, forbidden_token)
+    app = _require_token(
+        server.streamable_http_app(streamable_http_path="/mcp", json_response=json_response),
+        token,
+        forbidden_token,
+    )
     async with _serve(app) as port:
         yield DownstreamStreamableHttpSettings(
             transport="streamable_http", url=f"http://127.0.0.1:{port}/mcp"

@@ -63,3 +63,22 @@ async def test_server_filesystem_writes_then_reads_a_file_under_its_root(root: P
         assert "written by taskorch" in read.text
         outside = await pool.call("files", "read_text_file", {"path": "/etc/hostname"}, timeout_seconds=30)
         assert outside.is_error
+
+
+async def test_a_file_larger_than_the_limit_fails_its_read_at_once_and_the_server_stays_usable(
+    root: Path,
+) -> None:
+    # The TypeScript SDK writes an answer's id last: the rejection waits for the end to read it.
+    settings = npm_server("mcp-server-filesystem", str(root)).model_copy(update={"max_result_bytes": 65_536})
+    (root / "big.txt").write_text("x" * 500_000)
+    (root / "small.txt").write_text("fits")
+    pool = DownstreamPool({"files": settings})
+    async with pool.running():
+        with pytest.raises(DownstreamError) as caught:
+            await pool.call("files", "read_text_file", {"path": str(root / "big.txt")}, timeout_seconds=30)
+        assert caught.value.kind is ErrorKind.RESULT_TOO_LARGE, str(caught.value)
+        assert "files.read_text_file" in str(caught.value)
+        small = await pool.call(
+            "files", "read_text_file", {"path": str(root / "small.txt")}, timeout_seconds=30
+        )
+        assert small.text == "fits"

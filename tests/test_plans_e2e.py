@@ -262,6 +262,32 @@ async def test_a_server_that_dies_mid_step_fails_it_as_network_and_a_later_plan_
     assert steps_of(again)["back"]["result"]["text"] == "back"
 
 
+async def test_a_step_whose_answer_is_too_large_or_too_deep_fails_at_once_and_is_not_retried(
+    tmp_path: Path,
+) -> None:
+    peer = {**table_of(stdio_peer()), "max_result_bytes": 65_536}
+    async with taskorch(tmp_path, {"peer": peer}) as t:
+        retry = {"idempotent": True, "max_attempts": 3}
+        done = await t.run(
+            "ask for more than the server may send",
+            {**step("big", "peer.sized", size=2**20), **retry},
+            {**step("deep", "peer.nested", depth=3000), **retry},
+            step("fine", "peer.echo", ("big",), text="never sent"),
+            step("free", "peer.echo", text="still here"),
+        )
+
+    by_id = steps_of(done)
+    assert done["status"] == "failed"
+    for failed in ("big", "deep"):
+        assert by_id[failed]["status"] == "failed"
+        assert by_id[failed]["error"]["kind"] == "result_too_large"
+        assert by_id[failed]["attempts"] == 1
+    assert "raise downstream.peer.max_result_bytes" in by_id["big"]["error"]["message"]
+    assert "nested deeper than 200 levels" in by_id["deep"]["error"]["message"]
+    assert by_id["fine"]["status"] == "skipped"
+    assert (by_id["free"]["status"], by_id["free"]["result"]["text"]) == ("succeeded", "still here")
+
+
 async def test_confirm_plan_with_wait_seconds_reports_progress_while_real_steps_run(tmp_path: Path) -> None:
     async with serve_streamable_http(build_peer()) as http, taskorch(tmp_path, {"peer": table_of(http)}) as t:
         done = await t.run(

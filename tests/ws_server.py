@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from taskorch.downstream.websocket import SUBPROTOCOL, frame_of, parse_frame
+from tests.downstream_peers import expand_markers
 
 __all__ = ["serve_websocket"]
 
@@ -39,7 +40,7 @@ async def _serve_connection(server: MCPServer, ws: ServerConnection) -> None:
         async with write_reader:
             try:
                 async for message in write_reader:
-                    await ws.send(frame_of(message))
+                    await ws.send(expand_markers(frame_of(message).encode()).decode())
             except ConnectionClosed:
                 pass
 

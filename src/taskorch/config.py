@@ -252,6 +252,15 @@ class _DownstreamBase(_Section):
         gt=0,
         description="Longest any one tool call may take once connected (a step's own timeout applies too).",
     )
+    max_result_bytes: int = Field(
+        default=4 * 2**20,
+        ge=1024,
+        le=2**30,
+        description=(
+            "Largest message (a tool's result, mostly) taken from the server; a larger one is "
+            "discarded as it arrives and its call fails as result_too_large."
+        ),
+    )
 
 
 def _check_url(value: str, schemes: tuple[str, ...]) -> str:

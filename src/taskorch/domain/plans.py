@@ -131,6 +131,9 @@ class StepErrorKind(StrEnum):
     TIMEOUT = "timeout"
     SYSTEM = "system"
     CANCELLED = "cancelled"
+    # The server's answer was over its max_result_bytes, or nested too deep to parse; it was
+    # discarded unread. Not retried: the same call would get the same answer.
+    RESULT_TOO_LARGE = "result_too_large"
 
 
 class StepError(BaseModel):

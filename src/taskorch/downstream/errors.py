@@ -3,7 +3,8 @@
 The one place that knows httpx2, websockets and JSON-RPC error codes: refused, closed or
 broken connections are `network`; HTTP 401 `authentication`, 403 `authorization`; JSON-RPC
 invalid params `invalid_arguments`; an unknown method `tool_unavailable`; timeouts `timeout`;
-anything else `system`.
+a message the transport discarded (`frames.Rejection`) `result_too_large` (or `system` for a
+compressed body); anything else `system`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from mcp.shared.exceptions import MCPError
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from taskorch.downstream.base import DownstreamError, ErrorKind
+from taskorch.downstream.frames import Reason, Rejection
 
-__all__ = ["http_status_kind", "map_exception"]
+__all__ = ["http_status_kind", "map_exception", "rejection_in"]
 
 _NETWORK_ERRORS: Final = (
     ConnectionError,  # refused, reset, aborted, broken pipe (and WebSocketProtocolError)
@@ -85,17 +87,31 @@ def _map_one(exc: BaseException, auth_status: int | None) -> tuple[ErrorKind, st
     return ErrorKind.SYSTEM, f"failed: {type(exc).__name__}: {exc}"
 
 
-def map_exception(server: str, exc: BaseException, *, auth_status: int | None = None) -> DownstreamError:
+def rejection_in(exc: BaseException) -> Rejection | None:
+    """The rejection `exc` (or a leaf of its group) carries: a message the transport discarded."""
+    for leaf in _leaves(exc):
+        if isinstance(leaf, MCPError) and (rejection := Rejection.of(leaf)) is not None:
+            return rejection
+    return None
+
+
+def map_exception(
+    server: str, exc: BaseException, *, auth_status: int | None = None, request: str = "a request"
+) -> DownstreamError:
     """`exc` (maybe an exception group from a transport's task group) as a `DownstreamError`.
 
     `auth_status` is a 401 or 403 the HTTP transport saw: the streamable-HTTP transport turns
     such answers into a generic JSON-RPC error, so the status is recorded beside it. Among
-    the leaves of a group, the most specific kind wins over `system`.
+    the leaves of a group, the most specific kind wins over `system`. `request` names what was
+    asked (`server.tool`) in the message of a discarded answer.
     """
     leaves = [leaf for leaf in _leaves(exc) if not _is_cancellation(leaf)]
     for leaf in leaves:
         if isinstance(leaf, DownstreamError):
             return leaf
+    if (rejection := rejection_in(exc)) is not None:
+        kind = ErrorKind.SYSTEM if rejection.reason is Reason.ENCODING else ErrorKind.RESULT_TOO_LARGE
+        return DownstreamError(kind, rejection.describe(server, request))
     mapped = [_map_one(leaf, auth_status) for leaf in leaves]
     if not mapped:
         return DownstreamError(ErrorKind.SYSTEM, f"downstream server {server!r} failed: {exc!r}")

@@ -31,7 +31,7 @@ from taskorch.downstream.base import (
     ToolInfo,
 )
 from taskorch.downstream.catalog import check_arguments, compile_schema, tool_info, tool_result
-from taskorch.downstream.errors import http_status_kind, map_exception
+from taskorch.downstream.errors import http_status_kind, map_exception, rejection_in
 from taskorch.downstream.transports import open_transport
 
 __all__ = ["DownstreamPool"]
@@ -97,6 +97,11 @@ class DownstreamPool:
     the whole of `call()`, connecting included, by its `timeout_seconds`. A call that times
     out, or whose caller is cancelled, is cancelled on the server too (the SDK sends
     `notifications/cancelled`).
+
+    Answers: each message from a server is held to its `max_result_bytes` while it arrives
+    (`downstream.frames`); a call whose answer is over that, or nested too deep to parse, fails
+    at once as `result_too_large` and the connection stays open (over WebSocket it is closed,
+    and the next call reopens it).
     """
 
     def __init__(self, settings: Settings | Mapping[str, DownstreamServerSettings]) -> None:
@@ -252,7 +257,9 @@ class DownstreamPool:
                 self._fail(conn, None, str(error))
                 raise error from None
             except Exception as exc:
-                error = map_exception(conn.name, exc, auth_status=conn.auth_status)
+                error = map_exception(
+                    conn.name, exc, auth_status=conn.auth_status, request="the handshake or tool listing"
+                )
                 self._fail(conn, None, str(error))
                 raise error from exc
             live = conn.live()
@@ -314,8 +321,8 @@ class DownstreamPool:
             with anyio.fail_after(conn.config.connect_timeout_seconds):
                 conn.set_catalog(await self._list_tools(conn.name, client))
         except Exception as exc:
-            error = map_exception(conn.name, exc, auth_status=conn.auth_status)
-            if error.kind in (ErrorKind.NETWORK, ErrorKind.TIMEOUT):
+            error = map_exception(conn.name, exc, auth_status=conn.auth_status, request="the tool listing")
+            if error.kind in (ErrorKind.NETWORK, ErrorKind.TIMEOUT) or _closed(exc):
                 self._fail(conn, client, str(error))
             raise error from exc
 
@@ -337,8 +344,14 @@ class DownstreamPool:
         try:
             result = await client.call_tool(name, arguments)
         except Exception as exc:
-            error = map_exception(conn.name, exc, auth_status=conn.auth_status)
-            if error.kind is ErrorKind.NETWORK:
+            error = map_exception(conn.name, exc, auth_status=conn.auth_status, request=f"{conn.name}.{name}")
+            if error.kind is ErrorKind.NETWORK or _closed(exc):
                 self._fail(conn, client, str(error))
             raise error from exc
         return tool_result(result)
+
+
+def _closed(exc: BaseException) -> bool:
+    """Whether the transport closed the connection when it discarded an answer (WebSocket)."""
+    rejection = rejection_in(exc)
+    return rejection is not None and rejection.closed

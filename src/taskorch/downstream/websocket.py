@@ -7,6 +7,7 @@ async context manager yielding the read and write streams `mcp.Client` drives), 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -18,10 +19,12 @@ from mcp.client._transport import TransportStreams
 from mcp.shared.message import SessionMessage
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 from websockets.typing import Subprotocol
 
+from taskorch.downstream.frames import Reason, Rejection, parse_message
+
 __all__ = [
-    "MAX_MESSAGE_BYTES",
     "SUBPROTOCOL",
     "WebSocketProtocolError",
     "frame_of",
@@ -32,10 +35,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL: Final = Subprotocol("mcp")
-MAX_MESSAGE_BYTES: Final = 16 * 2**20
-"""Largest frame accepted; tool results (file contents, listings) can be large."""
 
 _CLOSE_TIMEOUT_SECONDS: Final = 2.0
+_QUEUED_FRAMES: Final = 2
 
 
 class WebSocketProtocolError(ConnectionError):
@@ -62,6 +64,7 @@ async def websocket_client(
     *,
     headers: Mapping[str, str] | None = None,
     open_timeout: float | None = 30.0,
+    max_message_bytes: int = 4 * 2**20,
 ) -> AsyncIterator[TransportStreams]:
     """Open `url` (ws:// or wss://) with subprotocol `mcp` and yield `(read_stream, write_stream)`.
 
@@ -71,6 +74,11 @@ async def websocket_client(
     past `open_timeout`, and `WebSocketProtocolError` when the server does not speak `mcp`.
     Once open, a connection that drops ends the read stream, so the session's pending
     requests fail with CONNECTION_CLOSED instead of hanging.
+
+    A message over `max_message_bytes` is refused by `websockets` from the frame header, before
+    its payload is read, and the connection closed (1009): the request it answered cannot be
+    told, so a null-id rejection goes first (`correlation` fails every pending call with it).
+    A message nested too deep is replaced by a rejection (`frames.parse_message`).
     """
     async with connect(
         url,
@@ -78,16 +86,18 @@ async def websocket_client(
         additional_headers=dict(headers) if headers else None,
         open_timeout=open_timeout,
         close_timeout=_CLOSE_TIMEOUT_SECONDS,
-        max_size=MAX_MESSAGE_BYTES,
+        max_size=max_message_bytes,
+        # Frames received ahead of the session: with the default 16, up to 16 * max_size bytes.
+        max_queue=_QUEUED_FRAMES,
     ) as ws:
         if ws.subprotocol != SUBPROTOCOL:
             raise WebSocketProtocolError(f"{url} did not accept the WebSocket subprotocol 'mcp'")
-        async with _bridge(ws) as streams:
+        async with _bridge(ws, max_message_bytes) as streams:
             yield streams
 
 
 @asynccontextmanager
-async def _bridge(ws: ClientConnection) -> AsyncIterator[TransportStreams]:
+async def _bridge(ws: ClientConnection, limit: int) -> AsyncIterator[TransportStreams]:
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
 
@@ -95,9 +105,14 @@ async def _bridge(ws: ClientConnection) -> AsyncIterator[TransportStreams]:
         async with read_writer:
             try:
                 async for data in ws:
-                    await read_writer.send(parse_frame(data))
+                    if (item := parse_message(data)) is not None:
+                        await read_writer.send(item)
             except ConnectionClosed as exc:
                 log.debug("WebSocket to the MCP server closed: %s", exc)
+                if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                    rejection = Rejection(Reason.SIZE, limit, closed=True)
+                    with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                        await read_writer.send(rejection.session_message(None))
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 pass  # the session is gone
 

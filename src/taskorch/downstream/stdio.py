@@ -1,0 +1,147 @@
+"""MCP over a subprocess's stdin and stdout, client side, each message bounded as it arrives.
+
+Used instead of the SDK's `stdio_client`, which holds every stdout line whole whatever its size
+and joins a line's chunks by re-copying its buffer for each one (quadratic: a 100 MiB line
+took more than 150 s and 230 MiB). Here stdout is read in chunks through
+`frames.LineFramer`, so at most `max_result_bytes` of one message is ever held, and the session
+gets each message parsed, or a rejection in place of one too large or too deep.
+
+The process is handled as the SDK does: an argv list, the SDK's default environment plus the
+configured `env`, a session (and process group) of its own, stderr passed through. Closing
+closes stdin, gives the server 2 s to exit, then SIGTERM to its group, 2 s more, SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Final
+
+import anyio
+import anyio.abc
+from mcp.client._transport import TransportStreams
+from mcp.client.stdio import get_default_environment
+from mcp.shared.message import SessionMessage
+
+from taskorch.config import DownstreamStdioSettings
+from taskorch.downstream.frames import Discards, LineFramer, Oversized, Reason, Rejection, parse_message
+
+__all__ = ["stdio_client"]
+
+log = logging.getLogger(__name__)
+
+_READ_BYTES: Final = 65_536
+_EXIT_SECONDS: Final = 2.0  # after stdin closes, then again after SIGTERM (the SDK's figures)
+_REAP_SECONDS: Final = 2.0
+_POLL_SECONDS: Final = 0.01
+_PIPE_ERRORS: Final = (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError)
+
+
+@asynccontextmanager
+async def stdio_client(config: DownstreamStdioSettings) -> AsyncIterator[TransportStreams]:
+    """Start the configured server and yield `(read_stream, write_stream)` to it.
+
+    Raises `OSError` (`FileNotFoundError` for a missing command) if it cannot be started. When
+    the server's stdout ends the read stream ends, so pending requests fail at once. The block's
+    exit stops the server (even when cancelled) and reaps it.
+    """
+    process = await anyio.open_process(
+        [config.command, *config.args],
+        env=get_default_environment() | dict(config.env),
+        cwd=config.cwd,
+        stderr=sys.stderr,
+        start_new_session=True,
+    )
+    limit = config.max_result_bytes
+    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+
+    async def read_stdout() -> None:
+        assert process.stdout is not None
+        framer = LineFramer(limit)
+        discards = Discards(Rejection(Reason.SIZE, limit))
+        session_gone = False
+        async with read_writer:
+            with contextlib.suppress(*_PIPE_ERRORS):
+                while True:
+                    chunk = await process.stdout.receive(_READ_BYTES)
+                    for line in framer.feed(chunk):
+                        item = _session_item(line, discards, limit)
+                        if item is None or session_gone:
+                            continue  # keep reading: a server blocked on a full pipe cannot exit
+                        try:
+                            await read_writer.send(item)
+                        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                            session_gone = True
+
+    async def write_stdin() -> None:
+        assert process.stdin is not None
+        async with write_reader:
+            try:
+                async for message in write_reader:
+                    line = message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
+                    await process.stdin.send(line.encode())
+            except _PIPE_ERRORS:
+                await read_writer.aclose()  # the server stopped reading: end the session's waits
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read_stdout)
+        tg.start_soon(write_stdin)
+        try:
+            yield read_stream, write_stream
+        finally:
+            with anyio.CancelScope(shield=True):
+                await read_stream.aclose()
+                await write_stream.aclose()
+                await _stop(process)
+            tg.cancel_scope.cancel()
+
+
+def _session_item(
+    line: bytes | Oversized, discards: Discards, limit: int
+) -> SessionMessage | Exception | None:
+    if isinstance(line, Oversized):
+        if line.ended:
+            log.warning("discarded a %d-byte message from a stdio MCP server (limit %d)", line.size, limit)
+        return discards.take(line)
+    if not line.strip():
+        return None
+    item = parse_message(line)
+    if isinstance(item, Exception):
+        # Stray output (a banner, a log line): the SDK drops such lines too; kept out of the way.
+        log.debug("ignoring a stdout line that is not JSON-RPC: %.200r", line)
+    return item
+
+
+async def _stop(process: anyio.abc.Process) -> None:
+    """Close stdin, wait, SIGTERM the group, wait, SIGKILL it; then reap and close the pipes."""
+    assert process.stdin is not None
+    with contextlib.suppress(*_PIPE_ERRORS):
+        await process.stdin.aclose()
+    if not await _exited(process, _EXIT_SECONDS):
+        _signal_group(process, signal.SIGTERM)
+        if not await _exited(process, _EXIT_SECONDS):
+            _signal_group(process, signal.SIGKILL)
+            if not await _exited(process, _REAP_SECONDS):
+                log.warning("MCP server process %d survived SIGKILL; abandoning it", process.pid)
+    with anyio.move_on_after(_REAP_SECONDS), contextlib.suppress(*_PIPE_ERRORS):
+        await process.aclose()
+
+
+async def _exited(process: anyio.abc.Process, seconds: float) -> bool:
+    # Polled, not `process.wait()`: on asyncio that also waits for the pipes to close, which a
+    # child of the server holding them would delay.
+    with anyio.move_on_after(seconds):
+        while process.returncode is None:  # noqa: ASYNC110
+            await anyio.sleep(_POLL_SECONDS)
+    return process.returncode is not None
+
+
+def _signal_group(process: anyio.abc.Process, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)  # the server leads its own session, hence its group
