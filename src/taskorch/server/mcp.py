@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Final
 
-from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from taskorch import __version__
@@ -21,6 +20,7 @@ from taskorch.server.mcp_resources import register_resources
 from taskorch.server.mcp_runs import register_run_tools
 from taskorch.server.mcp_stdio import run_stdio
 from taskorch.server.mcp_tools import register_task_tools
+from taskorch.tool_profiles import selected_tools
 
 __all__ = ["INSTRUCTIONS", "build_mcp_server", "serve_stdio"]
 
@@ -36,11 +36,12 @@ INSTRUCTIONS: Final = (
 )
 
 
-def build_mcp_server(orchestrator: Orchestrator) -> MCPServer:
+def build_mcp_server(orchestrator: Orchestrator) -> StrictToolServer:
     """The taskorch MCP server (tools and resources) over `orchestrator`.
 
-    Build the orchestrator once per process and pass the same one to every transport. Every
-    tool refuses arguments it does not declare (see `StrictToolServer`).
+    Build the orchestrator once per process and pass the same one to every transport. The tools
+    are those `server.tools` selects (a profile, see `taskorch.tool_profiles`), whatever the
+    transport. Every tool refuses arguments it does not declare (see `StrictToolServer`).
     """
     bus = InMemorySubscriptionBus()
     server = StrictToolServer("taskorch", version=__version__, instructions=INSTRUCTIONS, subscriptions=bus)
@@ -50,6 +51,7 @@ def build_mcp_server(orchestrator: Orchestrator) -> MCPServer:
     register_resources(server, orchestrator)
     if orchestrator.downstream is not None:
         register_downstream_tools(server, orchestrator.downstream)
+    server.keep_tools(selected_tools(orchestrator.settings.server.tools))
     return server
 
 
