@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -74,8 +75,16 @@ async def test_the_default_profile_costs_at_most_5000_tokens(tmp_path: Path) -> 
     assert _tokens(listing) <= DEFAULT_BUDGET
 
 
-async def test_the_instructions_stay_short() -> None:
-    assert len(INSTRUCTIONS) <= 800
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+async def test_the_instructions_are_short_and_name_only_tools_the_client_is_shown(
+    tmp_path: Path, profile: str
+) -> None:
+    assert len(INSTRUCTIONS) <= 600
+    async with _client(_settings_for(tmp_path, profile)) as client:
+        instructions = client.instructions or ""
+    named = set(re.findall(r"\b[a-z]+_[a-z_]+\b", instructions)) & set(ALL_TOOLS)
+    assert named
+    assert named <= set(PROFILES[profile])
 
 
 async def test_all_holds_every_contract_name_and_the_default_is_all() -> None:
