@@ -45,7 +45,7 @@ _READ: Final = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_w
 _WRITE: Final = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
 )
-PlanId = Annotated[str, Field(description="A plan id, as returned by create_plan or list_plans.")]
+PlanId = str
 AgentName = Annotated[str, Field(description="An agent name.", pattern=AGENT_NAME_PATTERN)]
 
 
@@ -117,16 +117,9 @@ def register_plan_tools(
         ] = None,
         planner: Annotated[
             str | None,
-            Field(
-                description="`explicit`: you give `steps`. `claude_code`: Claude Code makes the steps "
-                "from `query` and the tools the agent may use. Default: explicit with steps, else "
-                "claude_code."
-            ),
+            Field(description="explicit (you give steps) or claude_code; default: explicit if steps."),
         ] = None,
-        fail_fast: Annotated[
-            bool,
-            Field(description="Cancel everything on the first failed step (default: finish what can run)."),
-        ] = False,
+        fail_fast: Annotated[bool, Field(description="Cancel the rest on the first failed step.")] = False,
         max_concurrency: Annotated[
             int | None, Field(ge=1, le=64, description="Steps of this plan running at once.")
         ] = None,
@@ -164,17 +157,11 @@ def register_plan_tools(
 
     @server.tool(title="List plans", annotations=_READ, structured_output=UNDESCRIBED)
     async def list_plans(
-        status: Annotated[
-            PlanStatus | None,
-            Field(
-                description="awaiting_confirmation, confirmed, executing, completed, failed, cancelled "
-                "or rejected."
-            ),
-        ] = None,
-        limit: Annotated[int, Field(description=f"Page size, 1 to {limit_max}.")] = 50,
-        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+        status: PlanStatus | None = None,
+        limit: Annotated[int, Field(description=f"1 to {limit_max}.")] = 50,
+        cursor: Annotated[str | None, Field(description="The previous page's next_cursor.")] = None,
     ) -> Annotated[CallToolResult, PlanList]:
-        """List plans, newest first; pass next_cursor back as `cursor` for the next page."""
+        """Plans, newest first; `next_cursor` is null on the last page."""
         with tool_errors():
             page = await plans.list(status, limit=limit, cursor=cursor)
         return tool_result(PlanList(plans=page.items, next_cursor=page.next_cursor))
@@ -183,14 +170,9 @@ def register_plan_tools(
     async def confirm_plan(
         plan_id: PlanId,
         ctx: Context,
-        execute: Annotated[bool, Field(description="Start running it now (default).")] = True,
+        execute: Annotated[bool, Field(description="Start it now.")] = True,
         wait_seconds: Annotated[
-            float,
-            Field(
-                ge=0,
-                le=MAX_PLAN_WAIT_SECONDS,
-                description="Wait up to this long for it to finish, with progress notifications.",
-            ),
+            float, Field(ge=0, le=MAX_PLAN_WAIT_SECONDS, description="Wait for it to end, with progress.")
         ] = 0,
     ) -> Annotated[CallToolResult, PlanResult]:
         """Approve a plan and start it; it runs on after the call returns. Poll get_plan."""
