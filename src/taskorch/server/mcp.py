@@ -70,6 +70,9 @@ def build_mcp_server(orchestrator: Orchestrator) -> StrictToolServer:
     register_resources(server, orchestrator)
     if orchestrator.downstream is not None:
         register_downstream_tools(server, orchestrator.downstream)
+    # A tool missing from the contract list would vanish from every profile without a word.
+    unlisted = server.tool_names() - set(ALL_TOOLS)
+    assert not unlisted, f"add {sorted(unlisted)} to taskorch.tool_profiles"
     server.keep_tools(shown)
     return server
 

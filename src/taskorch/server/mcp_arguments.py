@@ -63,11 +63,14 @@ class StrictToolServer(MCPServer):
                 _publish_tidy(tool)
             strict_arguments(tool)
 
+    def tool_names(self) -> set[str]:
+        """The names of the tools registered now."""
+        return {tool.name for tool in self._tool_manager.list_tools()}
+
     def keep_tools(self, names: Collection[str]) -> None:
         """Remove every registered tool not named in `names` (a tool profile)."""
-        for tool in self._tool_manager.list_tools():
-            if tool.name not in names:
-                self.remove_tool(tool.name)
+        for name in self.tool_names() - set(names):
+            self.remove_tool(name)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None

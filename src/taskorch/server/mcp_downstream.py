@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.downstream.base import ServerState, ServerStatus, ToolGateway
 from taskorch.server.mcp_results import tool_result
+from taskorch.tool_profiles import DOWNSTREAM_TOOLS
 
 __all__ = [
     "DOWNSTREAM_TOOL_NAMES",
@@ -21,7 +22,7 @@ __all__ = [
     "register_downstream_tools",
 ]
 
-DOWNSTREAM_TOOL_NAMES: Final = ("list_downstream_tools",)
+DOWNSTREAM_TOOL_NAMES: Final = DOWNSTREAM_TOOLS
 
 
 class DownstreamTool(BaseModel):

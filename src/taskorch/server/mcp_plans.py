@@ -22,6 +22,7 @@ from taskorch.server.mcp_errors import resource_errors, tool_errors
 from taskorch.server.mcp_results import result_json, tool_result
 from taskorch.server.mcp_schema import UNDESCRIBED
 from taskorch.server.plan_models import AgentList, AgentResult, PlanList, PlanResult
+from taskorch.tool_profiles import PLAN_TOOLS
 
 __all__ = ["MAX_PLAN_WAIT_SECONDS", "PLAN_TOOL_NAMES", "PLAN_URI_TEMPLATE", "plan_uri", "register_plan_tools"]
 
@@ -29,17 +30,7 @@ MAX_PLAN_WAIT_SECONDS: Final = 50.0
 """Longest `confirm_plan` wait: below the 60 s at which many clients cut a call."""
 
 PLAN_URI_TEMPLATE: Final = "taskorch://plans/{plan_id}"
-PLAN_TOOL_NAMES: Final = (
-    "create_plan",
-    "get_plan",
-    "list_plans",
-    "confirm_plan",
-    "reject_plan",
-    "cancel_plan",
-    "save_agent",
-    "list_agents",
-    "delete_agent",
-)
+PLAN_TOOL_NAMES: Final = PLAN_TOOLS
 
 _READ: Final = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 _WRITE: Final = ToolAnnotations(

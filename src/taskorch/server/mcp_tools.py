@@ -32,6 +32,7 @@ from taskorch.server.models import (
     TaskResult,
 )
 from taskorch.storage import TaskFilter
+from taskorch.tool_profiles import TASK_TOOLS
 
 __all__ = ["MAX_WAIT_SECONDS", "TOOL_NAMES", "register_task_tools"]
 
@@ -42,19 +43,7 @@ MAX_WAIT_SECONDS: Final = 50.0
 # process, or one whose retry backoff ends, sends no wake-up to this process.
 _POLL_SECONDS: Final = 1.0
 
-TOOL_NAMES: Final = (
-    "create_task",
-    "get_task",
-    "list_tasks",
-    "get_next_task",
-    "heartbeat_task",
-    "complete_task",
-    "fail_task",
-    "cancel_task",
-    "get_statistics",
-    "execute_task",
-    "execute_directory",
-)
+TOOL_NAMES: Final = TASK_TOOLS
 
 _READ: Final = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
