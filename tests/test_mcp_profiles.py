@@ -166,3 +166,4 @@ async def test_no_description_on_the_wire_carries_docstring_indentation(tmp_path
         for line in text.splitlines():
             assert line == line.lstrip(), f"indented line {line!r} in {text!r}"
         assert text == text.strip()
+        assert "\n\n\n" not in text

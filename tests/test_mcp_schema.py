@@ -94,7 +94,7 @@ def test_statistics_results_still_validate_against_their_trimmed_schema() -> Non
     ("docstring", "wire"),
     [
         ("One line.", "One line."),
-        ("First.\n\n        Second line,\n        third.\n        ", "First.\n\nSecond line,\nthird."),
+        ("First.\n\n        Second line,\n        third.\n        ", "First.\n\nSecond line, third."),
     ],
 )
 def test_a_docstring_reaches_the_wire_without_its_indentation(docstring: str, wire: str) -> None:

@@ -30,8 +30,10 @@ _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 
 
 def tidy_description(text: str) -> str:
-    """A docstring as the calling model should read it: no indentation, no trailing blank lines."""
-    return inspect.cleandoc(text)
+    """A docstring as the calling model should read it: no indentation, each paragraph one line
+    (the source's line breaks are only where the editor wrapped), paragraphs apart."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
 def tidy_annotations(hints: ToolAnnotations) -> ToolAnnotations:
