@@ -15,6 +15,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from taskorch.tool_profiles import PROFILES
 from tests.serve_process import Output, server_env
 from tests.slow_clients import HALF_BODY, HALF_HEADERS, answers, connections, served_again
 
@@ -33,7 +34,7 @@ async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
 async def test_serve_http_end_to_end(tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "taskorch", "serve", "--transport", "http", "--port", "0",
-        "--db", str(tmp_path / "tasks.db"), "--allowed-root", str(tmp_path),
+        "--db", str(tmp_path / "tasks.db"), "--allowed-root", str(tmp_path), "--tools", "core",
     ]  # fmt: skip
     stderr = Output(r"taskorch listening on (http://127\.0\.0\.1:\d+)")
     stdout = Output(r"(?!)")
@@ -58,6 +59,9 @@ async def test_serve_http_end_to_end(tmp_path: Path) -> None:
                 )
                 assert created.status_code == 201, created.text
                 async with Client(streamable_http_client(f"{url}/mcp", http_client=http)) as mcp:
+                    # --tools reaches the HTTP transport as it does stdio
+                    assert {t.name for t in (await mcp.list_tools()).tools} == set(PROFILES["core"])
+                    assert "execute_task" not in (mcp.instructions or "")
                     listed = await call(mcp, "list_tasks")
                     assert [t["id"] for t in listed["tasks"]] == [created.json()["task"]["id"]]
         finally:
@@ -74,10 +78,11 @@ async def test_serve_stdio_speaks_mcp(tmp_path: Path) -> None:
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "taskorch", "serve", "--db", str(tmp_path / "tasks.db"), "--allowed-root", str(tmp_path)],
-        env=server_env(tmp_path),
+        env=server_env(tmp_path, TASKORCH_SERVER__TOOLS="tasks"),
     )
     with anyio.fail_after(60):
         async with Client(params) as client:
+            assert {t.name for t in (await client.list_tools()).tools} == set(PROFILES["tasks"])
             made = await call(client, "create_task", prompt="over stdio", work_directory=str(tmp_path))
             assert made["created"] is True
     # The task is in the file: the CLI sees it without a server.

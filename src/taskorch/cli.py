@@ -1,7 +1,7 @@
 """The `taskorch` command: run the server, or work with the queue directly.
 
     taskorch serve [--transport stdio|http] [--host H] [--port P] [--token T] [--allowed-root DIR]...
-                   [--run-tasks]
+                   [--tools PROFILE] [--run-tasks]
     taskorch worker [--work-path DIR] [--concurrency N] [--grace-seconds S]
     taskorch tasks add PROMPT --dir DIR [--mode M] [--priority P] [--tag T]... [--depends-on ID]...
     taskorch tasks list [--status S] [--dir DIR] [--tag T] [--mode M] [--priority P] [--limit N] [--json]
@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on over http (default 8765; 0 picks one)")
     serve.add_argument(
         "--token", help="bearer token required on every HTTP route but /health (16+ characters)"
+    )
+    serve.add_argument(
+        "--tools",
+        metavar="PROFILE",
+        help="MCP tools shown to clients: core, tasks (default), plans, all, or comma-separated "
+        "profiles and tool names (server.tools)",
     )
     serve.add_argument(
         "--run-tasks",
@@ -212,6 +218,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             "transport": getattr(args, "transport", None),
             "host": getattr(args, "host", None),
             "port": getattr(args, "port", None),
+            "tools": getattr(args, "tools", None),
         },
     }
     if args.command == "worker":

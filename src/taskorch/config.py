@@ -28,6 +28,7 @@ from pydantic_core import ErrorDetails
 from taskorch.domain.agents import ToolPattern
 from taskorch.domain.cli_values import ModelName, PermissionMode, check_no_nul
 from taskorch.errors import ConfigError
+from taskorch.tool_profiles import DEFAULT_PROFILE, selected_tools
 
 __all__ = [
     "DOWNSTREAM_NAME_PATTERN",
@@ -105,6 +106,17 @@ class ServerSettings(_Section):
     max_connections: int = Field(
         default=256, ge=1, description="Open HTTP connections at most (streams included); more are refused."
     )
+    tools: str = Field(
+        default=DEFAULT_PROFILE,
+        description="MCP tools shown to clients: core, tasks, plans, all, or comma-separated profiles "
+        "and tool names (docs/mcp-surface.md).",
+    )
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_names(cls, value: str) -> str:
+        selected_tools(value)  # raises, naming what is accepted
+        return value
 
 
 class StorageSettings(_Section):

@@ -7,9 +7,9 @@ share one queue. Nothing is built in an MCP lifespan, which SSE enters once per 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Final
 
-from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from taskorch import __version__
@@ -21,35 +21,59 @@ from taskorch.server.mcp_resources import register_resources
 from taskorch.server.mcp_runs import register_run_tools
 from taskorch.server.mcp_stdio import run_stdio
 from taskorch.server.mcp_tools import register_task_tools
+from taskorch.tool_profiles import ALL_TOOLS, selected_tools
 
-__all__ = ["INSTRUCTIONS", "build_mcp_server", "serve_stdio"]
+__all__ = ["INSTRUCTIONS", "build_mcp_server", "instructions_for", "serve_stdio"]
 
-INSTRUCTIONS: Final = (
-    "taskorch keeps a durable queue of coding tasks. To add work: create_task, then poll get_task; "
-    "claude_code and custom tasks are run by the server once you call execute_task or execute_directory.\n"
-    "To do work: get_next_task(work_path, worker_id) claims the best ready task at or below work_path "
-    "and returns a lease_token.\n"
-    "Do the task in its work_directory, then complete_task(task_id, lease_token, result) or "
-    "fail_task(task_id, lease_token, error, retry); heartbeat_task keeps a long lease alive.\n"
-    "Paths are absolute and must lie under the server's allowed roots; every error says how to fix "
-    "the call. Plans of downstream tool calls: create_plan(query, steps), confirm_plan, then get_plan."
+# Each line is sent when the tools it names are shown (see `instructions_for`).
+_INSTRUCTION_LINES: Final = (
+    ((), "taskorch keeps a durable queue of coding tasks."),
+    (("create_task", "get_task"), " Add one with create_task; follow it with get_task."),
+    (("execute_task",), " The server runs claude_code and custom tasks on execute_task."),
+    (
+        ("get_next_task", "complete_task", "fail_task", "heartbeat_task"),
+        "\nWorkers: get_next_task(work_path, worker_id) claims a task and returns a lease_token; work in "
+        "its work_directory, then complete_task or fail_task (heartbeat_task keeps a long lease).",
+    ),
+    (
+        ("create_plan", "confirm_plan", "get_plan"),
+        "\nPlans of downstream tool calls: create_plan, show it, confirm_plan, then poll get_plan.",
+    ),
+    ((), "\nPaths are absolute, under the server's allowed roots. Errors say how to fix the call."),
 )
 
 
-def build_mcp_server(orchestrator: Orchestrator) -> MCPServer:
+def instructions_for(tools: Collection[str]) -> str:
+    """The server's instructions to a client shown `tools`: only lines whose tools it has."""
+    return "".join(text for needs, text in _INSTRUCTION_LINES if all(name in tools for name in needs))
+
+
+INSTRUCTIONS: Final = instructions_for(ALL_TOOLS)
+"""The instructions with every tool shown (at most about 600 characters, once per connection)."""
+
+
+def build_mcp_server(orchestrator: Orchestrator) -> StrictToolServer:
     """The taskorch MCP server (tools and resources) over `orchestrator`.
 
-    Build the orchestrator once per process and pass the same one to every transport. Every
-    tool refuses arguments it does not declare (see `StrictToolServer`).
+    Build the orchestrator once per process and pass the same one to every transport. The tools
+    are those `server.tools` selects (a profile, see `taskorch.tool_profiles`), whatever the
+    transport. Every tool refuses arguments it does not declare (see `StrictToolServer`).
     """
+    shown = selected_tools(orchestrator.settings.server.tools)
     bus = InMemorySubscriptionBus()
-    server = StrictToolServer("taskorch", version=__version__, instructions=INSTRUCTIONS, subscriptions=bus)
+    server = StrictToolServer(
+        "taskorch", version=__version__, instructions=instructions_for(shown), subscriptions=bus
+    )
     register_task_tools(server, orchestrator)
     register_run_tools(server, orchestrator)
     register_plan_tools(server, orchestrator, bus=bus)
     register_resources(server, orchestrator)
     if orchestrator.downstream is not None:
         register_downstream_tools(server, orchestrator.downstream)
+    # A tool missing from the contract list would vanish from every profile without a word.
+    unlisted = server.tool_names() - set(ALL_TOOLS)
+    assert not unlisted, f"add {sorted(unlisted)} to taskorch.tool_profiles"
+    server.keep_tools(shown)
     return server
 
 

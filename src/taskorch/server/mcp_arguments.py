@@ -15,7 +15,7 @@ arguments as Python objects, and such text would fail much later, where it is st
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -25,6 +25,12 @@ from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import ConfigDict, ValidationError
 
 from taskorch.problems import describe_problems, problems_of
+from taskorch.server.mcp_schema import (
+    tidy_annotations,
+    tidy_description,
+    tidy_input_schema,
+    tidy_output_schema,
+)
 
 __all__ = ["StrictToolServer", "strict_arguments"]
 
@@ -48,11 +54,23 @@ class StrictToolServer(MCPServer):
     """An `MCPServer` whose tools refuse unknown arguments and explain invalid ones briefly."""
 
     def add_tool(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Register `fn` as the SDK does (`@server.tool()` comes here too), then make it strict."""
+        """Register `fn` as the SDK does (`@server.tool()` comes here too), then make it strict
+        and trim what it publishes (`mcp_schema`): the docstring's indentation, generated titles."""
         super().add_tool(fn, *args, **kwargs)
         # The SDK offers no public way to reach a registered `Tool`; its manager is the one place.
         for tool in self._tool_manager.list_tools():
+            if tool.fn is fn:
+                _publish_tidy(tool)
             strict_arguments(tool)
+
+    def tool_names(self) -> set[str]:
+        """The names of the tools registered now."""
+        return {tool.name for tool in self._tool_manager.list_tools()}
+
+    def keep_tools(self, names: Collection[str]) -> None:
+        """Remove every registered tool not named in `names` (a tool profile)."""
+        for name in self.tool_names() - set(names):
+            self.remove_tool(name)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -77,6 +95,16 @@ class StrictToolServer(MCPServer):
             problems = problems_of(cause, schema=schema, noun="argument")
             # The cause stays the ValidationError: the SDK logs the rejected field names from it.
             raise ToolError(f"Error executing tool {name}: {describe_problems(problems)}") from cause
+
+
+def _publish_tidy(tool: Tool) -> None:
+    tool.description = tidy_description(tool.description)
+    if tool.annotations is not None:
+        tool.annotations = tidy_annotations(tool.annotations)
+    tool.parameters = tidy_input_schema(tool.parameters)
+    if tool.fn_metadata.output_schema is not None:
+        tool.fn_metadata.output_schema = tidy_output_schema(tool.fn_metadata.output_schema)
+        tool.__dict__.pop("output_schema", None)  # `Tool.output_schema` is a cached property
 
 
 def _lone_surrogate(value: Any, path: str = "") -> str | None:

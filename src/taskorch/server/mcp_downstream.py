@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.downstream.base import ServerState, ServerStatus, ToolGateway
 from taskorch.server.mcp_results import tool_result
+from taskorch.tool_profiles import DOWNSTREAM_TOOLS
 
 __all__ = [
     "DOWNSTREAM_TOOL_NAMES",
@@ -21,7 +22,7 @@ __all__ = [
     "register_downstream_tools",
 ]
 
-DOWNSTREAM_TOOL_NAMES: Final = ("list_downstream_tools",)
+DOWNSTREAM_TOOL_NAMES: Final = DOWNSTREAM_TOOLS
 
 
 class DownstreamTool(BaseModel):
@@ -80,20 +81,10 @@ def register_downstream_tools(server: MCPServer, gateway: ToolGateway) -> None:
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True),
     )
     async def list_downstream_tools(
-        server: Annotated[
-            str | None, Field(description="Only this downstream server (a name from the configuration).")
-        ] = None,
-        refresh: Annotated[
-            bool,
-            Field(description="Reconnect failed servers and re-read every tool list instead of the cache."),
-        ] = False,
+        server: Annotated[str | None, Field(description="Only this one.")] = None,
+        refresh: Annotated[bool, Field(description="Reconnect failed servers; re-read tool lists.")] = False,
     ) -> Annotated[CallToolResult, DownstreamTools]:
-        """List the other MCP servers taskorch can call in plan steps, and their tools.
-
-        Each server has a status (connected, or failed with the error) and its tools with their
-        input schemas: a plan step names `server` and `tool` and passes `arguments` matching the
-        schema. Tools marked idempotent may be retried automatically.
-        """
+        """The MCP servers plan steps can call: each one's status and its tools' input schemas."""
         states = await gateway.servers(refresh=refresh)
         if server is not None:
             states = [s for s in states if s.name == server]

@@ -20,7 +20,9 @@ from taskorch.domain.plans import Plan, PlanStatus, StepSpec
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp_errors import resource_errors, tool_errors
 from taskorch.server.mcp_results import result_json, tool_result
+from taskorch.server.mcp_schema import UNDESCRIBED
 from taskorch.server.plan_models import AgentList, AgentResult, PlanList, PlanResult
+from taskorch.tool_profiles import PLAN_TOOLS
 
 __all__ = ["MAX_PLAN_WAIT_SECONDS", "PLAN_TOOL_NAMES", "PLAN_URI_TEMPLATE", "plan_uri", "register_plan_tools"]
 
@@ -28,23 +30,13 @@ MAX_PLAN_WAIT_SECONDS: Final = 50.0
 """Longest `confirm_plan` wait: below the 60 s at which many clients cut a call."""
 
 PLAN_URI_TEMPLATE: Final = "taskorch://plans/{plan_id}"
-PLAN_TOOL_NAMES: Final = (
-    "create_plan",
-    "get_plan",
-    "list_plans",
-    "confirm_plan",
-    "reject_plan",
-    "cancel_plan",
-    "save_agent",
-    "list_agents",
-    "delete_agent",
-)
+PLAN_TOOL_NAMES: Final = PLAN_TOOLS
 
 _READ: Final = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 _WRITE: Final = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
 )
-PlanId = Annotated[str, Field(description="A plan id, as returned by create_plan or list_plans.")]
+PlanId = str
 AgentName = Annotated[str, Field(description="An agent name.", pattern=AGENT_NAME_PATTERN)]
 
 
@@ -98,7 +90,7 @@ def register_plan_tools(
 
         plans.add_listener(publish)
 
-    @server.tool(title="Create a plan", annotations=_WRITE)
+    @server.tool(title="Create a plan", annotations=_WRITE, structured_output=UNDESCRIBED)
     async def create_plan(
         query: Annotated[str, Field(description="What the plan is for, in words.")],
         ctx: Context,
@@ -116,28 +108,17 @@ def register_plan_tools(
         ] = None,
         planner: Annotated[
             str | None,
-            Field(
-                description="`explicit`: you give `steps`. `claude_code`: Claude Code makes the steps "
-                "from `query` and the tools the agent may use. Default: explicit with steps, else "
-                "claude_code."
-            ),
+            Field(description="explicit (you give steps) or claude_code; default: explicit if steps."),
         ] = None,
-        fail_fast: Annotated[
-            bool,
-            Field(description="Cancel everything on the first failed step (default: finish what can run)."),
-        ] = False,
+        fail_fast: Annotated[bool, Field(description="Cancel the rest on the first failed step.")] = False,
         max_concurrency: Annotated[
             int | None, Field(ge=1, le=64, description="Steps of this plan running at once.")
         ] = None,
     ) -> Annotated[CallToolResult, PlanResult]:
-        """Make a plan of steps that call tools on downstream MCP servers (or run Claude Code tasks).
+        """Plan steps that call downstream MCP tools or run Claude Code tasks; nothing runs yet.
 
-        Give `steps` yourself, or leave them out and Claude Code plans from `query` (this can
-        take a while; progress notifications are sent meanwhile). The plan is checked (tools
-        exist, arguments fit their schemas, the agent may use them, no cycles, references point
-        at dependencies) and waits for confirmation; nothing runs yet. If anything is wrong,
-        the error lists every problem by step. Then show the plan and call confirm_plan or
-        reject_plan.
+        Without `steps`, Claude Code plans from `query`. The plan is checked whole (every
+        problem listed by step); show it, then confirm_plan or reject_plan.
         """
         events = 0
 
@@ -158,49 +139,34 @@ def register_plan_tools(
             )
         return tool_result(PlanResult(plan=plan, message=_next(plan)))
 
-    @server.tool(title="Get a plan", annotations=_READ)
+    @server.tool(title="Get a plan", annotations=_READ, structured_output=UNDESCRIBED)
     async def get_plan(plan_id: PlanId) -> Annotated[CallToolResult, PlanResult]:
-        """Return a plan: status, each step's status, result or error, and progress with an ETA."""
+        """One plan, whole: status, each step's result or error, progress with an ETA."""
         with tool_errors():
             plan = await plans.get(plan_id)
         return tool_result(PlanResult(plan=plan, message=_next(plan)))
 
-    @server.tool(title="List plans", annotations=_READ)
+    @server.tool(title="List plans", annotations=_READ, structured_output=UNDESCRIBED)
     async def list_plans(
-        status: Annotated[
-            PlanStatus | None,
-            Field(
-                description="awaiting_confirmation, confirmed, executing, completed, failed, cancelled "
-                "or rejected."
-            ),
-        ] = None,
-        limit: Annotated[int, Field(description=f"Page size, 1 to {limit_max}.")] = 50,
-        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+        status: PlanStatus | None = None,
+        limit: Annotated[int, Field(description=f"1 to {limit_max}.")] = 50,
+        cursor: Annotated[str | None, Field(description="The previous page's next_cursor.")] = None,
     ) -> Annotated[CallToolResult, PlanList]:
-        """List plans, newest first; pass next_cursor back as `cursor` for the next page."""
+        """Plans, newest first; `next_cursor` is null on the last page."""
         with tool_errors():
             page = await plans.list(status, limit=limit, cursor=cursor)
         return tool_result(PlanList(plans=page.items, next_cursor=page.next_cursor))
 
-    @server.tool(title="Confirm a plan", annotations=_WRITE)
+    @server.tool(title="Confirm a plan", annotations=_WRITE, structured_output=UNDESCRIBED)
     async def confirm_plan(
         plan_id: PlanId,
         ctx: Context,
-        execute: Annotated[bool, Field(description="Start running it now (default).")] = True,
+        execute: Annotated[bool, Field(description="Start it now.")] = True,
         wait_seconds: Annotated[
-            float,
-            Field(
-                ge=0,
-                le=MAX_PLAN_WAIT_SECONDS,
-                description="Wait up to this long for it to finish, with progress notifications.",
-            ),
+            float, Field(ge=0, le=MAX_PLAN_WAIT_SECONDS, description="Wait for it to end, with progress.")
         ] = 0,
     ) -> Annotated[CallToolResult, PlanResult]:
-        """Approve a plan awaiting confirmation and start it.
-
-        Returns at once (or after wait_seconds, sooner if it ends) with the plan's state; the
-        plan keeps running after the call returns. Poll get_plan for the outcome.
-        """
+        """Approve a plan and start it; it runs on after the call returns. Poll get_plan."""
         with tool_errors():
             plan = await plans.confirm(plan_id, execute=execute)
             if execute and wait_seconds > 0:
@@ -214,7 +180,7 @@ def register_plan_tools(
                 plan = await plans.wait(plan.id, wait_seconds, report)
         return tool_result(PlanResult(plan=plan, message=_next(plan)))
 
-    @server.tool(title="Reject a plan", annotations=_WRITE)
+    @server.tool(title="Reject a plan", annotations=_WRITE, structured_output=UNDESCRIBED)
     async def reject_plan(
         plan_id: PlanId,
         reason: Annotated[str | None, Field(max_length=2000, description="Why; kept on the plan.")] = None,
@@ -225,6 +191,7 @@ def register_plan_tools(
         return tool_result(PlanResult(plan=plan, message=_next(plan)))
 
     @server.tool(
+        structured_output=UNDESCRIBED,
         title="Cancel a plan",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
@@ -241,6 +208,7 @@ def register_plan_tools(
 
     @server.tool(
         title="Save an agent",
+        structured_output=UNDESCRIBED,
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
@@ -274,7 +242,7 @@ def register_plan_tools(
             agent = await agents.save(spec)
         return tool_result(AgentResult(agent=agent, message=f"Agent {agent.name!r} saved."))
 
-    @server.tool(title="List agents", annotations=_READ)
+    @server.tool(title="List agents", annotations=_READ, structured_output=UNDESCRIBED)
     async def list_agents() -> Annotated[CallToolResult, AgentList]:
         """Every agent: saved ones and those from the server's config file (`source`)."""
         with tool_errors():
@@ -282,6 +250,7 @@ def register_plan_tools(
 
     @server.tool(
         title="Delete an agent",
+        structured_output=UNDESCRIBED,
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
         ),

@@ -17,6 +17,7 @@ from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.execution import MAX_EXECUTE_WAIT_SECONDS, Report, execute_message, wait_for_runs
 from taskorch.server.mcp_errors import tool_errors
 from taskorch.server.mcp_results import tool_result
+from taskorch.server.mcp_schema import UNDESCRIBED
 from taskorch.server.models import ExecuteDirectoryResult, ExecuteResult
 
 __all__ = ["register_run_tools"]
@@ -41,19 +42,15 @@ def register_run_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
     scheduler = orchestrator.scheduler
     queue = orchestrator.queue
 
-    @server.tool(title="Run a task now", annotations=_RUN)
+    @server.tool(title="Run a task now", annotations=_RUN, structured_output=UNDESCRIBED)
     async def execute_task(
         task_id: Annotated[str, Field(description="Id of a queued claude_code or custom task.")],
         ctx: Context,
         wait_seconds: WaitSeconds = 0,
     ) -> Annotated[CallToolResult, ExecuteResult]:
-        """Have the server run a claude_code or custom task now (as soon as run limits allow).
+        """Have the server run a queued claude_code or custom task now (within run limits).
 
-        Returns the task and a message at once, or after waiting up to wait_seconds for the
-        run to end (with progress notifications). A run can take much longer: then poll
-        get_task(task_id) for status, events and result; cancel_task stops it.
-        Standard-mode tasks are not run by the server (a worker claims them with
-        get_next_task); tasks that ended or wait on dependencies are refused with the reason.
+        Returns at once or when the run ends within wait_seconds; then poll get_task.
         """
         with tool_errors():
             task = await scheduler.request_task(task_id)
@@ -61,7 +58,7 @@ def register_run_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             task = await queue.get(task.id)
         return tool_result(ExecuteResult(task=task, message=execute_message(task)))
 
-    @server.tool(title="Run the tasks of a directory", annotations=_RUN)
+    @server.tool(title="Run the tasks of a directory", annotations=_RUN, structured_output=UNDESCRIBED)
     async def execute_directory(
         path: Annotated[str, Field(description="Absolute directory: its tasks and those below it run.")],
         ctx: Context,
@@ -69,10 +66,7 @@ def register_run_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
     ) -> Annotated[CallToolResult, ExecuteDirectoryResult]:
         """Have the server run every ready claude_code and custom task at or below path.
 
-        They start in priority order within the run limits (by default one run at a time per
-        directory); tasks that depend on them follow as they succeed. Returns the tasks there
-        that have not ended, at once or after waiting up to wait_seconds (with progress
-        notifications). Then poll get_task or list_tasks(work_directory=path).
+        Returns the tasks there that have not ended; then poll get_task.
         """
         with tool_errors():
             tasks = await scheduler.request_directory(path)

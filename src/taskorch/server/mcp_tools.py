@@ -22,6 +22,7 @@ from taskorch.engine.queue import TaskQueue
 from taskorch.server.execution import server_statistics
 from taskorch.server.mcp_errors import tool_errors
 from taskorch.server.mcp_results import tool_result
+from taskorch.server.mcp_schema import UNDESCRIBED
 from taskorch.server.models import (
     CancelResult,
     ClaimResult,
@@ -31,6 +32,7 @@ from taskorch.server.models import (
     TaskResult,
 )
 from taskorch.storage import TaskFilter
+from taskorch.tool_profiles import TASK_TOOLS
 
 __all__ = ["MAX_WAIT_SECONDS", "TOOL_NAMES", "register_task_tools"]
 
@@ -41,26 +43,12 @@ MAX_WAIT_SECONDS: Final = 50.0
 # process, or one whose retry backoff ends, sends no wake-up to this process.
 _POLL_SECONDS: Final = 1.0
 
-TOOL_NAMES: Final = (
-    "create_task",
-    "get_task",
-    "list_tasks",
-    "get_next_task",
-    "heartbeat_task",
-    "complete_task",
-    "fail_task",
-    "cancel_task",
-    "get_statistics",
-    "execute_task",
-    "execute_directory",
-)
+TOOL_NAMES: Final = TASK_TOOLS
 
 _READ: Final = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
-TaskId = Annotated[
-    str, Field(description="A task id, as returned by create_task, list_tasks or get_next_task.")
-]
-LeaseToken = Annotated[str, Field(description="The lease_token get_next_task returned with this task.")]
+TaskId = str
+LeaseToken = Annotated[str, Field(description="From get_next_task.")]
 
 
 def _lower(value: Any) -> Any:
@@ -120,58 +108,44 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
     roots = queue.allowed_roots
 
     @server.tool(
+        structured_output=UNDESCRIBED,
         title="Create a task",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
         ),
     )
     async def create_task(
-        prompt: Annotated[
-            str, Field(description="What to do, in words (1 to a configured maximum of characters).")
-        ],
+        prompt: Annotated[str, Field(description="What to do, in words.")],
         work_directory: Annotated[
-            str, Field(description=f"Absolute directory the work happens in, under an allowed root: {roots}.")
+            str, Field(description=f"Absolute directory to work in, under {', '.join(roots)}.")
         ],
         execution_mode: Annotated[
-            str, Field(description="standard (a worker claims it with get_next_task), claude_code or custom.")
+            str,
+            Field(description="standard (a worker claims it), claude_code or custom (the server runs it)."),
         ] = "standard",
         priority: Annotated[str, Field(description="low, normal, high or urgent.")] = "normal",
-        tags: Annotated[list[str] | None, Field(description="Labels to filter by in list_tasks.")] = None,
-        model: Annotated[str | None, Field(description="Model name for claude_code runs.")] = None,
-        agent: Annotated[str | None, Field(description="Name of an agent config.")] = None,
+        tags: list[str] | None = None,
+        model: Annotated[str | None, Field(description="For claude_code runs.")] = None,
+        agent: Annotated[str | None, Field(description="An agent config's name.")] = None,
         depends_on: Annotated[
-            list[str] | None, Field(description="Task ids that must succeed before this task becomes ready.")
+            list[str] | None, Field(description="Task ids that must succeed first.")
         ] = None,
         max_attempts: Annotated[
-            int | None,
-            Field(
-                description=f"Attempts before it fails for good (default {settings.default_max_attempts})."
-            ),
+            int | None, Field(description=f"Default {settings.default_max_attempts}.")
         ] = None,
-        timeout_seconds: Annotated[float | None, Field(description="Wall-clock limit of one run.")] = None,
+        timeout_seconds: Annotated[float | None, Field(description="Limit of one run.")] = None,
         idempotency_key: Annotated[
-            str | None, Field(description="Creating again with the same key returns the existing task.")
+            str | None, Field(description="If a task has this key, it is returned instead.")
         ] = None,
-        retry_safe: Annotated[
-            bool, Field(description="May a run whose lease was lost be retried automatically?")
-        ] = False,
-        executor: Annotated[
-            str | None, Field(description="Configured executor name (custom mode only).")
-        ] = None,
+        retry_safe: Annotated[bool, Field(description="Retry a run whose lease was lost.")] = False,
+        executor: Annotated[str | None, Field(description="custom mode: a configured executor.")] = None,
         continue_from: Annotated[
-            str | None,
-            Field(
-                description="Id of an earlier claude_code task in the same directory: this one resumes "
-                "its Claude Code session, after it ends."
-            ),
+            str | None, Field(description="claude_code task whose session this one resumes, after it ends.")
         ] = None,
     ) -> Annotated[CallToolResult, CreateTaskResult]:
-        """Put a coding task on the queue.
+        """Queue a coding task. Returns it (queued, or waiting for depends_on) and `created`.
 
-        Returns the task (status queued, or waiting until every depends_on task has succeeded)
-        and `created` (false when idempotency_key matched an existing task, which is returned).
-        Standard tasks wait for a worker's get_next_task; claude_code and custom tasks are run
-        by the server: call execute_task (or execute_directory) to start them, then poll get_task.
+        claude_code and custom tasks start on execute_task; poll get_task.
         """
         fields: dict[str, Any] = {
             "prompt": prompt,
@@ -193,35 +167,25 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             outcome = await queue.create(TaskSpec.model_validate(fields))
         return tool_result(CreateTaskResult(task=outcome.task, created=outcome.created))
 
-    @server.tool(title="Get a task", annotations=_READ)
+    @server.tool(title="Get a task", annotations=_READ, structured_output=UNDESCRIBED)
     async def get_task(task_id: TaskId) -> Annotated[CallToolResult, Task]:
-        """Return one task: its status, attempt, result or error, and timings.
-
-        For a task the server runs: `events` (the latest events of its run), `run_process`
-        while it runs, and afterwards session_id, cost_usd, usage, num_turns, exit_code.
-        """
+        """One task, whole: status, result or error, timings; for server runs, events and cost."""
         with tool_errors():
             return tool_result(await queue.get(task_id))
 
-    @server.tool(title="List tasks", annotations=_READ)
+    @server.tool(title="List tasks", annotations=_READ, structured_output=UNDESCRIBED)
     async def list_tasks(
         status: Annotated[
             str | None, Field(description="waiting, queued, running, succeeded, failed or cancelled.")
         ] = None,
-        work_directory: Annotated[
-            str | None, Field(description="Absolute directory: only tasks at or below it.")
-        ] = None,
-        tag: Annotated[str | None, Field(description="Only tasks carrying this tag.")] = None,
-        execution_mode: Annotated[str | None, Field(description="standard, claude_code or custom.")] = None,
-        priority: Annotated[str | None, Field(description="low, normal, high or urgent.")] = None,
-        limit: Annotated[int, Field(description=f"Page size, 1 to {limit_max}.")] = 50,
-        cursor: Annotated[str | None, Field(description="next_cursor from the previous page.")] = None,
+        work_directory: Annotated[str | None, Field(description="Tasks at or below it.")] = None,
+        tag: str | None = None,
+        execution_mode: str | None = None,
+        priority: str | None = None,
+        limit: Annotated[int, Field(description=f"1 to {limit_max}.")] = 50,
+        cursor: Annotated[str | None, Field(description="The previous page's next_cursor.")] = None,
     ) -> Annotated[CallToolResult, TaskList]:
-        """List tasks, newest first, matching every filter given.
-
-        Returns `tasks` and `next_cursor`; pass next_cursor back as `cursor` for the next page
-        (it is null on the last page).
-        """
+        """Tasks matching every filter, newest first; `next_cursor` is null on the last page."""
         with tool_errors():
             filters = _ListFilters(
                 status=status,
@@ -244,6 +208,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         return tool_result(TaskList(tasks=page.items, next_cursor=page.next_cursor))
 
     @server.tool(
+        structured_output=UNDESCRIBED,
         title="Claim the next task",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
@@ -251,21 +216,15 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
     )
     async def get_next_task(
         work_path: Annotated[
-            str, Field(description="Absolute directory you work in: tasks at or below it are eligible.")
+            str, Field(description="Absolute directory you work in; tasks at or below it qualify.")
         ],
-        worker_id: Annotated[str, Field(description="A stable name for you, e.g. 'laptop-1'.")],
-        wait_seconds: Annotated[
-            float,
-            Field(ge=0, le=MAX_WAIT_SECONDS, description="Wait up to this long for a task if none is ready."),
-        ] = 0,
+        worker_id: Annotated[str, Field(description="A stable name for you.")],
+        wait_seconds: Annotated[float, Field(ge=0, le=MAX_WAIT_SECONDS, description="Wait for one.")] = 0,
     ) -> Annotated[CallToolResult, ClaimResult]:
-        """Claim the best ready task (highest priority, then oldest) at or below work_path.
+        """Claim the next ready standard task (by priority, then age); null task if none.
 
-        Only standard-mode tasks are handed out; claude_code and custom tasks are run by the
-        server. The task is now running under your lease. Do the work in its work_directory,
-        then call complete_task(task_id, lease_token, result), or fail_task(task_id,
-        lease_token, error, retry). Call heartbeat_task before lease_expires_at on long work.
-        If task is null, nothing is ready: try again later.
+        Work in its work_directory, then complete_task or fail_task with the lease_token;
+        heartbeat_task before lease_expires_at.
         """
         with tool_errors():
             task = await _claim(queue, work_path, worker_id, wait_seconds)
@@ -288,6 +247,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         )
 
     @server.tool(
+        structured_output=UNDESCRIBED,
         title="Extend a lease",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
@@ -296,10 +256,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
     async def heartbeat_task(
         task_id: TaskId, lease_token: LeaseToken
     ) -> Annotated[CallToolResult, TaskResult]:
-        """Extend your lease on a running task by the server's lease length.
-
-        Returns the task with its new lease_expires_at. Call again before it passes.
-        """
+        """Extend your lease on the task; returns the new lease_expires_at on it."""
         with tool_errors():
             task = await queue.heartbeat(task_id, lease_token)
         expires = task.lease_expires_at.isoformat() if task.lease_expires_at else "never"
@@ -312,6 +269,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         )
 
     @server.tool(
+        structured_output=UNDESCRIBED,
         title="Complete a task",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
@@ -321,14 +279,10 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         task_id: TaskId,
         lease_token: LeaseToken,
         result: Annotated[
-            str | None, Field(description="What you did: a summary, or the path of a file holding it.")
+            str | None, Field(description="What you did, or the path of a file saying it.")
         ] = None,
     ) -> Annotated[CallToolResult, TaskResult]:
-        """Mark the task you claimed as succeeded, with your result.
-
-        Tasks waiting on it become ready. If your lease was lost the call fails and the
-        result is not recorded. Then call get_next_task for more work.
-        """
+        """Mark your claimed task succeeded; refused if your lease was lost."""
         with tool_errors():
             task = await queue.complete(task_id, lease_token, result)
         return tool_result(
@@ -336,6 +290,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         )
 
     @server.tool(
+        structured_output=UNDESCRIBED,
         title="Fail a task",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
@@ -344,21 +299,16 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
     async def fail_task(
         task_id: TaskId,
         lease_token: LeaseToken,
-        error: Annotated[str, Field(description="What went wrong, in a sentence or two.")],
-        retry: Annotated[
-            bool, Field(description="Queue it again (after a backoff) if attempts remain; else it fails.")
-        ] = False,
+        error: Annotated[str, Field(description="What went wrong.")],
+        retry: Annotated[bool, Field(description="Queue it again if attempts remain.")] = False,
     ) -> Annotated[CallToolResult, TaskResult]:
-        """Report that you could not do the task you claimed.
-
-        With retry and attempts left it goes back to queued; otherwise it ends failed and the
-        tasks depending on it are cancelled. Then call get_next_task for other work.
-        """
+        """Give up your claimed task: queued again (retry), or failed with its dependants cancelled."""
         with tool_errors():
             task = await queue.fail(task_id, lease_token, error, retry=retry)
         return tool_result(TaskResult(task=task, message=_fail_message(task)))
 
     @server.tool(
+        structured_output=UNDESCRIBED,
         title="Cancel a task",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
@@ -366,13 +316,9 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
     )
     async def cancel_task(
         task_id: TaskId,
-        reason: Annotated[str | None, Field(description="Why, kept as the task's error message.")] = None,
+        reason: str | None = None,
     ) -> Annotated[CallToolResult, CancelResult]:
-        """Cancel a waiting, queued or running task; tasks that depend on it are cancelled too.
-
-        A worker running it loses its lease: its later complete_task or fail_task is refused.
-        A run by the server is stopped (its whole process group ended).
-        """
+        """Cancel a task that has not ended, and the tasks depending on it; a run is stopped."""
         with tool_errors():
             task = await orchestrator.scheduler.cancel(task_id, reason)
         return tool_result(
@@ -381,7 +327,6 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
 
     @server.tool(title="Queue statistics", annotations=_READ)
     async def get_statistics() -> Annotated[CallToolResult, ServerStatistics]:
-        """Counts by status, mode, priority and directory; queue depth; success rate; run durations;
-        this server's runs (`scheduler`) and whether its executors work (`executors`)."""
+        """Task counts, success rate, run durations; this server's runs and executors' health."""
         with tool_errors():
             return tool_result(await server_statistics(orchestrator))
