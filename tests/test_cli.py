@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 class Run:
     def __init__(self, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
         self.db = str(home / "tasks.db")
+        sqlite3.connect(self.db).close()  # an empty file: commands that only read need one
         self.capsys = capsys
 
     def __call__(self, *argv: str, status: int = 0) -> str:
@@ -138,6 +140,19 @@ def test_list_filters_limits_and_json(run: Run, home: Path) -> None:
 
 def test_list_with_no_tasks(run: Run) -> None:
     assert run("tasks", "list") == "no tasks\n"
+
+
+@pytest.mark.parametrize("argv", [("tasks", "list"), ("tasks", "show", "abc"), ("stats",), ("db", "check")])
+def test_commands_that_only_read_refuse_a_database_that_does_not_exist(
+    home: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    db = home / "nonexistent" / "dir" / "x.db"
+    assert main([*argv, "--db", str(db)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [err.strip()]
+    assert f"no task database at {db}: it does not exist" in err
+    assert not db.parent.exists()
 
 
 def test_cancel(run: Run, home: Path) -> None:
@@ -250,6 +265,7 @@ def test_flags_override_the_environment_and_the_config_file(
     # Without --db the file's database was used, so --db names a different, empty one.
     assert main(["stats", "--json", "--config", str(config)]) == 0
     assert json.loads(capsys.readouterr().out)["total"] == 2
+    sqlite3.connect(home / "other.db").close()
     assert main(["stats", "--json", "--config", str(config), "--db", str(home / "other.db")]) == 0
     assert json.loads(capsys.readouterr().out)["total"] == 0
 

@@ -362,7 +362,31 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 # -- task commands -----------------------------------------------------------------------
 
 
-def _with_queue(settings: Settings, action: Callable[[Orchestrator], Awaitable[int]]) -> int:
+class _StoreMissing(TaskorchError):
+    """A command that only reads named a SQLite file that does not exist."""
+
+
+def _require_existing_store(settings: Settings) -> None:
+    """Refuse a command that only reads when its SQLite file does not exist.
+
+    Opening a store creates the file; a read of a mistyped path would otherwise answer "no
+    tasks" and leave an empty database behind.
+    """
+    from taskorch.storage import sqlite_path
+
+    path = sqlite_path(settings.database_url())
+    if path is not None and not path.exists():
+        raise _StoreMissing(
+            f"no task database at {path}: it does not exist. Check --db (or storage.url); "
+            "the file is created by `taskorch serve`, `taskorch worker` or `taskorch tasks add`"
+        )
+
+
+def _with_queue(
+    settings: Settings, action: Callable[[Orchestrator], Awaitable[int]], *, read_only: bool = False
+) -> int:
+    if read_only:
+        _require_existing_store(settings)
     orchestrator = Orchestrator.from_settings(settings)
 
     async def run() -> int:
@@ -439,7 +463,7 @@ def _tasks_list(args: argparse.Namespace, settings: Settings) -> int:
             _out(f"\nmore: taskorch tasks list --cursor {page.next_cursor}")
         return 0
 
-    return _with_queue(settings, action)
+    return _with_queue(settings, action, read_only=True)
 
 
 def _tasks_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -451,7 +475,7 @@ def _tasks_show(args: argparse.Namespace, settings: Settings) -> int:
             _out(_render_task(task))
         return 0
 
-    return _with_queue(settings, action)
+    return _with_queue(settings, action, read_only=True)
 
 
 def _tasks_cancel(args: argparse.Namespace, settings: Settings) -> int:
@@ -475,7 +499,7 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
             _out(_render_statistics(stats))
         return 0
 
-    return _with_queue(settings, action)
+    return _with_queue(settings, action, read_only=True)
 
 
 # -- db commands -------------------------------------------------------------------------
@@ -487,6 +511,7 @@ def _db_check(args: argparse.Namespace, settings: Settings) -> int:
 
     url = settings.database_url()
     path = sqlite_path(url)
+    _require_existing_store(settings)
     if is_postgres_url(url):
         report = anyio.run(check_postgres, url, settings.storage.schema_name)
     elif path is None:
