@@ -138,6 +138,23 @@ def test_list_filters_limits_and_json(run: Run, home: Path) -> None:
     assert "more: taskorch tasks list --cursor" in run("tasks", "list", "--limit", "1")
 
 
+def test_adding_a_claude_code_task_notes_that_nothing_runs_it_without_a_worker(run: Run, home: Path) -> None:
+    out = run("tasks", "add", "x", "--dir", str(home / "project"), "--mode", "claude_code")
+    assert out.startswith("created task ")
+    assert run.err.startswith("note: Nothing runs claude_code tasks here until you start `taskorch worker`")
+    task = run.json("tasks", "add", "y", "--dir", str(home / "project"), "--mode", "claude_code")
+    assert "taskorch worker" in task["note"]
+    assert run.json("tasks", "add", "z", "--dir", str(home / "project"))["note"] is None
+
+
+def test_no_note_when_the_configured_server_runs_tasks_itself(
+    run: Run, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASKORCH_SCHEDULER__ENABLED", "true")
+    task = run.json("tasks", "add", "y", "--dir", str(home / "project"), "--mode", "claude_code")
+    assert task["note"] is None
+
+
 def test_list_with_no_tasks(run: Run) -> None:
     assert run("tasks", "list") == "no tasks\n"
 

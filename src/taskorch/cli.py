@@ -419,13 +419,18 @@ def _tasks_add(args: argparse.Namespace, settings: Settings) -> int:
     )
 
     async def action(orchestrator: Orchestrator) -> int:
+        from taskorch.server.execution import unattended_note
+
         outcome = await orchestrator.queue.create(spec)
+        note = unattended_note(outcome.task, settings, "cli")
         if args.json:
-            _print_json(CreateTaskResult(task=outcome.task, created=outcome.created))
+            _print_json(CreateTaskResult(task=outcome.task, created=outcome.created, note=note))
         else:
             task = outcome.task
             verb = "created" if outcome.created else "already exists:"
             _out(f"{verb} task {task.id} ({task.status.value}, {task.priority.value}, {task.work_directory})")
+            if note:
+                sys.stderr.write(f"note: {note}\n")
         return 0
 
     return _with_queue(settings, action)

@@ -32,7 +32,9 @@ from taskorch.problems import problems_of
 from taskorch.server.execution import (
     MAX_EXECUTE_WAIT_SECONDS,
     execute_message,
+    server_run_ready_note,
     server_statistics,
+    unattended_note,
     wait_for_runs,
 )
 from taskorch.server.models import (
@@ -240,7 +242,8 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
     async def create_task(request: Request) -> Response:
         spec = TaskSpec.model_validate(await _json_object(request))
         outcome = await queue.create(spec)
-        result = CreateTaskResult(task=outcome.task, created=outcome.created)
+        note = unattended_note(outcome.task, orchestrator.settings, "rest")
+        result = CreateTaskResult(task=outcome.task, created=outcome.created, note=note)
         return JSONResponse(result.model_dump(mode="json"), 201 if outcome.created else 200)
 
     @_handles_errors
@@ -254,9 +257,9 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
         query = NextQuery.model_validate(_query(request))
         task = await queue.claim(query.work_path, query.worker_id)
         if task is None:
-            claim = ClaimResult(
-                task=None, lease_token=None, message=f"no task is ready at or below {query.work_path}"
-            )
+            note = await server_run_ready_note(orchestrator, query.work_path, "rest")
+            message = f"no standard task is ready at or below {query.work_path}"
+            claim = ClaimResult(task=None, lease_token=None, message=message + (f". {note}" if note else ""))
         else:
             claim = ClaimResult(
                 task=task,
