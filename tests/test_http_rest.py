@@ -288,7 +288,10 @@ async def test_statistics(http: httpx2.AsyncClient, project: Path) -> None:
 async def test_health(http: httpx2.AsyncClient) -> None:
     response = await http.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "version": __version__, "store": "ok", "containment": "none"}
+    body = response.json()
+    executors = body.pop("executors")
+    assert body == {"status": "ok", "version": __version__, "store": "ok", "containment": "none"}
+    assert all(set(e) == {"ok", "message"} for e in executors.values())
 
 
 @pytest.mark.parametrize("mode", CONTAINMENTS)

@@ -249,12 +249,12 @@ async def test_continue_from_runs_after_that_task_and_resumes_its_session(tmp_pa
 async def test_statistics_report_executor_health_and_running_counts(tmp_path: Path) -> None:
     fake = FakeExecutor()
     broken = FakeExecutor("codex")
-    broken.healthy = False
     async with open_scheduler_harness(tmp_path, {"claude_code": fake, "codex": broken}) as h:
         task = await h.create("run", execution_mode="custom", executor="codex")
         await h.call("execute_task", task_id=task["id"])
         with anyio.fail_after(5):
             await broken.wait_until(lambda: bool(broken.live))
+        broken.healthy = False  # its CLI went away while the run goes on
         stats = await h.call("get_statistics")
         assert [(e["name"], e["ok"]) for e in stats["executors"]] == [("claude_code", True), ("codex", False)]
         assert stats["scheduler"]["running"] == 1

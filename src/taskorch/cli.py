@@ -316,9 +316,30 @@ def _run(work: Callable[[], Awaitable[int]]) -> int:
     return anyio.run(work)
 
 
+async def _log_start(orchestrator: Orchestrator) -> None:
+    """Log what a new user needs to see at once: which database, which roots, whether the
+    executors can run anything (a missing CLI would otherwise show only when a task fails)."""
+    from taskorch.storage import is_postgres_url
+    from taskorch.storage.postgres_faults import redact
+
+    settings = orchestrator.settings
+    url = settings.database_url()
+    log.info("database: %s", redact(url) if is_postgres_url(url) else url)
+    log.info("allowed roots: %s", ", ".join(orchestrator.queue.allowed_roots))
+    health = await orchestrator.scheduler.health()
+    log.info(
+        "executors: %s",
+        ", ".join(f"{h.name} {'ok' if h.ok else 'NOT READY'} ({h.message})" for h in health) or "none",
+    )
+    for h in health:
+        if not h.ok:
+            log.warning("%s tasks cannot run here until this is fixed: %s", h.name, h.message)
+
+
 async def _serve_stdio(orchestrator: Orchestrator) -> int:
     from taskorch.server.mcp import serve_stdio
 
+    await _log_start(orchestrator)
     async with orchestrator.running():
         await serve_stdio(orchestrator)
     return 0
@@ -328,6 +349,7 @@ async def _serve_http(orchestrator: Orchestrator, settings: Settings) -> int:
     from taskorch.server.http import HttpServer, build_http_app, server_config
     from taskorch.server.mcp import build_mcp_server
 
+    await _log_start(orchestrator)
     app = build_http_app(orchestrator, build_mcp_server(orchestrator), settings)
     server = HttpServer(server_config(app, settings))
     try:
@@ -356,7 +378,12 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         executors=build_executors(settings, os.environ, containment=containment),
         containment=containment,
     )
-    return _run(lambda: run_worker(orchestrator, grace_seconds=args.grace_seconds))
+
+    async def work() -> int:
+        await _log_start(orchestrator)
+        return await run_worker(orchestrator, grace_seconds=args.grace_seconds)
+
+    return _run(work)
 
 
 # -- task commands -----------------------------------------------------------------------

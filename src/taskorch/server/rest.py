@@ -204,6 +204,16 @@ async def _store_health(orchestrator: Orchestrator) -> tuple[str, str] | None:
     return "unreachable", fault.advice or "the task store did not answer; see the server's log"
 
 
+async def _executors_health(orchestrator: Orchestrator) -> dict[str, dict[str, Any]]:
+    """Each executor's ok and a fixed message: /health needs no token, so no paths or versions
+    (`GET /api/v1/statistics` and the server's log have the detail)."""
+    out: dict[str, dict[str, Any]] = {}
+    for health in await orchestrator.scheduler.health():
+        message = "ready" if health.ok else "cannot run tasks; see GET /api/v1/statistics or the server log"
+        out[health.name] = {"ok": health.ok, "message": message}
+    return out
+
+
 async def _json_object(request: Request, *, required: bool = True) -> dict[str, Any]:
     raw = await request.body()
     if not raw.strip():
@@ -232,10 +242,11 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
     @_handles_errors
     async def health(request: Request) -> Response:
         fault = await _store_health(orchestrator)
-        body = {"status": "ok", "version": __version__, "store": "ok"}
+        body: dict[str, Any] = {"status": "ok", "version": __version__, "store": "ok"}
         if fault is not None:
             body |= {"status": "degraded", "store": fault[0], "message": fault[1]}
         body["containment"] = orchestrator.containment.mode.value
+        body["executors"] = await _executors_health(orchestrator)
         return JSONResponse(body, 200 if fault is None else 503)
 
     @_handles_errors
