@@ -64,3 +64,19 @@ def test_the_readme_names_each_package_that_needs_a_newer_node_and_the_version()
 
 def test_the_readme_says_how_long_the_tests_take() -> None:
     assert re.search(r"full `pytest` run takes about \d+ minutes on a 2-core machine", README)
+
+
+def test_the_troubleshooting_page_is_linked_and_covers_each_first_hour_problem() -> None:
+    assert "](docs/troubleshooting.md)" in README
+    page = (REPO_ROOT / "docs" / "troubleshooting.md").read_text()
+    headings = re.findall(r"^## (.+)$", page, re.M)
+    assert headings == [
+        "My task never runs",
+        "The plan fails to connect",
+        "The client says the tool list is too large",
+        '"database is locked", and the other store faults',
+    ]
+    for kind in ("store_busy", "disk_full", "read_only", "corrupt", "store_unavailable"):
+        assert f"**`{kind}`**" in page, kind
+    for link in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page):
+        assert (REPO_ROOT / "docs" / link).is_file(), link
