@@ -409,3 +409,18 @@ async def test_create_task_refuses_a_model_name_that_could_be_an_option(tmp_path
         )
     assert "model" in message
     assert "no leading '-'" in message
+
+
+async def test_execute_task_on_an_executor_that_fails_its_check_is_refused_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    fake = FakeExecutor()
+    fake.healthy = False
+    async with open_scheduler_harness(tmp_path, {"claude_code": fake}) as h:
+        task = await h.create("run", execution_mode="claude_code")
+        error = await h.call_error("execute_task", task_id=task["id"])
+        assert (
+            f"task {task['id']} was not started: the claude_code executor cannot run here: scripted" in error
+        )
+        assert (await h.call("get_task", task_id=task["id"]))["status"] == "queued"
+        assert fake.requests == []
