@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 class Run:
     def __init__(self, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
         self.db = str(home / "tasks.db")
+        sqlite3.connect(self.db).close()  # an empty file: commands that only read need one
         self.capsys = capsys
 
     def __call__(self, *argv: str, status: int = 0) -> str:
@@ -136,8 +138,38 @@ def test_list_filters_limits_and_json(run: Run, home: Path) -> None:
     assert "more: taskorch tasks list --cursor" in run("tasks", "list", "--limit", "1")
 
 
+def test_adding_a_claude_code_task_notes_that_nothing_runs_it_without_a_worker(run: Run, home: Path) -> None:
+    out = run("tasks", "add", "x", "--dir", str(home / "project"), "--mode", "claude_code")
+    assert out.startswith("created task ")
+    assert run.err.startswith("note: Nothing runs claude_code tasks here until you start `taskorch worker`")
+    task = run.json("tasks", "add", "y", "--dir", str(home / "project"), "--mode", "claude_code")
+    assert "taskorch worker" in task["note"]
+    assert run.json("tasks", "add", "z", "--dir", str(home / "project"))["note"] is None
+
+
+def test_no_note_when_the_configured_server_runs_tasks_itself(
+    run: Run, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASKORCH_SCHEDULER__ENABLED", "true")
+    task = run.json("tasks", "add", "y", "--dir", str(home / "project"), "--mode", "claude_code")
+    assert task["note"] is None
+
+
 def test_list_with_no_tasks(run: Run) -> None:
     assert run("tasks", "list") == "no tasks\n"
+
+
+@pytest.mark.parametrize("argv", [("tasks", "list"), ("tasks", "show", "abc"), ("stats",), ("db", "check")])
+def test_commands_that_only_read_refuse_a_database_that_does_not_exist(
+    home: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    db = home / "nonexistent" / "dir" / "x.db"
+    assert main([*argv, "--db", str(db)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [err.strip()]
+    assert f"no task database at {db}: it does not exist" in err
+    assert not db.parent.exists()
 
 
 def test_cancel(run: Run, home: Path) -> None:
@@ -250,6 +282,7 @@ def test_flags_override_the_environment_and_the_config_file(
     # Without --db the file's database was used, so --db names a different, empty one.
     assert main(["stats", "--json", "--config", str(config)]) == 0
     assert json.loads(capsys.readouterr().out)["total"] == 2
+    sqlite3.connect(home / "other.db").close()
     assert main(["stats", "--json", "--config", str(config), "--db", str(home / "other.db")]) == 0
     assert json.loads(capsys.readouterr().out)["total"] == 0
 

@@ -16,7 +16,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from taskorch.tool_profiles import PROFILES
-from tests.serve_process import Output, server_env
+from tests.serve_process import Output, serve, server_env
 from tests.slow_clients import HALF_BODY, HALF_HEADERS, answers, connections, served_again
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -150,3 +150,23 @@ async def test_serve_http_times_out_slow_clients_and_caps_connections(tmp_path: 
             process.send_signal(signal.SIGTERM)
             with anyio.fail_after(30):
                 await process.wait()
+
+
+async def test_serve_logs_its_database_roots_and_executor_health_at_start(tmp_path: Path) -> None:
+    config = tmp_path / "taskorch.toml"
+    config.write_text("")
+    missing = tmp_path / "nowhere" / "claude"
+    env = {"TASKORCH_CLAUDE_CODE__PATH": str(missing)}
+    async with serve(
+        config, tmp_path / "tasks.db", tmp_path, home=tmp_path, run_tasks=False, env=env
+    ) as served:
+        log = served.log()
+        async with served.client() as http:
+            health = (await http.get("/health")).json()
+    assert f"INFO taskorch.cli: database: {tmp_path / 'tasks.db'}" in log
+    assert f"INFO taskorch.cli: allowed roots: {tmp_path}" in log
+    assert "INFO taskorch.cli: executors: claude_code NOT READY" in log
+    warning = next(line for line in log.splitlines() if "WARNING taskorch.cli: claude_code tasks" in line)
+    assert f"Claude Code CLI '{missing}' not found" in warning
+    assert "npm install -g @anthropic-ai/claude-code" in warning
+    assert health["executors"]["claude_code"]["ok"] is False

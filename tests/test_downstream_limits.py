@@ -13,9 +13,10 @@ from contextlib import asynccontextmanager
 import anyio
 import pytest
 
-from taskorch.config import DownstreamServerSettings, DownstreamWebSocketSettings
+from taskorch.config import DownstreamServerSettings, DownstreamStdioSettings, DownstreamWebSocketSettings
 from taskorch.downstream.base import DownstreamError, ErrorKind, ServerStatus
 from taskorch.downstream.pool import DownstreamPool
+from taskorch.downstream.stdio import STDERR_TAIL_BYTES
 from tests.downstream_peers import REPO_ROOT, build_peer, serve_sse, serve_streamable_http, stdio_peer
 from tests.ws_server import serve_websocket
 
@@ -133,3 +134,25 @@ def test_a_100_mib_answer_fails_at_once_and_memory_grows_by_far_less(transport: 
     assert isinstance(figures["rss_growth_kib"], int)
     assert figures["rss_growth_kib"] < (4 + 50) * 1024, figures
     assert figures["next_call"] == "ok", figures
+
+
+async def test_a_stdio_server_that_dies_at_start_is_named_with_its_last_stderr_bytes_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    script = "import sys\nfor i in range(400): print(f'noise line {i:04d}', file=sys.stderr)\n"
+    script += "print('fatal: the last words', file=sys.stderr)\nsys.exit(3)\n"
+    config = DownstreamStdioSettings(transport="stdio", command=sys.executable, args=["-c", script])
+    pool = DownstreamPool({"dying": config})
+    caplog.set_level("INFO", logger="taskorch.downstream.stdio")
+    async with pool.running():
+        with pytest.raises(DownstreamError) as caught:
+            await pool.call("dying", "anything", {}, timeout_seconds=30)
+    message = str(caught.value)
+    prefix, said = message.split("; its stderr ended with: ")
+    assert prefix.startswith("downstream server 'dying'")
+    assert said.endswith("fatal: the last words")
+    assert len(said.encode()) <= STDERR_TAIL_BYTES
+    assert "noise line 0000" not in message
+    logged = [r.getMessage() for r in caplog.records if r.name == "taskorch.downstream.stdio"]
+    assert any(m.endswith("stderr: noise line 0000") for m in logged)  # every line still reaches the log
+    assert any(m.endswith("stderr: fatal: the last words") for m in logged)

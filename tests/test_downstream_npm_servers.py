@@ -82,3 +82,20 @@ async def test_a_file_larger_than_the_limit_fails_its_read_at_once_and_the_serve
             "files", "read_text_file", {"path": str(root / "small.txt")}, timeout_seconds=30
         )
         assert small.text == "fits"
+
+
+async def test_a_directory_the_filesystem_server_cannot_use_is_named_in_the_connection_error(
+    root: Path,
+) -> None:
+    missing = root / "no-such-dir"
+    pool = DownstreamPool({"files": npm_server("mcp-server-filesystem", str(missing))})
+    async with pool.running():
+        with pytest.raises(DownstreamError) as caught:
+            await pool.call("files", "read_text_file", {"path": str(missing / "x")}, timeout_seconds=60)
+        [state] = await pool.servers()
+    assert caught.value.kind is ErrorKind.NETWORK
+    message = str(caught.value)
+    assert "its stderr ended with:" in message
+    assert f"Cannot access directory {missing}" in message
+    assert "None of the specified directories are accessible" in message
+    assert state.error == message

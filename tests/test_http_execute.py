@@ -7,6 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from taskorch.executors.registry import build_executors
 from tests.fakes_executor import FakeExecutor
 from tests.http_harness import make_settings, serve_http
 
@@ -46,3 +47,43 @@ async def test_execute_routes_run_tasks_and_explain_refusals(tmp_path: Path) -> 
             stats = (await http.get("/api/v1/statistics")).json()
         assert stats["executors"][0]["name"] == "claude_code"
         assert [r.prompt for r in fake.requests] == ["one", "two"]
+
+
+async def test_a_missing_claude_code_cli_shows_in_health_and_execute_refuses_at_once(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    missing = tmp_path / "nowhere" / "claude"
+    settings = make_settings(root, claude_code={"path": str(missing)})
+    executors = build_executors(settings, {"PATH": "/nonexistent"})
+    async with serve_http(settings, root, executors=executors) as running, running.client() as http:
+        with anyio.fail_after(15):
+            health = (await http.get("/health")).json()
+        assert health["executors"]["claude_code"]["ok"] is False
+        assert str(missing) not in str(health)  # /health needs no token: no paths
+        created = await http.post(
+            "/api/v1/tasks",
+            json={"prompt": "one", "work_directory": str(root), "execution_mode": "claude_code"},
+        )
+        task_id = created.json()["task"]["id"]
+        with anyio.fail_after(15):
+            refused = await http.post(f"/api/v1/tasks/{task_id}/execute")
+        assert refused.status_code == 503
+        error = refused.json()["error"]
+        assert error["kind"] == "executor_not_ready"
+        assert f"task {task_id} was not started" in error["message"]
+        assert str(missing) in error["message"]
+        assert "npm install -g @anthropic-ai/claude-code" in error["message"]
+        task = (await http.get(f"/api/v1/tasks/{task_id}")).json()
+        assert (task["status"], task["attempt"]) == ("queued", 0)
+
+
+async def test_health_names_each_executor_ready_when_it_is(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    executors = {"claude_code": FakeExecutor()}
+    async with (
+        serve_http(make_settings(root), root, executors=executors) as running,
+        running.client() as http,
+    ):
+        health = (await http.get("/health")).json()
+    assert health["executors"] == {"claude_code": {"ok": True, "message": "ready"}}

@@ -92,7 +92,7 @@ async def test_the_same_idempotency_key_returns_the_first_task_with_200(
         TASKS, json={"work_directory": str(project), "prompt": "other", "idempotency_key": "once"}
     )
     assert again.status_code == 200
-    assert again.json() == {"task": first, "created": False}
+    assert again.json() == {"task": first, "created": False, "note": None}
 
 
 async def test_get_returns_the_task_and_404_for_an_unknown_id(
@@ -288,7 +288,10 @@ async def test_statistics(http: httpx2.AsyncClient, project: Path) -> None:
 async def test_health(http: httpx2.AsyncClient) -> None:
     response = await http.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "version": __version__, "store": "ok", "containment": "none"}
+    body = response.json()
+    executors = body.pop("executors")
+    assert body == {"status": "ok", "version": __version__, "store": "ok", "containment": "none"}
+    assert all(set(e) == {"ok", "message"} for e in executors.values())
 
 
 @pytest.mark.parametrize("mode", CONTAINMENTS)
@@ -413,3 +416,18 @@ async def test_an_unexpected_fault_is_a_generic_500_and_the_server_keeps_serving
         created = await http.post(TASKS, json={"work_directory": str(tmp_path), "prompt": "still works"})
         assert created.status_code == 201
     assert "disk on fire" in caplog.text
+
+
+async def test_a_claude_code_task_nothing_will_run_comes_with_a_note_naming_the_routes(
+    http: httpx2.AsyncClient, project: Path
+) -> None:
+    body = {"work_directory": str(project), "prompt": "Fix the failing test", "execution_mode": "ClaudeCode"}
+    created = (await http.post(TASKS, json=body)).json()
+    assert "Nothing runs claude_code tasks here until you POST /api/v1/tasks/{id}/execute" in created["note"]
+    assert "taskorch serve --run-tasks" in created["note"]
+    claim = (await http.get(f"{TASKS}/next", params={"work_path": str(project), "worker_id": "me"})).json()
+    assert claim["task"] is None
+    assert "1 claude_code or custom task(s) are ready there; those are run by the server" in claim["message"]
+    assert "POST /api/v1/tasks/{id}/execute" in claim["message"]
+    standard = (await http.post(TASKS, json={**body, "execution_mode": "standard"})).json()
+    assert standard["note"] is None

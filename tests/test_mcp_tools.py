@@ -151,6 +151,25 @@ async def test_get_next_task_only_hands_out_standard_tasks(mcp: Harness) -> None
     assert "No standard task is ready" in result["message"]
 
 
+async def test_a_claude_code_task_nothing_will_run_comes_with_a_note_naming_the_tools(mcp: Harness) -> None:
+    created = await mcp.call(
+        "create_task", prompt="p", work_directory=str(mcp.root), execution_mode="claude_code"
+    )
+    assert "Nothing runs claude_code tasks here until you call execute_task" in created["note"]
+    assert "taskorch serve --run-tasks" in created["note"]
+    assert "taskorch worker" in created["note"]
+    standard = await mcp.call("create_task", prompt="p", work_directory=str(mcp.root))
+    assert standard.get("note") is None
+
+
+async def test_an_empty_claim_says_server_run_tasks_are_ready_there_and_how_to_run_them(mcp: Harness) -> None:
+    assert "run by the server" not in (await mcp.claim())["message"]
+    await mcp.create("server runs this", execution_mode="claude_code")
+    message = (await mcp.claim())["message"]
+    assert "1 claude_code or custom task(s) are ready there; those are run by the server" in message
+    assert "execute_task" in message
+
+
 async def test_get_next_task_waits_for_a_task_created_while_it_waits(mcp: Harness) -> None:
     claimed: dict[str, object] = {}
 

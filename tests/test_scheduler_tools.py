@@ -249,12 +249,12 @@ async def test_continue_from_runs_after_that_task_and_resumes_its_session(tmp_pa
 async def test_statistics_report_executor_health_and_running_counts(tmp_path: Path) -> None:
     fake = FakeExecutor()
     broken = FakeExecutor("codex")
-    broken.healthy = False
     async with open_scheduler_harness(tmp_path, {"claude_code": fake, "codex": broken}) as h:
         task = await h.create("run", execution_mode="custom", executor="codex")
         await h.call("execute_task", task_id=task["id"])
         with anyio.fail_after(5):
             await broken.wait_until(lambda: bool(broken.live))
+        broken.healthy = False  # its CLI went away while the run goes on
         stats = await h.call("get_statistics")
         assert [(e["name"], e["ok"]) for e in stats["executors"]] == [("claude_code", True), ("codex", False)]
         assert stats["scheduler"]["running"] == 1
@@ -409,3 +409,18 @@ async def test_create_task_refuses_a_model_name_that_could_be_an_option(tmp_path
         )
     assert "model" in message
     assert "no leading '-'" in message
+
+
+async def test_execute_task_on_an_executor_that_fails_its_check_is_refused_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    fake = FakeExecutor()
+    fake.healthy = False
+    async with open_scheduler_harness(tmp_path, {"claude_code": fake}) as h:
+        task = await h.create("run", execution_mode="claude_code")
+        error = await h.call_error("execute_task", task_id=task["id"])
+        assert (
+            f"task {task['id']} was not started: the claude_code executor cannot run here: scripted" in error
+        )
+        assert (await h.call("get_task", task_id=task["id"]))["status"] == "queued"
+        assert fake.requests == []

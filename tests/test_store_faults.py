@@ -383,7 +383,11 @@ def _start_read_only(db: Path, read_only: Path) -> subprocess.CompletedProcess[s
 def test_a_read_only_database_stops_the_start_saying_so_and_where(tmp_path: Path, what: str) -> None:
     directory = tmp_path / "data"
     db = directory / "tasks.db"
-    assert main(["tasks", "list", "--db", str(db)]) == 0  # creates it; closing removes -wal and -shm
+    # Creates it; closing removes -wal and -shm.
+    assert (
+        main(["tasks", "add", "x", "--dir", str(tmp_path), "--allowed-root", str(tmp_path), "--db", str(db)])
+        == 0
+    )
     done = _start_read_only(db, db if what == "file" else directory)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
@@ -445,7 +449,10 @@ def test_db_backup_does_not_overwrite_without_force(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db, copy = tmp_path / "tasks.db", tmp_path / "copy.db"
-    assert main(["tasks", "list", "--db", str(db)]) == 0
+    assert (
+        main(["tasks", "add", "x", "--dir", str(tmp_path), "--allowed-root", str(tmp_path), "--db", str(db)])
+        == 0
+    )
     copy.write_text("keep me")
     assert main(["db", "backup", str(copy), "--db", str(db)]) == 2
     assert "exists; pass --force" in capsys.readouterr().err

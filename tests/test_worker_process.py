@@ -136,3 +136,35 @@ async def test_runs_outliving_a_workers_stop_are_ended_and_their_tasks_settled_b
             TaskStatus.FAILED,
             "interrupted",
         )
+
+
+async def test_a_worker_logs_its_database_roots_and_executors_at_start_and_each_task_it_finishes(
+    tmp_path: Path,
+) -> None:
+    async with setup(tmp_path) as s:
+        (s.control / "release-all").touch()
+        held = await s.add("a")
+        spec = TaskSpec(
+            prompt="p", work_directory=str(s.directory("b")), execution_mode=ExecutionMode.CLAUDE_CODE
+        )
+        missing = (await s.queue.create(spec)).task.id
+        env = {"TASKORCH_CLAUDE_CODE__PATH": str(tmp_path / "nowhere" / "claude")}
+        async with work(s.config, s.db, s.root, home=s.home, env=env) as worker:
+
+            async def both_ended() -> bool:
+                return (await s.get(held)).is_terminal and (await s.get(missing)).is_terminal
+
+            await wait_for("both tasks to end", both_ended)
+            await wait_for("the failure to be logged", lambda: f"task {missing} failed" in worker.log())
+            assert await worker.stop(signal.SIGTERM) == 0
+        log = worker.log()
+        assert f"INFO taskorch.cli: database: {s.db}" in log
+        assert f"INFO taskorch.cli: allowed roots: {s.root}" in log
+        assert "INFO taskorch.cli: executors: claude_code NOT READY" in log
+        assert "hold ok" in log
+        warning = next(line for line in log.splitlines() if "WARNING taskorch.cli: claude_code tasks" in line)
+        assert str(tmp_path / "nowhere" / "claude") in warning
+        assert "npm install -g @anthropic-ai/claude-code" in warning
+        assert "claude_code.path" in warning
+        assert f"task {held} succeeded (attempt 1)" in log
+        assert f"task {missing} failed (executor_unavailable, attempt 1 of" in log

@@ -316,9 +316,30 @@ def _run(work: Callable[[], Awaitable[int]]) -> int:
     return anyio.run(work)
 
 
+async def _log_start(orchestrator: Orchestrator) -> None:
+    """Log what a new user needs to see at once: which database, which roots, whether the
+    executors can run anything (a missing CLI would otherwise show only when a task fails)."""
+    from taskorch.storage import is_postgres_url
+    from taskorch.storage.postgres_faults import redact
+
+    settings = orchestrator.settings
+    url = settings.database_url()
+    log.info("database: %s", redact(url) if is_postgres_url(url) else url)
+    log.info("allowed roots: %s", ", ".join(orchestrator.queue.allowed_roots))
+    health = await orchestrator.scheduler.health()
+    log.info(
+        "executors: %s",
+        ", ".join(f"{h.name} {'ok' if h.ok else 'NOT READY'} ({h.message})" for h in health) or "none",
+    )
+    for h in health:
+        if not h.ok:
+            log.warning("%s tasks cannot run here until this is fixed: %s", h.name, h.message)
+
+
 async def _serve_stdio(orchestrator: Orchestrator) -> int:
     from taskorch.server.mcp import serve_stdio
 
+    await _log_start(orchestrator)
     async with orchestrator.running():
         await serve_stdio(orchestrator)
     return 0
@@ -328,6 +349,7 @@ async def _serve_http(orchestrator: Orchestrator, settings: Settings) -> int:
     from taskorch.server.http import HttpServer, build_http_app, server_config
     from taskorch.server.mcp import build_mcp_server
 
+    await _log_start(orchestrator)
     app = build_http_app(orchestrator, build_mcp_server(orchestrator), settings)
     server = HttpServer(server_config(app, settings))
     try:
@@ -356,13 +378,42 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         executors=build_executors(settings, os.environ, containment=containment),
         containment=containment,
     )
-    return _run(lambda: run_worker(orchestrator, grace_seconds=args.grace_seconds))
+
+    async def work() -> int:
+        await _log_start(orchestrator)
+        return await run_worker(orchestrator, grace_seconds=args.grace_seconds)
+
+    return _run(work)
 
 
 # -- task commands -----------------------------------------------------------------------
 
 
-def _with_queue(settings: Settings, action: Callable[[Orchestrator], Awaitable[int]]) -> int:
+class _StoreMissing(TaskorchError):
+    """A command that only reads named a SQLite file that does not exist."""
+
+
+def _require_existing_store(settings: Settings) -> None:
+    """Refuse a command that only reads when its SQLite file does not exist.
+
+    Opening a store creates the file; a read of a mistyped path would otherwise answer "no
+    tasks" and leave an empty database behind.
+    """
+    from taskorch.storage import sqlite_path
+
+    path = sqlite_path(settings.database_url())
+    if path is not None and not path.exists():
+        raise _StoreMissing(
+            f"no task database at {path}: it does not exist. Check --db (or storage.url); "
+            "the file is created by `taskorch serve`, `taskorch worker` or `taskorch tasks add`"
+        )
+
+
+def _with_queue(
+    settings: Settings, action: Callable[[Orchestrator], Awaitable[int]], *, read_only: bool = False
+) -> int:
+    if read_only:
+        _require_existing_store(settings)
     orchestrator = Orchestrator.from_settings(settings)
 
     async def run() -> int:
@@ -395,13 +446,18 @@ def _tasks_add(args: argparse.Namespace, settings: Settings) -> int:
     )
 
     async def action(orchestrator: Orchestrator) -> int:
+        from taskorch.server.execution import unattended_note
+
         outcome = await orchestrator.queue.create(spec)
+        note = unattended_note(outcome.task, settings, "cli")
         if args.json:
-            _print_json(CreateTaskResult(task=outcome.task, created=outcome.created))
+            _print_json(CreateTaskResult(task=outcome.task, created=outcome.created, note=note))
         else:
             task = outcome.task
             verb = "created" if outcome.created else "already exists:"
             _out(f"{verb} task {task.id} ({task.status.value}, {task.priority.value}, {task.work_directory})")
+            if note:
+                sys.stderr.write(f"note: {note}\n")
         return 0
 
     return _with_queue(settings, action)
@@ -439,7 +495,7 @@ def _tasks_list(args: argparse.Namespace, settings: Settings) -> int:
             _out(f"\nmore: taskorch tasks list --cursor {page.next_cursor}")
         return 0
 
-    return _with_queue(settings, action)
+    return _with_queue(settings, action, read_only=True)
 
 
 def _tasks_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -451,7 +507,7 @@ def _tasks_show(args: argparse.Namespace, settings: Settings) -> int:
             _out(_render_task(task))
         return 0
 
-    return _with_queue(settings, action)
+    return _with_queue(settings, action, read_only=True)
 
 
 def _tasks_cancel(args: argparse.Namespace, settings: Settings) -> int:
@@ -475,7 +531,7 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
             _out(_render_statistics(stats))
         return 0
 
-    return _with_queue(settings, action)
+    return _with_queue(settings, action, read_only=True)
 
 
 # -- db commands -------------------------------------------------------------------------
@@ -487,6 +543,7 @@ def _db_check(args: argparse.Namespace, settings: Settings) -> int:
 
     url = settings.database_url()
     path = sqlite_path(url)
+    _require_existing_store(settings)
     if is_postgres_url(url):
         report = anyio.run(check_postgres, url, settings.storage.schema_name)
     elif path is None:

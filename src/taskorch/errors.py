@@ -13,6 +13,7 @@ __all__ = [
     "CallerError",
     "ConfigError",
     "DiskFull",
+    "ExecutorNotReady",
     "ExecutorUnavailable",
     "InvalidArgument",
     "InvalidTransition",
@@ -154,6 +155,13 @@ class StoreUnavailable(StoreError):
 
 class ExecutorUnavailable(TaskorchError):
     """The executor's CLI is missing or does not answer; nothing was started."""
+
+
+class ExecutorNotReady(CallerError):
+    """A run was asked for, but the executor that would run it fails its health check (e.g.
+    the Claude Code CLI is not installed); nothing was queued to run. The message says why."""
+
+    status_code = 503
 
 
 class WorkDirectoryRejected(TaskorchError):

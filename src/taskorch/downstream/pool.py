@@ -32,6 +32,7 @@ from taskorch.downstream.base import (
 )
 from taskorch.downstream.catalog import check_arguments, compile_schema, tool_info, tool_result
 from taskorch.downstream.errors import http_status_kind, map_exception, rejection_in
+from taskorch.downstream.stdio import StderrTail
 from taskorch.downstream.transports import open_transport
 
 __all__ = ["DownstreamPool"]
@@ -56,6 +57,14 @@ class _Connection:
     validators: dict[str, Validator | None] = field(default_factory=dict)
     auth_status: int | None = None  # a 401/403 the HTTP transport saw
     lock: anyio.Lock | None = None
+    stderr_tail: StderrTail = field(default_factory=StderrTail)  # a stdio server's last words
+
+    def with_stderr(self, error: DownstreamError) -> DownstreamError:
+        """`error`, with the end of a stdio server's stderr when it says more than "closed"."""
+        said = self.stderr_tail.text()
+        if not said or error.kind not in (ErrorKind.NETWORK, ErrorKind.SYSTEM):
+            return error
+        return DownstreamError(error.kind, f"{error}; its stderr ended with: {said}")
 
     def live(self) -> Client | None:
         return self.client
@@ -257,8 +266,10 @@ class DownstreamPool:
                 self._fail(conn, None, str(error))
                 raise error from None
             except Exception as exc:
-                error = map_exception(
-                    conn.name, exc, auth_status=conn.auth_status, request="the handshake or tool listing"
+                error = conn.with_stderr(
+                    map_exception(
+                        conn.name, exc, auth_status=conn.auth_status, request="the handshake or tool listing"
+                    )
                 )
                 self._fail(conn, None, str(error))
                 raise error from exc
@@ -273,7 +284,7 @@ class DownstreamPool:
         self._holders.append(done)
         started = False
         client = Client(
-            open_transport(conn.config, conn.record_status),
+            open_transport(conn.config, conn.record_status, conn.stderr_tail),
             client_info=Implementation(name="taskorch", version=__version__),
         )
         try:
@@ -287,7 +298,7 @@ class DownstreamPool:
         except Exception as exc:
             if not started:
                 raise
-            error = map_exception(conn.name, exc, auth_status=conn.auth_status)
+            error = conn.with_stderr(map_exception(conn.name, exc, auth_status=conn.auth_status))
             log.warning("connection to downstream server %r ended: %s", conn.name, error)
             self._fail(conn, client, str(error))
         finally:

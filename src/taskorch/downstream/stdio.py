@@ -7,7 +7,9 @@ took more than 150 s and 230 MiB). Here stdout is read in chunks through
 gets each message parsed, or a rejection in place of one too large or too deep.
 
 The process is handled as the SDK does: an argv list, the SDK's default environment plus the
-configured `env`, a session (and process group) of its own, stderr passed through. Closing
+configured `env`, a session (and process group) of its own. Its stderr is read too: each line
+goes to the log, and the last `STDERR_TAIL_BYTES` are kept in a `StderrTail`, since a server
+that exits at start (a directory it may not use, a bad flag) says why only there. Closing
 closes stdin, gives the server 2 s to exit, then SIGTERM to its group, 2 s more, SIGKILL.
 """
 
@@ -17,7 +19,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Final
@@ -31,7 +32,7 @@ from mcp.shared.message import SessionMessage
 from taskorch.config import DownstreamStdioSettings
 from taskorch.downstream.frames import Discards, LineFramer, Oversized, Reason, Rejection, parse_message
 
-__all__ = ["stdio_client"]
+__all__ = ["STDERR_TAIL_BYTES", "StderrTail", "stdio_client"]
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +41,69 @@ _EXIT_SECONDS: Final = 2.0  # after stdin closes, then again after SIGTERM (the 
 _REAP_SECONDS: Final = 2.0
 _POLL_SECONDS: Final = 0.01
 _PIPE_ERRORS: Final = (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError)
+_STDERR_DRAIN_SECONDS: Final = 1.0  # after stdout ends, for the last stderr lines to arrive
+
+STDERR_TAIL_BYTES: Final = 2048
+
+
+class StderrTail:
+    """The last `limit` bytes a stdio server wrote to its stderr, for its connection errors."""
+
+    def __init__(self, limit: int = STDERR_TAIL_BYTES) -> None:
+        self.limit = limit
+        self._data = bytearray()
+
+    def add(self, chunk: bytes) -> None:
+        self._data += chunk
+        del self._data[: -self.limit]
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def text(self) -> str:
+        """What was kept, decoded, whitespace at the ends removed (empty if nothing)."""
+        return self._data.decode(errors="replace").strip()
 
 
 @asynccontextmanager
-async def stdio_client(config: DownstreamStdioSettings) -> AsyncIterator[TransportStreams]:
+async def stdio_client(
+    config: DownstreamStdioSettings, stderr_tail: StderrTail | None = None
+) -> AsyncIterator[TransportStreams]:
     """Start the configured server and yield `(read_stream, write_stream)` to it.
 
     Raises `OSError` (`FileNotFoundError` for a missing command) if it cannot be started. When
-    the server's stdout ends the read stream ends, so pending requests fail at once. The block's
-    exit stops the server (even when cancelled) and reaps it.
+    the server's stdout ends the read stream ends, so pending requests fail at once (after up
+    to a second for its last stderr lines, which `stderr_tail` receives). The block's exit
+    stops the server (even when cancelled) and reaps it.
     """
+    tail = stderr_tail if stderr_tail is not None else StderrTail()
+    tail.clear()
     process = await anyio.open_process(
         [config.command, *config.args],
         env=get_default_environment() | dict(config.env),
         cwd=config.cwd,
-        stderr=sys.stderr,
         start_new_session=True,
     )
+    stderr_done = anyio.Event()
+    name = os.path.basename(config.command)
+
+    async def read_stderr() -> None:
+        assert process.stderr is not None
+        partial = b""
+        try:
+            with contextlib.suppress(*_PIPE_ERRORS):
+                while True:
+                    chunk = await process.stderr.receive(_READ_BYTES)
+                    tail.add(chunk)
+                    *lines, partial = (partial + chunk).split(b"\n")
+                    partial = partial[-tail.limit :]
+                    for line in lines:
+                        log.info("%s (stdio MCP server) stderr: %s", name, line.decode(errors="replace"))
+            if partial:
+                log.info("%s (stdio MCP server) stderr: %s", name, partial.decode(errors="replace"))
+        finally:
+            stderr_done.set()
+
     limit = config.max_result_bytes
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
@@ -78,6 +125,10 @@ async def stdio_client(config: DownstreamStdioSettings) -> AsyncIterator[Transpo
                             await read_writer.send(item)
                         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                             session_gone = True
+            # stdout ended: the server is exiting. Its reason is on stderr; let it arrive before
+            # the session hears the connection close.
+            with anyio.move_on_after(_STDERR_DRAIN_SECONDS):
+                await stderr_done.wait()
 
     async def write_stdin() -> None:
         assert process.stdin is not None
@@ -90,6 +141,7 @@ async def stdio_client(config: DownstreamStdioSettings) -> AsyncIterator[Transpo
                 await read_writer.aclose()  # the server stopped reading: end the session's waits
 
     async with anyio.create_task_group() as tg:
+        tg.start_soon(read_stderr)
         tg.start_soon(read_stdout)
         tg.start_soon(write_stdin)
         try:

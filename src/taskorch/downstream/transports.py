@@ -27,7 +27,7 @@ from taskorch.config import (
 )
 from taskorch.downstream.correlation import correlated
 from taskorch.downstream.http_bounds import IDENTITY, bound_responses
-from taskorch.downstream.stdio import stdio_client
+from taskorch.downstream.stdio import StderrTail, stdio_client
 from taskorch.downstream.websocket import websocket_client
 
 __all__ = ["SDK_SSE_EVENT_BYTES", "SSE_READ_TIMEOUT_SECONDS", "open_transport"]
@@ -100,10 +100,12 @@ def _sse(config: DownstreamSseSettings, on_status: StatusHook) -> Transport:
     )
 
 
-def _transport(config: DownstreamServerSettings, on_status: StatusHook) -> Transport:
+def _transport(
+    config: DownstreamServerSettings, on_status: StatusHook, stderr_tail: StderrTail | None
+) -> Transport:
     match config:
         case DownstreamStdioSettings():
-            return stdio_client(config)
+            return stdio_client(config, stderr_tail)
         case DownstreamStreamableHttpSettings():
             return _streamable_http(config, on_status)
         case DownstreamSseSettings():
@@ -127,10 +129,13 @@ async def _correlated(
         yield correlated(streams)
 
 
-def open_transport(config: DownstreamServerSettings, on_status: StatusHook) -> Transport:
+def open_transport(
+    config: DownstreamServerSettings, on_status: StatusHook, stderr_tail: StderrTail | None = None
+) -> Transport:
     """A fresh transport for `config`; entering it connects (or starts the process).
 
     `on_status` hears the status of every HTTP response (sse and streamable_http), so a 401
     or 403 that the SDK reports only as a generic JSON-RPC error can still be named.
+    `stderr_tail` keeps the last stderr bytes of a stdio server (its connection errors say them).
     """
-    return _correlated(_transport(config, on_status))
+    return _correlated(_transport(config, on_status, stderr_tail))

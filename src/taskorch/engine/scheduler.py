@@ -49,6 +49,7 @@ from taskorch.engine.processes import Instance, end_process_group, process_info
 from taskorch.engine.queue import MAX_RESULT_CHARS, TaskQueue
 from taskorch.errors import (
     CallerError,
+    ExecutorNotReady,
     ExecutorUnavailable,
     InvalidArgument,
     InvalidTransition,
@@ -512,16 +513,27 @@ class Scheduler:
                         result = result[:MAX_RESULT_CHARS]
                         details = details.model_copy(update={"output_truncated": True})
                     await self._queue.complete(task.id, token, result, details=details)
+                    log.info("task %s succeeded (attempt %d)", task.id, task.attempt)
                 case RunStatus.FAILED | RunStatus.TIMED_OUT:
                     timed_out = outcome.status is RunStatus.TIMED_OUT
                     error = outcome.error or ErrorInfo(kind="run_failed", message="the run failed")
-                    await self._queue.fail(
+                    kind = "timeout" if timed_out else error.kind
+                    after = await self._queue.fail(
                         task.id,
                         token,
                         error.message or "the run failed",
-                        kind="timeout" if timed_out else error.kind,
+                        kind=kind,
                         retry=task.retry_safe,
                         details=details,
+                    )
+                    log.warning(
+                        "task %s failed (%s, attempt %d of %d; now %s): %s",
+                        task.id,
+                        kind,
+                        task.attempt,
+                        task.max_attempts,
+                        after.status.value,
+                        _one_line(error.message or "the run failed"),
                     )
                 case RunStatus.RATE_LIMITED:
                     await self._park(task, token, outcome, details)
@@ -604,7 +616,8 @@ class Scheduler:
 
         Raises `InvalidTransition` (with what to do instead) for a standard-mode task, one
         that already ended, or one waiting on dependencies; `InvalidArgument` when no
-        executor for it is configured; `NotFound` for an unknown id.
+        executor for it is configured; `ExecutorNotReady` when its executor fails its health
+        check (nothing is queued to run); `NotFound` for an unknown id.
         """
         task = await self._queue.get(task_id)
         if task.execution_mode is ExecutionMode.STANDARD:
@@ -621,7 +634,7 @@ class Scheduler:
             )
         if task.status is Status.WAITING:
             raise InvalidTransition(await self._waiting_message(task))
-        self._check_executor(task)
+        await self._check_executor(task)
         if task.status is Status.QUEUED:
             self._requested_tasks[task.id] = None
             self._watches.setdefault(task.id, RunWatch())
@@ -663,13 +676,26 @@ class Scheduler:
                 await run.done.wait()
         return task
 
-    def _check_executor(self, task: Task) -> None:
+    async def _check_executor(self, task: Task) -> None:
         name = CLAUDE_CODE if task.execution_mode is ExecutionMode.CLAUDE_CODE else (task.executor or "")
-        if name not in self._executors:
+        executor = self._executors.get(name)
+        if executor is None:
             known = ", ".join(sorted(self._executors)) or "none"
             raise InvalidArgument(
                 f"this server has no executor {name!r} to run task {task.id} (available: {known}); "
                 "configure it, or run the task elsewhere"
+            )
+        # Asked directly, not through the cache of `health`: a run asked for now should not
+        # start (and use an attempt) on a CLI that is known missing. Executors cache a good
+        # answer themselves, so this costs little.
+        try:
+            with anyio.fail_after(_HEALTH_TIMEOUT_SECONDS):
+                health = await executor.check()
+        except Exception as exc:
+            health = ExecutorHealth(name=name, ok=False, message=f"check failed: {type(exc).__name__}")
+        if not health.ok:
+            raise ExecutorNotReady(
+                f"task {task.id} was not started: the {name} executor cannot run here: {health.message}"
             )
 
     async def _waiting_message(self, task: Task) -> str:
@@ -719,6 +745,11 @@ class Scheduler:
                 self._health[name] = cached
             out.append(cached[1])
         return out
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _failed(kind: str, message: str) -> RunOutcome:

@@ -148,10 +148,11 @@ class ClaudeCodeExecutor:
     async def _probe(self) -> ExecutorHealth:
         program = resolve_program(self.settings.path, self.env)
         if program is None:
+            where = "(no executable file there)" if os.sep in self.settings.path else "on PATH"
             return ExecutorHealth(
                 name=self.name,
                 ok=False,
-                message=f"Claude Code CLI {self.settings.path!r} not found; {_INSTALL_HINT}",
+                message=f"Claude Code CLI {self.settings.path!r} not found {where}; {_INSTALL_HINT}",
             )
         timeout = self.settings.version_check_timeout_seconds
         spec = ProcessSpec(

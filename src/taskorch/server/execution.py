@@ -6,21 +6,26 @@ Shared by the MCP tools and the REST routes, so both say the same things.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from typing import Final, Literal
 
 import anyio
 
-from taskorch.domain import Task, TaskEvent, TaskStatus
+from taskorch.config import Settings
+from taskorch.domain import ExecutionMode, Task, TaskEvent, TaskStatus
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.scheduler import RunWatch
 from taskorch.server.models import ServerStatistics
+from taskorch.storage import TaskFilter
 
 __all__ = [
     "MAX_EXECUTE_WAIT_SECONDS",
     "Report",
+    "Surface",
     "describe_event",
     "execute_message",
+    "server_run_ready_note",
     "server_statistics",
+    "unattended_note",
     "wait_for_runs",
 ]
 
@@ -28,6 +33,18 @@ MAX_EXECUTE_WAIT_SECONDS: Final = 50.0
 """Longest wait of `execute_task` / `execute_directory`: below the 60 s many clients allow a call."""
 
 _MESSAGE_CHARS: Final = 200
+
+Surface = Literal["mcp", "rest", "cli"]
+"""Who is told: each surface names its own tools, routes or commands."""
+
+_HOW_TO_RUN: Final[dict[Surface, str]] = {
+    "mcp": "you call execute_task(task_id) (or execute_directory), start `taskorch serve --run-tasks` "
+    "or a `taskorch worker` on this queue",
+    "rest": "you POST /api/v1/tasks/{id}/execute (or /api/v1/execute/directory/{path}), start "
+    "`taskorch serve --run-tasks` or a `taskorch worker` on this queue",
+    "cli": "you start `taskorch worker` (or `taskorch serve --run-tasks`) on this database, or a "
+    "client asks a server to run it (MCP execute_task, REST POST /api/v1/tasks/{id}/execute)",
+}
 
 Report = Callable[[float, str], Awaitable[None]]
 """Receives (number of events so far, a one-line message) for each progress step."""
@@ -110,6 +127,38 @@ def execute_message(task: Task) -> str:
             )
         case TaskStatus.WAITING:
             return f"Task {task.id} is waiting for the tasks it depends on."
+
+
+def unattended_note(task: Task, settings: Settings, surface: Surface) -> str | None:
+    """What to do when `task` was queued where nothing runs it by itself, else None.
+
+    A claude_code or custom task is run by a server (`execute_task`, or `scheduler.enabled`)
+    or a worker; `get_next_task` never hands it out. Without this note a new user waits on
+    a task that nothing will start.
+    """
+    if task.execution_mode is ExecutionMode.STANDARD or task.is_terminal or settings.scheduler.enabled:
+        return None
+    mode = task.execution_mode.value
+    return f"Nothing runs {mode} tasks here until {_HOW_TO_RUN[surface]}."
+
+
+async def server_run_ready_note(orchestrator: Orchestrator, work_path: str, surface: Surface) -> str | None:
+    """When a claim found nothing: say so if claude_code or custom tasks are ready at or below
+    `work_path`, since those are run by the server and never handed out."""
+    ready = 0
+    for mode in (ExecutionMode.CLAUDE_CODE, ExecutionMode.CUSTOM):
+        page = await orchestrator.queue.list_tasks(
+            TaskFilter(status=TaskStatus.QUEUED, execution_mode=mode, work_directory=work_path), limit=10
+        )
+        ready += len(page.items)
+    if not ready:
+        return None
+    count = f"{ready}{'+' if ready >= 10 else ''}"
+    how = _HOW_TO_RUN[surface].removeprefix("you ")
+    return (
+        f"{count} claude_code or custom task(s) are ready there; those are run by the server, not "
+        f"handed out: {how}."
+    )
 
 
 async def server_statistics(orchestrator: Orchestrator) -> ServerStatistics:

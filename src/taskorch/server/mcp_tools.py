@@ -19,7 +19,7 @@ from taskorch.domain import Task, TaskSpec, TaskStatus
 from taskorch.domain.tasks import ModeInput, PriorityInput
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.queue import TaskQueue
-from taskorch.server.execution import server_statistics
+from taskorch.server.execution import server_run_ready_note, server_statistics, unattended_note
 from taskorch.server.mcp_errors import tool_errors
 from taskorch.server.mcp_results import tool_result
 from taskorch.server.mcp_schema import UNDESCRIBED
@@ -165,7 +165,8 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         }
         with tool_errors():
             outcome = await queue.create(TaskSpec.model_validate(fields))
-        return tool_result(CreateTaskResult(task=outcome.task, created=outcome.created))
+        note = unattended_note(outcome.task, orchestrator.settings, "mcp")
+        return tool_result(CreateTaskResult(task=outcome.task, created=outcome.created, note=note))
 
     @server.tool(title="Get a task", annotations=_READ, structured_output=UNDESCRIBED)
     async def get_task(task_id: TaskId) -> Annotated[CallToolResult, Task]:
@@ -229,12 +230,15 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         with tool_errors():
             task = await _claim(queue, work_path, worker_id, wait_seconds)
         if task is None:
+            with tool_errors():
+                note = await server_run_ready_note(orchestrator, work_path, "mcp")
             return tool_result(
                 ClaimResult(
                     task=None,
                     lease_token=None,
                     message=f"No standard task is ready at or below {work_path}. Try again later, or pass "
-                    f"wait_seconds (up to {MAX_WAIT_SECONDS:g}) to wait for one.",
+                    f"wait_seconds (up to {MAX_WAIT_SECONDS:g}) to wait for one."
+                    + (f" {note}" if note else ""),
                 )
             )
         return tool_result(

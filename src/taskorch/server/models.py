@@ -29,6 +29,7 @@ class CreateTaskResult(BaseModel):
     created: bool = Field(
         description="False when a task with this idempotency_key already existed and was returned instead."
     )
+    note: str | None = Field(default=None, description="What to do so that the task runs, if needed.")
 
 
 class ClaimResult(BaseModel):

@@ -32,7 +32,9 @@ from taskorch.problems import problems_of
 from taskorch.server.execution import (
     MAX_EXECUTE_WAIT_SECONDS,
     execute_message,
+    server_run_ready_note,
     server_statistics,
+    unattended_note,
     wait_for_runs,
 )
 from taskorch.server.models import (
@@ -202,6 +204,16 @@ async def _store_health(orchestrator: Orchestrator) -> tuple[str, str] | None:
     return "unreachable", fault.advice or "the task store did not answer; see the server's log"
 
 
+async def _executors_health(orchestrator: Orchestrator) -> dict[str, dict[str, Any]]:
+    """Each executor's ok and a fixed message: /health needs no token, so no paths or versions
+    (`GET /api/v1/statistics` and the server's log have the detail)."""
+    out: dict[str, dict[str, Any]] = {}
+    for health in await orchestrator.scheduler.health():
+        message = "ready" if health.ok else "cannot run tasks; see GET /api/v1/statistics or the server log"
+        out[health.name] = {"ok": health.ok, "message": message}
+    return out
+
+
 async def _json_object(request: Request, *, required: bool = True) -> dict[str, Any]:
     raw = await request.body()
     if not raw.strip():
@@ -230,17 +242,19 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
     @_handles_errors
     async def health(request: Request) -> Response:
         fault = await _store_health(orchestrator)
-        body = {"status": "ok", "version": __version__, "store": "ok"}
+        body: dict[str, Any] = {"status": "ok", "version": __version__, "store": "ok"}
         if fault is not None:
             body |= {"status": "degraded", "store": fault[0], "message": fault[1]}
         body["containment"] = orchestrator.containment.mode.value
+        body["executors"] = await _executors_health(orchestrator)
         return JSONResponse(body, 200 if fault is None else 503)
 
     @_handles_errors
     async def create_task(request: Request) -> Response:
         spec = TaskSpec.model_validate(await _json_object(request))
         outcome = await queue.create(spec)
-        result = CreateTaskResult(task=outcome.task, created=outcome.created)
+        note = unattended_note(outcome.task, orchestrator.settings, "rest")
+        result = CreateTaskResult(task=outcome.task, created=outcome.created, note=note)
         return JSONResponse(result.model_dump(mode="json"), 201 if outcome.created else 200)
 
     @_handles_errors
@@ -254,9 +268,9 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
         query = NextQuery.model_validate(_query(request))
         task = await queue.claim(query.work_path, query.worker_id)
         if task is None:
-            claim = ClaimResult(
-                task=None, lease_token=None, message=f"no task is ready at or below {query.work_path}"
-            )
+            note = await server_run_ready_note(orchestrator, query.work_path, "rest")
+            message = f"no standard task is ready at or below {query.work_path}"
+            claim = ClaimResult(task=None, lease_token=None, message=message + (f". {note}" if note else ""))
         else:
             claim = ClaimResult(
                 task=task,
