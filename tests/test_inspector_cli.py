@@ -24,16 +24,21 @@ from tests.downstream_peers import REPO_ROOT
 from tests.npm_servers import npm_bin
 from tests.serve_process import serve
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("inspector_installed")]
 
 SOURCE_TREE = Path(taskorch.__file__).resolve().parents[1]
 # Ad-hoc targets default to "legacy" (the 2025-11-25 handshake); "modern" negotiates 2026-07-28.
 ERAS = ["legacy", "modern"]
 
 
+@pytest.fixture
+def inspector_installed() -> None:
+    """Skip (fail under CI) before any server starts: a skip inside a task group is an error."""
+    npm_bin("mcp-inspector")
+
+
 async def inspector(home: Path, *args: str) -> dict[str, Any]:
     """Run `npx --no-install @modelcontextprotocol/inspector --cli ARGS --format json`; its result."""
-    npm_bin("mcp-inspector")
     env = {key: os.environ[key] for key in ("PATH", "LANG", "LC_ALL") if key in os.environ}
     env.update(HOME=str(home), NPM_CONFIG_UPDATE_NOTIFIER="false")
     command = ["npx", "--no-install", "@modelcontextprotocol/inspector", "--cli", *args, "--format", "json"]
