@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 
+import taskorch as taskorch_package
 from tests.integration.netns import Scenario, run_scenario
 
 pytestmark = [pytest.mark.anyio, pytest.mark.claude_cli, pytest.mark.usefixtures("claude_cli")]
+
+SOURCE_TREE = Path(taskorch_package.__file__).resolve().parents[1]
 
 HEADLESS = ["-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits"]
 
@@ -215,6 +218,9 @@ async def test_a_scripted_mcp_tool_call_reaches_taskorch_over_stdio(tmp_path: Pa
     taskorch = {
         "command": sys.executable,
         "args": ["-m", "taskorch", "serve", "--db", "memory:", "--allowed-root", str(tmp_path)],
+        # The CLI hands the server only its own environment: without this the venv's installed
+        # taskorch answers, which in a second worktree is not the tree under test.
+        "env": {"PYTHONPATH": str(SOURCE_TREE)},
     }
     call = {
         "name": "mcp__taskorch__create_task",
