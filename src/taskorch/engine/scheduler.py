@@ -45,7 +45,7 @@ from taskorch.domain.paths import is_at_or_below, overlaps
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.agents import AgentRegistry
-from taskorch.engine.processes import Instance, end_process_group, process_info
+from taskorch.engine.processes import Instance, end_process_group
 from taskorch.engine.queue import MAX_RESULT_CHARS, TaskQueue
 from taskorch.errors import (
     CallerError,
@@ -64,6 +64,7 @@ from taskorch.executors.base import (
     RunStarted,
     RunStatus,
 )
+from taskorch.executors.containment.procfs import proc_entry
 from taskorch.storage.base import TaskFilter
 
 __all__ = ["RunWatch", "Scheduler", "SchedulerStatus"]
@@ -448,13 +449,13 @@ class Scheduler:
             await self._store_events(run, events)
 
     async def _on_start(self, run: _Run, started: RunStarted) -> None:
-        info = process_info(started.pid)
+        entry = proc_entry(started.pid)
         process = RunProcess(
             pid=started.pid,
             pgid=started.pgid,
             host=self._instance.host,
             instance_id=self.instance_id,
-            start_ticks=info.start_ticks if info else None,
+            start_ticks=entry.start if entry else None,
             command=list(started.command),
         )
         try:
