@@ -65,6 +65,7 @@ from taskorch.executors.base import (
     RunStatus,
 )
 from taskorch.executors.containment.procfs import proc_entry
+from taskorch.problems import problems_of
 from taskorch.storage.base import TaskFilter
 
 __all__ = ["RunWatch", "Scheduler", "SchedulerStatus"]
@@ -410,10 +411,7 @@ class Scheduler:
             )
         except ValidationError as exc:
             # Only rows stored before these values were checked get here: refuse, never pass on.
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-                for err in exc.errors(include_url=False)
-            )
+            problems = "; ".join(str(problem) for problem in problems_of(exc))
             raise InvalidArgument(
                 f"task {task.id} cannot run: {problems}; create a new task with valid values"
             ) from None
