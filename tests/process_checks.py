@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 from taskorch.executors.base import RunStarted
 from taskorch.executors.process import group_members
 
-__all__ = ["base_environ", "group_gone", "pid_gone"]
+__all__ = ["base_environ", "group_gone", "killed_afterwards", "pid_gone"]
 
 
 def base_environ(home: Path) -> dict[str, str]:
@@ -37,6 +40,18 @@ def pid_gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return stat[stat.rfind(b")") + 2 :].split()[0] == b"Z"
+
+
+@contextlib.contextmanager
+def killed_afterwards(pids: list[int]) -> Iterator[None]:
+    """However the test ends, every process in `pids` (filled in as the test learns them) gets
+    SIGKILL: a `sleep 300` the test caused never stays behind."""
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def group_gone(started: RunStarted) -> bool:

@@ -20,7 +20,7 @@ import anyio.abc
 import httpx2
 from anyio.abc import ByteReceiveStream
 
-from taskorch.engine.processes import process_info
+from taskorch.executors.containment.procfs import proc_entry
 
 __all__ = [
     "HOLD_CLI",
@@ -354,5 +354,5 @@ def kill_marked(marker: str) -> list[int]:
 
 
 def _zombie(pid: int) -> bool:
-    info = process_info(pid)
-    return info is None or info.state in ("Z", "X")
+    entry = proc_entry(pid)
+    return entry is None or not entry.live

@@ -17,17 +17,10 @@ from taskorch.cli import main
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A home of its own (the default allowed root and config dir), no TASKORCH_* variables."""
-    for name in list(os.environ):
-        if name.startswith("TASKORCH_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / ".local" / "share"))
-    project = tmp_path / "project"
-    project.mkdir()
-    return tmp_path
+def home(cli_home: Path) -> Path:
+    """The CLI's own home (see `cli_home`) with a `project` directory in it."""
+    (cli_home / "project").mkdir()
+    return cli_home
 
 
 class Run:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -30,7 +28,7 @@ from taskorch.executors.containment.procfs import proc_entry
 from taskorch.executors.containment.subreaper import MARK_NAME
 from taskorch.executors.process import ExitReason, ProcessResult, ProcessSpec, run_process
 from tests.containment_helpers import CONTAINMENTS, open_test_containment
-from tests.process_checks import base_environ, pid_gone
+from tests.process_checks import base_environ, killed_afterwards, pid_gone
 
 pytestmark = pytest.mark.anyio
 
@@ -68,16 +66,6 @@ def daemon_spec(tmp_path: Path, then: str, containment: Containment, **spec: Any
         containment=containment,
         **spec,
     )
-
-
-@contextlib.contextmanager
-def killed_afterwards(pids: list[int]) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
 
 
 async def run_collecting(spec: ProcessSpec, pids: list[int]) -> ProcessResult:

@@ -3,9 +3,6 @@ that nothing it started outlives it (the work directory checked at spawn; daemon
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +17,7 @@ from taskorch.executors.registry import build_executors
 from tests.containment_helpers import CONTAINMENTS, daemon_pid, open_test_containment
 from tests.executor_helpers import write_fake_claude
 from tests.mcp_harness import Harness
-from tests.process_checks import base_environ, pid_gone
+from tests.process_checks import base_environ, killed_afterwards, pid_gone
 from tests.sched_harness import open_scheduler_harness
 from tests.test_scheduler_tools import settled
 
@@ -46,17 +43,6 @@ async def claude_harness(tmp_path: Path, containment: Containment | None = None)
         executors = build_executors(settings, environ, containment=containment)
     async with open_scheduler_harness(tmp_path, executors, containment=containment, **sections) as h:
         yield h
-
-
-@contextlib.contextmanager
-def killed_afterwards(pids: list[int]) -> Iterator[None]:
-    """However the test ends, no `sleep 300` it caused stays behind."""
-    try:
-        yield
-    finally:
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
 
 
 async def wait_for_record(h: Harness, task_id: str) -> None:

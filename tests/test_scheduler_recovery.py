@@ -13,7 +13,8 @@ import pytest
 from taskorch.config import load_settings
 from taskorch.domain import ExecutionMode, RunProcess, TaskSpec, TaskStatus
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.engine.processes import Instance, end_process_group, process_info
+from taskorch.engine.processes import Instance, end_process_group
+from taskorch.executors.containment.procfs import proc_entry
 from taskorch.storage.sqlite import SQLiteStore
 from tests.fakes_executor import FakeExecutor
 
@@ -44,7 +45,7 @@ async def test_a_restarted_server_ends_the_old_process_group_and_settles_its_tas
         env={}, overrides={"security": {"allowed_roots": [str(root)]}, "runs": {"kill_grace_seconds": 2}}
     )
     db = tmp_path / "tasks.db"
-    info = process_info(sleeper.pid)
+    info = proc_entry(sleeper.pid)
     assert info is not None
     old = Orchestrator(settings, SQLiteStore(db, synchronous="NORMAL"))
     async with old.running(background=False):
@@ -60,7 +61,7 @@ async def test_a_restarted_server_ends_the_old_process_group_and_settles_its_tas
             pgid=sleeper.pid,
             host=DEAD.host,
             instance_id=DEAD.id,
-            start_ticks=info.start_ticks,
+            start_ticks=info.start,
         )
         await old.store.record_process(first.id, first.lease_token or "", process)
 
@@ -85,18 +86,18 @@ async def test_a_restarted_server_ends_the_old_process_group_and_settles_its_tas
 async def test_a_recorded_group_whose_pid_was_reused_is_not_signalled(
     sleeper: subprocess.Popen[bytes],
 ) -> None:
-    info = process_info(sleeper.pid)
+    info = proc_entry(sleeper.pid)
     assert info is not None
     stale = RunProcess(
         pid=sleeper.pid,
         pgid=sleeper.pid,
         host=DEAD.host,
         instance_id=DEAD.id,
-        start_ticks=info.start_ticks + 1,
+        start_ticks=info.start + 1,
     )
     assert await end_process_group(stale, grace_seconds=0.1) is True  # nothing of that run is left
     assert sleeper.poll() is None  # and the unrelated process lives on
-    older = stale.model_copy(update={"start_ticks": info.start_ticks - 1})
+    older = stale.model_copy(update={"start_ticks": info.start - 1})
     assert await end_process_group(older, grace_seconds=0.1) is False
     assert sleeper.poll() is None
 
@@ -105,7 +106,7 @@ async def test_tasks_of_a_live_sibling_server_on_this_host_are_left_alone(tmp_pa
     root = tmp_path / "root"
     root.mkdir()
     settings = load_settings(env={}, overrides={"security": {"allowed_roots": [str(root)]}})
-    sibling = Instance(Instance.current().host, os.getppid(), process_info(os.getppid()).start_ticks)  # type: ignore[union-attr]
+    sibling = Instance(Instance.current().host, os.getppid(), proc_entry(os.getppid()).start)  # type: ignore[union-attr]
     orchestrator = Orchestrator(settings, SQLiteStore(tmp_path / "t.db", synchronous="NORMAL"))
     async with orchestrator.running(background=False):
         task = (await orchestrator.queue.create(_spec(root))).task

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from taskorch.engine.processes import group_members
+from taskorch.executors.containment.procfs import group_members
 from tests.process_checks import pid_gone
 from tests.serve_process import hold_config, kill_marked, live_children, read_runs, serve, wait_for
 

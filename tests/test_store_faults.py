@@ -33,21 +33,9 @@ from tests.mcp_harness import text_of
 from tests.pg import drop_schema, fresh_schema, require_postgres, server_url
 from tests.tcp_proxy import tcp_proxy
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("cli_home")]
 
 TASKS = "/api/v1/tasks"
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The CLI's environment: a home of its own, no TASKORCH_* variables."""
-    for name in list(os.environ):
-        if name.startswith("TASKORCH_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / ".local" / "share"))
-    return tmp_path
 
 
 @dataclass

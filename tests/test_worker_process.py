@@ -12,8 +12,8 @@ import pytest
 
 from taskorch.config import load_settings
 from taskorch.domain import ExecutionMode, Task, TaskSpec, TaskStatus
-from taskorch.engine.processes import group_members
 from taskorch.engine.queue import TaskQueue
+from taskorch.executors.containment.procfs import group_members
 from taskorch.storage.sqlite import SQLiteStore
 from tests.process_checks import pid_gone
 from tests.serve_process import hold_config, kill_marked, read_runs, wait_for, work

@@ -18,10 +18,12 @@ from typing import Any
 
 import anyio
 
-__all__ = ["CLAUDE", "REPO", "Scenario", "netns_problem", "run_scenario"]
+__all__ = ["CLAUDE", "HEADLESS", "REPO", "Scenario", "line_of", "netns_problem", "run_scenario"]
 
 REPO = Path(__file__).resolve().parents[2]
 CLAUDE = REPO / "node_modules" / ".bin" / "claude"
+HEADLESS = ["-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits"]
+"""Headless arguments for a scenario: the prompt on stdin, stream-json lines out, edits accepted."""
 
 # Generous for a run that normally takes one or two seconds; a hang still ends the test.
 RUN_TIMEOUT = 30.0
@@ -92,3 +94,15 @@ async def run_scenario(scenario: Scenario, scratch: Path) -> dict[str, Any]:
     summary: dict[str, Any] = json.loads(result.stdout.decode().strip().splitlines()[-1])
     assert summary["interfaces"] == ["lo"], f"not isolated: {summary['interfaces']}"
     return summary
+
+
+def line_of(summary: dict[str, Any], kind: str, subtype: str | None = None) -> dict[str, Any]:
+    """The one stream-json line of `kind` (and `subtype`) the CLI printed; fails the test,
+    showing its output, unless there is exactly one."""
+    found = [
+        line
+        for line in summary["lines"]
+        if line["type"] == kind and (subtype is None or line.get("subtype") == subtype)
+    ]
+    assert len(found) == 1, f"want one {kind}/{subtype} line:\n{summary['stdout']}\n{summary['stderr']}"
+    return found[0]

@@ -19,11 +19,10 @@ from taskorch.config import ClaudeCodeSettings, RunsSettings
 from taskorch.executors.base import RunRequest
 from taskorch.executors.claude_code import ClaudeCodeExecutor
 from taskorch.executors.common import RunLimits
-from tests.integration.netns import CLAUDE, Scenario, run_scenario
+from tests.integration.netns import CLAUDE, HEADLESS, Scenario, line_of, run_scenario
 
 pytestmark = [pytest.mark.anyio, pytest.mark.claude_cli, pytest.mark.usefixtures("claude_cli")]
 
-HEADLESS = ["-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits"]
 SANDBOX = {"IS_SANDBOX": "1"}  # so that an injected bypassPermissions would be accepted, not refused
 
 
@@ -36,16 +35,6 @@ def scenario(tmp_path: Path, args: list[str], turns: list[dict[str, Any]] | None
         prompt="Say ok.",
         env=SANDBOX,
     )
-
-
-def line_of(summary: dict[str, Any], kind: str, subtype: str | None = None) -> dict[str, Any]:
-    found = [
-        line
-        for line in summary["lines"]
-        if line["type"] == kind and (subtype is None or line.get("subtype") == subtype)
-    ]
-    assert len(found) == 1, f"want one {kind}/{subtype} line:\n{summary['stdout']}\n{summary['stderr']}"
-    return found[0]
 
 
 def system_text(summary: dict[str, Any]) -> str:

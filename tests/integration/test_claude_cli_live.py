@@ -15,23 +15,11 @@ from typing import Any
 import pytest
 
 import taskorch as taskorch_package
-from tests.integration.netns import Scenario, run_scenario
+from tests.integration.netns import HEADLESS, Scenario, line_of, run_scenario
 
 pytestmark = [pytest.mark.anyio, pytest.mark.claude_cli, pytest.mark.usefixtures("claude_cli")]
 
 SOURCE_TREE = Path(taskorch_package.__file__).resolve().parents[1]
-
-HEADLESS = ["-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits"]
-
-
-def line_of(summary: dict[str, Any], kind: str, subtype: str | None = None) -> dict[str, Any]:
-    found = [
-        line
-        for line in summary["lines"]
-        if line["type"] == kind and (subtype is None or line.get("subtype") == subtype)
-    ]
-    assert len(found) == 1, f"want one {kind}/{subtype} line:\n{summary['stdout']}\n{summary['stderr']}"
-    return found[0]
 
 
 def agent_requests(summary: dict[str, Any]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ passed. Tool patterns have their own grammar, in `taskorch.domain.agents`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Final
 
 from pydantic import AfterValidator
@@ -38,38 +39,40 @@ PERMISSION_MODE_PATTERN: Final = r"^[A-Za-z]{1,40}$"
 """A Claude Code permission mode: one word of letters (`acceptEdits`, `default`, `plan`)."""
 
 
-def check_model_name(value: str) -> str:
-    """`value` if it is a model name (see `MODEL_NAME_PATTERN`); raises `ValueError` saying why not."""
-    if not re.fullmatch(MODEL_NAME_PATTERN, value):
-        raise ValueError(
-            "a model name is 1-200 letters, digits and . _ : / @ + [ ] -, starting with a letter or "
-            "digit (no spaces, no leading '-'), e.g. sonnet or claude-sonnet-4-5-20250929"
-        )
-    return value
+def _grammar(pattern: str, explanation: str) -> Callable[[str], str]:
+    """A check that returns a value matching `pattern` and raises `ValueError(explanation)`
+    for any other."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(explanation)
+        return value
+
+    return check
 
 
-def check_session_id(value: str) -> str:
-    """`value` if it is a Claude Code session id (a UUID); raises `ValueError` otherwise."""
-    if not re.fullmatch(SESSION_ID_PATTERN, value):
-        raise ValueError(
-            "a Claude Code session id is a UUID such as 6353e0a6-1d6a-4d5c-bc29-cebcb9ca9896, "
-            "as the CLI reports it"
-        )
-    return value
+check_model_name: Final = _grammar(
+    MODEL_NAME_PATTERN,
+    "a model name is 1-200 letters, digits and . _ : / @ + [ ] -, starting with a letter or "
+    "digit (no spaces, no leading '-'), e.g. sonnet or claude-sonnet-4-5-20250929",
+)
+"""`value` if it is a model name (see `MODEL_NAME_PATTERN`); raises `ValueError` saying why not."""
 
+check_session_id: Final = _grammar(
+    SESSION_ID_PATTERN,
+    "a Claude Code session id is a UUID such as 6353e0a6-1d6a-4d5c-bc29-cebcb9ca9896, as the CLI reports it",
+)
+"""`value` if it is a Claude Code session id (a UUID); raises `ValueError` otherwise."""
 
-def check_permission_mode(value: str) -> str:
-    """`value` if it is one word of letters; raises `ValueError` otherwise.
-
-    Which words the CLI knows is its own business (it refuses an unknown mode at start); this
-    only keeps the value a single plain word.
-    """
-    if not re.fullmatch(PERMISSION_MODE_PATTERN, value):
-        raise ValueError(
-            "a permission mode is one word of letters: acceptEdits, default, plan, dontAsk, auto "
-            "or bypassPermissions"
-        )
-    return value
+# Which words the CLI knows is its own business (it refuses an unknown mode at start); this
+# only keeps the value a single plain word.
+check_permission_mode: Final = _grammar(
+    PERMISSION_MODE_PATTERN,
+    "a permission mode is one word of letters: acceptEdits, default, plan, dontAsk, auto or "
+    "bypassPermissions",
+)
+"""`value` if it is one word of letters; raises `ValueError` otherwise."""
 
 
 def check_no_nul(value: str) -> str:

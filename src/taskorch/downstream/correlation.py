@@ -12,10 +12,8 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import replace
-from types import TracebackType
-from typing import Self
 
-import anyio
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from mcp.client._transport import ReadStream, TransportStreams, WriteStream
 from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
 from mcp.shared.message import SessionMessage
@@ -35,7 +33,7 @@ def correlated(streams: TransportStreams) -> TransportStreams:
     return _Reader(read_stream, pending), _Writer(write_stream, pending)
 
 
-class _Reader:
+class _Reader(ObjectReceiveStream[SessionMessage | Exception]):
     def __init__(self, inner: ReadStream[SessionMessage | Exception], pending: dict[RequestId, None]) -> None:
         self._inner = inner
         self._pending = pending
@@ -72,26 +70,8 @@ class _Reader:
     async def aclose(self) -> None:
         await self._inner.aclose()
 
-    def __aiter__(self) -> Self:
-        return self
 
-    async def __anext__(self) -> SessionMessage | Exception:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        await self.aclose()
-        return None
-
-
-class _Writer:
+class _Writer(ObjectSendStream[SessionMessage]):
     def __init__(self, inner: WriteStream[SessionMessage], pending: dict[RequestId, None]) -> None:
         self._inner = inner
         self._pending = pending
@@ -108,12 +88,3 @@ class _Writer:
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        await self.aclose()
-        return None

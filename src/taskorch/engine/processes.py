@@ -19,44 +19,14 @@ from typing import Final
 import anyio
 
 from taskorch.domain import RunProcess
+from taskorch.executors.containment.procfs import group_members, proc_entry
 
-__all__ = [
-    "Instance",
-    "ProcessInfo",
-    "end_process_group",
-    "group_members",
-    "process_info",
-]
+__all__ = ["Instance", "end_process_group"]
 
 log = logging.getLogger(__name__)
 
 _PROC: Final = Path("/proc")
 _PREFIX: Final = "taskorch"
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessInfo:
-    state: str
-    pgid: int
-    start_ticks: int
-
-
-def process_info(pid: int) -> ProcessInfo | None:
-    """State, process group and start time of `pid` from `/proc/<pid>/stat`; None if gone."""
-    try:
-        raw = (_PROC / str(pid) / "stat").read_text()
-    except (OSError, ValueError):
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = raw[raw.rfind(")") + 2 :].split()
-    try:
-        return ProcessInfo(state=fields[0], pgid=int(fields[2]), start_ticks=int(fields[19]))
-    except (IndexError, ValueError):
-        return None
-
-
-def _alive(info: ProcessInfo | None) -> bool:
-    return info is not None and info.state not in ("Z", "X")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +43,8 @@ class Instance:
 
     @classmethod
     def current(cls) -> Instance:
-        info = process_info(os.getpid())
-        return cls(socket.gethostname(), os.getpid(), info.start_ticks if info else 0)
+        entry = proc_entry(os.getpid())
+        return cls(socket.gethostname(), os.getpid(), entry.start if entry else 0)
 
     @property
     def id(self) -> str:
@@ -93,39 +63,17 @@ class Instance:
 
     def is_alive(self) -> bool:
         """Whether this instance's process still runs (on this host; `/proc` required)."""
-        info = process_info(self.pid)
-        return _alive(info) and info is not None and info.start_ticks == self.start_ticks
-
-
-def group_members(pgid: int, *, started_since: int | None = None) -> list[int]:
-    """Live (not zombie) processes in group `pgid`, optionally only those started at or after
-    `started_since` (clock ticks since boot)."""
-    members = []
-    try:
-        entries = list(_PROC.iterdir())
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        info = process_info(int(entry.name))
-        if (
-            _alive(info)
-            and info is not None
-            and info.pgid == pgid
-            and (started_since is None or info.start_ticks >= started_since)
-        ):
-            members.append(int(entry.name))
-    return members
+        entry = proc_entry(self.pid)
+        return entry is not None and entry.live and entry.start == self.start_ticks
 
 
 def _ours(process: RunProcess) -> bool:
     """Whether the recorded group is still the one the run started, not a reuse of its number."""
     if not _PROC.is_dir() or process.start_ticks is None:
         return False
-    leader = process_info(process.pid)
-    if _alive(leader) and leader is not None:
-        return leader.start_ticks == process.start_ticks and leader.pgid == process.pgid
+    leader = proc_entry(process.pid)
+    if leader is not None and leader.live:
+        return leader.start == process.start_ticks and leader.pgrp == process.pgid
     # The leader is gone; a group number stays reserved while any member lives, so members
     # started no earlier than the leader are what is left of that group.
     return bool(group_members(process.pgid, started_since=process.start_ticks))

@@ -45,7 +45,7 @@ from taskorch.domain.paths import is_at_or_below, overlaps
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.agents import AgentRegistry
-from taskorch.engine.processes import Instance, end_process_group, process_info
+from taskorch.engine.processes import Instance, end_process_group
 from taskorch.engine.queue import MAX_RESULT_CHARS, TaskQueue
 from taskorch.errors import (
     CallerError,
@@ -65,6 +65,8 @@ from taskorch.executors.base import (
     RunStarted,
     RunStatus,
 )
+from taskorch.executors.containment.procfs import proc_entry
+from taskorch.problems import problems_of
 from taskorch.storage.base import TaskFilter
 
 __all__ = ["RunWatch", "Scheduler", "SchedulerStatus"]
@@ -410,10 +412,7 @@ class Scheduler:
             )
         except ValidationError as exc:
             # Only rows stored before these values were checked get here: refuse, never pass on.
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-                for err in exc.errors(include_url=False)
-            )
+            problems = "; ".join(str(problem) for problem in problems_of(exc))
             raise InvalidArgument(
                 f"task {task.id} cannot run: {problems}; create a new task with valid values"
             ) from None
@@ -449,13 +448,13 @@ class Scheduler:
             await self._store_events(run, events)
 
     async def _on_start(self, run: _Run, started: RunStarted) -> None:
-        info = process_info(started.pid)
+        entry = proc_entry(started.pid)
         process = RunProcess(
             pid=started.pid,
             pgid=started.pgid,
             host=self._instance.host,
             instance_id=self.instance_id,
-            start_ticks=info.start_ticks if info else None,
+            start_ticks=entry.start if entry else None,
             command=list(started.command),
         )
         try:

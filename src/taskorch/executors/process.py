@@ -33,6 +33,7 @@ import anyio.abc
 
 from taskorch.executors.containment.base import Containment, RunScope
 from taskorch.executors.containment.group import GroupOnly
+from taskorch.executors.containment.procfs import group_members
 from taskorch.executors.output import CappedLog, LineSplitter, OutputTail
 from taskorch.executors.work_directory import open_work_directory
 
@@ -168,25 +169,6 @@ class _Watch:
         self.pumps_left -= 1
         if self.pumps_left == 0:
             self.pumps_done.set()
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of group `pgid`, from /proc; empty where /proc is missing."""
-    members: list[int] = []
-    with contextlib.suppress(OSError):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                    stat = fh.read()
-            except OSError:
-                continue
-            # Fields after the parenthesised command name: state, ppid, pgrp, ...
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-                members.append(int(entry.name))
-    return members
 
 
 def _group_alive(pgid: int) -> bool:

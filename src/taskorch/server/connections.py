@@ -18,7 +18,6 @@ Responses are never timed: an SSE stream or a long MCP call may last as long as 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -30,6 +29,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from taskorch.config import Settings
+from taskorch.server.security import error_body
 
 __all__ = ["LINGER_SECONDS", "ConnectionLimits", "LimitedH11Protocol", "limited_http_protocol"]
 
@@ -60,7 +60,7 @@ def _raw_response(status: HTTPStatus, kind: str, message: str) -> bytes:
 
     h11 cannot frame it: it allows a response only to a request it has parsed.
     """
-    body = json.dumps({"error": {"kind": kind, "message": message}}).encode()
+    body = error_body(kind, message)
     head = (
         f"HTTP/1.1 {status.value} {status.phrase}\r\n"
         "content-type: application/json\r\n"

@@ -40,6 +40,8 @@ from mcp.types import (
 )
 from pydantic import ValidationError
 
+from taskorch.downstream.frames import as_request_id
+
 __all__ = ["Refused", "parse_frame", "run_stdio"]
 
 log = logging.getLogger(__name__)
@@ -113,10 +115,7 @@ def _is_response(value: Any) -> bool:
 
 
 def _request_id(value: dict[str, Any]) -> str | int | None:
-    request_id = value.get("id")
-    if isinstance(request_id, str) or (isinstance(request_id, int) and not isinstance(request_id, bool)):
-        return request_id
-    return None
+    return as_request_id(value.get("id"))
 
 
 def _lenient_json(line: bytes) -> Any:

@@ -29,6 +29,7 @@ __all__ = [
     "GuardPolicy",
     "RequestGuard",
     "check_bind_address",
+    "error_body",
     "is_loopback_host",
 ]
 
@@ -169,14 +170,15 @@ class GuardPolicy:
         )
 
 
-def _error_body(kind: str, message: str) -> bytes:
+def error_body(kind: str, message: str) -> bytes:
+    """The JSON body of an HTTP error answered outside the REST app: `{"error": {"kind", "message"}}`."""
     return json.dumps({"error": {"kind": kind, "message": message}}).encode()
 
 
 async def _refuse(
     send: Send, status: int, kind: str, message: str, extra_headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
-    body = _error_body(kind, message)
+    body = error_body(kind, message)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -174,10 +174,10 @@ async def check_postgres(url: str, schema: str | None) -> CheckReport:
     """
     import asyncpg
 
-    from taskorch.storage.postgres_faults import DRIVER_ERRORS, redact, translate
+    from taskorch.storage.postgres_faults import DRIVER_ERRORS, describe, translate
     from taskorch.storage.postgres_schema import SCHEMA_VERSION as PG_SCHEMA_VERSION
 
-    where = redact(url) + (f" (schema {schema})" if schema else "")
+    where = describe(url, schema)
     settings = {"search_path": '"' + schema.replace('"', '""') + '"'} if schema else {}
     try:
         conn = await asyncpg.connect(url, timeout=10, server_settings=settings)

@@ -58,7 +58,7 @@ from taskorch.storage.common import (
     quantile_index,
     statistics_from_counts,
 )
-from taskorch.storage.postgres_faults import DRIVER_ERRORS, redact, translate
+from taskorch.storage.postgres_faults import DRIVER_ERRORS, describe, translate
 from taskorch.storage.postgres_schema import (
     COLUMNS,
     LOCK_CLASS,
@@ -173,7 +173,6 @@ WHERE id IN (SELECT id FROM doomed) AND status IN {_OPEN_STATUSES}
 _CLOSE_SECONDS: Final = 10.0
 _RELISTEN_FIRST_SECONDS: Final = 0.2  # then doubling, up to:
 _RELISTEN_MAX_SECONDS: Final = 30.0
-_DRIVER_ERRORS: Final = DRIVER_ERRORS
 
 
 async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
@@ -241,7 +240,7 @@ class PostgresStore:
                     timeout=self._connect_timeout,
                     reset=_keep_session,
                 )
-            except _DRIVER_ERRORS as exc:
+            except DRIVER_ERRORS as exc:
                 raise self._translate(exc, "open") from exc
             self._server_settings = settings
             try:
@@ -249,7 +248,7 @@ class PostgresStore:
             except BaseException as exc:
                 with anyio.CancelScope(shield=True):
                     await pool.close()
-                if isinstance(exc, _DRIVER_ERRORS):
+                if isinstance(exc, DRIVER_ERRORS):
                     raise self._translate(exc, "open") from exc
                 raise
             self._pool, self._listener = pool, listener
@@ -347,7 +346,7 @@ class PostgresStore:
                 await asyncio.sleep(delay)
                 try:
                     listener = await self._listen()
-                except _DRIVER_ERRORS as exc:
+                except DRIVER_ERRORS as exc:
                     delay = min(delay * 2, _RELISTEN_MAX_SECONDS)
                     log.info("listening for new work again failed (%s); next try in %.1f s", exc, delay)
                     continue
@@ -365,7 +364,7 @@ class PostgresStore:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _where(self) -> str:
-        return f"{redact(self.url)}" + (f" (schema {self.schema})" if self.schema else "")
+        return describe(self.url, self.schema)
 
     def _translate(self, exc: BaseException, action: str) -> StoreError:
         return translate(exc, self._where(), action)
@@ -381,7 +380,7 @@ class PostgresStore:
         try:
             async with pool.acquire() as conn, conn.transaction():
                 return await body(conn, self._clock())
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise self._translate(exc, action) from exc
 
     async def _run(self, action: str, body: Callable[[Connection, float], Awaitable[T]]) -> T:
@@ -391,7 +390,7 @@ class PostgresStore:
         try:
             async with pool.acquire() as conn:
                 return await body(conn, self._clock())
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise self._translate(exc, action) from exc
 
     async def _read(self, action: str, body: Callable[[Connection], Awaitable[T]]) -> T:
@@ -400,7 +399,7 @@ class PostgresStore:
         try:
             async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
                 return await body(conn)
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise self._translate(exc, action) from exc
 
     async def _notify(self, conn: Connection) -> None:
@@ -905,5 +904,5 @@ def _quote(identifier: str) -> str:
 
 async def _quietly(closing: Awaitable[object]) -> None:
     # Closing a connection that already broke: nothing is left to release.
-    with contextlib.suppress(*_DRIVER_ERRORS):
+    with contextlib.suppress(*DRIVER_ERRORS):
         await closing

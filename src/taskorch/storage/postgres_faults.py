@@ -12,7 +12,7 @@ import asyncpg
 
 from taskorch.errors import DiskFull, StoreBusy, StoreCorrupt, StoreError, StoreReadOnly, StoreUnavailable
 
-__all__ = ["DRIVER_ERRORS", "redact", "translate"]
+__all__ = ["DRIVER_ERRORS", "describe", "redact", "translate"]
 
 DRIVER_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 """What the driver raises: `translate` takes any of these."""
@@ -67,3 +67,8 @@ def redact(url: str) -> str:
     if not at or ":" not in userinfo:
         return url
     return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
+
+
+def describe(url: str, schema: str | None) -> str:
+    """The database at `url` (and `schema`) as messages name it: `redact`ed, no password."""
+    return redact(url) + (f" (schema {schema})" if schema else "")

@@ -8,7 +8,7 @@ import signal
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["ProcEntry", "proc_entry", "process_table", "signal_exact"]
+__all__ = ["ProcEntry", "group_members", "proc_entry", "process_table", "signal_exact"]
 
 _PROC: Final = "/proc"
 
@@ -63,6 +63,16 @@ def process_table() -> dict[int, ProcEntry]:
             if name.isdigit() and (entry := proc_entry(int(name))) is not None:
                 table[entry.pid] = entry
     return table
+
+
+def group_members(pgid: int, *, started_since: int | None = None) -> list[int]:
+    """Live (not zombie) processes in group `pgid`, optionally only those started at or after
+    `started_since` (clock ticks since boot); empty where there is no `/proc`."""
+    return [
+        entry.pid
+        for entry in process_table().values()
+        if entry.live and entry.pgrp == pgid and (started_since is None or entry.start >= started_since)
+    ]
 
 
 def signal_exact(pid: int, start: int, signum: signal.Signals) -> bool:
