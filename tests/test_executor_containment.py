@@ -23,6 +23,7 @@ from taskorch.executors.containment import (
     SubreaperContainment,
     open_containment,
 )
+from taskorch.executors.containment import subreaper as subreaper_module
 from taskorch.executors.containment.cgroup import find_own_cgroup
 from taskorch.executors.containment.procfs import proc_entry
 from taskorch.executors.containment.subreaper import MARK_NAME
@@ -275,6 +276,29 @@ def test_the_subreaper_reaps_an_orphan_that_came_back_to_it(subreaper: Subreaper
     wait_until(lambda: (e := proc_entry(orphan)) is not None and e.ppid == os.getpid() and not e.live)
     subreaper.refresh()
     assert proc_entry(orphan) is None
+
+
+def test_an_environment_that_could_not_be_read_is_read_again_on_the_next_pass(
+    subreaper: SubreaperContainment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A process caught in the middle of an exec shows an empty environment for a moment: if
+    # that read were remembered as "no mark", a daemon of the run would outlive it.
+    scope = subreaper.open_run()
+    subreaper.runs.append(scope)
+    child = subprocess.Popen(["sleep", "300"])
+    try:
+        reads = iter([subreaper_module.UNREAD, scope.token])
+        monkeypatch.setattr(
+            subreaper_module, "_read_mark", lambda pid: next(reads) if pid == child.pid else None
+        )
+        subreaper.refresh()
+        assert child.pid not in subreaper.marked(scope.token)
+        subreaper.refresh()
+        assert child.pid in subreaper.marked(scope.token)
+    finally:
+        subreaper.runs.remove(scope)
+        child.kill()
+        child.wait()
 
 
 # -- choosing ------------------------------------------------------------------------------

@@ -72,12 +72,24 @@ def set_child_subreaper(on: bool = True) -> None:
         raise ContainmentUnavailable(f"prctl(PR_SET_CHILD_SUBREAPER) failed: {os.strerror(err)}")
 
 
-def _read_mark(pid: int) -> str | None:
+class _Unread:
+    """An environment that could not be read this pass."""
+
+
+UNREAD: Final = _Unread()
+
+
+def _read_mark(pid: int) -> str | _Unread | None:
+    """The run mark in `pid`'s environment; None when it has none; `UNREAD` when it could not
+    be read (gone, not ours, or empty while the process is in the middle of an exec), so a
+    later pass reads it again rather than remembering "no mark" for good."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as fh:
             environ = fh.read()
     except OSError:
-        return None
+        return UNREAD
+    if not environ:
+        return UNREAD
     prefix = MARK_NAME.encode() + b"="
     for item in environ.split(b"\0"):
         if item.startswith(prefix):
@@ -194,7 +206,9 @@ class SubreaperContainment:
             for entry in table.values():
                 key = (entry.pid, entry.start)
                 if entry.live and entry.start >= since and key not in self._marks:
-                    self._marks[key] = _read_mark(entry.pid)
+                    mark = _read_mark(entry.pid)
+                    if not isinstance(mark, _Unread):
+                        self._marks[key] = mark
             for run in self.runs:
                 run.claim(table)
         self._reap(table)
