@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -170,3 +171,23 @@ async def test_serve_logs_its_database_roots_and_executor_health_at_start(tmp_pa
     assert f"Claude Code CLI '{missing}' not found" in warning
     assert "npm install -g @anthropic-ai/claude-code" in warning
     assert health["executors"]["claude_code"]["ok"] is False
+
+
+async def test_serve_starts_and_answers_without_the_postgres_extra(tmp_path: Path) -> None:
+    # The README's first command installs taskorch without `[postgres]`: nothing on the
+    # SQLite path may import asyncpg. A package that refuses to import stands in for it.
+    shadow = tmp_path / "without-asyncpg" / "asyncpg"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'asyncpg'\")\n")
+    path = os.pathsep.join(p for p in (str(shadow.parent), os.environ.get("PYTHONPATH")) if p)
+    config = tmp_path / "taskorch.toml"
+    config.write_text("")
+    async with (
+        serve(
+            config, tmp_path / "tasks.db", tmp_path, home=tmp_path, run_tasks=True, env={"PYTHONPATH": path}
+        ) as served,
+        served.client() as http,
+    ):
+        health = await http.get("/health")
+    assert health.status_code == 200, health.text
+    assert health.json()["store"] == "ok"

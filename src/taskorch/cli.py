@@ -319,12 +319,11 @@ def _run(work: Callable[[], Awaitable[int]]) -> int:
 async def _log_start(orchestrator: Orchestrator) -> None:
     """Log what a new user needs to see at once: which database, which roots, whether the
     executors can run anything (a missing CLI would otherwise show only when a task fails)."""
-    from taskorch.storage import is_postgres_url
-    from taskorch.storage.postgres_faults import redact
+    from taskorch.storage import redact_url
 
     settings = orchestrator.settings
     url = settings.database_url()
-    log.info("database: %s", redact(url) if is_postgres_url(url) else url)
+    log.info("database: %s", redact_url(url))
     log.info("allowed roots: %s", ", ".join(orchestrator.queue.allowed_roots))
     health = await orchestrator.scheduler.health()
     log.info(

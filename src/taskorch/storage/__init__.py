@@ -32,6 +32,7 @@ __all__ = [
     "WorkNotifier",
     "is_postgres_url",
     "open_store",
+    "redact_url",
     "sqlite_path",
 ]
 
@@ -39,6 +40,15 @@ __all__ = [
 def is_postgres_url(url: str) -> bool:
     """Whether `url` names a PostgreSQL database (`postgresql://...` or `postgres://...`)."""
     return url.startswith(("postgres://", "postgresql://"))
+
+
+def redact_url(url: str) -> str:
+    """`url` without its password, for messages and logs (a URL without one is unchanged)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -11,8 +11,9 @@ from typing import Final
 import asyncpg
 
 from taskorch.errors import DiskFull, StoreBusy, StoreCorrupt, StoreError, StoreReadOnly, StoreUnavailable
+from taskorch.storage import redact_url
 
-__all__ = ["DRIVER_ERRORS", "describe", "redact", "translate"]
+__all__ = ["DRIVER_ERRORS", "describe", "translate"]
 
 DRIVER_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 """What the driver raises: `translate` takes any of these."""
@@ -60,15 +61,6 @@ def _connection_closed(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
 
 
-def redact(url: str) -> str:
-    """`url` without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
-
-
 def describe(url: str, schema: str | None) -> str:
-    """The database at `url` (and `schema`) as messages name it: `redact`ed, no password."""
-    return redact(url) + (f" (schema {schema})" if schema else "")
+    """The database at `url` (and `schema`) as messages name it: with `redact_url`, no password."""
+    return redact_url(url) + (f" (schema {schema})" if schema else "")
