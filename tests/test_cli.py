@@ -310,3 +310,12 @@ def test_python_dash_m_taskorch_runs_the_commands(home: Path, tmp_path: Path) ->
         missing.stderr.strip()
         == "taskorch: error: no task with id 'no-such-id'; list_tasks shows the ids that exist"
     )
+
+
+def test_a_new_task_gets_the_configured_default_max_attempts(
+    run: Run, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASKORCH_TASKS__DEFAULT_MAX_ATTEMPTS", "7")
+    run("tasks", "add", "Write the docs", "--dir", str(home / "project"))
+    [task] = run.json("tasks", "list")["tasks"]
+    assert task["max_attempts"] == 7

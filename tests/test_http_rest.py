@@ -431,3 +431,20 @@ async def test_a_claude_code_task_nothing_will_run_comes_with_a_note_naming_the_
     assert "POST /api/v1/tasks/{id}/execute" in claim["message"]
     standard = (await http.post(TASKS, json={**body, "execution_mode": "standard"})).json()
     assert standard["note"] is None
+
+
+async def test_a_new_task_gets_the_configured_default_max_attempts(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "project").mkdir(parents=True)
+    settings = make_settings(root, tasks={"default_max_attempts": 6})
+    async with serve_http(settings, root) as running, running.client() as http:
+        created = await http.post(
+            "/api/v1/tasks", json={"prompt": "p", "work_directory": str(root / "project")}
+        )
+        explicit = await http.post(
+            "/api/v1/tasks",
+            json={"prompt": "q", "work_directory": str(root / "project"), "max_attempts": 2},
+        )
+    assert created.status_code == 201, created.text
+    assert created.json()["task"]["max_attempts"] == 6
+    assert explicit.json()["task"]["max_attempts"] == 2

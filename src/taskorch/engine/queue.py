@@ -73,7 +73,10 @@ class TaskQueue:
             await event.wait()
 
     async def create(self, spec: TaskSpec) -> CreateOutcome:
-        """Validate `spec` and enqueue it. Idempotent per `idempotency_key`."""
+        """Validate `spec` and enqueue it. Idempotent per `idempotency_key`.
+
+        A spec that does not set `max_attempts` gets `tasks.default_max_attempts`.
+        """
         limit = self._settings.tasks.max_prompt_chars
         if len(spec.prompt) > limit:
             raise InvalidArgument(
@@ -82,6 +85,9 @@ class TaskQueue:
             )
         if spec.execution_mode is ExecutionMode.CUSTOM and not spec.executor:
             raise InvalidArgument("execution_mode custom needs `executor`: the name of a configured executor")
+        if "max_attempts" not in spec.model_fields_set:
+            # The one place the configured default applies, whichever surface built the spec.
+            spec = spec.model_copy(update={"max_attempts": self._settings.tasks.default_max_attempts})
         work_directory = resolve_work_directory(spec.work_directory, self._roots)
         if spec.continue_from is not None:
             spec = await self._continuation(spec, work_directory)

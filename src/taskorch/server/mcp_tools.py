@@ -156,7 +156,6 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             "model": model,
             "agent": agent,
             "depends_on": depends_on or [],
-            "max_attempts": settings.default_max_attempts if max_attempts is None else max_attempts,
             "timeout_seconds": timeout_seconds,
             "idempotency_key": idempotency_key,
             "retry_safe": retry_safe,
@@ -164,6 +163,8 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             "continue_from": continue_from,
         }
         with tool_errors():
+            if max_attempts is not None:  # else the queue applies tasks.default_max_attempts
+                fields["max_attempts"] = max_attempts
             outcome = await queue.create(TaskSpec.model_validate(fields))
         note = unattended_note(outcome.task, orchestrator.settings, "mcp")
         return tool_result(CreateTaskResult(task=outcome.task, created=outcome.created, note=note))
