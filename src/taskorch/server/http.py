@@ -19,6 +19,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Final
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
@@ -34,6 +35,8 @@ from taskorch.server.rest import http_exception_handler, rest_routes
 from taskorch.server.security import GuardPolicy, RequestGuard, check_bind_address
 
 __all__ = ["MCP_PATH", "MESSAGES_PATH", "SSE_PATH", "HttpServer", "build_http_app", "server_config"]
+
+KEEP_ALIVE_SECONDS: Final = 15
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,10 @@ def server_config(app: Starlette, settings: Settings, *, port: int | None = None
         host=settings.server.host,
         port=settings.server.port if port is None else port,
         http=limited_http_protocol(ConnectionLimits.from_settings(settings)),
-        timeout_keep_alive=5,  # an idle kept-alive connection is closed after this many seconds
+        # An idle kept-alive connection is closed after this many seconds: longer than the 5 s for
+        # which clients' pools (httpx's default keepalive_expiry) reuse one, so the server never
+        # closes a connection just as a client sends a request on it (the client then reads EOF).
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         log_config=None,  # our stderr handler; uvicorn's default config logs access lines to stdout
         log_level=settings.logging.level.lower(),
         lifespan="on",
