@@ -10,25 +10,14 @@ from hypothesis import HealthCheck, Phase, settings
 # repeatable and quick; `--hypothesis-profile long` (scripts/fuzz_mcp.sh) explores at random.
 # The fuzz suites drive a live server whose state moves on between examples, so a failing
 # example may not replay exactly: report it as found rather than shrink it.
-settings.register_profile(
-    "default",
-    phases=[Phase.explicit, Phase.generate],
-    max_examples=300,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    print_blob=True,
-)
-settings.register_profile(
-    "long",
-    phases=[Phase.explicit, Phase.generate],
-    max_examples=20_000,
-    derandomize=False,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    print_blob=True,
-)
+_FUZZ = {
+    "phases": [Phase.explicit, Phase.generate],
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+    "print_blob": True,
+}
+settings.register_profile("default", max_examples=300, derandomize=True, database=None, **_FUZZ)
+settings.register_profile("long", max_examples=20_000, derandomize=False, **_FUZZ)
 settings.load_profile("default")
 
 

@@ -17,7 +17,7 @@ from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore
 from tests.fakes import FakeClock
 
-__all__ = ["LEASE_SECONDS", "MAX_PROMPT_CHARS", "Harness", "open_harness"]
+__all__ = ["LEASE_SECONDS", "MAX_PROMPT_CHARS", "Harness", "call", "open_harness"]
 
 LEASE_SECONDS = 30.0
 MAX_PROMPT_CHARS = 1000
@@ -53,6 +53,14 @@ class Harness:
 
     async def claim(self, work_path: Path | None = None, worker_id: str = "w1") -> dict[str, Any]:
         return await self.call("get_next_task", work_path=str(work_path or self.root), worker_id=worker_id)
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call `tool` through any client, require success, return its structured content."""
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
 
 
 def text_of(content: list[Any]) -> str:

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx2
@@ -17,19 +16,13 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from taskorch.tool_profiles import PROFILES
+from tests.mcp_harness import call
 from tests.serve_process import Output, serve, server_env
 from tests.slow_clients import HALF_BODY, HALF_HEADERS, answers, connections, served_again
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 TOKEN = "e2e-token-0123456789abcdef"
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 async def test_serve_http_end_to_end(tmp_path: Path) -> None:

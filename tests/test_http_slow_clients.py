@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx2
@@ -21,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.fakes_executor import FakeExecutor
 from tests.http_harness import TOKEN, RunningServer, make_settings, serve_http
+from tests.mcp_harness import call
 from tests.slow_clients import (
     HALF_BODY,
     HALF_HEADERS,
@@ -47,13 +47,6 @@ def assert_timed_out(answer: Answer, setting: str) -> None:
     assert answer.error["kind"] == "request_timeout"
     assert setting in answer.error["message"]
     assert answer.closed_after >= DEADLINE  # not before its time
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 @asynccontextmanager

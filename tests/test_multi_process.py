@@ -24,6 +24,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.downstream_peers import REPO_ROOT
+from tests.mcp_harness import call
 from tests.pg import drop_schema, fresh_schema, require_postgres
 from tests.process_checks import pid_gone
 from tests.serve_process import (
@@ -144,13 +145,6 @@ async def mcp_client(server: Served) -> AsyncIterator[Client]:
         Client(streamable_http_client(f"{server.url}/mcp", http_client=http)) as client,
     ):
         yield client
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 async def test_three_servers_and_three_workers_complete_3000_tasks_each_exactly_once(tmp_path: Path) -> None:
