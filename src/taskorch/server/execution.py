@@ -12,8 +12,8 @@ import anyio
 
 from taskorch.config import Settings
 from taskorch.domain import ExecutionMode, Task, TaskEvent, TaskStatus
+from taskorch.engine.live_runs import RunWatch
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.engine.scheduler import RunWatch
 from taskorch.server.models import ServerStatistics
 from taskorch.storage import TaskFilter
 
