@@ -13,7 +13,7 @@ from taskorch.config import Settings
 from taskorch.downstream.base import ToolGateway
 from taskorch.downstream.pool import DownstreamPool
 from taskorch.engine.agents import AgentRegistry
-from taskorch.engine.plans import PlanRunner
+from taskorch.engine.plan_service import PlanService
 from taskorch.engine.processes import Instance
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.scheduler import Scheduler
@@ -75,7 +75,7 @@ class Orchestrator:
             clock=clock,
         )
         self.step_limiter = anyio.CapacityLimiter(settings.limits.max_concurrent_steps)
-        self.plans = PlanRunner(
+        self.plans = PlanService(
             store,
             self.queue,
             settings,
