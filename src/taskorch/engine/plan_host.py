@@ -15,7 +15,8 @@ import anyio.abc
 
 from taskorch.config import Settings
 from taskorch.domain.plans import Plan, PlanStatus
-from taskorch.engine.plan_execution import ExecutionContext, PlanExecution
+from taskorch.engine.plan_context import ExecutionContext
+from taskorch.engine.plan_execution import PlanExecution
 from taskorch.errors import InvalidTransition
 
 __all__ = ["PlanHost"]

@@ -34,7 +34,7 @@ from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.downstream.base import ToolGateway, ToolInfo
 from taskorch.engine.agents import AgentRegistry
 from taskorch.engine.plan_checks import InvalidPlan, PlanChecker
-from taskorch.engine.plan_execution import ExecutionContext
+from taskorch.engine.plan_context import ExecutionContext
 from taskorch.engine.plan_host import PlanHost
 from taskorch.engine.queue import TaskQueue
 from taskorch.errors import InvalidArgument, InvalidTransition, PlannerUnavailable, StaleWrite
