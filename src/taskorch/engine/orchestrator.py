@@ -18,8 +18,8 @@ from taskorch.engine.processes import Instance
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.scheduler import Scheduler
 from taskorch.executors.base import CLAUDE_CODE, Executor
-from taskorch.executors.common import RunLimits
 from taskorch.executors.containment import Containment, GroupOnly
+from taskorch.executors.run_limits import RunLimits
 from taskorch.executors.run_logs import keep_run_logs_pruned
 from taskorch.planning.base import Planner
 from taskorch.planning.claude import ClaudeCodePlanner
