@@ -47,6 +47,7 @@ from taskorch.planning.base import Planner
 from taskorch.planning.claude import CLAUDE_CODE_PLANNER
 from taskorch.planning.explicit import EXPLICIT, explicit_steps
 from taskorch.storage.base import PlanPage, Store
+from taskorch.wording import Worded
 
 __all__ = ["PLANNERS", "InvalidPlan", "PlanListener", "PlanRunner"]
 
@@ -68,14 +69,14 @@ class InvalidPlan(CallerError):
     def __init__(self, problems: Sequence[PlanProblem], *, planner: str | None = None) -> None:
         lines = "\n".join(f"- {p}" for p in problems)
         if planner is None or planner == EXPLICIT:
-            head = f"the plan has {len(problems)} problem(s); fix them all and call create_plan again"
+            head = "the plan has {count} problem(s); fix them all and call {create_plan} again"
         else:
             head = (
-                f"the plan the {planner} planner produced has {len(problems)} problem(s), so it was "
-                "refused; call create_plan again with a more precise query, or give the steps yourself "
+                "the plan the {planner} planner produced has {count} problem(s), so it was "
+                "refused; call {create_plan} again with a more precise query, or give the steps yourself "
                 "with `steps` (fixing these)"
             )
-        super().__init__(f"{head}:\n{lines}")
+        super().__init__(Worded(head + ":\n{lines}", count=len(problems), planner=planner, lines=lines))
         self.problems = list(problems)
         self.planner = planner
 
@@ -436,8 +437,12 @@ class PlanRunner:
         def refuse(plan: Plan) -> Plan:
             if plan.status is not PlanStatus.AWAITING_CONFIRMATION:
                 raise InvalidTransition(
-                    f"plan {plan_id} is {plan.status.value}; only a plan awaiting confirmation can be "
-                    "rejected (use cancel_plan for a confirmed or executing one)"
+                    Worded(
+                        "plan {plan_id} is {status}; only a plan awaiting confirmation can be "
+                        "rejected (use {cancel_plan} for a confirmed or executing one)",
+                        plan_id=plan_id,
+                        status=plan.status.value,
+                    )
                 )
             return plan.model_copy(
                 update={"status": PlanStatus.REJECTED, "reason": reason or "rejected", "finished_at": now}
@@ -545,5 +550,7 @@ def _fingerprint(steps: Sequence[Step], catalog: Catalog, agent: Agent | None) -
 def _check_id(plan_id: str) -> str:
     plan_id = plan_id.strip()
     if not plan_id or len(plan_id) > 64:
-        raise InvalidArgument("plan_id must be a plan id as returned by create_plan or list_plans")
+        raise InvalidArgument(
+            Worded("plan_id must be a plan id as returned by {create_plan} or {list_plans}")
+        )
     return plan_id

@@ -6,7 +6,7 @@ Shared by the MCP tools and the REST routes, so both say the same things.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, Literal
+from typing import Final
 
 import anyio
 
@@ -16,6 +16,7 @@ from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.scheduler import RunWatch
 from taskorch.server.models import ServerStatistics
 from taskorch.storage import TaskFilter
+from taskorch.wording import Surface, Worded
 
 __all__ = [
     "MAX_EXECUTE_WAIT_SECONDS",
@@ -33,9 +34,6 @@ MAX_EXECUTE_WAIT_SECONDS: Final = 50.0
 """Longest wait of `execute_task` / `execute_directory`: below the 60 s many clients allow a call."""
 
 _MESSAGE_CHARS: Final = 200
-
-Surface = Literal["mcp", "rest", "cli"]
-"""Who is told: each surface names its own tools, routes or commands."""
 
 _HOW_TO_RUN: Final[dict[Surface, str]] = {
     "mcp": "you call execute_task(task_id) (or execute_directory), start `taskorch serve --run-tasks` "
@@ -104,29 +102,37 @@ async def _any_changed(watches: Sequence[RunWatch], seconds: float) -> None:
             tg.start_soon(one, watch)
 
 
-def execute_message(task: Task) -> str:
+def execute_message(task: Task, surface: Surface) -> str:
     """What a caller of execute_task should know and do next, for the task as it is now."""
+    return _execute_message(task)(surface)
+
+
+def _execute_message(task: Task) -> Worded:
     match task.status:
         case TaskStatus.SUCCEEDED:
-            return f"Task {task.id} succeeded; its result is in `result`."
+            return Worded("Task {id} succeeded; its result is in `result`.", id=task.id)
         case TaskStatus.FAILED:
             kind = task.error.kind if task.error else "unknown"
-            return f"Task {task.id} failed ({kind}); see `error`."
+            return Worded("Task {id} failed ({kind}); see `error`.", id=task.id, kind=kind)
         case TaskStatus.CANCELLED:
-            return f"Task {task.id} was cancelled."
+            return Worded("Task {id} was cancelled.", id=task.id)
         case TaskStatus.RUNNING:
-            return (
-                f"Task {task.id} is running (attempt {task.attempt}). Poll get_task(task_id) for its "
-                "events and result; cancel_task stops it."
+            return Worded(
+                "Task {id} is running (attempt {attempt}). Poll {poll_task} for its "
+                "events and result; {cancel_task} stops it.",
+                id=task.id,
+                attempt=task.attempt,
             )
         case TaskStatus.QUEUED:
             when = f" not before {task.not_before.isoformat()}" if task.not_before else ""
-            return (
-                f"Task {task.id} will start{when} as soon as a run slot is free (runs are limited in "
-                "total and per directory). Poll get_task(task_id) to follow it."
+            return Worded(
+                "Task {id} will start{when} as soon as a run slot is free (runs are limited in "
+                "total and per directory). Poll {poll_task} to follow it.",
+                id=task.id,
+                when=when,
             )
         case TaskStatus.WAITING:
-            return f"Task {task.id} is waiting for the tasks it depends on."
+            return Worded("Task {id} is waiting for the tasks it depends on.", id=task.id)
 
 
 def unattended_note(task: Task, settings: Settings, surface: Surface) -> str | None:
