@@ -10,6 +10,7 @@ logged and answered with a generic 500; the server keeps serving.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -157,15 +158,16 @@ async def _executors_health(orchestrator: Orchestrator) -> dict[str, dict[str, A
 def rest_routes(orchestrator: Orchestrator) -> list[Route]:
     """The routes of `/api/v1` and `/health`, bound to `orchestrator`, with the OpenAPI
     document of them all at `OPENAPI_PATH`."""
-    operations = rest_operations(orchestrator)
-    document = openapi_document(operations, version=__version__)
 
     @_handles_errors
     async def openapi(request: Request) -> Response:
         """This API's OpenAPI 3.1 document."""
-        return JSONResponse(document)
+        return JSONResponse(document())
 
-    return routes_of([*operations, Operation("GET", OPENAPI_PATH, openapi)])
+    operations = [*rest_operations(orchestrator), Operation("GET", OPENAPI_PATH, openapi)]
+    # Made at the first request, not at start: it takes a tenth of a second.
+    document = functools.cache(lambda: openapi_document(operations, version=__version__))
+    return routes_of(operations)
 
 
 def rest_operations(orchestrator: Orchestrator) -> list[Operation]:
