@@ -1,4 +1,4 @@
-"""Plans and agents over REST on a real server: the lifecycle, the errors, and the routes' words."""
+"""Plans, agents and downstream tools over REST on a real server: lifecycle, errors, the routes' words."""
 
 from __future__ import annotations
 
@@ -192,3 +192,13 @@ async def test_a_task_id_that_cannot_be_one_is_refused_in_the_routes_words(http:
     assert "as returned by POST /api/v1/tasks or GET /api/v1/tasks" in refused["message"]
     missing = error_of(await http.get("/api/v1/tasks/no-such-task"), 404)
     assert "GET /api/v1/tasks shows the ids that exist" in missing["message"]
+
+
+async def test_downstream_tools_are_listed_for_plan_steps(http: httpx2.AsyncClient) -> None:
+    listing = (await http.get("/api/v1/downstream/tools")).json()
+    assert [(s["name"], [t["name"] for t in s["tools"]]) for s in listing["servers"]] == [("s", ["echo"])]
+    assert listing["message"] == "1 server(s), 1 tool(s)."
+    one = (await http.get("/api/v1/downstream/tools", params={"server": "s", "refresh": "true"})).json()
+    assert one["servers"][0]["tools"][0]["input_schema"]["properties"] == {"n": {"type": "integer"}}
+    unknown = error_of(await http.get("/api/v1/downstream/tools", params={"server": "nope"}), 404)
+    assert "no downstream server named 'nope'; the servers are: s" in unknown["message"]

@@ -40,6 +40,8 @@ _MCP: Final[dict[str, str]] = {
     "save_agent": "save_agent",
     "delete_agent": "delete_agent",
     "list_downstream_tools": "list_downstream_tools",
+    "refresh_downstream": "call again with refresh=true",
+    "heartbeat_task": "heartbeat_task",
 }
 
 ACTIONS: Final = frozenset(_MCP)
@@ -67,7 +69,9 @@ _REST: Final[dict[str, str]] = {
     "list_agents": "GET /api/v1/agents",
     "save_agent": "PUT /api/v1/agents/{name}",
     "delete_agent": "DELETE /api/v1/agents/{name}",
-    "list_downstream_tools": "the MCP tool list_downstream_tools",
+    "list_downstream_tools": "GET /api/v1/downstream/tools",
+    "refresh_downstream": "call GET /api/v1/downstream/tools?refresh=true",
+    "heartbeat_task": "POST /api/v1/tasks/{id}/heartbeat",
 }
 
 WORDS: Final[Mapping[Surface, Mapping[str, str]]] = {

@@ -24,6 +24,7 @@ __all__ = [
     "Surface",
     "describe_event",
     "execute_message",
+    "heartbeat_message",
     "server_run_ready_note",
     "server_statistics",
     "unattended_note",
@@ -133,6 +134,17 @@ def _execute_message(task: Task) -> Worded:
             )
         case TaskStatus.WAITING:
             return Worded("Task {id} is waiting for the tasks it depends on.", id=task.id)
+
+
+def heartbeat_message(task: Task, surface: Surface) -> str:
+    """What a worker is told after extending its lease on `task`."""
+    expires = task.lease_expires_at.isoformat() if task.lease_expires_at else "never"
+    return Worded(
+        "Lease on task {id} extended until {expires}. Heartbeat again before then, "
+        "or finish with {complete_task} or {fail_task}.",
+        id=task.id,
+        expires=expires,
+    )(surface)
 
 
 def unattended_note(task: Task, settings: Settings, surface: Surface) -> str | None:

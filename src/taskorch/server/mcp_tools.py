@@ -19,7 +19,12 @@ from taskorch.domain import Task, TaskSpec, TaskStatus
 from taskorch.domain.tasks import ModeInput, PriorityInput
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.queue import TaskQueue
-from taskorch.server.execution import server_run_ready_note, server_statistics, unattended_note
+from taskorch.server.execution import (
+    heartbeat_message,
+    server_run_ready_note,
+    server_statistics,
+    unattended_note,
+)
 from taskorch.server.mcp_errors import tool_errors
 from taskorch.server.mcp_results import tool_result
 from taskorch.server.mcp_schema import UNDESCRIBED
@@ -264,14 +269,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         """Extend your lease on the task; returns the new lease_expires_at on it."""
         with tool_errors():
             task = await queue.heartbeat(task_id, lease_token)
-        expires = task.lease_expires_at.isoformat() if task.lease_expires_at else "never"
-        return tool_result(
-            TaskResult(
-                task=task,
-                message=f"Lease on task {task.id} extended until {expires}. Heartbeat again before then, "
-                "or finish with complete_task or fail_task.",
-            )
-        )
+        return tool_result(TaskResult(task=task, message=heartbeat_message(task, "mcp")))
 
     @server.tool(
         structured_output=UNDESCRIBED,

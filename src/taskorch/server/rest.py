@@ -26,9 +26,11 @@ from taskorch.domain import Task, TaskSpec, TaskStatus
 from taskorch.domain.tasks import ModeInput, PriorityInput
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import StoreCorrupt, StoreError
+from taskorch.server.downstream_listing import DownstreamTools, list_downstream
 from taskorch.server.execution import (
     MAX_EXECUTE_WAIT_SECONDS,
     execute_message,
+    heartbeat_message,
     server_run_ready_note,
     server_statistics,
     unattended_note,
@@ -57,8 +59,10 @@ __all__ = [
     "OPENAPI_PATH",
     "CancelBody",
     "CompleteBody",
+    "DownstreamQuery",
     "ExecuteBody",
     "FailBody",
+    "HeartbeatBody",
     "ListQuery",
     "NextQuery",
     "error_response",
@@ -106,6 +110,17 @@ class NextQuery(_Input):
 class CompleteBody(_Input):
     lease_token: str = Field(min_length=1, description="The lease_token returned with the claimed task.")
     result: str | None = None
+
+
+class HeartbeatBody(_Input):
+    lease_token: str = Field(min_length=1, description="The lease_token returned with the claimed task.")
+
+
+class DownstreamQuery(_Input):
+    """Query of `GET /api/v1/downstream/tools`."""
+
+    server: str | None = Field(default=None, description="Only this one.")
+    refresh: bool = Field(default=False, description="Reconnect failed servers; re-read tool lists.")
 
 
 class FailBody(_Input):
@@ -235,6 +250,15 @@ def rest_operations(orchestrator: Orchestrator) -> list[Operation]:
         )
 
     @_handles_errors
+    async def heartbeat_task(request: Request) -> Response:
+        """Extend your lease on a claimed task."""
+        body = HeartbeatBody.model_validate(await _json_object(request))
+        task = await queue.heartbeat(request.path_params["task_id"], body.lease_token)
+        return JSONResponse(
+            TaskResult(task=task, message=heartbeat_message(task, "rest")).model_dump(mode="json")
+        )
+
+    @_handles_errors
     async def fail_task(request: Request) -> Response:
         """Report a claimed task failed, with its lease_token; optionally retry."""
         body = FailBody.model_validate(await _json_object(request))
@@ -255,6 +279,13 @@ def rest_operations(orchestrator: Orchestrator) -> list[Operation]:
         task = await orchestrator.scheduler.cancel(request.path_params["task_id"], body.reason)
         result = CancelResult(task=task, message=f"task {task.id} is now {task.status.value}")
         return JSONResponse(result.model_dump(mode="json"))
+
+    @_handles_errors
+    async def downstream_tools(request: Request) -> Response:
+        """The downstream MCP servers plan steps can call: status and tools' input schemas."""
+        query = DownstreamQuery.model_validate(_query(request))
+        listing = await list_downstream(orchestrator.downstream, query.server, query.refresh, "rest")
+        return JSONResponse(listing.model_dump(mode="json"))
 
     @_handles_errors
     async def statistics(request: Request) -> Response:
@@ -290,6 +321,8 @@ def rest_operations(orchestrator: Orchestrator) -> list[Operation]:
     tasks = f"{API_PREFIX}/tasks"
     task = f"{tasks}/{{task_id}}"
     execute = f"{API_PREFIX}/execute/directory/{{path:path}}"
+    lease = (404, 409)
+    # fmt: off
     return [
         Operation("GET", "/health", health, public=True),
         Operation("POST", tasks, create_task, CreateTaskResult, 201, (200,), body=TaskSpec, errors=(403,)),
@@ -297,43 +330,21 @@ def rest_operations(orchestrator: Orchestrator) -> list[Operation]:
         # Before `{task_id}`, so `next` is never read as an id.
         Operation("GET", f"{tasks}/next", next_task, ClaimResult, query=NextQuery, errors=(403,)),
         Operation("GET", task, get_task, Task, errors=(404,)),
-        Operation(
-            "POST", f"{task}/complete", complete_task, TaskResult, body=CompleteBody, errors=(404, 409)
-        ),
-        Operation("POST", f"{task}/fail", fail_task, TaskResult, body=FailBody, errors=(404, 409)),
-        Operation(
-            "POST",
-            f"{task}/cancel",
-            cancel_task,
-            CancelResult,
-            body=CancelBody,
-            body_required=False,
-            errors=(404, 409),
-        ),
-        Operation(
-            "POST",
-            f"{task}/execute",
-            execute_task,
-            ExecuteResult,
-            202,
-            (200,),
-            ExecuteBody,
-            False,
-            errors=(404, 409),
-        ),
-        Operation(
-            "POST",
-            execute,
-            execute_directory,
-            ExecuteDirectoryResult,
-            202,
-            body=ExecuteBody,
-            body_required=False,
-            errors=(403,),
-        ),
+        Operation("POST", f"{task}/heartbeat", heartbeat_task, TaskResult, body=HeartbeatBody, errors=lease),
+        Operation("POST", f"{task}/complete", complete_task, TaskResult, body=CompleteBody, errors=lease),
+        Operation("POST", f"{task}/fail", fail_task, TaskResult, body=FailBody, errors=lease),
+        Operation("POST", f"{task}/cancel", cancel_task, CancelResult, body=CancelBody, body_required=False,
+                  errors=lease),
+        Operation("POST", f"{task}/execute", execute_task, ExecuteResult, 202, (200,), body=ExecuteBody,
+                  body_required=False, errors=lease),
+        Operation("POST", execute, execute_directory, ExecuteDirectoryResult, 202, body=ExecuteBody,
+                  body_required=False, errors=(403,)),
         Operation("GET", f"{API_PREFIX}/statistics", statistics, ServerStatistics),
+        Operation("GET", f"{API_PREFIX}/downstream/tools", downstream_tools, DownstreamTools,
+                  query=DownstreamQuery, errors=(404,)),
         *plan_operations(orchestrator),
     ]
+    # fmt: on
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:
