@@ -93,7 +93,9 @@ class _Fields(dict[str, Any]):
         self.surface = surface
 
     def __missing__(self, key: str) -> str:
-        return word(self.surface, key)
+        # An unknown field is shown as written rather than failing the error it words
+        # (tests/test_wording.py checks every template's fields).
+        return word(self.surface, key) if key in ACTIONS else f"{{{key}}}"
 
 
 class Worded:
