@@ -1,4 +1,8 @@
-"""The REST API (`/api/v1/...`) and `GET /health`: thin JSON adapters onto the task queue.
+"""The REST API (`/api/v1/...`) and `GET /health`: thin JSON adapters onto the engine.
+
+The task, run and statistics routes are here, the plan and agent routes in `rest_plans`; all are
+`Operation`s (`rest_base`), from which both the routes and the OpenAPI document at
+`OPENAPI_PATH` are made. Messages name these routes, not the MCP tools (`taskorch.wording`).
 
 Every response is JSON. Errors are `{"error": {"kind", "message"}}` (validation errors add
 `fields`): 400 malformed request, 401/403/421 refused by the guard, 404 unknown id or route,
