@@ -29,14 +29,15 @@ def _load_script() -> ModuleType:
 
 graph = _load_script()
 
-_FOUNDATION = {"config", "domain", "errors", "problems", "taskorch"}
+_FOUNDATION = {"config", "domain", "errors", "problems", "taskorch", "wording"}
 _ALL = {
     "__main__", "app", "cli", "config", "domain", "downstream", "engine", "errors", "executors",
-    "planning", "problems", "server", "storage", "taskorch", "tool_profiles", "worker",
+    "planning", "problems", "server", "storage", "taskorch", "tool_profiles", "wording", "worker",
 }  # fmt: skip
 
 ALLOWED: dict[str, set[str]] = {
-    "errors": set(),
+    "wording": set(),
+    "errors": {"wording"},
     "problems": {"errors"},
     "taskorch": set(),
     "tool_profiles": {"errors", "problems"},

@@ -24,6 +24,7 @@ from taskorch.engine.paths import resolve_work_directory
 from taskorch.engine.queue import TaskQueue
 from taskorch.errors import CallerError
 from taskorch.planning.explicit import EXPLICIT
+from taskorch.wording import Worded
 
 __all__ = ["Catalog", "InvalidPlan", "PlanChecker"]
 
@@ -40,14 +41,14 @@ class InvalidPlan(CallerError):
     def __init__(self, problems: Sequence[PlanProblem], *, planner: str | None = None) -> None:
         lines = "\n".join(f"- {p}" for p in problems)
         if planner is None or planner == EXPLICIT:
-            head = f"the plan has {len(problems)} problem(s); fix them all and call create_plan again"
+            head = "the plan has {count} problem(s); fix them all and call {create_plan} again"
         else:
             head = (
-                f"the plan the {planner} planner produced has {len(problems)} problem(s), so it was "
-                "refused; call create_plan again with a more precise query, or give the steps yourself "
+                "the plan the {planner} planner produced has {count} problem(s), so it was "
+                "refused; call {create_plan} again with a more precise query, or give the steps yourself "
                 "with `steps` (fixing these)"
             )
-        super().__init__(f"{head}:\n{lines}")
+        super().__init__(Worded(head + ":\n{lines}", count=len(problems), planner=planner, lines=lines))
         self.problems = list(problems)
         self.planner = planner
 

@@ -20,6 +20,7 @@ from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.paths import resolve_work_directory
 from taskorch.errors import InvalidArgument, NotFound, PathNotAllowed
 from taskorch.storage.base import Backoff, CreateOutcome, Store, TaskFilter, TaskPage, WorkNotifier
+from taskorch.wording import Worded
 
 __all__ = ["TaskQueue"]
 
@@ -238,7 +239,9 @@ class TaskQueue:
 def _check_id(task_id: str) -> str:
     task_id = task_id.strip()
     if not task_id or len(task_id) > 64:
-        raise InvalidArgument("task_id must be a task id as returned by create_task or list_tasks")
+        raise InvalidArgument(
+            Worded("task_id must be a task id as returned by {create_task} or {list_tasks}")
+        )
     return task_id
 
 

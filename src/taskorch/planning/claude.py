@@ -37,6 +37,7 @@ from taskorch.errors import ExecutorUnavailable, PlannerUnavailable, PlanningFai
 from taskorch.executors.base import EventSink, Executor, RunOutcome, RunRequest, RunStatus
 from taskorch.planning.prompt import allowed_tools, catalog_text, planning_prompt
 from taskorch.planning.schema import answer_problems, plan_steps_schema
+from taskorch.wording import Worded
 
 __all__ = ["CLAUDE_CODE_PLANNER", "PLANNING_DISALLOWED_TOOLS", "ClaudeCodePlanner"]
 
@@ -84,8 +85,12 @@ class ClaudeCodePlanner:
         if not tools:
             who = f"agent {agent.name!r} may use" if agent is not None else "are available"
             raise PlanningFailed(
-                f"there is nothing to plan with: no downstream tools {who} (list_downstream_tools shows "
-                "what the servers offer); configure [downstream.<name>] servers or allow the agent some"
+                Worded(
+                    "there is nothing to plan with: no downstream tools {who} ({list_downstream_tools} "
+                    "shows what the servers offer); configure [downstream.<name>] servers or allow the "
+                    "agent some",
+                    who=who,
+                )
             )
         catalog = catalog_text(tools, self.settings.planner_catalog_chars)
         denied = [*PLANNING_DISALLOWED_TOOLS, *(agent.claude_code_denied if agent else [])]

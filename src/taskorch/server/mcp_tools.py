@@ -30,7 +30,7 @@ from taskorch.server.models import (
     TaskList,
     TaskResult,
 )
-from taskorch.server.run_guidance import server_run_ready_note, unattended_note
+from taskorch.server.run_guidance import heartbeat_message, server_run_ready_note, unattended_note
 from taskorch.server.statistics import server_statistics
 from taskorch.storage import TaskFilter
 from taskorch.tool_profiles import TASK_TOOLS
@@ -265,14 +265,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         """Extend your lease on the task; returns the new lease_expires_at on it."""
         with tool_errors():
             task = await queue.heartbeat(task_id, lease_token)
-        expires = task.lease_expires_at.isoformat() if task.lease_expires_at else "never"
-        return tool_result(
-            TaskResult(
-                task=task,
-                message=f"Lease on task {task.id} extended until {expires}. Heartbeat again before then, "
-                "or finish with complete_task or fail_task.",
-            )
-        )
+        return tool_result(TaskResult(task=task, message=heartbeat_message(task, "mcp")))
 
     @server.tool(
         structured_output=UNDESCRIBED,
