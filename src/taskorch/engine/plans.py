@@ -38,13 +38,11 @@ from taskorch.domain.plans import (
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.downstream.base import DownstreamError, ServerStatus, ToolGateway, ToolInfo
 from taskorch.engine.agents import AgentRegistry
-from taskorch.engine.paths import resolve_work_directory
 from taskorch.engine.plan_execution import ExecutionContext, PlanExecution
 from taskorch.engine.queue import TaskQueue
 from taskorch.errors import CallerError, InvalidArgument, InvalidTransition, PlannerUnavailable, StaleWrite
 from taskorch.executors.base import EventSink
-from taskorch.planning.base import Planner
-from taskorch.planning.claude import CLAUDE_CODE_PLANNER
+from taskorch.planning.base import CLAUDE_CODE_PLANNER, Planner
 from taskorch.planning.explicit import EXPLICIT, explicit_steps
 from taskorch.storage.base import PlanPage, Store
 
@@ -262,11 +260,10 @@ class PlanRunner:
         problems = validate_plan(steps, catalog, agent, max_steps=self._settings.plans.max_steps)
         if unreachable:
             problems = [_unreachable(p, steps, unreachable) for p in problems]
-        roots = self._queue.allowed_roots
         for step in steps:
             if step.kind is StepKind.CLAUDE_CODE and step.task is not None:
                 try:
-                    resolve_work_directory(step.task.work_directory, roots)
+                    self._queue.check_work_directory(step.task.work_directory)
                 except CallerError as exc:
                     problems.append(PlanProblem(ProblemKind.BAD_WORK_DIRECTORY, str(exc), step.id))
         return problems

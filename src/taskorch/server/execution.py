@@ -10,7 +10,6 @@ from typing import Final, Literal
 
 import anyio
 
-from taskorch.config import Settings
 from taskorch.domain import ExecutionMode, Task, TaskEvent, TaskStatus
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.scheduler import RunWatch
@@ -34,7 +33,7 @@ MAX_EXECUTE_WAIT_SECONDS: Final = 50.0
 
 _MESSAGE_CHARS: Final = 200
 
-Surface = Literal["mcp", "rest", "cli"]
+Surface = Literal["mcp", "rest"]
 """Who is told: each surface names its own tools, routes or commands."""
 
 _HOW_TO_RUN: Final[dict[Surface, str]] = {
@@ -42,8 +41,6 @@ _HOW_TO_RUN: Final[dict[Surface, str]] = {
     "or a `taskorch worker` on this queue",
     "rest": "you POST /api/v1/tasks/{id}/execute (or /api/v1/execute/directory/{path}), start "
     "`taskorch serve --run-tasks` or a `taskorch worker` on this queue",
-    "cli": "you start `taskorch worker` (or `taskorch serve --run-tasks`) on this database, or a "
-    "client asks a server to run it (MCP execute_task, REST POST /api/v1/tasks/{id}/execute)",
 }
 
 Report = Callable[[float, str], Awaitable[None]]
@@ -129,14 +126,13 @@ def execute_message(task: Task) -> str:
             return f"Task {task.id} is waiting for the tasks it depends on."
 
 
-def unattended_note(task: Task, settings: Settings, surface: Surface) -> str | None:
+def unattended_note(orchestrator: Orchestrator, task: Task, surface: Surface) -> str | None:
     """What to do when `task` was queued where nothing runs it by itself, else None.
 
-    A claude_code or custom task is run by a server (`execute_task`, or `scheduler.enabled`)
-    or a worker; `get_next_task` never hands it out. Without this note a new user waits on
-    a task that nothing will start.
+    Whether it awaits a runner is the queue's call (`TaskQueue.awaits_runner`); this says what
+    to do in `surface`'s words. Without this note a new user waits on a task nothing will start.
     """
-    if task.execution_mode is ExecutionMode.STANDARD or task.is_terminal or settings.scheduler.enabled:
+    if not orchestrator.queue.awaits_runner(task):
         return None
     mode = task.execution_mode.value
     return f"Nothing runs {mode} tasks here until {_HOW_TO_RUN[surface]}."
