@@ -18,7 +18,16 @@ from collections.abc import Callable, Sequence
 import anyio
 
 from taskorch.config import Settings
-from taskorch.domain import ErrorInfo, ExecutionMode, NewTask, RunDetails, Statistics, Task, TaskSpec
+from taskorch.domain import (
+    ErrorInfo,
+    ExecutionMode,
+    NewTask,
+    RunDetails,
+    Statistics,
+    Task,
+    TaskSpec,
+    TaskStatus,
+)
 from taskorch.domain.paths import is_at_or_below
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.paths import resolve_work_directory
@@ -159,6 +168,18 @@ class TaskQueue:
         if previous_id in spec.depends_on:
             return spec
         return spec.model_copy(update={"depends_on": [*spec.depends_on, previous_id]})
+
+    async def ready_for_runners(self, work_path: str, *, at_most: int = 10) -> int:
+        """How many claude_code or custom tasks (up to `at_most` of each) are ready at or below
+        `work_path`: those a server or worker runs, which `claim` never hands out."""
+        ready = 0
+        for mode in (ExecutionMode.CLAUDE_CODE, ExecutionMode.CUSTOM):
+            page = await self.list_tasks(
+                TaskFilter(status=TaskStatus.QUEUED, execution_mode=mode, work_directory=work_path),
+                limit=at_most,
+            )
+            ready += len(page.items)
+        return ready
 
     def scope(self, path: str, name: str = "path") -> str:
         """`path` resolved, if tasks can lie at or below it (inside or above an allowed root)."""

@@ -10,11 +10,10 @@ from typing import Final, Literal
 
 import anyio
 
-from taskorch.domain import ExecutionMode, Task, TaskEvent, TaskStatus
+from taskorch.domain import Task, TaskEvent, TaskStatus
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.scheduler import RunWatch
 from taskorch.server.models import ServerStatistics
-from taskorch.storage import TaskFilter
 
 __all__ = [
     "MAX_EXECUTE_WAIT_SECONDS",
@@ -141,12 +140,7 @@ def unattended_note(orchestrator: Orchestrator, task: Task, surface: Surface) ->
 async def server_run_ready_note(orchestrator: Orchestrator, work_path: str, surface: Surface) -> str | None:
     """When a claim found nothing: say so if claude_code or custom tasks are ready at or below
     `work_path`, since those are run by the server and never handed out."""
-    ready = 0
-    for mode in (ExecutionMode.CLAUDE_CODE, ExecutionMode.CUSTOM):
-        page = await orchestrator.queue.list_tasks(
-            TaskFilter(status=TaskStatus.QUEUED, execution_mode=mode, work_directory=work_path), limit=10
-        )
-        ready += len(page.items)
+    ready = await orchestrator.queue.ready_for_runners(work_path)
     if not ready:
         return None
     count = f"{ready}{'+' if ready >= 10 else ''}"
