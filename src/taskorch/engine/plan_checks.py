@@ -20,7 +20,6 @@ from taskorch.domain.agents import Agent
 from taskorch.domain.plan_validation import PlanProblem, ProblemKind, validate_plan
 from taskorch.domain.plans import Step, StepKind
 from taskorch.downstream.base import DownstreamError, ServerStatus, ToolGateway, ToolInfo
-from taskorch.engine.paths import resolve_work_directory
 from taskorch.engine.queue import TaskQueue
 from taskorch.errors import CallerError
 from taskorch.planning.explicit import EXPLICIT
@@ -107,11 +106,10 @@ class PlanChecker:
         problems = validate_plan(steps, catalog, agent, max_steps=self._settings.plans.max_steps)
         if unreachable:
             problems = [_unreachable(p, steps, unreachable) for p in problems]
-        roots = self._queue.allowed_roots
         for step in steps:
             if step.kind is StepKind.CLAUDE_CODE and step.task is not None:
                 try:
-                    resolve_work_directory(step.task.work_directory, roots)
+                    self._queue.check_work_directory(step.task.work_directory)
                 except CallerError as exc:
                     problems.append(PlanProblem(ProblemKind.BAD_WORK_DIRECTORY, str(exc), step.id))
         return problems

@@ -39,8 +39,7 @@ from taskorch.engine.plan_host import PlanHost
 from taskorch.engine.queue import TaskQueue
 from taskorch.errors import InvalidArgument, InvalidTransition, PlannerUnavailable, StaleWrite
 from taskorch.executors.base import EventSink
-from taskorch.planning.base import Planner
-from taskorch.planning.claude import CLAUDE_CODE_PLANNER
+from taskorch.planning.base import CLAUDE_CODE_PLANNER, Planner
 from taskorch.planning.explicit import EXPLICIT, explicit_steps
 from taskorch.storage.base import PlanPage, Store
 from taskorch.wording import Worded

@@ -35,13 +35,12 @@ from taskorch.domain.plans import StepSpec
 from taskorch.downstream.base import ServerState
 from taskorch.errors import ExecutorUnavailable, PlannerUnavailable, PlanningFailed
 from taskorch.executors.base import EventSink, Executor, RunOutcome, RunRequest, RunStatus
+from taskorch.planning.base import CLAUDE_CODE_PLANNER
 from taskorch.planning.prompt import allowed_tools, catalog_text, planning_prompt
 from taskorch.planning.schema import answer_problems, plan_steps_schema
 from taskorch.wording import Worded
 
 __all__ = ["CLAUDE_CODE_PLANNER", "PLANNING_DISALLOWED_TOOLS", "ClaudeCodePlanner"]
-
-CLAUDE_CODE_PLANNER: Final = "claude_code"
 
 PLANNING_DISALLOWED_TOOLS: Final = (
     "Bash",

@@ -104,8 +104,7 @@ def _fail_message(task: Task) -> str:
 def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
     """Add the task tools (named in `TOOL_NAMES`) to `server`, all sharing `orchestrator`."""
     queue = orchestrator.queue
-    settings = orchestrator.settings.tasks
-    limit_max = settings.list_limit_max
+    limit_max = queue.list_limit_max
     roots = queue.allowed_roots
 
     @server.tool(
@@ -132,7 +131,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             list[str] | None, Field(description="Task ids that must succeed first.")
         ] = None,
         max_attempts: Annotated[
-            int | None, Field(description=f"Default {settings.default_max_attempts}.")
+            int | None, Field(description=f"Default {queue.default_max_attempts}.")
         ] = None,
         timeout_seconds: Annotated[float | None, Field(description="Limit of one run.")] = None,
         idempotency_key: Annotated[
@@ -167,7 +166,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             if max_attempts is not None:  # else the queue applies tasks.default_max_attempts
                 fields["max_attempts"] = max_attempts
             outcome = await queue.create(TaskSpec.model_validate(fields))
-        note = unattended_note(outcome.task, orchestrator.settings, "mcp")
+        note = unattended_note(orchestrator, outcome.task, "mcp")
         return tool_result(CreateTaskResult(task=outcome.task, created=outcome.created, note=note))
 
     @server.tool(title="Get a task", annotations=_READ, structured_output=UNDESCRIBED)

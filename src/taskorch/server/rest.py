@@ -208,7 +208,7 @@ def rest_operations(orchestrator: Orchestrator) -> list[Operation]:
         """Queue a task."""
         spec = TaskSpec.model_validate(await _json_object(request))
         outcome = await queue.create(spec)
-        note = unattended_note(outcome.task, orchestrator.settings, "rest")
+        note = unattended_note(orchestrator, outcome.task, "rest")
         result = CreateTaskResult(task=outcome.task, created=outcome.created, note=note)
         return JSONResponse(result.model_dump(mode="json"), 201 if outcome.created else 200)
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from taskorch.config import Settings
-from taskorch.domain import ExecutionMode, Task, TaskStatus
+from taskorch.domain import Task, TaskStatus
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.storage import TaskFilter
 from taskorch.wording import Surface, Worded
 
 __all__ = ["Surface", "execute_message", "heartbeat_message", "server_run_ready_note", "unattended_note"]
@@ -69,14 +67,13 @@ def heartbeat_message(task: Task, surface: Surface) -> str:
     )(surface)
 
 
-def unattended_note(task: Task, settings: Settings, surface: Surface) -> str | None:
+def unattended_note(orchestrator: Orchestrator, task: Task, surface: Surface) -> str | None:
     """What to do when `task` was queued where nothing runs it by itself, else None.
 
-    A claude_code or custom task is run by a server (`execute_task`, or `scheduler.enabled`)
-    or a worker; `get_next_task` never hands it out. Without this note a new user waits on
-    a task that nothing will start.
+    Whether it awaits a runner is the queue's call (`TaskQueue.awaits_runner`); this says what
+    to do in `surface`'s words. Without this note a new user waits on a task nothing will start.
     """
-    if task.execution_mode is ExecutionMode.STANDARD or task.is_terminal or settings.scheduler.enabled:
+    if not orchestrator.queue.awaits_runner(task):
         return None
     mode = task.execution_mode.value
     return f"Nothing runs {mode} tasks here until {_HOW_TO_RUN[surface]}."
@@ -85,12 +82,7 @@ def unattended_note(task: Task, settings: Settings, surface: Surface) -> str | N
 async def server_run_ready_note(orchestrator: Orchestrator, work_path: str, surface: Surface) -> str | None:
     """When a claim found nothing: say so if claude_code or custom tasks are ready at or below
     `work_path`, since those are run by the server and never handed out."""
-    ready = 0
-    for mode in (ExecutionMode.CLAUDE_CODE, ExecutionMode.CUSTOM):
-        page = await orchestrator.queue.list_tasks(
-            TaskFilter(status=TaskStatus.QUEUED, execution_mode=mode, work_directory=work_path), limit=10
-        )
-        ready += len(page.items)
+    ready = await orchestrator.queue.ready_for_runners(work_path)
     if not ready:
         return None
     count = f"{ready}{'+' if ready >= 10 else ''}"
