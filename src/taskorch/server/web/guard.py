@@ -34,7 +34,7 @@ SECURITY_HEADERS: Final[Sequence[tuple[str, str]]] = (
     ),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
+    ("referrer-policy", "same-origin"),  # no-referrer would make form POSTs say `Origin: null`
     ("cache-control", "no-store"),
 )
 
