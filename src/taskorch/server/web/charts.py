@@ -33,7 +33,7 @@ class Chart:
     line: str = ""  # SVG polyline points
     dots: list[tuple[float, float, str]] = field(default_factory=list)  # x, y, class
     y_labels: list[tuple[float, str]] = field(default_factory=list)
-    x_labels: list[tuple[float, str]] = field(default_factory=list)
+    x_labels: list[tuple[float, str, str]] = field(default_factory=list)  # x, text, text-anchor
     empty: bool = True
 
 
@@ -47,14 +47,14 @@ def _span(tasks: Sequence[Task], now: datetime) -> tuple[datetime, timedelta]:
 
 def _axes(chart: Chart, top_value: float, start: datetime, width: timedelta, fmt: str) -> None:
     plot_h = HEIGHT - BOTTOM - TOP
-    for fraction in (0.0, 0.5, 1.0):
+    for fraction in (0.0, 1.0) if fmt == "n" else (0.0, 0.5, 1.0):
         value = top_value * fraction
         shown = f"{value:.0%}" if fmt == "%" else f"${value:.2f}" if fmt == "$" else _num(value, fmt)
         chart.y_labels.append((TOP + plot_h * (1 - fraction), shown))
     pattern = "%H:%M" if width * BUCKETS <= timedelta(days=2) else "%m-%d"
-    for index in (0, BUCKETS // 2, BUCKETS):
+    for index, anchor in ((0, "start"), (BUCKETS // 2, "middle"), (BUCKETS, "end")):
         at = start + width * index
-        chart.x_labels.append((_x(index / BUCKETS), at.astimezone(UTC).strftime(pattern)))
+        chart.x_labels.append((_x(index / BUCKETS), at.astimezone(UTC).strftime(pattern), anchor))
 
 
 def _num(value: float, fmt: str) -> str:
