@@ -228,3 +228,107 @@ async def test_hostile_prompts_and_tags_render_as_text(tmp_path: Path) -> None:
         assert await page.evaluate("window.pwned") is None
         assert await page.locator("main script, main img").count() == 0
         assert dialogs == []
+
+
+GUARDED_PAGES = [
+    *("/console/", "/console/agents", "/console/servers", "/console/stats", "/console/nowhere"),
+    *("/console/tasks/x", "/console/tasks/x/live", "/console/plans", "/console/plans/x"),
+    "/console/plans/x/live",
+]
+GUARDED_ACTIONS = [
+    *("/console/tasks", "/console/tasks/x/cancel", "/console/tasks/x/retry", "/console/tasks/x/run"),
+    *("/console/plans/x/approve", "/console/plans/x/reject", "/console/plans/x/cancel", "/console/logout"),
+]
+
+
+def _csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert found is not None
+    return found[1]
+
+
+async def test_every_console_route_but_sign_in_and_assets_needs_a_session(tmp_path: Path) -> None:
+    async with console_server(tmp_path, FakeExecutor()) as server, server.client() as anonymous:
+        origin = {"origin": server.url}
+        for path in GUARDED_PAGES:
+            assert (await anonymous.get(path)).status_code == 401, path
+        for path in GUARDED_ACTIONS:
+            assert (await anonymous.post(path, headers=origin)).status_code == 401, path
+        # Sign-in from another site's page is refused before the token is even looked at.
+        foreign = await anonymous.post(
+            "/console/login", data={"token": TOKEN}, headers={"origin": "http://localhost:1"}
+        )
+        assert foreign.status_code == 403
+        assert "set-cookie" not in foreign.headers
+
+
+async def test_console_actions_cancel_retry_run_and_reject(tmp_path: Path) -> None:
+    fake = FakeExecutor(hold=False)
+    async with (
+        console_server(tmp_path, fake) as server,
+        mcp_client(server) as mcp,
+        signed_in_client(server.url, TOKEN) as web,
+    ):
+        csrf = _csrf_of((await web.get("/console/")).text)
+        made = await web.post(
+            "/console/tasks",
+            data={"csrf": csrf, "prompt": "run me", "work_directory": str(server.root),
+                  "execution_mode": "claude_code", "tags": "a, b"},
+        )  # fmt: skip
+        task_id = made.headers["location"].split("/")[-1].split("?")[0]
+        page = await web.get(f"/console/tasks/{task_id}")
+        assert "Run now" in page.text
+        assert (await web.post(f"/console/tasks/{task_id}/run", data={"csrf": csrf})).status_code == 303
+        with anyio.fail_after(20):
+            await fake.wait_until(lambda: task_id in fake.finished)
+            # The run has ended; its outcome is recorded a moment later.
+            while (await call(mcp, "get_task", task_id=task_id))["status"] != "succeeded":  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+
+        other = (await call(mcp, "create_task", prompt="drop me", work_directory=str(server.root)))["task"]
+        assert (
+            await web.post(f"/console/tasks/{other['id']}/cancel", data={"csrf": csrf})
+        ).status_code == 303
+        assert (await call(mcp, "get_task", task_id=other["id"]))["status"] == "cancelled"
+        retried = await web.post(f"/console/tasks/{other['id']}/retry", data={"csrf": csrf})
+        copy_id = retried.headers["location"].split("/")[-1].split("?")[0]
+        copy = await call(mcp, "get_task", task_id=copy_id)
+        assert (copy["prompt"], copy["status"]) == ("drop me", "queued")
+        refused = await web.post(f"/console/tasks/{copy_id}/retry", data={"csrf": csrf})
+        assert refused.status_code == 409
+        assert "only a failed or cancelled task can be retried" in refused.text
+
+        steps = [
+            {"id": "s", "kind": "claude_code", "task": {"prompt": "x", "work_directory": str(server.root)}}
+        ]
+        plan = (await call(mcp, "create_plan", query="not this one", steps=steps))["plan"]
+        rejected = await web.post(
+            f"/console/plans/{plan['id']}/reject", data={"csrf": csrf, "reason": "<no>"}
+        )
+        assert rejected.status_code == 303
+        shown = await web.get(f"/console/plans/{plan['id']}")
+        assert "&lt;no&gt;" in shown.text
+        assert "Approve" not in shown.text
+        assert (await call(mcp, "get_plan", plan_id=plan["id"]))["plan"]["status"] == "rejected"
+
+
+async def test_the_live_stream_sends_state_then_ends_with_the_task(tmp_path: Path) -> None:
+    fake = FakeExecutor(hold=False)
+    async with console_server(tmp_path, fake) as server, mcp_client(server) as mcp:
+        task = (
+            await call(mcp, "create_task", prompt="<i>go</i>", work_directory=str(server.root),
+                       execution_mode="claude_code")
+        )["task"]  # fmt: skip
+        await call(mcp, "execute_task", task_id=task["id"], wait_seconds=10)
+        async with (
+            server.client(headers={"Authorization": f"Bearer {TOKEN}"}) as http,
+            http.stream("GET", f"/console/tasks/{task['id']}/live") as stream,
+        ):
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            with anyio.fail_after(10):
+                body = "".join([chunk async for chunk in stream.aiter_text()])
+        kinds = re.findall(r"^event: (\w+)$", body, re.M)
+        assert kinds[0] == "reset"
+        assert kinds[-1] == "end"
+        assert '"status": "succeeded"' in body
+        assert '"result": "done: <i>go</i>"' in body  # JSON for textContent, not HTML
