@@ -24,13 +24,10 @@ from taskorch.server.web.session import COOKIE_NAME, SESSION_SECONDS, ConsoleAut
 from tests.fakes_executor import FakeExecutor, Script, event
 from tests.http_harness import TOKEN, RunningServer, make_settings, serve_http
 from tests.mcp_harness import call
-from tests.web_browser import CHROMIUM, browser_page, sign_in, signed_in_client
+from tests.web_browser import browser_page, require_chromium, sign_in, signed_in_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-needs_browser = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
-)
 HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 
 
@@ -53,8 +50,8 @@ async def console_server(tmp_path: Path, fake: FakeExecutor, **security: Any) ->
         yield running
 
 
-@needs_browser
 async def test_a_task_page_shows_the_runs_output_as_it_arrives(tmp_path: Path) -> None:
+    require_chromium()
     fake = FakeExecutor()
     fake.scripts["stream"] = Script(events=[event("assistant", text="hello from the run")], hold=True)
     async with console_server(tmp_path, fake) as server, mcp_client(server) as mcp, browser_page() as page:
@@ -86,8 +83,8 @@ async def test_a_task_page_shows_the_runs_output_as_it_arrives(tmp_path: Path) -
         assert loads == []  # all of it arrived without reloading the page
 
 
-@needs_browser
 async def test_a_plan_approved_in_the_page_runs_to_completion(tmp_path: Path) -> None:
+    require_chromium()
     fake = FakeExecutor(hold=False)
     async with console_server(tmp_path, fake) as server, mcp_client(server) as mcp, browser_page() as page:
         work = str(server.root)
@@ -203,8 +200,8 @@ async def test_without_a_token_on_loopback_the_console_is_open_but_posts_still_n
         assert made.status_code == 303
 
 
-@needs_browser
 async def test_hostile_prompts_and_tags_render_as_text(tmp_path: Path) -> None:
+    require_chromium()
     async with (
         console_server(tmp_path, FakeExecutor()) as server,
         mcp_client(server) as mcp,

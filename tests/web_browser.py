@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 
-__all__ = ["CHROMIUM", "browser_page", "sign_in", "signed_in_client"]
+__all__ = ["CHROMIUM", "browser_page", "require_chromium", "sign_in", "signed_in_client"]
 
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+def require_chromium() -> None:
+    """Skip without Debian's chromium (fail under CI, which installs it: see .ci/run)."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: run `apt-get install chromium`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @asynccontextmanager
 async def browser_page(**context: Any) -> AsyncIterator[Any]:
     """A fresh page in headless chromium (`/usr/bin/chromium`, launched through Playwright)."""
+    require_chromium()
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
