@@ -26,11 +26,11 @@ from typing import Any, Final, Literal
 import anyio
 
 from taskorch.errors import StoreCorrupt, StoreError
-from taskorch.storage.sql_queries import SKIPPED, Query, Row, Transaction, UniqueViolation, expand
+from taskorch.storage.sql_queries import SKIPPED, Query, Row, Transaction, UniqueViolation
 from taskorch.storage.sql_store import SQLStore
 from taskorch.storage.sqlite_faults import RECOVERY, translate
 from taskorch.storage.sqlite_open import connect_reader, connect_writer, startup_check
-from taskorch.storage.sqlite_queries import QUERIES
+from taskorch.storage.sqlite_queries import statement
 from taskorch.storage.sqlite_thread import ConnectionThread
 from taskorch.storage.sqlite_wal_fsync import WalSync
 
@@ -87,7 +87,6 @@ class SQLiteStore(SQLStore):
         self._quick_run = 0  # quick transactions since the last one in the thread
         self._wal_sync = WalSync(Path(f"{self.path}-wal"))
         self._lifecycle = anyio.Lock()
-        self._texts: dict[tuple[Any, ...], str] = {}
         # The writer's busy timeout, autocheckpoint and synchronous as last set: a PRAGMA
         # runs only when a transaction needs another value than the one in force.
         self._pragmas: dict[str, object] = {}
@@ -308,29 +307,10 @@ class SQLiteStore(SQLStore):
             return stop.value
 
     def _execute(self, conn: sqlite3.Connection, query: Query) -> list[Row]:
-        params = query.params
-        key: tuple[Any, ...] = (query.name, query.parts)
-        if query.lists:
-            spread = dict(params)
-            lengths = {}
-            for name in query.lists:
-                values = spread.pop(name)
-                lengths[name] = len(values)
-                spread.update({f"{name}_{i}": v for i, v in enumerate(values)})
-            params, key = spread, (*key, *lengths.values())
-        text = self._texts.get(key)
-        if text is None:
-            text = self._texts[key] = self._text(query, lengths if query.lists else None)
+        text, params = statement(query)
         if not text:
             return SKIPPED
         if query.many is not None:
             conn.executemany(text, query.many)
             return []
         return conn.execute(text, params).fetchall()
-
-    @staticmethod
-    def _text(query: Query, lengths: dict[str, int] | None) -> str:
-        text = QUERIES[query.name]
-        if text is None:
-            return ""
-        return expand(text, [QUERIES[p] for p in query.parts], lengths)

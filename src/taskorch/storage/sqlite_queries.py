@@ -7,12 +7,22 @@ plans the tests check (`tests/test_sqlite_store.py`).
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
-from taskorch.storage.sql_queries import CANCEL_DEPENDENTS, DURATION_AT, DURATIONS, FENCE, LEASE, SHARED
+from taskorch.storage.sql_queries import (
+    CANCEL_DEPENDENTS,
+    DURATION_AT,
+    DURATIONS,
+    FENCE,
+    LEASE,
+    SHARED,
+    Query,
+    expand,
+)
 from taskorch.storage.sql_rows import COLUMNS
 
-__all__ = ["QUERIES"]
+__all__ = ["QUERIES", "statement"]
 
 # One statement: pick the best ready task and lease it. The subquery walks the partial index
 # tasks_claim_order, so its cost does not grow with the queue.
@@ -96,3 +106,27 @@ QUERIES: Final[dict[str, str | None]] = {
     "duration_at": DURATION_AT.replace("{tasks}", _BY_DURATION),
     "plan_version": "SELECT version FROM plans WHERE id = :id",
 }
+
+
+_TEXTS: Final[dict[tuple[object, ...], str]] = {}
+
+
+def statement(query: Query) -> tuple[str, Mapping[str, Any]]:
+    """The text and parameters SQLite runs for `query` ("" for a name it skips): fragments in
+    place, each list parameter spread over placeholders of its own. Texts are kept per shape."""
+    params = query.params
+    key: tuple[object, ...] = (query.name, query.parts)
+    lengths: dict[str, int] = {}
+    if query.lists:
+        spread = dict(params)
+        for name in query.lists:
+            values = spread.pop(name)
+            lengths[name] = len(values)
+            spread.update({f"{name}_{i}": v for i, v in enumerate(values)})
+        params, key = spread, (*key, *lengths.values())
+    text = _TEXTS.get(key)
+    if text is None:
+        template = QUERIES[query.name]
+        parts = [QUERIES[p] for p in query.parts]
+        text = _TEXTS[key] = "" if template is None else expand(template, parts, lengths)
+    return text, params
