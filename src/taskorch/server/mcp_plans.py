@@ -24,7 +24,15 @@ from taskorch.server.mcp_schema import UNDESCRIBED
 from taskorch.server.plan_models import AgentList, AgentResult, PlanList, PlanResult
 from taskorch.tool_profiles import PLAN_TOOLS
 
-__all__ = ["MAX_PLAN_WAIT_SECONDS", "PLAN_TOOL_NAMES", "PLAN_URI_TEMPLATE", "plan_uri", "register_plan_tools"]
+__all__ = [
+    "MAX_PLAN_WAIT_SECONDS",
+    "PLAN_TOOL_NAMES",
+    "PLAN_URI_TEMPLATE",
+    "plan_result",
+    "plan_summary",
+    "plan_uri",
+    "register_plan_tools",
+]
 
 MAX_PLAN_WAIT_SECONDS: Final = 50.0
 """Longest `confirm_plan` wait: below the 60 s at which many clients cut a call."""
@@ -44,7 +52,7 @@ def plan_uri(plan_id: str) -> str:
     return PLAN_URI_TEMPLATE.format(plan_id=plan_id)
 
 
-def _summary(plan: Plan) -> str:
+def plan_summary(plan: Plan) -> str:
     progress = plan.progress
     if progress is None:
         return f"plan {plan.id} is {plan.status.value}"
@@ -62,13 +70,18 @@ def _next(plan: Plan) -> str:
         case PlanStatus.CONFIRMED:
             return f"Plan {plan.id} is confirmed but not started; confirm_plan with execute=true starts it."
         case PlanStatus.EXECUTING:
-            return f"{_summary(plan)}. Poll get_plan (or read {plan_uri(plan.id)}); cancel_plan stops it."
+            return f"{plan_summary(plan)}. Poll get_plan (or read {plan_uri(plan.id)}); cancel_plan stops it."
         case PlanStatus.COMPLETED:
             return f"Plan {plan.id} completed; every step succeeded. Step results are in `steps`."
         case PlanStatus.FAILED | PlanStatus.CANCELLED | PlanStatus.REJECTED:
             return f"Plan {plan.id} ended {plan.status.value}: {plan.reason or 'no reason given'}."
         case PlanStatus.DRAFT:
             return f"Plan {plan.id} is a draft."
+
+
+def plan_result(plan: Plan) -> CallToolResult:
+    """What the plan tools (`get_plan`, `confirm_plan`, ...) return for `plan` as it is now."""
+    return tool_result(PlanResult(plan=plan, message=_next(plan)))
 
 
 def register_plan_tools(
@@ -137,14 +150,14 @@ def register_plan_tools(
                 max_concurrency=max_concurrency,
                 on_event=planning,
             )
-        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+        return plan_result(plan)
 
     @server.tool(title="Get a plan", annotations=_READ, structured_output=UNDESCRIBED)
     async def get_plan(plan_id: PlanId) -> Annotated[CallToolResult, PlanResult]:
         """One plan, whole: status, each step's result or error, progress with an ETA."""
         with tool_errors():
             plan = await plans.get(plan_id)
-        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+        return plan_result(plan)
 
     @server.tool(title="List plans", annotations=_READ, structured_output=UNDESCRIBED)
     async def list_plans(
@@ -174,11 +187,11 @@ def register_plan_tools(
                 async def report(current: Plan) -> None:
                     if current.progress is not None:
                         await ctx.report_progress(
-                            current.progress.done, current.progress.total, _summary(current)
+                            current.progress.done, current.progress.total, plan_summary(current)
                         )
 
                 plan = await plans.wait(plan.id, wait_seconds, report)
-        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+        return plan_result(plan)
 
     @server.tool(title="Reject a plan", annotations=_WRITE, structured_output=UNDESCRIBED)
     async def reject_plan(
@@ -188,7 +201,7 @@ def register_plan_tools(
         """Turn down a plan awaiting confirmation; it ends rejected and never runs."""
         with tool_errors():
             plan = await plans.reject(plan_id, reason)
-        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+        return plan_result(plan)
 
     @server.tool(
         structured_output=UNDESCRIBED,
@@ -204,7 +217,7 @@ def register_plan_tools(
         """Cancel a plan that has not ended: running steps are stopped, pending ones never run."""
         with tool_errors():
             plan = await plans.cancel(plan_id, reason)
-        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+        return plan_result(plan)
 
     @server.tool(
         title="Save an agent",
