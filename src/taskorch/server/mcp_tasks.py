@@ -11,6 +11,7 @@ client, and every other tool, gets exactly today's behaviour.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from pydantic import Field
 from taskorch.domain import Task, TaskStatus
 from taskorch.domain.plans import Plan, PlanStatus
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.errors import CallerError
+from taskorch.errors import CallerError, InvalidTransition
 from taskorch.server.execution import MAX_EXECUTE_WAIT_SECONDS, describe_event, execute_message
 from taskorch.server.mcp_plans import MAX_PLAN_WAIT_SECONDS, plan_result, plan_summary
 from taskorch.server.mcp_runs import execute_directory_result, execute_result
@@ -219,12 +220,19 @@ class TasksExtension(Extension):
             elif claims.kind == "plan":
                 await self._orchestrator.plans.cancel(claims.durable_id, reason)
             else:
-                for task in await self._tasks(claims.members):
-                    if not task.is_terminal:
-                        await self._orchestrator.scheduler.cancel(task.id, reason)
+                await self._cancel_members(claims, reason)
         except CallerError as exc:  # ended already, or gone
             raise _unknown(str(exc)) from None
         return {"resultType": "complete"}
+
+    async def _cancel_members(self, claims: HandleClaims, reason: str) -> None:
+        """Cancel the tasks of a directory handle that have not ended (one may end meanwhile)."""
+        open_tasks = [t for t in await self._tasks(claims.members) if not t.is_terminal]
+        if not open_tasks:
+            raise InvalidTransition(f"every task {claims.tool} started in {claims.durable_id} has ended")
+        for task in open_tasks:
+            with contextlib.suppress(InvalidTransition):
+                await self._orchestrator.scheduler.cancel(task.id, reason)
 
     # -- the durable state -------------------------------------------------------------------
 
