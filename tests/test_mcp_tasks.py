@@ -6,6 +6,7 @@ transports (stdio, streamable HTTP) and restarts are in test_mcp_tasks_transport
 
 from __future__ import annotations
 
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,13 +16,14 @@ import anyio
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, METHOD_NOT_FOUND, CallToolResult
+from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, CallToolResult
 
 from taskorch.domain import ErrorInfo
 from taskorch.executors.base import RunOutcome, RunStatus
 from taskorch.server.mcp import build_mcp_server
 from taskorch.server.mcp_runs import execute_result
 from taskorch.server.mcp_task_handles import HANDLE_TTL_MS, HandleClaims, HandleError, TaskHandles
+from taskorch.storage.sqlite import SQLiteStore
 from tests.fakes_executor import FakeExecutor, Script, event
 from tests.mcp_harness import Harness
 from tests.sched_harness import open_scheduler_harness
@@ -246,3 +248,27 @@ async def test_removed_methods_are_not_found_and_tasks_get_needs_the_extension(t
             with pytest.raises(MCPError) as older:
                 await tasks_request(legacy.session, "tasks/get", "v1.x.y")
             assert older.value.error.code == METHOD_NOT_FOUND
+
+
+async def test_a_sqlite_store_keeps_its_key_beside_the_database_and_a_broken_key_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "tasks.db"
+    key = tmp_path / "tasks.db.task-handles.key"
+    fake = FakeExecutor()
+    async with open_scheduler_harness(tmp_path, {"claude_code": fake}, store=SQLiteStore(db)) as h:
+        async with declaring(h) as client:
+            task = await h.create("x", execution_mode="claude_code")
+            assert not key.exists()  # made on the first handle, not at start
+            await start(client, "execute_task", task_id=task["id"])
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        fake.release_all()
+
+        key.write_bytes(b"short")
+        async with declaring(h) as client:
+            second = await h.create("y", execution_mode="claude_code")
+            with pytest.raises(MCPError) as broken:
+                await client.session.call_tool("execute_task", {"task_id": second["id"]}, allow_claimed=True)
+            assert broken.value.error.code == INTERNAL_ERROR
+            assert "server log" in broken.value.error.message
+            assert (await h.orchestrator.queue.get(second["id"])).status == "queued"

@@ -22,13 +22,13 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension, MethodBinding
 from mcp.server.mcpserver import require_client_extension
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, CallToolRequestParams, CallToolResult, RequestParams
+from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, CallToolRequestParams, CallToolResult, RequestParams
 from pydantic import Field
 
 from taskorch.domain import Task, TaskStatus
 from taskorch.domain.plans import Plan, PlanStatus
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.errors import CallerError, InvalidTransition
+from taskorch.errors import CallerError, ConfigError, InvalidTransition
 from taskorch.server.execution import MAX_EXECUTE_WAIT_SECONDS, describe_event, execute_message
 from taskorch.server.mcp_plans import MAX_PLAN_WAIT_SECONDS, plan_result, plan_summary
 from taskorch.server.mcp_runs import execute_directory_result, execute_result
@@ -117,9 +117,14 @@ class TasksExtension(Extension):
         if self._handles is None:
             store = self._orchestrator.store
             sqlite_file = store.path if isinstance(store, SQLiteStore) else None
-            key = handle_key(
-                self._orchestrator.settings, sqlite_file, durable=not isinstance(store, MemoryStore)
-            )
+            durable = not isinstance(store, MemoryStore)
+            try:
+                key = handle_key(self._orchestrator.settings, sqlite_file, durable=durable)
+            except (ConfigError, OSError) as exc:
+                log.error("MCP task handles are unavailable: %s", exc)
+                raise MCPError(
+                    INTERNAL_ERROR, "task handles are unavailable here; see the server log"
+                ) from None
             self._handles = TaskHandles(key)
         return self._handles
 
@@ -143,6 +148,7 @@ class TasksExtension(Extension):
             return await call_next(ctx)
         if ctx.protocol_version != TASKS_PROTOCOL or not _declared(ctx):
             return await call_next(ctx)
+        handles = self.handles()  # a key that cannot be read fails the call before anything starts
         arguments = params.arguments
         if arguments is not None:
             # The client polls instead of waiting: the call returns as soon as the run starts.
@@ -156,7 +162,7 @@ class TasksExtension(Extension):
         claims = self._claims_for(params.name, result.structured_content)
         if claims is None:
             return result
-        handle = self.handles().issue(claims, _credential(ctx))
+        handle = handles.issue(claims, _credential(ctx))
         log.info(
             "tools/call %s answered with a task handle for %s %s", params.name, claims.kind, claims.durable_id
         )
