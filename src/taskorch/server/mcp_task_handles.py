@@ -33,6 +33,7 @@ from taskorch.errors import ConfigError
 
 __all__ = [
     "HANDLE_TTL_MS",
+    "MAX_HANDLE_CHARS",
     "HandleClaims",
     "HandleError",
     "HandleKind",
@@ -45,6 +46,7 @@ HANDLE_TTL_MS: Final = 24 * 3600 * 1000
 
 KEY_BYTES: Final = 32
 MAX_HANDLE_CHARS: Final = 8192
+"""Longest handle issued or read (over HTTP it travels in the `Mcp-Name` header too)."""
 _VERSION: Final = "v1"
 _DERIVATION: Final = b"taskorch/mcp-task-handles/v1"
 

@@ -34,6 +34,7 @@ from taskorch.server.mcp_plans import MAX_PLAN_WAIT_SECONDS, plan_result, plan_s
 from taskorch.server.mcp_runs import execute_directory_result, execute_result
 from taskorch.server.mcp_task_handles import (
     HANDLE_TTL_MS,
+    MAX_HANDLE_CHARS,
     HandleClaims,
     HandleError,
     HandleKind,
@@ -57,7 +58,8 @@ TASKS_EXTENSION: Final = "io.modelcontextprotocol/tasks"
 TASKS_PROTOCOL: Final = "2026-07-28"
 POLL_INTERVAL_MS: Final = 1000
 MAX_DIRECTORY_HANDLE_TASKS: Final = 100
-"""An `execute_directory` that starts more tasks answers as today (its handle would be too long)."""
+"""An `execute_directory` that starts more tasks answers as today (its handle would be too long);
+so does one whose handle would pass `MAX_HANDLE_CHARS` (long paths)."""
 
 _WAITS: Final = {"execute_task": MAX_EXECUTE_WAIT_SECONDS, "execute_directory": MAX_EXECUTE_WAIT_SECONDS}
 _WAITS_PLAN: Final = MAX_PLAN_WAIT_SECONDS
@@ -163,6 +165,8 @@ class TasksExtension(Extension):
         if claims is None:
             return result
         handle = handles.issue(claims, _credential(ctx))
+        if len(handle) > MAX_HANDLE_CHARS:  # a directory of many tasks, or a very long path
+            return result
         log.info(
             "tools/call %s answered with a task handle for %s %s", params.name, claims.kind, claims.durable_id
         )
