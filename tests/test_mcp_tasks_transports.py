@@ -1,5 +1,6 @@
 """The MCP Tasks extension over real transports: `taskorch serve` on stdio (a handle answers
-after a restart on the same SQLite file) and streamable HTTP (handles bound to the token)."""
+after a restart on the same SQLite file) and streamable HTTP (handles bound to the token, shared
+by servers on one PostgreSQL database with one token)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 
+from taskorch.storage.postgres import PostgresStore
 from taskorch.storage.sqlite import SQLiteStore
 from tests.fakes_executor import FakeExecutor
 from tests.http_harness import TOKEN, make_settings, serve_http
+from tests.pg import drop_schema, fresh_schema, require_postgres
 from tests.serve_process import hold_config, read_runs, server_env, wait_for
 from tests.tasks_client import TaskHandle, TasksClient, tasks_request, wait_status
 
@@ -136,3 +139,43 @@ async def test_over_streamable_http_handles_are_bound_to_the_token(tmp_path: Pat
     ):
         again = await tasks_request(client.session, "tasks/get", handle.task_id)
         assert (again["status"], again["result"]) == ("completed", done["result"])
+
+
+@pytest.fixture
+async def pg_schema() -> AsyncIterator[tuple[str, str]]:
+    url = await require_postgres()
+    name = fresh_schema()
+    try:
+        yield url, name
+    finally:
+        await drop_schema(url, name)
+
+
+async def test_servers_sharing_a_postgresql_database_and_a_token_answer_for_each_others_handles(
+    tmp_path: Path, pg_schema: tuple[str, str]
+) -> None:
+    url, schema = pg_schema
+    fake = FakeExecutor()
+    settings = make_settings(tmp_path, security={"token": TOKEN})
+    first, second = PostgresStore(url, schema=schema), PostgresStore(url, schema=schema)
+    async with (
+        serve_http(settings, tmp_path, store=first, executors={"claude_code": fake}) as a,
+        serve_http(settings, tmp_path, store=second, executors={"claude_code": FakeExecutor()}) as b,
+        _streamable(a.url, TOKEN) as on_a,
+        _streamable(b.url, TOKEN) as on_b,
+    ):
+        created = await on_a.call_tool(
+            "create_task", {"prompt": "p", "work_directory": str(tmp_path), "execution_mode": "claude_code"}
+        )
+        assert created.structured_content is not None
+        task_id = created.structured_content["task"]["id"]
+        handle = await on_a.session.call_tool("execute_task", {"task_id": task_id}, allow_claimed=True)
+        assert isinstance(handle, TaskHandle)
+        with anyio.fail_after(10):
+            await fake.wait_until(lambda: task_id in fake.live)
+        # Server b never saw the call: it reads the run's state from the shared store.
+        assert (await wait_status(on_b.session, handle.task_id, ("working",)))["status"] == "working"
+        fake.release(task_id)
+        done = await wait_status(on_b.session, handle.task_id, ENDED)
+        assert done["status"] == "completed"
+        assert done["result"]["structuredContent"]["task"]["status"] == "succeeded"
