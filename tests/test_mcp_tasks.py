@@ -71,6 +71,11 @@ async def test_execute_task_answers_with_a_handle_at_once_and_tasks_get_reaches_
         working = await wait_status(client.session, handle.task_id, ("working",))
         assert working["resultType"] == "complete"
         assert "result" not in working
+        with anyio.fail_after(10):  # the run's events reach the store in batches
+            while working["statusMessage"] != "assistant: Reading the code":
+                assert working["status"] == "working"
+                await anyio.sleep(0.05)
+                working = await tasks_request(client.session, "tasks/get", handle.task_id)
 
         fake.release(task["id"])
         done = await wait_status(client.session, handle.task_id, ENDED)

@@ -61,8 +61,12 @@ MAX_DIRECTORY_HANDLE_TASKS: Final = 100
 """An `execute_directory` that starts more tasks answers as today (its handle would be too long);
 so does one whose handle would pass `MAX_HANDLE_CHARS` (long paths)."""
 
-_WAITS: Final = {"execute_task": MAX_EXECUTE_WAIT_SECONDS, "execute_directory": MAX_EXECUTE_WAIT_SECONDS}
-_WAITS_PLAN: Final = MAX_PLAN_WAIT_SECONDS
+_LONGEST_WAIT: Final = {
+    "execute_task": MAX_EXECUTE_WAIT_SECONDS,
+    "execute_directory": MAX_EXECUTE_WAIT_SECONDS,
+    "confirm_plan": MAX_PLAN_WAIT_SECONDS,
+}
+"""The tools that answer with a handle, and the longest `wait_seconds` each accepts."""
 _PLAN_WORKING: Final = frozenset(
     {PlanStatus.DRAFT, PlanStatus.AWAITING_CONFIRMATION, PlanStatus.CONFIRMED, PlanStatus.EXECUTING}
 )
@@ -87,7 +91,7 @@ def _iso(value: datetime | int) -> str:
 def _declared(ctx: ServerRequestContext[Any, Any]) -> bool:
     capabilities = ctx.session.client_capabilities
     extensions = capabilities.extensions if capabilities else None
-    return bool(extensions) and TASKS_EXTENSION in extensions  # type: ignore[operator]
+    return extensions is not None and TASKS_EXTENSION in extensions
 
 
 def _credential(ctx: ServerRequestContext[Any, Any]) -> str | None:
@@ -97,7 +101,13 @@ def _credential(ctx: ServerRequestContext[Any, Any]) -> str | None:
     if not isinstance(value, str):
         return None
     scheme, _, token = value.strip().partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def _valid_wait(value: object, longest: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= longest
 
 
 def _unknown(message: str) -> MCPError:
@@ -146,18 +156,16 @@ class TasksExtension(Extension):
     async def intercept_tool_call(
         self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
-        if params.name not in ("execute_task", "execute_directory", "confirm_plan"):
+        if params.name not in _LONGEST_WAIT:
             return await call_next(ctx)
         if ctx.protocol_version != TASKS_PROTOCOL or not _declared(ctx):
             return await call_next(ctx)
         handles = self.handles()  # a key that cannot be read fails the call before anything starts
+        # The client polls instead of waiting: the call returns as soon as the run starts. A value
+        # the tool would refuse is left for it to refuse as today.
         arguments = params.arguments
-        if arguments is not None:
-            # The client polls instead of waiting: the call returns as soon as the run starts.
-            wait = arguments.get("wait_seconds")
-            limit = _WAITS.get(params.name, _WAITS_PLAN)
-            if isinstance(wait, int | float) and not isinstance(wait, bool) and 0 <= wait <= limit:
-                arguments["wait_seconds"] = 0
+        if arguments is not None and _valid_wait(arguments.get("wait_seconds"), _LONGEST_WAIT[params.name]):
+            arguments["wait_seconds"] = 0
         result = await call_next(ctx)
         if not isinstance(result, CallToolResult) or result.is_error or result.structured_content is None:
             return result
@@ -298,9 +306,10 @@ def _task_state(task: Task) -> tuple[Status, datetime, str]:
         return "cancelled", task.updated_at, execute_message(task)
     if task.is_terminal:
         return "completed", task.updated_at, execute_message(task)
-    if task.status is TaskStatus.RUNNING and task.events:
-        return "working", task.updated_at, describe_event(task.events[-1])
-    return "working", task.updated_at, execute_message(task)
+    progress = (
+        [e for e in task.events if e.type != "run_started"] if task.status is TaskStatus.RUNNING else []
+    )
+    return "working", task.updated_at, describe_event(progress[-1]) if progress else execute_message(task)
 
 
 def _plan_state(plan: Plan) -> tuple[Status, datetime, str, CallToolResult | None]:
