@@ -175,7 +175,7 @@ class TasksExtension(Extension):
         handle = handles.issue(claims, _credential(ctx))
         if len(handle) > MAX_HANDLE_CHARS:  # a directory of many tasks, or a very long path
             return result
-        log.info(
+        log.debug(
             "tools/call %s answered with a task handle for %s %s", params.name, claims.kind, claims.durable_id
         )
         return self._task(handle, claims, "working", claims.issued_ms, self._started_message(claims, result))
