@@ -21,6 +21,13 @@ from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp_errors import resource_errors, tool_errors
 from taskorch.server.mcp_results import result_json, tool_result
 from taskorch.server.mcp_schema import UNDESCRIBED
+from taskorch.server.plan_messages import (
+    MAX_PLAN_WAIT_SECONDS,
+    PLAN_URI_TEMPLATE,
+    plan_message,
+    plan_summary,
+    plan_uri,
+)
 from taskorch.server.plan_models import AgentList, AgentResult, PlanList, PlanResult
 from taskorch.tool_profiles import PLAN_TOOLS
 
@@ -29,15 +36,10 @@ __all__ = [
     "PLAN_TOOL_NAMES",
     "PLAN_URI_TEMPLATE",
     "plan_result",
-    "plan_summary",
     "plan_uri",
     "register_plan_tools",
 ]
 
-MAX_PLAN_WAIT_SECONDS: Final = 50.0
-"""Longest `confirm_plan` wait: below the 60 s at which many clients cut a call."""
-
-PLAN_URI_TEMPLATE: Final = "taskorch://plans/{plan_id}"
 PLAN_TOOL_NAMES: Final = PLAN_TOOLS
 
 _READ: Final = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
@@ -48,40 +50,9 @@ PlanId = str
 AgentName = Annotated[str, Field(description="An agent name.", pattern=AGENT_NAME_PATTERN)]
 
 
-def plan_uri(plan_id: str) -> str:
-    return PLAN_URI_TEMPLATE.format(plan_id=plan_id)
-
-
-def plan_summary(plan: Plan) -> str:
-    progress = plan.progress
-    if progress is None:
-        return f"plan {plan.id} is {plan.status.value}"
-    running = f"; running: {', '.join(progress.running)}" if progress.running else ""
-    return f"plan {plan.id} is {plan.status.value}: {progress.done}/{progress.total} steps done{running}"
-
-
-def _next(plan: Plan) -> str:
-    match plan.status:
-        case PlanStatus.AWAITING_CONFIRMATION:
-            return (
-                f"Plan {plan.id} is valid and awaits confirmation. Show its steps to the user, then call "
-                "confirm_plan to run it or reject_plan to drop it."
-            )
-        case PlanStatus.CONFIRMED:
-            return f"Plan {plan.id} is confirmed but not started; confirm_plan with execute=true starts it."
-        case PlanStatus.EXECUTING:
-            return f"{plan_summary(plan)}. Poll get_plan (or read {plan_uri(plan.id)}); cancel_plan stops it."
-        case PlanStatus.COMPLETED:
-            return f"Plan {plan.id} completed; every step succeeded. Step results are in `steps`."
-        case PlanStatus.FAILED | PlanStatus.CANCELLED | PlanStatus.REJECTED:
-            return f"Plan {plan.id} ended {plan.status.value}: {plan.reason or 'no reason given'}."
-        case PlanStatus.DRAFT:
-            return f"Plan {plan.id} is a draft."
-
-
 def plan_result(plan: Plan) -> CallToolResult:
     """What the plan tools (`get_plan`, `confirm_plan`, ...) return for `plan` as it is now."""
-    return tool_result(PlanResult(plan=plan, message=_next(plan)))
+    return tool_result(PlanResult(plan=plan, message=plan_message(plan, "mcp")))
 
 
 def register_plan_tools(

@@ -15,11 +15,12 @@ from pydantic import Field
 
 from taskorch.domain import Task, TaskStatus
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.server.execution import MAX_EXECUTE_WAIT_SECONDS, Report, execute_message, wait_for_runs
 from taskorch.server.mcp_errors import tool_errors
 from taskorch.server.mcp_results import tool_result
 from taskorch.server.mcp_schema import UNDESCRIBED
 from taskorch.server.models import ExecuteDirectoryResult, ExecuteResult
+from taskorch.server.run_guidance import execute_message
+from taskorch.server.run_progress import MAX_EXECUTE_WAIT_SECONDS, Report, wait_for_runs
 
 __all__ = ["execute_directory_result", "execute_result", "register_run_tools"]
 
@@ -80,7 +81,7 @@ def register_run_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
 
 def execute_result(task: Task) -> CallToolResult:
     """What `execute_task` returns for `task` as it is now (also a Tasks-extension result)."""
-    return tool_result(ExecuteResult(task=task, message=execute_message(task)))
+    return tool_result(ExecuteResult(task=task, message=execute_message(task, "mcp")))
 
 
 def execute_directory_result(directory: str, tasks: Sequence[Task]) -> CallToolResult:

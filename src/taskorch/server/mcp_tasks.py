@@ -29,8 +29,7 @@ from taskorch.domain import Task, TaskStatus
 from taskorch.domain.plans import Plan, PlanStatus
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import CallerError, ConfigError, InvalidTransition
-from taskorch.server.execution import MAX_EXECUTE_WAIT_SECONDS, describe_event, execute_message
-from taskorch.server.mcp_plans import MAX_PLAN_WAIT_SECONDS, plan_result, plan_summary
+from taskorch.server.mcp_plans import plan_result
 from taskorch.server.mcp_runs import execute_directory_result, execute_result
 from taskorch.server.mcp_task_handles import (
     HANDLE_TTL_MS,
@@ -41,6 +40,9 @@ from taskorch.server.mcp_task_handles import (
     TaskHandles,
     handle_key,
 )
+from taskorch.server.plan_messages import MAX_PLAN_WAIT_SECONDS, plan_summary
+from taskorch.server.run_guidance import execute_message
+from taskorch.server.run_progress import MAX_EXECUTE_WAIT_SECONDS, describe_event
 from taskorch.storage import MemoryStore
 from taskorch.storage.sqlite import SQLiteStore
 
@@ -303,13 +305,17 @@ def _task_state(task: Task) -> tuple[Status, datetime, str]:
     ended otherwise (succeeded or failed: a failed run is the tool's answer, not a protocol
     error) is `completed`; the rest are `working`, with the run's last event as the message."""
     if task.status is TaskStatus.CANCELLED:
-        return "cancelled", task.updated_at, execute_message(task)
+        return "cancelled", task.updated_at, execute_message(task, "mcp")
     if task.is_terminal:
-        return "completed", task.updated_at, execute_message(task)
+        return "completed", task.updated_at, execute_message(task, "mcp")
     progress = (
         [e for e in task.events if e.type != "run_started"] if task.status is TaskStatus.RUNNING else []
     )
-    return "working", task.updated_at, describe_event(progress[-1]) if progress else execute_message(task)
+    return (
+        "working",
+        task.updated_at,
+        describe_event(progress[-1]) if progress else execute_message(task, "mcp"),
+    )
 
 
 def _plan_state(plan: Plan) -> tuple[Status, datetime, str, CallToolResult | None]:
