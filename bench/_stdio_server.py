@@ -1,8 +1,9 @@
 """The taskorch MCP server plus two bench-only tools, over stdio: the server of bench_mcp_stdio.
 
-python bench/_stdio_server.py DB ROOT [QUEUED WORK_DIRECTORY]
+python bench/_stdio_server.py DB ROOT [QUEUED WORK_DIRECTORY [PROMPT_CHARS]]
 
-With QUEUED, first fills DB with that many queued standard tasks in WORK_DIRECTORY, through the
+With QUEUED, first fills DB with that many queued standard tasks in WORK_DIRECTORY (prompts of
+PROMPT_CHARS characters, default short), through the
 `taskorch` this process imports (so the tree under test writes its own store). `noop` is the
 baseline tool; `gc_pauses` returns every garbage collection this process has made since it
 started, as `[[start, seconds, generation], ...]` with `start` on `time.perf_counter()` (the
@@ -43,9 +44,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import bench_settings, prefill  # noqa: E402
 
 
-async def main(db: str, root: str, queued: int, work: str) -> None:
+async def main(db: str, root: str, queued: int, work: str, prompt_chars: int) -> None:
     if queued:
-        await prefill(Path(db), work, queued)
+        await prefill(Path(db), work, queued, prompt_chars=prompt_chars)
     orchestrator = Orchestrator.from_settings(bench_settings(Path(db), Path(root)))
     server = build_mcp_server(orchestrator)
 
@@ -64,5 +65,6 @@ async def main(db: str, root: str, queued: int, work: str) -> None:
 
 
 if __name__ == "__main__":
-    extra = sys.argv[3:5] if len(sys.argv) > 3 else ["0", ""]
-    anyio.run(main, sys.argv[1], sys.argv[2], int(extra[0]), extra[1])
+    given = sys.argv[3:6]
+    queued, work, prompt_chars = given + ["0", "", "0"][len(given) :]
+    anyio.run(main, sys.argv[1], sys.argv[2], int(queued), work, int(prompt_chars))

@@ -1,6 +1,7 @@
 """Tool calls over stdio, per tool: p50, p99, worst, result bytes and the GC pauses inside them.
 
-    .venv/bin/python bench/bench_mcp_stdio.py [--queued 10000] [--calls 500] [--before OTHER_TREE]
+    .venv/bin/python bench/bench_mcp_stdio.py [--queued 10000] [--calls 500] [--prompt-chars 0]
+        [--tools noop,get_next_task,list_tasks,get_statistics] [--before OTHER_TREE [--repeat 1]]
 
 One server process (`bench/_stdio_server.py`, SQLite file, synchronous=FULL, the default) with
 `--queued` tasks, called over one stdio connection by the SDK client, round after round:
@@ -40,6 +41,7 @@ HERE = Path(__file__).parent
 WARM_UP_ROUNDS = 3
 TOOLS = ("noop", "get_next_task", "list_tasks", "get_statistics")
 BETWEEN = "(between calls)"
+START_UP = "(start-up and warm-up)"
 
 
 @dataclass
@@ -55,14 +57,14 @@ def source_dir(tree: Path) -> Path:
 
 
 async def run_tree(
-    src: Path, root: Path, queued: int, calls: int, names: list[str], label: str
+    src: Path, root: Path, queued: int, calls: int, names: list[str], label: str, prompt_chars: int
 ) -> dict[str, Calls]:
     work = root / "project"
     work.mkdir(exist_ok=True)
     db = root / f"{label}.db"
     params = StdioServerParameters(
         command=sys.executable,
-        args=[str(HERE / "_stdio_server.py"), str(db), str(root), str(queued), str(work)],
+        args=[str(HERE / "_stdio_server.py"), str(db), str(root), str(queued), str(work), str(prompt_chars)],
         env={"PYTHONPATH": str(src)},
     )
     arguments_of: dict[str, dict[str, Any]] = {
@@ -89,14 +91,23 @@ async def run_tree(
                     out[name].result_bytes = len(result.model_dump_json(by_alias=True, exclude_none=True))
         probe = await client.call_tool("gc_pauses", {})
     pauses = json.loads(probe.content[0].text)  # type: ignore[union-attr]
-    between = Calls()
+    between, before_calls = Calls(), Calls()
     for start, seconds, generation in pauses:
         if start < first:
-            continue  # start-up and warm-up
-        owner = next((c for c in out.values() if any(t0 <= start <= t1 for t0, t1 in c.spans)), between)
+            owner = before_calls
+        else:
+            owner = next((c for c in out.values() if any(t0 <= start <= t1 for t0, t1 in c.spans)), between)
         owner.gc_pauses.append((seconds, generation))
     out[BETWEEN] = between
+    out[START_UP] = before_calls
     return out
+
+
+def _pauses(c: Calls) -> str:
+    gen2 = sum(1 for _, g in c.gc_pauses if g == 2)
+    worst = max((s for s, _ in c.gc_pauses), default=0.0) * 1000
+    total = sum(s for s, _ in c.gc_pauses) * 1000
+    return f"{len(c.gc_pauses)} (gen2 {gen2}), worst {worst:.2f} ms, total {total:.1f} ms"
 
 
 def report(label: str, src: Path, results: dict[str, Calls]) -> None:
@@ -104,19 +115,13 @@ def report(label: str, src: Path, results: dict[str, Calls]) -> None:
     heading = f"{'tool':<15} {'p50 ms':>8} {'p99 ms':>8} {'worst ms':>9} {'p99/p50':>8} {'bytes':>7}"
     print(f"  {heading}  GC pauses in its calls (server)")
     for name, c in results.items():
-        if name == BETWEEN:
-            total = sum(s for s, _ in c.gc_pauses) * 1000
-            print(f"  {'(between calls)':<55}  {len(c.gc_pauses)}, total {total:.1f} ms")
+        if name in (BETWEEN, START_UP):
+            print(f"  {name:<64}  {_pauses(c)}")
             continue
         ms = [s * 1000 for s in c.seconds]
         p50, p99 = percentile(ms, 0.5), percentile(ms, 0.99)
-        gen2 = [s for s, g in c.gc_pauses if g == 2]
-        worst_gc = max((s for s, _ in c.gc_pauses), default=0.0) * 1000
-        print(
-            f"  {name:<15} {p50:8.3f} {p99:8.3f} {max(ms):9.3f} {p99 / p50:7.2f}x {c.result_bytes:7d}  "
-            f"{len(c.gc_pauses)} (gen2 {len(gen2)}), worst {worst_gc:.2f} ms, "
-            f"total {sum(s for s, _ in c.gc_pauses) * 1000:.1f} ms"
-        )
+        figures = f"{p50:8.3f} {p99:8.3f} {max(ms):9.3f} {p99 / p50:7.2f}x {c.result_bytes:7d}"
+        print(f"  {name:<15} {figures}  {_pauses(c)}")
     if "noop" in results and "get_next_task" in results:
         claim, noop = results["get_next_task"].seconds, results["noop"].seconds
         ratio = percentile(claim, 0.5) / percentile(noop, 0.5)
@@ -131,6 +136,7 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=500, help="measured rounds (each calls every tool)")
     parser.add_argument("--before", type=Path, help="another checkout to measure in the same run")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each tree, alternating")
+    parser.add_argument("--prompt-chars", type=int, default=0, help="length of each queued task's prompt")
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"called each round, of {','.join(TOOLS)}")
     args = parser.parse_args()
     names = [name.strip() for name in args.tools.split(",") if name.strip()]
@@ -142,11 +148,14 @@ async def main() -> None:
     trees = [("after", source_dir(HERE.parent))]
     if args.before is not None:
         trees.insert(0, ("before", source_dir(args.before.resolve())))
-    print(f"{args.queued} tasks queued, {args.calls} rounds of {', '.join(names)}")
+    prompts = f"{args.prompt_chars}-character prompts" if args.prompt_chars else "short prompts"
+    print(f"{args.queued} tasks queued ({prompts}), {args.calls} rounds of {', '.join(names)}")
     for run in range(args.repeat):
         for label, src in trees:
             with tempfile.TemporaryDirectory() as tmp:
-                results = await run_tree(src, Path(tmp), args.queued, args.calls, names, label)
+                results = await run_tree(
+                    src, Path(tmp), args.queued, args.calls, names, label, args.prompt_chars
+                )
             report(f"{label} (run {run + 1})", src, results)
 
 
