@@ -36,9 +36,15 @@ def _on_gc(phase: str, info: dict[str, Any]) -> None:
 
 gc.callbacks.append(_on_gc)  # before the imports below, so start-up's collections count too
 
-from taskorch.engine.orchestrator import Orchestrator  # noqa: E402
 from taskorch.server.mcp import build_mcp_server  # noqa: E402
 from taskorch.server.mcp_stdio import run_stdio  # noqa: E402
+
+try:  # the composition root; a tree from before it (measured with --before) builds it directly
+    from taskorch.app import build_orchestrator
+except ImportError:
+    from taskorch.engine.orchestrator import Orchestrator
+
+    build_orchestrator = Orchestrator.from_settings  # type: ignore[assignment]
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import bench_settings, prefill  # noqa: E402
@@ -47,7 +53,7 @@ from _common import bench_settings, prefill  # noqa: E402
 async def main(db: str, root: str, queued: int, work: str, prompt_chars: int) -> None:
     if queued:
         await prefill(Path(db), work, queued, prompt_chars=prompt_chars)
-    orchestrator = Orchestrator.from_settings(bench_settings(Path(db), Path(root)))
+    orchestrator = build_orchestrator(bench_settings(Path(db), Path(root)))
     server = build_mcp_server(orchestrator)
 
     @server.tool()

@@ -14,11 +14,12 @@ from pydantic import Field
 
 from taskorch.domain import TaskStatus
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.server.execution import MAX_EXECUTE_WAIT_SECONDS, Report, execute_message, wait_for_runs
 from taskorch.server.mcp_errors import tool_errors
 from taskorch.server.mcp_results import tool_result
 from taskorch.server.mcp_schema import UNDESCRIBED
 from taskorch.server.models import ExecuteDirectoryResult, ExecuteResult
+from taskorch.server.run_guidance import execute_message
+from taskorch.server.run_progress import MAX_EXECUTE_WAIT_SECONDS, Report, wait_for_runs
 
 __all__ = ["register_run_tools"]
 
@@ -56,7 +57,7 @@ def register_run_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             task = await scheduler.request_task(task_id)
             await wait_for_runs(orchestrator, [task.id], wait_seconds, _reporter(ctx))
             task = await queue.get(task.id)
-        return tool_result(ExecuteResult(task=task, message=execute_message(task)))
+        return tool_result(ExecuteResult(task=task, message=execute_message(task, "mcp")))
 
     @server.tool(title="Run the tasks of a directory", annotations=_RUN, structured_output=UNDESCRIBED)
     async def execute_directory(
