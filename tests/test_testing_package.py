@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
+import pytest
+
 import taskorch.testing
+from taskorch.testing import FakeClock, FakeExecutor, FakeGateway, Gate, in_memory_orchestrator
 from tests.downstream_peers import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs" / "testing.md"
@@ -85,3 +89,29 @@ def test_nothing_in_src_or_bench_imports_tests() -> None:
 
 def test_the_package_ships_its_type_information() -> None:
     assert (REPO_ROOT / "src" / "taskorch" / "py.typed").is_file()
+
+
+@pytest.mark.anyio
+async def test_the_in_memory_orchestrator_runs_on_the_fakes_it_is_given(tmp_path: Path) -> None:
+    executor, gateway, clock = FakeExecutor(), FakeGateway(), FakeClock(start=1_000_000.0)
+    gateway.add_tool("files", "read", {"type": "object"}, handler=Gate())
+    limits = {"limits": {"max_concurrent_runs": 1}}
+    async with in_memory_orchestrator(
+        tmp_path, executor=executor, gateway=gateway, clock=clock, settings=limits
+    ) as memory:
+        assert (memory.executor, memory.gateway, memory.clock) == (executor, gateway, clock)
+        assert memory.orchestrator.settings.limits.max_concurrent_runs == 1
+        listed = await memory.client.call_tool("list_downstream_tools", {})
+        assert listed.structured_content is not None
+        assert listed.structured_content["servers"][0]["tools"][0]["name"] == "read"
+        arguments = {"prompt": "p", "work_directory": str(memory.root), "execution_mode": "claude_code"}
+        created = await memory.client.call_tool("create_task", arguments)
+        assert created.structured_content is not None
+        task = created.structured_content["task"]
+        assert task["created_at"].startswith("1970-01-12")  # the fake clock's time
+        await memory.client.call_tool("execute_task", {"task_id": task["id"]})
+        with anyio.fail_after(10):
+            await executor.wait_until(lambda: task["id"] in executor.live)
+        executor.release(task["id"])
+        with anyio.fail_after(10):
+            await executor.wait_until(lambda: task["id"] in executor.finished)
