@@ -37,7 +37,7 @@ from taskorch.config import ClaudeCodeSettings, load_settings
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import CLAUDE_CODE
 from taskorch.executors.claude_code import ClaudeCodeExecutor
-from taskorch.executors.common import RunLimits
+from taskorch.executors.run_limits import RunLimits
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import open_store
 

@@ -25,7 +25,7 @@ from taskorch.config import ClaudeCodeSettings, RunsSettings
 from taskorch.domain import TaskEvent
 from taskorch.executors.base import RunRequest, RunStatus
 from taskorch.executors.claude_code import ClaudeCodeExecutor
-from taskorch.executors.common import RunLimits
+from taskorch.executors.run_limits import RunLimits
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import percentile, rss_kib, write_fake

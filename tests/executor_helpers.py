@@ -12,9 +12,9 @@ from taskorch.config import ClaudeCodeSettings, CustomExecutorSettings
 from taskorch.domain import TaskEvent
 from taskorch.executors.base import RunRequest, RunStarted
 from taskorch.executors.claude_code import ClaudeCodeExecutor
-from taskorch.executors.common import RunLimits
 from taskorch.executors.containment import Containment
 from taskorch.executors.custom import CustomExecutor
+from taskorch.executors.run_limits import RunLimits
 from tests.process_checks import base_environ
 
 __all__ = [

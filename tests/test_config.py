@@ -153,6 +153,20 @@ def test_the_token_has_a_minimum_length_and_is_never_echoed(env: dict[str, str])
     assert TOKEN not in repr(settings)
 
 
+@pytest.mark.parametrize(
+    ("shortcut", "full", "section", "key"),
+    [("TASKORCH_TOKEN", "TASKORCH_SECURITY__TOKEN", "security", "token"),
+     ("TASKORCH_DB", "TASKORCH_STORAGE__URL", "storage", "url")],
+)  # fmt: skip
+def test_a_full_variable_name_wins_over_its_shortcut(
+    env: dict[str, str], shortcut: str, full: str, section: str, key: str
+) -> None:
+    for environ in ({**env, shortcut: "s" * 16, full: "f" * 16}, {**env, full: "f" * 16, shortcut: "s" * 16}):
+        settings = load_settings(env=environ)
+        assert getattr(getattr(settings, section), key) == "f" * 16
+    assert getattr(getattr(load_settings(env={**env, shortcut: "s" * 16}), section), key) == "s" * 16
+
+
 def test_list_variables(env: dict[str, str], tmp_path: Path) -> None:
     roots = os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "b")])
     environ = {

@@ -14,8 +14,8 @@ import pytest
 from taskorch.config import Settings
 from taskorch.errors import ExecutorUnavailable
 from taskorch.executors.base import Executor, RunOutcome, RunRequest, RunStatus
-from taskorch.executors.common import RunLimits
 from taskorch.executors.custom import CustomExecutor, build_custom_executors, render_argv
+from taskorch.executors.run_limits import RunLimits
 from tests.executor_helpers import Recorder, custom_executor, request
 from tests.process_checks import group_gone, pid_gone
 

@@ -11,8 +11,7 @@ import pytest
 
 from taskorch.config import load_settings
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.executors.common import log_path_for
-from taskorch.executors.run_logs import keep_run_logs_pruned, prune_run_logs
+from taskorch.executors.run_logs import keep_run_logs_pruned, log_path_for, prune_run_logs
 from taskorch.storage import MemoryStore
 from tests.executor_helpers import claude_executor, custom_executor
 

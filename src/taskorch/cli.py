@@ -445,7 +445,7 @@ def _tasks_add(args: argparse.Namespace, settings: Settings) -> int:
     )
 
     async def action(orchestrator: Orchestrator) -> int:
-        from taskorch.server.execution import unattended_note
+        from taskorch.server.run_guidance import unattended_note
 
         outcome = await orchestrator.queue.create(spec)
         note = unattended_note(outcome.task, settings, "cli")

@@ -96,7 +96,7 @@ async def run_executor(scenario: dict[str, Any], env: dict[str, str]) -> dict[st
             "security": {"allowed_roots": [scenario["cwd"]]},
         },
     )
-    from taskorch.executors.common import RunLimits
+    from taskorch.executors.run_limits import RunLimits
 
     executor = executor_class(
         settings.claude_code, RunLimits.from_settings(settings.runs, settings.run_log_dir()), environ=env

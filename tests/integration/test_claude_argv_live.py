@@ -18,7 +18,7 @@ import pytest
 from taskorch.config import ClaudeCodeSettings, RunsSettings
 from taskorch.executors.base import RunRequest
 from taskorch.executors.claude_code import ClaudeCodeExecutor
-from taskorch.executors.common import RunLimits
+from taskorch.executors.run_limits import RunLimits
 from tests.integration.netns import CLAUDE, HEADLESS, Scenario, line_of, run_scenario
 
 pytestmark = [pytest.mark.anyio, pytest.mark.claude_cli, pytest.mark.usefixtures("claude_cli")]

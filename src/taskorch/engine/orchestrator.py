@@ -13,13 +13,13 @@ from taskorch.config import Settings
 from taskorch.downstream.base import ToolGateway
 from taskorch.downstream.pool import DownstreamPool
 from taskorch.engine.agents import AgentRegistry
-from taskorch.engine.plans import PlanRunner
+from taskorch.engine.plan_service import PlanService
 from taskorch.engine.processes import Instance
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.scheduler import Scheduler
 from taskorch.executors.base import CLAUDE_CODE, Executor
-from taskorch.executors.common import RunLimits
 from taskorch.executors.containment import Containment, GroupOnly
+from taskorch.executors.run_limits import RunLimits
 from taskorch.executors.run_logs import keep_run_logs_pruned
 from taskorch.planning.base import Planner
 from taskorch.planning.claude import ClaudeCodePlanner
@@ -75,7 +75,7 @@ class Orchestrator:
             clock=clock,
         )
         self.step_limiter = anyio.CapacityLimiter(settings.limits.max_concurrent_steps)
-        self.plans = PlanRunner(
+        self.plans = PlanService(
             store,
             self.queue,
             settings,

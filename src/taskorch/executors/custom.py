@@ -31,16 +31,12 @@ from taskorch.config import CustomExecutorSettings, Settings
 from taskorch.domain import ErrorInfo, TaskEvent
 from taskorch.errors import ExecutorUnavailable, WorkDirectoryRejected
 from taskorch.executors.base import EventSink, ExecutorHealth, RunOutcome, RunRequest, RunStatus, StartSink
-from taskorch.executors.common import (
-    RunLimits,
-    limit_outcome,
-    log_path_for,
-    rejected_directory_outcome,
-    resolve_program,
-    start_reporter,
-)
 from taskorch.executors.containment import Containment
-from taskorch.executors.process import LineSink, ProcessSpec, allowed_environment, run_process
+from taskorch.executors.environment import allowed_environment
+from taskorch.executors.process import LineSink, ProcessSpec, run_process
+from taskorch.executors.run_command import resolve_program, start_reporter
+from taskorch.executors.run_limits import RunLimits, limit_outcome, rejected_directory_outcome
+from taskorch.executors.run_logs import log_path_for
 
 __all__ = ["CustomExecutor", "build_custom_executors", "render_argv"]
 

@@ -22,7 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -38,47 +38,15 @@ from taskorch.executors.output import CappedLog, LineSplitter, OutputTail
 from taskorch.executors.work_directory import open_work_directory
 
 __all__ = [
-    "DEFAULT_ENV_NAMES",
-    "DEFAULT_ENV_PREFIXES",
     "ExitReason",
     "LineSink",
     "ProcessResult",
     "ProcessSpec",
-    "allowed_environment",
     "group_members",
     "program_path",
     "run_process",
 ]
 
-# What coding CLIs need from the server's environment: the executable path, a home for their
-# own config, locale, terminal, temp dir, proxies and CA bundles, and their vendors' settings.
-DEFAULT_ENV_NAMES: Final = frozenset(
-    {
-        "PATH",
-        "HOME",
-        "USER",
-        "LOGNAME",
-        "SHELL",
-        "LANG",
-        "LANGUAGE",
-        "TERM",
-        "TMPDIR",
-        "TZ",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
-        "all_proxy",
-        "NODE_EXTRA_CA_CERTS",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-    }
-)
-DEFAULT_ENV_PREFIXES: Final = ("LC_", "ANTHROPIC_", "CLAUDE_", "DISABLE_")
-_FORBIDDEN_PREFIX: Final = "TASKORCH_"
 _READ_SIZE: Final = 65_536
 _EXIT_POLL_SECONDS: Final = 0.001
 _GROUP_POLL_SECONDS: Final = 0.01
@@ -87,32 +55,6 @@ _GROUP_ONLY: Final = GroupOnly()
 
 LineSink = Callable[[bytes, bool], Awaitable[None]]
 """Receives each stdout line (without its newline) and whether it was cut at the line limit."""
-
-
-def allowed_environment(
-    environ: Mapping[str, str], extra: Iterable[str] = (), *, set_values: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """The environment a CLI gets: the default allow-list plus `extra` names, then `set_values`.
-
-    `extra` holds exact names or prefix patterns ending in `*` (`AWS_*`). `TASKORCH_*` names
-    never pass, whatever the configuration says: they carry the server's database URL and token.
-    """
-    names = set(DEFAULT_ENV_NAMES)
-    prefixes = list(DEFAULT_ENV_PREFIXES)
-    for item in extra:
-        if item.endswith("*"):
-            prefixes.append(item[:-1])
-        else:
-            names.add(item)
-    env = {
-        name: value
-        for name, value in environ.items()
-        if (name in names or name.startswith(tuple(prefixes)))
-        # Exported shell functions ("BASH_FUNC_x%%" or values starting "() {") are code, not data.
-        and not value.startswith("() {")
-    }
-    env.update(set_values or {})
-    return {k: v for k, v in env.items() if not k.upper().startswith(_FORBIDDEN_PREFIX)}
 
 
 @dataclass(frozen=True)

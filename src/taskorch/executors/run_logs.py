@@ -1,5 +1,5 @@
-"""Removing old run logs: each run writes one file (`<task id>-<UTC time>.log`), kept
-`runs.log_retention_days` after it was last written, then deleted."""
+"""Run log files: each run writes one (`<task id>-<UTC time>.log`, named by `log_path_for`),
+kept `runs.log_retention_days` after it was last written, then deleted."""
 
 from __future__ import annotations
 
@@ -8,15 +8,28 @@ import os
 import re
 import time
 from collections.abc import Callable, Collection
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 import anyio
 import anyio.to_thread
 
-__all__ = ["keep_run_logs_pruned", "prune_run_logs"]
+__all__ = ["keep_run_logs_pruned", "log_path_for", "prune_run_logs"]
 
 log = logging.getLogger(__name__)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def log_path_for(log_dir: Path | None, task_id: str, now: datetime | None = None) -> Path | None:
+    """A fresh log file name for one run of `task_id` (one file per run, never reused)."""
+    if log_dir is None:
+        return None
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+    safe = _UNSAFE.sub("_", task_id)[:80] or "task"
+    return log_dir / f"{safe}-{stamp}.log"
+
 
 # The names `log_path_for` gives; nothing else in the directory is touched.
 _RUN_LOG: Final = re.compile(r".+-\d{8}T\d{12}Z\.log")

@@ -1,4 +1,4 @@
-"""The Planner protocol: what the plan runner needs of anything that makes steps from a request."""
+"""The Planner protocol: what the plan service needs of anything that makes steps from a request."""
 
 from __future__ import annotations
 

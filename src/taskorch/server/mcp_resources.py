@@ -5,9 +5,9 @@ from __future__ import annotations
 from mcp.server.mcpserver import MCPServer
 
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.server.execution import server_statistics
 from taskorch.server.mcp_errors import resource_errors
 from taskorch.server.mcp_results import result_json
+from taskorch.server.statistics import server_statistics
 
 __all__ = ["STATISTICS_URI", "TASK_URI_TEMPLATE", "register_resources"]
 

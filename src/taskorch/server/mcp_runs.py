@@ -14,11 +14,12 @@ from pydantic import Field
 
 from taskorch.domain import TaskStatus
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.server.execution import MAX_EXECUTE_WAIT_SECONDS, Report, execute_message, wait_for_runs
 from taskorch.server.mcp_errors import tool_errors
 from taskorch.server.mcp_results import tool_result
 from taskorch.server.mcp_schema import UNDESCRIBED
 from taskorch.server.models import ExecuteDirectoryResult, ExecuteResult
+from taskorch.server.run_guidance import execute_message
+from taskorch.server.run_progress import MAX_EXECUTE_WAIT_SECONDS, Report, wait_for_runs
 
 __all__ = ["register_run_tools"]
 

@@ -19,7 +19,6 @@ from taskorch.domain import Task, TaskSpec, TaskStatus
 from taskorch.domain.tasks import ModeInput, PriorityInput
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.queue import TaskQueue
-from taskorch.server.execution import server_run_ready_note, server_statistics, unattended_note
 from taskorch.server.mcp_errors import tool_errors
 from taskorch.server.mcp_results import tool_result
 from taskorch.server.mcp_schema import UNDESCRIBED
@@ -31,6 +30,8 @@ from taskorch.server.models import (
     TaskList,
     TaskResult,
 )
+from taskorch.server.run_guidance import server_run_ready_note, unattended_note
+from taskorch.server.statistics import server_statistics
 from taskorch.storage import TaskFilter
 from taskorch.tool_profiles import TASK_TOOLS
 

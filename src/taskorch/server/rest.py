@@ -29,14 +29,6 @@ from taskorch.domain.tasks import ModeInput, PriorityInput
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import CallerError, StoreCorrupt, StoreError
 from taskorch.problems import problems_of
-from taskorch.server.execution import (
-    MAX_EXECUTE_WAIT_SECONDS,
-    execute_message,
-    server_run_ready_note,
-    server_statistics,
-    unattended_note,
-    wait_for_runs,
-)
 from taskorch.server.models import (
     CancelResult,
     ClaimResult,
@@ -46,6 +38,9 @@ from taskorch.server.models import (
     TaskList,
     TaskResult,
 )
+from taskorch.server.run_guidance import execute_message, server_run_ready_note, unattended_note
+from taskorch.server.run_progress import MAX_EXECUTE_WAIT_SECONDS, wait_for_runs
+from taskorch.server.statistics import server_statistics
 from taskorch.storage import FaultReporter, TaskFilter
 
 __all__ = [

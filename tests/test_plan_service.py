@@ -10,7 +10,7 @@ from anyio import wait_all_tasks_blocked
 
 from taskorch.domain.plans import PlanStatus, StepErrorKind, StepSpec, StepStatus
 from taskorch.downstream.base import DownstreamError, ErrorKind, ToolCallResult
-from taskorch.engine.plans import InvalidPlan
+from taskorch.engine.plan_checks import InvalidPlan
 from taskorch.errors import InvalidTransition
 from taskorch.testing import FakeExecutor, FakeGateway, Gate, echo
 from tests.plan_harness import open_plans, spec

@@ -1,20 +1,16 @@
-"""The plan runner: create, confirm, reject, cancel and watch plans; execute confirmed ones.
+"""The plan service: create, confirm, reject, cancel and watch plans; start confirmed ones.
 
-One instance per process (the orchestrator's `plans`). Executions run in the runner's own
-task group while `serve()` runs; with `resume`, plans left `executing` by a stopped server (or
-by a runner whose lease expired) are claimed and carried on, every half lease period.
-See `engine.plan_execution` for the execution rules (limits, failure policy, retries).
+One instance per process (the orchestrator's `plans`). The checks are `engine.plan_checks`;
+executions are hosted by `engine.plan_host` (which also resumes plans left executing); see
+`engine.plan_execution` for the execution rules (limits, failure policy, retries).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Final
 
 import anyio
@@ -23,61 +19,38 @@ import anyio.abc
 from taskorch.config import Settings
 from taskorch.domain.agents import Agent
 from taskorch.domain.plan_progress import with_progress
-from taskorch.domain.plan_validation import PlanProblem, ProblemKind, validate_plan
+from taskorch.domain.plan_validation import PlanProblem
 from taskorch.domain.plans import (
     Plan,
     PlanStatus,
     Step,
     StepError,
     StepErrorKind,
-    StepKind,
     StepSpec,
     StepStatus,
     new_step,
 )
 from taskorch.domain.tasks import utc_from_timestamp
-from taskorch.downstream.base import DownstreamError, ServerStatus, ToolGateway, ToolInfo
+from taskorch.downstream.base import ToolGateway, ToolInfo
 from taskorch.engine.agents import AgentRegistry
-from taskorch.engine.paths import resolve_work_directory
-from taskorch.engine.plan_execution import ExecutionContext, PlanExecution
+from taskorch.engine.plan_checks import InvalidPlan, PlanChecker
+from taskorch.engine.plan_context import ExecutionContext
+from taskorch.engine.plan_host import PlanHost
 from taskorch.engine.queue import TaskQueue
-from taskorch.errors import CallerError, InvalidArgument, InvalidTransition, PlannerUnavailable, StaleWrite
+from taskorch.errors import InvalidArgument, InvalidTransition, PlannerUnavailable, StaleWrite
 from taskorch.executors.base import EventSink
 from taskorch.planning.base import Planner
 from taskorch.planning.claude import CLAUDE_CODE_PLANNER
 from taskorch.planning.explicit import EXPLICIT, explicit_steps
 from taskorch.storage.base import PlanPage, Store
 
-__all__ = ["PLANNERS", "InvalidPlan", "PlanListener", "PlanRunner"]
+__all__ = ["PLANNERS", "PlanListener", "PlanService"]
 
 log = logging.getLogger(__name__)
 
 PlanListener = Callable[[Plan], Awaitable[None]]
 _WRITE_RETRIES: Final = 5
-_VALID_KEPT: Final = 1000
-Catalog = Mapping[tuple[str, str], ToolInfo]
 PLANNERS: Final = (EXPLICIT, CLAUDE_CODE_PLANNER)
-
-
-class InvalidPlan(CallerError):
-    """A plan was refused; `problems` lists every reason (the message lists them too).
-
-    `planner` names the planner that made the steps when it was not the caller.
-    """
-
-    def __init__(self, problems: Sequence[PlanProblem], *, planner: str | None = None) -> None:
-        lines = "\n".join(f"- {p}" for p in problems)
-        if planner is None or planner == EXPLICIT:
-            head = f"the plan has {len(problems)} problem(s); fix them all and call create_plan again"
-        else:
-            head = (
-                f"the plan the {planner} planner produced has {len(problems)} problem(s), so it was "
-                "refused; call create_plan again with a more precise query, or give the steps yourself "
-                "with `steps` (fixing these)"
-            )
-        super().__init__(f"{head}:\n{lines}")
-        self.problems = list(problems)
-        self.planner = planner
 
 
 class _Watch:
@@ -86,7 +59,7 @@ class _Watch:
         self.latest: Plan | None = None
 
 
-class PlanRunner:
+class PlanService:
     """Plans from request to end. Every method that changes a plan persists it first."""
 
     def __init__(
@@ -110,8 +83,7 @@ class PlanRunner:
         self._agents = agents
         self._gateway = gateway
         self._clock = clock
-        self.owner = f"runner-{secrets.token_hex(6)}"
-        self._context = ExecutionContext(
+        context = ExecutionContext(
             store=store,
             queue=queue,
             settings=settings,
@@ -121,74 +93,24 @@ class PlanRunner:
             clock=clock,
             run_task=run_task,
         )
-        self._executions: dict[str, PlanExecution] = {}
+        self.checks = PlanChecker(queue, settings, gateway)
+        self.host = PlanHost(context, settings)
+        self.owner = self.host.owner
+        """The runner id this process claims plans under."""
         self._listeners: list[PlanListener] = []
         self._watches: dict[str, set[_Watch]] = {}
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._valid: dict[str, str] = {}  # plan id -> what it was validated against, see confirm
 
-    def _remember_valid(self, plan_id: str, fingerprint: str) -> None:
-        self._valid[plan_id] = fingerprint
-        if len(self._valid) > _VALID_KEPT:
-            del self._valid[next(iter(self._valid))]
-
-    # -- serving ----------------------------------------------------------------------------
+    # -- hosting ----------------------------------------------------------------------------
 
     async def serve(
         self, *, resume: bool, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Host executions until cancelled; with `resume`, carry on plans left executing."""
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            task_status.started()
-            try:
-                if not resume:
-                    await anyio.sleep_forever()
-                while True:
-                    try:
-                        await self.resume()
-                    except Exception:  # a store hiccup must not end the runner
-                        log.exception("resuming plans failed; retrying later")
-                    await anyio.sleep(self._settings.plans.lease_seconds / 2)
-            finally:
-                self._tg = None
+        await self.host.serve(resume=resume, task_status=task_status)
 
     async def resume(self) -> list[str]:
         """Claim and start every `executing` plan no live runner holds; return their ids."""
-        started = []
-        cursor = None
-        while True:
-            page = await self._store.list_plans(PlanStatus.EXECUTING, limit=100, cursor=cursor)
-            for plan in page.items:
-                if plan.id in self._executions:
-                    continue
-                try:
-                    claimed = await self._store.claim_plan(
-                        plan.id, owner=self.owner, lease_seconds=self._settings.plans.lease_seconds
-                    )
-                except InvalidTransition:
-                    continue  # another live runner holds it, or it just ended
-                log.info("resuming plan %s", plan.id)
-                self._start(claimed)
-                started.append(plan.id)
-            if page.next_cursor is None:
-                return started
-            cursor = page.next_cursor
-
-    def _start(self, plan: Plan) -> None:
-        if self._tg is None:
-            raise InvalidTransition("this server is not running plans right now; try again shortly")
-        execution = PlanExecution(self._context, plan)
-        self._executions[plan.id] = execution
-        self._tg.start_soon(self._execute, execution)
-
-    async def _execute(self, execution: PlanExecution) -> None:
-        try:
-            await execution.run()
-        except Exception:
-            log.exception("plan %s stopped on an unexpected error", execution.plan.id)
-        finally:
-            self._executions.pop(execution.plan.id, None)
+        return await self.host.resume()
 
     # -- listeners --------------------------------------------------------------------------
 
@@ -217,59 +139,11 @@ class PlanRunner:
 
         A server that `steps` use whose last connection failed is tried once more first.
         """
-        return (await self._catalog(steps))[0]
+        return (await self.checks.catalog(steps))[0]
 
-    async def _catalog(self, steps: Sequence[Step]) -> tuple[dict[tuple[str, str], ToolInfo], dict[str, str]]:
-        """The catalog, and each server `steps` use that cannot be reached, with the reason."""
-        gateway = self._gateway()
-        if gateway is None:
-            return {}, {}
-        states = await gateway.servers()
-        down = {s.name for s in states if s.status is ServerStatus.FAILED}
-        retry = {
-            s.server: s.tool for s in steps if s.kind is StepKind.MCP_TOOL and s.server in down and s.tool
-        }
-        if retry:
-            # A listing does not retry a failed server; a plan that needs it does, since a
-            # server that died (or was restarted) is often back by the time it is wanted.
-            async with anyio.create_task_group() as tg:
-                for server, tool in retry.items():
-                    tg.start_soon(_reconnect, gateway, server, tool)
-            states = await gateway.servers()
-        catalog = {(s.name, t.name): t for s in states for t in s.tools}
-        unreachable = {
-            s.name: s.error or "no reason given"
-            for s in states
-            if s.status is ServerStatus.FAILED and s.name in retry
-        }
-        return catalog, unreachable
-
-    async def validate(
-        self,
-        steps: Sequence[Step],
-        agent: Agent | None,
-        *,
-        catalog: Catalog | None = None,
-        unreachable: Mapping[str, str] | None = None,
-    ) -> list[PlanProblem]:
-        """Every problem with `steps` (see `validate_plan`), plus claude_code work directories.
-
-        `unreachable` (server -> reason): servers that could not be reached, so that their
-        steps are refused for that reason rather than as unknown tools.
-        """
-        if catalog is None:
-            catalog, unreachable = await self._catalog(steps)
-        problems = validate_plan(steps, catalog, agent, max_steps=self._settings.plans.max_steps)
-        if unreachable:
-            problems = [_unreachable(p, steps, unreachable) for p in problems]
-        roots = self._queue.allowed_roots
-        for step in steps:
-            if step.kind is StepKind.CLAUDE_CODE and step.task is not None:
-                try:
-                    resolve_work_directory(step.task.work_directory, roots)
-                except CallerError as exc:
-                    problems.append(PlanProblem(ProblemKind.BAD_WORK_DIRECTORY, str(exc), step.id))
-        return problems
+    async def validate(self, steps: Sequence[Step], agent: Agent | None) -> list[PlanProblem]:
+        """Every problem with `steps` (see `PlanChecker.validate`)."""
+        return await self.checks.validate(steps, agent)
 
     async def create(
         self,
@@ -300,8 +174,8 @@ class PlanRunner:
             plan_steps = explicit_steps(steps)
         else:
             plan_steps = await self._planned_steps(query.strip(), steps, the_agent, on_event)
-        catalog, unreachable = await self._catalog(plan_steps)
-        problems = await self.validate(plan_steps, the_agent, catalog=catalog, unreachable=unreachable)
+        catalog, unreachable = await self.checks.catalog(plan_steps)
+        problems = await self.checks.validate(plan_steps, the_agent, catalog=catalog, unreachable=unreachable)
         if problems:
             raise InvalidPlan(problems, planner=planner)
         now = utc_from_timestamp(self._clock())
@@ -318,7 +192,7 @@ class PlanRunner:
             updated_at=now,
         )
         created = await self._store.create_plan(plan)
-        self._remember_valid(created.id, _fingerprint(plan_steps, catalog, the_agent))
+        self.checks.remember_valid(created.id, plan_steps, catalog, the_agent)
         return self._now_plan(created)
 
     async def _planned_steps(
@@ -392,15 +266,14 @@ class PlanRunner:
                 f"plan {plan_id} is {plan.status.value}; only a plan awaiting confirmation can be confirmed"
             )
         agent = await self._agents.get(plan.agent) if plan.agent else None
-        catalog, unreachable = await self._catalog(plan.steps)
-        # Steps never change after create; only the tools they use or the agent can. Checked
-        # by this runner against the same tools and agent, the plan is still valid.
-        if self._valid.get(plan.id) != _fingerprint(plan.steps, catalog, agent):
-            problems = await self.validate(plan.steps, agent, catalog=catalog, unreachable=unreachable)
+        catalog, unreachable = await self.checks.catalog(plan.steps)
+        # Checked by this process against the same tools and agent, the plan is still valid.
+        if not self.checks.known_valid(plan.id, plan.steps, catalog, agent):
+            problems = await self.checks.validate(plan.steps, agent, catalog=catalog, unreachable=unreachable)
             if problems:
                 raise InvalidPlan(problems)
         now = utc_from_timestamp(self._clock())
-        start = execute and self._tg is not None
+        start = execute and self.host.hosting
 
         def approve(current: Plan) -> Plan | None:
             if current.status is PlanStatus.CONFIRMED and not start:
@@ -422,11 +295,11 @@ class PlanRunner:
 
         lease = self._settings.plans.lease_seconds if start else None
         plan = await self._change(plan_id, approve, steps=(), first=plan, lease_seconds=lease)
-        self._valid.pop(plan_id, None)
+        self.checks.forget(plan_id)
         if execute:
             if not start:
                 raise InvalidTransition("this server is not running plans right now; try again shortly")
-            self._start(plan)
+            self.host.start(plan)
         return self._now_plan(plan)
 
     async def reject(self, plan_id: str, reason: str | None) -> Plan:
@@ -443,13 +316,13 @@ class PlanRunner:
                 update={"status": PlanStatus.REJECTED, "reason": reason or "rejected", "finished_at": now}
             )
 
-        self._valid.pop(plan_id, None)
+        self.checks.forget(plan_id)
         return self._now_plan(await self._change(plan_id, refuse, steps=()))
 
     async def cancel(self, plan_id: str, reason: str | None = None) -> Plan:
         """Cancel a plan that has not ended: running steps are cancelled, pending ones too."""
         why = reason or "cancelled by request"
-        execution = self._executions.get(_check_id(plan_id))
+        execution = self.host.execution(_check_id(plan_id))
         if execution is not None:
             execution.stop(PlanStatus.CANCELLED, why)
             await execution.done.wait()
@@ -491,7 +364,7 @@ class PlanRunner:
         watch = _Watch()
         self._watches.setdefault(plan_id, set()).add(watch)
         try:
-            execution = self._executions.get(plan_id)
+            execution = self.host.execution(plan_id)
             plan = self._now_plan(execution.plan) if execution is not None else await self.get(plan_id)
             if on_change is not None:
                 await on_change(plan)
@@ -512,34 +385,6 @@ class PlanRunner:
                 self._watches.pop(plan_id, None)
         # An ended plan never changes again: the last state announced is the stored one.
         return self._now_plan(plan) if plan.is_terminal else await self.get(plan_id)
-
-
-async def _reconnect(gateway: ToolGateway, server: str, tool: str) -> None:
-    with contextlib.suppress(DownstreamError):  # a failure is kept in the server's state
-        await gateway.tool(server, tool)  # connects the server if it can
-
-
-def _unreachable(problem: PlanProblem, steps: Sequence[Step], unreachable: Mapping[str, str]) -> PlanProblem:
-    """An unknown-tool problem of a step whose server is down, saying so instead."""
-    if problem.kind is not ProblemKind.UNKNOWN_TOOL or problem.step is None:
-        return problem
-    server = next((s.server for s in steps if s.id == problem.step), None)
-    if server is None or server not in unreachable:
-        return problem
-    message = (
-        f"downstream server {server!r} cannot be reached now ({unreachable[server]}); try again once "
-        "it is back (list_downstream_tools with refresh=true shows its state)"
-    )
-    return PlanProblem(ProblemKind.UNREACHABLE_SERVER, message, problem.step)
-
-
-def _fingerprint(steps: Sequence[Step], catalog: Catalog, agent: Agent | None) -> str:
-    """What a plan's validity depends on besides its steps: the tools it uses and its agent."""
-    used = sorted({(s.server or "", s.tool or "") for s in steps if s.kind is StepKind.MCP_TOOL})
-    tools = [[*key, catalog[key].input_schema if key in catalog else None] for key in used]
-    agent_data = agent.model_dump(mode="json", exclude={"updated_at"}) if agent is not None else None
-    text = json.dumps([tools, agent_data], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _check_id(plan_id: str) -> str:

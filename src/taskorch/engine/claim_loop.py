@@ -1,0 +1,155 @@
+"""The claim loop: claims startable tasks within the run limits and hands each to the supervisor.
+
+Claim order: tasks asked for with `request_task` first, then ready tasks at or below each
+directory asked for with `request_directory`, then (with `scheduler.enabled`) any ready task
+at or below `scheduler.work_path`. At most `limits.max_concurrent_runs` run at once and
+`limits.max_runs_per_directory` in any one directory (a run in it, below it or above it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from taskorch.config import Settings
+from taskorch.domain import ExecutionMode, Task
+from taskorch.domain import TaskStatus as Status
+from taskorch.domain.paths import is_at_or_below, overlaps
+from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.engine.live_runs import LiveRuns
+from taskorch.engine.queue import TaskQueue
+from taskorch.engine.run_supervisor import RunSupervisor
+from taskorch.errors import TaskorchError
+from taskorch.executors.base import CLAUDE_CODE, Executor
+
+__all__ = ["ClaimLoop"]
+
+log = logging.getLogger(__name__)
+
+
+class ClaimLoop:
+    """Dispatches until cancelled (`run`); `stop_claiming` ends the claims, `drain` waits for runs."""
+
+    def __init__(
+        self,
+        queue: TaskQueue,
+        settings: Settings,
+        executors: Mapping[str, Executor],
+        live: LiveRuns,
+        supervisor: RunSupervisor,
+        *,
+        worker_id: str,
+        work_path: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self._queue = queue
+        self._store = queue.store
+        self._config = settings.scheduler
+        self._lease_seconds = settings.tasks.lease_seconds
+        self._limits = settings.limits
+        self._executors = executors
+        self._live = live
+        self._supervisor = supervisor
+        self._worker_id = worker_id
+        self._work_path = work_path
+        self._clock = clock
+        self._group: TaskGroup | None = None
+        self._claiming = True
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Report started, then fill free run slots on every work signal or poll, until cancelled."""
+        async with anyio.create_task_group() as group:
+            self._group = group
+            task_status.started()
+            try:
+                while True:
+                    signal = self._queue.work_signal()
+                    try:
+                        await self._fill()
+                    except TaskorchError:  # a store hiccup must not end the scheduler
+                        log.exception("scheduling pass failed; retrying")
+                    with anyio.move_on_after(self._config.poll_interval_seconds):
+                        await signal.wait()
+            finally:
+                self._group = None
+
+    def stop_claiming(self) -> None:
+        """Claim no more tasks (requested or ready); live runs carry on."""
+        self._claiming = False
+
+    async def drain(self) -> None:
+        """Return once no run is live (call `stop_claiming` first, or this may never return)."""
+        while self._live.runs:
+            await next(iter(self._live.runs.values())).done.wait()
+
+    def _claimable_modes(self) -> list[ExecutionMode]:
+        modes = []
+        if CLAUDE_CODE in self._executors and self._live.held(self._clock()) is None:
+            modes.append(ExecutionMode.CLAUDE_CODE)
+        if any(name != CLAUDE_CODE for name in self._executors):
+            modes.append(ExecutionMode.CUSTOM)
+        return modes
+
+    async def _fill(self) -> None:
+        limit = self._limits.max_runs_per_directory
+        while self._claiming and len(self._live) < self._limits.max_concurrent_runs:
+            task = await self._claim_one()
+            if task is None:
+                return
+            if self._live.overlapping(task.work_directory) >= limit:
+                # Only possible with a per-directory limit above 1 and nested directories, which
+                # the claim's avoid-list cannot express exactly: hand the claim back untouched.
+                now = utc_from_timestamp(self._clock())
+                await self._store.park(task.id, task.lease_token or "", until=now, error=None)
+                return
+            self._start(task)
+
+    async def _claim_one(self) -> Task | None:
+        modes = self._claimable_modes()
+        if not modes:
+            return None
+        live = self._live
+        busy = live.busy_directories(self._limits.max_runs_per_directory)
+        lease, worker = self._lease_seconds, self._worker_id
+        for task_id in list(live.requested_tasks):
+            task = await self._store.get_task(task_id)
+            if task.status is not Status.QUEUED:
+                live.drop_request(task_id)
+                continue
+            if task.execution_mode not in modes or any(overlaps(task.work_directory, d) for d in busy):
+                continue
+            claimed = await self._store.claim_task(task_id, worker_id=worker, lease_seconds=lease)
+            if claimed is not None:
+                del live.requested_tasks[task_id]
+                return claimed
+        for directory in list(live.requested_dirs):
+            claimed = await self._store.claim_next(
+                work_path=directory,
+                worker_id=worker,
+                lease_seconds=lease,
+                modes=modes,
+                avoid_directories=busy,
+            )
+            if claimed is not None:
+                return claimed
+            if not any(is_at_or_below(run.task.work_directory, directory) for run in live.runs.values()):
+                # Nothing ready and no run of its own left to make a dependent ready.
+                del live.requested_dirs[directory]
+                live.end_unstarted_watches()
+        if not self._config.enabled:
+            return None
+        return await self._store.claim_next(
+            work_path=self._work_path,
+            worker_id=worker,
+            lease_seconds=lease,
+            modes=modes,
+            avoid_directories=busy,
+        )
+
+    def _start(self, task: Task) -> None:
+        assert self._group is not None
+        run = self._live.start(task)
+        self._group.start_soon(self._supervisor.execute, run, name=f"run {task.id}")

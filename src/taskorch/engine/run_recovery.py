@@ -1,0 +1,55 @@
+"""Restart recovery: end the runs an earlier instance of this server left on this host."""
+
+from __future__ import annotations
+
+import logging
+
+from taskorch.domain import Task
+from taskorch.engine.processes import Instance, end_process_group
+from taskorch.engine.queue import TaskQueue
+from taskorch.errors import LeaseLost
+
+__all__ = ["recover_runs"]
+
+log = logging.getLogger(__name__)
+
+
+async def recover_runs(queue: TaskQueue, instance: Instance, *, kill_grace_seconds: float) -> list[Task]:
+    """End leftover runs of earlier instances of this server on this host; settle their tasks.
+
+    A task counts when it is `running` under a scheduler worker id naming this host and
+    an instance whose process is gone. Its recorded process group is ended (only if
+    `/proc` confirms it is still that run's group); then the task is settled like an
+    expired lease: `retry_safe` with attempts left -> `queued`, else `failed` with kind
+    `lease_lost`. Returns the settled tasks.
+    """
+    settled = []
+    for task in await queue.store.list_running():
+        owner = Instance.parse(task.worker_id)
+        if owner is None or owner.host != instance.host or owner == instance:
+            continue
+        if owner.is_alive():
+            continue  # a sibling server on this host, still running its own runs
+        process = task.run_process
+        if process is not None and process.host == instance.host:
+            gone = await end_process_group(process, grace_seconds=kill_grace_seconds)
+            if not gone:
+                log.error("task %s keeps its lease: its old process group is still there", task.id)
+                continue
+        what = f"; its process group {process.pgid} was ended" if process else ""
+        try:
+            done = await queue.fail(
+                task.id,
+                task.lease_token or "",
+                f"the server running it ({task.worker_id}) stopped before the run ended and this "
+                f"server restarted{what}",
+                kind="lease_lost",
+                retry=task.retry_safe,
+            )
+        except LeaseLost:
+            continue  # its lease expired meanwhile: the reaper settles it
+        log.warning("recovered task %s from an earlier server: now %s", task.id, done.status.value)
+        settled.append(done)
+    if settled:
+        queue.signal_work()
+    return settled
