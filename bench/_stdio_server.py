@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 
-from taskorch.engine.orchestrator import Orchestrator
+from taskorch.app import build_orchestrator
 from taskorch.server.mcp import build_mcp_server
 from taskorch.server.mcp_stdio import run_stdio
 
@@ -19,7 +19,7 @@ from _common import bench_settings
 
 
 async def main(db: str, root: str) -> None:
-    orchestrator = Orchestrator.from_settings(bench_settings(Path(db), Path(root)))
+    orchestrator = build_orchestrator(bench_settings(Path(db), Path(root)))
     server = build_mcp_server(orchestrator)
 
     @server.tool()

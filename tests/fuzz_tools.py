@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
+from taskorch.app import build_orchestrator
 from taskorch.config import load_settings
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.registry import build_executors
@@ -171,7 +172,7 @@ async def open_fuzz_target(tmp_path: Path) -> AsyncIterator[FuzzTarget]:
             "downstream": {"ghost": {"transport": "stdio", "command": str(tmp_path / "no-such-server")}},
         },
     )
-    orchestrator = Orchestrator.from_settings(
+    orchestrator = build_orchestrator(
         settings, executors=build_executors(settings, {"PATH": "/usr/bin:/bin"})
     )
     async with orchestrator.running(), Client(build_mcp_server(orchestrator)) as client:

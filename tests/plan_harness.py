@@ -20,13 +20,16 @@ from taskorch.testing import FakeGateway
 __all__ = ["PlanHarness", "open_plans", "plan_settings", "spec"]
 
 
-def plan_settings(root: Path, agents: dict[str, Any] | None = None, **plans: Any) -> Settings:
+def plan_settings(
+    root: Path, agents: dict[str, Any] | None = None, tasks: dict[str, Any] | None = None, **plans: Any
+) -> Settings:
     return load_settings(
         env={},
         overrides={
             "security": {"allowed_roots": [str(root)]},
             "plans": {"backoff_base_seconds": 0.0, **plans},
             "agents": agents or {},
+            "tasks": tasks or {},
         },
     )
 
@@ -63,12 +66,14 @@ async def open_plans(
     background: bool = False,
     agents: dict[str, Any] | None = None,
     executors: Mapping[str, Executor] | None = None,
+    tasks: dict[str, Any] | None = None,
     **plans: Any,
 ) -> AsyncIterator[PlanHarness]:
-    """`executors` (e.g. a FakeExecutor as `claude_code`) run claude_code steps' tasks."""
+    """`executors` (e.g. a FakeExecutor as `claude_code`) run claude_code steps' tasks;
+    `tasks` overrides `[tasks]` settings."""
     root = tmp_path / "root"
     root.mkdir(exist_ok=True)
-    settings = plan_settings(root, agents, **plans)
+    settings = plan_settings(root, agents, tasks, **plans)
     orchestrator = Orchestrator(settings, store or MemoryStore(), executors=executors)
     orchestrator.downstream = gateway = gateway or FakeGateway()
     async with orchestrator.running(background=background, scheduler=bool(executors)):

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from taskorch.app import build_orchestrator
 from taskorch.config import load_settings
 from taskorch.domain.agents import Agent
 from taskorch.engine.orchestrator import Orchestrator
@@ -96,9 +97,9 @@ async def planning(tmp_path: Path, executor: Executor | None = None, **plans: An
             "agents": AGENTS,
         },
     )
-    orchestrator = Orchestrator(
-        settings, MemoryStore(), executors={CLAUDE_CODE: executor} if executor is not None else {}
-    )
+    executors = {CLAUDE_CODE: executor} if executor is not None else {}
+    # As `taskorch serve` builds it: the planner from the claude_code executor.
+    orchestrator = build_orchestrator(settings, store=MemoryStore(), executors=executors, downstream=False)
     gateway = FakeGateway()
     gateway.add_tool("s", "echo", INTEGER_N, handler=echo)
     gateway.add_tool("s", "secret", handler=echo)

@@ -42,7 +42,9 @@ async def test_execute_routes_run_tasks_and_explain_refusals(tmp_path: Path) -> 
         standard = await http.post("/api/v1/tasks", json={"prompt": "by hand", "work_directory": str(root)})
         refused = await http.post(f"/api/v1/tasks/{standard.json()['task']['id']}/execute")
         assert refused.status_code == 409
-        assert "get_next_task" in refused.json()["error"]["message"]
+        refusal = refused.json()["error"]["message"]
+        assert "GET /api/v1/tasks/next?work_path=" in refusal
+        assert "get_next_task" not in refusal
         with anyio.fail_after(5):
             stats = (await http.get("/api/v1/statistics")).json()
         assert stats["executors"][0]["name"] == "claude_code"

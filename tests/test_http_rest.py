@@ -216,6 +216,21 @@ async def test_complete_records_the_result(http: httpx2.AsyncClient, project: Pa
     assert error_of(again, 409)["kind"] == "lease_lost"
 
 
+async def test_a_heartbeat_extends_the_lease_and_a_lost_lease_says_so_in_routes(
+    http: httpx2.AsyncClient, project: Path
+) -> None:
+    task_id, token = await claim(http, project)
+    beat = await http.post(f"{TASKS}/{task_id}/heartbeat", json={"lease_token": token})
+    assert beat.status_code == 200, beat.text
+    assert beat.json()["task"]["lease_expires_at"]
+    assert "POST /api/v1/tasks/{id}/complete or POST /api/v1/tasks/{id}/fail" in beat.json()["message"]
+    await http.post(f"{TASKS}/{task_id}/complete", json={"lease_token": token})
+    lost = error_of(await http.post(f"{TASKS}/{task_id}/heartbeat", json={"lease_token": token}), 409)
+    assert lost["kind"] == "lease_lost"
+    assert "Call GET /api/v1/tasks/next for new work" in lost["message"]
+    assert "get_next_task" not in lost["message"]
+
+
 async def test_complete_rejects_bad_bodies(http: httpx2.AsyncClient, project: Path) -> None:
     task_id, token = await claim(http, project)
     url = f"{TASKS}/{task_id}/complete"

@@ -27,7 +27,22 @@ ROUTES = [
     ("POST", "/api/v1/tasks/some-id/complete"),
     ("POST", "/api/v1/tasks/some-id/fail"),
     ("POST", "/api/v1/tasks/some-id/cancel"),
+    ("POST", "/api/v1/tasks/some-id/heartbeat"),
+    ("POST", "/api/v1/tasks/some-id/execute"),
+    ("POST", "/api/v1/execute/directory/tmp"),
     ("GET", "/api/v1/statistics"),
+    ("GET", "/api/v1/plans"),
+    ("POST", "/api/v1/plans"),
+    ("GET", "/api/v1/plans/some-id"),
+    ("POST", "/api/v1/plans/some-id/confirm"),
+    ("POST", "/api/v1/plans/some-id/reject"),
+    ("POST", "/api/v1/plans/some-id/cancel"),
+    ("GET", "/api/v1/agents"),
+    ("GET", "/api/v1/agents/some-name"),
+    ("PUT", "/api/v1/agents/some-name"),
+    ("DELETE", "/api/v1/agents/some-name"),
+    ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/downstream/tools"),
     ("POST", "/mcp"),
     ("GET", "/mcp"),
     ("GET", "/sse"),
@@ -189,6 +204,8 @@ async def test_bodies_over_the_limit_are_refused_with_413(
     chunked = await guarded.post("/api/v1/tasks", content=chunks(), headers=auth)
     assert chunked.status_code == 413
     assert (await guarded.post("/mcp", content=big, headers=auth)).status_code == 413
+    assert (await guarded.post("/api/v1/plans", content=big, headers=auth)).status_code == 413
+    assert (await guarded.put("/api/v1/agents/big", content=big, headers=auth)).status_code == 413
     assert (await guarded.post("/messages/?session_id=0123", content=big, headers=auth)).status_code == 413
 
     async def small_chunks() -> AsyncIterator[bytes]:

@@ -1,4 +1,4 @@
-"""`list_downstream_tools` over MCP, and the orchestrator owning the downstream pool."""
+"""`list_downstream_tools` over MCP, and the app building the downstream pool the orchestrator runs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from taskorch.app import build_orchestrator
 from taskorch.config import load_settings
 from taskorch.downstream.base import DownstreamError, ErrorKind
 from taskorch.downstream.pool import DownstreamPool
@@ -37,7 +38,8 @@ async def test_the_tool_lists_each_server_with_its_tools_and_schemas(tmp_path: P
                 }
             }
         )
-        orchestrator = Orchestrator(settings, MemoryStore(), downstream=DownstreamPool(settings))
+        orchestrator = build_orchestrator(settings, store=MemoryStore())
+        assert isinstance(orchestrator.downstream, DownstreamPool)
         async with orchestrator.running(background=False), Client(build_mcp_server(orchestrator)) as client:
             data = await listing(client)
             servers = {s["name"]: s for s in data["servers"]}
@@ -81,11 +83,22 @@ async def test_without_a_gateway_the_tool_is_not_offered(tmp_path: Path) -> None
     assert "create_task" in names
 
 
-async def test_the_orchestrator_built_from_settings_owns_a_pool(tmp_path: Path) -> None:
+async def test_the_app_builds_a_pool_only_when_downstream_servers_are_configured(tmp_path: Path) -> None:
     settings = load_settings(env={"HOME": str(tmp_path)}, overrides={"storage": {"url": "memory:"}})
-    orchestrator = Orchestrator.from_settings(settings)
+    orchestrator = build_orchestrator(settings)
+    assert (orchestrator.downstream, orchestrator.services) == (None, [])
+
+    configured = load_settings(
+        env={"HOME": str(tmp_path)},
+        overrides={
+            "storage": {"url": "memory:"},
+            "downstream": {"off": {"transport": "stdio", "command": "true", "enabled": False}},
+        },
+    )
+    orchestrator = build_orchestrator(configured)
     assert isinstance(orchestrator.downstream, DownstreamPool)
+    assert orchestrator.services == [orchestrator.downstream]
     async with orchestrator.running(background=False), Client(build_mcp_server(orchestrator)) as client:
         data = await listing(client)
-    assert data["servers"] == []
+    assert data["servers"] == []  # a disabled server is not listed
     assert "No downstream servers are configured" in data["message"]

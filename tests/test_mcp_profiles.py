@@ -13,7 +13,8 @@ import pytest
 from mcp import Client
 from mcp.types import ListToolsResult
 
-from taskorch.cli import _settings, build_parser
+from taskorch.cli import build_parser
+from taskorch.cli.common import settings_of
 from taskorch.config import Settings, load_settings
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import ConfigError
@@ -140,7 +141,7 @@ def test_the_profile_comes_from_the_file_the_environment_or_the_flag(tmp_path: P
         load_settings(env={"TASKORCH_SERVER__TOOLS": "everything"})
 
     args = build_parser().parse_args(["serve", "--tools", "core", "--config", str(config)])
-    assert _settings(args).server.tools == "core"
+    assert settings_of(args).server.tools == "core"
 
 
 def _descriptions(node: Any) -> list[str]:

@@ -15,8 +15,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client, StdioServerParameters
 from mcp.types import INVALID_REQUEST, PARSE_ERROR
 
+from taskorch.app import build_orchestrator
 from taskorch.config import load_settings
-from taskorch.engine.orchestrator import Orchestrator
 from tests.serve_process import Output, server_env
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -73,7 +73,7 @@ async def test_serve_over_stdio_creates_claims_and_completes_with_only_protocol_
     assert not_protocol == []
 
     # The result is durable: a fresh orchestrator over the same file sees it.
-    orchestrator = Orchestrator.from_settings(load_settings(env=env))
+    orchestrator = build_orchestrator(load_settings(env=env))
     async with orchestrator.running(background=False):
         stored = await orchestrator.queue.get(task_id)
     assert (stored.status, stored.result, stored.worker_id) == ("succeeded", "done", "stdio-test")

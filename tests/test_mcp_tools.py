@@ -7,10 +7,15 @@ from pathlib import Path
 
 import anyio
 import pytest
+from mcp import Client
 
+from taskorch.config import load_settings
 from taskorch.domain import Statistics, Task
+from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.mcp import build_mcp_server
 from taskorch.server.models import CancelResult, ClaimResult, CreateTaskResult, TaskList, TaskResult
-from tests.mcp_harness import LEASE_SECONDS, Harness, open_harness
+from taskorch.storage import MemoryStore
+from tests.mcp_harness import LEASE_SECONDS, Harness, call, open_harness
 
 pytestmark = pytest.mark.anyio
 
@@ -46,6 +51,22 @@ async def test_create_task_queues_a_task_and_returns_it_as_structured_content(mc
 async def test_max_attempts_defaults_to_the_configured_value(mcp: Harness) -> None:
     task = await mcp.create()
     assert task["max_attempts"] == mcp.orchestrator.settings.tasks.default_max_attempts
+
+
+async def test_a_new_task_gets_a_non_default_configured_max_attempts(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    settings = load_settings(
+        env={}, overrides={"security": {"allowed_roots": [str(root)]}, "tasks": {"default_max_attempts": 4}}
+    )
+    orchestrator = Orchestrator(settings, MemoryStore())
+    async with orchestrator.running(background=False), Client(build_mcp_server(orchestrator)) as client:
+        created = await call(client, "create_task", prompt="p", work_directory=str(root))
+        explicit = await call(client, "create_task", prompt="q", work_directory=str(root), max_attempts=2)
+        listed = await client.list_tools()
+    assert (created["task"]["max_attempts"], explicit["task"]["max_attempts"]) == (4, 2)
+    schema = next(t.input_schema for t in listed.tools if t.name == "create_task")
+    assert schema["properties"]["max_attempts"]["description"] == "Default 4."
 
 
 @pytest.mark.parametrize(

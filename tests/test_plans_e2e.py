@@ -1,7 +1,7 @@
 """Plans end to end: MCP tools -> plan runner -> `DownstreamPool` -> real downstream servers.
 
 The server is built as `taskorch serve` builds it: settings from a TOML file with
-`[downstream.<name>]` tables, `Orchestrator.from_settings` (SQLite store, the pool), then
+`[downstream.<name>]` tables, `taskorch.app.build_orchestrator` (SQLite store, the pool), then
 the MCP surface through an in-process client. Downstream: the npm filesystem and everything
 servers over stdio (skipped without node_modules, failing under CI), and the test peer over
 stdio, SSE, streamable HTTP and WebSocket.
@@ -20,8 +20,8 @@ import anyio
 import pytest
 from mcp import Client
 
+from taskorch.app import build_orchestrator
 from taskorch.config import DownstreamServerSettings, load_settings
-from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp import build_mcp_server
 from taskorch.testing import build_peer, serve_sse, serve_streamable_http, stdio_peer
 from tests.mcp_harness import text_of
@@ -121,7 +121,7 @@ async def taskorch(tmp_path: Path, downstream: Mapping[str, Mapping[str, Any]]) 
             **{f"downstream.{name}": table for name, table in downstream.items()},
         },
     )
-    orchestrator = Orchestrator.from_settings(load_settings(config_file=config, env={}))
+    orchestrator = build_orchestrator(load_settings(config_file=config, env={}))
     async with (
         orchestrator.running(background=False),
         Client(build_mcp_server(orchestrator)) as client,

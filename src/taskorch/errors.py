@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from taskorch.wording import Surface, Worded
+
 __all__ = [
     "CallerError",
     "ConfigError",
@@ -39,9 +41,21 @@ class TaskorchError(Exception):
 
 
 class CallerError(TaskorchError):
-    """A mistake the caller can fix. The message says how."""
+    """A mistake the caller can fix. The message says how.
+
+    Given a `Worded` message, each surface names the way out in its own words
+    (`message_for`); `str()` is the MCP wording.
+    """
 
     status_code = 400
+
+    def __init__(self, message: str | Worded = "", *args: object) -> None:
+        self.worded = message if isinstance(message, Worded) else None
+        super().__init__(str(message), *args)
+
+    def message_for(self, surface: Surface) -> str:
+        """The message in `surface`'s words (see `taskorch.wording`)."""
+        return self.worded(surface) if self.worded is not None else str(self)
 
 
 class InvalidArgument(CallerError):

@@ -123,8 +123,8 @@ async def run_server(scenario: dict[str, Any], env: dict[str, str]) -> dict[str,
     """
     from mcp import Client
 
+    from taskorch.app import build_orchestrator
     from taskorch.config import load_settings
-    from taskorch.engine.orchestrator import Orchestrator
     from taskorch.executors.registry import build_executors
     from taskorch.server.mcp import build_mcp_server
 
@@ -136,7 +136,7 @@ async def run_server(scenario: dict[str, Any], env: dict[str, str]) -> dict[str,
             "security": {"allowed_roots": [scenario["cwd"]]},
         },
     )
-    orchestrator = Orchestrator.from_settings(settings, executors=build_executors(settings, env))
+    orchestrator = build_orchestrator(settings, executors=build_executors(settings, env))
     finished: list[dict[str, Any]] = []
     async with orchestrator.running(), Client(build_mcp_server(orchestrator)) as client:
 
@@ -171,8 +171,8 @@ async def run_server(scenario: dict[str, Any], env: dict[str, str]) -> dict[str,
 async def run_planner(scenario: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     from mcp import Client
 
+    from taskorch.app import build_orchestrator
     from taskorch.config import load_settings
-    from taskorch.engine.orchestrator import Orchestrator
     from taskorch.executors.registry import build_executors
     from taskorch.server.mcp import build_mcp_server
     from taskorch.storage import MemoryStore
@@ -194,7 +194,9 @@ async def run_planner(scenario: dict[str, Any], env: dict[str, str]) -> dict[str
         },
     )
     # As `taskorch serve` builds it: executors from the settings, the planner from the executor.
-    orchestrator = Orchestrator(settings, MemoryStore(), executors=build_executors(settings, env))
+    orchestrator = build_orchestrator(
+        settings, store=MemoryStore(), executors=build_executors(settings, env), downstream=False
+    )
     gateway = FakeGateway()
     gateway.add_tool("s", "echo", {"type": "object", "properties": {"n": {"type": "integer"}}}, handler=echo)
     gateway.add_tool("s", "secret", handler=echo)

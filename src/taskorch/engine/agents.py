@@ -11,6 +11,7 @@ from taskorch.config import Settings
 from taskorch.domain.agents import Agent, AgentSpec
 from taskorch.errors import ConfigError, InvalidArgument, NotFound
 from taskorch.storage.base import Store
+from taskorch.wording import Worded
 
 __all__ = ["AgentRegistry"]
 
@@ -41,13 +42,21 @@ class AgentRegistry:
                 return self._configured[name]
             known = ", ".join(a.name for a in await self.list()) or "(none)"
             raise NotFound(
-                f"no agent named {name!r}; known agents: {known}. Create one with save_agent."
+                Worded(
+                    "no agent named {name!r}; known agents: {known}. Create one with {save_agent}.",
+                    name=name,
+                    known=known,
+                )
             ) from None
         if (why := agent.unusable_because()) is not None:
             raise InvalidArgument(
-                f"agent {name!r} cannot be used: {why}. It was saved before these values were checked; "
-                f"save it again with save_agent (name {name!r}) giving valid values, or delete it "
-                "with delete_agent"
+                Worded(
+                    "agent {name!r} cannot be used: {why}. It was saved before these values were checked; "
+                    "save it again with {save_agent} (name {name!r}) giving valid values, or delete it "
+                    "with {delete_agent}",
+                    name=name,
+                    why=why,
+                )
             )
         return agent
 

@@ -11,6 +11,7 @@ from taskorch.engine.live_runs import LiveRuns
 from taskorch.engine.queue import TaskQueue
 from taskorch.errors import InvalidTransition
 from taskorch.storage.base import TaskFilter
+from taskorch.wording import Worded
 
 __all__ = ["ExecuteRequests"]
 
@@ -38,8 +39,11 @@ class ExecuteRequests:
         task = await self._queue.get(task_id)
         if task.execution_mode is ExecutionMode.STANDARD:
             raise InvalidTransition(
-                f"task {task.id} is a standard-mode task: the server does not run it; a worker claims it "
-                "with get_next_task(work_path, worker_id) and reports with complete_task or fail_task"
+                Worded(
+                    "task {task_id} is a standard-mode task: the server does not run it; a worker claims "
+                    "it with {claim_call} and reports with {complete_task} or {fail_task}",
+                    task_id=task.id,
+                )
             )
         if task.is_terminal:
             hint = (
@@ -88,13 +92,15 @@ class ExecuteRequests:
                 await run.done.wait()
         return task
 
-    async def _waiting_message(self, task: Task) -> str:
+    async def _waiting_message(self, task: Task) -> Worded:
         pending = []
         for dep_id in task.depends_on:
             dep = await self._store.get_task(dep_id)
             if dep.status is not Status.SUCCEEDED:
                 pending.append(f"{dep.id} ({dep.status.value})")
-        return (
-            f"task {task.id} is waiting for tasks it depends on: {', '.join(pending) or 'none left'}. It "
-            "becomes ready when they succeed; run those first (execute_task on each, or execute_directory)."
+        return Worded(
+            "task {task_id} is waiting for tasks it depends on: {pending}. It becomes ready when they "
+            "succeed; run those first ({execute_task} on each, or {execute_directory}).",
+            task_id=task.id,
+            pending=", ".join(pending) or "none left",
         )

@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import anyio
 
 from taskorch.config import Settings
 from taskorch.downstream.base import ToolGateway
-from taskorch.downstream.pool import DownstreamPool
 from taskorch.engine.agents import AgentRegistry
 from taskorch.engine.plan_service import PlanService
 from taskorch.engine.processes import Instance
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.scheduler import Scheduler
-from taskorch.executors.base import CLAUDE_CODE, Executor
+from taskorch.engine.services import Service
+from taskorch.executors.base import Executor
 from taskorch.executors.containment import Containment, GroupOnly
 from taskorch.executors.run_limits import RunLimits
 from taskorch.executors.run_logs import keep_run_logs_pruned
 from taskorch.planning.base import Planner
-from taskorch.planning.claude import ClaudeCodePlanner
-from taskorch.storage import Store, open_store
+from taskorch.storage.base import Store
 
 __all__ = ["Orchestrator"]
 
@@ -32,15 +31,20 @@ class Orchestrator:
     """Owns the store and the engine's background work: the lease reaper, the scheduler of
     server-run tasks, and plan executions.
 
+    It is given its parts; `taskorch.app` builds them from the settings (the store, the
+    executors, the downstream pool, the planner) and this object only uses them through
+    their protocols.
+
     `downstream` is the gateway to downstream MCP servers (None: none configured); it may be
-    set after construction, before `running()`. `step_limiter` bounds plan steps running at
-    once across every plan (`limits.max_concurrent_steps`).
+    set after construction, before `running()`. `services` are kept up (their `running()`
+    entered) while the orchestrator runs, e.g. the downstream pool's connections.
+    `step_limiter` bounds plan steps running at once across every plan
+    (`limits.max_concurrent_steps`).
 
     Build it once per process and share it: over SSE the MCP SDK enters its lifespan once per
     connection, so nothing here may be built inside that lifespan. `executors` maps executor
     names (`claude_code`, configured custom names) to the executors that run those tasks.
-    `planner` makes steps for create_plan calls without steps; by default Claude Code plans
-    (working below `plans.planner_work_dir`) when a `claude_code` executor is given.
+    `planner` makes steps for create_plan calls without steps (None: callers must give steps).
     `containment` is what the executors hold their runs' processes with (from
     `open_containment`); the orchestrator keeps it up while its scheduler runs and closes it
     after. None: the executors use process groups alone.
@@ -53,6 +57,7 @@ class Orchestrator:
         *,
         clock: Callable[[], float] = time.time,
         downstream: ToolGateway | None = None,
+        services: Sequence[Service] = (),
         executors: Mapping[str, Executor] | None = None,
         instance: Instance | None = None,
         planner: Planner | None = None,
@@ -65,6 +70,8 @@ class Orchestrator:
         self.queue = TaskQueue(store, settings, clock=clock)
         self.downstream = downstream
         """The downstream MCP servers' tools, if this process has a gateway to them."""
+        self.services = list(services)
+        """What runs for as long as the orchestrator does (see `running`)."""
         self.agents = AgentRegistry(store, settings)
         self.scheduler = Scheduler(
             self.queue,
@@ -82,25 +89,9 @@ class Orchestrator:
             self.agents,
             self.step_limiter,
             gateway=lambda: self.downstream,
-            planner=planner or _claude_code_planner(settings, executors or {}),
+            planner=planner,
             run_task=self.scheduler.request_task,
             clock=clock,
-        )
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        executors: Mapping[str, Executor] | None = None,
-        containment: Containment | None = None,
-    ) -> Orchestrator:
-        return cls(
-            settings,
-            open_store(settings.database_url(), settings),
-            downstream=DownstreamPool(settings),
-            executors=executors,
-            containment=containment,
         )
 
     def _run_log_dirs(self) -> list[Path]:
@@ -113,15 +104,19 @@ class Orchestrator:
         }
         return sorted(dirs)
 
-    def _downstream_running(self) -> AbstractAsyncContextManager[object]:
-        # A pool owns its connections for as long as the orchestrator runs; a fake needs nothing.
-        return self.downstream.running() if isinstance(self.downstream, DownstreamPool) else nullcontext()
+    @asynccontextmanager
+    async def _services_running(self) -> AsyncIterator[None]:
+        """Every service up, for as long as the block lasts; stopped in reverse order after."""
+        async with AsyncExitStack() as stack:
+            for service in self.services:
+                await stack.enter_async_context(service.running())
+            yield
 
     @asynccontextmanager
     async def running(
         self, *, background: bool = True, scheduler: bool | None = None, plans: bool | None = None
     ) -> AsyncIterator[Orchestrator]:
-        """Open the store and the downstream pool, and host plan executions, until the block exits.
+        """Open the store and the services, and host plan executions, until the block exits.
 
         With `background`, also run the lease reaper and resume plans left executing (a CLI
         command that only reads or writes the queue passes False). The scheduler runs when
@@ -133,7 +128,7 @@ class Orchestrator:
         """
         await self.store.open()
         try:
-            async with self._downstream_running(), anyio.create_task_group() as tg:
+            async with self._services_running(), anyio.create_task_group() as tg:
                 resume = background if plans is None else plans
                 await tg.start(lambda task_status: self.plans.serve(resume=resume, task_status=task_status))
                 if background:
@@ -157,10 +152,3 @@ class Orchestrator:
             self.containment.close()
             with anyio.CancelScope(shield=True):
                 await self.store.close()
-
-
-def _claude_code_planner(settings: Settings, executors: Mapping[str, Executor]) -> Planner | None:
-    executor = executors.get(CLAUDE_CODE)
-    if executor is None:
-        return None
-    return ClaudeCodePlanner(executor, settings.plans, settings.planner_work_dir())

@@ -20,10 +20,10 @@ from taskorch.domain.agents import Agent
 from taskorch.domain.plan_validation import PlanProblem, ProblemKind, validate_plan
 from taskorch.domain.plans import Step, StepKind
 from taskorch.downstream.base import DownstreamError, ServerStatus, ToolGateway, ToolInfo
-from taskorch.engine.paths import resolve_work_directory
 from taskorch.engine.queue import TaskQueue
 from taskorch.errors import CallerError
 from taskorch.planning.explicit import EXPLICIT
+from taskorch.wording import Worded
 
 __all__ = ["Catalog", "InvalidPlan", "PlanChecker"]
 
@@ -40,14 +40,14 @@ class InvalidPlan(CallerError):
     def __init__(self, problems: Sequence[PlanProblem], *, planner: str | None = None) -> None:
         lines = "\n".join(f"- {p}" for p in problems)
         if planner is None or planner == EXPLICIT:
-            head = f"the plan has {len(problems)} problem(s); fix them all and call create_plan again"
+            head = "the plan has {count} problem(s); fix them all and call {create_plan} again"
         else:
             head = (
-                f"the plan the {planner} planner produced has {len(problems)} problem(s), so it was "
-                "refused; call create_plan again with a more precise query, or give the steps yourself "
+                "the plan the {planner} planner produced has {count} problem(s), so it was "
+                "refused; call {create_plan} again with a more precise query, or give the steps yourself "
                 "with `steps` (fixing these)"
             )
-        super().__init__(f"{head}:\n{lines}")
+        super().__init__(Worded(head + ":\n{lines}", count=len(problems), planner=planner, lines=lines))
         self.problems = list(problems)
         self.planner = planner
 
@@ -106,11 +106,10 @@ class PlanChecker:
         problems = validate_plan(steps, catalog, agent, max_steps=self._settings.plans.max_steps)
         if unreachable:
             problems = [_unreachable(p, steps, unreachable) for p in problems]
-        roots = self._queue.allowed_roots
         for step in steps:
             if step.kind is StepKind.CLAUDE_CODE and step.task is not None:
                 try:
-                    resolve_work_directory(step.task.work_directory, roots)
+                    self._queue.check_work_directory(step.task.work_directory)
                 except CallerError as exc:
                     problems.append(PlanProblem(ProblemKind.BAD_WORK_DIRECTORY, str(exc), step.id))
         return problems

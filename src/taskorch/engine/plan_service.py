@@ -39,10 +39,10 @@ from taskorch.engine.plan_host import PlanHost
 from taskorch.engine.queue import TaskQueue
 from taskorch.errors import InvalidArgument, InvalidTransition, PlannerUnavailable, StaleWrite
 from taskorch.executors.base import EventSink
-from taskorch.planning.base import Planner
-from taskorch.planning.claude import CLAUDE_CODE_PLANNER
+from taskorch.planning.base import CLAUDE_CODE_PLANNER, Planner
 from taskorch.planning.explicit import EXPLICIT, explicit_steps
 from taskorch.storage.base import PlanPage, Store
+from taskorch.wording import Worded
 
 __all__ = ["PLANNERS", "PlanListener", "PlanService"]
 
@@ -309,8 +309,12 @@ class PlanService:
         def refuse(plan: Plan) -> Plan:
             if plan.status is not PlanStatus.AWAITING_CONFIRMATION:
                 raise InvalidTransition(
-                    f"plan {plan_id} is {plan.status.value}; only a plan awaiting confirmation can be "
-                    "rejected (use cancel_plan for a confirmed or executing one)"
+                    Worded(
+                        "plan {plan_id} is {status}; only a plan awaiting confirmation can be "
+                        "rejected (use {cancel_plan} for a confirmed or executing one)",
+                        plan_id=plan_id,
+                        status=plan.status.value,
+                    )
                 )
             return plan.model_copy(
                 update={"status": PlanStatus.REJECTED, "reason": reason or "rejected", "finished_at": now}
@@ -390,5 +394,7 @@ class PlanService:
 def _check_id(plan_id: str) -> str:
     plan_id = plan_id.strip()
     if not plan_id or len(plan_id) > 64:
-        raise InvalidArgument("plan_id must be a plan id as returned by create_plan or list_plans")
+        raise InvalidArgument(
+            Worded("plan_id must be a plan id as returned by {create_plan} or {list_plans}")
+        )
     return plan_id

@@ -69,8 +69,9 @@ async def run_claude_code(
     """Queue the step's task (or re-attach to `step.task_id`) and wait for it to end.
 
     The task's idempotency key is the plan, step and attempt, so a retry after a crash between
-    creating the task and recording it finds the same task. Cancelling the caller cancels the
-    task (a running Claude Code process is stopped by its executor).
+    creating the task and recording it finds the same task. A task the queue refuses (bad
+    work directory, prompt too long) fails the step with `invalid_arguments`. Cancelling the
+    caller cancels the task (a running Claude Code process is stopped by its executor).
     """
     assert step.task is not None
     task_id = step.task_id
@@ -82,11 +83,13 @@ async def run_claude_code(
             priority=step.task.priority,
             model=step.task.model,
             agent=plan.agent,
-            max_attempts=1,
             timeout_seconds=step.timeout_seconds,
             idempotency_key=f"plan:{plan.id}:step:{step.id}:attempt:{step.attempts}",
-        )
-        task_id = (await queue.create(spec)).task.id
+        )  # the queue fills in the rest, as for any task (max_attempts: tasks.default_max_attempts)
+        try:
+            task_id = (await queue.create(spec)).task.id
+        except CallerError as exc:  # e.g. the directory is no longer under an allowed root
+            raise StepFailure(StepErrorKind.INVALID_ARGUMENTS, f"the step's task was refused: {exc}") from exc
         await on_task(task_id)
     if run_task is not None and not (await queue.get(task_id)).is_terminal:
         try:

@@ -1,6 +1,10 @@
 """The task queue: validation and policy on top of a `Store`.
 
-Every surface (MCP, REST, CLI) calls this; none of them touches the store directly.
+The one front door for tasks: every surface (MCP, REST, CLI) and the plan steps that queue
+claude_code tasks call this, and only translate their inputs into a `TaskSpec`. Defaults
+(`tasks.default_max_attempts`), limits (prompt size, list size, result size) and checks (work
+directories against the allowed roots, `continue_from`) live here; none of the callers
+touches the store directly.
 """
 
 from __future__ import annotations
@@ -14,12 +18,22 @@ from collections.abc import Callable, Sequence
 import anyio
 
 from taskorch.config import Settings
-from taskorch.domain import ErrorInfo, ExecutionMode, NewTask, RunDetails, Statistics, Task, TaskSpec
+from taskorch.domain import (
+    ErrorInfo,
+    ExecutionMode,
+    NewTask,
+    RunDetails,
+    Statistics,
+    Task,
+    TaskSpec,
+    TaskStatus,
+)
 from taskorch.domain.paths import is_at_or_below
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.paths import resolve_work_directory
 from taskorch.errors import InvalidArgument, NotFound, PathNotAllowed
 from taskorch.storage.base import Backoff, CreateOutcome, Store, TaskFilter, TaskPage, WorkNotifier
+from taskorch.wording import Worded
 
 __all__ = ["TaskQueue"]
 
@@ -52,6 +66,35 @@ class TaskQueue:
     @property
     def allowed_roots(self) -> list[str]:
         return list(self._roots)
+
+    @property
+    def default_max_attempts(self) -> int:
+        """The attempts a task gets when its spec does not say (`tasks.default_max_attempts`)."""
+        return self._settings.tasks.default_max_attempts
+
+    @property
+    def list_limit_max(self) -> int:
+        """The most tasks one `list_tasks` page may hold (`tasks.list_limit_max`)."""
+        return self._settings.tasks.list_limit_max
+
+    def check_work_directory(self, raw: str) -> str:
+        """`raw` resolved, if a task may work there (under an allowed root).
+
+        The one check of a caller's work directory, for tasks and for plans' claude_code
+        steps alike. Raises `InvalidArgument` (NUL byte, relative path) or `PathNotAllowed`.
+        """
+        return resolve_work_directory(raw, self._roots)
+
+    def awaits_runner(self, task: Task) -> bool:
+        """Whether `task` waits for something this process does not do by itself: a
+        claude_code or custom task, not ended, while `scheduler.enabled` is off, is run only
+        when a caller asks a server to run it or a `taskorch worker` claims it
+        (`get_next_task` never hands it out). Each surface words what to do about it."""
+        return (
+            task.execution_mode is not ExecutionMode.STANDARD
+            and not task.is_terminal
+            and not self._settings.scheduler.enabled
+        )
 
     def _signal_work(self) -> None:
         self._work_added.set()
@@ -87,8 +130,8 @@ class TaskQueue:
             raise InvalidArgument("execution_mode custom needs `executor`: the name of a configured executor")
         if "max_attempts" not in spec.model_fields_set:
             # The one place the configured default applies, whichever surface built the spec.
-            spec = spec.model_copy(update={"max_attempts": self._settings.tasks.default_max_attempts})
-        work_directory = resolve_work_directory(spec.work_directory, self._roots)
+            spec = spec.model_copy(update={"max_attempts": self.default_max_attempts})
+        work_directory = self.check_work_directory(spec.work_directory)
         if spec.continue_from is not None:
             spec = await self._continuation(spec, work_directory)
         new = NewTask(
@@ -127,6 +170,18 @@ class TaskQueue:
             return spec
         return spec.model_copy(update={"depends_on": [*spec.depends_on, previous_id]})
 
+    async def ready_for_runners(self, work_path: str, *, at_most: int = 10) -> int:
+        """How many claude_code or custom tasks (up to `at_most` of each) are ready at or below
+        `work_path`: those a server or worker runs, which `claim` never hands out."""
+        ready = 0
+        for mode in (ExecutionMode.CLAUDE_CODE, ExecutionMode.CUSTOM):
+            page = await self.list_tasks(
+                TaskFilter(status=TaskStatus.QUEUED, execution_mode=mode, work_directory=work_path),
+                limit=at_most,
+            )
+            ready += len(page.items)
+        return ready
+
     def scope(self, path: str, name: str = "path") -> str:
         """`path` resolved, if tasks can lie at or below it (inside or above an allowed root)."""
         return _scope(path, name, self._roots)
@@ -135,7 +190,7 @@ class TaskQueue:
         return await self.store.get_task(_check_id(task_id))
 
     async def list_tasks(self, filter: TaskFilter, *, limit: int = 50, cursor: str | None = None) -> TaskPage:
-        maximum = self._settings.tasks.list_limit_max
+        maximum = self.list_limit_max
         if not 1 <= limit <= maximum:
             raise InvalidArgument(f"limit must be between 1 and {maximum}, got {limit}")
         if filter.work_directory is not None:
@@ -238,7 +293,9 @@ class TaskQueue:
 def _check_id(task_id: str) -> str:
     task_id = task_id.strip()
     if not task_id or len(task_id) > 64:
-        raise InvalidArgument("task_id must be a task id as returned by create_task or list_tasks")
+        raise InvalidArgument(
+            Worded("task_id must be a task id as returned by {create_task} or {list_tasks}")
+        )
     return task_id
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
 from taskorch.domain.agents import Agent
 from taskorch.domain.plans import StepSpec
 from taskorch.downstream.base import ServerState
 from taskorch.executors.base import EventSink
 
-__all__ = ["Planner"]
+__all__ = ["CLAUDE_CODE_PLANNER", "Planner"]
+
+CLAUDE_CODE_PLANNER: Final = "claude_code"
+"""The name of the planner that has Claude Code make the steps (`planning.claude`)."""
 
 
 class Planner(Protocol):

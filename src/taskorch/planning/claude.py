@@ -35,12 +35,12 @@ from taskorch.domain.plans import StepSpec
 from taskorch.downstream.base import ServerState
 from taskorch.errors import ExecutorUnavailable, PlannerUnavailable, PlanningFailed
 from taskorch.executors.base import EventSink, Executor, RunOutcome, RunRequest, RunStatus
+from taskorch.planning.base import CLAUDE_CODE_PLANNER
 from taskorch.planning.prompt import allowed_tools, catalog_text, planning_prompt
 from taskorch.planning.schema import answer_problems, plan_steps_schema
+from taskorch.wording import Worded
 
 __all__ = ["CLAUDE_CODE_PLANNER", "PLANNING_DISALLOWED_TOOLS", "ClaudeCodePlanner"]
-
-CLAUDE_CODE_PLANNER: Final = "claude_code"
 
 PLANNING_DISALLOWED_TOOLS: Final = (
     "Bash",
@@ -84,8 +84,12 @@ class ClaudeCodePlanner:
         if not tools:
             who = f"agent {agent.name!r} may use" if agent is not None else "are available"
             raise PlanningFailed(
-                f"there is nothing to plan with: no downstream tools {who} (list_downstream_tools shows "
-                "what the servers offer); configure [downstream.<name>] servers or allow the agent some"
+                Worded(
+                    "there is nothing to plan with: no downstream tools {who} ({list_downstream_tools} "
+                    "shows what the servers offer); configure [downstream.<name>] servers or allow the "
+                    "agent some",
+                    who=who,
+                )
             )
         catalog = catalog_text(tools, self.settings.planner_catalog_chars)
         denied = [*PLANNING_DISALLOWED_TOOLS, *(agent.claude_code_denied if agent else [])]

@@ -47,7 +47,7 @@ def tool_errors() -> Iterator[None]:
     try:
         yield
     except CallerError as exc:
-        raise ToolError(str(exc)) from exc
+        raise ToolError(exc.message_for("mcp")) from exc
     except ValidationError as exc:
         raise ToolError(describe_validation_error(exc)) from exc
     except StoreError as exc:

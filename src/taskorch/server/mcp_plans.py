@@ -21,15 +21,18 @@ from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp_errors import resource_errors, tool_errors
 from taskorch.server.mcp_results import result_json, tool_result
 from taskorch.server.mcp_schema import UNDESCRIBED
+from taskorch.server.plan_messages import (
+    MAX_PLAN_WAIT_SECONDS,
+    PLAN_URI_TEMPLATE,
+    plan_message,
+    plan_summary,
+    plan_uri,
+)
 from taskorch.server.plan_models import AgentList, AgentResult, PlanList, PlanResult
 from taskorch.tool_profiles import PLAN_TOOLS
 
 __all__ = ["MAX_PLAN_WAIT_SECONDS", "PLAN_TOOL_NAMES", "PLAN_URI_TEMPLATE", "plan_uri", "register_plan_tools"]
 
-MAX_PLAN_WAIT_SECONDS: Final = 50.0
-"""Longest `confirm_plan` wait: below the 60 s at which many clients cut a call."""
-
-PLAN_URI_TEMPLATE: Final = "taskorch://plans/{plan_id}"
 PLAN_TOOL_NAMES: Final = PLAN_TOOLS
 
 _READ: Final = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
@@ -38,37 +41,6 @@ _WRITE: Final = ToolAnnotations(
 )
 PlanId = str
 AgentName = Annotated[str, Field(description="An agent name.", pattern=AGENT_NAME_PATTERN)]
-
-
-def plan_uri(plan_id: str) -> str:
-    return PLAN_URI_TEMPLATE.format(plan_id=plan_id)
-
-
-def _summary(plan: Plan) -> str:
-    progress = plan.progress
-    if progress is None:
-        return f"plan {plan.id} is {plan.status.value}"
-    running = f"; running: {', '.join(progress.running)}" if progress.running else ""
-    return f"plan {plan.id} is {plan.status.value}: {progress.done}/{progress.total} steps done{running}"
-
-
-def _next(plan: Plan) -> str:
-    match plan.status:
-        case PlanStatus.AWAITING_CONFIRMATION:
-            return (
-                f"Plan {plan.id} is valid and awaits confirmation. Show its steps to the user, then call "
-                "confirm_plan to run it or reject_plan to drop it."
-            )
-        case PlanStatus.CONFIRMED:
-            return f"Plan {plan.id} is confirmed but not started; confirm_plan with execute=true starts it."
-        case PlanStatus.EXECUTING:
-            return f"{_summary(plan)}. Poll get_plan (or read {plan_uri(plan.id)}); cancel_plan stops it."
-        case PlanStatus.COMPLETED:
-            return f"Plan {plan.id} completed; every step succeeded. Step results are in `steps`."
-        case PlanStatus.FAILED | PlanStatus.CANCELLED | PlanStatus.REJECTED:
-            return f"Plan {plan.id} ended {plan.status.value}: {plan.reason or 'no reason given'}."
-        case PlanStatus.DRAFT:
-            return f"Plan {plan.id} is a draft."
 
 
 def register_plan_tools(
@@ -137,14 +109,14 @@ def register_plan_tools(
                 max_concurrency=max_concurrency,
                 on_event=planning,
             )
-        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+        return tool_result(PlanResult(plan=plan, message=plan_message(plan, "mcp")))
 
     @server.tool(title="Get a plan", annotations=_READ, structured_output=UNDESCRIBED)
     async def get_plan(plan_id: PlanId) -> Annotated[CallToolResult, PlanResult]:
         """One plan, whole: status, each step's result or error, progress with an ETA."""
         with tool_errors():
             plan = await plans.get(plan_id)
-        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+        return tool_result(PlanResult(plan=plan, message=plan_message(plan, "mcp")))
 
     @server.tool(title="List plans", annotations=_READ, structured_output=UNDESCRIBED)
     async def list_plans(
@@ -174,11 +146,11 @@ def register_plan_tools(
                 async def report(current: Plan) -> None:
                     if current.progress is not None:
                         await ctx.report_progress(
-                            current.progress.done, current.progress.total, _summary(current)
+                            current.progress.done, current.progress.total, plan_summary(current)
                         )
 
                 plan = await plans.wait(plan.id, wait_seconds, report)
-        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+        return tool_result(PlanResult(plan=plan, message=plan_message(plan, "mcp")))
 
     @server.tool(title="Reject a plan", annotations=_WRITE, structured_output=UNDESCRIBED)
     async def reject_plan(
@@ -188,7 +160,7 @@ def register_plan_tools(
         """Turn down a plan awaiting confirmation; it ends rejected and never runs."""
         with tool_errors():
             plan = await plans.reject(plan_id, reason)
-        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+        return tool_result(PlanResult(plan=plan, message=plan_message(plan, "mcp")))
 
     @server.tool(
         structured_output=UNDESCRIBED,
@@ -204,7 +176,7 @@ def register_plan_tools(
         """Cancel a plan that has not ended: running steps are stopped, pending ones never run."""
         with tool_errors():
             plan = await plans.cancel(plan_id, reason)
-        return tool_result(PlanResult(plan=plan, message=_next(plan)))
+        return tool_result(PlanResult(plan=plan, message=plan_message(plan, "mcp")))
 
     @server.tool(
         title="Save an agent",

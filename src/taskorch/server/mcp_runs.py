@@ -57,7 +57,7 @@ def register_run_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             task = await scheduler.request_task(task_id)
             await wait_for_runs(orchestrator, [task.id], wait_seconds, _reporter(ctx))
             task = await queue.get(task.id)
-        return tool_result(ExecuteResult(task=task, message=execute_message(task)))
+        return tool_result(ExecuteResult(task=task, message=execute_message(task, "mcp")))
 
     @server.tool(title="Run the tasks of a directory", annotations=_RUN, structured_output=UNDESCRIBED)
     async def execute_directory(

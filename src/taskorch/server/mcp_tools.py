@@ -30,7 +30,7 @@ from taskorch.server.models import (
     TaskList,
     TaskResult,
 )
-from taskorch.server.run_guidance import server_run_ready_note, unattended_note
+from taskorch.server.run_guidance import heartbeat_message, server_run_ready_note, unattended_note
 from taskorch.server.statistics import server_statistics
 from taskorch.storage import TaskFilter
 from taskorch.tool_profiles import TASK_TOOLS
@@ -104,8 +104,7 @@ def _fail_message(task: Task) -> str:
 def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
     """Add the task tools (named in `TOOL_NAMES`) to `server`, all sharing `orchestrator`."""
     queue = orchestrator.queue
-    settings = orchestrator.settings.tasks
-    limit_max = settings.list_limit_max
+    limit_max = queue.list_limit_max
     roots = queue.allowed_roots
 
     @server.tool(
@@ -132,7 +131,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             list[str] | None, Field(description="Task ids that must succeed first.")
         ] = None,
         max_attempts: Annotated[
-            int | None, Field(description=f"Default {settings.default_max_attempts}.")
+            int | None, Field(description=f"Default {queue.default_max_attempts}.")
         ] = None,
         timeout_seconds: Annotated[float | None, Field(description="Limit of one run.")] = None,
         idempotency_key: Annotated[
@@ -167,7 +166,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             if max_attempts is not None:  # else the queue applies tasks.default_max_attempts
                 fields["max_attempts"] = max_attempts
             outcome = await queue.create(TaskSpec.model_validate(fields))
-        note = unattended_note(outcome.task, orchestrator.settings, "mcp")
+        note = unattended_note(orchestrator, outcome.task, "mcp")
         return tool_result(CreateTaskResult(task=outcome.task, created=outcome.created, note=note))
 
     @server.tool(title="Get a task", annotations=_READ, structured_output=UNDESCRIBED)
@@ -265,14 +264,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         """Extend your lease on the task; returns the new lease_expires_at on it."""
         with tool_errors():
             task = await queue.heartbeat(task_id, lease_token)
-        expires = task.lease_expires_at.isoformat() if task.lease_expires_at else "never"
-        return tool_result(
-            TaskResult(
-                task=task,
-                message=f"Lease on task {task.id} extended until {expires}. Heartbeat again before then, "
-                "or finish with complete_task or fail_task.",
-            )
-        )
+        return tool_result(TaskResult(task=task, message=heartbeat_message(task, "mcp")))
 
     @server.tool(
         structured_output=UNDESCRIBED,

@@ -1,4 +1,8 @@
-"""The REST API (`/api/v1/...`) and `GET /health`: thin JSON adapters onto the task queue.
+"""The REST API (`/api/v1/...`) and `GET /health`: thin JSON adapters onto the engine.
+
+The task, run and statistics routes are here, the plan and agent routes in `rest_plans`; all are
+`Operation`s (`rest_base`), from which both the routes and the OpenAPI document at
+`OPENAPI_PATH` are made. Messages name these routes, not the MCP tools (`taskorch.wording`).
 
 Every response is JSON. Errors are `{"error": {"kind", "message"}}` (validation errors add
 `fields`): 400 malformed request, 401/403/421 refused by the guard, 404 unknown id or route,
@@ -12,60 +16,70 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
-import pydantic_core
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from taskorch import __version__
-from taskorch.domain import TaskSpec, TaskStatus
+from taskorch.domain import Task, TaskSpec, TaskStatus
 from taskorch.domain.tasks import ModeInput, PriorityInput
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.errors import CallerError, StoreCorrupt, StoreError
-from taskorch.problems import problems_of
+from taskorch.errors import StoreCorrupt, StoreError
+from taskorch.server.downstream_listing import DownstreamTools, list_downstream
 from taskorch.server.models import (
     CancelResult,
     ClaimResult,
     CreateTaskResult,
     ExecuteDirectoryResult,
     ExecuteResult,
+    ServerStatistics,
     TaskList,
     TaskResult,
 )
-from taskorch.server.run_guidance import execute_message, server_run_ready_note, unattended_note
+from taskorch.server.openapi import openapi_document
+from taskorch.server.rest_base import API_PREFIX, Operation, error_response, handles_errors, routes_of
+from taskorch.server.rest_base import Input as _Input
+from taskorch.server.rest_base import json_object as _json_object
+from taskorch.server.rest_base import query_of as _query
+from taskorch.server.rest_plans import plan_operations
+from taskorch.server.run_guidance import (
+    execute_message,
+    heartbeat_message,
+    server_run_ready_note,
+    unattended_note,
+)
 from taskorch.server.run_progress import MAX_EXECUTE_WAIT_SECONDS, wait_for_runs
 from taskorch.server.statistics import server_statistics
 from taskorch.storage import FaultReporter, TaskFilter
 
 __all__ = [
     "API_PREFIX",
+    "OPENAPI_PATH",
     "CancelBody",
     "CompleteBody",
+    "DownstreamQuery",
     "ExecuteBody",
     "FailBody",
+    "HeartbeatBody",
     "ListQuery",
     "NextQuery",
     "error_response",
     "http_exception_handler",
+    "rest_operations",
     "rest_routes",
 ]
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
 HEALTH_TIMEOUT_SECONDS = 5.0
+OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
 
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-class _Input(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+_handles_errors = handles_errors
 
 
 class ListQuery(_Input):
@@ -101,6 +115,17 @@ class CompleteBody(_Input):
     result: str | None = None
 
 
+class HeartbeatBody(_Input):
+    lease_token: str = Field(min_length=1, description="The lease_token returned with the claimed task.")
+
+
+class DownstreamQuery(_Input):
+    """Query of `GET /api/v1/downstream/tools`."""
+
+    server: str | None = Field(default=None, description="Only this one.")
+    refresh: bool = Field(default=False, description="Reconnect failed servers; re-read tool lists.")
+
+
 class FailBody(_Input):
     lease_token: str = Field(min_length=1)
     error: str = Field(min_length=1, description="What went wrong, in words.")
@@ -115,67 +140,6 @@ class ExecuteBody(_Input):
     """Body of the execute routes (optional): wait up to `wait_seconds` for the runs to end."""
 
     wait_seconds: float = Field(default=0, ge=0, le=MAX_EXECUTE_WAIT_SECONDS)
-
-
-class _BadRequest(Exception):
-    """The request is malformed (not JSON, not an object)."""
-
-
-def error_response(
-    status: int, kind: str, message: str, *, headers: Mapping[str, str] | None = None, **extra: Any
-) -> JSONResponse:
-    """A JSON error response `{"error": {"kind", "message", ...extra}}`."""
-    return JSONResponse({"error": {"kind": kind, "message": message, **extra}}, status, headers=headers)
-
-
-def _validation_response(exc: ValidationError) -> JSONResponse:
-    problems = problems_of(exc)
-    fields = [{"field": p.field or "(body)", "message": p.message} for p in problems]
-    summary = "; ".join(str(p) for p in problems)
-    return error_response(422, "validation_error", f"invalid request: {summary}", fields=fields)
-
-
-def _store_fault_response(exc: StoreError) -> JSONResponse:
-    """503 naming a store fault, with what to do; the operator's detail goes to the log."""
-    assert exc.advice is not None
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-    return error_response(503, exc.kind, exc.advice, headers=headers)
-
-
-def _handles_errors(endpoint: Endpoint) -> Endpoint:
-    """Turn every exception into a JSON error response; log what is not the caller's fault."""
-
-    @functools.wraps(endpoint)
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except CallerError as exc:
-            return error_response(exc.status_code, _kind(exc), str(exc))
-        except ValidationError as exc:
-            return _validation_response(exc)
-        except _BadRequest as exc:
-            return error_response(400, "bad_request", str(exc))
-        except StoreError as exc:
-            if exc.advice is None:
-                return _internal_error(request)
-            log.warning("store fault (%s) serving %s %s: %s", exc.kind, request.method, request.url.path, exc)
-            return _store_fault_response(exc)
-        except Exception:
-            return _internal_error(request)
-
-    return wrapped
-
-
-def _internal_error(request: Request) -> JSONResponse:
-    """Log the exception being handled; answer a generic 500."""
-    log.exception("unexpected error serving %s %s", request.method, request.url.path)
-    return error_response(500, "internal_error", "the server failed to handle this request; see its log")
-
-
-def _kind(exc: Exception) -> str:
-    """`NotFound` -> `not_found`."""
-    name = type(exc).__name__
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
 async def _store_health(orchestrator: Orchestrator) -> tuple[str, str] | None:
@@ -209,33 +173,28 @@ async def _executors_health(orchestrator: Orchestrator) -> dict[str, dict[str, A
     return out
 
 
-async def _json_object(request: Request, *, required: bool = True) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        if required:
-            raise _BadRequest("the request body must be a JSON object; it was empty")
-        return {}
-    try:
-        # pydantic-core's parser, as the MCP SDK's on /mcp: it refuses arrays and objects nested
-        # over 200 deep with a ValueError, where `json.loads` overflows Python's stack (500).
-        data = pydantic_core.from_json(raw)
-    except ValueError as exc:
-        raise _BadRequest(f"the request body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise _BadRequest(f"the request body must be a JSON object, not {type(data).__name__}")
-    return data
-
-
-def _query(request: Request) -> dict[str, str]:
-    return dict(request.query_params)
-
-
 def rest_routes(orchestrator: Orchestrator) -> list[Route]:
-    """The routes of `/api/v1` and `/health`, bound to `orchestrator`'s queue."""
+    """The routes of `/api/v1` and `/health`, bound to `orchestrator`, with the OpenAPI
+    document of them all at `OPENAPI_PATH`."""
+
+    @_handles_errors
+    async def openapi(request: Request) -> Response:
+        """This API's OpenAPI 3.1 document."""
+        return JSONResponse(document())
+
+    operations = [*rest_operations(orchestrator), Operation("GET", OPENAPI_PATH, openapi)]
+    # Made at the first request, not at start: it takes a tenth of a second.
+    document = functools.cache(lambda: openapi_document(operations, version=__version__))
+    return routes_of(operations)
+
+
+def rest_operations(orchestrator: Orchestrator) -> list[Operation]:
+    """Every REST operation but the OpenAPI document's own, in routing order."""
     queue = orchestrator.queue
 
     @_handles_errors
     async def health(request: Request) -> Response:
+        """Liveness, store reachability, containment and executor health; needs no token."""
         fault = await _store_health(orchestrator)
         body: dict[str, Any] = {"status": "ok", "version": __version__, "store": "ok"}
         if fault is not None:
@@ -246,20 +205,23 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
 
     @_handles_errors
     async def create_task(request: Request) -> Response:
+        """Queue a task."""
         spec = TaskSpec.model_validate(await _json_object(request))
         outcome = await queue.create(spec)
-        note = unattended_note(outcome.task, orchestrator.settings, "rest")
+        note = unattended_note(orchestrator, outcome.task, "rest")
         result = CreateTaskResult(task=outcome.task, created=outcome.created, note=note)
         return JSONResponse(result.model_dump(mode="json"), 201 if outcome.created else 200)
 
     @_handles_errors
     async def list_tasks(request: Request) -> Response:
+        """Tasks, newest first, filtered and paged."""
         query = ListQuery.model_validate(_query(request))
         page = await queue.list_tasks(query.to_filter(), limit=query.limit, cursor=query.cursor)
         return JSONResponse(TaskList(tasks=page.items, next_cursor=page.next_cursor).model_dump(mode="json"))
 
     @_handles_errors
     async def next_task(request: Request) -> Response:
+        """Claim the best ready standard task at or below work_path."""
         query = NextQuery.model_validate(_query(request))
         task = await queue.claim(query.work_path, query.worker_id)
         if task is None:
@@ -277,11 +239,13 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
 
     @_handles_errors
     async def get_task(request: Request) -> Response:
+        """One task."""
         task = await queue.get(request.path_params["task_id"])
         return JSONResponse(task.model_dump(mode="json"))
 
     @_handles_errors
     async def complete_task(request: Request) -> Response:
+        """Report a claimed task done, with its lease_token."""
         body = CompleteBody.model_validate(await _json_object(request))
         task = await queue.complete(request.path_params["task_id"], body.lease_token, body.result)
         return JSONResponse(
@@ -289,7 +253,17 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
         )
 
     @_handles_errors
+    async def heartbeat_task(request: Request) -> Response:
+        """Extend your lease on a claimed task."""
+        body = HeartbeatBody.model_validate(await _json_object(request))
+        task = await queue.heartbeat(request.path_params["task_id"], body.lease_token)
+        return JSONResponse(
+            TaskResult(task=task, message=heartbeat_message(task, "rest")).model_dump(mode="json")
+        )
+
+    @_handles_errors
     async def fail_task(request: Request) -> Response:
+        """Report a claimed task failed, with its lease_token; optionally retry."""
         body = FailBody.model_validate(await _json_object(request))
         task_id = request.path_params["task_id"]
         task = await queue.fail(task_id, body.lease_token, body.error, retry=body.retry)
@@ -303,26 +277,37 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
 
     @_handles_errors
     async def cancel_task(request: Request) -> Response:
+        """Cancel a task that has not ended; a running one is stopped."""
         body = CancelBody.model_validate(await _json_object(request, required=False))
         task = await orchestrator.scheduler.cancel(request.path_params["task_id"], body.reason)
         result = CancelResult(task=task, message=f"task {task.id} is now {task.status.value}")
         return JSONResponse(result.model_dump(mode="json"))
 
     @_handles_errors
+    async def downstream_tools(request: Request) -> Response:
+        """The downstream MCP servers plan steps can call: status and tools' input schemas."""
+        query = DownstreamQuery.model_validate(_query(request))
+        listing = await list_downstream(orchestrator.downstream, query.server, query.refresh, "rest")
+        return JSONResponse(listing.model_dump(mode="json"))
+
+    @_handles_errors
     async def statistics(request: Request) -> Response:
+        """Queue statistics, executor health and what the server is running."""
         return JSONResponse((await server_statistics(orchestrator)).model_dump(mode="json"))
 
     @_handles_errors
     async def execute_task(request: Request) -> Response:
+        """Have the server run a claude_code or custom task now; optionally wait for it."""
         body = ExecuteBody.model_validate(await _json_object(request, required=False))
         task = await orchestrator.scheduler.request_task(request.path_params["task_id"])
         await wait_for_runs(orchestrator, [task.id], body.wait_seconds, None)
         task = await queue.get(task.id)
-        result = ExecuteResult(task=task, message=execute_message(task))
+        result = ExecuteResult(task=task, message=execute_message(task, "rest"))
         return JSONResponse(result.model_dump(mode="json"), 202 if not task.is_terminal else 200)
 
     @_handles_errors
     async def execute_directory(request: Request) -> Response:
+        """Have the server run every claude_code or custom task at or below a directory."""
         body = ExecuteBody.model_validate(await _json_object(request, required=False))
         path = "/" + request.path_params["path"].lstrip("/")
         tasks = await orchestrator.scheduler.request_directory(path)
@@ -336,23 +321,33 @@ def rest_routes(orchestrator: Orchestrator) -> list[Route]:
         )
         return JSONResponse(result.model_dump(mode="json"), 202)
 
-    async def task_collection(request: Request) -> Response:
-        return await (create_task if request.method == "POST" else list_tasks)(request)
-
     tasks = f"{API_PREFIX}/tasks"
+    task = f"{tasks}/{{task_id}}"
+    execute = f"{API_PREFIX}/execute/directory/{{path:path}}"
+    lease = (404, 409)
+    # fmt: off
     return [
-        Route("/health", health, methods=["GET"]),
-        Route(tasks, task_collection, methods=["GET", "POST"]),
+        Operation("GET", "/health", health, public=True),
+        Operation("POST", tasks, create_task, CreateTaskResult, 201, (200,), body=TaskSpec, errors=(403,)),
+        Operation("GET", tasks, list_tasks, TaskList, query=ListQuery),
         # Before `{task_id}`, so `next` is never read as an id.
-        Route(f"{tasks}/next", next_task, methods=["GET"]),
-        Route(f"{tasks}/{{task_id}}", get_task, methods=["GET"]),
-        Route(f"{tasks}/{{task_id}}/complete", complete_task, methods=["POST"]),
-        Route(f"{tasks}/{{task_id}}/fail", fail_task, methods=["POST"]),
-        Route(f"{tasks}/{{task_id}}/cancel", cancel_task, methods=["POST"]),
-        Route(f"{tasks}/{{task_id}}/execute", execute_task, methods=["POST"]),
-        Route(f"{API_PREFIX}/execute/directory/{{path:path}}", execute_directory, methods=["POST"]),
-        Route(f"{API_PREFIX}/statistics", statistics, methods=["GET"]),
+        Operation("GET", f"{tasks}/next", next_task, ClaimResult, query=NextQuery, errors=(403,)),
+        Operation("GET", task, get_task, Task, errors=(404,)),
+        Operation("POST", f"{task}/heartbeat", heartbeat_task, TaskResult, body=HeartbeatBody, errors=lease),
+        Operation("POST", f"{task}/complete", complete_task, TaskResult, body=CompleteBody, errors=lease),
+        Operation("POST", f"{task}/fail", fail_task, TaskResult, body=FailBody, errors=lease),
+        Operation("POST", f"{task}/cancel", cancel_task, CancelResult, body=CancelBody, body_required=False,
+                  errors=lease),
+        Operation("POST", f"{task}/execute", execute_task, ExecuteResult, 202, (200,), body=ExecuteBody,
+                  body_required=False, errors=lease),
+        Operation("POST", execute, execute_directory, ExecuteDirectoryResult, 202, body=ExecuteBody,
+                  body_required=False, errors=(403,)),
+        Operation("GET", f"{API_PREFIX}/statistics", statistics, ServerStatistics),
+        Operation("GET", f"{API_PREFIX}/downstream/tools", downstream_tools, DownstreamTools,
+                  query=DownstreamQuery, errors=(404,)),
+        *plan_operations(orchestrator),
     ]
+    # fmt: on
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:

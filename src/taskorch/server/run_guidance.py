@@ -5,17 +5,13 @@ Shared by the MCP tools, the REST routes and the CLI, so all say the same things
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final
 
-from taskorch.config import Settings
-from taskorch.domain import ExecutionMode, Task, TaskStatus
+from taskorch.domain import Task, TaskStatus
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.storage import TaskFilter
+from taskorch.wording import Surface, Worded
 
-__all__ = ["Surface", "execute_message", "server_run_ready_note", "unattended_note"]
-
-Surface = Literal["mcp", "rest", "cli"]
-"""Who is told: each surface names its own tools, routes or commands."""
+__all__ = ["Surface", "execute_message", "heartbeat_message", "server_run_ready_note", "unattended_note"]
 
 _HOW_TO_RUN: Final[dict[Surface, str]] = {
     "mcp": "you call execute_task(task_id) (or execute_directory), start `taskorch serve --run-tasks` "
@@ -27,39 +23,57 @@ _HOW_TO_RUN: Final[dict[Surface, str]] = {
 }
 
 
-def execute_message(task: Task) -> str:
+def execute_message(task: Task, surface: Surface) -> str:
     """What a caller of execute_task should know and do next, for the task as it is now."""
+    return _execute_message(task)(surface)
+
+
+def _execute_message(task: Task) -> Worded:
     match task.status:
         case TaskStatus.SUCCEEDED:
-            return f"Task {task.id} succeeded; its result is in `result`."
+            return Worded("Task {id} succeeded; its result is in `result`.", id=task.id)
         case TaskStatus.FAILED:
             kind = task.error.kind if task.error else "unknown"
-            return f"Task {task.id} failed ({kind}); see `error`."
+            return Worded("Task {id} failed ({kind}); see `error`.", id=task.id, kind=kind)
         case TaskStatus.CANCELLED:
-            return f"Task {task.id} was cancelled."
+            return Worded("Task {id} was cancelled.", id=task.id)
         case TaskStatus.RUNNING:
-            return (
-                f"Task {task.id} is running (attempt {task.attempt}). Poll get_task(task_id) for its "
-                "events and result; cancel_task stops it."
+            return Worded(
+                "Task {id} is running (attempt {attempt}). Poll {poll_task} for its "
+                "events and result; {cancel_task} stops it.",
+                id=task.id,
+                attempt=task.attempt,
             )
         case TaskStatus.QUEUED:
             when = f" not before {task.not_before.isoformat()}" if task.not_before else ""
-            return (
-                f"Task {task.id} will start{when} as soon as a run slot is free (runs are limited in "
-                "total and per directory). Poll get_task(task_id) to follow it."
+            return Worded(
+                "Task {id} will start{when} as soon as a run slot is free (runs are limited in "
+                "total and per directory). Poll {poll_task} to follow it.",
+                id=task.id,
+                when=when,
             )
         case TaskStatus.WAITING:
-            return f"Task {task.id} is waiting for the tasks it depends on."
+            return Worded("Task {id} is waiting for the tasks it depends on.", id=task.id)
 
 
-def unattended_note(task: Task, settings: Settings, surface: Surface) -> str | None:
+def heartbeat_message(task: Task, surface: Surface) -> str:
+    """What a worker is told after extending its lease on `task`."""
+    expires = task.lease_expires_at.isoformat() if task.lease_expires_at else "never"
+    return Worded(
+        "Lease on task {id} extended until {expires}. Heartbeat again before then, "
+        "or finish with {complete_task} or {fail_task}.",
+        id=task.id,
+        expires=expires,
+    )(surface)
+
+
+def unattended_note(orchestrator: Orchestrator, task: Task, surface: Surface) -> str | None:
     """What to do when `task` was queued where nothing runs it by itself, else None.
 
-    A claude_code or custom task is run by a server (`execute_task`, or `scheduler.enabled`)
-    or a worker; `get_next_task` never hands it out. Without this note a new user waits on
-    a task that nothing will start.
+    Whether it awaits a runner is the queue's call (`TaskQueue.awaits_runner`); this says what
+    to do in `surface`'s words. Without this note a new user waits on a task nothing will start.
     """
-    if task.execution_mode is ExecutionMode.STANDARD or task.is_terminal or settings.scheduler.enabled:
+    if not orchestrator.queue.awaits_runner(task):
         return None
     mode = task.execution_mode.value
     return f"Nothing runs {mode} tasks here until {_HOW_TO_RUN[surface]}."
@@ -68,12 +82,7 @@ def unattended_note(task: Task, settings: Settings, surface: Surface) -> str | N
 async def server_run_ready_note(orchestrator: Orchestrator, work_path: str, surface: Surface) -> str | None:
     """When a claim found nothing: say so if claude_code or custom tasks are ready at or below
     `work_path`, since those are run by the server and never handed out."""
-    ready = 0
-    for mode in (ExecutionMode.CLAUDE_CODE, ExecutionMode.CUSTOM):
-        page = await orchestrator.queue.list_tasks(
-            TaskFilter(status=TaskStatus.QUEUED, execution_mode=mode, work_directory=work_path), limit=10
-        )
-        ready += len(page.items)
+    ready = await orchestrator.queue.ready_for_runners(work_path)
     if not ready:
         return None
     count = f"{ready}{'+' if ready >= 10 else ''}"

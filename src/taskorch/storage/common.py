@@ -11,6 +11,7 @@ from datetime import datetime
 
 from taskorch.domain import DurationStats, ExecutionMode, Priority, Statistics, Task, TaskStatus
 from taskorch.errors import InvalidArgument, NotFound
+from taskorch.wording import Worded
 
 __all__ = [
     "MAX_LIST_LIMIT",
@@ -52,18 +53,23 @@ def decode_cursor(cursor: str) -> int:
 
 
 def not_found(task_id: str) -> NotFound:
-    return NotFound(f"no task with id {task_id!r}; list_tasks shows the ids that exist")
+    return NotFound(
+        Worded("no task with id {task_id!r}; {list_tasks} shows the ids that exist", task_id=task_id)
+    )
 
 
-def lease_lost_message(task_id: str, status: TaskStatus) -> str:
+def lease_lost_message(task_id: str, status: TaskStatus) -> Worded:
     if status is not TaskStatus.RUNNING:
-        return (
-            f"task {task_id} is {status.value}, no longer running under your lease; "
-            "your result was not recorded. Call get_next_task for new work."
+        return Worded(
+            "task {task_id} is {status}, no longer running under your lease; "
+            "your result was not recorded. Call {claim} for new work.",
+            task_id=task_id,
+            status=status.value,
         )
-    return (
-        f"your lease on task {task_id} is no longer valid (it expired or the task was claimed again); "
-        "your result was not recorded. Call get_next_task for new work."
+    return Worded(
+        "your lease on task {task_id} is no longer valid (it expired or the task was claimed again); "
+        "your result was not recorded. Call {claim} for new work.",
+        task_id=task_id,
     )
 
 

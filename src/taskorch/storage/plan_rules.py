@@ -8,21 +8,32 @@ from typing import Any
 
 from taskorch.domain.plans import Plan, PlanStatus, with_steps
 from taskorch.errors import InvalidTransition, NotFound, StaleWrite
+from taskorch.wording import Worded
 
 __all__ = ["agent_not_found", "check_claim", "claimed", "plan_not_found", "stale_write", "updated"]
 
 
 def plan_not_found(plan_id: str) -> NotFound:
-    return NotFound(f"no plan with id {plan_id!r}; list_plans shows the ids that exist")
+    return NotFound(
+        Worded("no plan with id {plan_id!r}; {list_plans} shows the ids that exist", plan_id=plan_id)
+    )
 
 
 def agent_not_found(name: str) -> NotFound:
-    return NotFound(f"no saved agent named {name!r}; list_agents shows the agents that exist")
+    return NotFound(
+        Worded("no saved agent named {name!r}; {list_agents} shows the agents that exist", name=name)
+    )
 
 
 def stale_write(plan_id: str, read: int, stored: int) -> StaleWrite:
     return StaleWrite(
-        f"plan {plan_id} changed since it was read (version {read}, now {stored}); get_plan and try again"
+        Worded(
+            "plan {plan_id} changed since it was read (version {read}, now {stored}); "
+            "{get_plan} and try again",
+            plan_id=plan_id,
+            read=read,
+            stored=stored,
+        )
     )
 
 

@@ -1,0 +1,80 @@
+"""The `taskorch` command: run the server, or work with the queue directly.
+
+    taskorch serve [--transport stdio|http] [--host H] [--port P] [--token T] [--allowed-root DIR]...
+                   [--tools PROFILE] [--run-tasks]
+    taskorch worker [--work-path DIR] [--concurrency N] [--grace-seconds S]
+    taskorch tasks add PROMPT --dir DIR [--mode M] [--priority P] [--tag T]... [--depends-on ID]...
+    taskorch tasks list [--status S] [--dir DIR] [--tag T] [--mode M] [--priority P] [--limit N] [--json]
+    taskorch tasks show ID [--json]
+    taskorch tasks cancel ID [--reason TEXT] [--json]
+    taskorch stats [--json]
+    taskorch db check
+    taskorch db backup PATH [--force]
+
+Every command takes `--db URL`, `--config FILE` and `--log-level`. The task commands open the
+store themselves (no server needed). Flags override `TASKORCH_*` variables, which override the
+config file. Exit status: 0 success, 1 the operation failed (unknown id, path not allowed,
+wrong state, store error; `db check`: the store is damaged or unreachable), 2 the command was
+wrong (usage, configuration, invalid value; `db backup` of a PostgreSQL store, which pg_dump
+backs up).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from taskorch.cli.common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Handler,
+    UsageError,
+    fail,
+    logging_to_stderr,
+    settings_of,
+    validation_message,
+)
+from taskorch.cli.parser import build_parser
+from taskorch.errors import CallerError, ConfigError, InvalidArgument, TaskorchError
+
+__all__ = ["build_parser", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command in `argv` (default `sys.argv[1:]`); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        if args.handler is None:
+            args.subparser.print_help(sys.stderr)
+            return EXIT_USAGE
+        settings = settings_of(args)
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except (UsageError, ConfigError) as exc:
+        return fail(str(exc), EXIT_USAGE)
+    level = settings.logging.level
+    if args.command not in ("serve", "worker") and args.log_level is None:
+        level = "WARNING"  # a person reading a table does not want INFO chatter
+    handler: Handler = args.handler
+    with logging_to_stderr(level):
+        try:
+            return handler(args, settings)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:  # `taskorch tasks list | head`: the reader left; not an error to report
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_FAILURE
+        except ValidationError as exc:
+            return fail(validation_message(exc), EXIT_USAGE)
+        except (ConfigError, InvalidArgument) as exc:
+            return fail(str(exc), EXIT_USAGE)
+        except (CallerError, TaskorchError) as exc:
+            return fail(str(exc), EXIT_FAILURE)

@@ -1,0 +1,139 @@
+"""The `taskorch` command line: every command, its flags and its help text."""
+
+from __future__ import annotations
+
+import argparse
+
+from taskorch import __version__
+from taskorch.cli import db as db_cli
+from taskorch.cli import serve as serve_cli
+from taskorch.cli import tasks as tasks_cli
+from taskorch.cli.common import Parser, add_common
+
+__all__ = ["build_parser"]
+
+_MODES = "standard, claude_code or custom"
+_PRIORITIES = "low, normal, high or urgent"
+_STATUSES = "waiting, queued, running, succeeded, failed or cancelled"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (exposed for documentation and tests)."""
+    parser = Parser(
+        prog="taskorch",
+        description="A task orchestration server for AI coding work, spoken to over MCP.",
+        epilog="Exit status: 0 ok, 1 the operation failed, 2 the command or configuration was wrong.",
+    )
+    parser.add_argument("--version", action="version", version=f"taskorch {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    serve = commands.add_parser("serve", help="run the server (stdio for Claude Desktop, or HTTP)")
+    serve.add_argument("--transport", choices=["stdio", "http"], help="stdio (default) or http")
+    serve.add_argument("--host", help="address to listen on over http (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on over http (default 8765; 0 picks one)")
+    serve.add_argument(
+        "--token", help="bearer token required on every HTTP route but /health (16+ characters)"
+    )
+    serve.add_argument(
+        "--tools",
+        metavar="PROFILE",
+        help="MCP tools shown to clients: core, tasks (default), plans, all, or comma-separated "
+        "profiles and tool names (server.tools)",
+    )
+    serve.add_argument(
+        "--run-tasks",
+        action="store_const",
+        const=True,
+        help="run ready claude_code and custom tasks automatically (scheduler.enabled)",
+    )
+    add_common(serve)
+    serve.set_defaults(handler=serve_cli.serve)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run claude_code and custom tasks from the shared queue (no MCP); stop with SIGTERM",
+    )
+    worker.add_argument(
+        "--work-path", metavar="DIR", help="claim only tasks at or below this directory (default: any)"
+    )
+    worker.add_argument(
+        "--concurrency", type=int, metavar="N", help="runs at once (default: limits.max_concurrent_runs)"
+    )
+    worker.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="on SIGTERM, how long live runs may go on before they are ended (default 30)",
+    )
+    add_common(worker)
+    worker.set_defaults(handler=serve_cli.worker)
+
+    tasks = commands.add_parser("tasks", help="add, list, show or cancel tasks")
+    task_commands = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", parser_class=Parser)
+    tasks.set_defaults(handler=None, subparser=tasks)
+
+    add = task_commands.add_parser("add", help="queue a task")
+    add.add_argument("prompt", help="what to do, in words")
+    add.add_argument("--dir", required=True, help="directory the work happens in")
+    add.add_argument("--mode", default="standard", help=f"{_MODES} (default standard)")
+    add.add_argument("--priority", default="normal", help=f"{_PRIORITIES} (default normal)")
+    add.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+    add.add_argument("--depends-on", action="append", default=[], metavar="ID", help="run after task ID")
+    add.add_argument("--executor", help="name of a configured executor (mode custom)")
+    add.add_argument("--idempotency-key", help="adding again with the same key returns the first task")
+    add.add_argument("--continue-from", metavar="ID", help="resume the Claude Code session of task ID")
+    add.add_argument("--json", action="store_true", help="print JSON")
+    add_common(add)
+    add.set_defaults(handler=tasks_cli.tasks_add)
+
+    listing = task_commands.add_parser("list", help="list tasks, newest first")
+    listing.add_argument("--status", help=_STATUSES)
+    listing.add_argument("--dir", help="only tasks in this directory or below it")
+    listing.add_argument("--tag")
+    listing.add_argument("--mode", help=_MODES)
+    listing.add_argument("--priority", help=_PRIORITIES)
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--cursor", help="continue a previous listing")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    add_common(listing)
+    listing.set_defaults(handler=tasks_cli.tasks_list)
+
+    show = task_commands.add_parser("show", help="show one task")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    add_common(show)
+    show.set_defaults(handler=tasks_cli.tasks_show)
+
+    cancel = task_commands.add_parser("cancel", help="cancel a task that has not ended")
+    cancel.add_argument("id")
+    cancel.add_argument("--reason")
+    cancel.add_argument("--json", action="store_true", help="print JSON")
+    add_common(cancel)
+    cancel.set_defaults(handler=tasks_cli.tasks_cancel)
+
+    stats = commands.add_parser("stats", help="queue statistics")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    add_common(stats)
+    stats.set_defaults(handler=tasks_cli.stats)
+
+    db = commands.add_parser("db", help="check or back up the store (safe while servers run)")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=Parser)
+    db.set_defaults(handler=None, subparser=db)
+
+    check = db_commands.add_parser(
+        "check",
+        help="check the store: SQLite's integrity_check of the whole file, or for PostgreSQL the "
+        "connection and schema version; exit 1 if anything is wrong",
+    )
+    add_common(check)
+    check.set_defaults(handler=db_cli.db_check)
+
+    backup = db_commands.add_parser(
+        "backup", help="copy a SQLite store to PATH, consistently, while servers keep writing"
+    )
+    backup.add_argument("path", metavar="PATH", help="the file to write (not overwritten without --force)")
+    backup.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    add_common(backup)
+    backup.set_defaults(handler=db_cli.db_backup)
+    return parser

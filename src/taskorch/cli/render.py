@@ -1,0 +1,98 @@
+"""Plain-text rendering of tasks and statistics for people reading a terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from taskorch.domain import Statistics, Task
+
+__all__ = ["render_statistics", "render_task", "render_task_table"]
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (headers, *rows)
+    ]
+    return "\n".join(lines)
+
+
+def _clip(text: str, width: int, *, keep_end: bool = False) -> str:
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    return "..." + text[-(width - 3) :] if keep_end else text[: width - 3] + "..."
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+def render_task_table(tasks: Sequence[Task]) -> str:
+    rows = [
+        [
+            t.id,
+            t.status.value,
+            t.priority.value,
+            t.execution_mode.value,
+            _when(t.created_at),
+            _clip(t.work_directory, 40, keep_end=True),
+            _clip(t.prompt, 50),
+        ]
+        for t in tasks
+    ]
+    return _table(["ID", "STATUS", "PRIORITY", "MODE", "CREATED", "DIRECTORY", "PROMPT"], rows)
+
+
+def render_task(task: Task) -> str:
+    fields: list[tuple[str, str]] = [
+        ("id", task.id),
+        ("status", task.status.value),
+        ("priority", task.priority.value),
+        ("mode", task.execution_mode.value + (f" ({task.executor})" if task.executor else "")),
+        ("directory", task.work_directory),
+        ("tags", ", ".join(task.tags) or "-"),
+        ("depends on", ", ".join(task.depends_on) or "-"),
+        ("attempt", f"{task.attempt} of {task.max_attempts}"),
+        ("worker", task.worker_id or "-"),
+        ("created", _when(task.created_at)),
+        ("started", _when(task.started_at)),
+        ("finished", _when(task.finished_at)),
+    ]
+    if task.error is not None:
+        fields.append(("error", f"{task.error.kind}: {task.error.message}"))
+    if task.cost_usd is not None:
+        fields.append(("cost", f"${task.cost_usd:.4f}"))
+    width = max(len(name) for name, _ in fields)
+    lines = [f"{name.ljust(width)}  {value}" for name, value in fields]
+    lines += ["", "prompt:", _indent(task.prompt)]
+    if task.result is not None:
+        lines += ["", "result:", _indent(task.result)]
+    return "\n".join(lines)
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines() or [""])
+
+
+def render_statistics(stats: Statistics) -> str:
+    rate = "-" if stats.success_rate is None else f"{stats.success_rate:.0%}"
+    summary = [
+        ("total", str(stats.total)),
+        ("ready", str(stats.queue_depth)),
+        ("waiting", str(stats.waiting)),
+        ("running", str(stats.running)),
+        ("success rate", rate),
+    ]
+    if stats.durations.count:
+        d = stats.durations
+        summary.append(("run time", f"mean {d.mean or 0:.1f}s, p95 {d.p95 or 0:.1f}s over {d.count} runs"))
+    width = max(len(name) for name, _ in summary)
+    parts = ["\n".join(f"{name.ljust(width)}  {value}" for name, value in summary)]
+    parts.append(_table(["STATUS", "COUNT"], [[k, str(v)] for k, v in stats.by_status.items()]))
+    if stats.by_directory:
+        rows = [[_clip(k, 60, keep_end=True), str(v)] for k, v in sorted(stats.by_directory.items())]
+        parts.append(_table(["DIRECTORY", "COUNT"], rows))
+    return "\n\n".join(parts)

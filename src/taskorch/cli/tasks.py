@@ -1,0 +1,129 @@
+"""`taskorch tasks add|list|show|cancel` and `taskorch stats`: the queue without a server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from taskorch.cli.common import out, print_json, with_queue
+from taskorch.cli.render import render_statistics, render_task, render_task_table
+from taskorch.config import Settings
+from taskorch.domain import Task, TaskSpec
+from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.models import CancelResult, CreateTaskResult, TaskList
+
+__all__ = ["stats", "tasks_add", "tasks_cancel", "tasks_list", "tasks_show"]
+
+_HOW_TO_RUN = (
+    "you start `taskorch worker` (or `taskorch serve --run-tasks`) on this database, or a client asks "
+    "a server to run it (MCP execute_task, REST POST /api/v1/tasks/{id}/execute)"
+)
+
+
+def unattended_note(orchestrator: Orchestrator, task: Task) -> str | None:
+    """What to do when nothing started from this database runs `task` by itself, else None."""
+    if not orchestrator.queue.awaits_runner(task):
+        return None
+    return f"Nothing runs {task.execution_mode.value} tasks here until {_HOW_TO_RUN}."
+
+
+def tasks_add(args: argparse.Namespace, settings: Settings) -> int:
+    # Only what the command line says: the queue fills in the defaults (max_attempts, ...).
+    spec = TaskSpec(
+        prompt=args.prompt,
+        work_directory=os.path.abspath(os.path.expanduser(args.dir)),
+        execution_mode=args.mode,
+        priority=args.priority,
+        tags=args.tag,
+        depends_on=args.depends_on,
+        executor=args.executor,
+        idempotency_key=args.idempotency_key,
+        continue_from=args.continue_from,
+    )
+
+    async def action(orchestrator: Orchestrator) -> int:
+        outcome = await orchestrator.queue.create(spec)
+        note = unattended_note(orchestrator, outcome.task)
+        if args.json:
+            print_json(CreateTaskResult(task=outcome.task, created=outcome.created, note=note))
+        else:
+            task = outcome.task
+            verb = "created" if outcome.created else "already exists:"
+            out(f"{verb} task {task.id} ({task.status.value}, {task.priority.value}, {task.work_directory})")
+            if note:
+                sys.stderr.write(f"note: {note}\n")
+        return 0
+
+    return with_queue(settings, action)
+
+
+def tasks_list(args: argparse.Namespace, settings: Settings) -> int:
+    from taskorch.server.rest import ListQuery
+
+    query = ListQuery.model_validate(
+        {
+            key: value
+            for key, value in {
+                "status": args.status,
+                "work_directory": os.path.abspath(os.path.expanduser(args.dir)) if args.dir else None,
+                "tag": args.tag,
+                "execution_mode": args.mode,
+                "priority": args.priority,
+                "limit": args.limit,
+                "cursor": args.cursor,
+            }.items()
+            if value is not None
+        }
+    )
+
+    async def action(orchestrator: Orchestrator) -> int:
+        page = await orchestrator.queue.list_tasks(query.to_filter(), limit=query.limit, cursor=query.cursor)
+        if args.json:
+            print_json(TaskList(tasks=page.items, next_cursor=page.next_cursor))
+            return 0
+        if not page.items:
+            out("no tasks")
+            return 0
+        out(render_task_table(page.items))
+        if page.next_cursor:
+            out(f"\nmore: taskorch tasks list --cursor {page.next_cursor}")
+        return 0
+
+    return with_queue(settings, action, read_only=True)
+
+
+def tasks_show(args: argparse.Namespace, settings: Settings) -> int:
+    async def action(orchestrator: Orchestrator) -> int:
+        task = await orchestrator.queue.get(args.id)
+        if args.json:
+            print_json(task)
+        else:
+            out(render_task(task))
+        return 0
+
+    return with_queue(settings, action, read_only=True)
+
+
+def tasks_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    async def action(orchestrator: Orchestrator) -> int:
+        task = await orchestrator.queue.cancel(args.id, args.reason)
+        if args.json:
+            print_json(CancelResult(task=task, message=f"task {task.id} is now {task.status.value}"))
+        else:
+            out(f"task {task.id} is now {task.status.value}")
+        return 0
+
+    return with_queue(settings, action)
+
+
+def stats(args: argparse.Namespace, settings: Settings) -> int:
+    async def action(orchestrator: Orchestrator) -> int:
+        statistics = await orchestrator.queue.statistics()
+        if args.json:
+            print_json(statistics)
+        else:
+            out(render_statistics(statistics))
+        return 0
+
+    return with_queue(settings, action, read_only=True)
