@@ -387,7 +387,8 @@ async def test_validation_errors_read_as_the_mcp_tools_say_them(http: httpx2.Asy
 
 async def test_unknown_routes_and_methods_get_json_errors(http: httpx2.AsyncClient) -> None:
     assert error_of(await http.get("/api/v1/nothing-here"), 404)["kind"] == "not_found"
-    assert error_of(await http.get("/"), 404)["kind"] == "not_found"
+    assert error_of(await http.get("/nothing-here"), 404)["kind"] == "not_found"
+    assert (await http.get("/")).headers["location"] == "/console/"  # the web console
     assert error_of(await http.get(f"{TASKS}/some-id/complete"), 405)["kind"] == "method_not_allowed"
     response = await http.delete(TASKS)
     assert error_of(response, 405)["kind"] == "method_not_allowed"

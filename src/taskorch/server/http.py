@@ -4,6 +4,7 @@ Routes:
 - `/mcp`: MCP over streamable HTTP;
 - `/sse` + `/messages/`: MCP over the legacy SSE transport;
 - `/api/v1/...`: the REST API (see `taskorch.server.rest`);
+- `/` and `/console/...`: the web console (see `taskorch.server.web`);
 - `GET /health`: liveness, store reachability and the containment of runs; the one route
   that needs no token.
 
@@ -33,6 +34,7 @@ from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.connections import ConnectionLimits, limited_http_protocol
 from taskorch.server.rest import http_exception_handler, rest_routes
 from taskorch.server.security import GuardPolicy, RequestGuard, check_bind_address
+from taskorch.server.web import console_routes
 
 __all__ = ["MCP_PATH", "MESSAGES_PATH", "SSE_PATH", "HttpServer", "build_http_app", "server_config"]
 
@@ -77,6 +79,7 @@ def build_http_app(orchestrator: Orchestrator, mcp_server: MCPServer, settings: 
     routes: list[BaseRoute] = [*rest_routes(orchestrator), *streamable.routes]
     taken = {_path(r) for r in routes}
     routes += [r for r in sse.routes if _path(r) not in taken]
+    routes += console_routes(orchestrator)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

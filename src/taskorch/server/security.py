@@ -30,6 +30,7 @@ __all__ = [
     "RequestGuard",
     "check_bind_address",
     "error_body",
+    "is_console_path",
     "is_loopback_host",
 ]
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 PUBLIC_PATHS = frozenset({"/health"})
+CONSOLE_PREFIX = "/console"
 _WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "*"})
 
 
@@ -49,6 +51,12 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def is_console_path(path: str) -> bool:
+    """Whether `path` is the web console's (`/` and `/console/...`), which checks the token or its
+    session cookie itself (`taskorch.server.web`); every other path needs the bearer token here."""
+    return path in ("/", CONSOLE_PREFIX) or path.startswith(CONSOLE_PREFIX + "/")
 
 
 def check_bind_address(settings: Settings) -> None:
@@ -193,8 +201,9 @@ class RequestGuard:
     every route.
 
     Refusals are JSON `{"error": {"kind", "message"}}`: 421 for a Host we do not serve, 403 for a
-    foreign Origin, 401 for a missing or wrong token (not on /health), 413 for a body over the
-    limit, whether it declares Content-Length or arrives chunked, 408 (closing the connection)
+    foreign Origin, 401 for a missing or wrong token (not on /health, nor on the console's paths,
+    whose own gate takes the token or its session cookie: `taskorch.server.web.guard`), 413 for
+    a body over the limit, whether it declares Content-Length or arrives chunked, 408 (closing the connection)
     for a body not received within the body deadline. After a refusal the rest of the body is
     read and dropped until that deadline (`taskorch.server.connections`).
     """
@@ -231,7 +240,12 @@ class RequestGuard:
                 "(TASKORCH_SERVER__ALLOWED_ORIGINS) to let that web page call this server",
             )
             return
-        if scope["path"] not in PUBLIC_PATHS and not policy.token_matches(headers.get("authorization")):
+        path = scope["path"]
+        if (
+            path not in PUBLIC_PATHS
+            and not is_console_path(path)
+            and not policy.token_matches(headers.get("authorization"))
+        ):
             await _refuse(
                 send,
                 401,

@@ -1,0 +1,85 @@
+// taskorch web console: live task and plan pages over server-sent events.
+// Everything from the server is put in with textContent or attributes, never as HTML.
+"use strict";
+
+(function () {
+  function field(root, name) {
+    return root.querySelector('[data-field="' + name + '"]');
+  }
+
+  function setText(root, name, value) {
+    var el = field(root, name);
+    if (el) el.textContent = value;
+  }
+
+  function setBadge(el, status) {
+    if (!el) return;
+    el.textContent = status;
+    el.className = "badge " + status;
+  }
+
+  function liveTask(root, url) {
+    var tail = field(root, "tail");
+    var dot = field(root, "live");
+    var source = new EventSource(url);
+    source.addEventListener("open", function () { if (dot) dot.classList.add("on"); });
+    source.addEventListener("error", function () { if (dot) dot.classList.remove("on"); });
+    source.addEventListener("reset", function () { tail.textContent = ""; });
+    source.addEventListener("event", function (e) {
+      var atEnd = tail.scrollTop + tail.clientHeight >= tail.scrollHeight - 4;
+      tail.appendChild(document.createTextNode(JSON.parse(e.data) + "\n"));
+      if (atEnd) tail.scrollTop = tail.scrollHeight;
+    });
+    source.addEventListener("task", function (e) {
+      var s = JSON.parse(e.data);
+      setBadge(field(root, "status"), s.status);
+      ["attempt", "worker", "lease", "session", "cost", "turns", "result", "error"].forEach(function (k) {
+        setText(root, k, s[k]);
+      });
+      root.setAttribute("data-status", s.status);
+    });
+    source.addEventListener("end", function () {
+      source.close();
+      if (dot) dot.classList.remove("on");
+      root.setAttribute("data-ended", "true");
+    });
+  }
+
+  function livePlan(root, url) {
+    var source = new EventSource(url);
+    source.addEventListener("plan", function (e) {
+      var p = JSON.parse(e.data);
+      setBadge(field(root, "status"), p.status);
+      var bar = field(root, "progress");
+      if (bar) bar.value = p.percent;
+      ["done", "total", "eta", "elapsed", "reason"].forEach(function (k) { setText(root, k, p[k]); });
+      Object.keys(p.steps).forEach(function (id) {
+        var status = p.steps[id];
+        root.querySelectorAll("[data-step]").forEach(function (node) {
+          if (node.getAttribute("data-step") !== id) return;
+          node.setAttribute("class", "node " + status);
+          var sub = node.querySelector("[data-step-status]");
+          if (sub) sub.textContent = status;
+        });
+        root.querySelectorAll("[data-step-row]").forEach(function (row) {
+          if (row.getAttribute("data-step-row") === id) setBadge(row.querySelector("[data-step-badge]"), status);
+        });
+      });
+      root.setAttribute("data-status", p.status);
+      if (p.terminal) {
+        root.querySelectorAll(".actions form").forEach(function (f) { f.hidden = true; });
+      }
+    });
+    source.addEventListener("end", function () {
+      source.close();
+      root.setAttribute("data-ended", "true");
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var task = document.querySelector("section.task[data-live]");
+    if (task) liveTask(task, task.getAttribute("data-live"));
+    var plan = document.querySelector("section.plan[data-live]");
+    if (plan) livePlan(plan, plan.getAttribute("data-live"));
+  });
+})();
