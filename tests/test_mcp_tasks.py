@@ -24,7 +24,7 @@ from taskorch.server.mcp import build_mcp_server
 from taskorch.server.mcp_runs import execute_result
 from taskorch.server.mcp_task_handles import HANDLE_TTL_MS, HandleClaims, HandleError, TaskHandles
 from taskorch.storage.sqlite import SQLiteStore
-from tests.fakes_executor import FakeExecutor, Script, event
+from taskorch.testing import FakeExecutor, Script, event
 from tests.mcp_harness import Harness
 from tests.sched_harness import open_scheduler_harness
 from tests.tasks_client import TaskHandle, TasksClient, tasks_request, wait_status

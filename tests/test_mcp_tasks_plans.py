@@ -15,8 +15,7 @@ from mcp.types import INVALID_PARAMS, CallToolResult
 from taskorch.server.mcp import build_mcp_server
 from taskorch.server.mcp_plans import plan_result
 from taskorch.server.mcp_runs import execute_directory_result
-from tests.fakes_executor import FakeExecutor
-from tests.fakes_gateway import Gate, echo
+from taskorch.testing import FakeExecutor, Gate, echo
 from tests.plan_harness import open_plans
 from tests.sched_harness import open_scheduler_harness
 from tests.tasks_client import TaskHandle, TasksClient, tasks_request, wait_status

@@ -20,7 +20,7 @@ from mcp.types import INVALID_PARAMS
 
 from taskorch.storage.postgres import PostgresStore
 from taskorch.storage.sqlite import SQLiteStore
-from tests.fakes_executor import FakeExecutor
+from taskorch.testing import FakeExecutor
 from tests.http_harness import TOKEN, make_settings, serve_http
 from tests.pg import drop_schema, fresh_schema, require_postgres
 from tests.serve_process import hold_config, read_runs, server_env, wait_for
