@@ -17,8 +17,8 @@ from taskorch.storage.sql_queries import expand
 from taskorch.storage.sqlite import SQLiteStore
 from taskorch.storage.sqlite_queries import QUERIES
 from taskorch.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION, _statements
+from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
-from tests.fakes import FakeClock
 from tests.sqlite_helpers import FsyncLog, write_behind_a_held_lock
 
 pytestmark = pytest.mark.anyio

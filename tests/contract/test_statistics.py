@@ -8,8 +8,8 @@ from taskorch.domain import ErrorInfo, ExecutionMode, Statistics, TaskStatus
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.storage import Backoff, Store, TaskFilter
 from taskorch.storage.statistics import build_statistics
+from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
-from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 
