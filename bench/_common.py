@@ -10,8 +10,8 @@ from pathlib import Path
 from taskorch.config import Settings, load_settings
 from taskorch.domain import NewTask, TaskSpec, TaskStatus
 from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.storage.sql_rows import new_task_row
 from taskorch.storage.sqlite import SQLiteStore
-from taskorch.storage.sqlite_schema import new_task_row
 
 __all__ = ["FAKE_CLAUDE", "bench_settings", "percentile", "prefill", "rss_kib", "summary", "write_fake"]
 

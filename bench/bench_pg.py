@@ -31,8 +31,10 @@ import anyio
 import asyncpg
 
 from taskorch.storage import Store
-from taskorch.storage.postgres import CLAIM, COMPLETE, PostgresStore, _keep_session
+from taskorch.storage.postgres import PostgresStore, _keep_session
+from taskorch.storage.postgres_queries import QUERIES
 from taskorch.storage.postgres_schema import arguments, positional
+from taskorch.storage.sql_queries import expand
 from taskorch.storage.sqlite import SQLiteStore
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -83,8 +85,8 @@ async def workers(count: int, work: Callable[[str], Awaitable[None]]) -> float:
 
 
 async def plain_round(url: str, count: int) -> float:
-    claim, claim_names = positional(CLAIM.format(avoid=""))
-    complete, complete_names = positional(COMPLETE)
+    claim, claim_names = positional(expand(QUERIES["claim_next"] or "", []))
+    complete, complete_names = positional(QUERIES["complete"] or "")
     pool = await asyncpg.create_pool(
         url, min_size=count, max_size=count, server_settings={"search_path": SCHEMA}, reset=_keep_session
     )

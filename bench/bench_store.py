@@ -28,8 +28,9 @@ from typing import Literal
 
 import anyio
 
-from taskorch.storage.sqlite import _CLAIM, _FENCE, _FINISH, _WAKE_DEPENDENTS, SQLiteStore
-from taskorch.storage.sqlite_schema import COLUMNS
+from taskorch.storage.sql_queries import expand
+from taskorch.storage.sqlite import SQLiteStore
+from taskorch.storage.sqlite_queries import QUERIES
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import percentile, prefill
@@ -39,8 +40,9 @@ WORK = "/bench/project"
 START = 1_700_000_000.0
 
 # The store's own statements, so the baseline does exactly the SQL work the store does.
-RAW_CLAIM = _CLAIM.format(modes="'standard'", avoid="")
-RAW_COMPLETE = f"UPDATE tasks {_FINISH} WHERE {_FENCE} RETURNING {COLUMNS}"
+RAW_CLAIM = expand(QUERIES["claim_next"] or "", [], {"modes": 1})
+RAW_COMPLETE = QUERIES["complete"] or ""
+RAW_WAKE = QUERIES["wake_dependents"] or ""
 
 
 async def make_file(path: Path, count: int, sync: Sync) -> None:
@@ -71,6 +73,7 @@ def raw_round(path: Path, ops: int, sync: Sync) -> float:
                 "now": now,
                 "path": WORK,
                 "prefix": prefix,
+                "modes_0": "standard",
             },
         ).fetchall()
         conn.execute("COMMIT")
@@ -88,7 +91,7 @@ def raw_round(path: Path, ops: int, sync: Sync) -> float:
             "error": None,
         }
         conn.execute(RAW_COMPLETE, params).fetchall()
-        conn.execute(_WAKE_DEPENDENTS, {"id": task_id, "now": now})
+        conn.execute(RAW_WAKE, {"id": task_id, "now": now})
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
@@ -144,7 +147,7 @@ async def throughput(tmp: Path, sync: Sync, ops: int, rounds: int) -> float:
         f"   ratio {ratio:.2f} (target >= 0.5)"
     )
     # Both commit on the event loop's thread; under FULL the complete's fsync goes to the
-    # store's sync thread and back (see storage/sqlite_sync.py).
+    # store's sync thread and back (see storage/sqlite_wal_fsync.py).
     trips = "1 thread hand-off (the complete's fsync)" if sync == "FULL" else "no thread hand-off"
     print(
         f"              per pair: plain {1e6 / raw_ops:6.0f} us, store {1e6 / store_ops:6.0f} us, with"

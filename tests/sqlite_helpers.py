@@ -1,4 +1,4 @@
-"""SQLite store test helpers: the fsyncs it makes of its WAL (see `storage/sqlite_sync.py`),
+"""SQLite store test helpers: the fsyncs it makes of its WAL (see `storage/sqlite_wal_fsync.py`),
 and a write made while another process holds the file's write lock."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TypeVar
 import anyio
 import pytest
 
-from taskorch.storage import sqlite_sync
+from taskorch.storage import sqlite_wal_fsync
 
 __all__ = ["FsyncLog", "write_behind_a_held_lock"]
 
@@ -36,7 +36,7 @@ class FsyncLog:
                 self.gate.wait(10)
             real(fd)
 
-        monkeypatch.setattr(sqlite_sync.os, "fsync", fsync)
+        monkeypatch.setattr(sqlite_wal_fsync.os, "fsync", fsync)
 
     def of(self, path: Path) -> list[str]:
         return [thread for file, thread in self.calls if file == str(path)]

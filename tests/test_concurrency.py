@@ -136,7 +136,7 @@ async def _run_workers(args: list[list[str]], schema: str = "") -> list[object]:
     """Start one worker process per argument list, release them together, return their reports."""
     env = {
         "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),  # this checkout's taskorch
         "PYTHONDONTWRITEBYTECODE": "1",
         "TASKORCH_TEST_PG_SCHEMA": schema,
     }

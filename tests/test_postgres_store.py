@@ -135,7 +135,7 @@ async def test_a_lost_listening_connection_is_reconnected_and_wakes_claimers_aga
     consumer = pair.consumer
     woken = anyio.Event()
     consumer.add_work_listener(woken.set)
-    listener = consumer._listener
+    listener = consumer._work._conn
     assert listener is not None
     admin = await asyncpg.connect(pair.url)
     try:  # the server (or a network blip) drops the connection that listens
@@ -147,8 +147,8 @@ async def test_a_lost_listening_connection_is_reconnected_and_wakes_claimers_aga
         await woken.wait()  # waiters are told at once, and look for work themselves
         consumer.add_work_listener(back.set)
         await back.wait()  # ...and again once it listens anew (work may have come meanwhile)
-    assert consumer._listener is not None
-    assert consumer._listener is not listener
+    assert consumer._work._conn is not None
+    assert consumer._work._conn is not listener
 
     woken = anyio.Event()
     consumer.add_work_listener(woken.set)
@@ -157,7 +157,7 @@ async def test_a_lost_listening_connection_is_reconnected_and_wakes_claimers_aga
         await woken.wait()  # notifications arrive again on the new connection
     assert (await claim(consumer)).id == created.id
     await consumer.close()
-    assert consumer._relisten is None
+    assert consumer._work._relisten is None
 
 
 async def test_the_queue_of_one_process_wakes_on_work_queued_by_another(pair: Pair) -> None:

@@ -13,7 +13,9 @@ import pytest
 from taskorch.domain import TaskStatus
 from taskorch.errors import StoreBusy, StoreCorrupt, StoreError
 from taskorch.storage import Store
-from taskorch.storage.sqlite import _AVOID, _CANCEL_DEPENDENTS, _CLAIM, _WAKE_DEPENDENTS, SQLiteStore
+from taskorch.storage.sql_queries import expand
+from taskorch.storage.sqlite import SQLiteStore
+from taskorch.storage.sqlite_queries import QUERIES
 from taskorch.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION, _statements
 from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
@@ -196,15 +198,20 @@ async def test_claims_commit_without_waiting_for_the_disk_but_results_do(
     wal = Path(f"{store.path}-wal")
 
     leased = await claim(store)
-    begin, commit = statements.index("BEGIN IMMEDIATE"), statements.index("COMMIT")
+    begin = statements.index("BEGIN IMMEDIATE")
     assert "PRAGMA synchronous = NORMAL" in statements[:begin]
-    assert "PRAGMA synchronous = FULL" in statements[commit:]
     assert fsyncs.of(wal) == []
 
     # A result commits the same way, but the WAL is synced before `complete` returns.
     await store.complete(leased.id, leased.lease_token or "", "done")
     assert len(fsyncs.of(wal)) == 1
-    assert await _writer_pragma(store, "synchronous") == 2  # back to FULL for everything else
+
+    # Everything else commits under FULL again (the setting is switched back when needed).
+    statements.clear()
+    await add(store, clock)
+    begin = statements.index("BEGIN IMMEDIATE")
+    assert "PRAGMA synchronous = FULL" in statements[:begin]
+    assert await _writer_pragma(store, "synchronous") == 2
 
 
 async def test_durable_claims_wait_for_the_disk_like_every_other_commit(
@@ -296,20 +303,30 @@ async def _plan(store: SQLiteStore, sql: str) -> str:
     writer = store._writer
     assert writer is not None
     params = {"worker_id": "w", "token": "t", "expires": 1.0, "now": 0.0, "path": "/", "prefix": "/"}
-    params |= {"id": "x", "error": None, "avoid": '["/a"]'}
+    params |= {"id": "x", "error": None, "avoid_json": '["/a"]', "modes_0": "standard"}
     rows = await writer.run(lambda conn: conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
     return " ".join(str(row[-1]) for row in rows)
 
 
-@pytest.mark.parametrize("avoid", ["", _AVOID], ids=["all directories", "avoiding busy directories"])
-async def test_the_claim_walks_the_claim_order_index_without_sorting(store: SQLiteStore, avoid: str) -> None:
-    plan = await _plan(store, _CLAIM.format(modes="'standard'", avoid=avoid))
+def _text(name: str, *parts: str) -> str:
+    text = QUERIES[name]
+    assert text is not None
+    return expand(text, [QUERIES[p] for p in parts], {"modes": 1})
+
+
+@pytest.mark.parametrize(
+    "avoid", [(), ("claim_next.avoid",)], ids=["all directories", "avoiding busy directories"]
+)
+async def test_the_claim_walks_the_claim_order_index_without_sorting(
+    store: SQLiteStore, avoid: tuple[str, ...]
+) -> None:
+    plan = await _plan(store, _text("claim_next", *avoid))
     assert "USING INDEX tasks_claim_order" in plan
     assert "TEMP B-TREE" not in plan
 
 
 async def test_waking_and_cancelling_dependents_start_from_the_dependency_edges(store: SQLiteStore) -> None:
-    for sql in (_WAKE_DEPENDENTS, _CANCEL_DEPENDENTS):
-        plan = await _plan(store, sql)
+    for name in ("wake_dependents", "cancel_dependents"):
+        plan = await _plan(store, _text(name))
         assert "task_dependencies_by_dependency (depends_on_id=?)" in plan
         assert "tasks_status_seq" not in plan

@@ -28,6 +28,7 @@ from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import Store, TaskFilter, open_store, postgres_faults, sqlite_faults
 from taskorch.storage.postgres_schema import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from taskorch.storage.sqlite import SQLiteStore
+from taskorch.storage.sqlite_schema import SCHEMA_VERSION
 from tests.http_harness import make_settings, serve_http
 from tests.mcp_harness import text_of
 from tests.pg import drop_schema, fresh_schema, require_postgres, server_url
@@ -324,7 +325,7 @@ def test_db_check_of_a_sound_file_exits_0(tmp_path: Path, capsys: pytest.Capture
     out = capsys.readouterr().out
     assert out.splitlines()[:2] == [f"ok: {db}", "  integrity_check: ok"]
     assert "  tasks: 1" in out
-    assert "schema version 3 (this taskorch: 3)" in out
+    assert f"schema version {SCHEMA_VERSION} (this taskorch: {SCHEMA_VERSION})" in out
 
 
 def test_db_check_of_a_missing_file_exits_1_and_creates_nothing(

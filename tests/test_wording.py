@@ -10,7 +10,7 @@ import pytest
 
 from taskorch.domain import TaskStatus
 from taskorch.errors import NotFound
-from taskorch.storage.common import lease_lost_message, not_found
+from taskorch.storage.messages import lease_lost_message, not_found
 from taskorch.tool_profiles import ALL_TOOLS
 from taskorch.wording import ACTIONS, WORDS, Worded, word
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from taskorch.domain import ErrorInfo
-from taskorch.storage import Backoff, Store
+from taskorch.domain import ErrorInfo, ExecutionMode, Statistics, TaskStatus
+from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.storage import Backoff, Store, TaskFilter
+from taskorch.storage.statistics import build_statistics
 from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
 
@@ -108,3 +110,50 @@ async def test_durations_describe_succeeded_runs_from_their_last_start(
     assert durations.p50 == pytest.approx(3)  # nearest rank of 1, 2, 3, 4, 5, 100
     assert durations.p95 == pytest.approx(100)
     assert durations.max == pytest.approx(100)
+
+
+async def _recount(store: Store, clock: FakeClock) -> Statistics:
+    """Statistics recomputed from every task, listed page by page (no stored counts)."""
+    tasks, cursor = [], None
+    while True:
+        page = await store.list_tasks(TaskFilter(), limit=3, cursor=cursor)
+        tasks += page.items
+        if (cursor := page.next_cursor) is None:
+            return build_statistics(tasks, utc_from_timestamp(clock()))
+
+
+async def test_statistics_match_a_full_recount_after_a_mix_of_writes(store: Store, clock: FakeClock) -> None:
+    first = await add(store, clock, priority="high", work_directory="/a")
+    second = await add(store, clock, execution_mode="claude_code", work_directory="/a/b")
+    waiting = await add(store, clock, depends_on=[first.id], priority="low", work_directory="/c")
+    await add(store, clock, depends_on=[second.id], work_directory="/c")
+    await add(store, clock, idempotency_key="k", work_directory="/d")
+    await add(store, clock, idempotency_key="k", work_directory="/d")  # the same task again
+    doomed = await add(store, clock, work_directory="/e")
+    assert await store.statistics() == await _recount(store, clock)
+
+    leased = await claim(store)
+    clock.advance(3)
+    await store.complete(leased.id, leased.lease_token or "", "done")  # wakes `waiting`
+    leased = await claim(store)
+    await store.fail(
+        leased.id,
+        leased.lease_token or "",
+        ErrorInfo(kind="x", message="y"),
+        retry=True,
+        backoff=Backoff(0, 0),
+    )
+    await store.cancel(doomed.id, "not needed")
+    leased = await claim(store, lease=5)
+    await store.heartbeat(leased.id, leased.lease_token or "", 5)
+    clock.advance(10)
+    await store.reap_expired(backoff=Backoff(0, 0))
+    assert (await store.get_task(waiting.id)).status is not TaskStatus.WAITING
+    leased = await claim(store, modes=[ExecutionMode.STANDARD, ExecutionMode.CLAUDE_CODE])
+    await store.fail(
+        leased.id, leased.lease_token or "", ErrorInfo(kind="x", message="y"), retry=False, backoff=Backoff()
+    )
+    leased = await claim(store, modes=[ExecutionMode.STANDARD, ExecutionMode.CLAUDE_CODE])
+    await store.park(leased.id, leased.lease_token or "", until=utc_from_timestamp(clock() + 60), error=None)
+
+    assert await store.statistics() == await _recount(store, clock)

@@ -30,15 +30,10 @@ from taskorch.domain.paths import is_at_or_below, overlaps
 from taskorch.domain.tasks import dependency_failed_error, utc_from_timestamp
 from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
 from taskorch.storage.base import Backoff, CreateOutcome, TaskFilter, TaskPage
-from taskorch.storage.common import (
-    build_statistics,
-    check_limit,
-    decode_cursor,
-    encode_cursor,
-    lease_lost_message,
-    not_found,
-)
 from taskorch.storage.memory_plans import MemoryPlans
+from taskorch.storage.messages import lease_lost_message, not_found
+from taskorch.storage.paging import check_limit, decode_cursor, encode_cursor
+from taskorch.storage.statistics import build_statistics
 
 __all__ = ["MemoryStore"]
 

@@ -11,7 +11,7 @@ from taskorch.domain.plans import Plan, PlanStatus
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.errors import StoreError
 from taskorch.storage.base import PlanPage
-from taskorch.storage.common import check_limit, decode_cursor, encode_cursor
+from taskorch.storage.paging import check_limit, decode_cursor, encode_cursor
 from taskorch.storage.plan_rules import (
     agent_not_found,
     check_claim,

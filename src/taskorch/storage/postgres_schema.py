@@ -7,6 +7,7 @@ seconds (the store's clock, passed in as a parameter), JSON fields are text.
 
 Statements are written with `:name` parameters, like the SQLite store's; `positional` turns
 one into the driver's `$n` form once, and `arguments` lays a dict of values out to match.
+Rows map to `Task`s in `sql_rows`.
 """
 
 from __future__ import annotations
@@ -19,21 +20,18 @@ from typing import Any, Final, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from taskorch.domain import ErrorInfo, NewTask, TaskStatus
-from taskorch.storage.sqlite_schema import COLUMNS, new_task_row
+from taskorch.errors import StoreError
+from taskorch.storage.postgres_task_counts import TASK_COUNTS
+from taskorch.storage.sql_queries import SUCCEEDED
 
 __all__ = [
-    "COLUMNS",
     "LOCK_CLASS",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "VERSION_TABLE",
     "Connection",
     "arguments",
-    "execute",
-    "fetch",
-    "fetchrow",
-    "new_task_values",
+    "migrate",
     "positional",
 ]
 
@@ -138,7 +136,13 @@ _V1: Final = (
     """,
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+# Task counts kept by a trigger, and succeeded tasks' run times in order, for `statistics`.
+_V2: Final = (
+    *TASK_COUNTS,
+    f"CREATE INDEX tasks_succeeded_duration ON tasks ((finished_at - started_at)) WHERE {SUCCEEDED}",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # First key of the advisory lock that serialises migrations (the second is the schema's
@@ -167,32 +171,39 @@ def arguments(names: tuple[str, ...], values: Mapping[str, Any]) -> list[Any]:
     return [values[name] for name in names]
 
 
-def new_task_values(new: NewTask, status: TaskStatus, error: ErrorInfo | None) -> dict[str, Any]:
-    """Column values for inserting `new` in `status` (the SQLite row, with real booleans)."""
-    row = new_task_row(new, status, error)
-    row["retry_safe"] = bool(row["retry_safe"])
-    return row
-
-
 # A pooled connection or a plain one: statements run the same on both.
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 
-async def fetch(conn: Connection, sql: str, values: Mapping[str, Any] | None = None) -> list[asyncpg.Record]:
-    """Rows of `sql` (with `:name` parameters) run with `values`."""
-    text, names = positional(sql)
-    return await conn.fetch(text, *arguments(names, values or {}))
-
-
-async def fetchrow(
-    conn: Connection, sql: str, values: Mapping[str, Any] | None = None
-) -> asyncpg.Record | None:
-    """The first row of `sql` run with `values`, or None."""
-    text, names = positional(sql)
-    return await conn.fetchrow(text, *arguments(names, values or {}))
-
-
-async def execute(conn: Connection, sql: str, values: Mapping[str, Any] | None = None) -> str:
-    """Run `sql` with `values`; the command status (e.g. `DELETE 1`)."""
-    text, names = positional(sql)
-    return await conn.execute(text, *arguments(names, values or {}))
+async def migrate(
+    conn: asyncpg.Connection[Any], schema: str | None, search_path: str | None, where: str
+) -> None:
+    """Bring the schema up to `SCHEMA_VERSION` in one transaction holding an advisory lock
+    keyed on the schema, so processes starting together migrate it once. `StoreError` if a
+    newer taskorch wrote it."""
+    async with conn.transaction():
+        # Held to the end of the transaction: one process at a time migrates a schema.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext(coalesce($2, current_schema(), '')))",
+            LOCK_CLASS,
+            schema,
+        )
+        if search_path is not None:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {search_path}")
+            await conn.execute(f"SET LOCAL search_path = {search_path}")
+        await conn.execute(VERSION_TABLE)
+        version = await conn.fetchval("SELECT version FROM taskorch_schema") or 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the task database {where} has schema version {version}, newer than "
+                f"this taskorch understands ({SCHEMA_VERSION}); upgrade taskorch to open it"
+            )
+        for step in MIGRATIONS[version:]:
+            for statement in step:
+                await conn.execute(statement)
+        if version < SCHEMA_VERSION:
+            await conn.execute(
+                "INSERT INTO taskorch_schema (version) VALUES ($1) "
+                "ON CONFLICT (only_row) DO UPDATE SET version = excluded.version",
+                SCHEMA_VERSION,
+            )

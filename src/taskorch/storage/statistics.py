@@ -1,76 +1,15 @@
-"""Pieces every store shares: cursors, messages, statistics arithmetic."""
+"""Statistics arithmetic every store shares: zero-filled counts, duration quantiles."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import statistics as pystats
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
 from taskorch.domain import DurationStats, ExecutionMode, Priority, Statistics, Task, TaskStatus
-from taskorch.errors import InvalidArgument, NotFound
-from taskorch.wording import Worded
 
-__all__ = [
-    "MAX_LIST_LIMIT",
-    "build_statistics",
-    "check_limit",
-    "decode_cursor",
-    "duration_stats",
-    "encode_cursor",
-    "lease_lost_message",
-    "not_found",
-    "quantile_index",
-    "statistics_from_counts",
-]
-
-
-MAX_LIST_LIMIT = 1000
-
-
-def check_limit(limit: int) -> None:
-    """Raise `InvalidArgument` unless `1 <= limit <= MAX_LIST_LIMIT` (the `list_tasks` contract)."""
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise InvalidArgument(f"limit must be between 1 and {MAX_LIST_LIMIT}, got {limit}")
-
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("s"):
-            raise ValueError(raw)
-        return int(raw[1:])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgument(
-            "cursor is not one this server issued; pass next_cursor from the previous page, or omit it"
-        ) from None
-
-
-def not_found(task_id: str) -> NotFound:
-    return NotFound(
-        Worded("no task with id {task_id!r}; {list_tasks} shows the ids that exist", task_id=task_id)
-    )
-
-
-def lease_lost_message(task_id: str, status: TaskStatus) -> Worded:
-    if status is not TaskStatus.RUNNING:
-        return Worded(
-            "task {task_id} is {status}, no longer running under your lease; "
-            "your result was not recorded. Call {claim} for new work.",
-            task_id=task_id,
-            status=status.value,
-        )
-    return Worded(
-        "your lease on task {task_id} is no longer valid (it expired or the task was claimed again); "
-        "your result was not recorded. Call {claim} for new work.",
-        task_id=task_id,
-    )
+__all__ = ["build_statistics", "duration_stats", "quantile_index", "statistics_from_counts"]
 
 
 def duration_stats(durations: Iterable[float]) -> DurationStats:

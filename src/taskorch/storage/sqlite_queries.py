@@ -1,0 +1,132 @@
+"""The SQLite store's named queries: the shared text plus what SQLite writes its own way.
+
+One writer at a time holds the file's lock, so SQLite needs no row locks (`lock_dependents`
+is None) and has no notifications (`notify` is None). `INDEXED BY` and `+status` pin the
+plans the tests check (`tests/test_sqlite_store.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from taskorch.storage.sql_queries import (
+    CANCEL_DEPENDENTS,
+    DURATION_AT,
+    DURATIONS,
+    FENCE,
+    LEASE,
+    SHARED,
+    Query,
+    expand,
+)
+from taskorch.storage.sql_rows import COLUMNS
+
+__all__ = ["QUERIES", "statement"]
+
+# One statement: pick the best ready task and lease it. The subquery walks the partial index
+# tasks_claim_order, so its cost does not grow with the queue.
+_CLAIM_NEXT: Final = f"""
+{LEASE}
+WHERE seq = (
+    SELECT seq FROM tasks INDEXED BY tasks_claim_order
+    WHERE status = 'queued'
+      AND execution_mode IN (:modes)
+      AND (not_before IS NULL OR not_before <= :now)
+      AND (work_directory = :path OR substr(work_directory, 1, length(:prefix)) = :prefix)
+      {{parts}}
+    ORDER BY priority_rank DESC, created_at, seq
+    LIMIT 1
+) AND status = 'queued'
+RETURNING {COLUMNS}
+"""
+
+# A busy directory `a.value` overlaps the task's: equal, the task below it, or it below the task.
+_AVOID: Final = """
+      AND NOT EXISTS (
+          SELECT 1 FROM json_each(:avoid_json) a
+          WHERE a.value = work_directory
+             OR substr(work_directory, 1, length(a.value) + 1) = a.value || '/'
+             OR a.value = '/'
+             OR substr(a.value, 1, length(work_directory) + 1) = work_directory || '/'
+             OR work_directory = '/'
+      )"""
+
+# `+status` keeps the planner off the status index: it must start from the few dependents,
+# not from every waiting task.
+_WAKE_DEPENDENTS: Final = """
+UPDATE tasks SET status = 'queued', updated_at = :now
+WHERE id IN (SELECT task_id FROM task_dependencies WHERE depends_on_id = :id)
+  AND +status = 'waiting'
+  AND NOT EXISTS (
+      SELECT 1 FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on_id
+      WHERE d.task_id = tasks.id AND dep.status != 'succeeded'
+  )
+"""
+
+# Every not-yet-ended task reachable from :id along dependency edges.
+
+_FENCED: Final = f"FROM tasks WHERE {FENCE}"
+
+# Without statistics of its own SQLite would rather start from the status index and sort.
+_BY_DURATION: Final = "tasks INDEXED BY tasks_succeeded_duration"
+
+QUERIES: Final[dict[str, str | None]] = {
+    **SHARED,
+    "dependency_statuses": "SELECT id, status FROM tasks WHERE id IN (:deps)",
+    "list_tasks.tag": "AND EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE json_each.value = :tag)",
+    "list_tasks.directory": (
+        "AND (work_directory = :path OR substr(work_directory, 1, length(:prefix)) = :prefix)"
+    ),
+    "list_running": (
+        f"SELECT {COLUMNS} FROM tasks INDEXED BY tasks_running_lease WHERE status = 'running' {{parts}} "
+        "ORDER BY started_at, seq"
+    ),
+    "claim_next": _CLAIM_NEXT,
+    "claim_next.avoid": _AVOID,
+    "lock_dependents": None,
+    "wake_dependents": _WAKE_DEPENDENTS,
+    "cancel_dependents": CANCEL_DEPENDENTS.replace("{status}", "+status"),
+    "notify": None,
+    "fenced_attempts": f"SELECT attempt, max_attempts {_FENCED}",
+    "fenced_events": f"SELECT events {_FENCED}",
+    "park": (
+        "UPDATE tasks SET status = 'queued', attempt = MAX(0, attempt - 1), "
+        "error = COALESCE(:error, error), lease_token = NULL, lease_expires_at = NULL, "
+        "run_process = NULL, not_before = :until, updated_at = :now "
+        f"WHERE {FENCE} RETURNING {COLUMNS}"
+    ),
+    "expired_leases": (
+        "SELECT id, attempt, max_attempts, retry_safe FROM tasks INDEXED BY tasks_running_lease "
+        "WHERE status = 'running' AND lease_expires_at < :now ORDER BY lease_expires_at"
+    ),
+    # Kept current by triggers (`sqlite_task_counts`).
+    "task_counts": "SELECT dimension, key, n FROM task_counts WHERE n != 0",
+    "durations": DURATIONS.replace("{tasks}", _BY_DURATION),
+    "duration_at": DURATION_AT.replace("{tasks}", _BY_DURATION),
+    "plan_version": "SELECT version FROM plans WHERE id = :id",
+}
+
+
+_TEXTS: Final[dict[tuple[object, ...], str]] = {}
+
+
+def statement(query: Query) -> tuple[str, Mapping[str, Any]]:
+    """The text and parameters SQLite runs for `query` ("" for a name it skips): fragments in
+    place, each list parameter spread over placeholders of its own. Texts are kept per shape."""
+    params = query.params
+    key: tuple[object, ...] = (query.name, query.parts)
+    lengths: dict[str, int] = {}
+    if query.lists:
+        spread = dict(params)
+        for name in query.lists:
+            values = spread.pop(name)
+            lengths[name] = len(values)
+            spread.update({f"{name}_{i}": v for i, v in enumerate(values)})
+        params, key = spread, (*key, *lengths.values())
+    text = _TEXTS.get(key)
+    if text is None:
+        template = QUERIES[query.name]
+        parts = [QUERIES[p] for p in query.parts]
+        text = _TEXTS[key] = "" if template is None else expand(template, parts, lengths)
+    return text, params
