@@ -111,6 +111,7 @@ class Scheduler:
             self._executors,
             self._live,
             supervisor,
+            self._checks,
             worker_id=instance.id,
             work_path=work_path,
             clock=clock,
