@@ -54,6 +54,16 @@ async def test_a_claude_code_task_stays_queued_while_the_cli_fails_its_check_and
         assert "the claude_code executor cannot run here" in message
         assert "stay queued" in message
         assert message.endswith("scripted")  # the executor's own reason (the fake's message)
+        again = await h.call(
+            "create_task", prompt="more", work_directory=str(h.root / "b"), execution_mode="claude_code"
+        )
+        assert again["note"] == (
+            "This server runs claude_code tasks, but its claude_code executor cannot run now: scripted. "
+            "The task stays queued until that is fixed (checked again every 10 s) or a worker that can "
+            "run it claims it."
+        )
+        standard = await h.call("create_task", prompt="mine", work_directory=str(h.root))
+        assert standard.get("note") is None
 
         fake.healthy = True
         h.orchestrator.scheduler.wake()

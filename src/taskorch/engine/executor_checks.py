@@ -33,7 +33,7 @@ class ExecutorChecks:
         self._executors = executors
         self._cache_seconds = cache_seconds
         self._health: dict[str, tuple[float, ExecutorHealth]] = {}
-        self._unready: dict[str, float] = {}  # executor name -> when its check last failed
+        self._unready: dict[str, tuple[float, ExecutorHealth]] = {}  # name -> last failed check
 
     async def check_for(self, task: Task) -> None:
         """Raise `InvalidArgument` when no executor for `task` is configured, `ExecutorNotReady`
@@ -67,15 +67,15 @@ class ExecutorChecks:
         if executor is None:
             return False
         now = anyio.current_time()
-        failed_at = self._unready.get(name)
-        if failed_at is not None and now - failed_at < RECHECK_SECONDS:
+        failed = self._unready.get(name)
+        if failed is not None and now - failed[0] < RECHECK_SECONDS:
             return False
         health = await _check(name, executor)
         if health.ok:
             if self._unready.pop(name, None) is not None:
                 log.info("the %s executor can run again (%s): claiming its tasks", name, health.message)
             return True
-        if failed_at is None:
+        if failed is None:
             log.warning(
                 "the %s executor cannot run here, so tasks that need it stay queued (not claimed; "
                 "asked again every %g s): %s",
@@ -83,8 +83,13 @@ class ExecutorChecks:
                 RECHECK_SECONDS,
                 health.message,
             )
-        self._unready[name] = now
+        self._unready[name] = (now, health)
         return False
+
+    def unready(self, name: str) -> ExecutorHealth | None:
+        """The failed check that holds back the claims of executor `name`'s tasks, else None."""
+        failed = self._unready.get(name)
+        return None if failed is None else failed[1]
 
     async def health(self) -> list[ExecutorHealth]:
         """Each executor's `check()`, cached for `cache_seconds`."""
