@@ -70,7 +70,7 @@ async def test_a_claude_code_task_stays_queued_while_the_cli_fails_its_check_and
         done = await settled(h, task["id"])
         assert (done["status"], done["result"]) == ("succeeded", "done: fix it")
         assert any(
-            r.name == CHECKS_LOGGER and "can run again" in r.getMessage() and r.levelno == logging.INFO
+            r.name == CHECKS_LOGGER and "executor can run now" in r.getMessage() and r.levelno == logging.INFO
             for r in caplog.records
         )
 

@@ -73,7 +73,7 @@ class ExecutorChecks:
         health = await _check(name, executor)
         if health.ok:
             if self._unready.pop(name, None) is not None:
-                log.info("the %s executor can run again (%s): claiming its tasks", name, health.message)
+                log.info("the %s executor can run now (%s): claiming its tasks", name, health.message)
             return True
         if failed is None:
             log.warning(
