@@ -12,7 +12,7 @@ import pytest
 
 from taskorch.engine import executor_checks
 from taskorch.executors.base import ExecutorHealth
-from tests.fakes_executor import FakeExecutor
+from taskorch.testing import FakeExecutor
 from tests.sched_harness import open_scheduler_harness
 from tests.test_scheduler_tools import settled
 
