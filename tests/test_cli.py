@@ -165,6 +165,15 @@ def test_commands_that_only_read_refuse_a_database_that_does_not_exist(
     assert not db.parent.exists()
 
 
+def test_cancel_refuses_a_database_that_does_not_exist_without_creating_it(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = home / "typo.db"
+    assert main(["tasks", "cancel", "abc", "--db", str(db)]) == 1
+    assert f"no task database at {db}: it does not exist" in capsys.readouterr().err
+    assert not db.exists()
+
+
 def test_cancel(run: Run, home: Path) -> None:
     task_id = run.json("tasks", "add", "x", "--dir", str(home / "project"))["task"]["id"]
     assert run("tasks", "cancel", task_id, "--reason", "not needed") == f"task {task_id} is now cancelled\n"

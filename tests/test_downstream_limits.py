@@ -157,3 +157,24 @@ async def test_a_stdio_server_that_dies_at_start_is_named_with_its_last_stderr_b
     logged = [r.getMessage() for r in caplog.records if r.name == "taskorch.downstream.stdio"]
     assert any(m.endswith("stderr: noise line 0000") for m in logged)  # every line still reaches the log
     assert any(m.endswith("stderr: fatal: the last words") for m in logged)
+
+
+async def test_a_stdio_servers_last_words_reach_the_error_and_the_log_without_control_characters(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    said = "\x1b[1;31mError:\x1b[0m cannot\x00 use\r\n"
+    said += "\x1b]0;owned\x07/srv/\u202edata\x08\x7f\x9b here\tnow\r\n"
+    script = f"import sys\nsys.stderr.buffer.write({said.encode()!r})\nsys.exit(3)\n"
+    config = DownstreamStdioSettings(transport="stdio", command=sys.executable, args=["-c", script])
+    pool = DownstreamPool({"dying": config})
+    caplog.set_level("INFO", logger="taskorch.downstream.stdio")
+    async with pool.running():
+        with pytest.raises(DownstreamError) as caught:
+            await pool.call("dying", "anything", {}, timeout_seconds=30)
+    tail = str(caught.value).split("; its stderr ended with: ")[1]
+    assert tail == "Error: cannot use\n/srv/data here\tnow"
+    logged = [r.getMessage() for r in caplog.records if r.name == "taskorch.downstream.stdio"]
+    assert any(m.endswith("stderr: Error: cannot use") for m in logged)
+    assert any(m.endswith("stderr: /srv/data here\tnow") for m in logged)
+    for text in [tail, *logged]:
+        assert all(c in "\t\n" or (c.isprintable() and c != "\u202e") for c in text), repr(text)

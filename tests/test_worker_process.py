@@ -143,7 +143,16 @@ async def test_a_worker_logs_its_database_roots_and_executors_at_start_and_each_
 ) -> None:
     async with setup(tmp_path) as s:
         (s.control / "release-all").touch()
+        with s.config.open("a") as config:  # a second custom executor, whose runs all fail
+            config.write('\n[executors.broken]\nargv = ["false"]\n')
         held = await s.add("a")
+        broken = TaskSpec(
+            prompt="p",
+            work_directory=str(s.directory("c")),
+            execution_mode=ExecutionMode.CUSTOM,
+            executor="broken",
+        )
+        failing = (await s.queue.create(broken)).task.id
         spec = TaskSpec(
             prompt="p", work_directory=str(s.directory("b")), execution_mode=ExecutionMode.CLAUDE_CODE
         )
@@ -152,19 +161,25 @@ async def test_a_worker_logs_its_database_roots_and_executors_at_start_and_each_
         async with work(s.config, s.db, s.root, home=s.home, env=env) as worker:
 
             async def both_ended() -> bool:
-                return (await s.get(held)).is_terminal and (await s.get(missing)).is_terminal
+                return (await s.get(held)).is_terminal and (await s.get(failing)).is_terminal
 
-            await wait_for("both tasks to end", both_ended)
-            await wait_for("the failure to be logged", lambda: f"task {missing} failed" in worker.log())
+            await wait_for("both custom tasks to end", both_ended)
+            await wait_for("the failure to be logged", lambda: f"task {failing} failed" in worker.log())
             assert await worker.stop(signal.SIGTERM) == 0
         log = worker.log()
         assert f"INFO taskorch.cli: database: {s.db}" in log
         assert f"INFO taskorch.cli: allowed roots: {s.root}" in log
-        assert "INFO taskorch.cli: executors: claude_code NOT READY" in log
-        assert "hold ok" in log
+        executors = next(line for line in log.splitlines() if "INFO taskorch.cli: executors: " in line)
+        assert "claude_code NOT READY" in executors
+        assert "broken ok" in executors
+        assert "hold ok" in executors
         warning = next(line for line in log.splitlines() if "WARNING taskorch.cli: claude_code tasks" in line)
         assert str(tmp_path / "nowhere" / "claude") in warning
         assert "npm install -g @anthropic-ai/claude-code" in warning
         assert "claude_code.path" in warning
         assert f"task {held} succeeded (attempt 1)" in log
-        assert f"task {missing} failed (executor_unavailable, attempt 1 of" in log
+        assert f"WARNING taskorch.engine.run_outcomes: task {failing} failed (" in log
+        # The task its executor cannot run is left for a worker that can (or for this one, fixed).
+        assert "the claude_code executor cannot run here, so tasks that need it stay queued" in log
+        left = await s.get(missing)
+        assert (left.status, left.attempt, left.error) == (TaskStatus.QUEUED, 0, None)

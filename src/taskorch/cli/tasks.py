@@ -114,7 +114,8 @@ def tasks_cancel(args: argparse.Namespace, settings: Settings) -> int:
             out(f"task {task.id} is now {task.status.value}")
         return 0
 
-    return with_queue(settings, action)
+    # A database that does not exist holds nothing to cancel: refused as a read is, not created.
+    return with_queue(settings, action, read_only=True)
 
 
 def stats(args: argparse.Namespace, settings: Settings) -> int:

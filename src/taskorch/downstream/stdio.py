@@ -9,7 +9,9 @@ gets each message parsed, or a rejection in place of one too large or too deep.
 The process is handled as the SDK does: an argv list, the SDK's default environment plus the
 configured `env`, a session (and process group) of its own. Its stderr is read too: each line
 goes to the log, and the last `STDERR_TAIL_BYTES` are kept in a `StderrTail`, since a server
-that exits at start (a directory it may not use, a bad flag) says why only there. Closing
+that exits at start (a directory it may not use, a bad flag) says why only there. Both are
+shown as `printable` text: a server's terminal escapes and control characters reach neither
+a client's error message nor the log. Closing
 closes stdin, gives the server 2 s to exit, then SIGTERM to its group, 2 s more, SIGKILL.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,7 +35,7 @@ from mcp.shared.message import SessionMessage
 from taskorch.config import DownstreamStdioSettings
 from taskorch.downstream.frames import Discards, LineFramer, Oversized, Reason, Rejection, parse_message
 
-__all__ = ["STDERR_TAIL_BYTES", "StderrTail", "stdio_client"]
+__all__ = ["STDERR_TAIL_BYTES", "StderrTail", "printable", "stdio_client"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,21 @@ _PIPE_ERRORS: Final = (anyio.EndOfStream, anyio.ClosedResourceError, anyio.Broke
 _STDERR_DRAIN_SECONDS: Final = 1.0  # after stdout ends, for the last stderr lines to arrive
 
 STDERR_TAIL_BYTES: Final = 2048
+_LOG_LINE_CHARS: Final = 4096  # one stderr line in the log, at most
+
+# Terminal escape sequences (CSI such as colours, OSC such as window titles, two-byte ones),
+# then single control characters: C0 but tab and line feed, DEL, C1, and the Unicode line,
+# paragraph and bidirectional controls that make text read other than it is.
+_ESCAPES: Final = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
+_CONTROLS: Final = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def printable(text: str) -> str:
+    """`text` without terminal escape sequences and control characters; line breaks (CRLF read
+    as LF) and tabs stay."""
+    return _CONTROLS.sub("", _ESCAPES.sub("", text.replace("\r\n", "\n")))
 
 
 class StderrTail:
@@ -61,8 +79,9 @@ class StderrTail:
         self._data.clear()
 
     def text(self) -> str:
-        """What was kept, decoded, whitespace at the ends removed (empty if nothing)."""
-        return self._data.decode(errors="replace").strip()
+        """What was kept, decoded and `printable`, whitespace at the ends removed (empty if
+        nothing). A character cut by the byte bound at the start is dropped."""
+        return printable(self._data.decode(errors="replace").lstrip("\ufffd")).strip()
 
 
 @asynccontextmanager
@@ -98,9 +117,9 @@ async def stdio_client(
                     *lines, partial = (partial + chunk).split(b"\n")
                     partial = partial[-tail.limit :]
                     for line in lines:
-                        log.info("%s (stdio MCP server) stderr: %s", name, line.decode(errors="replace"))
+                        log.info("%s (stdio MCP server) stderr: %s", name, _log_line(line))
             if partial:
-                log.info("%s (stdio MCP server) stderr: %s", name, partial.decode(errors="replace"))
+                log.info("%s (stdio MCP server) stderr: %s", name, _log_line(partial))
         finally:
             stderr_done.set()
 
@@ -197,3 +216,8 @@ async def _exited(process: anyio.abc.Process, seconds: float) -> bool:
 def _signal_group(process: anyio.abc.Process, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signum)  # the server leads its own session, hence its group
+
+
+def _log_line(line: bytes) -> str:
+    text = printable(line.decode(errors="replace"))
+    return text if len(text) <= _LOG_LINE_CHARS else f"{text[:_LOG_LINE_CHARS]}... (cut)"

@@ -2,7 +2,9 @@
 
 Claim order: tasks asked for with `request_task` first, then ready tasks at or below each
 directory asked for with `request_directory`, then (with `scheduler.enabled`) any ready task
-at or below `scheduler.work_path`. At most `limits.max_concurrent_runs` run at once and
+at or below `scheduler.work_path`. Only tasks whose executor passes its check are claimed
+(`ExecutorChecks.ready_to_claim`): claude_code tasks while the Claude Code CLI can run, custom
+tasks while at least one custom executor can. At most `limits.max_concurrent_runs` run at once and
 `limits.max_runs_per_directory` in any one directory (a run in it, below it or above it).
 """
 
@@ -19,6 +21,7 @@ from taskorch.domain import ExecutionMode, Task
 from taskorch.domain import TaskStatus as Status
 from taskorch.domain.paths import is_at_or_below, overlaps
 from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.engine.executor_checks import ExecutorChecks
 from taskorch.engine.live_runs import LiveRuns
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.run_supervisor import RunSupervisor
@@ -40,6 +43,7 @@ class ClaimLoop:
         executors: Mapping[str, Executor],
         live: LiveRuns,
         supervisor: RunSupervisor,
+        checks: ExecutorChecks,
         *,
         worker_id: str,
         work_path: str,
@@ -53,6 +57,7 @@ class ClaimLoop:
         self._executors = executors
         self._live = live
         self._supervisor = supervisor
+        self._checks = checks
         self._worker_id = worker_id
         self._work_path = work_path
         self._clock = clock
@@ -85,12 +90,14 @@ class ClaimLoop:
         while self._live.runs:
             await next(iter(self._live.runs.values())).done.wait()
 
-    def _claimable_modes(self) -> list[ExecutionMode]:
+    async def _claimable_modes(self) -> list[ExecutionMode]:
         modes = []
-        if CLAUDE_CODE in self._executors and self._live.held(self._clock()) is None:
+        if self._live.held(self._clock()) is None and await self._checks.ready_to_claim(CLAUDE_CODE):
             modes.append(ExecutionMode.CLAUDE_CODE)
-        if any(name != CLAUDE_CODE for name in self._executors):
-            modes.append(ExecutionMode.CUSTOM)
+        for name in sorted(self._executors):
+            if name != CLAUDE_CODE and await self._checks.ready_to_claim(name):
+                modes.append(ExecutionMode.CUSTOM)
+                break
         return modes
 
     async def _fill(self) -> None:
@@ -108,10 +115,12 @@ class ClaimLoop:
             self._start(task)
 
     async def _claim_one(self) -> Task | None:
-        modes = self._claimable_modes()
+        live = self._live
+        if not (live.requested_tasks or live.requested_dirs or self._config.enabled):
+            return None  # nothing to claim: no executor is checked either
+        modes = await self._claimable_modes()
         if not modes:
             return None
-        live = self._live
         busy = live.busy_directories(self._limits.max_runs_per_directory)
         lease, worker = self._lease_seconds, self._worker_id
         for task_id in list(live.requested_tasks):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Final
 
@@ -11,9 +12,13 @@ from taskorch.domain import ExecutionMode, Task
 from taskorch.errors import ExecutorNotReady, InvalidArgument
 from taskorch.executors.base import CLAUDE_CODE, Executor, ExecutorHealth
 
-__all__ = ["HEALTH_TIMEOUT_SECONDS", "ExecutorChecks", "executor_name"]
+__all__ = ["HEALTH_TIMEOUT_SECONDS", "RECHECK_SECONDS", "ExecutorChecks", "executor_name"]
+
+log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_SECONDS: Final = 10.0
+RECHECK_SECONDS: Final = 10.0
+"""How often the claim loop asks again an executor that failed its check (a fix is seen that soon)."""
 
 
 def executor_name(task: Task) -> str:
@@ -28,6 +33,7 @@ class ExecutorChecks:
         self._executors = executors
         self._cache_seconds = cache_seconds
         self._health: dict[str, tuple[float, ExecutorHealth]] = {}
+        self._unready: dict[str, tuple[float, ExecutorHealth]] = {}  # name -> last failed check
 
     async def check_for(self, task: Task) -> None:
         """Raise `InvalidArgument` when no executor for `task` is configured, `ExecutorNotReady`
@@ -48,6 +54,42 @@ class ExecutorChecks:
             raise ExecutorNotReady(
                 f"task {task.id} was not started: the {name} executor cannot run here: {health.message}"
             )
+
+    async def ready_to_claim(self, name: str) -> bool:
+        """Whether tasks of executor `name` may be claimed now: it is configured and passes its
+        check. Claiming a task its executor cannot run would fail it for good
+        (`executor_unavailable`), where another worker, or this one once fixed, could run it.
+
+        A failing executor is asked again at most every `RECHECK_SECONDS`; the first failure is
+        logged as a WARNING with the reason, the recovery as INFO.
+        """
+        executor = self._executors.get(name)
+        if executor is None:
+            return False
+        now = anyio.current_time()
+        failed = self._unready.get(name)
+        if failed is not None and now - failed[0] < RECHECK_SECONDS:
+            return False
+        health = await _check(name, executor)
+        if health.ok:
+            if self._unready.pop(name, None) is not None:
+                log.info("the %s executor can run now (%s): claiming its tasks", name, health.message)
+            return True
+        if failed is None:
+            log.warning(
+                "the %s executor cannot run here, so tasks that need it stay queued (not claimed; "
+                "asked again every %g s): %s",
+                name,
+                RECHECK_SECONDS,
+                health.message,
+            )
+        self._unready[name] = (now, health)
+        return False
+
+    def unready(self, name: str) -> ExecutorHealth | None:
+        """The failed check that holds back the claims of executor `name`'s tasks, else None."""
+        failed = self._unready.get(name)
+        return None if failed is None else failed[1]
 
     async def health(self) -> list[ExecutorHealth]:
         """Each executor's `check()`, cached for `cache_seconds`."""

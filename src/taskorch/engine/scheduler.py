@@ -31,7 +31,7 @@ from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.agents import AgentRegistry
 from taskorch.engine.claim_loop import ClaimLoop
 from taskorch.engine.execute_requests import ExecuteRequests
-from taskorch.engine.executor_checks import ExecutorChecks
+from taskorch.engine.executor_checks import ExecutorChecks, executor_name
 from taskorch.engine.live_runs import LiveRuns, RunWatch
 from taskorch.engine.processes import Instance
 from taskorch.engine.queue import TaskQueue
@@ -111,6 +111,7 @@ class Scheduler:
             self._executors,
             self._live,
             supervisor,
+            self._checks,
             worker_id=instance.id,
             work_path=work_path,
             clock=clock,
@@ -198,3 +199,7 @@ class Scheduler:
     async def health(self) -> list[ExecutorHealth]:
         """Each executor's `check()`, cached for `scheduler.health_cache_seconds`."""
         return await self._checks.health()
+
+    def held_back(self, task: Task) -> ExecutorHealth | None:
+        """The failed check of `task`'s executor while its tasks are not claimed, else None."""
+        return self._checks.unready(executor_name(task))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Final
 
 from taskorch.domain import Task, TaskStatus
+from taskorch.engine.executor_checks import RECHECK_SECONDS
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.wording import Surface, Worded
 
@@ -68,15 +69,22 @@ def heartbeat_message(task: Task, surface: Surface) -> str:
 
 
 def unattended_note(orchestrator: Orchestrator, task: Task, surface: Surface) -> str | None:
-    """What to do when `task` was queued where nothing runs it by itself, else None.
+    """What to do when `task` was queued where nothing runs it by itself, or where the server
+    that runs such tasks cannot now (its executor fails its check), else None.
 
     Whether it awaits a runner is the queue's call (`TaskQueue.awaits_runner`); this says what
     to do in `surface`'s words. Without this note a new user waits on a task nothing will start.
     """
-    if not orchestrator.queue.awaits_runner(task):
-        return None
     mode = task.execution_mode.value
-    return f"Nothing runs {mode} tasks here until {_HOW_TO_RUN[surface]}."
+    if orchestrator.queue.awaits_runner(task):
+        return f"Nothing runs {mode} tasks here until {_HOW_TO_RUN[surface]}."
+    if task.is_terminal or (failed := orchestrator.scheduler.held_back(task)) is None:
+        return None
+    return (
+        f"This server runs {mode} tasks, but its {failed.name} executor cannot run now: "
+        f"{failed.message}. The task stays queued until that is fixed (checked again every "
+        f"{RECHECK_SECONDS:g} s) or a worker that can run it claims it."
+    )
 
 
 async def server_run_ready_note(orchestrator: Orchestrator, work_path: str, surface: Surface) -> str | None:
