@@ -8,7 +8,6 @@ real CLI.
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,30 +18,18 @@ from taskorch.config import PresetExecutorSettings, Settings
 from taskorch.executors.base import RunStatus
 from taskorch.executors.codex import CodexExecutor, CodexStream
 from taskorch.executors.registry import build_executors
-from tests.executor_helpers import Recorder, limits, request
+from tests.executor_helpers import Recorder, limits, request, write_fake_preset
 from tests.process_checks import base_environ
 
 pytestmark = pytest.mark.anyio
 
 FIXTURES = Path(__file__).parent / "fixtures" / "codex-exec"
-FAKE = Path(__file__).parent / "fake_preset_cli.py"
 NOW = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 THREAD = "01a24530-f0e7-75d3-bfbd-94aeb5ed5cd6"
 
 
-def fake_cli(directory: Path, name: str = "codex") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text(
-        f"#!{sys.executable} -S\nimport runpy, sys\n"
-        f"runpy.run_path({str(FAKE)!r}, init_globals={{'PROGRAM': sys.argv[0]}}, run_name='__main__')\n"
-    )
-    path.chmod(0o755)
-    return path
-
-
 def codex(tmp_path: Path, **settings: Any) -> CodexExecutor:
-    settings.setdefault("path", str(fake_cli(tmp_path / "bin")))
+    settings.setdefault("path", str(write_fake_preset(tmp_path / "bin", "codex")))
     return CodexExecutor(
         "codex",
         PresetExecutorSettings(preset="codex", **settings),

@@ -135,11 +135,12 @@ _PRESET_FLAGS: dict[str, dict[tuple[str, ...], str]] = {
         ("-C", "--cd"): "the run's work directory is the task's",
     },
     "gemini": {
-        ("-p", "--prompt", "-i", "--prompt-interactive", "-o", "--output-format"): "taskorch runs "
-        "`gemini --output-format=stream-json` with the prompt on stdin and reads that output",
+        ("-p", "--prompt", "-i", "--prompt-interactive", "-o", "--output-format", "--skip-trust"): "taskorch "
+        "runs `gemini --output-format=stream-json --skip-trust` with the prompt on stdin and reads that "
+        "output (the work directory is checked against the allowed roots)",
         ("-m", "--model"): "set executors.<name>.model, or give the task's agent a model",
         ("--approval-mode", "-y", "--yolo"): "set executors.<name>.approval_mode",
-        ("-r", "--resume"): "taskorch resumes sessions itself (a task's continue_from)",
+        ("-r", "--resume", "--session-id"): "taskorch resumes sessions itself (a task's continue_from)",
     },
 }
 _PRESET_PROGRAMS = {"codex": "codex", "gemini": "gemini"}
@@ -157,7 +158,7 @@ class PresetExecutorSettings(Section):
     sandbox: Literal["read-only", "workspace-write", "danger-full-access"] = Field(
         default="workspace-write", description="Codex only: `--sandbox` for task runs."
     )
-    approval_mode: Literal["default", "auto_edit", "yolo"] = Field(
+    approval_mode: Literal["default", "auto_edit", "yolo", "plan"] = Field(
         default="auto_edit", description="Gemini CLI only: `--approval-mode` for task runs."
     )
     extra_args: list[str] = Field(

@@ -95,6 +95,7 @@ class PresetExecutor:
     install_hint: ClassVar[str]
     login_hint: ClassVar[str]
     env_names: ClassVar[tuple[str, ...]]  # the vendor's variables, passed besides the defaults
+    exit_kinds: ClassVar[dict[int, str]] = {}  # exit codes that name the failure's kind
 
     def __init__(
         self,
@@ -213,7 +214,7 @@ class PresetExecutor:
         details = (
             report.error or report.notice or stderr or f"exit code {proc.exit_code}, no error reported"
         )[:500]
-        kind = classify_error(details)
+        kind = self.exit_kinds.get(proc.exit_code or 0) or classify_error(details)
         if kind == "rate_limited":
             now = self._clock()
             reset = parse_reset_time(details, now)

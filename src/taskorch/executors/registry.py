@@ -11,10 +11,11 @@ from taskorch.executors.cli_preset import PresetExecutor
 from taskorch.executors.codex import CodexExecutor
 from taskorch.executors.containment import Containment
 from taskorch.executors.custom import build_custom_executors
+from taskorch.executors.gemini import GeminiExecutor
 
 __all__ = ["PRESETS", "build_executors", "build_preset_executors"]
 
-PRESETS: dict[str, type[PresetExecutor]] = {"codex": CodexExecutor}
+PRESETS: dict[str, type[PresetExecutor]] = {"codex": CodexExecutor, "gemini": GeminiExecutor}
 """The executor class for each `preset` an `[executors.NAME]` table may name."""
 
 
