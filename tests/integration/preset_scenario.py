@@ -22,6 +22,7 @@ import anyio
 
 from tests.integration.claude_scenario import loopback_up
 from tests.integration.netns import REPO
+from tests.stub_gemini_api import GEMINI_SETTINGS, StubGeminiApi
 from tests.stub_messages_api import bind_loopback, serve
 from tests.stub_responses_api import StubResponsesApi, codex_config
 
@@ -59,6 +60,11 @@ def cli_env(spec: dict[str, Any], port: int) -> dict[str, str]:
         codex_home.mkdir(parents=True, exist_ok=True)
         (codex_home / "config.toml").write_text(codex_config(port))
         env |= {"CODEX_HOME": str(codex_home), "OPENAI_API_KEY": "sk-test"}
+    else:
+        gemini_home = Path(spec["home"]) / ".gemini"
+        gemini_home.mkdir(parents=True, exist_ok=True)
+        (gemini_home / "settings.json").write_text(json.dumps(GEMINI_SETTINGS))
+        env |= {"GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": f"http://127.0.0.1:{port}"}
     env.update(spec.get("env", {}))
     return env
 
@@ -117,13 +123,14 @@ async def run_executor(spec: dict[str, Any], env: dict[str, str]) -> dict[str, A
 
 async def main(spec: dict[str, Any]) -> None:
     interfaces = loopback_up()
-    stub = StubResponsesApi(turns=list(spec.get("turns", [])))
+    turns = list(spec.get("turns", []))
+    stub = StubResponsesApi(turns=turns) if spec["preset"] == "codex" else StubGeminiApi(turns=turns)
     sock = bind_loopback()
     env = cli_env(spec, sock.getsockname()[1])
     stop = anyio.Event()
     summary: dict[str, Any] = {"interfaces": interfaces}
     async with anyio.create_task_group() as tg:
-        tg.start_soon(serve, stub, sock, stop)
+        tg.start_soon(serve, stub, sock, stop)  # any stub with an `app()`
         try:
             with anyio.fail_after(float(spec.get("timeout", RUN_TIMEOUT))):
                 if spec.get("mode") == "cli":
