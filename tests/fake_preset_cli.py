@@ -3,9 +3,10 @@
 The program's name picks the transcripts (`codex`: tests/fixtures/codex-exec, `gemini`:
 tests/fixtures/gemini-stream). The prompt (read from stdin, as the presets send it) names the
 scenario as `replay:NAME:EXIT_CODE`: NAME.jsonl goes to stdout and NAME.stderr (if any) to
-stderr, then the process exits with EXIT_CODE. `replay:hang` sleeps until killed. It records
-its argv, environment and stdin to `.fake_cli.json` in its working directory. `--version`
-answers like the real CLI. Only the standard library: it starts fast.
+stderr, then the process exits with EXIT_CODE. `replay:hang` prints one line, starts a
+grandchild and sleeps until killed. It records its argv, environment and stdin to
+`.fake_cli.json` in its working directory. `--version` answers like the real CLI. Only the
+standard library: it starts fast.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +34,11 @@ def main() -> int:
     Path(".fake_cli.json").write_text(
         json.dumps({"argv": sys.argv, "env": dict(os.environ), "stdin": prompt})
     )
-    if "replay:hang" in prompt:
+    if "replay:hang" in prompt:  # the transcript's first line, then a grandchild, then silence
+        first = next(iter(sorted((FIXTURES / DIRECTORIES[program]).glob("*.jsonl")))).read_text()
+        sys.stdout.write(first.splitlines()[0] + "\n")
+        sys.stdout.flush()
+        subprocess.Popen(["sleep", "300"])
         time.sleep(300)
         return 0
     match = re.search(r"replay:([\w-]+):(\d+)", prompt)
