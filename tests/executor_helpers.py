@@ -26,9 +26,11 @@ __all__ = [
     "read_record",
     "request",
     "write_fake_claude",
+    "write_fake_preset",
 ]
 
 FAKE_CLAUDE = Path(__file__).parent / "fake_claude.py"
+FAKE_PRESET = Path(__file__).parent / "fake_preset_cli.py"
 
 
 def write_fake_claude(directory: Path) -> Path:
@@ -38,6 +40,19 @@ def write_fake_claude(directory: Path) -> Path:
     # -S: no site import; the fake needs only the standard library and starts faster.
     path.write_text(
         f"#!{sys.executable} -S\nimport runpy\nrunpy.run_path({str(FAKE_CLAUDE)!r}, run_name='__main__')\n"
+    )
+    path.chmod(0o755)
+    return path
+
+
+def write_fake_preset(directory: Path, name: str) -> Path:
+    """An executable `name` (`codex` or `gemini`) in `directory` that runs tests/fake_preset_cli.py."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(
+        f"#!{sys.executable} -S\nimport runpy, sys\n"
+        f"runpy.run_path({str(FAKE_PRESET)!r}, init_globals={{'PROGRAM': sys.argv[0]}},"
+        " run_name='__main__')\n"
     )
     path.chmod(0o755)
     return path

@@ -47,3 +47,18 @@ def test_usage_limit_wording_is_recognised() -> None:
     assert mentions_usage_limit("Claude AI usage limit reached|1795449600")
     assert mentions_usage_limit("You've hit your limit · resets 3pm")
     assert not mentions_usage_limit("Invalid API key")
+
+
+def test_codex_states_a_local_date_and_time() -> None:
+    # Codex CLI 0.171.0, answered 429 `usage_limit_reached` (tests/fixtures/codex-exec).
+    text = (
+        "You\u2019ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit "
+        "https://chatgpt.com/settings/usage to purchase more credits or try again at Dec 6th, 2026 12:26 PM."
+    )
+    assert mentions_usage_limit(text)
+    assert parse_reset_time(text, NOW) == datetime(2026, 12, 6, 12, 26, tzinfo=UTC)
+    local = timezone(timedelta(hours=1))
+    assert parse_reset_time("try again at Jan 2nd, 2027 9:05 AM", NOW, local) == datetime(
+        2027, 1, 2, 8, 5, tzinfo=UTC
+    )
+    assert parse_reset_time("try again at Feb 30th, 2027 9:05 AM", NOW) is None

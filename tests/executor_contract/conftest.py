@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from taskorch.config import PresetExecutorSettings
 from taskorch.domain import ErrorInfo
 from taskorch.executors.base import Executor, RunOutcome, RunRequest, RunStarted, RunStatus
+from taskorch.executors.codex import CodexExecutor
 from taskorch.executors.containment import Containment
+from taskorch.executors.gemini import GeminiExecutor
 from taskorch.testing import FakeExecutor, Script, event
 from tests.containment_helpers import open_test_containment
-from tests.executor_helpers import claude_executor, custom_executor, request
-from tests.process_checks import group_gone
+from tests.executor_helpers import claude_executor, custom_executor, limits, request, write_fake_preset
+from tests.process_checks import base_environ, group_gone
 
 # A small CLI for the custom executor: JSON lines, then success, failure, or a hang with a
 # grandchild, as the prompt says.
@@ -39,6 +42,7 @@ class Harness:
     make_request: Callable[[str], RunRequest]  # "success" | "failure" | "hang"
     success_events: list[str]
     gone: Callable[[RunStarted], bool]
+    success_result: str = "done"  # what the success run reports as its result
 
 
 def _claude(tmp_path: Path, containment: Containment) -> Harness:
@@ -65,6 +69,40 @@ def _custom(tmp_path: Path, containment: Containment) -> Harness:
     )
 
 
+def _codex(tmp_path: Path, containment: Containment) -> Harness:
+    prompts = {"success": "replay:write:0", "failure": "replay:auth401:1", "hang": "replay:hang"}
+    return Harness(
+        executor=CodexExecutor(
+            "codex",
+            PresetExecutorSettings(preset="codex", path=str(write_fake_preset(tmp_path / "bin", "codex"))),
+            limits(tmp_path),
+            environ=base_environ(tmp_path),
+            containment=containment,
+        ),
+        make_request=lambda kind: request(tmp_path / "work", prompts[kind]),
+        success_events=["init", "warning", "text", "tool_use", "tool_result", "text", "result"],
+        gone=group_gone,
+        success_result="Wrote a.txt.",  # the recorded transcript's answer
+    )
+
+
+def _gemini(tmp_path: Path, containment: Containment) -> Harness:
+    prompts = {"success": "replay:write:0", "failure": "replay:auth400:144", "hang": "replay:hang"}
+    return Harness(
+        executor=GeminiExecutor(
+            "gemini",
+            PresetExecutorSettings(preset="gemini", path=str(write_fake_preset(tmp_path / "bin", "gemini"))),
+            limits(tmp_path),
+            environ=base_environ(tmp_path),
+            containment=containment,
+        ),
+        make_request=lambda kind: request(tmp_path / "work", prompts[kind]),
+        success_events=["init", "text", "tool_use", "tool_result", "text", "result"],
+        gone=group_gone,
+        success_result="Wrote a.txt.",
+    )
+
+
 def _fake(tmp_path: Path, containment: Containment) -> Harness:
     fake = FakeExecutor("fake")
     fake.scripts["success"] = Script(
@@ -88,11 +126,22 @@ def _fake(tmp_path: Path, containment: Containment) -> Harness:
     )
 
 
-@pytest.fixture(params=["claude_code", "custom", "fake", "claude_code+cgroup", "custom+subreaper"])
+@pytest.fixture(
+    params=[
+        "claude_code",
+        "custom",
+        "codex",
+        "gemini",
+        "fake",
+        "claude_code+cgroup",
+        "custom+subreaper",
+        "codex+cgroup",
+    ]
+)
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     """Each implementation; the process-backed ones also with a containment (see
     `runs.containment`), skipped where the host does not allow it."""
-    builders = {"claude_code": _claude, "custom": _custom, "fake": _fake}
+    builders = {"claude_code": _claude, "custom": _custom, "codex": _codex, "gemini": _gemini, "fake": _fake}
     name, _, mode = str(request.param).partition("+")
     with open_test_containment(mode or "none") as containment:
         yield builders[name](tmp_path, containment)

@@ -28,7 +28,7 @@ async def test_a_successful_run_reports_its_result(harness: Harness) -> None:
     with anyio.fail_after(30):
         outcome = await harness.executor.run(harness.make_request("success"))
     assert outcome.status is RunStatus.SUCCEEDED
-    assert outcome.result == "done"
+    assert outcome.result == harness.success_result
     assert outcome.error is None
     assert outcome.exit_code == 0
 

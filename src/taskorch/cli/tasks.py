@@ -38,6 +38,7 @@ def tasks_add(args: argparse.Namespace, settings: Settings) -> int:
         tags=args.tag,
         depends_on=args.depends_on,
         executor=args.executor,
+        agent=args.agent,
         idempotency_key=args.idempotency_key,
         continue_from=args.continue_from,
     )

@@ -19,7 +19,12 @@ from taskorch.config.downstream import (
     DownstreamWebSocketSettings,
 )
 from taskorch.config.environment import ENV_PREFIX
-from taskorch.config.executors import ClaudeCodeSettings, CustomExecutorSettings
+from taskorch.config.executors import (
+    ClaudeCodeSettings,
+    CustomExecutorSettings,
+    ExecutorSettings,
+    PresetExecutorSettings,
+)
 from taskorch.config.loading import load_settings
 from taskorch.config.paths import default_config_path, default_data_dir
 from taskorch.config.sections import (
@@ -47,9 +52,11 @@ __all__ = [
     "DownstreamStdioSettings",
     "DownstreamStreamableHttpSettings",
     "DownstreamWebSocketSettings",
+    "ExecutorSettings",
     "LimitsSettings",
     "LoggingSettings",
     "PlansSettings",
+    "PresetExecutorSettings",
     "RunsSettings",
     "SchedulerSettings",
     "SecuritySettings",

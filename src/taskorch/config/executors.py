@@ -1,16 +1,17 @@
-"""`[claude_code]` and `[executors.<name>]`: how coding CLIs are run, and what they may not be given."""
+"""`[claude_code]` and `[executors.<name>]` (templates and presets): how coding CLIs are run, and
+what they may not be given."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from taskorch.config.environment import ENV_PREFIX
 from taskorch.config.sections import Section
 from taskorch.domain.cli_values import ModelName, PermissionMode, check_no_nul
 
-__all__ = ["ClaudeCodeSettings", "CustomExecutorSettings"]
+__all__ = ["ClaudeCodeSettings", "CustomExecutorSettings", "ExecutorSettings", "PresetExecutorSettings"]
 
 
 def _check_env_names(names: list[str]) -> list[str]:
@@ -122,3 +123,89 @@ class CustomExecutorSettings(Section):
     def _env_values(cls, value: dict[str, str]) -> dict[str, str]:
         _check_env_names(list(value))
         return value
+
+
+_PRESET_FLAGS: dict[str, dict[tuple[str, ...], str]] = {
+    "codex": {
+        ("exec", "resume", "fork", "review", "--json", "-"): "taskorch runs `codex exec --json` with the "
+        "prompt on stdin and reads that output",
+        ("-m", "--model"): "set executors.<name>.model, or give the task's agent a model",
+        ("-s", "--sandbox", "--full-auto", "--dangerously-bypass-approvals-and-sandbox"): "set "
+        "executors.<name>.sandbox",
+        ("-C", "--cd"): "the run's work directory is the task's",
+    },
+    "gemini": {
+        ("-p", "--prompt", "-i", "--prompt-interactive", "-o", "--output-format", "--skip-trust"): "taskorch "
+        "runs `gemini --output-format=stream-json --skip-trust` with the prompt on stdin and reads that "
+        "output (the work directory is checked against the allowed roots)",
+        ("-m", "--model"): "set executors.<name>.model, or give the task's agent a model",
+        ("--approval-mode", "-y", "--yolo"): "set executors.<name>.approval_mode",
+        ("-r", "--resume", "--session-id"): "taskorch resumes sessions itself (a task's continue_from)",
+    },
+}
+_PRESET_PROGRAMS = {"codex": "codex", "gemini": "gemini"}
+
+
+class PresetExecutorSettings(Section):
+    """A ready executor for a known coding CLI (`[executors.NAME]` with `preset = "codex"` or
+    `"gemini"`): taskorch builds its command and reads its output."""
+
+    preset: Literal["codex", "gemini"]
+    path: str | None = Field(
+        default=None, description="The CLI: a name looked up on PATH or a path. Default: `codex` or `gemini`."
+    )
+    model: ModelName | None = Field(default=None, description="Model when the task and its agent name none.")
+    sandbox: Literal["read-only", "workspace-write", "danger-full-access"] = Field(
+        default="workspace-write", description="Codex only: `--sandbox` for task runs."
+    )
+    approval_mode: Literal["default", "auto_edit", "yolo", "plan"] = Field(
+        default="auto_edit", description="Gemini CLI only: `--approval-mode` for task runs."
+    )
+    extra_args: list[str] = Field(
+        default_factory=list,
+        description="Appended after taskorch's own flags; none may repeat a flag taskorch sets itself.",
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="Variables set for the CLI.")
+    env_passthrough: list[str] = Field(default_factory=list)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    version_check_timeout_seconds: float = Field(default=10.0, gt=0)
+    rate_limit_backoff_seconds: float = Field(
+        default=900.0, ge=0, description="Wait after a usage limit that states no reset time."
+    )
+
+    @property
+    def program(self) -> str:
+        return self.path or _PRESET_PROGRAMS[self.preset]
+
+    @field_validator("env_passthrough")
+    @classmethod
+    def _env_names(cls, value: list[str]) -> list[str]:
+        return _check_env_names(value)
+
+    @field_validator("env")
+    @classmethod
+    def _env_values(cls, value: dict[str, str]) -> dict[str, str]:
+        _check_env_names(list(value))
+        return value
+
+    @model_validator(mode="after")
+    def _extra_args(self) -> PresetExecutorSettings:
+        for arg in self.extra_args:
+            check_no_nul(arg)
+            flag = arg.partition("=")[0]
+            for flags, instead in _PRESET_FLAGS[self.preset].items():
+                if flag in flags:
+                    raise ValueError(f"extra_args: {arg!r} may not be an extra argument: {instead}")
+        return self
+
+
+def _executor_kind(value: Any) -> str:
+    preset = value.get("preset") if isinstance(value, dict) else getattr(value, "preset", None)
+    return "preset" if preset is not None else "template"
+
+
+ExecutorSettings = Annotated[
+    Annotated[CustomExecutorSettings, Tag("template")] | Annotated[PresetExecutorSettings, Tag("preset")],
+    Discriminator(_executor_kind),
+]
+"""One `[executors.NAME]` table: a command template, or a preset when it names one."""

@@ -24,6 +24,8 @@ def describe(err: ErrorDetails, sources: Sources) -> str:
     loc = tuple(str(p) for p in err["loc"])
     if loc[:1] == ("downstream",) and len(loc) > 2 and loc[2] in TRANSPORTS:
         loc = loc[:2] + loc[3:]  # pydantic puts the union's tag in the path; the file has no such level
+    if loc[:1] == ("executors",) and len(loc) > 2 and loc[2] in ("template", "preset"):
+        loc = loc[:2] + loc[3:]  # the same for a command template or a preset
     where = sources.get(loc[:2]) or sources.get(loc[:1]) or "defaults"
     message = err["msg"]
     if err["type"] == "union_tag_not_found":

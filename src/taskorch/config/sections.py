@@ -145,6 +145,9 @@ class AgentSettings(Section):
     personality: Annotated[str, AfterValidator(check_no_nul)] = ""
     system_prompt: Annotated[str, AfterValidator(check_no_nul)] = ""
     model: ModelName | None = None
+    executor: str | None = Field(
+        default=None, description="Executor for this agent's claude_code tasks and plan steps."
+    )
     allowed_tools: list[ToolPattern] = Field(default_factory=list)
     denied_tools: list[ToolPattern] = Field(default_factory=list)
 

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from taskorch.config.downstream import DOWNSTREAM_NAME_PATTERN, DownstreamServerSettings
-from taskorch.config.executors import ClaudeCodeSettings, CustomExecutorSettings
+from taskorch.config.executors import ClaudeCodeSettings, ExecutorSettings
 from taskorch.config.paths import default_data_dir
 from taskorch.config.sections import (
     AgentSettings,
@@ -56,8 +56,9 @@ class Settings(Section):
         return value
 
     claude_code: ClaudeCodeSettings = Field(default_factory=ClaudeCodeSettings)
-    executors: dict[str, CustomExecutorSettings] = Field(
-        default_factory=dict, description="Custom command templates by name (`[executors.NAME]`)."
+    executors: dict[str, ExecutorSettings] = Field(
+        default_factory=dict,
+        description="Other coding CLIs by name (`[executors.NAME]`): command templates, or presets.",
     )
     runs: RunsSettings = Field(default_factory=RunsSettings)
 

@@ -130,6 +130,12 @@ class AgentSpec(BaseModel):
         default="", max_length=50_000, description="Appended to Claude Code's system prompt."
     )
     model: ModelName | None = None
+    executor: str | None = Field(
+        default=None,
+        pattern=AGENT_NAME_PATTERN,
+        description="The executor that runs this agent's claude_code tasks and plan steps: "
+        "`claude_code` (the default) or an `[executors.NAME]` name, e.g. a Codex or Gemini preset.",
+    )
     allowed_tools: list[ToolPattern] = Field(default_factory=list, max_length=500)
     denied_tools: list[ToolPattern] = Field(default_factory=list, max_length=500)
 
@@ -143,6 +149,7 @@ class Agent(BaseModel):
     personality: str = ""
     system_prompt: str = ""
     model: str | None = None
+    executor: str | None = None
     allowed_tools: list[str] = Field(default_factory=list)
     denied_tools: list[str] = Field(default_factory=list)
     source: str = Field(default="saved", description="`saved` (save_agent) or `config` (the config file).")

@@ -60,6 +60,14 @@ class AgentRegistry:
             )
         return agent
 
+    async def executor_of(self, name: str) -> str | None:
+        """The executor agent `name` names for its tasks, or None (also for an unknown or
+        unusable agent: running its task reports that)."""
+        try:
+            return (await self.get(name)).executor
+        except (NotFound, InvalidArgument):
+            return None
+
     async def list(self) -> list[Agent]:
         """Every agent, by name; a saved one hides a config-file one of the same name."""
         merged = dict(self._configured)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import anyio
 
-from taskorch.config import Settings
+from taskorch.config import PresetExecutorSettings, Settings
 from taskorch.downstream.base import ToolGateway
 from taskorch.engine.agents import AgentRegistry
 from taskorch.engine.plan_service import PlanService
@@ -17,7 +17,7 @@ from taskorch.engine.processes import Instance
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.scheduler import Scheduler
 from taskorch.engine.services import Service
-from taskorch.executors.base import Executor
+from taskorch.executors.base import CLAUDE_CODE, Executor
 from taskorch.executors.containment import Containment, GroupOnly
 from taskorch.executors.run_limits import RunLimits
 from taskorch.executors.run_logs import keep_run_logs_pruned
@@ -73,6 +73,15 @@ class Orchestrator:
         self.services = list(services)
         """What runs for as long as the orchestrator does (see `running`)."""
         self.agents = AgentRegistry(store, settings)
+        # A claude_code task whose agent names another executor is queued for that executor.
+        self.queue.agent_executor = self.agents.executor_of
+        # Claude Code and the presets continue sessions; command templates do not.
+        self.queue.resuming_executors = frozenset(
+            {
+                CLAUDE_CODE,
+                *(n for n, e in settings.executors.items() if isinstance(e, PresetExecutorSettings)),
+            }
+        )
         self.scheduler = Scheduler(
             self.queue,
             settings,

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
@@ -32,6 +32,7 @@ from taskorch.domain.paths import is_at_or_below
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.paths import resolve_work_directory
 from taskorch.errors import InvalidArgument, NotFound, PathNotAllowed
+from taskorch.executors.base import CLAUDE_CODE
 from taskorch.storage.base import Backoff, CreateOutcome, Store, TaskFilter, TaskPage, WorkNotifier
 from taskorch.wording import Worded
 
@@ -59,6 +60,10 @@ class TaskQueue:
         self._roots = settings.resolved_allowed_roots()
         self._backoff = Backoff(settings.tasks.backoff_base_seconds, settings.tasks.backoff_max_seconds)
         self._work_added = anyio.Event()
+        self.agent_executor: Callable[[str], Awaitable[str | None]] | None = None
+        """The executor an agent names (`AgentRegistry.executor_of`), set by the orchestrator."""
+        self.resuming_executors: frozenset[str] = frozenset({CLAUDE_CODE})
+        """Executors that can continue a session (`continue_from`), set by the orchestrator."""
         if isinstance(store, WorkNotifier):
             # Work made ready by other processes wakes this one's waiters too.
             store.add_work_listener(self._signal_work)
@@ -128,6 +133,7 @@ class TaskQueue:
             )
         if spec.execution_mode is ExecutionMode.CUSTOM and not spec.executor:
             raise InvalidArgument("execution_mode custom needs `executor`: the name of a configured executor")
+        spec = await self._routed(spec)
         if "max_attempts" not in spec.model_fields_set:
             # The one place the configured default applies, whichever surface built the spec.
             spec = spec.model_copy(update={"max_attempts": self.default_max_attempts})
@@ -145,6 +151,16 @@ class TaskQueue:
             self._signal_work()
         return outcome
 
+    async def _routed(self, spec: TaskSpec) -> TaskSpec:
+        """A claude_code task whose agent names another executor runs there: it is queued as a
+        custom task of that executor, so it is claimed, checked and held as that executor's."""
+        if spec.execution_mode is not ExecutionMode.CLAUDE_CODE or not spec.agent or not self.agent_executor:
+            return spec
+        name = await self.agent_executor(spec.agent)
+        if not name or name == CLAUDE_CODE:
+            return spec
+        return spec.model_copy(update={"execution_mode": ExecutionMode.CUSTOM, "executor": name})
+
     async def _continuation(self, spec: TaskSpec, work_directory: str) -> TaskSpec:
         """Check `continue_from` and make the task wait for the task it continues."""
         previous_id = _check_id(spec.continue_from or "")
@@ -154,12 +170,16 @@ class TaskQueue:
             raise InvalidArgument(
                 f"continue_from names no task ({previous_id!r}); pass the id of an earlier claude_code task"
             ) from None
-        if spec.execution_mode is not ExecutionMode.CLAUDE_CODE or (
-            previous.execution_mode is not ExecutionMode.CLAUDE_CODE
+        executor = _executor_of(spec.execution_mode, spec.executor)
+        if (
+            executor not in self.resuming_executors
+            or _executor_of(previous.execution_mode, previous.executor) != executor
         ):
+            can = ", ".join(sorted(self.resuming_executors))
             raise InvalidArgument(
-                "continue_from resumes a Claude Code session: both this task and the one it continues "
-                "must have execution_mode claude_code"
+                "continue_from resumes a session: both this task and the one it continues must run on "
+                f"the same executor, one that resumes sessions ({can}: execution_mode claude_code, "
+                "or custom naming one of them, or an agent that does)"
             )
         if previous.work_directory != work_directory:
             raise InvalidArgument(
@@ -317,3 +337,10 @@ def _scope(path: str, name: str, roots: Sequence[str]) -> str:
         f"{name} {path!r} (resolved: {resolved}) is outside the allowed roots: {', '.join(roots)}; "
         "no task can be there. Use a directory under one of them."
     )
+
+
+def _executor_of(mode: ExecutionMode, executor: str | None) -> str | None:
+    """The executor a task in `mode` runs on (None: a standard task, run by a worker)."""
+    if mode is ExecutionMode.CLAUDE_CODE:
+        return CLAUDE_CODE
+    return executor if mode is ExecutionMode.CUSTOM else None

@@ -14,31 +14,27 @@ stream-json`; success means exit code 0 AND a `result` line AND `is_error: false
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import anyio
-
 from taskorch.config import ClaudeCodeSettings, Settings
 from taskorch.domain import ErrorInfo
 from taskorch.errors import ExecutorUnavailable, WorkDirectoryRejected
 from taskorch.executors.base import EventSink, ExecutorHealth, RunOutcome, RunRequest, RunStatus, StartSink
 from taskorch.executors.claude_stream import ClaudeStream, StreamResult
+from taskorch.executors.cli_health import HEALTH_CACHE_SECONDS, VersionCheck
 from taskorch.executors.containment import Containment
 from taskorch.executors.environment import allowed_environment
 from taskorch.executors.process import ProcessResult, ProcessSpec, run_process
 from taskorch.executors.rate_limit import mentions_usage_limit, parse_reset_time
-from taskorch.executors.run_command import resolve_program, start_reporter
+from taskorch.executors.run_command import start_reporter
 from taskorch.executors.run_limits import RunLimits, limit_outcome, rejected_directory_outcome
 from taskorch.executors.run_logs import log_path_for
 
 __all__ = ["HEALTH_CACHE_SECONDS", "ClaudeCodeExecutor"]
-
-HEALTH_CACHE_SECONDS = 60.0
 _INSTALL_HINT = (
     "install it with `npm install -g @anthropic-ai/claude-code`, or set claude_code.path "
     "(TASKORCH_CLAUDE_CODE__PATH) to the full path of the `claude` executable"
@@ -73,9 +69,15 @@ class ClaudeCodeExecutor:
         self.containment = containment
         self.env = allowed_environment(os.environ if environ is None else environ, settings.env_passthrough)
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._healthy_until = -math.inf
-        self._health: ExecutorHealth | None = None
-        self._health_lock = anyio.Lock()
+        self._version = VersionCheck(
+            self.name,
+            "Claude Code CLI",
+            settings.path,
+            self.env,
+            timeout=settings.version_check_timeout_seconds,
+            hint=_INSTALL_HINT,
+            containment=containment,
+        )
 
     @classmethod
     def from_settings(
@@ -128,55 +130,8 @@ class ClaudeCodeExecutor:
         return argv + list(s.extra_args)
 
     async def check(self) -> ExecutorHealth:
-        """Runs `claude --version` (bounded by `version_check_timeout_seconds`).
-
-        A good answer is remembered for `HEALTH_CACHE_SECONDS`; a bad one is not, so a fix is
-        seen at once.
-        """
-        async with self._health_lock:
-            if self._health is not None and anyio.current_time() < self._healthy_until:
-                return self._health
-            health = await self._probe()
-            self._health = health
-            self._healthy_until = anyio.current_time() + HEALTH_CACHE_SECONDS if health.ok else -math.inf
-            return health
-
-    async def _probe(self) -> ExecutorHealth:
-        program = resolve_program(self.settings.path, self.env)
-        if program is None:
-            where = "(no executable file there)" if os.sep in self.settings.path else "on PATH"
-            return ExecutorHealth(
-                name=self.name,
-                ok=False,
-                message=f"Claude Code CLI {self.settings.path!r} not found {where}; {_INSTALL_HINT}",
-            )
-        timeout = self.settings.version_check_timeout_seconds
-        spec = ProcessSpec(
-            argv=[program, "--version"],
-            cwd="/",  # any existing directory: `--version` reads no project files
-            env=self.env,
-            containment=self.containment,
-            timeout=timeout,
-            kill_grace=1.0,
-            tail_bytes=4096,
-        )
-        try:
-            proc = await run_process(spec)
-        except OSError as exc:
-            return ExecutorHealth(
-                name=self.name, ok=False, message=f"cannot run {program}: {exc}; {_INSTALL_HINT}"
-            )
-        version = proc.stdout_tail.strip().splitlines()[0] if proc.stdout_tail.strip() else None
-        if proc.exit_code != 0 or version is None:
-            why = (
-                f"did not answer within {timeout:g} s"
-                if proc.exit_code is None or proc.exit_code < 0
-                else (f"exited with code {proc.exit_code}: {proc.stderr_tail.strip()[-300:] or 'no output'}")
-            )
-            return ExecutorHealth(
-                name=self.name, ok=False, message=f"`{program} --version` {why}; {_INSTALL_HINT}"
-            )
-        return ExecutorHealth(name=self.name, ok=True, version=version, message=f"{program}: {version}")
+        """Runs `claude --version` (bounded by `version_check_timeout_seconds`); see `VersionCheck`."""
+        return await self._version.check()
 
     async def run(
         self, request: RunRequest, *, on_event: EventSink | None = None, on_start: StartSink | None = None
@@ -188,7 +143,7 @@ class ClaudeCodeExecutor:
         health = await self.check()
         if not health.ok:
             raise ExecutorUnavailable(health.message)
-        program = resolve_program(self.settings.path, self.env) or self.settings.path
+        program = self._version.resolved()
         argv = self.command(request, program)
         timeout = request.timeout_seconds or self.limits.default_timeout_seconds
         spec = ProcessSpec(
@@ -219,7 +174,7 @@ class ClaudeCodeExecutor:
         except WorkDirectoryRejected as exc:
             return rejected_directory_outcome(exc)
         except OSError as exc:
-            self._healthy_until = -math.inf
+            self._version.forget()
             raise ExecutorUnavailable(f"cannot start {program}: {exc}; {_INSTALL_HINT}") from exc
         return self._outcome(proc, stream, timeout)
 

@@ -14,17 +14,37 @@ from typing import Any, Final
 
 from taskorch.domain import TaskEvent
 
-__all__ = ["SUMMARY_CHARS", "ClaudeStream", "StreamResult"]
+__all__ = ["SUMMARY_CHARS", "ClaudeStream", "StreamResult", "json_object", "output_event", "short"]
 
 SUMMARY_CHARS: Final = 300
 # Tool inputs worth showing in a one-line summary, in order of preference.
 _INPUT_KEYS: Final = ("description", "command", "file_path", "path", "pattern", "url", "query", "prompt")
 
 
-def _short(value: Any, limit: int = SUMMARY_CHARS) -> str:
+def short(value: Any, limit: int = SUMMARY_CHARS) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def json_object(raw: bytes, cut: bool) -> tuple[dict[str, Any] | None, str]:
+    """One output line as a JSON object (None if it is not one, or was cut), and its text."""
+    text = raw.decode("utf-8", errors="replace").strip()
+    if not text.startswith("{") or cut:
+        return None, text
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None, text
+    return (obj if isinstance(obj, dict) else None), text
+
+
+def output_event(text: str, at: datetime, cut: bool) -> TaskEvent:
+    """The event for an output line that is not JSON."""
+    data: dict[str, Any] = {"text": short(text)}
+    if cut:
+        data["cut"] = True
+    return TaskEvent(at=at, type="output", data=data)
 
 
 def _content_text(content: Any) -> str:
@@ -93,21 +113,12 @@ class ClaudeStream:
 
     def feed(self, raw: bytes, at: datetime, *, cut: bool = False) -> list[TaskEvent]:
         self.lines += 1
-        text = raw.decode("utf-8", errors="replace").strip()
+        obj, text = json_object(raw, cut)
         if not text:
             return []
-        obj: Any = None
-        if text.startswith("{") and not cut:
-            try:
-                obj = json.loads(text)
-            except ValueError:
-                obj = None
-        if not isinstance(obj, dict):
+        if obj is None:
             self.non_json_lines += 1
-            data: dict[str, Any] = {"text": _short(text)}
-            if cut:
-                data["cut"] = True
-            return [TaskEvent(at=at, type="output", data=data)]
+            return [output_event(text, at, cut)]
         if isinstance(obj.get("session_id"), str) and self.session_id is None:
             self.session_id = obj["session_id"]
         return self._events(obj, at)
@@ -154,7 +165,7 @@ class ClaudeStream:
             data = {k: obj.get(k) for k in ("original_model", "fallback_model", "trigger")}
             return TaskEvent(at=at, type="model_fallback", data=data)
         if subtype == "permission_denied":
-            data = {"tool": obj.get("tool_name"), "text": _short(obj.get("message", ""))}
+            data = {"tool": obj.get("tool_name"), "text": short(obj.get("message", ""))}
             return TaskEvent(at=at, type="permission_denied", data=data)
         return TaskEvent(at=at, type="system", data={"subtype": subtype})
 
@@ -162,7 +173,7 @@ class ClaudeStream:
         message = obj.get("message")
         blocks = message.get("content") if isinstance(message, dict) else None
         if obj.get("is_api_error_message"):
-            data = {"status": obj.get("api_error_status"), "text": _short(_content_text(blocks))}
+            data = {"status": obj.get("api_error_status"), "text": short(_content_text(blocks))}
             return [TaskEvent(at=at, type="api_error", data=data)]
         events: list[TaskEvent] = []
         for block in blocks if isinstance(blocks, list) else []:
@@ -170,13 +181,13 @@ class ClaudeStream:
                 continue
             kind = block.get("type")
             if kind == "text":
-                events.append(TaskEvent(at=at, type="text", data={"text": _short(block.get("text", ""))}))
+                events.append(TaskEvent(at=at, type="text", data={"text": short(block.get("text", ""))}))
             elif kind == "tool_use":
                 tool_input = block.get("input")
                 summary = ""
                 if isinstance(tool_input, dict):
                     key = next((k for k in _INPUT_KEYS if isinstance(tool_input.get(k), str)), None)
-                    summary = _short(tool_input[key] if key else tool_input)
+                    summary = short(tool_input[key] if key else tool_input)
                 data = {"tool": block.get("name"), "id": block.get("id"), "input": summary}
                 events.append(TaskEvent(at=at, type="tool_use", data=data))
             elif kind == "thinking":
@@ -192,7 +203,7 @@ class ClaudeStream:
                 data = {
                     "id": block.get("tool_use_id"),
                     "is_error": block.get("is_error") is True,
-                    "text": _short(_content_text(block.get("content"))),
+                    "text": short(_content_text(block.get("content"))),
                 }
                 events.append(TaskEvent(at=at, type="tool_result", data=data))
         return events

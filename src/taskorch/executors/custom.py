@@ -255,4 +255,5 @@ def build_custom_executors(
             name, template, limits, environ=environ, allowed_roots=roots, containment=containment
         )
         for name, template in settings.executors.items()
+        if isinstance(template, CustomExecutorSettings)
     }

@@ -2,7 +2,9 @@
 
 Claude Code has stated reset times in several shapes over its releases: a Unix time after a
 bar (`Claude AI usage limit reached|1767225600`), a time of day (`resets 5pm (Europe/Berlin)`,
-`reset at 17:30`), an ISO timestamp, or a delay (`try again in 20 minutes`). All are read here.
+`reset at 17:30`), an ISO timestamp, or a delay (`try again in 20 minutes`). Codex CLI states a
+date and time of day in the local zone (`try again at Dec 6th, 2026 12:26 PM.`, seen with
+0.171.0). All are read here.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ _CLOCK: Final = re.compile(
     r"\bresets?\b(?:\s+at)?\s+(\d{1,2})(?::(\d{2}))?\s*([ap]\.?m\.?)?(?:\s*\(([\w/+\-]+)\))?",
     re.IGNORECASE,
 )
+_DATE: Final = re.compile(
+    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+"
+    r"(\d{4}),?\s+(?:at\s+)?(\d{1,2}):(\d{2})\s*([ap]\.?m\.?)?",
+    re.IGNORECASE,
+)
+_MONTHS: Final = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DELAY: Final = re.compile(
     r"\b(?:try again|retry|resets?)\s+(?:in|after)\s+(\d+(?:\.\d+)?)\s*"
     r"(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)\b",
@@ -47,6 +55,20 @@ def _zone(name: str | None, local: tzinfo) -> tzinfo:
         return local
 
 
+def _date(match: re.Match[str], local: tzinfo) -> datetime | None:
+    month_text, day, year, hour_text, minute, meridiem = match.groups()
+    hour = int(hour_text)
+    if meridiem:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if meridiem[0].lower() == "p" else 0)
+    try:
+        stated = datetime(int(year), _MONTHS.index(month_text.lower()) + 1, int(day), hour, int(minute))
+    except ValueError:
+        return None
+    return stated.replace(tzinfo=local).astimezone(UTC)
+
+
 def parse_reset_time(text: str, now: datetime, local: tzinfo | None = None) -> datetime | None:
     """The reset time `text` states, as an aware UTC datetime, or None if it states none.
 
@@ -64,6 +86,8 @@ def parse_reset_time(text: str, now: datetime, local: tzinfo | None = None) -> d
             parsed = None
         if parsed is not None:
             return (parsed if parsed.tzinfo else parsed.replace(tzinfo=local)).astimezone(UTC)
+    if (match := _DATE.search(text)) and (stated := _date(match, local)) is not None:
+        return stated
     if match := _DELAY.search(text):
         unit = match.group(2)[0].lower()
         return (now + timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[unit])).astimezone(UTC)

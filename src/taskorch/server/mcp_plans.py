@@ -202,6 +202,9 @@ def register_plan_tools(
         personality: Annotated[str, Field(description="A line on how the agent works.")] = "",
         system_prompt: Annotated[str, Field(description="Appended to Claude Code's system prompt.")] = "",
         model: Annotated[str | None, Field(description="Model for its Claude Code runs.")] = None,
+        executor: Annotated[
+            str | None, Field(description="Runs its claude_code tasks, e.g. codex. Default: Claude Code.")
+        ] = None,
         allowed_tools: Annotated[
             list[str] | None,
             Field(
@@ -220,6 +223,7 @@ def register_plan_tools(
                 personality=personality,
                 system_prompt=system_prompt,
                 model=model,
+                executor=executor,
                 allowed_tools=allowed_tools or [],
                 denied_tools=denied_tools or [],
             )
