@@ -48,7 +48,7 @@ from taskorch.domain.plans import Plan, PlanStatus
 from taskorch.domain.tasks import dependency_failed_error
 from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
 from taskorch.storage import postgres_plans
-from taskorch.storage.base import Backoff, CreateOutcome, PlanPage, TaskFilter, TaskPage
+from taskorch.storage.base import ID_TABLES, Backoff, CreateOutcome, IdKind, PlanPage, TaskFilter, TaskPage
 from taskorch.storage.common import (
     check_limit,
     decode_cursor,
@@ -467,6 +467,15 @@ class PostgresStore:
             return row_to_task(row)
 
         return await self._run("get_task", body)
+
+    async def ids_with_prefix(self, kind: IdKind, prefix: str, *, limit: int) -> list[str]:
+        # substr, not LIKE: no wildcards to escape, and case-sensitive as ids are.
+        sql = f"SELECT id FROM {ID_TABLES[kind]} WHERE substr(id, 1, $1) = $2 ORDER BY id LIMIT $3"
+
+        async def body(conn: Connection) -> list[str]:
+            return [row[0] for row in await conn.fetch(sql, len(prefix), prefix, limit)]
+
+        return await self._read("ids_with_prefix", body)
 
     async def list_tasks(self, filter: TaskFilter, *, limit: int, cursor: str | None = None) -> TaskPage:
         check_limit(limit)

@@ -54,7 +54,7 @@ from taskorch.errors import (
     UnknownDependency,
 )
 from taskorch.storage import sqlite_plans
-from taskorch.storage.base import Backoff, CreateOutcome, PlanPage, TaskFilter, TaskPage
+from taskorch.storage.base import ID_TABLES, Backoff, CreateOutcome, IdKind, PlanPage, TaskFilter, TaskPage
 from taskorch.storage.common import (
     check_limit,
     decode_cursor,
@@ -553,6 +553,15 @@ class SQLiteStore:
             return row_to_task(row)
 
         return await self._read("get_task", body)
+
+    async def ids_with_prefix(self, kind: IdKind, prefix: str, *, limit: int) -> list[str]:
+        # substr, not LIKE: no wildcards to escape, and case-sensitive as ids are.
+        sql = f"SELECT id FROM {ID_TABLES[kind]} WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT ?"
+
+        def body(conn: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in conn.execute(sql, (len(prefix), prefix, limit))]
+
+        return await self._read("ids_with_prefix", body)
 
     async def list_tasks(self, filter: TaskFilter, *, limit: int, cursor: str | None = None) -> TaskPage:
         check_limit(limit)
