@@ -75,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValidationError as exc:
             return fail(validation_message(exc), EXIT_USAGE)
         except (ConfigError, InvalidArgument) as exc:
-            return fail(str(exc), EXIT_USAGE)
+            return fail(_message(exc), EXIT_USAGE)
         except (CallerError, TaskorchError) as exc:
-            return fail(str(exc), EXIT_FAILURE)
+            return fail(_message(exc), EXIT_FAILURE)
+
+
+def _message(exc: Exception) -> str:
+    """The error in the CLI's words: it names commands, not MCP tools."""
+    return exc.message_for("cli") if isinstance(exc, CallerError) else str(exc)

@@ -162,14 +162,21 @@ def require_existing_store(settings: Settings) -> None:
 
 
 def with_queue(
-    settings: Settings, action: Callable[[Orchestrator], Awaitable[int]], *, read_only: bool = False
+    settings: Settings,
+    action: Callable[[Orchestrator], Awaitable[int]],
+    *,
+    read_only: bool = False,
+    downstream: bool = False,
 ) -> int:
-    """Run `action` on an orchestrator over the store, without background work (no server)."""
+    """Run `action` on an orchestrator over the store, without background work (no server).
+
+    With `downstream`, the configured downstream servers are reachable (plans checked and run
+    here call their tools; a plan's claude_code tasks are queued for workers)."""
     from taskorch.app import build_orchestrator
 
     if read_only:
         require_existing_store(settings)
-    orchestrator = build_orchestrator(settings, downstream=False)
+    orchestrator = build_orchestrator(settings, downstream=downstream, run_plan_tasks=False)
 
     async def work() -> int:
         async with orchestrator.running(background=False):
