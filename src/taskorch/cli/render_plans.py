@@ -60,7 +60,11 @@ def render_plan(plan: Plan) -> str:
         ["STEP", "STATUS", "CALLS", "AFTER", "OUTCOME"],
         [[s.id, s.status.value, _target(s), ", ".join(s.depends_on) or "-", _outcome(s)] for s in plan.steps],
     )
-    return "\n".join([fields(rows), "", "query:", indent(plan.query), "", indent(steps)])
+    parts = [fields(rows), "", "query:", indent(plan.query), "", indent(steps)]
+    errors = [f"{s.id}: {s.error.kind.value}: {s.error.message}" for s in plan.steps if s.error is not None]
+    if errors:
+        parts += ["", "errors:", indent("\n".join(errors))]
+    return "\n".join(parts)
 
 
 def render_agent_table(agents: Sequence[Agent]) -> str:
