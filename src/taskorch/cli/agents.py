@@ -86,7 +86,11 @@ def downstream(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print_json(listing)
         else:
-            out(render_downstream(listing.servers) if listing.servers else listing.message)
+            out(
+                f"{render_downstream(listing.servers)}\n\n{listing.message}"
+                if listing.servers
+                else listing.message
+            )
         return 0
 
     return with_queue(settings, action, downstream=True)
