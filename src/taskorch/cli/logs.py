@@ -18,7 +18,7 @@ from typing import BinaryIO, Final
 
 import anyio
 
-from taskorch.cli.common import EXIT_FAILURE, with_queue
+from taskorch.cli.common import EXIT_FAILURE, until_interrupted, with_queue
 from taskorch.cli.ids import resolve_id
 from taskorch.config import Settings
 from taskorch.domain import Task
@@ -102,7 +102,7 @@ def tasks_logs(args: argparse.Namespace, settings: Settings) -> int:
     async def action(orchestrator: Orchestrator) -> int:
         task_id = await resolve_id(orchestrator, "task", args.id)
         if args.follow:
-            return await _follow(orchestrator, task_id, log_dir)
+            return await until_interrupted(_follow(orchestrator, task_id, log_dir))
         task = await orchestrator.queue.get(task_id)
         logs = run_logs_of(log_dir, task_id)
         if not logs:

@@ -19,7 +19,7 @@ from typing import Final, TextIO
 
 import anyio
 
-from taskorch.cli.common import with_queue
+from taskorch.cli.common import until_interrupted, with_queue
 from taskorch.cli.render import clip, table
 from taskorch.config import Settings
 from taskorch.domain import Statistics, Task, TaskStatus
@@ -166,9 +166,9 @@ def tasks_watch(args: argparse.Namespace, settings: Settings) -> int:
     live = sys.stdout.isatty() and not args.once
 
     async def action(orchestrator: Orchestrator) -> int:
-        return await (_live if live else _plain)(orchestrator, args)
+        return await until_interrupted((_live if live else _plain)(orchestrator, args))
 
     try:
         return with_queue(settings, action, read_only=True)
-    except KeyboardInterrupt:  # Ctrl-C is how a person stops watching: not an error
+    except KeyboardInterrupt:  # Ctrl-C before the view started: not an error either
         return 0
