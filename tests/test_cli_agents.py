@@ -87,7 +87,7 @@ def test_downstream_lists_servers_with_state_and_tools(
     assert re.search(r"^  echo\s+-\s+Return the text unchanged\.$", out, re.M)
     assert out.endswith(
         "2 server(s), 9 tool(s). Unreachable now: broken (see error); "
-        "run `taskorch downstream --refresh` to retry.\n"
+        "run `taskorch downstream` again to retry.\n"
     )
     listing = cli.json("downstream", "--server", "peer")
     [server] = listing["servers"]
@@ -98,7 +98,7 @@ def test_downstream_lists_servers_with_state_and_tools(
 
 
 def test_downstream_without_servers(cli: Cli) -> None:
-    assert (
-        cli("downstream")
-        == "No downstream servers are configured ([downstream.<name>] in the config file).\n"
-    )
+    cli.db.unlink()  # no store is needed
+    out = cli("downstream")
+    assert out == "No downstream servers are configured ([downstream.<name>] in the config file).\n"
+    assert not cli.db.exists()

@@ -100,7 +100,7 @@ _CLI: Final[dict[str, str]] = {
     "save_agent": "`taskorch agents save NAME`",
     "delete_agent": "`taskorch agents delete NAME`",
     "list_downstream_tools": "`taskorch downstream`",
-    "refresh_downstream": "run `taskorch downstream --refresh`",
+    "refresh_downstream": "run `taskorch downstream` again",
     "heartbeat_task": "a heartbeat over MCP or REST",
 }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from taskorch.cli.common import out, print_json, with_queue
+from taskorch.cli.common import out, print_json, run, with_queue
 from taskorch.cli.render_plans import render_agent, render_agent_table, render_downstream
 from taskorch.config import Settings
 from taskorch.domain.agents import AgentSpec
@@ -81,16 +81,23 @@ def agents_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def downstream(args: argparse.Namespace, settings: Settings) -> int:
-    async def action(orchestrator: Orchestrator) -> int:
-        listing = await list_downstream(orchestrator.downstream, args.server, args.refresh, "cli")
+    # Only the servers: no store is opened.
+    from taskorch.app import build_downstream
+
+    pool = build_downstream(settings)
+
+    async def work() -> int:
+        if pool is None:
+            listing = await list_downstream(None, args.server, False, "cli")
+        else:
+            async with pool.running():
+                listing = await list_downstream(pool, args.server, False, "cli")
         if args.json:
             print_json(listing)
+        elif listing.servers:
+            out(f"{render_downstream(listing.servers)}\n\n{listing.message}")
         else:
-            out(
-                f"{render_downstream(listing.servers)}\n\n{listing.message}"
-                if listing.servers
-                else listing.message
-            )
+            out(listing.message)
         return 0
 
-    return with_queue(settings, action, downstream=True)
+    return run(work)

@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a live view: tasks per status and the running ones with their last event (q quits); "
         "plain text when stdout is not a terminal",
     )
-    watch.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes")
+    watch.add_argument(
+        "--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes (default 1)"
+    )
     watch.add_argument("--limit", type=int, default=20, help="running tasks shown at most (default 20)")
     watch.add_argument("--once", action="store_true", help="print the view once and exit")
     add_common(watch)

@@ -95,10 +95,7 @@ def add_plan_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     downstream = _action(
         commands,
         "downstream",
-        "the downstream MCP servers of the config file: their state and tools (connects to each)",
+        "the downstream MCP servers of the config file: their state and tools (connects to each; no store)",
         agents_cli.downstream,
     )
     downstream.add_argument("--server", metavar="NAME", help="only this server")
-    downstream.add_argument(
-        "--refresh", action="store_true", help="retry failed servers and list tools again"
-    )
