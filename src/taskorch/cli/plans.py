@@ -69,6 +69,9 @@ def plans_approve(args: argparse.Namespace, settings: Settings) -> int:
             _print(await plans.confirm(plan_id, execute=False), args)
             return 0
         plan = await plans.confirm(plan_id, execute=True)
+        if plans.host.execution(plan.id) is None:  # already executing elsewhere: nothing to follow here
+            _print(plan, args, full=True)
+            return 0
         last = ""
 
         async def report(current: Plan) -> None:
