@@ -176,3 +176,19 @@ def test_plain_text_when_stdout_is_not_a_terminal(cli: Cli) -> None:
     assert proc.returncode == 0, err
     assert "\x1b" not in seen + out
     assert "Traceback" not in err
+
+
+def test_escape_sequences_in_what_runs_print_never_reach_the_terminal(cli: Cli) -> None:
+    evil = "3f2a9c1e-0000-4000-8000-00000000dead"
+
+    async def hostile(store: Store) -> None:
+        await add_task(store, evil, str(cli.home / "project"), prompt="\x1b]0;pwned\x07 title")
+        await run_task(store, evil, ("assistant", "\x1b[2J\x1b[Hcleared\r\nand \x9b31m"))
+
+    anyio.run(with_store, cli, hostile)
+    view = cli("tasks", "watch", "--once")
+    assert "?[2J?[Hcleared" in view
+    shown = cli("tasks", "show", evil)
+    assert "?]0;pwned? title" in shown
+    for text in (view, shown):
+        assert not [c for c in text if (ord(c) < 32 and c not in "\n") or 0x7F <= ord(c) <= 0x9F]

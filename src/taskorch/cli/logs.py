@@ -20,6 +20,7 @@ import anyio
 
 from taskorch.cli.common import EXIT_FAILURE, until_interrupted, with_queue
 from taskorch.cli.ids import resolve_id
+from taskorch.cli.render import printable
 from taskorch.config import Settings
 from taskorch.domain import Task
 from taskorch.engine.orchestrator import Orchestrator
@@ -61,7 +62,8 @@ def _events(task: Task) -> None:
     for event in task.events:
         text = event.data.get("text")
         body = text if isinstance(text, str) else " ".join(f"{k}={v}" for k, v in event.data.items())
-        sys.stdout.write(f"{event.at.astimezone().strftime('%H:%M:%S')} {event.type}: {body}\n")
+        line = f"{event.at.astimezone().strftime('%H:%M:%S')} {event.type}: {body}"
+        sys.stdout.write(printable(line).replace("\n", " ") + "\n")
 
 
 async def _follow(orchestrator: Orchestrator, task_id: str, log_dir: Path) -> int:

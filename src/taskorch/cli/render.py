@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -11,6 +12,7 @@ __all__ = [
     "clip",
     "fields",
     "indent",
+    "printable",
     "render_statistics",
     "render_task",
     "render_task_table",
@@ -19,7 +21,17 @@ __all__ = [
 ]
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters but tab and newline shown as `?`: what tasks, runs and
+    plans hold is not ours, and an escape sequence in it must not reach the terminal."""
+    return _CONTROL.sub("?", text.replace("\r\n", "\n"))
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -58,7 +70,7 @@ def render_task_table(tasks: Sequence[Task]) -> str:
 def fields(rows: Sequence[tuple[str, str]]) -> str:
     """`name  value` lines, the values aligned."""
     width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name.ljust(width)}  {value}".rstrip() for name, value in rows)
+    return "\n".join(f"{name.ljust(width)}  {printable(value)}".rstrip() for name, value in rows)
 
 
 def render_task(task: Task) -> str:
@@ -87,7 +99,7 @@ def render_task(task: Task) -> str:
 
 
 def indent(text: str) -> str:
-    return "\n".join(f"  {line}" for line in text.splitlines() or [""])
+    return "\n".join(f"  {line}" for line in printable(text).splitlines() or [""])
 
 
 def render_statistics(stats: Statistics) -> str:
