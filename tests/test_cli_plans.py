@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
@@ -122,3 +123,46 @@ def test_reject_and_cancel(cli: Cli) -> None:
     assert "already ended cancelled" in cli.error("plans", "cancel", cancelled, status=1)
     statuses = {p["id"]: p["status"] for p in cli.json("plans", "list")["plans"]}
     assert statuses == {rejected: "rejected", cancelled: "cancelled"}
+
+
+def test_create_from_a_steps_file_or_stdin(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = [{"id": "say", "server": "peer", "tool": "echo", "arguments": {"text": "hi"}}]
+    path = cli.home / "steps.json"
+    path.write_text(json.dumps(steps))
+    made = cli.json("plans", "create", "greet", "--steps", str(path), "--fail-fast")
+    assert made["plan"]["status"] == "awaiting_confirmation"
+    assert made["plan"]["fail_fast"] is True
+    assert made["message"].endswith(
+        "then call `taskorch plans approve ID` to run it or `taskorch plans reject ID` to drop it."
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"steps": steps})))
+    shown = cli("plans", "create", "greet again", "--steps", "-")
+    assert re.search(r"^status\s+awaiting_confirmation$", shown, re.M)
+    assert len(cli.json("plans", "list")["plans"]) == 2
+
+
+def test_create_refuses_an_invalid_plan_listing_every_problem(cli: Cli) -> None:
+    path = cli.home / "steps.json"
+    path.write_text(
+        json.dumps(
+            [
+                {"id": "x", "server": "peer", "tool": "nope"},
+                {"id": "y", "server": "peer", "tool": "echo", "arguments": {}},
+            ]
+        )
+    )
+    assert cli("plans", "create", "bad", "--steps", str(path), status=1) == ""
+    assert cli.err.startswith(
+        "taskorch: error: the plan has 2 problem(s); fix them all and call `taskorch plans create` again:\n- "
+    )
+    assert "nope" in cli.err
+    no_tool_named(cli.err)
+    path.write_text("[{")
+    assert "are not JSON" in cli.error("plans", "create", "bad", "--steps", str(path), status=2)
+    path.write_text('[{"id": "x", "server": "peer", "tool": "echo", "colour": "red"}]')
+    assert "colour" in cli.error("plans", "create", "bad", "--steps", str(path), status=2)
+    assert "cannot read the steps" in cli.error(
+        "plans", "create", "bad", "--steps", str(cli.home / "none.json"), status=2
+    )
+    assert "--steps" in cli.error("plans", "create", "bad", status=2)
+    assert cli.json("plans", "list")["plans"] == []

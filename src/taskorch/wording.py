@@ -75,8 +75,7 @@ _REST: Final[dict[str, str]] = {
 }
 
 # The CLI names its commands; what it cannot do (a worker's claim and reports, asking a server
-# to run something, making a plan) it names as what a client of `taskorch serve` does, never
-# by a tool's name.
+# to run something) it names as what a client of `taskorch serve` does, never by a tool's name.
 _CLI: Final[dict[str, str]] = {
     "create_task": "`taskorch tasks add`",
     "list_tasks": "`taskorch tasks list`",
@@ -89,7 +88,7 @@ _CLI: Final[dict[str, str]] = {
     "cancel_task": "`taskorch tasks cancel ID`",
     "execute_task": "`taskorch worker` (or `taskorch serve --run-tasks`)",
     "execute_directory": "`taskorch worker --work-path DIR`",
-    "create_plan": "a client of `taskorch serve` making a plan",
+    "create_plan": "`taskorch plans create`",
     "list_plans": "`taskorch plans list`",
     "get_plan": "`taskorch plans show ID`",
     "confirm_plan": "`taskorch plans approve ID`",

@@ -25,9 +25,26 @@ def _action(commands: argparse._SubParsersAction[Parser], name: str, help: str, 
 
 def add_plan_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     """Add `plans`, `agents` and `downstream` to the top-level `commands`."""
-    plans = commands.add_parser("plans", help="list, show, approve, reject or cancel plans")
+    plans = commands.add_parser("plans", help="create, list, show, approve, reject or cancel plans")
     plan_commands = plans.add_subparsers(dest="plans_command", metavar="ACTION", parser_class=Parser)
     plans.set_defaults(handler=None, subparser=plans)
+
+    create = _action(
+        plan_commands,
+        "create",
+        "make a plan from steps in a JSON file; it awaits approval (nothing runs yet)",
+        plans_cli.plans_create,
+    )
+    create.add_argument("query", help="what the plan is for, in words")
+    create.add_argument(
+        "--steps",
+        required=True,
+        metavar="FILE",
+        help='a JSON file (- for stdin) holding the steps: a list, or {"steps": [...]} (see docs/cli.md)',
+    )
+    create.add_argument("--agent", metavar="NAME", help="agent whose tool permissions the plan must respect")
+    create.add_argument("--fail-fast", action="store_true", help="cancel the rest on the first failed step")
+    create.add_argument("--max-concurrency", type=int, metavar="N", help="steps of this plan running at once")
 
     listing = _action(plan_commands, "list", "list plans, newest first", plans_cli.plans_list)
     listing.add_argument("--status", help=_PLAN_STATUSES)

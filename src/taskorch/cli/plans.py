@@ -1,25 +1,35 @@
-"""`taskorch plans list|show|approve|reject|cancel`: plans awaiting a person, without a server.
+"""`taskorch plans create|list|show|approve|reject|cancel`: plans, without a server.
 
 The same plan service as the MCP plan tools and the REST plan routes; messages name commands.
-`approve` runs the plan in this command (the downstream servers of the config file are
+`create` takes the steps from a JSON file (Claude Code plans only in a server, which runs
+it). `approve` runs the plan in this command (the downstream servers of the config file are
 reached from here) and follows it to its end; `--no-run` only confirms it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+from typing import Final
+
+from pydantic import TypeAdapter
 
 from taskorch.cli.common import out, print_json, with_queue
 from taskorch.cli.ids import resolve_id
 from taskorch.cli.render_plans import render_plan, render_plan_table
 from taskorch.config import Settings
-from taskorch.domain.plans import Plan, PlanStatus
+from taskorch.domain.plans import Plan, PlanStatus, StepSpec
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.errors import InvalidArgument
 from taskorch.server.plan_messages import plan_message, plan_summary
 from taskorch.server.plan_models import PlanList, PlanResult
 
-__all__ = ["plans_approve", "plans_cancel", "plans_list", "plans_reject", "plans_show"]
+__all__ = ["plans_approve", "plans_cancel", "plans_create", "plans_list", "plans_reject", "plans_show"]
+
+
+_STEPS: Final = TypeAdapter(list[StepSpec])
 
 
 def _print(plan: Plan, args: argparse.Namespace, *, full: bool = False) -> None:
@@ -50,6 +60,39 @@ def plans_list(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return with_queue(settings, action, read_only=True)
+
+
+def _read_steps(source: str) -> list[StepSpec]:
+    """The steps in the JSON file `source` (`-`: stdin): a list of steps, or `{"steps": [...]}`."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).expanduser().read_text()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read the steps from {source!r}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f"the steps in {source!r} are not JSON: {exc}") from None
+    if isinstance(data, dict) and "steps" in data:
+        data = data["steps"]
+    return _STEPS.validate_python(data)
+
+
+def plans_create(args: argparse.Namespace, settings: Settings) -> int:
+    steps = _read_steps(args.steps)
+
+    async def action(orchestrator: Orchestrator) -> int:
+        plan = await orchestrator.plans.create(
+            args.query,
+            steps,
+            agent=args.agent,
+            fail_fast=args.fail_fast,
+            max_concurrency=args.max_concurrency,
+        )
+        _print(plan, args, full=True)
+        return 0
+
+    # The steps are checked against the downstream servers' tools: reach them from here.
+    return with_queue(settings, action, downstream=True)
 
 
 def plans_show(args: argparse.Namespace, settings: Settings) -> int:
