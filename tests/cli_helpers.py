@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -92,7 +91,3 @@ async def run_task(store: Store, task_id: str, *events: tuple[str, str]) -> str:
         tail = [TaskEvent(at=now, type=kind, data={"text": text}) for kind, text in events]
         await store.append_events(task_id, task.lease_token, tail, keep=20)
     return task.lease_token
-
-
-def python() -> str:
-    return sys.executable
