@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,8 +15,9 @@ import pytest
 
 from taskorch.app import build_orchestrator
 from taskorch.domain.plans import StepSpec
+from taskorch.storage import Store
 from taskorch.tool_profiles import ALL_TOOLS
-from tests.cli_helpers import REPO, Cli
+from tests.cli_helpers import REPO, Cli, store_at
 
 PEER = (
     f'[downstream.peer]\ntransport = "stdio"\ncommand = {json.dumps(sys.executable)}\n'
@@ -166,3 +169,40 @@ def test_create_refuses_an_invalid_plan_listing_every_problem(cli: Cli) -> None:
     )
     assert "--steps" in cli.error("plans", "create", "bad", status=2)
     assert cli.json("plans", "list")["plans"] == []
+
+
+def test_approve_queues_a_claude_code_steps_task_for_a_worker(cli: Cli) -> None:
+    task = {"prompt": "Fix the test", "work_directory": str(cli.home)}
+    plan_id = make_plan(cli, StepSpec.model_validate({"id": "fix", "kind": "claude_code", "task": task}))
+    env = {**os.environ, "HOME": str(cli.home), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    argv = [sys.executable, "-m", "taskorch", "plans", "approve", plan_id, "--config", str(cli.config)]
+    proc = subprocess.Popen(
+        argv, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        line = ""
+        while "is queued" not in line:
+            line = proc.stderr.readline()
+            assert line, "approve ended before queueing the step's task"
+        match = re.fullmatch(r"step fix: task (\S+) is queued; `taskorch worker` .* runs it\n", line)
+        assert match, line
+        task_id = match.group(1)
+
+        async def work_on_it(store: Store) -> None:  # what a worker does
+            claimed = await store.claim_task(task_id, worker_id="w1", lease_seconds=60)
+            assert claimed is not None
+            assert claimed.lease_token is not None
+            await store.complete(task_id, claimed.lease_token, "fixed it")
+
+        async def with_store() -> None:
+            async with store_at(cli.settings()) as store:
+                await work_on_it(store)
+
+        anyio.run(with_store)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert re.search(r"^status\s+completed$", out, re.M)
+    assert re.search(rf"^\s+fix\s+succeeded\s+claude_code in .*task {task_id}$", out, re.M)

@@ -30,6 +30,7 @@ __all__ = ["plans_approve", "plans_cancel", "plans_create", "plans_list", "plans
 
 
 _STEPS: Final = TypeAdapter(list[StepSpec])
+_RUNS_TASKS: Final = "`taskorch worker` (or `taskorch serve --run-tasks`) on this database runs it"
 
 
 def _print(plan: Plan, args: argparse.Namespace, *, full: bool = False) -> None:
@@ -116,14 +117,21 @@ def plans_approve(args: argparse.Namespace, settings: Settings) -> int:
             _print(plan, args, full=True)
             return 0
         last = ""
+        told: set[str] = set()
 
         async def report(current: Plan) -> None:
             nonlocal last
+            if args.json:
+                return
             line = plan_summary(current)
-            if line != last and not args.json:
+            if line != last:
                 last = line
                 sys.stderr.write(line + "\n")
-                sys.stderr.flush()
+            for step in current.steps:
+                if step.task_id is not None and step.task_id not in told:
+                    told.add(step.task_id)
+                    sys.stderr.write(f"step {step.id}: task {step.task_id} is queued; {_RUNS_TASKS}\n")
+            sys.stderr.flush()
 
         while not plan.is_terminal:
             plan = await plans.wait(plan.id, 3600.0, on_change=report)
