@@ -24,8 +24,13 @@ def bench_settings(db: Path, root: Path) -> Settings:
     )
 
 
-async def prefill(db: Path, work_directory: str, count: int, *, start: float = 1_700_000_000.0) -> None:
-    """A migrated store file holding `count` more queued standard tasks, in one bulk transaction."""
+async def prefill(
+    db: Path, work_directory: str, count: int, *, start: float = 1_700_000_000.0, prompt_chars: int = 0
+) -> None:
+    """A migrated store file holding `count` more queued standard tasks, in one bulk transaction.
+
+    Prompts are `task N`, padded with words to `prompt_chars` when it is longer.
+    """
     store = SQLiteStore(str(db))
     await store.open()  # creates and migrates the file
     await store.close()
@@ -33,7 +38,7 @@ async def prefill(db: Path, work_directory: str, count: int, *, start: float = 1
         new_task_row(
             NewTask(
                 id=f"{db.stem}-{i:07d}",
-                spec=TaskSpec(prompt=f"task {i}", work_directory=work_directory),
+                spec=TaskSpec(prompt=_prompt(i, prompt_chars), work_directory=work_directory),
                 work_directory=work_directory,
                 created_at=utc_from_timestamp(start + i * 1e-3),
             ),
@@ -53,6 +58,11 @@ async def prefill(db: Path, work_directory: str, count: int, *, start: float = 1
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+def _prompt(i: int, chars: int) -> str:
+    text = f"task {i}"
+    return text if len(text) >= chars else (text + " fix the parser and add a test" * chars)[:chars]
 
 
 def percentile(values: list[float], q: float) -> float:

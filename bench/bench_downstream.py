@@ -9,19 +9,14 @@ prints both wall times and their ratio (target: pool / direct <= 1.25).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import anyio
 from mcp import Client
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.downstream_peers import build_peer, serve_streamable_http
-
 from taskorch.downstream.pool import DownstreamPool
+from taskorch.testing import build_peer, serve_streamable_http
 
 
 async def timed(calls: int, concurrency: int, call: Callable[[], Awaitable[object]]) -> float:

@@ -34,17 +34,12 @@ import gc
 import itertools
 import logging
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import anyio
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.downstream_peers import build_peer, serve_streamable_http, stdio_peer
-from tests.fakes_gateway import FakeGateway
 
 from taskorch.config import load_settings
 from taskorch.domain.plans import PlanStatus, StepSpec
@@ -53,6 +48,7 @@ from taskorch.downstream.pool import DownstreamPool
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.storage import MemoryStore, Store
 from taskorch.storage.sqlite import SQLiteStore
+from taskorch.testing import FakeGateway, build_peer, serve_streamable_http, stdio_peer
 
 
 def make_gateway(latency: float) -> FakeGateway:

@@ -19,7 +19,7 @@ from taskorch.domain import NewTask, Task, TaskEvent, TaskSpec
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.storage import Store, open_store
 
-__all__ = ["REPO", "Cli", "add_task", "run_task", "store_at"]
+__all__ = ["REPO", "Cli", "add_task", "peer_config", "run_task", "store_at"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,3 +91,14 @@ async def run_task(store: Store, task_id: str, *events: tuple[str, str]) -> str:
         tail = [TaskEvent(at=now, type=kind, data={"text": text}) for kind, text in events]
         await store.append_events(task_id, task.lease_token, tail, keep=20)
     return task.lease_token
+
+
+def peer_config(name: str = "peer") -> str:
+    """A `[downstream.<name>]` table starting the test MCP peer over stdio."""
+    from taskorch.testing import stdio_peer
+
+    peer = stdio_peer()
+    return (
+        f'[downstream.{name}]\ntransport = "stdio"\ncommand = {json.dumps(peer.command)}\n'
+        f"args = {json.dumps(peer.args)}\ncwd = {json.dumps(peer.cwd)}\n"
+    )

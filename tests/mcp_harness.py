@@ -15,7 +15,7 @@ from taskorch.config import load_settings
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore
-from tests.fakes import FakeClock
+from taskorch.testing import FakeClock
 
 __all__ = ["LEASE_SECONDS", "MAX_PROMPT_CHARS", "Harness", "call", "open_harness"]
 

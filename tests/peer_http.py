@@ -13,7 +13,7 @@ import sys
 import anyio
 import anyio.to_thread
 
-from tests.downstream_peers import build_peer, serve_sse, serve_streamable_http
+from taskorch.testing import build_peer, serve_sse, serve_streamable_http
 
 
 async def main(transport: str, json_response: bool) -> None:

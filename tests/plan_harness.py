@@ -15,7 +15,7 @@ from taskorch.domain.plans import Plan, StepSpec
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import Executor
 from taskorch.storage import MemoryStore, Store
-from tests.fakes_gateway import FakeGateway
+from taskorch.testing import FakeGateway
 
 __all__ = ["PlanHarness", "open_plans", "plan_settings", "spec"]
 

@@ -24,7 +24,8 @@ from anyio.streams.text import TextReceiveStream
 from taskorch.config import DownstreamSseSettings, DownstreamStreamableHttpSettings
 from taskorch.downstream.base import DownstreamError
 from taskorch.downstream.pool import DownstreamPool
-from tests.downstream_peers import REPO_ROOT, stdio_peer
+from taskorch.testing import stdio_peer
+from tests.downstream_peers import REPO_ROOT
 
 
 def peak_rss_kib() -> int:

@@ -15,7 +15,7 @@ from taskorch.executors.base import Executor
 from taskorch.executors.containment import Containment
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore, Store
-from tests.fakes import FakeClock
+from taskorch.testing import FakeClock
 from tests.mcp_harness import Harness
 
 __all__ = ["open_scheduler_harness"]

@@ -26,8 +26,8 @@ from taskorch.planning.claude import PLANNING_DISALLOWED_TOOLS
 from taskorch.planning.schema import PLAN_STEPS_SCHEMA
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore
+from taskorch.testing import FakeGateway, echo
 from tests.executor_helpers import claude_executor
-from tests.fakes_gateway import FakeGateway, echo
 from tests.mcp_harness import text_of
 from tests.process_checks import base_environ
 

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import REPO, Cli
+from tests.cli_helpers import Cli, peer_config
 
 CONFIG_AGENT = '[agents.reader]\npersonality = "reads only"\nallowed_tools = ["files.read_*"]\n'
-PEER = (
-    f'[downstream.peer]\ntransport = "stdio"\ncommand = {json.dumps(sys.executable)}\n'
-    f'args = ["-m", "tests.peer_stdio"]\ncwd = {json.dumps(str(REPO))}\n'
-)
+PEER = peer_config()
 BROKEN = '[downstream.broken]\ntransport = "stdio"\ncommand = "/nonexistent/mcp-server"\n'
 
 

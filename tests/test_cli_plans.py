@@ -17,12 +17,9 @@ from taskorch.app import build_orchestrator
 from taskorch.domain.plans import StepSpec
 from taskorch.storage import Store
 from taskorch.tool_profiles import ALL_TOOLS
-from tests.cli_helpers import REPO, Cli, store_at
+from tests.cli_helpers import REPO, Cli, peer_config, store_at
 
-PEER = (
-    f'[downstream.peer]\ntransport = "stdio"\ncommand = {json.dumps(sys.executable)}\n'
-    f'args = ["-m", "tests.peer_stdio"]\ncwd = {json.dumps(str(REPO))}\n'
-)
+PEER = peer_config()
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from taskorch.config import DownstreamServerSettings, DownstreamStdioSettings, D
 from taskorch.downstream.base import DownstreamError, ErrorKind, ServerStatus
 from taskorch.downstream.pool import DownstreamPool
 from taskorch.downstream.stdio import STDERR_TAIL_BYTES
-from tests.downstream_peers import REPO_ROOT, build_peer, serve_sse, serve_streamable_http, stdio_peer
+from taskorch.testing import build_peer, serve_sse, serve_streamable_http, stdio_peer
+from tests.downstream_peers import REPO_ROOT
 from tests.ws_server import serve_websocket
 
 pytestmark = pytest.mark.anyio

@@ -18,14 +18,7 @@ from taskorch.config import (
 )
 from taskorch.downstream.base import DownstreamError, ErrorKind, ServerStatus
 from taskorch.downstream.pool import DownstreamPool
-from tests.downstream_peers import (
-    PeerProbe,
-    build_peer,
-    free_port,
-    serve_sse,
-    serve_streamable_http,
-    stdio_peer,
-)
+from taskorch.testing import PeerProbe, build_peer, free_port, serve_sse, serve_streamable_http, stdio_peer
 from tests.ws_server import serve_websocket
 
 pytestmark = pytest.mark.anyio

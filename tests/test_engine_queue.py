@@ -11,7 +11,7 @@ from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.queue import TaskQueue
 from taskorch.errors import InvalidArgument, LeaseLost, PathNotAllowed
 from taskorch.storage import MemoryStore
-from tests.fakes import FakeClock
+from taskorch.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 

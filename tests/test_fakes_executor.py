@@ -8,8 +8,8 @@ import pytest
 
 from taskorch.errors import ExecutorUnavailable
 from taskorch.executors.base import RunOutcome, RunStatus
+from taskorch.testing import FakeExecutor, Script
 from tests.executor_helpers import request
-from tests.fakes_executor import FakeExecutor, Script
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,7 @@ import pytest
 
 from taskorch.downstream.base import DownstreamError, ErrorKind, ServerStatus, ToolCallResult, ToolGateway
 from taskorch.downstream.pool import DownstreamPool
-from tests.downstream_peers import PeerProbe, build_peer, serve_streamable_http
-from tests.fakes_gateway import FakeGateway, Gate
+from taskorch.testing import FakeGateway, Gate, PeerProbe, build_peer, serve_streamable_http
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from taskorch.executors.registry import build_executors
-from tests.fakes_executor import FakeExecutor
+from taskorch.testing import FakeExecutor
 from tests.http_harness import make_settings, serve_http
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

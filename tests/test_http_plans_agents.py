@@ -8,7 +8,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.fakes_gateway import FakeGateway, echo
+from taskorch.testing import FakeGateway, echo
 from tests.http_harness import RunningServer, make_settings, serve_http
 
 pytestmark = pytest.mark.anyio

@@ -18,7 +18,7 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.fakes_executor import FakeExecutor
+from taskorch.testing import FakeExecutor
 from tests.http_harness import TOKEN, RunningServer, make_settings, serve_http
 from tests.mcp_harness import call
 from tests.slow_clients import (

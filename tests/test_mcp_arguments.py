@@ -14,7 +14,7 @@ from taskorch.server.mcp import build_mcp_server
 from taskorch.server.mcp_downstream import DOWNSTREAM_TOOL_NAMES
 from taskorch.server.mcp_plans import PLAN_TOOL_NAMES
 from taskorch.server.mcp_tools import TOOL_NAMES
-from tests.fakes_gateway import echo
+from taskorch.testing import echo
 from tests.mcp_harness import text_of
 from tests.plan_harness import PlanHarness, open_plans
 

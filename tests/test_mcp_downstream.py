@@ -15,8 +15,7 @@ from taskorch.downstream.pool import DownstreamPool
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore
-from tests.downstream_peers import build_peer, free_port, serve_streamable_http
-from tests.fakes_gateway import FakeGateway
+from taskorch.testing import FakeGateway, build_peer, free_port, serve_streamable_http
 from tests.mcp_harness import text_of
 
 pytestmark = pytest.mark.anyio

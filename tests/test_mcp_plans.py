@@ -17,7 +17,7 @@ from taskorch.domain.agents import Agent
 from taskorch.domain.plans import Plan
 from taskorch.server.mcp import build_mcp_server
 from taskorch.server.plan_models import PlanResult
-from tests.fakes_gateway import Gate, echo
+from taskorch.testing import Gate, echo
 from tests.mcp_harness import text_of
 from tests.plan_harness import PlanHarness, open_plans
 

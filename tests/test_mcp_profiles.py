@@ -20,8 +20,8 @@ from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import ConfigError
 from taskorch.server.mcp import INSTRUCTIONS, build_mcp_server
 from taskorch.storage import MemoryStore
+from taskorch.testing import FakeGateway
 from taskorch.tool_profiles import ALL_TOOLS, DEFAULT_PROFILE, PROFILES, selected_tools
-from tests.fakes_gateway import FakeGateway
 from tests.mcp_harness import text_of
 
 pytestmark = pytest.mark.anyio

@@ -5,7 +5,15 @@ from datetime import UTC, datetime
 
 from taskorch.domain import ExecutionMode, Priority, Task, TaskStatus
 from taskorch.domain.schema import compact_nullable
-from taskorch.server.mcp_results import tool_result
+from taskorch.domain.tasks import ErrorInfo, TaskEvent
+from taskorch.server.mcp_results import (
+    SUMMARY_FIELDS,
+    SUMMARY_PROMPT_CHARS,
+    SUMMARY_TEXT_CHARS,
+    result_data,
+    task_summaries,
+    tool_result,
+)
 from taskorch.server.models import ClaimResult
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -59,3 +67,33 @@ def test_the_text_content_is_the_structured_content_as_compact_json() -> None:
     [block] = result.content
     assert json.loads(block.text) == result.structured_content  # type: ignore[union-attr]
     assert "\n" not in block.text  # type: ignore[union-attr]
+
+
+def test_a_task_summary_cuts_long_text_and_leaves_out_what_only_get_task_returns() -> None:
+    task = TASK.model_copy(
+        update={
+            "prompt": "p" * 500,
+            "result": "r" * 500,
+            "error": ErrorInfo(kind="crashed", message="e" * 500),
+            "usage": {"input_tokens": 1},
+            "events": [TaskEvent(at=NOW, type="text")],
+            "session_id": "s",
+            "tags": ["a"],
+        }
+    )
+    [summary] = task_summaries([task])
+    assert summary["prompt"] == "p" * (SUMMARY_PROMPT_CHARS - 1) + "…"
+    assert summary["result"] == "r" * (SUMMARY_TEXT_CHARS - 1) + "…"
+    assert summary["error"] == {"kind": "crashed", "message": "e" * (SUMMARY_TEXT_CHARS - 1) + "…"}
+    assert summary["tags"] == ["a"]
+    for left_out in ("usage", "events", "session_id", "depends_on", "permission_denials", "retry_safe"):
+        assert left_out not in summary
+    assert set(summary) <= SUMMARY_FIELDS
+
+
+def test_a_short_task_summary_is_the_whole_task_in_the_same_shape() -> None:
+    [summary] = task_summaries([TASK])
+    whole = result_data(TASK)
+    assert summary == {k: v for k, v in whole.items() if v is not None and v is not False and v != []}
+    assert summary["created_at"] == whole["created_at"] == "2026-01-01T00:00:00Z"
+    assert Task.model_validate(summary).model_dump() == TASK.model_dump()  # a row still reads as a Task

@@ -13,6 +13,7 @@ from taskorch.config import load_settings
 from taskorch.domain import Statistics, Task
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp import build_mcp_server
+from taskorch.server.mcp_results import SUMMARY_PROMPT_CHARS
 from taskorch.server.models import CancelResult, ClaimResult, CreateTaskResult, TaskList, TaskResult
 from taskorch.storage import MemoryStore
 from tests.mcp_harness import LEASE_SECONDS, Harness, call, open_harness
@@ -138,6 +139,17 @@ async def test_list_tasks_pages_with_next_cursor(mcp: Harness) -> None:
         cursor = page.next_cursor
     assert seen == created[::-1]
     assert cursor is None
+
+
+async def test_list_tasks_rows_are_summaries_and_get_task_has_the_whole_task(mcp: Harness) -> None:
+    prompt = " ".join(["do this"] * 40)
+    created = await mcp.create(prompt)
+    [row] = (await mcp.call("list_tasks"))["tasks"]
+    assert row["id"] == created["id"]
+    assert len(row["prompt"]) == SUMMARY_PROMPT_CHARS
+    assert row["prompt"].endswith("…")
+    assert prompt.startswith(row["prompt"][:-1])
+    assert (await mcp.call("get_task", task_id=created["id"]))["prompt"] == prompt
 
 
 async def test_get_next_task_claims_the_best_ready_task_with_a_lease_token(mcp: Harness) -> None:

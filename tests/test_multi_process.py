@@ -23,7 +23,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.downstream_peers import REPO_ROOT
+from taskorch.testing import stdio_peer
 from tests.mcp_harness import call
 from tests.pg import drop_schema, fresh_schema, require_postgres
 from tests.process_checks import pid_gone
@@ -355,12 +355,8 @@ async def test_a_killed_workers_tasks_are_settled_within_the_lease_and_retry_saf
 
 
 async def test_a_plan_whose_server_is_killed_finishes_on_another_server(tmp_path: Path) -> None:
-    peer = {
-        "transport": "stdio",
-        "command": sys.executable,
-        "args": ["-m", "tests.peer_stdio"],
-        "cwd": str(REPO_ROOT),
-    }
+    stdio = stdio_peer()
+    peer = {"transport": "stdio", "command": stdio.command, "args": stdio.args, "cwd": stdio.cwd}
     body = "\n[plans]\nlease_seconds = 2\n\n[downstream.peer]\n" + "\n".join(
         f"{key} = {json.dumps(value)}" for key, value in peer.items()
     )

@@ -13,7 +13,7 @@ from anyio import wait_all_tasks_blocked
 from taskorch.domain.plans import Plan, PlanStatus, StepStatus
 from taskorch.errors import InvalidTransition, StoreError
 from taskorch.storage import MemoryStore
-from tests.fakes_gateway import FakeGateway, Gate, echo
+from taskorch.testing import FakeGateway, Gate, echo
 from tests.plan_harness import open_plans, spec
 
 pytestmark = pytest.mark.anyio

@@ -9,7 +9,7 @@ import pytest
 
 from taskorch.domain.plans import PlanStatus, StepErrorKind, StepStatus
 from taskorch.storage.sqlite import SQLiteStore
-from tests.fakes_gateway import FakeGateway, Gate, echo
+from taskorch.testing import FakeGateway, Gate, echo
 from tests.plan_harness import open_plans, spec
 
 pytestmark = pytest.mark.anyio

@@ -12,8 +12,7 @@ from taskorch.domain.plans import PlanStatus, StepErrorKind, StepSpec, StepStatu
 from taskorch.downstream.base import DownstreamError, ErrorKind, ToolCallResult
 from taskorch.engine.plan_checks import InvalidPlan
 from taskorch.errors import InvalidTransition
-from tests.fakes_executor import FakeExecutor
-from tests.fakes_gateway import FakeGateway, Gate, echo
+from taskorch.testing import FakeExecutor, FakeGateway, Gate, echo
 from tests.plan_harness import open_plans, spec
 
 pytestmark = pytest.mark.anyio

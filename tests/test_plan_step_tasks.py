@@ -11,8 +11,7 @@ import anyio
 import pytest
 
 from taskorch.domain.plans import PlanStatus, StepErrorKind, StepSpec, StepStatus
-from tests.fakes_executor import FakeExecutor
-from tests.fakes_gateway import Gate, echo
+from taskorch.testing import FakeExecutor, Gate, echo
 from tests.plan_harness import open_plans, spec
 
 pytestmark = pytest.mark.anyio

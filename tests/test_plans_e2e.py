@@ -23,7 +23,7 @@ from mcp import Client
 from taskorch.app import build_orchestrator
 from taskorch.config import DownstreamServerSettings, load_settings
 from taskorch.server.mcp import build_mcp_server
-from tests.downstream_peers import build_peer, serve_sse, serve_streamable_http, stdio_peer
+from taskorch.testing import build_peer, serve_sse, serve_streamable_http, stdio_peer
 from tests.mcp_harness import text_of
 from tests.npm_servers import npm_bin
 from tests.ws_server import serve_websocket

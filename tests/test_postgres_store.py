@@ -15,8 +15,8 @@ from taskorch.errors import StoreError, StoreUnavailable
 from taskorch.storage import open_store
 from taskorch.storage.postgres import PostgresStore
 from taskorch.storage.postgres_schema import SCHEMA_VERSION
+from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
-from tests.fakes import FakeClock
 from tests.pg import drop_schema, fresh_schema, require_postgres
 
 pytestmark = pytest.mark.anyio

@@ -16,7 +16,7 @@ from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.processes import Instance, end_process_group
 from taskorch.executors.containment.procfs import proc_entry
 from taskorch.storage.sqlite import SQLiteStore
-from tests.fakes_executor import FakeExecutor
+from taskorch.testing import FakeExecutor
 
 pytestmark = [pytest.mark.anyio, pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")]
 

@@ -13,8 +13,7 @@ from taskorch.domain.agents import Agent
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.executors.base import RunOutcome, RunStatus
 from taskorch.storage import MemoryStore
-from tests.fakes import FakeClock
-from tests.fakes_executor import FakeExecutor, Script, event
+from taskorch.testing import FakeClock, FakeExecutor, Script, event
 from tests.mcp_harness import Harness
 from tests.sched_harness import open_scheduler_harness
 

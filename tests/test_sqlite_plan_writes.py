@@ -18,8 +18,8 @@ from taskorch.errors import StoreUnavailable
 from taskorch.storage import sqlite as sqlite_module
 from taskorch.storage import sqlite_sync
 from taskorch.storage.sqlite import SQLiteStore
+from taskorch.testing import FakeClock
 from tests.contract.test_plans import make_plan
-from tests.fakes import FakeClock
 from tests.sqlite_helpers import FsyncLog, write_behind_a_held_lock
 
 pytestmark = pytest.mark.anyio

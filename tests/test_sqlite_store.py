@@ -15,8 +15,8 @@ from taskorch.errors import StoreBusy, StoreCorrupt, StoreError
 from taskorch.storage import Store
 from taskorch.storage.sqlite import _AVOID, _CANCEL_DEPENDENTS, _CLAIM, _WAKE_DEPENDENTS, SQLiteStore
 from taskorch.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION, _statements
+from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
-from tests.fakes import FakeClock
 from tests.sqlite_helpers import FsyncLog, write_behind_a_held_lock
 
 pytestmark = pytest.mark.anyio

@@ -21,7 +21,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from taskorch.server.web.session import COOKIE_NAME, SESSION_SECONDS, ConsoleAuth
-from tests.fakes_executor import FakeExecutor, Script, event
+from taskorch.testing import FakeExecutor, Script, event
 from tests.http_harness import TOKEN, RunningServer, make_settings, serve_http
 from tests.mcp_harness import call
 from tests.web_browser import browser_page, require_chromium, sign_in, signed_in_client

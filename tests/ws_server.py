@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from taskorch.downstream.websocket import SUBPROTOCOL, frame_of, parse_frame
-from tests.downstream_peers import expand_markers
+from taskorch.testing import expand_markers
 
 __all__ = ["serve_websocket"]
 

@@ -8,7 +8,7 @@ from typing import Any
 from taskorch.domain import NewTask, Task, TaskSpec
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.storage import CreateOutcome, Store
-from tests.fakes import FakeClock
+from taskorch.testing import FakeClock
 
 __all__ = ["add", "claim", "new_task"]
 

@@ -14,7 +14,7 @@ import pytest
 from taskorch.storage import MemoryStore, Store
 from taskorch.storage.postgres import PostgresStore
 from taskorch.storage.sqlite import SQLiteStore
-from tests.fakes import FakeClock
+from taskorch.testing import FakeClock
 from tests.pg import drop_schema, fresh_schema, require_postgres, server_url
 
 StoreFactory = Callable[[Path, FakeClock], Store]

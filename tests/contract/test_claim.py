@@ -6,8 +6,8 @@ import pytest
 
 from taskorch.domain import ErrorInfo, ExecutionMode, TaskStatus
 from taskorch.storage import Backoff, Store
+from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim, new_task
-from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 

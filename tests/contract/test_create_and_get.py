@@ -7,8 +7,8 @@ import pytest
 from taskorch.domain import ErrorInfo, TaskStatus
 from taskorch.errors import NotFound, StoreError, UnknownDependency
 from taskorch.storage import Backoff, Store, TaskFilter
+from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim, new_task
-from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from taskorch.storage import Store
+from taskorch.testing import FakeClock
 from tests.contract.builders import add
 from tests.contract.test_plans import make_plan
-from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 

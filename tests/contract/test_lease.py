@@ -7,8 +7,8 @@ import pytest
 from taskorch.domain import ErrorInfo, TaskStatus
 from taskorch.errors import LeaseLost, NotFound
 from taskorch.storage import Backoff, Store
+from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
-from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 

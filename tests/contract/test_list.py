@@ -8,8 +8,8 @@ from taskorch.domain import ExecutionMode, Priority, TaskStatus
 from taskorch.errors import InvalidArgument
 from taskorch.storage import Store, TaskFilter
 from taskorch.storage.common import encode_cursor
+from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
-from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 

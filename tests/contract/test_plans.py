@@ -12,7 +12,7 @@ from taskorch.domain.plans import Plan, PlanStatus, StepSpec, StepStatus, new_st
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.errors import InvalidArgument, InvalidTransition, NotFound, StaleWrite, StoreError
 from taskorch.storage import Store
-from tests.fakes import FakeClock
+from taskorch.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 

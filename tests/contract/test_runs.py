@@ -10,8 +10,8 @@ from taskorch.domain import ErrorInfo, ExecutionMode, RunDetails, RunProcess, Ta
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.errors import LeaseLost, NotFound
 from taskorch.storage import Backoff, Store
+from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
-from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.anyio
 

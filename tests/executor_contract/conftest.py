@@ -12,9 +12,9 @@ import pytest
 from taskorch.domain import ErrorInfo
 from taskorch.executors.base import Executor, RunOutcome, RunRequest, RunStarted, RunStatus
 from taskorch.executors.containment import Containment
+from taskorch.testing import FakeExecutor, Script, event
 from tests.containment_helpers import open_test_containment
 from tests.executor_helpers import claude_executor, custom_executor, request
-from tests.fakes_executor import FakeExecutor, Script, event
 from tests.process_checks import group_gone
 
 # A small CLI for the custom executor: JSON lines, then success, failure, or a hang with a

@@ -176,7 +176,7 @@ async def run_planner(scenario: dict[str, Any], env: dict[str, str]) -> dict[str
     from taskorch.executors.registry import build_executors
     from taskorch.server.mcp import build_mcp_server
     from taskorch.storage import MemoryStore
-    from tests.fakes_gateway import FakeGateway, echo
+    from taskorch.testing import FakeGateway, echo
     from tests.mcp_harness import text_of
 
     agents = {"planner": scenario["agent"]} if scenario.get("agent") else {}

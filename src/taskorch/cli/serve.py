@@ -58,7 +58,7 @@ async def _serve_http(orchestrator: Orchestrator, settings: Settings) -> int:
 
     await log_start(orchestrator)
     app = build_http_app(orchestrator, build_mcp_server(orchestrator), settings)
-    server = HttpServer(server_config(app, settings))
+    server = HttpServer(server_config(app, settings), freeze_heap=True)
     try:
         await server.serve()
     except SystemExit as exc:  # uvicorn exits when it cannot bind or the app fails to start

@@ -1,7 +1,7 @@
 """The boundary between the plan runner and downstream MCP servers.
 
 The plan runner and planner depend only on `ToolGateway`; `downstream.pool` implements it over
-real MCP client connections, and tests use in-process fakes held to the same contract.
+real MCP client connections, and `taskorch.testing.FakeGateway` in memory, held to the same contract.
 """
 
 from __future__ import annotations

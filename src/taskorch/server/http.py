@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from taskorch.config import Settings
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.connections import ConnectionLimits, limited_http_protocol
+from taskorch.server.heap import freeze_startup_heap
 from taskorch.server.rest import http_exception_handler, rest_routes
 from taskorch.server.security import GuardPolicy, RequestGuard, check_bind_address
 from taskorch.server.web import console_routes
@@ -122,11 +123,20 @@ class HttpServer(uvicorn.Server):
     """`uvicorn.Server` that logs (and reports to `on_started`) the address it really bound.
 
     With port 0 the OS picks a free port; `on_started(host, port)` is how a caller learns it.
+    With `freeze_heap` (what `taskorch serve` passes; the process is the server's alone), the
+    start-up heap is frozen once the app has started (`taskorch.server.heap`).
     """
 
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[str, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_started: Callable[[str, int], None] | None = None,
+        *,
+        freeze_heap: bool = False,
+    ) -> None:
         super().__init__(config)
         self._on_started = on_started
+        self._freeze_heap = freeze_heap
         self.bound: tuple[str, int] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -144,5 +154,7 @@ class HttpServer(uvicorn.Server):
             MCP_PATH,
             SSE_PATH,
         )
+        if self._freeze_heap:
+            freeze_startup_heap()
         if self._on_started is not None:
             self._on_started(host, port)

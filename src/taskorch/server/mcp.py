@@ -20,6 +20,7 @@ from taskorch.server.mcp_plans import register_plan_tools
 from taskorch.server.mcp_resources import register_resources
 from taskorch.server.mcp_runs import register_run_tools
 from taskorch.server.mcp_stdio import run_stdio
+from taskorch.server.mcp_tasks import TasksExtension
 from taskorch.server.mcp_tools import register_task_tools
 from taskorch.tool_profiles import ALL_TOOLS, selected_tools
 
@@ -57,12 +58,17 @@ def build_mcp_server(orchestrator: Orchestrator) -> StrictToolServer:
 
     Build the orchestrator once per process and pass the same one to every transport. The tools
     are those `server.tools` selects (a profile, see `taskorch.tool_profiles`), whatever the
-    transport. Every tool refuses arguments it does not declare (see `StrictToolServer`).
+    transport. Every tool refuses arguments it does not declare (see `StrictToolServer`). Clients
+    that declare the Tasks extension get task handles from the run tools (see `mcp_tasks`).
     """
     shown = selected_tools(orchestrator.settings.server.tools)
     bus = InMemorySubscriptionBus()
     server = StrictToolServer(
-        "taskorch", version=__version__, instructions=instructions_for(shown), subscriptions=bus
+        "taskorch",
+        version=__version__,
+        instructions=instructions_for(shown),
+        subscriptions=bus,
+        extensions=[TasksExtension(orchestrator)],
     )
     register_task_tools(server, orchestrator)
     register_run_tools(server, orchestrator)

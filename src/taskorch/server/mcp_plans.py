@@ -31,7 +31,14 @@ from taskorch.server.plan_messages import (
 from taskorch.server.plan_models import AgentList, AgentResult, PlanList, PlanResult
 from taskorch.tool_profiles import PLAN_TOOLS
 
-__all__ = ["MAX_PLAN_WAIT_SECONDS", "PLAN_TOOL_NAMES", "PLAN_URI_TEMPLATE", "plan_uri", "register_plan_tools"]
+__all__ = [
+    "MAX_PLAN_WAIT_SECONDS",
+    "PLAN_TOOL_NAMES",
+    "PLAN_URI_TEMPLATE",
+    "plan_result",
+    "plan_uri",
+    "register_plan_tools",
+]
 
 PLAN_TOOL_NAMES: Final = PLAN_TOOLS
 
@@ -41,6 +48,11 @@ _WRITE: Final = ToolAnnotations(
 )
 PlanId = str
 AgentName = Annotated[str, Field(description="An agent name.", pattern=AGENT_NAME_PATTERN)]
+
+
+def plan_result(plan: Plan) -> CallToolResult:
+    """What the plan tools (`get_plan`, `confirm_plan`, ...) return for `plan` as it is now."""
+    return tool_result(PlanResult(plan=plan, message=plan_message(plan, "mcp")))
 
 
 def register_plan_tools(
@@ -109,14 +121,14 @@ def register_plan_tools(
                 max_concurrency=max_concurrency,
                 on_event=planning,
             )
-        return tool_result(PlanResult(plan=plan, message=plan_message(plan, "mcp")))
+        return plan_result(plan)
 
     @server.tool(title="Get a plan", annotations=_READ, structured_output=UNDESCRIBED)
     async def get_plan(plan_id: PlanId) -> Annotated[CallToolResult, PlanResult]:
         """One plan, whole: status, each step's result or error, progress with an ETA."""
         with tool_errors():
             plan = await plans.get(plan_id)
-        return tool_result(PlanResult(plan=plan, message=plan_message(plan, "mcp")))
+        return plan_result(plan)
 
     @server.tool(title="List plans", annotations=_READ, structured_output=UNDESCRIBED)
     async def list_plans(
@@ -150,7 +162,7 @@ def register_plan_tools(
                         )
 
                 plan = await plans.wait(plan.id, wait_seconds, report)
-        return tool_result(PlanResult(plan=plan, message=plan_message(plan, "mcp")))
+        return plan_result(plan)
 
     @server.tool(title="Reject a plan", annotations=_WRITE, structured_output=UNDESCRIBED)
     async def reject_plan(
@@ -160,7 +172,7 @@ def register_plan_tools(
         """Turn down a plan awaiting confirmation; it ends rejected and never runs."""
         with tool_errors():
             plan = await plans.reject(plan_id, reason)
-        return tool_result(PlanResult(plan=plan, message=plan_message(plan, "mcp")))
+        return plan_result(plan)
 
     @server.tool(
         structured_output=UNDESCRIBED,
@@ -176,7 +188,7 @@ def register_plan_tools(
         """Cancel a plan that has not ended: running steps are stopped, pending ones never run."""
         with tool_errors():
             plan = await plans.cancel(plan_id, reason)
-        return tool_result(PlanResult(plan=plan, message=plan_message(plan, "mcp")))
+        return plan_result(plan)
 
     @server.tool(
         title="Save an agent",

@@ -6,13 +6,14 @@ clients allow a call) sending progress notifications built from the runs' events
 
 # No `from __future__ import annotations`: the SDK reads these signatures at registration.
 
+from collections.abc import Sequence
 from typing import Annotated, Final
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from taskorch.domain import TaskStatus
+from taskorch.domain import Task, TaskStatus
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp_errors import tool_errors
 from taskorch.server.mcp_results import tool_result
@@ -21,7 +22,7 @@ from taskorch.server.models import ExecuteDirectoryResult, ExecuteResult
 from taskorch.server.run_guidance import execute_message
 from taskorch.server.run_progress import MAX_EXECUTE_WAIT_SECONDS, Report, wait_for_runs
 
-__all__ = ["register_run_tools"]
+__all__ = ["execute_directory_result", "execute_result", "register_run_tools"]
 
 _RUN: Final = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
@@ -57,7 +58,7 @@ def register_run_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             task = await scheduler.request_task(task_id)
             await wait_for_runs(orchestrator, [task.id], wait_seconds, _reporter(ctx))
             task = await queue.get(task.id)
-        return tool_result(ExecuteResult(task=task, message=execute_message(task, "mcp")))
+        return execute_result(task)
 
     @server.tool(title="Run the tasks of a directory", annotations=_RUN, structured_output=UNDESCRIBED)
     async def execute_directory(
@@ -75,17 +76,28 @@ def register_run_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             ids = [t.id for t in tasks]
             await wait_for_runs(orchestrator, ids, wait_seconds, _reporter(ctx))
             tasks = [await queue.get(task_id) for task_id in ids]
-        open_tasks = [t for t in tasks if not t.is_terminal]
-        ended = len(tasks) - len(open_tasks)
-        running = sum(1 for t in tasks if t.status is TaskStatus.RUNNING)
-        if not tasks:
-            message = f"No claude_code or custom task is waiting, queued or running at or below {directory}."
-        else:
-            message = (
-                f"{running} running, {len(open_tasks) - running} not started yet, {ended} ended since the "
-                "call began. Poll get_task(task_id) for each, or list_tasks(work_directory=...)."
-            )
-        return tool_result(ExecuteDirectoryResult(directory=directory, tasks=tasks, message=message))
+        return execute_directory_result(directory, tasks)
+
+
+def execute_result(task: Task) -> CallToolResult:
+    """What `execute_task` returns for `task` as it is now (also a Tasks-extension result)."""
+    return tool_result(ExecuteResult(task=task, message=execute_message(task, "mcp")))
+
+
+def execute_directory_result(directory: str, tasks: Sequence[Task]) -> CallToolResult:
+    """What `execute_directory` returns for the tasks it started in `directory`, as they are now:
+    with a count of those running, not started and ended."""
+    open_tasks = [t for t in tasks if not t.is_terminal]
+    ended = len(tasks) - len(open_tasks)
+    running = sum(1 for t in tasks if t.status is TaskStatus.RUNNING)
+    if not tasks:
+        message = f"No claude_code or custom task is waiting, queued or running at or below {directory}."
+    else:
+        message = (
+            f"{running} running, {len(open_tasks) - running} not started yet, {ended} ended since the "
+            "call began. Poll get_task(task_id) for each, or list_tasks(work_directory=...)."
+        )
+    return tool_result(ExecuteDirectoryResult(directory=directory, tasks=list(tasks), message=message))
 
 
 def _reporter(ctx: Context) -> Report:

@@ -11,7 +11,9 @@ read and null otherwise. A malformed response (which may not be answered) is onl
 and a blank line skipped. Either way the server keeps serving.
 
 As the SDK does, fd 0 reads the null device and fd 1 writes to stderr while serving, so a
-child process or a stray print cannot touch the protocol stream.
+child process or a stray print cannot touch the protocol stream. Serving owns the process's
+stdin and stdout, so it also freezes the start-up heap (`taskorch.server.heap`) once, just
+before the first message is read: no full garbage collection walks it again.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from mcp.types import (
 from pydantic import ValidationError
 
 from taskorch.downstream.frames import as_request_id
+from taskorch.server.heap import freeze_startup_heap
 
 __all__ = ["Refused", "parse_frame", "run_stdio"]
 
@@ -145,11 +148,12 @@ async def run_stdio(server: MCPServer, *, max_message_bytes: int) -> None:
     """Serve `server` over stdin/stdout until stdin closes.
 
     A line longer than `max_message_bytes` is refused (-32600) and skipped, so one huge line
-    cannot exhaust memory.
+    cannot exhaust memory. Freezes the start-up heap first (see the module's docstring).
     """
     # The SDK has no public way to run an MCPServer over given streams (its own in-memory
     # client reaches for the same attribute, with a TODO to make it public).
     lowlevel = server._lowlevel_server
+    freeze_startup_heap()
     with _claimed_stdio() as (wire_in, wire_out):
         to_server, server_reads = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         server_writes, to_client = anyio.create_memory_object_stream[SessionMessage](0)

@@ -20,14 +20,13 @@ from taskorch.domain.tasks import ModeInput, PriorityInput
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.queue import TaskQueue
 from taskorch.server.mcp_errors import tool_errors
-from taskorch.server.mcp_results import tool_result
+from taskorch.server.mcp_results import data_result, task_summaries, tool_result
 from taskorch.server.mcp_schema import UNDESCRIBED
 from taskorch.server.models import (
     CancelResult,
     ClaimResult,
     CreateTaskResult,
     ServerStatistics,
-    TaskList,
     TaskResult,
 )
 from taskorch.server.run_guidance import heartbeat_message, server_run_ready_note, unattended_note
@@ -186,8 +185,9 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         priority: str | None = None,
         limit: Annotated[int, Field(description=f"1 to {limit_max}.")] = 50,
         cursor: Annotated[str | None, Field(description="The previous page's next_cursor.")] = None,
-    ) -> Annotated[CallToolResult, TaskList]:
-        """Tasks matching every filter, newest first; `next_cursor` is null on the last page."""
+    ) -> CallToolResult:
+        """Summaries of tasks matching every filter, newest first (get_task has all fields);
+        `next_cursor` is null on the last page."""
         with tool_errors():
             filters = _ListFilters(
                 status=status,
@@ -207,7 +207,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
                 limit=limit,
                 cursor=cursor,
             )
-        return tool_result(TaskList(tasks=page.items, next_cursor=page.next_cursor))
+        return data_result({"tasks": task_summaries(page.items), "next_cursor": page.next_cursor})
 
     @server.tool(
         structured_output=UNDESCRIBED,

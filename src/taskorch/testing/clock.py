@@ -1,8 +1,10 @@
-"""Test helpers shared by several test modules."""
+"""`FakeClock`: a clock a test moves by hand, for the store, queue and orchestrator's `clock=`."""
 
 from __future__ import annotations
 
 import time
+
+__all__ = ["FakeClock"]
 
 
 class FakeClock:

@@ -1,7 +1,7 @@
-"""A scripted `Executor` for engine tests: runs start, report and end when the test says.
+"""`FakeExecutor`: a scripted `Executor` for tests: runs start, report and end when the test says.
 
-It honours the protocol, and the executor contract suite (tests/executor_contract/) holds it to
-that: `on_start` first, then the scripted events, then the outcome; a cancelled run records
+It honours the protocol, and taskorch's executor contract suite holds it to that, as it holds
+the real executors: `on_start` first, then the scripted events, then the outcome; a cancelled run records
 that it was cancelled and re-raises the cancellation; an unavailable one raises
 `ExecutorUnavailable` before anything starts.
 """
@@ -36,6 +36,7 @@ _pids = itertools.count(2**22 + 1)
 
 
 def event(kind: str, **data: object) -> TaskEvent:
+    """A run event for a `Script`, e.g. `event("assistant", text="Reading the code")`."""
     return TaskEvent(at=utc_from_timestamp(0), type=kind, data=dict(data))
 
 

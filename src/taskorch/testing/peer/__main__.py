@@ -1,4 +1,4 @@
-"""The test peer (`tests.downstream_peers.build_peer`) as a stdio MCP server process.
+"""`python -m taskorch.testing.peer`: the test peer (`build_peer()`) as a stdio MCP server process.
 
 Its stdout expands the markers `sized` and `nested` answer (`expand_markers`), so a test can
 receive frames of any size or depth from a real server process.
@@ -11,7 +11,7 @@ import sys
 import anyio
 from mcp.server.stdio import stdio_server
 
-from tests.downstream_peers import build_peer, expand_markers
+from taskorch.testing.peer import build_peer, expand_markers
 
 
 class _ExpandingStdout:
@@ -26,6 +26,7 @@ class _ExpandingStdout:
 
 
 async def main() -> None:
+    """Serve `build_peer()` over this process's stdin and stdout until stdin closes."""
     server = build_peer()
     lowlevel = server._lowlevel_server
     async with stdio_server(stdout=anyio.wrap_file(_ExpandingStdout())) as (read_stream, write_stream):  # type: ignore[arg-type]

@@ -4,8 +4,8 @@ Tools have real input schemas (arguments are checked like `DownstreamPool` check
 each call's outcome is scripted: a result, a `DownstreamError` to raise, or a `Gate` the
 call waits on (so a test controls when a "slow" call finishes, without sleeping). Calls
 nothing is scripted for go to the tool's handler: a function of the arguments (`echo`
-returns them as structured content), or a `Gate` every such call waits on. The contract
-suite in `tests/test_gateway_contract.py` holds it to the same behaviour as the real pool.
+returns them as structured content), or a `Gate` every such call waits on. taskorch's
+gateway contract suite holds it to the same behaviour as the real pool.
 
     gateway = FakeGateway()
     gateway.add_tool("files", "read", {"type": "object", "properties": {"path": {"type": "string"}},
