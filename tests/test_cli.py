@@ -215,8 +215,8 @@ def test_relative_dir_is_taken_from_the_current_directory(
 @pytest.mark.parametrize(
     ("argv", "status", "expected"),
     [
-        (["tasks", "show", "no-such-id"], 1, "no task with id 'no-such-id'"),
-        (["tasks", "cancel", "no-such-id"], 1, "no task with id"),
+        (["tasks", "show", "no-such-id"], 2, "no task id starts with 'no-such-id'"),
+        (["tasks", "cancel", "no-such-id"], 2, "no task id starts with"),
         (["tasks", "add", "x", "--dir", "/etc"], 1, "outside the allowed roots"),
         (["tasks", "add", "x"], 2, "--dir"),
         (["tasks", "add", "x", "--dir", "/tmp", "--priority", "extreme"], 2, "priority"),
@@ -313,11 +313,11 @@ def test_python_dash_m_taskorch_runs_the_commands(home: Path, tmp_path: Path) ->
     assert task_id in listed.stdout
     assert listed.stderr == ""
     missing = taskorch("tasks", "show", "no-such-id")
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert missing.stdout == ""
     assert (
-        missing.stderr.strip()
-        == "taskorch: error: no task with id 'no-such-id'; list_tasks shows the ids that exist"
+        missing.stderr.strip() == "taskorch: error: no task id starts with 'no-such-id'; "
+        "`taskorch tasks list` shows the ids that exist"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import string
 from pathlib import Path
 
@@ -12,23 +13,24 @@ from taskorch.domain import TaskStatus
 from taskorch.errors import NotFound
 from taskorch.storage.messages import lease_lost_message, not_found
 from taskorch.tool_profiles import ALL_TOOLS
-from taskorch.wording import ACTIONS, WORDS, Worded, word
+from taskorch.wording import ACTIONS, WORDS, Surface, Worded, word
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "taskorch"
 
 
-def test_rest_words_every_action_and_names_no_tool() -> None:
-    assert set(WORDS["rest"]) == ACTIONS
-    for action, words in WORDS["rest"].items():
+@pytest.mark.parametrize("surface", ["rest", "cli"])
+def test_every_surface_words_every_action_and_names_no_tool(surface: Surface) -> None:
+    assert set(WORDS[surface]) == ACTIONS
+    for action, words in WORDS[surface].items():
         assert not [tool for tool in ALL_TOOLS if tool in words], (action, words)
 
 
-def test_a_surface_without_words_of_its_own_gets_the_tools_words() -> None:
-    assert word("cli", "list_tasks") == "list_tasks"
+def test_the_cli_names_its_commands() -> None:
+    assert word("cli", "list_tasks") == "`taskorch tasks list`"
     error = not_found("t-1")
     assert str(error) == "no task with id 't-1'; list_tasks shows the ids that exist"
     assert error.message_for("mcp") == str(error)
-    assert error.message_for("cli") == str(error)
+    assert error.message_for("cli") == "no task with id 't-1'; `taskorch tasks list` shows the ids that exist"
     assert error.message_for("rest") == "no task with id 't-1'; GET /api/v1/tasks shows the ids that exist"
 
 
@@ -83,3 +85,13 @@ def test_every_field_of_a_template_is_an_action_or_a_value_given(
     assert not unknown, f"{where}: {unknown}"
     for surface in WORDS:
         template.format_map({**dict.fromkeys(keywords, "x"), **{a: word(surface, a) for a in ACTIONS}})
+
+
+@pytest.mark.parametrize(("where", "template", "keywords"), TEMPLATES, ids=[t[0] for t in TEMPLATES])
+def test_the_cli_and_rest_words_of_a_template_name_no_tool(
+    where: str, template: str, keywords: set[str]
+) -> None:
+    for surface in ("cli", "rest"):
+        text = Worded(template, **dict.fromkeys(keywords, "x"))(surface)  # type: ignore[arg-type]
+        named = [tool for tool in ALL_TOOLS if re.search(rf"\b{tool}\b", text)]
+        assert not named, f"{where} ({surface}): {text}"

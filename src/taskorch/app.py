@@ -48,11 +48,13 @@ def build_orchestrator(
     containment: Containment | None = None,
     downstream: bool = True,
     store: Store | None = None,
+    run_plan_tasks: bool = True,
 ) -> Orchestrator:
     """The orchestrator over `store` (default: the one `storage.url` names).
 
     With `downstream`, plans reach the configured downstream servers through a pool (built
     only when some are configured); the planner is Claude Code's when `executors` has one.
+    `run_plan_tasks` False: plans' claude_code tasks are only queued (see `Orchestrator`).
     """
     executors = dict(executors or {})
     pool = build_downstream(settings) if downstream else None
@@ -64,6 +66,7 @@ def build_orchestrator(
         executors=executors,
         planner=build_planner(settings, executors),
         containment=containment,
+        run_plan_tasks=run_plan_tasks,
     )
 
 

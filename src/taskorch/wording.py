@@ -74,12 +74,36 @@ _REST: Final[dict[str, str]] = {
     "heartbeat_task": "POST /api/v1/tasks/{id}/heartbeat",
 }
 
-WORDS: Final[Mapping[Surface, Mapping[str, str]]] = {
-    "mcp": _MCP,
-    "rest": _REST,
-    # The CLI names its commands here; until it does, it says what the MCP tools say.
-    "cli": {},
+# The CLI names its commands; what it cannot do (a worker's claim and reports, asking a server
+# to run something) it names as what a client of `taskorch serve` does, never by a tool's name.
+_CLI: Final[dict[str, str]] = {
+    "create_task": "`taskorch tasks add`",
+    "list_tasks": "`taskorch tasks list`",
+    "get_task": "`taskorch tasks show ID`",
+    "poll_task": "`taskorch tasks show ID` (or `taskorch tasks watch`)",
+    "claim": "a worker's claim over MCP or REST (`taskorch serve`)",
+    "claim_call": "a claim over MCP or REST (`taskorch serve`)",
+    "complete_task": "a completion over MCP or REST",
+    "fail_task": "a failure report over MCP or REST",
+    "cancel_task": "`taskorch tasks cancel ID`",
+    "execute_task": "`taskorch worker` (or `taskorch serve --run-tasks`)",
+    "execute_directory": "`taskorch worker --work-path DIR`",
+    "create_plan": "`taskorch plans create`",
+    "list_plans": "`taskorch plans list`",
+    "get_plan": "`taskorch plans show ID`",
+    "confirm_plan": "`taskorch plans approve ID`",
+    "start_plan": "`taskorch plans approve ID`",
+    "reject_plan": "`taskorch plans reject ID`",
+    "cancel_plan": "`taskorch plans cancel ID`",
+    "list_agents": "`taskorch agents list`",
+    "save_agent": "`taskorch agents save NAME`",
+    "delete_agent": "`taskorch agents delete NAME`",
+    "list_downstream_tools": "`taskorch downstream`",
+    "refresh_downstream": "run `taskorch downstream` again",
+    "heartbeat_task": "a heartbeat over MCP or REST",
 }
+
+WORDS: Final[Mapping[Surface, Mapping[str, str]]] = {"mcp": _MCP, "rest": _REST, "cli": _CLI}
 
 
 def word(surface: Surface, action: str) -> str:

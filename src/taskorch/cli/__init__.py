@@ -1,4 +1,4 @@
-"""The `taskorch` command: run the server, or work with the queue directly.
+"""The `taskorch` command: run the server, or work with the queue, plans and agents directly.
 
     taskorch serve [--transport stdio|http] [--host H] [--port P] [--token T] [--allowed-root DIR]...
                    [--tools PROFILE] [--run-tasks]
@@ -6,18 +6,25 @@
     taskorch tasks add PROMPT --dir DIR [--mode M] [--agent A] [--priority P] [--tag T]...
                        [--depends-on ID]...
     taskorch tasks list [--status S] [--dir DIR] [--tag T] [--mode M] [--priority P] [--limit N] [--json]
-    taskorch tasks show ID [--json]
-    taskorch tasks cancel ID [--reason TEXT] [--json]
+    taskorch tasks show|cancel|logs ID    (cancel: [--reason TEXT]; logs: [--follow])
+    taskorch tasks watch [--interval S] [--limit N] [--once]
+    taskorch plans create QUERY --steps FILE [--agent NAME] [--fail-fast] [--max-concurrency N]
+    taskorch plans list [--status S] [--limit N] [--cursor C]
+    taskorch plans show|approve|reject|cancel ID    (approve: [--no-run]; reject, cancel: [--reason])
+    taskorch agents list | show NAME | save NAME [--allow P]... [--deny P]... | delete NAME
+    taskorch downstream [--server NAME]
     taskorch stats [--json]
     taskorch db check
     taskorch db backup PATH [--force]
 
-Every command takes `--db URL`, `--config FILE` and `--log-level`. The task commands open the
-store themselves (no server needed). Flags override `TASKORCH_*` variables, which override the
-config file. Exit status: 0 success, 1 the operation failed (unknown id, path not allowed,
-wrong state, store error; `db check`: the store is damaged or unreachable), 2 the command was
-wrong (usage, configuration, invalid value; `db backup` of a PostgreSQL store, which pg_dump
-backs up).
+Every command takes `--db URL`, `--config FILE` and `--log-level`. The commands open the store
+themselves (no server needed) and call the engine services the MCP tools and REST routes call;
+their messages name commands (`taskorch.wording`). A task or plan ID may be any unambiguous start
+of it (`taskorch.cli.ids`). Flags override `TASKORCH_*` variables, which override the config
+file. Exit status: 0 success, 1 the operation failed (path not allowed, wrong state, a plan that
+did not complete, store error; `db check`: the store is damaged or unreachable), 2 the command
+was wrong (usage, configuration, invalid value, an id naming no task or plan or several; `db
+backup` of a PostgreSQL store, which pg_dump backs up). See docs/cli.md.
 """
 
 from __future__ import annotations
@@ -76,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValidationError as exc:
             return fail(validation_message(exc), EXIT_USAGE)
         except (ConfigError, InvalidArgument) as exc:
-            return fail(str(exc), EXIT_USAGE)
+            return fail(_message(exc), EXIT_USAGE)
         except (CallerError, TaskorchError) as exc:
-            return fail(str(exc), EXIT_FAILURE)
+            return fail(_message(exc), EXIT_FAILURE)
+
+
+def _message(exc: Exception) -> str:
+    """The error in the CLI's words: it names commands, not MCP tools."""
+    return exc.message_for("cli") if isinstance(exc, CallerError) else str(exc)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ __all__ = [
     "require_existing_store",
     "run",
     "settings_of",
+    "until_interrupted",
     "validation_message",
     "with_queue",
 ]
@@ -132,6 +134,25 @@ def run(work: Callable[[], Awaitable[int]]) -> int:
     return anyio.run(work)
 
 
+async def until_interrupted(work: Awaitable[int]) -> int:
+    """`work`'s exit status, or 0 once Ctrl-C (SIGINT) or SIGTERM arrives: how a person ends a
+    command that follows something live. The signal cancels `work`, whose cleanup runs."""
+    status = 0
+
+    async def run_work(scope: anyio.CancelScope) -> None:
+        nonlocal status
+        status = await work
+        scope.cancel()
+
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_work, tg.cancel_scope)
+            async for _ in signals:
+                tg.cancel_scope.cancel()
+                break
+    return status
+
+
 def out(text: str) -> None:
     """Write one block of output to stdout (what the command produced, never a log)."""
     sys.stdout.write(text + "\n")
@@ -162,14 +183,21 @@ def require_existing_store(settings: Settings) -> None:
 
 
 def with_queue(
-    settings: Settings, action: Callable[[Orchestrator], Awaitable[int]], *, read_only: bool = False
+    settings: Settings,
+    action: Callable[[Orchestrator], Awaitable[int]],
+    *,
+    read_only: bool = False,
+    downstream: bool = False,
 ) -> int:
-    """Run `action` on an orchestrator over the store, without background work (no server)."""
+    """Run `action` on an orchestrator over the store, without background work (no server).
+
+    With `downstream`, the configured downstream servers are reachable (plans checked and run
+    here call their tools; a plan's claude_code tasks are queued for workers)."""
     from taskorch.app import build_orchestrator
 
     if read_only:
         require_existing_store(settings)
-    orchestrator = build_orchestrator(settings, downstream=False)
+    orchestrator = build_orchestrator(settings, downstream=downstream, run_plan_tasks=False)
 
     async def work() -> int:
         async with orchestrator.running(background=False):

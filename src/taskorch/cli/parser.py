@@ -6,15 +6,19 @@ import argparse
 
 from taskorch import __version__
 from taskorch.cli import db as db_cli
+from taskorch.cli import logs as logs_cli
 from taskorch.cli import serve as serve_cli
 from taskorch.cli import tasks as tasks_cli
+from taskorch.cli import watch as watch_cli
 from taskorch.cli.common import Parser, add_common
+from taskorch.cli.parser_plans import add_plan_commands
 
 __all__ = ["build_parser"]
 
 _MODES = "standard, claude_code or custom"
 _PRIORITIES = "low, normal, high or urgent"
 _STATUSES = "waiting, queued, running, succeeded, failed or cancelled"
+_TASK_ID = "task id, or an unambiguous start of it"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(worker)
     worker.set_defaults(handler=serve_cli.worker)
 
-    tasks = commands.add_parser("tasks", help="add, list, show or cancel tasks")
+    tasks = commands.add_parser("tasks", help="add, list, show, cancel, watch tasks or read their run logs")
     task_commands = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", parser_class=Parser)
     tasks.set_defaults(handler=None, subparser=tasks)
 
@@ -79,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--mode", default="standard", help=f"{_MODES} (default standard)")
     add.add_argument("--priority", default="normal", help=f"{_PRIORITIES} (default normal)")
     add.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
-    add.add_argument("--depends-on", action="append", default=[], metavar="ID", help="run after task ID")
+    add.add_argument(
+        "--depends-on", action="append", default=[], metavar="ID", help="run after task ID (or a start of it)"
+    )
     add.add_argument("--executor", help="name of a configured executor (mode custom)")
     add.add_argument("--agent", help="the agent whose config shapes the run (and may name its executor)")
     add.add_argument("--idempotency-key", help="adding again with the same key returns the first task")
@@ -101,17 +107,40 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=tasks_cli.tasks_list)
 
     show = task_commands.add_parser("show", help="show one task")
-    show.add_argument("id")
+    show.add_argument("id", help=_TASK_ID)
     show.add_argument("--json", action="store_true", help="print JSON")
     add_common(show)
     show.set_defaults(handler=tasks_cli.tasks_show)
 
     cancel = task_commands.add_parser("cancel", help="cancel a task that has not ended")
-    cancel.add_argument("id")
+    cancel.add_argument("id", help=_TASK_ID)
     cancel.add_argument("--reason")
     cancel.add_argument("--json", action="store_true", help="print JSON")
     add_common(cancel)
     cancel.set_defaults(handler=tasks_cli.tasks_cancel)
+
+    watch = task_commands.add_parser(
+        "watch",
+        help="a live view: tasks per status and the running ones with their last event (q quits); "
+        "plain text when stdout is not a terminal",
+    )
+    watch.add_argument(
+        "--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes (default 1)"
+    )
+    watch.add_argument("--limit", type=int, default=20, help="running tasks shown at most (default 20)")
+    watch.add_argument("--once", action="store_true", help="print the view once and exit")
+    add_common(watch)
+    watch.set_defaults(handler=watch_cli.tasks_watch)
+
+    logs = task_commands.add_parser("logs", help="print the run log of a task's latest run")
+    logs.add_argument("id", help=_TASK_ID)
+    logs.add_argument(
+        "--follow", "-f", action="store_true", help="print new output as it comes, until the task ends"
+    )
+    add_common(logs)
+    logs.set_defaults(handler=logs_cli.tasks_logs)
+
+    add_plan_commands(commands)
 
     stats = commands.add_parser("stats", help="queue statistics")
     stats.add_argument("--json", action="store_true", help="print JSON")

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
 from taskorch.domain import Statistics, Task
 
-__all__ = ["render_statistics", "render_task", "render_task_table"]
+__all__ = [
+    "clip",
+    "fields",
+    "indent",
+    "printable",
+    "render_statistics",
+    "render_task",
+    "render_task_table",
+    "table",
+    "when",
+]
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters but tab and newline shown as `?`: what tasks, runs and
+    plans hold is not ours, and an escape sequence in it must not reach the terminal."""
+    return _CONTROL.sub("?", text.replace("\r\n", "\n"))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -19,14 +40,14 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _clip(text: str, width: int, *, keep_end: bool = False) -> str:
+def clip(text: str, width: int, *, keep_end: bool = False) -> str:
     text = " ".join(text.split())
     if len(text) <= width:
         return text
     return "..." + text[-(width - 3) :] if keep_end else text[: width - 3] + "..."
 
 
-def _when(moment: datetime | None) -> str:
+def when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else "-"
 
 
@@ -37,17 +58,23 @@ def render_task_table(tasks: Sequence[Task]) -> str:
             t.status.value,
             t.priority.value,
             t.execution_mode.value,
-            _when(t.created_at),
-            _clip(t.work_directory, 40, keep_end=True),
-            _clip(t.prompt, 50),
+            when(t.created_at),
+            clip(t.work_directory, 40, keep_end=True),
+            clip(t.prompt, 50),
         ]
         for t in tasks
     ]
-    return _table(["ID", "STATUS", "PRIORITY", "MODE", "CREATED", "DIRECTORY", "PROMPT"], rows)
+    return table(["ID", "STATUS", "PRIORITY", "MODE", "CREATED", "DIRECTORY", "PROMPT"], rows)
+
+
+def fields(rows: Sequence[tuple[str, str]]) -> str:
+    """`name  value` lines, the values aligned."""
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {printable(value)}".rstrip() for name, value in rows)
 
 
 def render_task(task: Task) -> str:
-    fields: list[tuple[str, str]] = [
+    rows: list[tuple[str, str]] = [
         ("id", task.id),
         ("status", task.status.value),
         ("priority", task.priority.value),
@@ -57,24 +84,22 @@ def render_task(task: Task) -> str:
         ("depends on", ", ".join(task.depends_on) or "-"),
         ("attempt", f"{task.attempt} of {task.max_attempts}"),
         ("worker", task.worker_id or "-"),
-        ("created", _when(task.created_at)),
-        ("started", _when(task.started_at)),
-        ("finished", _when(task.finished_at)),
+        ("created", when(task.created_at)),
+        ("started", when(task.started_at)),
+        ("finished", when(task.finished_at)),
     ]
     if task.error is not None:
-        fields.append(("error", f"{task.error.kind}: {task.error.message}"))
+        rows.append(("error", f"{task.error.kind}: {task.error.message}"))
     if task.cost_usd is not None:
-        fields.append(("cost", f"${task.cost_usd:.4f}"))
-    width = max(len(name) for name, _ in fields)
-    lines = [f"{name.ljust(width)}  {value}" for name, value in fields]
-    lines += ["", "prompt:", _indent(task.prompt)]
+        rows.append(("cost", f"${task.cost_usd:.4f}"))
+    lines = [fields(rows), "", "prompt:", indent(task.prompt)]
     if task.result is not None:
-        lines += ["", "result:", _indent(task.result)]
+        lines += ["", "result:", indent(task.result)]
     return "\n".join(lines)
 
 
-def _indent(text: str) -> str:
-    return "\n".join(f"  {line}" for line in text.splitlines() or [""])
+def indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in printable(text).splitlines() or [""])
 
 
 def render_statistics(stats: Statistics) -> str:
@@ -91,8 +116,8 @@ def render_statistics(stats: Statistics) -> str:
         summary.append(("run time", f"mean {d.mean or 0:.1f}s, p95 {d.p95 or 0:.1f}s over {d.count} runs"))
     width = max(len(name) for name, _ in summary)
     parts = ["\n".join(f"{name.ljust(width)}  {value}" for name, value in summary)]
-    parts.append(_table(["STATUS", "COUNT"], [[k, str(v)] for k, v in stats.by_status.items()]))
+    parts.append(table(["STATUS", "COUNT"], [[k, str(v)] for k, v in stats.by_status.items()]))
     if stats.by_directory:
-        rows = [[_clip(k, 60, keep_end=True), str(v)] for k, v in sorted(stats.by_directory.items())]
-        parts.append(_table(["DIRECTORY", "COUNT"], rows))
+        rows = [[clip(k, 60, keep_end=True), str(v)] for k, v in sorted(stats.by_directory.items())]
+        parts.append(table(["DIRECTORY", "COUNT"], rows))
     return "\n\n".join(parts)

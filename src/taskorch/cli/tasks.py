@@ -1,4 +1,6 @@
-"""`taskorch tasks add|list|show|cancel` and `taskorch stats`: the queue without a server."""
+"""`taskorch tasks add|list|show|cancel` and `taskorch stats`: the queue without a server.
+
+A task id may be given as an unambiguous start of it (`taskorch.cli.ids`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import os
 import sys
 
 from taskorch.cli.common import out, print_json, with_queue
+from taskorch.cli.ids import resolve_id
 from taskorch.cli.render import render_statistics, render_task, render_task_table
 from taskorch.config import Settings
 from taskorch.domain import Task, TaskSpec
@@ -30,20 +33,22 @@ def unattended_note(orchestrator: Orchestrator, task: Task) -> str | None:
 
 def tasks_add(args: argparse.Namespace, settings: Settings) -> int:
     # Only what the command line says: the queue fills in the defaults (max_attempts, ...).
-    spec = TaskSpec(
-        prompt=args.prompt,
-        work_directory=os.path.abspath(os.path.expanduser(args.dir)),
-        execution_mode=args.mode,
-        priority=args.priority,
-        tags=args.tag,
-        depends_on=args.depends_on,
-        executor=args.executor,
-        agent=args.agent,
-        idempotency_key=args.idempotency_key,
-        continue_from=args.continue_from,
-    )
+    fields = {
+        "prompt": args.prompt,
+        "work_directory": os.path.abspath(os.path.expanduser(args.dir)),
+        "execution_mode": args.mode,
+        "priority": args.priority,
+        "tags": args.tag,
+        "executor": args.executor,
+        "agent": args.agent,
+        "idempotency_key": args.idempotency_key,
+    }
+    TaskSpec.model_validate(fields)  # a wrong value is reported before the store is opened
 
     async def action(orchestrator: Orchestrator) -> int:
+        depends_on = [await resolve_id(orchestrator, "task", d) for d in args.depends_on]
+        continue_from = args.continue_from and await resolve_id(orchestrator, "task", args.continue_from)
+        spec = TaskSpec.model_validate(fields | {"depends_on": depends_on, "continue_from": continue_from})
         outcome = await orchestrator.queue.create(spec)
         note = unattended_note(orchestrator, outcome.task)
         if args.json:
@@ -96,7 +101,7 @@ def tasks_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def tasks_show(args: argparse.Namespace, settings: Settings) -> int:
     async def action(orchestrator: Orchestrator) -> int:
-        task = await orchestrator.queue.get(args.id)
+        task = await orchestrator.queue.get(await resolve_id(orchestrator, "task", args.id))
         if args.json:
             print_json(task)
         else:
@@ -108,7 +113,7 @@ def tasks_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def tasks_cancel(args: argparse.Namespace, settings: Settings) -> int:
     async def action(orchestrator: Orchestrator) -> int:
-        task = await orchestrator.queue.cancel(args.id, args.reason)
+        task = await orchestrator.queue.cancel(await resolve_id(orchestrator, "task", args.id), args.reason)
         if args.json:
             print_json(CancelResult(task=task, message=f"task {task.id} is now {task.status.value}"))
         else:

@@ -47,7 +47,9 @@ class Orchestrator:
     `planner` makes steps for create_plan calls without steps (None: callers must give steps).
     `containment` is what the executors hold their runs' processes with (from
     `open_containment`); the orchestrator keeps it up while its scheduler runs and closes it
-    after. None: the executors use process groups alone.
+    after. None: the executors use process groups alone. With `run_plan_tasks` False, the
+    task of a plan's claude_code step is only queued, for whichever worker or server runs
+    tasks (what a CLI command running a plan does: it has no executors).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class Orchestrator:
         instance: Instance | None = None,
         planner: Planner | None = None,
         containment: Containment | None = None,
+        run_plan_tasks: bool = True,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -99,7 +102,7 @@ class Orchestrator:
             self.step_limiter,
             gateway=lambda: self.downstream,
             planner=planner,
-            run_task=self.scheduler.request_task,
+            run_task=self.scheduler.request_task if run_plan_tasks else None,
             clock=clock,
         )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Final, Literal, Protocol, runtime_checkable
 
 from taskorch.domain import (
     ErrorInfo,
@@ -32,15 +32,24 @@ from taskorch.domain.plans import Plan, PlanStatus
 from taskorch.errors import StoreError
 
 __all__ = [
+    "ID_TABLES",
     "Backoff",
     "CreateOutcome",
     "FaultReporter",
+    "IdKind",
     "PlanPage",
     "Store",
     "TaskFilter",
     "TaskPage",
     "WorkNotifier",
 ]
+
+
+IdKind = Literal["task", "plan"]
+"""What `Store.ids_with_prefix` looks up."""
+
+ID_TABLES: Final[dict[str, str]] = {"task": "tasks", "plan": "plans"}
+"""The table of each `IdKind` (a fixed name: a caller's text never becomes SQL)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +123,12 @@ class Store(Protocol):
 
     async def get_task(self, task_id: str) -> Task:
         """The task with this id. Raises `NotFound`."""
+        ...
+
+    async def ids_with_prefix(self, kind: IdKind, prefix: str, *, limit: int) -> list[str]:
+        """Ids of tasks (`kind` "task") or plans ("plan") that start with `prefix`, sorted, at
+        most `limit`. The comparison is exact (case included, no wildcards); it reads every id,
+        so it is for resolving an id a person shortened, not for hot paths."""
         ...
 
     async def list_tasks(self, filter: TaskFilter, *, limit: int, cursor: str | None = None) -> TaskPage:

@@ -29,7 +29,7 @@ from taskorch.domain import (
 from taskorch.domain.paths import is_at_or_below, overlaps
 from taskorch.domain.tasks import dependency_failed_error, utc_from_timestamp
 from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
-from taskorch.storage.base import Backoff, CreateOutcome, TaskFilter, TaskPage
+from taskorch.storage.base import Backoff, CreateOutcome, IdKind, TaskFilter, TaskPage
 from taskorch.storage.memory_plans import MemoryPlans
 from taskorch.storage.messages import lease_lost_message, not_found
 from taskorch.storage.paging import check_limit, decode_cursor, encode_cursor
@@ -104,6 +104,10 @@ class MemoryStore(MemoryPlans):
             return self._tasks[task_id]
         except KeyError:
             raise not_found(task_id) from None
+
+    async def ids_with_prefix(self, kind: IdKind, prefix: str, *, limit: int) -> list[str]:
+        ids = self._tasks if kind == "task" else self._plans
+        return sorted(i for i in ids if i.startswith(prefix))[:limit]
 
     async def list_tasks(self, filter: TaskFilter, *, limit: int, cursor: str | None = None) -> TaskPage:
         check_limit(limit)

@@ -136,6 +136,13 @@ SHARED: Final[dict[str, str | None]] = {
     "task": f"SELECT {COLUMNS} FROM tasks WHERE id = :id",
     "task_by_key": f"SELECT {COLUMNS} FROM tasks WHERE idempotency_key = :key",
     "task_status": "SELECT status FROM tasks WHERE id = :id",
+    # substr, not LIKE: no wildcards to escape, and case-sensitive as ids are.
+    "task_ids_with_prefix": (
+        "SELECT id FROM tasks WHERE substr(id, 1, :length) = :prefix ORDER BY id LIMIT :limit"
+    ),
+    "plan_ids_with_prefix": (
+        "SELECT id FROM plans WHERE substr(id, 1, :length) = :prefix ORDER BY id LIMIT :limit"
+    ),
     # A key another writer inserted meanwhile: no row, and a new statement reads its task.
     "insert_task": (
         f"INSERT INTO tasks ({NEW_TASK_COLUMNS}) "

@@ -33,7 +33,7 @@ from taskorch.domain import (
 from taskorch.domain.agents import Agent
 from taskorch.domain.plans import Plan, PlanStatus
 from taskorch.storage import sql_plans, sql_tasks
-from taskorch.storage.base import Backoff, CreateOutcome, PlanPage, TaskFilter, TaskPage
+from taskorch.storage.base import Backoff, CreateOutcome, IdKind, PlanPage, TaskFilter, TaskPage
 from taskorch.storage.paging import check_limit
 from taskorch.storage.sql_queries import Transaction
 
@@ -78,6 +78,12 @@ class SQLStore:
     async def get_task(self, task_id: str) -> Task:
         task: Task = await self._read("get_task", lambda: sql_tasks.get_task(task_id), single=True)
         return task
+
+    async def ids_with_prefix(self, kind: IdKind, prefix: str, *, limit: int) -> list[str]:
+        ids: list[str] = await self._read(
+            "ids_with_prefix", lambda: sql_tasks.ids_with_prefix(kind, prefix, limit), single=True
+        )
+        return ids
 
     async def list_tasks(self, filter: TaskFilter, *, limit: int, cursor: str | None = None) -> TaskPage:
         check_limit(limit)

@@ -28,7 +28,7 @@ from taskorch.domain import (
 from taskorch.domain.paths import subtree_prefix
 from taskorch.domain.tasks import dependency_failed_error
 from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
-from taskorch.storage.base import Backoff, CreateOutcome, TaskFilter, TaskPage
+from taskorch.storage.base import Backoff, CreateOutcome, IdKind, TaskFilter, TaskPage
 from taskorch.storage.messages import lease_lost_message, not_found
 from taskorch.storage.paging import decode_cursor, encode_cursor
 from taskorch.storage.sql_queries import NOTIFY, SKIPPED, Query, Transaction, UniqueViolation
@@ -98,6 +98,15 @@ def create_task(now: float, new: NewTask) -> Transaction:
     if status is TaskStatus.QUEUED:
         yield NOTIFY
     return CreateOutcome(row_to_task(inserted[0]), created=True)
+
+
+def ids_with_prefix(kind: IdKind, prefix: str, limit: int) -> Transaction:
+    params = {"length": len(prefix), "prefix": prefix, "limit": limit}
+    if kind == "plan":
+        rows = yield Query("plan_ids_with_prefix", params)
+    else:
+        rows = yield Query("task_ids_with_prefix", params)
+    return [r[0] for r in rows]
 
 
 def get_task(task_id: str) -> Transaction:

@@ -1,0 +1,99 @@
+"""`taskorch agents list|show|save|delete` and `taskorch downstream`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.cli_helpers import Cli, peer_config
+
+CONFIG_AGENT = '[agents.reader]\npersonality = "reads only"\nallowed_tools = ["files.read_*"]\n'
+PEER = peer_config()
+BROKEN = '[downstream.broken]\ntransport = "stdio"\ncommand = "/nonexistent/mcp-server"\n'
+
+
+@pytest.fixture
+def cli(cli_home: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
+    return Cli(cli_home, capsys, CONFIG_AGENT)
+
+
+def test_save_list_show_delete(cli: Cli) -> None:
+    out = cli(
+        "agents",
+        "save",
+        "reviewer",
+        "--personality",
+        "terse",
+        "--model",
+        "sonnet",
+        "--allow",
+        "github.*",
+        "--allow",
+        "Bash(git diff:*)",
+        "--deny",
+        "github.delete_*",
+    )
+    assert out == "Agent 'reviewer' saved.\n"
+    lines = cli("agents", "list").splitlines()
+    assert lines[0].split() == ["NAME", "SOURCE", "MODEL", "ALLOWED", "DENIED", "PERSONALITY"]
+    assert re.match(r"reader\s+config\s+-\s+files\.read_\*\s+-\s+reads only$", lines[1])
+    assert re.match(
+        r"reviewer\s+saved\s+sonnet\s+github\.\*, Bash\(git diff:\*\)\s+github\.delete_\*\s+terse$", lines[2]
+    )
+    shown = cli("agents", "show", "reviewer")
+    assert re.search(r"^denied\s+github\.delete_\*$", shown, re.M)
+    assert "personality:\n  terse" in shown
+    agent = cli.json("agents", "show", "reviewer")
+    assert agent["allowed_tools"] == ["github.*", "Bash(git diff:*)"]
+    # save replaces the whole agent
+    assert cli.json("agents", "save", "reviewer")["agent"]["allowed_tools"] == []
+    assert cli.json("agents", "delete", "reviewer") == {"agent": None, "message": "Agent 'reviewer' deleted."}
+    assert [a["name"] for a in cli.json("agents", "list")["agents"]] == ["reader"]
+
+
+def test_a_saved_agent_shadows_the_config_files_until_deleted(cli: Cli) -> None:
+    cli("agents", "save", "reader", "--personality", "mine")
+    assert cli.json("agents", "show", "reader")["source"] == "saved"
+    out = cli("agents", "delete", "reader")
+    assert out == "Agent 'reader' deleted. The config file's agent of that name is in effect again.\n"
+    assert cli.json("agents", "show", "reader")["source"] == "config"
+
+
+def test_errors_name_the_agent_commands(cli: Cli) -> None:
+    line = cli.error("agents", "show", "nobody", status=1)
+    assert "Create one with `taskorch agents save NAME`" in line
+    assert "save_agent" not in line
+    line = cli.error("agents", "delete", "nobody", status=1)
+    assert "`taskorch agents list` shows the agents that exist" in line
+    assert "name" in cli.error("agents", "save", "no spaces", status=2)
+    assert "model" in cli.error("agents", "save", "x", "--model", "--bad", status=2)
+
+
+def test_downstream_lists_servers_with_state_and_tools(
+    cli_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = Cli(cli_home, capsys, PEER + BROKEN)
+    out = cli("downstream")
+    assert re.search(r"^peer\s+stdio\s+connected\s+\d+\s*$", out, re.M)
+    assert re.search(r"^broken\s+stdio\s+failed\s+0\s+\S", out, re.M)
+    assert re.search(r"^  add\s+read-only, idempotent\s+Add two integers\.$", out, re.M)
+    assert re.search(r"^  echo\s+-\s+Return the text unchanged\.$", out, re.M)
+    assert out.endswith(
+        "2 server(s), 9 tool(s). Unreachable now: broken (see error); "
+        "run `taskorch downstream` again to retry.\n"
+    )
+    listing = cli.json("downstream", "--server", "peer")
+    [server] = listing["servers"]
+    assert server["status"] == "connected"
+    assert {"echo", "add"} <= {t["name"] for t in server["tools"]}
+    line = cli.error("downstream", "--server", "nope", status=1)
+    assert line == "taskorch: error: no downstream server named 'nope'; the servers are: peer, broken"
+
+
+def test_downstream_without_servers(cli: Cli) -> None:
+    cli.db.unlink()  # no store is needed
+    out = cli("downstream")
+    assert out == "No downstream servers are configured ([downstream.<name>] in the config file).\n"
+    assert not cli.db.exists()
