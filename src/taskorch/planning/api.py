@@ -156,7 +156,7 @@ class ApiPlanner:
     def _give_up(self, answer: Answer, problems: list[str], key: str | None) -> list[StepSpec]:
         said = redact(answer.said, key)
         raise PlanningFailed(
-            f"{self.who}'s answer is not a valid list of steps"
+            f"the answer of {self.who} is not a valid list of steps"
             f"{f' (it said: {said!r})' if said and answer.output is None else ''}; retry, rephrase the "
             f"request, {_PASS_STEPS}:\n{listed_problems([redact(p, key) for p in problems])}"
         )
