@@ -1,9 +1,9 @@
 """One JSON request to a model API over httpx2, every failure worded for the caller.
 
 The official `anthropic` and `openai` clients are not used at runtime: together they add five
-distributions and, imported into a running server, 1-7 s and 16-45 MB (the figures are in
-docs/configuration.md, `[planners.<name>]`); a planner needs one POST. The key goes out in one header and never into a message:
-whatever the API says back is stripped of it before it is shown.
+distributions and, imported into a running server, 1-7 s and 16-45 MB each (the figures are in
+docs/configuration.md, `[planners.<name>]`); a planner needs one POST. The key goes out in one
+header and never into a message: whatever the API says back is stripped of it first.
 """
 
 from __future__ import annotations
