@@ -219,6 +219,7 @@ def test_the_example_config_file_is_valid(env: dict[str, str]) -> None:
     settings = load_settings(config_file=example, env=env)
     assert settings.server.host == "127.0.0.1"
     assert settings.agents["reviewer"].denied_tools == ["github.merge_*", "Bash"]
+    assert settings.planners["local"].url() == "http://127.0.0.1:11434/v1"
 
 
 def test_agents_come_from_config_tables_and_unknown_agent_keys_are_refused(
