@@ -180,7 +180,8 @@ async def test_an_answer_that_is_not_json_is_repaired_then_refused(shape: str) -
         message = await p.error()
         first_repair = json.dumps(p.body(1)["messages"][-1])
     assert "planner 'm'" in message
-    assert "answer is not a valid list of steps" in message
+    assert "the answer of planner 'm' (" in message
+    assert "is not a valid list of steps" in message
     if shape == "anthropic":
         assert "did not call submit_plan" in message
     elif shape == "openai":
