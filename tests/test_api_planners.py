@@ -8,6 +8,7 @@ Three planner shapes are run through the same cases: `anthropic` (a forced tool 
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -206,14 +207,16 @@ async def test_an_answer_that_is_not_json_is_repaired_then_refused(shape: str) -
     ids=["401", "429", "500", "refusal", "truncated", "not-json-body"],
 )
 async def test_an_api_failure_fails_create_plan_naming_the_planner_and_the_cause(
-    shape: str, turn: dict[str, Any], expected: str
+    shape: str, turn: dict[str, Any], expected: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     async with planning([turn], shape) as p:
         message = await p.error()
         assert len(p.stub.requests) == 1  # no repair round for these
     assert "planner 'm'" in message
     assert expected in message
     assert KEY not in message
+    assert KEY not in caplog.text
     assert "`steps`" in message
     if "error" in turn and turn["error"]["status"] == 401:
         assert "$TEST_KEY" in message
