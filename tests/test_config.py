@@ -10,6 +10,7 @@ import pytest
 
 from taskorch.config import (
     AgentSettings,
+    ApiPlannerSettings,
     CustomExecutorSettings,
     DownstreamSseSettings,
     DownstreamStdioSettings,
@@ -218,6 +219,7 @@ def test_the_example_config_file_is_valid(env: dict[str, str]) -> None:
     settings = load_settings(config_file=example, env=env)
     assert settings.server.host == "127.0.0.1"
     assert settings.agents["reviewer"].denied_tools == ["github.merge_*", "Bash"]
+    assert settings.planners["local"].url() == "http://127.0.0.1:11434/v1"
 
 
 def test_agents_come_from_config_tables_and_unknown_agent_keys_are_refused(
@@ -242,6 +244,10 @@ def test_the_configuration_docs_list_every_key() -> None:
         if section_name == "executors":  # named tables, TOML only: `executors.<name>.<key>`
             for key in CustomExecutorSettings.model_fields:
                 assert f"`executors.<name>.{key}`" in docs, f"docs/configuration.md misses executors.{key}"
+            continue
+        if section_name == "planners":  # named tables, TOML only: `planners.<name>.<key>`
+            for key in ApiPlannerSettings.model_fields:
+                assert f"`planners.<name>.{key}`" in docs, f"docs/configuration.md misses planners.{key}"
             continue
         if section_name == "agents":
             continue  # a table of tables, checked above
@@ -470,3 +476,42 @@ def test_extra_args_for_flags_taskorch_leaves_alone_are_kept(env: dict[str, str]
     extra = ["--fallback-model", "sonnet", "--add-dir=/srv/shared", "--setting-sources", "user"]
     settings = load_settings(env=env, overrides={"claude_code": {"extra_args": extra}})
     assert settings.claude_code.extra_args == extra
+
+
+def test_planners_come_from_config_tables_by_a_plain_name_and_never_hold_a_key(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    good = write(
+        tmp_path / "p.toml",
+        '[plans]\nplanner = "local"\n[planners.local]\nkind = "openai"\nmodel = "qwen2.5-coder:7b"\n'
+        'base_url = "http://127.0.0.1:11434/v1/"\n',
+    )
+    settings = load_settings(config_file=good, env=env)
+    assert settings.plans.planner == "local"
+    assert settings.planners["local"].url() == "http://127.0.0.1:11434/v1"
+    assert settings.planners["local"].api_key_env is None
+
+    literal = write(
+        tmp_path / "k.toml", '[planners.x]\nkind = "openai"\nmodel = "m"\napi_key = "sk-secret-1"\n'
+    )
+    with pytest.raises(ConfigError, match="a key never goes in the config file") as caught:
+        load_settings(config_file=literal, env=env)
+    assert "sk-secret-1" not in str(caught.value)
+    in_env_field = write(
+        tmp_path / "e.toml", '[planners.x]\nkind = "openai"\nmodel = "m"\napi_key_env = "sk-s3cret"\n'
+    )
+    with pytest.raises(ConfigError, match="NAME of the environment variable") as caught:
+        load_settings(config_file=in_env_field, env=env)
+    assert "sk-s3cret" not in str(caught.value)
+    for name in ("Bad", "claude_code", "a b", "x" * 40, "-x", "é"):
+        with pytest.raises(ConfigError, match="planner name"):
+            load_settings(env=env, overrides={"planners": {name: {"kind": "openai", "model": "m"}}})
+    for url in ("ftp://h/v1", "http://user:pw@h/v1", "http://h/v1?key=1", "h:11434"):
+        with pytest.raises(ConfigError, match="base_url must be"):
+            load_settings(
+                env=env, overrides={"planners": {"x": {"kind": "openai", "model": "m", "base_url": url}}}
+            )
+    with pytest.raises(ConfigError, match=r"plans\.planner 'nope' is not a planner; configured: claude_code"):
+        load_settings(env={**env, "TASKORCH_PLANS__PLANNER": "nope"})
+    with pytest.raises(ConfigError, match="TASKORCH_PLANNERS__X: planners are configured in the config"):
+        load_settings(env={**env, "TASKORCH_PLANNERS__X": "openai"})

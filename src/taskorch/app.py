@@ -15,11 +15,19 @@ from taskorch.downstream.pool import DownstreamPool
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import CLAUDE_CODE, Executor
 from taskorch.executors.containment import Containment
+from taskorch.planning.api import ApiPlanner
 from taskorch.planning.base import Planner
 from taskorch.planning.claude import ClaudeCodePlanner
 from taskorch.storage import Store, open_store
 
-__all__ = ["build_downstream", "build_orchestrator", "build_planner", "build_runner", "build_store"]
+__all__ = [
+    "build_api_planners",
+    "build_downstream",
+    "build_orchestrator",
+    "build_planner",
+    "build_runner",
+    "build_store",
+]
 
 
 def build_store(settings: Settings) -> Store:
@@ -41,6 +49,12 @@ def build_planner(settings: Settings, executors: Mapping[str, Executor]) -> Plan
     return ClaudeCodePlanner(executor, settings.plans, settings.planner_work_dir())
 
 
+def build_api_planners(settings: Settings, environ: Mapping[str, str]) -> dict[str, Planner]:
+    """The `[planners.<name>]` planners; each reads its key from `environ` when it plans."""
+    chars = settings.plans.planner_catalog_chars
+    return {name: ApiPlanner(name, table, environ, chars) for name, table in settings.planners.items()}
+
+
 def build_orchestrator(
     settings: Settings,
     *,
@@ -49,12 +63,15 @@ def build_orchestrator(
     downstream: bool = True,
     store: Store | None = None,
     run_plan_tasks: bool = True,
+    environ: Mapping[str, str] | None = None,
 ) -> Orchestrator:
     """The orchestrator over `store` (default: the one `storage.url` names).
 
     With `downstream`, plans reach the configured downstream servers through a pool (built
-    only when some are configured); the planner is Claude Code's when `executors` has one.
-    `run_plan_tasks` False: plans' claude_code tasks are only queued (see `Orchestrator`).
+    only when some are configured); the planner is Claude Code's when `executors` has one,
+    besides the `[planners.<name>]` ones (their keys read from `environ`, default: this
+    process's environment). `run_plan_tasks` False: plans' claude_code tasks are only queued
+    (see `Orchestrator`).
     """
     executors = dict(executors or {})
     pool = build_downstream(settings) if downstream else None
@@ -65,6 +82,7 @@ def build_orchestrator(
         services=[pool] if pool is not None else [],
         executors=executors,
         planner=build_planner(settings, executors),
+        planners=build_api_planners(settings, os.environ if environ is None else environ),
         containment=containment,
         run_plan_tasks=run_plan_tasks,
     )
@@ -80,5 +98,8 @@ def build_runner(
     from taskorch.executors.registry import build_executors
 
     containment = open_containment(settings.runs.containment)
-    executors = build_executors(settings, os.environ if environ is None else environ, containment=containment)
-    return build_orchestrator(settings, executors=executors, containment=containment, downstream=downstream)
+    environ = os.environ if environ is None else environ
+    executors = build_executors(settings, environ, containment=containment)
+    return build_orchestrator(
+        settings, executors=executors, containment=containment, downstream=downstream, environ=environ
+    )

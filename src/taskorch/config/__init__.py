@@ -27,6 +27,7 @@ from taskorch.config.executors import (
 )
 from taskorch.config.loading import load_settings
 from taskorch.config.paths import default_config_path, default_data_dir
+from taskorch.config.planners import ApiPlannerSettings
 from taskorch.config.sections import (
     AgentSettings,
     LimitsSettings,
@@ -45,6 +46,7 @@ __all__ = [
     "DOWNSTREAM_NAME_PATTERN",
     "ENV_PREFIX",
     "AgentSettings",
+    "ApiPlannerSettings",
     "ClaudeCodeSettings",
     "CustomExecutorSettings",
     "DownstreamServerSettings",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from taskorch.errors import ConfigError
 
@@ -40,6 +40,9 @@ def _parse_list(value: str, separator: str) -> list[str]:
     return [p.strip() for p in text.split(separator) if p.strip()]
 
 
+_TABLES_ONLY: Final = {"downstream": "downstream servers", "planners": "planners"}
+
+
 def env_overrides(env: Mapping[str, str], sources: Sources) -> dict[str, dict[str, Any]]:
     """`TASKORCH_<SECTION>__<KEY>` variables (and the shortcuts) as nested settings data.
 
@@ -60,10 +63,10 @@ def env_overrides(env: Mapping[str, str], sources: Sources) -> dict[str, dict[st
             section, field = _SHORTCUTS[key]
         elif "__" in key:
             section, field = (part.lower() for part in key.split("__", 1))
-            if section == "downstream":
+            if section in _TABLES_ONLY:
                 raise ConfigError(
-                    f"{name}: downstream servers are configured in the config file "
-                    "([downstream.<name>] tables), not in the environment"
+                    f"{name}: {_TABLES_ONLY[section]} are configured in the config file "
+                    f"([{section}.<name>] tables), not in the environment"
                 )
         else:
             continue

@@ -13,6 +13,11 @@ _SECRET_FIELDS = {("security", "token")}
 
 
 def _is_secret(loc: tuple[str, ...]) -> bool:
+    if not loc:  # the whole configuration
+        return True
+    # A planner table may hold a literal key (refused), and api_key_env a key given by mistake.
+    if loc[:1] == ("planners",):
+        return len(loc) <= 2 or "api_key_env" in loc
     # A downstream server's headers and env often carry tokens.
     # (A whole table is not echoed either: it may hold them.)
     if loc[:1] == ("downstream",):
@@ -22,6 +27,8 @@ def _is_secret(loc: tuple[str, ...]) -> bool:
 
 def describe(err: ErrorDetails, sources: Sources) -> str:
     loc = tuple(str(p) for p in err["loc"])
+    if not loc:  # a check across sections: its message names the keys
+        return err["msg"].removeprefix("Value error, ")
     if loc[:1] == ("downstream",) and len(loc) > 2 and loc[2] in TRANSPORTS:
         loc = loc[:2] + loc[3:]  # pydantic puts the union's tag in the path; the file has no such level
     if loc[:1] == ("executors",) and len(loc) > 2 and loc[2] in ("template", "preset"):

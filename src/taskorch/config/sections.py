@@ -126,6 +126,11 @@ class PlansSettings(Section):
     backoff_max_seconds: float = Field(default=30.0, ge=0)
     max_steps: int = Field(default=200, ge=1, le=500)
     list_limit_max: int = Field(default=200, ge=1, le=1000)
+    planner: str | None = Field(
+        default=None,
+        description="Planner of create_plan calls without steps that name none: claude_code or a "
+        "[planners.<name>] table. Default: claude_code.",
+    )
     planner_model: ModelName | None = Field(
         default=None, description="Model for Claude Code planning runs when the agent names none."
     )

@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from taskorch.config.downstream import DOWNSTREAM_NAME_PATTERN, DownstreamServerSettings
 from taskorch.config.executors import ClaudeCodeSettings, ExecutorSettings
 from taskorch.config.paths import default_data_dir
+from taskorch.config.planners import RESERVED_PLANNER_NAMES, ApiPlannerSettings, check_planner_name
 from taskorch.config.sections import (
     AgentSettings,
     LimitsSettings,
@@ -54,6 +55,27 @@ class Settings(Section):
                     "(it appears in tool references such as name.tool)"
                 )
         return value
+
+    planners: dict[str, ApiPlannerSettings] = Field(
+        default_factory=dict, description="Planners over a model API, by name (`[planners.NAME]`)."
+    )
+
+    @field_validator("planners")
+    @classmethod
+    def _planner_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            check_planner_name(name)
+            if name in RESERVED_PLANNER_NAMES:
+                raise ValueError(f"planner name {name!r} is taken by a built-in planner")
+        return value
+
+    @model_validator(mode="after")
+    def _default_planner(self) -> Settings:
+        chosen = self.plans.planner
+        if chosen is not None and chosen != "claude_code" and chosen not in self.planners:
+            known = ", ".join(["claude_code", *self.planners])
+            raise ValueError(f"plans.planner {chosen[:80]!r} is not a planner; configured: {known}")
+        return self
 
     claude_code: ClaudeCodeSettings = Field(default_factory=ClaudeCodeSettings)
     executors: dict[str, ExecutorSettings] = Field(

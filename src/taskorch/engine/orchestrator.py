@@ -44,7 +44,8 @@ class Orchestrator:
     Build it once per process and share it: over SSE the MCP SDK enters its lifespan once per
     connection, so nothing here may be built inside that lifespan. `executors` maps executor
     names (`claude_code`, configured custom names) to the executors that run those tasks.
-    `planner` makes steps for create_plan calls without steps (None: callers must give steps).
+    `planner` makes steps for create_plan calls without steps (None: callers must give steps);
+    `planners` are the `[planners.<name>]` ones, by name.
     `containment` is what the executors hold their runs' processes with (from
     `open_containment`); the orchestrator keeps it up while its scheduler runs and closes it
     after. None: the executors use process groups alone. With `run_plan_tasks` False, the
@@ -63,6 +64,7 @@ class Orchestrator:
         executors: Mapping[str, Executor] | None = None,
         instance: Instance | None = None,
         planner: Planner | None = None,
+        planners: Mapping[str, Planner] | None = None,
         containment: Containment | None = None,
         run_plan_tasks: bool = True,
     ) -> None:
@@ -102,6 +104,7 @@ class Orchestrator:
             self.step_limiter,
             gateway=lambda: self.downstream,
             planner=planner,
+            planners=planners,
             run_task=self.scheduler.request_task if run_plan_tasks else None,
             clock=clock,
         )

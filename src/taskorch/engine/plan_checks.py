@@ -114,6 +114,10 @@ class PlanChecker:
                     problems.append(PlanProblem(ProblemKind.BAD_WORK_DIRECTORY, str(exc), step.id))
         return problems
 
+    async def problems(self, steps: Sequence[Step], agent: Agent | None) -> list[str]:
+        """`validate`'s problems as lines (what a planner's model is asked to repair)."""
+        return [str(problem) for problem in await self.validate(steps, agent)]
+
     def remember_valid(
         self, plan_id: str, steps: Sequence[Step], catalog: Catalog, agent: Agent | None
     ) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Final
 
 import anyio
@@ -72,12 +72,17 @@ class PlanService:
         *,
         gateway: Callable[[], ToolGateway | None],
         planner: Planner | None = None,
+        planners: Mapping[str, Planner] | None = None,
         run_task: Callable[[str], Awaitable[object]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self.planner = planner
-        """The planner used when create_plan gets no steps (None: callers must give steps)."""
+        """The Claude Code planner (None: this server has none)."""
+        self.planners: dict[str, Planner] = dict(planners or {})
+        """Every planner by name: the `[planners.<name>]` ones and Claude Code's."""
+        if planner is not None:
+            self.planners[planner.name] = planner
         self._queue = queue
         self._settings = settings
         self._agents = agents
@@ -158,22 +163,24 @@ class PlanService:
     ) -> Plan:
         """Make (or take) the steps, validate them and store the plan, `awaiting_confirmation`.
 
-        `planner`: `explicit` takes `steps`; `claude_code` has Claude Code make them. Unset:
-        `explicit` with steps, else `claude_code` when this server has it. `on_event` receives
+        `planner`: `explicit` takes `steps`; `claude_code` has Claude Code make them, a
+        `[planners.<name>]` name that model. Unset: `explicit` with steps, else `plans.planner`
+        (default `claude_code`). `on_event` receives
         the planner's progress. Raises `InvalidPlan` listing every problem (naming the planner
         that made the steps), `NotFound` for an unknown agent, `InvalidArgument` for an unknown
         planner or missing steps, `PlannerUnavailable` / `PlanningFailed` from the planner.
         """
         if not query.strip():
             raise InvalidArgument("query must say what the plan is for")
-        planner = planner or (EXPLICIT if steps else CLAUDE_CODE_PLANNER)
-        if planner not in PLANNERS:
-            raise InvalidArgument(f"unknown planner {planner!r}; available: {', '.join(PLANNERS)}")
+        planner = planner or (EXPLICIT if steps else self._settings.plans.planner or CLAUDE_CODE_PLANNER)
+        known = (*PLANNERS, *self._settings.planners)
+        if planner not in known:
+            raise InvalidArgument(f"unknown planner {planner[:80]!r}; available: {', '.join(known)}")
         the_agent = await self._agents.get(agent) if agent else None
         if planner == EXPLICIT:
             plan_steps = explicit_steps(steps)
         else:
-            plan_steps = await self._planned_steps(query.strip(), steps, the_agent, on_event)
+            plan_steps = await self._planned_steps(planner, query.strip(), steps, the_agent, on_event)
         catalog, unreachable = await self.checks.catalog(plan_steps)
         problems = await self.checks.validate(plan_steps, the_agent, catalog=catalog, unreachable=unreachable)
         if problems:
@@ -196,14 +203,22 @@ class PlanService:
         return self._now_plan(created)
 
     async def _planned_steps(
-        self, query: str, steps: Sequence[StepSpec] | None, agent: Agent | None, on_event: EventSink | None
+        self,
+        name: str,
+        query: str,
+        steps: Sequence[StepSpec] | None,
+        agent: Agent | None,
+        on_event: EventSink | None,
     ) -> list[Step]:
         if steps:
             raise InvalidArgument(
-                f"planner {CLAUDE_CODE_PLANNER!r} makes the steps itself: leave out `steps`, or pass "
+                f"planner {name!r} makes the steps itself: leave out `steps`, or pass "
                 f"planner {EXPLICIT!r} to use yours"
             )
-        if self.planner is None:
+        planner = self.planners.get(name)
+        if planner is None and name != CLAUDE_CODE_PLANNER:
+            raise PlannerUnavailable(f"planner {name!r} is configured but this process did not start it")
+        if planner is None:
             raise PlannerUnavailable(
                 "no steps were given and this server has no Claude Code planner: pass `steps` (each with "
                 "id, server, tool, arguments and depends_on), or have the server's operator install Claude "
@@ -211,7 +226,12 @@ class PlanService:
             )
         gateway = self._gateway()
         servers = await gateway.servers() if gateway is not None else []
-        return [new_step(spec) for spec in await self.planner.plan(query, agent, servers, on_event=on_event)]
+
+        async def check(specs: list[StepSpec]) -> list[str]:
+            return await self.checks.problems([new_step(spec) for spec in specs], agent)
+
+        made = await planner.plan(query, agent, servers, on_event=on_event, check=check)
+        return [new_step(spec) for spec in made]
 
     async def get(self, plan_id: str) -> Plan:
         """The plan with its progress now. Raises `NotFound`."""

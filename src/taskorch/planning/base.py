@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Protocol
 
 from taskorch.domain.agents import Agent
@@ -10,10 +10,14 @@ from taskorch.domain.plans import StepSpec
 from taskorch.downstream.base import ServerState
 from taskorch.executors.base import EventSink
 
-__all__ = ["CLAUDE_CODE_PLANNER", "Planner"]
+__all__ = ["CLAUDE_CODE_PLANNER", "Planner", "StepCheck"]
 
 CLAUDE_CODE_PLANNER: Final = "claude_code"
 """The name of the planner that has Claude Code make the steps (`planning.claude`)."""
+
+StepCheck = Callable[[list[StepSpec]], Awaitable[list[str]]]
+"""Every problem with planned steps (unknown tools, tools the agent may not use, bad arguments,
+cycles), one line each; empty when the plan would be accepted."""
 
 
 class Planner(Protocol):
@@ -28,10 +32,13 @@ class Planner(Protocol):
         servers: Sequence[ServerState],
         *,
         on_event: EventSink | None = None,
+        check: StepCheck | None = None,
     ) -> list[StepSpec]:
         """Steps for `query` using only tools of `servers` that `agent` may use.
 
-        `on_event` receives progress while planning. Raises `PlannerUnavailable` when the
+        `on_event` receives progress while planning. `check` finds the problems the plan
+        service would refuse the steps for; a planner may use it to have its model repair them
+        (the service checks the steps it returns all the same). Raises `PlannerUnavailable` when the
         planner cannot run at all, `PlanningFailed` when it ran without a usable answer.
         """
         ...

@@ -35,10 +35,9 @@ from taskorch.domain.plans import StepSpec
 from taskorch.downstream.base import ServerState
 from taskorch.errors import ExecutorUnavailable, PlannerUnavailable, PlanningFailed
 from taskorch.executors.base import EventSink, Executor, RunOutcome, RunRequest, RunStatus
-from taskorch.planning.base import CLAUDE_CODE_PLANNER
-from taskorch.planning.prompt import allowed_tools, catalog_text, planning_prompt
+from taskorch.planning.base import CLAUDE_CODE_PLANNER, StepCheck
+from taskorch.planning.prompt import catalog_text, listed_problems, planning_prompt, planning_tools
 from taskorch.planning.schema import answer_problems, plan_steps_schema
-from taskorch.wording import Worded
 
 __all__ = ["CLAUDE_CODE_PLANNER", "PLANNING_DISALLOWED_TOOLS", "ClaudeCodePlanner"]
 
@@ -63,7 +62,6 @@ PLANNING_DISALLOWED_TOOLS: Final = (
 """Claude Code tools a planning run is never offered (it only has to answer)."""
 
 _PASS_STEPS: Final = "or give the steps yourself with `steps` (planner `explicit`)"
-_MAX_PROBLEMS: Final = 20
 
 
 class ClaudeCodePlanner:
@@ -80,17 +78,7 @@ class ClaudeCodePlanner:
         self, query: str, agent: Agent | None, servers: Sequence[ServerState], scratch: Path
     ) -> RunRequest:
         """The run for `query`. Raises `PlanningFailed` when the agent may use no tool at all."""
-        tools = allowed_tools(servers, agent)
-        if not tools:
-            who = f"agent {agent.name!r} may use" if agent is not None else "are available"
-            raise PlanningFailed(
-                Worded(
-                    "there is nothing to plan with: no downstream tools {who} ({list_downstream_tools} "
-                    "shows what the servers offer); configure [downstream.<name>] servers or allow the "
-                    "agent some",
-                    who=who,
-                )
-            )
+        tools = planning_tools(servers, agent)
         catalog = catalog_text(tools, self.settings.planner_catalog_chars)
         denied = [*PLANNING_DISALLOWED_TOOLS, *(agent.claude_code_denied if agent else [])]
         return RunRequest(
@@ -114,8 +102,10 @@ class ClaudeCodePlanner:
         servers: Sequence[ServerState],
         *,
         on_event: EventSink | None = None,
+        check: StepCheck | None = None,
     ) -> list[StepSpec]:
-        """Steps for `query`; see `Planner.plan`. They still need validating against the catalog."""
+        """Steps for `query`; see `Planner.plan`. They still need validating against the catalog
+        (`check` is not used: a Claude Code run is not repaired)."""
         scratch = await anyio.to_thread.run_sync(self._scratch)
         try:
             request = self.request(query, agent, servers, scratch)
@@ -156,12 +146,8 @@ class ClaudeCodePlanner:
             )
         specs, problems = answer_problems(outcome.structured_output)
         if problems:
-            shown = "\n".join(f"- {p}" for p in problems[:_MAX_PROBLEMS])
-            more = (
-                f"\n- ... and {len(problems) - _MAX_PROBLEMS} more" if len(problems) > _MAX_PROBLEMS else ""
-            )
             raise PlanningFailed(
                 f"the Claude Code planner's answer is not a valid list of steps; retry, {_PASS_STEPS}:\n"
-                f"{shown}{more}"
+                f"{listed_problems(problems)}"
             )
         return specs

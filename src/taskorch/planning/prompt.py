@@ -14,8 +14,12 @@ from typing import Any, Final
 
 from taskorch.domain.agents import Agent
 from taskorch.downstream.base import ServerState, ServerStatus, ToolInfo
+from taskorch.errors import PlanningFailed
+from taskorch.wording import Worded
 
-__all__ = ["Catalog", "allowed_tools", "catalog_text", "planning_prompt"]
+__all__ = ["Catalog", "allowed_tools", "catalog_text", "listed_problems", "planning_prompt", "planning_tools"]
+
+_MAX_PROBLEMS: Final = 20
 
 _DESCRIPTION_CHARS: Final = 600
 _SCHEMA_CHARS: Final = 3000
@@ -55,6 +59,29 @@ def allowed_tools(servers: Sequence[ServerState], agent: Agent | None) -> list[T
         for tool in server.tools
         if agent is None or agent.allows(server.name, tool.name)
     ]
+
+
+def planning_tools(servers: Sequence[ServerState], agent: Agent | None) -> list[ToolInfo]:
+    """`allowed_tools`; raises `PlanningFailed` when there are none (nothing to plan with)."""
+    tools = allowed_tools(servers, agent)
+    if not tools:
+        who = f"agent {agent.name!r} may use" if agent is not None else "are available"
+        raise PlanningFailed(
+            Worded(
+                "there is nothing to plan with: no downstream tools {who} ({list_downstream_tools} "
+                "shows what the servers offer); configure [downstream.<name>] servers or allow the "
+                "agent some",
+                who=who,
+            )
+        )
+    return tools
+
+
+def listed_problems(problems: Sequence[str]) -> str:
+    """`problems` one a line (`- ...`), at most the first 20 and how many more."""
+    shown = "\n".join(f"- {p}" for p in problems[:_MAX_PROBLEMS])
+    more = len(problems) - _MAX_PROBLEMS
+    return shown + (f"\n- ... and {more} more" if more > 0 else "")
 
 
 def _shorten(text: str, limit: int) -> str:

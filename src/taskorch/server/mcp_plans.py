@@ -92,7 +92,10 @@ def register_plan_tools(
         ] = None,
         planner: Annotated[
             str | None,
-            Field(description="explicit (you give steps) or claude_code; default: explicit if steps."),
+            Field(
+                description="explicit (you give steps), claude_code or a configured planner; "
+                "default: explicit if steps."
+            ),
         ] = None,
         fail_fast: Annotated[bool, Field(description="Cancel the rest on the first failed step.")] = False,
         max_concurrency: Annotated[
@@ -101,8 +104,8 @@ def register_plan_tools(
     ) -> Annotated[CallToolResult, PlanResult]:
         """Plan steps that call downstream MCP tools or run Claude Code tasks; nothing runs yet.
 
-        Without `steps`, Claude Code plans from `query`. The plan is checked whole (every
-        problem listed by step); show it, then confirm_plan or reject_plan.
+        Without `steps`, the planner (Claude Code by default) plans from `query`. The plan is
+        checked whole (every problem listed by step); show it, then confirm_plan or reject_plan.
         """
         events = 0
 

@@ -37,10 +37,12 @@ class CreatePlanBody(Input):
     agent: str | None = Field(default=None, description="Agent whose tool permissions the plan must respect.")
     steps: list[StepSpec] | None = Field(
         default=None,
-        description="The steps (see docs/plans.md); without them Claude Code plans from `query`.",
+        description="The steps (see docs/plans.md); without them the planner makes them from `query`.",
     )
     planner: str | None = Field(
-        default=None, description="explicit (you give steps) or claude_code; default: explicit if steps."
+        default=None,
+        description="explicit (you give steps), claude_code or a configured planner; "
+        "default: explicit if steps.",
     )
     fail_fast: bool = Field(default=False, description="Cancel the rest on the first failed step.")
     max_concurrency: int | None = Field(

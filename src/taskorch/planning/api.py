@@ -1,0 +1,167 @@
+"""Planners over a model API: `[planners.<name>]` with kind `anthropic` or `openai`.
+
+The model gets the same prompt and catalog as the Claude Code planner (`planning.prompt`: only
+tools the agent may use) and answers in the plan-steps schema (`planning.schema`), through a
+forced tool call or a JSON-schema response format (`planning.api_dialects`). It cannot run
+anything: it is offered no tool but the one that carries its answer.
+
+When the answer is not a valid list of steps, or its steps would be refused (unknown tools,
+tools the agent may not use, bad arguments, cycles), the problems go back to the model for a
+bounded number of repair rounds (`repair_rounds`, default 1) before the plan is refused. The
+whole planning, repair included, is bounded by the planner's `timeout_seconds`.
+
+The key is read from the environment variable `api_key_env` names, when a plan is made (an
+unset variable fails that call, naming the variable, never the key). The agent's `model` is
+for Claude Code runs and is not used here; its `system_prompt` becomes the system prompt.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import anyio
+
+from taskorch.config import ApiPlannerSettings
+from taskorch.domain.agents import Agent
+from taskorch.domain.plans import StepSpec
+from taskorch.domain.tasks import TaskEvent
+from taskorch.downstream.base import ServerState
+from taskorch.errors import PlannerUnavailable, PlanningFailed
+from taskorch.executors.base import EventSink
+from taskorch.planning.api_dialects import Answer, dialect_for
+from taskorch.planning.api_http import ApiCall, post_json, redact
+from taskorch.planning.base import StepCheck
+from taskorch.planning.prompt import catalog_text, listed_problems, planning_prompt, planning_tools
+from taskorch.planning.schema import answer_problems
+
+__all__ = ["ApiPlanner"]
+
+log = logging.getLogger(__name__)
+
+_PASS_STEPS: Final = "or give the steps yourself with `steps` (planner `explicit`)"
+
+
+class ApiPlanner:
+    """Plans with a model behind an Anthropic or OpenAI-compatible API. Implements `Planner`."""
+
+    def __init__(
+        self, name: str, settings: ApiPlannerSettings, environ: Mapping[str, str], catalog_chars: int
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self._environ = environ
+        self._catalog_chars = catalog_chars
+        self._dialect = dialect_for(settings)
+        self.who = f"planner {name!r} ({settings.kind} model {settings.model!r})"
+
+    def _key(self) -> str | None:
+        env = self.settings.api_key_env
+        if env is None:
+            return None
+        key = self._environ.get(env, "").strip()
+        if not key:
+            raise PlannerUnavailable(
+                f"{self.who} has no key: the environment variable ${env} (its api_key_env) is not set "
+                f"in the server's environment; set it and restart the server, {_PASS_STEPS}"
+            )
+        return key
+
+    async def plan(
+        self,
+        query: str,
+        agent: Agent | None,
+        servers: Sequence[ServerState],
+        *,
+        on_event: EventSink | None = None,
+        check: StepCheck | None = None,
+    ) -> list[StepSpec]:
+        """Steps for `query`; see `Planner.plan`."""
+        tools = planning_tools(servers, agent)
+        prompt = planning_prompt(query, agent, catalog_text(tools, self._catalog_chars))
+        key = self._key()
+        call = ApiCall(self.who, self.settings.url(), key, self.settings.api_key_env)
+        limit = self.settings.timeout_seconds
+        deadline = time.monotonic() + limit
+        try:
+            with anyio.fail_after(limit):
+                return await self._converse(call, prompt, agent, deadline, on_event, check)
+        except TimeoutError as exc:
+            raise PlanningFailed(
+                f"{self.who} did not finish within {limit:g} s (its timeout_seconds); ask for a smaller "
+                f"plan, raise that limit, {_PASS_STEPS}"
+            ) from exc
+
+    async def _converse(
+        self,
+        call: ApiCall,
+        prompt: str,
+        agent: Agent | None,
+        deadline: float,
+        on_event: EventSink | None,
+        check: StepCheck | None,
+    ) -> list[StepSpec]:
+        dialect = self._dialect
+        system = (agent.system_prompt if agent else "") or None
+        messages = dialect.first(prompt)
+        rounds = self.settings.repair_rounds
+        for round_ in range(rounds + 1):
+            await _emit(on_event, "request", round=round_)
+            # A little past the deadline: the whole-planning bound fires first and says so.
+            wait = max(0.1, deadline - time.monotonic()) + 1.0
+            data = await post_json(
+                call, dialect.path, dialect.headers(call.key), dialect.body(system, messages), wait
+            )
+            try:
+                answer = dialect.read(data)
+            except ValueError as exc:
+                raise PlanningFailed(
+                    f"{self.who} answered in an unexpected shape ({exc}); check its kind and base_url, "
+                    f"{_PASS_STEPS}"
+                ) from exc
+            await _emit(on_event, "answer", round=round_)
+            specs, problems = self._problems(answer, call.key)
+            # Well-formed steps go through the plan checks too, so that the model repairs those.
+            checked = not problems and check is not None
+            if checked and check is not None:
+                problems = await check(specs)
+            if not problems:
+                return specs
+            log.info("%s: round %d answer has %d problem(s)", self.who, round_, len(problems))
+            if round_ == rounds:
+                if checked:  # the service refuses them, naming this planner, every problem listed
+                    return specs
+                return self._give_up(answer, problems, call.key)
+            dialect.repair(messages, answer, listed_problems(problems))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _problems(self, answer: Answer, key: str | None) -> tuple[list[StepSpec], list[str]]:
+        if answer.refusal is not None:
+            raise PlanningFailed(
+                f"{self.who} refused to plan (it said: {redact(answer.refusal, key)!r}); rephrase the "
+                f"request, {_PASS_STEPS}"
+            )
+        if answer.truncated and answer.output is None:
+            raise PlanningFailed(
+                f"{self.who} ran out of room before finishing its answer (max_tokens "
+                f"{self.settings.max_tokens}); raise its max_tokens or ask for a smaller plan, {_PASS_STEPS}"
+            )
+        if answer.problem is not None:
+            return [], [answer.problem]
+        return answer_problems(answer.output)
+
+    def _give_up(self, answer: Answer, problems: list[str], key: str | None) -> list[StepSpec]:
+        said = redact(answer.said, key)
+        raise PlanningFailed(
+            f"the answer of {self.who} is not a valid list of steps"
+            f"{f' (it said: {said!r})' if said and answer.output is None else ''}; retry, rephrase the "
+            f"request, {_PASS_STEPS}:\n{listed_problems([redact(p, key) for p in problems])}"
+        )
+
+
+async def _emit(on_event: EventSink | None, kind: str, **data: Any) -> None:
+    if on_event is not None:
+        await on_event(TaskEvent(at=datetime.now(UTC), type=kind, data=data))
