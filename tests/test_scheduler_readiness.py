@@ -137,3 +137,29 @@ async def test_a_custom_task_waits_for_its_own_executor_while_another_custom_exe
         assert (waiting["status"], waiting["attempt"], waiting["error"]) == ("queued", 0, None)
         assert codex.requests == []
         assert len(gemini.requests) == 2
+
+
+async def test_a_custom_task_for_an_executor_this_server_lacks_stays_queued_with_a_note(
+    tmp_path: Path,
+) -> None:
+    gemini = CountedFake("gemini")
+    async with open_scheduler_harness(tmp_path, {"gemini": gemini}, scheduler={"enabled": True}) as h:
+        created = await h.call(
+            "create_task",
+            prompt="for codex",
+            work_directory=str(h.root / "a"),
+            execution_mode="custom",
+            executor="codex",
+            priority="urgent",
+        )
+        assert created["note"] == (
+            "This server runs custom tasks, but its codex executor cannot run now: it is not configured "
+            "here (configured: gemini). The task stays queued until that is fixed (checked again every "
+            "10 s) or a worker that can run it claims it."
+        )
+        ran = await h.create(
+            "for gemini", execution_mode="custom", executor="gemini", work_directory=str(h.root)
+        )
+        assert (await settled(h, ran["id"]))["status"] == "succeeded"
+        waiting = await h.call("get_task", task_id=created["task"]["id"])
+        assert (waiting["status"], waiting["attempt"]) == ("queued", 0)
