@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_store.py [--ops 300] [--rounds 10] [--small 1000] [--large 100000]
                                           [--samples 400] [--synchronous FULL|NORMAL|both]
+                                          [--executors codex,claude_code]
 
 (a) Throughput. `SQLiteStore.claim_next` + `complete` in a loop, against plain `sqlite3`
     running the equivalent statements on the same schema (BEGIN IMMEDIATE, the claim
@@ -12,7 +13,9 @@
     files. Target: p50 ratio <= 1.3.
 
 With synchronous=FULL every commit waits for the disk, which hides the CPU cost the store
-adds; NORMAL shows it. `both` (the default) runs both settings.
+adds; NORMAL shows it. `both` (the default) runs both settings. `--executors` claims as a
+runner does, naming the executors it can run (the executor filter in both the store and the
+plain-sqlite3 baseline; the queued tasks are standard ones, which every filter lets through).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ START = 1_700_000_000.0
 
 # The store's own statements, so the baseline does exactly the SQL work the store does.
 RAW_CLAIM = expand(QUERIES["claim_next"] or "", [], {"modes": 1})
+EXECUTORS: list[str] | None = None  # --executors: claim with the executor filter
 RAW_COMPLETE = QUERIES["complete"] or ""
 RAW_WAKE = QUERIES["wake_dependents"] or ""
 
@@ -57,6 +61,11 @@ def raw_round(path: Path, ops: int, sync: Sync) -> float:
     conn.execute(f"PRAGMA synchronous = {sync}")
     conn.execute("PRAGMA busy_timeout = 10000")
     prefix = WORK + "/"
+    claim, named = RAW_CLAIM, {}
+    if EXECUTORS is not None:
+        parts = [QUERIES["claim_next.executors"]]
+        claim = expand(QUERIES["claim_next"] or "", parts, {"modes": 1, "executors": len(EXECUTORS)})
+        named = {f"executors_{i}": name for i, name in enumerate(EXECUTORS)}
     started = time.perf_counter()
     for _ in range(ops):
         now = time.time()
@@ -65,7 +74,7 @@ def raw_round(path: Path, ops: int, sync: Sync) -> float:
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("BEGIN IMMEDIATE")
         row = conn.execute(
-            RAW_CLAIM,
+            claim,
             {
                 "worker_id": "raw",
                 "token": token,
@@ -74,6 +83,7 @@ def raw_round(path: Path, ops: int, sync: Sync) -> float:
                 "path": WORK,
                 "prefix": prefix,
                 "modes_0": "standard",
+                **named,
             },
         ).fetchall()
         conn.execute("COMMIT")
@@ -105,7 +115,9 @@ async def store_round(path: Path, ops: int, sync: Sync) -> float:
     try:
         started = time.perf_counter()
         for _ in range(ops):
-            task = await store.claim_next(work_path=WORK, worker_id="store", lease_seconds=600)
+            task = await store.claim_next(
+                work_path=WORK, worker_id="store", lease_seconds=600, executors=EXECUTORS
+            )
             if task is None or task.lease_token is None:
                 raise RuntimeError("the queue ran dry before the round ended")
             await store.complete(task.id, task.lease_token, "ok")
@@ -168,11 +180,15 @@ async def depth(tmp: Path, sync: Sync, small: int, large: int, samples: int) -> 
         # Warm the page cache and the statement cache of both files the same way.
         for store in stores.values():
             for _ in range(10):
-                await store.claim_next(work_path=WORK, worker_id="warm", lease_seconds=600)
+                await store.claim_next(
+                    work_path=WORK, worker_id="warm", lease_seconds=600, executors=EXECUTORS
+                )
         for _ in range(samples):
             for count, store in stores.items():
                 started = time.perf_counter()
-                task = await store.claim_next(work_path=WORK, worker_id="w", lease_seconds=600)
+                task = await store.claim_next(
+                    work_path=WORK, worker_id="w", lease_seconds=600, executors=EXECUTORS
+                )
                 timings[count].append(time.perf_counter() - started)
                 if task is None:
                     raise RuntimeError("the queue ran dry before the samples ended")
@@ -198,7 +214,10 @@ async def main() -> None:
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=400, help="claims timed per queue depth")
     parser.add_argument("--synchronous", choices=["FULL", "NORMAL", "both"], default="both")
+    parser.add_argument("--executors", help="comma-separated executor names a runner claims for")
     args = parser.parse_args()
+    global EXECUTORS
+    EXECUTORS = None if args.executors is None else [n for n in args.executors.split(",") if n]
     if args.samples + 10 > args.small:
         parser.error("--samples + 10 must not exceed --small (each sample claims one task)")
     settings: list[Sync] = ["FULL", "NORMAL"] if args.synchronous == "both" else [args.synchronous]

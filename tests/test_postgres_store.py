@@ -14,7 +14,9 @@ from taskorch.engine.queue import TaskQueue
 from taskorch.errors import StoreError, StoreUnavailable
 from taskorch.storage import open_store
 from taskorch.storage.postgres import PostgresStore
-from taskorch.storage.postgres_schema import SCHEMA_VERSION
+from taskorch.storage.postgres_queries import QUERIES
+from taskorch.storage.postgres_schema import SCHEMA_VERSION, arguments, positional
+from taskorch.storage.sql_queries import expand
 from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
 from tests.pg import drop_schema, fresh_schema, require_postgres
@@ -166,3 +168,45 @@ async def test_the_queue_of_one_process_wakes_on_work_queued_by_another(pair: Pa
         async with anyio.create_task_group() as tg:
             tg.start_soon(queue.wait_for_work, 60)
             await add(pair.producer, pair.clock)
+
+
+async def test_the_claim_of_named_executors_walks_the_claim_order_index(schema: tuple[str, str]) -> None:
+    """Mostly tasks of one executor queued, claimed for another: the claim still walks
+    tasks_claim_order, not a scan and a sort of every queued task."""
+    url, name = schema
+    store = PostgresStore(url, schema=name)
+    await store.open()
+    try:
+        await add(store, FakeClock(), execution_mode="custom", executor="codex")
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(url, server_settings={"search_path": name})
+    try:
+        found = await conn.fetchval(
+            "SELECT array_agg(column_name::text) FROM information_schema.columns "
+            "WHERE table_schema = $1 AND table_name = 'tasks' AND column_name <> 'seq'",
+            name,
+        )
+        columns: list[str] = list(found)
+        overrides = {
+            "id": "t.id || '-' || g",
+            "created_at": "t.created_at + g",
+            "execution_mode": "CASE WHEN g % 10 < 8 THEN 'custom' ELSE 'claude_code' END",
+            "executor": "CASE WHEN g % 10 < 8 THEN 'codex' END",
+        }
+        values = ", ".join(overrides.get(c, f"t.{c}") for c in columns)
+        await conn.execute(
+            f"INSERT INTO tasks ({', '.join(columns)}) "
+            f"SELECT {values} FROM tasks t, generate_series(1, 3000) g"
+        )
+        await conn.execute("ANALYZE tasks")
+        text = expand(QUERIES["claim_next"] or "", [QUERIES["claim_next.executors"]])
+        sql, names = positional(text)
+        params = {"worker_id": "w", "token": "t", "expires": 1e12, "now": 1e12, "path": "/", "prefix": "/"}
+        for executors in (["gemini"], ["codex", "claude_code"]):
+            params |= {"modes": ["claude_code", "custom"], "executors": executors}
+            plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql, *arguments(names, params)))
+            assert "tasks_claim_order" in plan, plan
+            assert "Sort" not in plan, plan
+    finally:
+        await conn.close()

@@ -107,3 +107,59 @@ async def test_custom_tasks_wait_while_no_custom_executor_can_run_and_claude_cod
         waiting = await h.call("get_task", task_id=custom["id"])
         assert (waiting["status"], waiting["attempt"]) == ("queued", 0)
         assert codex.requests == []
+
+
+async def test_a_custom_task_waits_for_its_own_executor_while_another_custom_executors_tasks_run(
+    tmp_path: Path,
+) -> None:
+    codex, gemini = CountedFake("codex"), CountedFake("gemini")
+    codex.healthy = False  # e.g. its CLI is missing on this runner
+    executors = {"codex": codex, "gemini": gemini}
+    async with open_scheduler_harness(tmp_path, executors, scheduler={"enabled": True}) as h:
+        # Urgent and first: a claim by mode alone would take it and fail it (executor_unavailable).
+        stuck = await h.create(
+            "for codex",
+            execution_mode="custom",
+            executor="codex",
+            priority="urgent",
+            work_directory=str(h.root / "a"),
+        )
+        runs = [
+            await h.create(
+                "for gemini", execution_mode="custom", executor="gemini", work_directory=str(h.root / d)
+            )
+            for d in ("b", "c")
+        ]
+        h.orchestrator.scheduler.wake()
+        for task in runs:
+            assert (await settled(h, task["id"]))["status"] == "succeeded"
+        waiting = await h.call("get_task", task_id=stuck["id"])
+        assert (waiting["status"], waiting["attempt"], waiting["error"]) == ("queued", 0, None)
+        assert codex.requests == []
+        assert len(gemini.requests) == 2
+
+
+async def test_a_custom_task_for_an_executor_this_server_lacks_stays_queued_with_a_note(
+    tmp_path: Path,
+) -> None:
+    gemini = CountedFake("gemini")
+    async with open_scheduler_harness(tmp_path, {"gemini": gemini}, scheduler={"enabled": True}) as h:
+        created = await h.call(
+            "create_task",
+            prompt="for codex",
+            work_directory=str(h.root / "a"),
+            execution_mode="custom",
+            executor="codex",
+            priority="urgent",
+        )
+        assert created["note"] == (
+            "This server runs custom tasks, but its codex executor cannot run now: it is not configured "
+            "here (configured: gemini). The task stays queued until that is fixed (checked again every "
+            "10 s) or a worker that can run it claims it."
+        )
+        ran = await h.create(
+            "for gemini", execution_mode="custom", executor="gemini", work_directory=str(h.root)
+        )
+        assert (await settled(h, ran["id"]))["status"] == "succeeded"
+        waiting = await h.call("get_task", task_id=created["task"]["id"])
+        assert (waiting["status"], waiting["attempt"]) == ("queued", 0)

@@ -304,6 +304,7 @@ async def _plan(store: SQLiteStore, sql: str) -> str:
     assert writer is not None
     params = {"worker_id": "w", "token": "t", "expires": 1.0, "now": 0.0, "path": "/", "prefix": "/"}
     params |= {"id": "x", "error": None, "avoid_json": '["/a"]', "modes_0": "standard"}
+    params |= {"executors_0": "claude_code", "executors_1": "codex"}
     rows = await writer.run(lambda conn: conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
     return " ".join(str(row[-1]) for row in rows)
 
@@ -311,11 +312,13 @@ async def _plan(store: SQLiteStore, sql: str) -> str:
 def _text(name: str, *parts: str) -> str:
     text = QUERIES[name]
     assert text is not None
-    return expand(text, [QUERIES[p] for p in parts], {"modes": 1})
+    return expand(text, [QUERIES[p] for p in parts], {"modes": 1, "executors": 2})
 
 
 @pytest.mark.parametrize(
-    "avoid", [(), ("claim_next.avoid",)], ids=["all directories", "avoiding busy directories"]
+    "avoid",
+    [(), ("claim_next.avoid",), ("claim_next.executors",), ("claim_next.avoid", "claim_next.executors")],
+    ids=["all directories", "avoiding busy directories", "of named executors", "both"],
 )
 async def test_the_claim_walks_the_claim_order_index_without_sorting(
     store: SQLiteStore, avoid: tuple[str, ...]

@@ -72,6 +72,47 @@ async def test_only_the_requested_modes_are_claimed(store: Store, clock: FakeClo
     assert await store.claim_next(work_path="/", worker_id="w", lease_seconds=5, modes=()) is None
 
 
+RUNNER_MODES = (ExecutionMode.STANDARD, ExecutionMode.CLAUDE_CODE, ExecutionMode.CUSTOM)
+
+
+async def test_only_tasks_of_the_named_executors_are_claimed(store: Store, clock: FakeClock) -> None:
+    codex = await add(store, clock, execution_mode="custom", executor="codex", priority="urgent")
+    claude = await add(store, clock, execution_mode="claude_code", priority="high")
+    gemini = await add(store, clock, execution_mode="custom", executor="gemini")
+    standard = await add(store, clock, priority="low")
+    assert (await claim(store, modes=RUNNER_MODES, executors=["gemini"])).id == gemini.id
+    assert (await claim(store, modes=RUNNER_MODES, executors=["gemini"])).id == standard.id
+    assert (
+        await store.claim_next(
+            work_path="/", worker_id="w", lease_seconds=5, modes=RUNNER_MODES, executors=["gemini", "aider"]
+        )
+        is None
+    )
+    assert (await claim(store, modes=RUNNER_MODES, executors=["claude_code"])).id == claude.id
+    none_left = await store.claim_next(
+        work_path="/", worker_id="w", lease_seconds=5, modes=RUNNER_MODES, executors=[]
+    )
+    assert none_left is None
+    assert (await claim(store, modes=RUNNER_MODES, executors=["codex", "codex"])).id == codex.id
+
+
+async def test_without_executors_named_every_task_of_the_modes_is_claimed(
+    store: Store, clock: FakeClock
+) -> None:
+    codex = await add(store, clock, execution_mode="custom", executor="codex")
+    claude = await add(store, clock, execution_mode="claude_code")
+    modes = (ExecutionMode.CLAUDE_CODE, ExecutionMode.CUSTOM)
+    assert [(await claim(store, modes=modes)).id for _ in range(2)] == [codex.id, claude.id]
+
+
+async def test_the_executor_filter_combines_with_busy_directories(store: Store, clock: FakeClock) -> None:
+    await add(store, clock, work_directory="/busy", execution_mode="custom", executor="codex")
+    await add(store, clock, work_directory="/free", execution_mode="custom", executor="gemini")
+    free = await add(store, clock, work_directory="/free", execution_mode="custom", executor="codex")
+    task = await claim(store, modes=RUNNER_MODES, executors=["codex"], avoid_directories=["/busy"])
+    assert task.id == free.id
+
+
 async def test_a_task_is_not_claimed_before_its_backoff_ends(store: Store, clock: FakeClock) -> None:
     task = await add(store, clock)
     leased = await claim(store)

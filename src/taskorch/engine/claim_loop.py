@@ -3,15 +3,18 @@
 Claim order: tasks asked for with `request_task` first, then ready tasks at or below each
 directory asked for with `request_directory`, then (with `scheduler.enabled`) any ready task
 at or below `scheduler.work_path`. Only tasks whose executor passes its check are claimed
-(`ExecutorChecks.ready_to_claim`): claude_code tasks while the Claude Code CLI can run, custom
-tasks while at least one custom executor can. At most `limits.max_concurrent_runs` run at once and
-`limits.max_runs_per_directory` in any one directory (a run in it, below it or above it).
+(`ExecutorChecks.ready_to_claim`): claude_code tasks while the Claude Code CLI can run, a custom
+task while the executor it names can. The store filters by executor name, so a task whose
+executor is missing or failing here stays queued for another runner (or this one once fixed).
+At most `limits.max_concurrent_runs` run at once and `limits.max_runs_per_directory` in any one
+directory (a run in it, below it or above it).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from typing import Final
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -21,7 +24,7 @@ from taskorch.domain import ExecutionMode, Task
 from taskorch.domain import TaskStatus as Status
 from taskorch.domain.paths import is_at_or_below, overlaps
 from taskorch.domain.tasks import utc_from_timestamp
-from taskorch.engine.executor_checks import ExecutorChecks
+from taskorch.engine.executor_checks import ExecutorChecks, executor_name
 from taskorch.engine.live_runs import LiveRuns
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.run_supervisor import RunSupervisor
@@ -31,6 +34,8 @@ from taskorch.executors.base import CLAUDE_CODE, Executor
 __all__ = ["ClaimLoop"]
 
 log = logging.getLogger(__name__)
+
+_RUN_MODES: Final = (ExecutionMode.CLAUDE_CODE, ExecutionMode.CUSTOM)  # narrowed by executor name
 
 
 class ClaimLoop:
@@ -90,15 +95,16 @@ class ClaimLoop:
         while self._live.runs:
             await next(iter(self._live.runs.values())).done.wait()
 
-    async def _claimable_modes(self) -> list[ExecutionMode]:
-        modes = []
-        if self._live.held(self._clock()) is None and await self._checks.ready_to_claim(CLAUDE_CODE):
-            modes.append(ExecutionMode.CLAUDE_CODE)
+    async def _claimable_executors(self) -> list[str]:
+        """The executors whose tasks may be claimed now: configured, passing their check, and
+        (claude_code) not held back by a usage limit."""
+        names = []
         for name in sorted(self._executors):
-            if name != CLAUDE_CODE and await self._checks.ready_to_claim(name):
-                modes.append(ExecutionMode.CUSTOM)
-                break
-        return modes
+            if name == CLAUDE_CODE and self._live.held(self._clock()) is not None:
+                continue
+            if await self._checks.ready_to_claim(name):
+                names.append(name)
+        return names
 
     async def _fill(self) -> None:
         limit = self._limits.max_runs_per_directory
@@ -118,8 +124,8 @@ class ClaimLoop:
         live = self._live
         if not (live.requested_tasks or live.requested_dirs or self._config.enabled):
             return None  # nothing to claim: no executor is checked either
-        modes = await self._claimable_modes()
-        if not modes:
+        executors = await self._claimable_executors()
+        if not executors:
             return None
         busy = live.busy_directories(self._limits.max_runs_per_directory)
         lease, worker = self._lease_seconds, self._worker_id
@@ -128,7 +134,7 @@ class ClaimLoop:
             if task.status is not Status.QUEUED:
                 live.drop_request(task_id)
                 continue
-            if task.execution_mode not in modes or any(overlaps(task.work_directory, d) for d in busy):
+            if executor_name(task) not in executors or any(overlaps(task.work_directory, d) for d in busy):
                 continue
             claimed = await self._store.claim_task(task_id, worker_id=worker, lease_seconds=lease)
             if claimed is not None:
@@ -139,8 +145,9 @@ class ClaimLoop:
                 work_path=directory,
                 worker_id=worker,
                 lease_seconds=lease,
-                modes=modes,
+                modes=_RUN_MODES,
                 avoid_directories=busy,
+                executors=executors,
             )
             if claimed is not None:
                 return claimed
@@ -154,8 +161,9 @@ class ClaimLoop:
             work_path=self._work_path,
             worker_id=worker,
             lease_seconds=lease,
-            modes=modes,
+            modes=_RUN_MODES,
             avoid_directories=busy,
+            executors=executors,
         )
 
     def _start(self, task: Task) -> None:

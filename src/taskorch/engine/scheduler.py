@@ -25,7 +25,7 @@ from anyio.abc import TaskStatus
 from pydantic import BaseModel, Field
 
 from taskorch.config import Settings
-from taskorch.domain import Task
+from taskorch.domain import ExecutionMode, Task
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.agents import AgentRegistry
@@ -201,5 +201,14 @@ class Scheduler:
         return await self._checks.health()
 
     def held_back(self, task: Task) -> ExecutorHealth | None:
-        """The failed check of `task`'s executor while its tasks are not claimed, else None."""
-        return self._checks.unready(executor_name(task))
+        """Why this server does not claim `task` (a claude_code or custom one): its executor is
+        not configured here, or fails its check. None when it may be claimed."""
+        if task.execution_mode is ExecutionMode.STANDARD:
+            return None
+        name = executor_name(task)
+        if name not in self._executors:
+            known = ", ".join(sorted(self._executors)) or "none"
+            return ExecutorHealth(
+                name=name, ok=False, message=f"it is not configured here (configured: {known})"
+            )
+        return self._checks.unready(name)

@@ -148,10 +148,13 @@ class Store(Protocol):
         lease_seconds: float,
         modes: Sequence[ExecutionMode] = (ExecutionMode.STANDARD,),
         avoid_directories: Sequence[str] = (),
+        executors: Sequence[str] | None = None,
     ) -> Task | None:
         """Atomically lease the best ready task at or below `work_path`, or return None.
 
-        Ready: `queued`, mode in `modes`, `not_before` unset or not after now, and
+        Ready: `queued`, mode in `modes`, `not_before` unset or not after now, with `executors`
+        given its executor among them (`claude_code` for a claude_code task, its `executor` for a
+        custom one; standard tasks have none and are not filtered), and
         `work_directory` equal to `work_path` or below it by path components, and not
         overlapping any of `avoid_directories` (equal to one, below one, or above one: the
         scheduler's busy directories). Best: highest priority, then oldest `created_at`, then

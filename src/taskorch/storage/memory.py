@@ -130,6 +130,7 @@ class MemoryStore(MemoryPlans):
         lease_seconds: float,
         modes: Sequence[ExecutionMode] = (ExecutionMode.STANDARD,),
         avoid_directories: Sequence[str] = (),
+        executors: Sequence[str] | None = None,
     ) -> Task | None:
         now = self._now()
         ready = [
@@ -137,6 +138,7 @@ class MemoryStore(MemoryPlans):
             for t in self._tasks.values()
             if self._ready(t, now)
             and t.execution_mode in modes
+            and (executors is None or _runs_on(t, executors))
             and is_at_or_below(t.work_directory, work_path)
             and not any(overlaps(t.work_directory, d) for d in avoid_directories)
         ]
@@ -361,3 +363,12 @@ def _matches(task: Task, f: TaskFilter) -> bool:
         and (f.tag is None or f.tag in task.tags)
         and (f.work_directory is None or is_at_or_below(task.work_directory, f.work_directory))
     )
+
+
+def _runs_on(task: Task, executors: Sequence[str]) -> bool:
+    """Whether `task`'s executor is among `executors` (a standard task has none: always)."""
+    if task.execution_mode is ExecutionMode.STANDARD:
+        return True
+    mode = task.execution_mode
+    name = mode.value if mode is ExecutionMode.CLAUDE_CODE else task.executor
+    return name in executors

@@ -44,6 +44,11 @@ _AVOID: Final = """
              OR work_directory = '/'
       )"""
 
+# A custom task's executor is one this runner can run now (claude_code tasks are kept out by
+# their mode when `claude_code` is not named). Plain comparisons: with a CASE over the mode,
+# PostgreSQL misjudged the share of rows that pass and sorted the whole queue.
+_EXECUTORS: Final = "AND (execution_mode <> 'custom' OR executor = ANY(:executors::text[]))"
+
 # Locks the waiting dependents first, in id order. Two dependencies completing at once then
 # take turns, and the second's wake (a new statement, so a new snapshot) sees the first's.
 _LOCK_DEPENDENTS: Final = """
@@ -76,6 +81,7 @@ QUERIES: Final[dict[str, str | None]] = {
     ),
     "claim_next": _CLAIM_NEXT,
     "claim_next.avoid": _AVOID,
+    "claim_next.executors": _EXECUTORS,
     "lock_dependents": _LOCK_DEPENDENTS,
     "wake_dependents": _WAKE_DEPENDENTS,
     "cancel_dependents": CANCEL_DEPENDENTS.replace("{status}", "status"),

@@ -100,15 +100,19 @@ class SQLStore:
         lease_seconds: float,
         modes: Sequence[ExecutionMode] = (ExecutionMode.STANDARD,),
         avoid_directories: Sequence[str] = (),
+        executors: Sequence[str] | None = None,
     ) -> Task | None:
         values = list(dict.fromkeys(ExecutionMode(m).value for m in modes))
+        names = None if executors is None else list(dict.fromkeys(executors))
+        if names is not None and ExecutionMode.CLAUDE_CODE.value not in names:
+            values = [v for v in values if v != ExecutionMode.CLAUDE_CODE.value]
         if not values:
             return None
         token = secrets.token_urlsafe(18)
         task: Task | None = await self._write(
             "claim_next",
             lambda now: sql_tasks.claim_next(
-                now, work_path, worker_id, token, lease_seconds, values, avoid_directories
+                now, work_path, worker_id, token, lease_seconds, values, avoid_directories, names
             ),
             durable=False,
             single=True,

@@ -152,6 +152,7 @@ def claim_next(
     lease_seconds: float,
     modes: list[str],
     avoid: Sequence[str],
+    executors: list[str] | None,
 ) -> Transaction:
     params = {
         "worker_id": worker_id,
@@ -162,10 +163,16 @@ def claim_next(
         "prefix": subtree_prefix(work_path),
         "modes": modes,
     }
+    parts, lists = [], ["modes"]
     if avoid:
         params["avoid"] = list(avoid)
         params["avoid_json"] = json.dumps(list(avoid))
-    rows = yield Query("claim_next", params, parts=("claim_next.avoid",) if avoid else (), lists=("modes",))
+        parts.append("claim_next.avoid")
+    if executors is not None:
+        params["executors"] = executors
+        parts.append("claim_next.executors")
+        lists.append("executors")
+    rows = yield Query("claim_next", params, parts=tuple(parts), lists=tuple(lists))
     return row_to_task(rows[0]) if rows else None
 
 

@@ -52,6 +52,11 @@ _AVOID: Final = """
              OR work_directory = '/'
       )"""
 
+# A custom task's executor is one this runner can run now (claude_code tasks are kept out by
+# their mode when `claude_code` is not named). Plain comparisons: with a CASE over the mode,
+# PostgreSQL misjudged the share of rows that pass and sorted the whole queue.
+_EXECUTORS: Final = "AND (execution_mode <> 'custom' OR executor IN (:executors))"
+
 # `+status` keeps the planner off the status index: it must start from the few dependents,
 # not from every waiting task.
 _WAKE_DEPENDENTS: Final = """
@@ -84,6 +89,7 @@ QUERIES: Final[dict[str, str | None]] = {
     ),
     "claim_next": _CLAIM_NEXT,
     "claim_next.avoid": _AVOID,
+    "claim_next.executors": _EXECUTORS,
     "lock_dependents": None,
     "wake_dependents": _WAKE_DEPENDENTS,
     "cancel_dependents": CANCEL_DEPENDENTS.replace("{status}", "+status"),
