@@ -105,6 +105,11 @@ QUERIES: Final[dict[str, str | None]] = {
     "task_counts": "SELECT dimension, key, n FROM task_counts WHERE n != 0",
     "longest_run": LONGEST_RUN.replace("{tasks}", _BY_DURATION),
     "recent_runs": RECENT_RUNS.replace("{tasks}", _BY_FINISH),
+    # The status index would walk every queued task; this one holds only those with a time.
+    "queued_later": (
+        "SELECT COUNT(*) FROM tasks INDEXED BY tasks_queued_later "
+        "WHERE status = 'queued' AND not_before > :now"
+    ),
     "plan_version": "SELECT version FROM plans WHERE id = :id",
 }
 
