@@ -22,7 +22,8 @@ __all__ = [
     "statistics_from_counts",
 ]
 
-# How many of the most recent succeeded runs (by finish time) p50 and p95 describe.
+# How many of the most recent succeeded runs (by finish time) p50 and p95 describe; the
+# field descriptions of `DurationStats` and docs/storage.md say 1,000.
 DURATION_WINDOW = 1000
 
 
