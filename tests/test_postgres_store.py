@@ -15,7 +15,7 @@ from taskorch.errors import StoreError, StoreUnavailable
 from taskorch.storage import open_store
 from taskorch.storage.postgres import PostgresStore
 from taskorch.storage.postgres_queries import QUERIES
-from taskorch.storage.postgres_schema import SCHEMA_VERSION, arguments, positional
+from taskorch.storage.postgres_schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, arguments, positional
 from taskorch.storage.sql_queries import expand
 from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
@@ -62,6 +62,43 @@ async def test_several_stores_opening_one_schema_at_once_migrate_it_once(schema:
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_a_version_2_schema_gains_kept_run_times_and_keeps_its_statistics(
+    schema: tuple[str, str],
+) -> None:
+    url, name = schema
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute(f'CREATE SCHEMA "{name}"')
+            await conn.execute(f'SET LOCAL search_path = "{name}"')
+            await conn.execute(VERSION_TABLE)
+            for step in MIGRATIONS[:2]:
+                for statement in step:
+                    await conn.execute(statement)
+            await conn.executemany(
+                "INSERT INTO tasks (id, prompt, work_directory, execution_mode, priority, priority_rank, "
+                "max_attempts, status, not_before, started_at, finished_at, created_at, updated_at) "
+                "VALUES ($1, 'p', '/w', 'claude_code', 'normal', 1, 3, $2, $3, $4, $5, 1.0, 1.0)",
+                [
+                    ("a", "succeeded", None, 10.0, 12.0),
+                    ("b", "succeeded", None, 20.0, 24.5),
+                    ("c", "queued", 1_900_000_000.0, None, None),
+                    ("d", "queued", None, None, None),
+                ],
+            )
+            await conn.execute("INSERT INTO taskorch_schema (version) VALUES (2)")
+    finally:
+        await conn.close()
+    store = PostgresStore(url, schema=name, clock=FakeClock(start=1_750_000_000.0))
+    await store.open()
+    try:
+        stats = await store.statistics()
+    finally:
+        await store.close()
+    assert (stats.queue_depth, stats.waiting, stats.by_status["succeeded"]) == (1, 1, 2)
+    assert (stats.durations.count, stats.durations.mean, stats.durations.max) == (2, 3.25, 4.5)
 
 
 async def test_a_schema_written_by_a_newer_taskorch_is_refused(schema: tuple[str, str]) -> None:

@@ -333,3 +333,57 @@ async def test_waking_and_cancelling_dependents_start_from_the_dependency_edges(
         plan = await _plan(store, _text(name))
         assert "task_dependencies_by_dependency (depends_on_id=?)" in plan
         assert "tasks_status_seq" not in plan
+
+
+def _insert_rows(conn: sqlite3.Connection) -> None:
+    """Two succeeded runs (2 s and 4.5 s), a queued task due later and one due now."""
+    rows = [
+        ("a", "succeeded", None, 10.0, 12.0),
+        ("b", "succeeded", None, 20.0, 24.5),
+        ("c", "queued", 1_900_000_000.0, None, None),
+        ("d", "queued", None, None, None),
+    ]
+    conn.executemany(
+        "INSERT INTO tasks (id, prompt, work_directory, execution_mode, priority, priority_rank, "
+        "max_attempts, status, not_before, started_at, finished_at, created_at, updated_at) "
+        "VALUES (?, 'p', '/w', 'claude_code', 'normal', 1, 3, ?, ?, ?, ?, 1.0, 1.0)",
+        rows,
+    )
+
+
+async def _check_statistics(path: Path, clock: FakeClock) -> None:
+    store = SQLiteStore(path, clock=clock)
+    await store.open()
+    try:
+        stats = await store.statistics()
+    finally:
+        await store.close()
+    assert (stats.queue_depth, stats.waiting, stats.by_status["succeeded"]) == (1, 1, 2)
+    assert (stats.durations.count, stats.durations.mean, stats.durations.max) == (2, 3.25, 4.5)
+
+
+async def test_a_version_4_file_gains_kept_run_times_and_keeps_its_statistics(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path = tmp_path / "v4.db"
+    with sqlite3.connect(path) as conn:
+        for step in MIGRATIONS[:4]:
+            for statement in step if isinstance(step, tuple) else _statements(step):
+                conn.execute(statement)
+        _insert_rows(conn)
+        conn.execute("PRAGMA user_version = 4")
+    await _check_statistics(path, clock)
+    assert _pragma(path, "user_version") == SCHEMA_VERSION
+
+
+async def test_kept_run_times_that_disagree_with_the_tasks_are_rebuilt_at_open(
+    db_path: Path, clock: FakeClock
+) -> None:
+    store = SQLiteStore(db_path, clock=clock)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(db_path) as conn:
+        _insert_rows(conn)
+        # A hand edit behind the triggers' back: counts and run times now wrong.
+        conn.execute("UPDATE task_counts SET n = n + 7 WHERE dimension IN ('status', 'runs')")
+    await _check_statistics(db_path, clock)

@@ -7,6 +7,7 @@ import pytest
 from taskorch.domain import ErrorInfo, ExecutionMode, Statistics, TaskStatus
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.storage import Backoff, Store, TaskFilter
+from taskorch.storage import statistics as stats_module
 from taskorch.storage.statistics import build_statistics
 from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
@@ -110,6 +111,43 @@ async def test_durations_describe_succeeded_runs_from_their_last_start(
     assert durations.p50 == pytest.approx(3)  # nearest rank of 1, 2, 3, 4, 5, 100
     assert durations.p95 == pytest.approx(100)
     assert durations.max == pytest.approx(100)
+
+
+async def test_percentiles_describe_the_most_recent_runs_count_mean_and_max_all_of_them(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stats_module, "DURATION_WINDOW", 3)
+    for _ in range(6):
+        await add(store, clock)
+    for seconds in (100, 7, 1, 2, 3, 0.5):  # finished in this order: the window is 2, 3, 0.5
+        leased = await claim(store, lease=1000)
+        clock.advance(seconds)
+        await store.complete(leased.id, leased.lease_token or "", None)
+
+    durations = (await store.statistics()).durations
+    assert durations.count == 6
+    assert durations.mean == pytest.approx(113.5 / 6)
+    assert durations.max == pytest.approx(100)
+    assert (durations.p50, durations.p95) == (pytest.approx(2), pytest.approx(3))
+
+
+async def test_queue_depth_counts_queued_tasks_whose_time_has_come(store: Store, clock: FakeClock) -> None:
+    for _ in range(3):
+        await add(store, clock)
+    parked = []
+    for until in (10, 20):
+        leased = await claim(store)
+        await store.park(
+            leased.id, leased.lease_token or "", until=utc_from_timestamp(clock() + until), error=None
+        )
+        parked.append(leased.id)
+    assert ((await store.statistics()).queue_depth, (await store.statistics()).waiting) == (1, 2)
+    clock.advance(11)
+    assert (await store.statistics()).queue_depth == 2
+    clock.advance(10)
+    stats = await store.statistics()
+    assert (stats.queue_depth, stats.waiting) == (3, 0)
+    assert stats == await _recount(store, clock)
 
 
 async def _recount(store: Store, clock: FakeClock) -> Statistics:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from taskorch.storage.postgres_task_counts import COUNTS
-from taskorch.storage.sql_queries import CANCEL_DEPENDENTS, DURATION_AT, DURATIONS, FENCE, LEASE, SHARED
+from taskorch.storage.sql_queries import CANCEL_DEPENDENTS, FENCE, LEASE, LONGEST_RUN, RECENT_RUNS, SHARED
 from taskorch.storage.sql_rows import COLUMNS
 
 __all__ = ["QUERIES"]
@@ -102,8 +102,8 @@ QUERIES: Final[dict[str, str | None]] = {
     ),
     # Kept current by a trigger (`postgres_task_counts`).
     "task_counts": COUNTS,
-    "durations": DURATIONS.replace("{tasks}", "tasks"),
-    "duration_at": DURATION_AT.replace("{tasks}", "tasks"),
+    "longest_run": LONGEST_RUN.replace("{tasks}", "tasks"),
+    "recent_runs": RECENT_RUNS.replace("{tasks}", "tasks"),
     # FOR UPDATE: two processes writing one plan take turns, so both never pass the version check.
     "plan_version": "SELECT version FROM plans WHERE id = :id FOR UPDATE",
 }

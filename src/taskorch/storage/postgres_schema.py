@@ -21,7 +21,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from taskorch.errors import StoreError
-from taskorch.storage.postgres_task_counts import TASK_COUNTS
+from taskorch.storage.postgres_task_counts import RUN_COUNTS, TASK_COUNTS
 from taskorch.storage.sql_queries import SUCCEEDED
 
 __all__ = [
@@ -142,7 +142,16 @@ _V2: Final = (
     f"CREATE INDEX tasks_succeeded_duration ON tasks ((finished_at - started_at)) WHERE {SUCCEEDED}",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
+# Statistics at any queue size: the count and sum of succeeded run times kept by the trigger,
+# the most recent succeeded runs in finish order, and the queued tasks that are not due yet.
+_V3: Final = (
+    *RUN_COUNTS,
+    f"CREATE INDEX tasks_succeeded_recent ON tasks (finished_at, started_at) WHERE {SUCCEEDED}",
+    "CREATE INDEX tasks_queued_later ON tasks (not_before) "
+    "WHERE status = 'queued' AND not_before IS NOT NULL",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # First key of the advisory lock that serialises migrations (the second is the schema's

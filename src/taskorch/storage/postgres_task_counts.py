@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["COUNTS", "FOLD_COUNTS", "FOLD_LOCK", "TASK_COUNTS"]
+__all__ = ["COUNTS", "FOLD_COUNTS", "FOLD_LOCK", "RUN_COUNTS", "TASK_COUNTS"]
 
 _DIMENSIONS: Final = (
     ("status", "status"),
@@ -69,6 +69,64 @@ TASK_COUNTS: Final = (
         f"GROUP BY {column}"
         for dimension, column in _DIMENSIONS
     ),
+)
+
+_RUN: Final = "{row}.status = 'succeeded' AND {row}.started_at IS NOT NULL AND {row}.finished_at IS NOT NULL"
+# Rounded as `statistics.micros` rounds, so every store's mean is the same number.
+_MICROS: Final = "trunc(({row}.finished_at - {row}.started_at) * 1000000 + 0.5)::bigint"
+
+
+def _run_changes(row: str, sign: str) -> str:
+    return (
+        f"IF {_RUN.format(row=row)} THEN INSERT INTO task_count_changes (dimension, key, delta) "
+        f"VALUES ('runs', 'count', {sign}1), ('runs', 'micros', {sign}{_MICROS.format(row=row)}); END IF;"
+    )
+
+
+# Schema step 3: succeeded runs with both times, as dimension 'runs': key 'count' (how many) and
+# 'micros' (the sum of their run times in whole microseconds). The function replaces step 2's.
+RUN_COUNTS: Final = (
+    "ALTER TABLE task_count_changes ALTER COLUMN delta TYPE bigint",
+    f"""
+    CREATE OR REPLACE FUNCTION taskorch_count_tasks() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            {_run_changes("OLD", "-")}
+        END IF;
+        IF TG_OP IN ('UPDATE', 'INSERT') THEN
+            {_run_changes("NEW", "")}
+        END IF;
+        IF TG_OP = 'UPDATE' AND OLD.execution_mode = NEW.execution_mode AND OLD.priority = NEW.priority
+                AND OLD.work_directory = NEW.work_directory THEN
+            IF OLD.status IS DISTINCT FROM NEW.status THEN
+                INSERT INTO task_count_changes (dimension, key, delta)
+                VALUES ('status', OLD.status, -1), ('status', NEW.status, 1);
+            END IF;
+            RETURN NULL;
+        END IF;
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            {_changes("OLD", -1)}
+        END IF;
+        IF TG_OP IN ('UPDATE', 'INSERT') THEN
+            {_changes("NEW", 1)}
+        END IF;
+        RETURN NULL;
+    END
+    $$
+    """,
+    "DROP TRIGGER task_counts_update ON tasks",
+    "CREATE TRIGGER task_counts_update "
+    "AFTER UPDATE OF status, execution_mode, priority, work_directory, started_at, finished_at ON tasks "
+    "FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status "
+    "OR OLD.execution_mode IS DISTINCT FROM NEW.execution_mode OR OLD.priority IS DISTINCT FROM NEW.priority "
+    "OR OLD.work_directory IS DISTINCT FROM NEW.work_directory "
+    "OR ((OLD.status = 'succeeded' OR NEW.status = 'succeeded') AND (OLD.started_at IS DISTINCT FROM "
+    "NEW.started_at OR OLD.finished_at IS DISTINCT FROM NEW.finished_at))) "
+    "EXECUTE FUNCTION taskorch_count_tasks()",
+    f"INSERT INTO task_counts (dimension, key, n) SELECT 'runs', 'count', COUNT(*) FROM tasks "
+    f"WHERE {_RUN.format(row='tasks')}",
+    f"INSERT INTO task_counts (dimension, key, n) SELECT 'runs', 'micros', "
+    f"coalesce(SUM({_MICROS.format(row='tasks')}), 0) FROM tasks WHERE {_RUN.format(row='tasks')}",
 )
 
 FOLD_COUNTS: Final = """

@@ -24,12 +24,12 @@ from taskorch.storage.sql_rows import COLUMNS, NEW_TASK_COLUMNS, SET_DETAILS
 
 __all__ = [
     "CANCEL_DEPENDENTS",
-    "DURATIONS",
-    "DURATION_AT",
     "FENCE",
     "FINISH",
     "LEASE",
+    "LONGEST_RUN",
     "NOTIFY",
+    "RECENT_RUNS",
     "SHARED",
     "SKIPPED",
     "SUCCEEDED",
@@ -118,15 +118,16 @@ SET status = 'cancelled', error = :error, result = NULL, lease_token = NULL, lea
 WHERE id IN (SELECT id FROM doomed) AND {{status}} IN {OPEN_STATUSES}
 """
 
-# Run times of succeeded tasks, read from the index `tasks_succeeded_duration` (which holds
-# them in order, so no sort); `{tasks}` is where a dialect may name that index.
+# Run times of succeeded tasks: the longest through the index `tasks_succeeded_duration`, the
+# most recent through `tasks_succeeded_recent` (both in order, so no sort); `{tasks}` is where a
+# dialect may name the index.
 SUCCEEDED: Final = "status = 'succeeded' AND started_at IS NOT NULL AND finished_at IS NOT NULL"
-DURATIONS: Final = (
-    "SELECT COUNT(*), AVG(finished_at - started_at), MAX(finished_at - started_at) "
-    f"FROM {{tasks}} WHERE {SUCCEEDED}"
+LONGEST_RUN: Final = (
+    f"SELECT finished_at - started_at AS d FROM {{tasks}} WHERE {SUCCEEDED} ORDER BY d DESC LIMIT 1"
 )
-DURATION_AT: Final = (
-    f"SELECT finished_at - started_at AS d FROM {{tasks}} WHERE {SUCCEEDED} ORDER BY d LIMIT 1 OFFSET :offset"
+RECENT_RUNS: Final = (
+    f"SELECT finished_at - started_at FROM {{tasks}} WHERE {SUCCEEDED} "
+    "ORDER BY finished_at DESC, started_at DESC LIMIT :limit"
 )
 _PLAN_COLUMNS: Final = "id, status, version, owner, lease_expires_at, created_at, updated_at, data"
 _PLAN_VALUES: Final = ", ".join(":" + c for c in _PLAN_COLUMNS.split(", "))
@@ -183,9 +184,9 @@ RETURNING {COLUMNS}
     ),
     "finish": f"UPDATE tasks {FINISH} WHERE id = :id RETURNING {COLUMNS}",
     # -- statistics
-    "ready_now": (
-        "SELECT COUNT(*) FROM tasks WHERE status = 'queued' AND (not_before IS NULL OR not_before <= :now)"
-    ),
+    # Queued tasks not due yet (the partial index `tasks_queued_later` holds only those with a
+    # time): ready = queued (kept in the counts) - these.
+    "queued_later": "SELECT COUNT(*) FROM tasks WHERE status = 'queued' AND not_before > :now",
     # -- plans and agents
     "plan": f"SELECT {_PLAN_COLUMNS} FROM plans WHERE id = :id",
     "plan_steps": "SELECT data FROM plan_steps WHERE plan_id = :plan_id ORDER BY position",

@@ -28,6 +28,7 @@ from taskorch.domain import (
 from taskorch.domain.paths import subtree_prefix
 from taskorch.domain.tasks import dependency_failed_error
 from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
+from taskorch.storage import statistics as stats_module
 from taskorch.storage.base import Backoff, CreateOutcome, IdKind, TaskFilter, TaskPage
 from taskorch.storage.messages import lease_lost_message, not_found
 from taskorch.storage.paging import decode_cursor, encode_cursor
@@ -40,7 +41,7 @@ from taskorch.storage.sql_rows import (
     new_task_row,
     row_to_task,
 )
-from taskorch.storage.statistics import quantile_index, statistics_from_counts
+from taskorch.storage.statistics import duration_stats, statistics_from_counts
 
 __all__ = [
     "append_events",
@@ -308,18 +309,25 @@ def reap_expired(now: float, backoff: Backoff) -> Transaction:
 
 
 def statistics(now: float) -> Transaction:
-    counts: dict[str, dict[str, int]] = {"status": {}, "mode": {}, "priority": {}, "directory": {}}
+    """Kept counts plus a few index reads: the same cost at any queue size."""
+    counts: dict[str, dict[str, int]] = {
+        "status": {},
+        "mode": {},
+        "priority": {},
+        "directory": {},
+        "runs": {},
+    }
     for dimension, key, count in (yield Query("task_counts")):
-        if count:
+        if count and dimension in counts:
             counts[dimension][key] = int(count)
-    ready = yield Query("ready_now", {"now": now})
+    later = yield Query("queued_later", {"now": now})
     return statistics_from_counts(
         by_status=counts["status"],
         by_mode=counts["mode"],
         by_priority=counts["priority"],
         by_directory=counts["directory"],
-        ready_now=int(ready[0][0] or 0),
-        durations=(yield from _durations()),
+        ready_now=counts["status"].get(TaskStatus.QUEUED.value, 0) - int(later[0][0] or 0),
+        durations=(yield from _durations(counts["runs"])),
     )
 
 
@@ -380,14 +388,17 @@ def _cancel_dependents(now: float, task_id: str, ended: TaskStatus) -> Transacti
     yield Query("cancel_dependents", {"id": task_id, "now": now, "error": error})
 
 
-def _durations() -> Transaction:
-    """Run-duration statistics of succeeded tasks, computed in SQL without loading every row."""
-    rows = yield Query("durations")
-    count, mean, longest = rows[0]
+def _durations(runs: dict[str, int]) -> Transaction:
+    """Run times of succeeded tasks: count and sum kept with the counts, the longest and the
+    most recent window read through their indexes."""
+    count = runs.get("count", 0)
     if not count:
         return DurationStats()
-    quantiles = []
-    for q in (0.5, 0.95):
-        at = yield Query("duration_at", {"offset": quantile_index(count, q)})
-        quantiles.append(float(at[0][0]))
-    return DurationStats(count=count, mean=mean, p50=quantiles[0], p95=quantiles[1], max=longest)
+    longest = yield Query("longest_run")
+    recent = yield Query("recent_runs", {"limit": stats_module.DURATION_WINDOW})
+    return duration_stats(
+        count=count,
+        total_micros=runs.get("micros", 0),
+        longest=float(longest[0][0]) if longest else None,
+        recent=[float(r[0]) for r in recent],
+    )

@@ -12,10 +12,10 @@ from typing import Any, Final
 
 from taskorch.storage.sql_queries import (
     CANCEL_DEPENDENTS,
-    DURATION_AT,
-    DURATIONS,
     FENCE,
     LEASE,
+    LONGEST_RUN,
+    RECENT_RUNS,
     SHARED,
     Query,
     expand,
@@ -75,6 +75,7 @@ _FENCED: Final = f"FROM tasks WHERE {FENCE}"
 
 # Without statistics of its own SQLite would rather start from the status index and sort.
 _BY_DURATION: Final = "tasks INDEXED BY tasks_succeeded_duration"
+_BY_FINISH: Final = "tasks INDEXED BY tasks_succeeded_recent"
 
 QUERIES: Final[dict[str, str | None]] = {
     **SHARED,
@@ -108,8 +109,13 @@ QUERIES: Final[dict[str, str | None]] = {
     ),
     # Kept current by triggers (`sqlite_task_counts`).
     "task_counts": "SELECT dimension, key, n FROM task_counts WHERE n != 0",
-    "durations": DURATIONS.replace("{tasks}", _BY_DURATION),
-    "duration_at": DURATION_AT.replace("{tasks}", _BY_DURATION),
+    "longest_run": LONGEST_RUN.replace("{tasks}", _BY_DURATION),
+    "recent_runs": RECENT_RUNS.replace("{tasks}", _BY_FINISH),
+    # The status index would walk every queued task; this one holds only those with a time.
+    "queued_later": (
+        "SELECT COUNT(*) FROM tasks INDEXED BY tasks_queued_later "
+        "WHERE status = 'queued' AND not_before > :now"
+    ),
     "plan_version": "SELECT version FROM plans WHERE id = :id",
 }
 

@@ -13,6 +13,7 @@ from typing import Final
 from taskorch.errors import StoreError
 from taskorch.storage.sql_queries import SUCCEEDED
 from taskorch.storage.sqlite_task_counts import MIGRATION as TASK_COUNTS
+from taskorch.storage.sqlite_task_counts import RUNS_MIGRATION
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "refuse_newer"]
 
@@ -127,7 +128,16 @@ _V4: Final = (
     f"WHERE {SUCCEEDED}",
 )
 
-MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
+# Statistics at any queue size: the count and sum of succeeded run times kept by triggers, the
+# most recent succeeded runs in finish order, and the queued tasks that are not due yet.
+_V5: Final = (
+    *RUNS_MIGRATION,
+    f"CREATE INDEX tasks_succeeded_recent ON tasks (finished_at, started_at) WHERE {SUCCEEDED}",
+    "CREATE INDEX tasks_queued_later ON tasks (not_before) "
+    "WHERE status = 'queued' AND not_before IS NOT NULL",
+)
+
+MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

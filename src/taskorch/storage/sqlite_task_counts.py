@@ -14,7 +14,7 @@ import logging
 import sqlite3
 from typing import Final
 
-__all__ = ["MIGRATION", "check_counts"]
+__all__ = ["MIGRATION", "RUNS_MIGRATION", "check_counts"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,39 @@ MIGRATION: Final[tuple[str, ...]] = (
     *_REBUILD,
 )
 
+# Succeeded runs with both times: dimension 'runs', key 'count' (how many) and 'micros' (the sum
+# of their run times in whole microseconds, rounded as `statistics.micros` rounds).
+_RUN: Final = "{row}.status = 'succeeded' AND {row}.started_at IS NOT NULL AND {row}.finished_at IS NOT NULL"
+_MICROS: Final = "CAST(({row}.finished_at - {row}.started_at) * 1000000 + 0.5 AS INTEGER)"
+
+
+def _runs(row: str, sign: str) -> str:
+    return " ".join(
+        f"INSERT INTO task_counts (dimension, key, n) SELECT 'runs', '{key}', {sign}({value}) "
+        f"WHERE {_RUN.format(row=row)} ON CONFLICT (dimension, key) DO UPDATE SET n = n + excluded.n;"
+        for key, value in (("count", "1"), ("micros", _MICROS.format(row=row)))
+    )
+
+
+_REBUILD_RUNS: Final = [
+    "DELETE FROM task_counts WHERE dimension = 'runs'",
+    f"INSERT INTO task_counts (dimension, key, n) SELECT 'runs', 'count', COUNT(*) FROM tasks "
+    f"WHERE {_RUN.format(row='tasks')}",
+    f"INSERT INTO task_counts (dimension, key, n) SELECT 'runs', 'micros', "
+    f"coalesce(SUM({_MICROS.format(row='tasks')}), 0) FROM tasks WHERE {_RUN.format(row='tasks')}",
+]
+
+# Schema step 5: the count and sum of succeeded run times, kept by triggers of their own.
+RUNS_MIGRATION: Final[tuple[str, ...]] = (
+    f"CREATE TRIGGER runs_insert AFTER INSERT ON tasks BEGIN {_runs('NEW', '')} END",
+    f"CREATE TRIGGER runs_delete AFTER DELETE ON tasks BEGIN {_runs('OLD', '-')} END",
+    "CREATE TRIGGER runs_update AFTER UPDATE OF status, started_at, finished_at ON tasks "
+    "WHEN (OLD.status = 'succeeded' OR NEW.status = 'succeeded') AND (OLD.status IS NOT NEW.status "
+    "OR OLD.started_at IS NOT NEW.started_at OR OLD.finished_at IS NOT NEW.finished_at) "
+    f"BEGIN {_runs('OLD', '-')} {_runs('NEW', '')} END",
+    *_REBUILD_RUNS,
+)
+
 _RECOUNT: Final = "SELECT status, COUNT(*) FROM tasks INDEXED BY tasks_status_seq GROUP BY status"
 _STORED: Final = "SELECT key, n FROM task_counts WHERE dimension = 'status' AND n != 0"
 
@@ -81,7 +114,7 @@ def check_counts(conn: sqlite3.Connection, *, path: str) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         if not _agree(conn):  # another process may have rebuilt them meanwhile
-            for statement in _REBUILD:
+            for statement in (*_REBUILD, *_REBUILD_RUNS):
                 conn.execute(statement)
             log.warning("the task counts in %s did not match the tasks; rebuilt them", path)
         conn.execute("COMMIT")
