@@ -27,6 +27,16 @@ def _changes(row: str, delta: int) -> str:
     return f"INSERT INTO task_count_changes (dimension, key, delta) VALUES {values};"
 
 
+# The end of both versions of the trigger function: a row's old values counted out, its new in.
+_DIMENSION_CHANGES: Final = f"""        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            {_changes("OLD", -1)}
+        END IF;
+        IF TG_OP IN ('UPDATE', 'INSERT') THEN
+            {_changes("NEW", 1)}
+        END IF;
+        RETURN NULL;"""
+
+
 # Schema step 2: the tables, the trigger, and the counts of the tasks already stored.
 TASK_COUNTS: Final = (
     """
@@ -47,13 +57,7 @@ TASK_COUNTS: Final = (
             VALUES ('status', OLD.status, -1), ('status', NEW.status, 1);
             RETURN NULL;
         END IF;
-        IF TG_OP IN ('UPDATE', 'DELETE') THEN
-            {_changes("OLD", -1)}
-        END IF;
-        IF TG_OP IN ('UPDATE', 'INSERT') THEN
-            {_changes("NEW", 1)}
-        END IF;
-        RETURN NULL;
+{_DIMENSION_CHANGES}
     END
     $$
     """,
@@ -104,13 +108,7 @@ RUN_COUNTS: Final = (
             END IF;
             RETURN NULL;
         END IF;
-        IF TG_OP IN ('UPDATE', 'DELETE') THEN
-            {_changes("OLD", -1)}
-        END IF;
-        IF TG_OP IN ('UPDATE', 'INSERT') THEN
-            {_changes("NEW", 1)}
-        END IF;
-        RETURN NULL;
+{_DIMENSION_CHANGES}
     END
     $$
     """,
