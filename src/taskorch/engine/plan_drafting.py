@@ -4,13 +4,15 @@
 under a lease) and starts `PlanDrafting.run` in the plan host's task group, outside the
 request. The run renews the lease every half lease period, and ends the plan
 `awaiting_confirmation` with the steps, or `failed` with the planner's message. A plan
-cancelled meanwhile (here or by another server) stops the planner. A `planning` plan whose
-lease expired (its server stopped) is failed by `fail_abandoned`, which the host runs on
-start-up and on every resume pass.
+cancelled meanwhile (here or by another server) stops the planner. A server that stops marks
+its planning plans `failed` (`INTERRUPTED`); one that died leaves them `planning` until their
+lease expires, when `fail_abandoned` (run by the host at start-up and on every resume pass,
+every half lease period) fails them the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import secrets
@@ -293,6 +295,11 @@ class PlanDrafter:
                 log.error("planning plan %s failed", plan.id, exc_info=error)
                 reason = "planning failed on an internal error; see the server log"
             await self._change(plan.id, lambda p: failed(p, reason, self._clock()))
+        except anyio.get_cancelled_exc_class():
+            # The server is stopping: say so on the plan now rather than when its lease lapses.
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await self._change(plan.id, lambda p: failed(p, INTERRUPTED, self._clock()))
+            raise
         except Exception as exc:  # a store fault: the lease lapses and the sweep fails the plan
             log.exception("planning plan %s could not be recorded", plan.id)
             drafting.error = drafting.error or exc
