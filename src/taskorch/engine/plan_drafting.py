@@ -16,7 +16,7 @@ import contextlib
 import logging
 import math
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 import anyio
@@ -31,7 +31,6 @@ from taskorch.engine.plan_checks import InvalidPlan, PlanChecker
 from taskorch.engine.plan_host import PlanHost
 from taskorch.errors import (
     CallerError,
-    InvalidArgument,
     InvalidTransition,
     NotFound,
     PlannerUnavailable,
@@ -39,7 +38,6 @@ from taskorch.errors import (
 )
 from taskorch.executors.base import EventSink
 from taskorch.planning.base import CLAUDE_CODE_PLANNER, Planner
-from taskorch.planning.explicit import EXPLICIT
 from taskorch.storage.base import Store
 from taskorch.wording import Worded
 
@@ -196,7 +194,6 @@ class PlanDrafter:
         self,
         name: str,
         query: str,
-        steps: Sequence[StepSpec] | None,
         agent_name: str | None,
         agent: Agent | None,
         fail_fast: bool,
@@ -205,7 +202,7 @@ class PlanDrafter:
         wait_seconds: float | None,
     ) -> Plan:
         """Store the plan `planning`, start its planner and wait (see `create`)."""
-        planner = self._planner(name, steps)
+        planner = self._planner(name)
         lease = self._settings.plans.lease_seconds
         now = utc_from_timestamp(self._clock())
         created = await self._store.create_plan(
@@ -243,12 +240,7 @@ class PlanDrafter:
             raise drafting.error
         return await self._get(created.id)
 
-    def _planner(self, name: str, steps: Sequence[StepSpec] | None) -> Planner:
-        if steps:
-            raise InvalidArgument(
-                f"planner {name!r} makes the steps itself: leave out `steps`, or pass "
-                f"planner {EXPLICIT!r} to use yours"
-            )
+    def _planner(self, name: str) -> Planner:
         planner = self._planners.get(name)
         if planner is None and name != CLAUDE_CODE_PLANNER:
             raise PlannerUnavailable(f"planner {name!r} is configured but this process did not start it")

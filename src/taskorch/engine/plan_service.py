@@ -196,10 +196,14 @@ class PlanService:
             raise InvalidArgument(f"unknown planner {planner[:80]!r}; available: {', '.join(known)}")
         the_agent = await self._agents.get(agent) if agent else None
         if planner != EXPLICIT:
+            if steps:
+                raise InvalidArgument(
+                    f"planner {planner!r} makes the steps itself: leave out `steps`, or pass "
+                    f"planner {EXPLICIT!r} to use yours"
+                )
             return await self.drafter.begin(
                 planner,
                 query.strip(),
-                steps,
                 agent,
                 the_agent,
                 fail_fast,
