@@ -197,7 +197,9 @@ async def test_an_invalid_plan_from_the_planner_is_refused_listing_every_problem
     assert "`steps`" in message
     listed = await planner.client.call_tool("list_plans", {})
     assert listed.structured_content is not None
-    assert listed.structured_content["plans"] == []
+    [plan] = listed.structured_content["plans"]  # kept, ended failed with the planner's message
+    assert (plan["status"], plan["steps"]) == ("failed", [])
+    assert "dependency cycle" in plan["reason"]
 
 
 async def test_an_answer_that_is_not_a_list_of_steps_is_refused_naming_the_problem(planner: Planning) -> None:

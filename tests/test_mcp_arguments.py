@@ -76,7 +76,7 @@ async def test_a_misspelt_create_plan_argument_is_refused_and_no_plan_is_made(mc
     message = await mcp.error("create_plan", {"query": "q", "steps": [step], "fail_fastt": True})
 
     assert "fail_fastt: unknown argument; did you mean 'fail_fast'?" in message
-    assert "Accepted: query, agent, steps, planner, fail_fast, max_concurrency." in message
+    assert "Accepted: query, agent, steps, planner, fail_fast, max_concurrency, wait_seconds." in message
     assert await mcp.counts() == (0, 0, 0)
 
 
@@ -157,7 +157,7 @@ async def test_several_problems_are_one_short_line_each(mcp: Surface) -> None:
 @pytest.mark.parametrize(
     ("tool", "arguments", "line"),
     [
-        ("list_plans", {"status": "bogus"}, "status: must be 'draft', 'awaiting_confirmation', "),
+        ("list_plans", {"status": "bogus"}, "status: must be 'planning', 'draft', 'awaiting_confirmation', "),
         ("get_next_task", {"work_path": "/", "worker_id": "w", "wait_seconds": 99}, "wait_seconds: must "
          "be less than or equal to 50, got 99"),
         ("save_agent", {"name": "bad name!"}, "name: must match pattern '^[A-Za-z0-9_.-]{1,64}$', "

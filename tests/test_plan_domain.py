@@ -48,6 +48,9 @@ def plan(*steps: Step, **fields: Any) -> Plan:
 # -- transitions ------------------------------------------------------------------------------
 
 PLAN_LEGAL = {
+    ("planning", "awaiting_confirmation"),
+    ("planning", "failed"),
+    ("planning", "cancelled"),
     ("draft", "awaiting_confirmation"),
     ("awaiting_confirmation", "confirmed"),
     ("awaiting_confirmation", "rejected"),

@@ -8,6 +8,7 @@ without the session cookie or with a bad CSRF token, and show hostile text as te
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from taskorch.domain.plans import Plan, PlanStatus
+from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.server.web.session import COOKIE_NAME, SESSION_SECONDS, ConsoleAuth
 from taskorch.testing import FakeExecutor, Script, event
 from tests.http_harness import TOKEN, RunningServer, make_settings, serve_http
@@ -329,3 +332,35 @@ async def test_the_live_stream_sends_state_then_ends_with_the_task(tmp_path: Pat
         assert kinds[-1] == "end"
         assert '"status": "succeeded"' in body
         assert '"result": "done: <i>go</i>"' in body  # JSON for textContent, not HTML
+
+
+async def test_a_plan_still_planning_shows_its_status_and_only_cancel(tmp_path: Path) -> None:
+    now = utc_from_timestamp(time.time())
+    planning = Plan(
+        id="plan-planning01",
+        query="make a plan",
+        status=PlanStatus.PLANNING,
+        steps=[],
+        created_by="claude_code",
+        created_at=now,
+        updated_at=now,
+        owner="runner-elsewhere",
+        lease_expires_at=utc_from_timestamp(time.time() + 3600),
+    )
+    async with console_server(tmp_path, FakeExecutor(hold=False)) as server:
+        await server.orchestrator.store.create_plan(planning)
+        async with signed_in_client(server.url, TOKEN) as web:
+            listed = await web.get("/console/plans")
+            assert "plan-planning01" in listed.text
+            assert 'class="badge planning"' in listed.text
+            shown = await web.get("/console/plans/plan-planning01")
+            assert shown.status_code == 200
+            assert 'class="badge planning"' in shown.text
+            assert "Approve" not in shown.text
+            assert "Cancel" in shown.text
+        async with server.client(headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+            got = await api.get("/api/v1/plans/plan-planning01")
+            assert got.json()["plan"]["status"] == "planning"
+            refused = await api.post("/api/v1/plans/plan-planning01/confirm", json={})
+            assert refused.status_code == 409
+            assert "still planning" in refused.text

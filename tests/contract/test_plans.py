@@ -125,6 +125,46 @@ async def test_listing_filters_by_status_newest_first_with_a_cursor(store: Store
         await store.list_plans(None, limit=0)
 
 
+async def test_a_planning_plan_is_kept_with_no_steps_under_a_lease_then_gets_its_steps(
+    store: Store, clock: FakeClock
+) -> None:
+    planning = make_plan(clock, status=PlanStatus.PLANNING, owner="r1").model_copy(
+        update={
+            "steps": [],
+            "created_by": "claude_code",
+            "lease_expires_at": utc_from_timestamp(clock() + 60),
+        }
+    )
+    created = await store.create_plan(planning)
+    got = await store.get_plan(planning.id)
+    assert got.model_dump() == planning.model_copy(update={"version": 1}).model_dump()
+    assert [p.id for p in (await store.list_plans(PlanStatus.PLANNING, limit=10)).items] == [created.id]
+    with pytest.raises(InvalidTransition, match="planning"):
+        await store.claim_plan(created.id, owner="r2", lease_seconds=60)
+
+    renewed = await store.update_plan(created, steps=(), lease_seconds=90)
+    assert renewed.lease_expires_at == utc_from_timestamp(clock() + 90)
+    steps = make_plan(clock).steps
+    done = await store.update_plan(
+        renewed.model_copy(
+            update={
+                "status": PlanStatus.AWAITING_CONFIRMATION,
+                "steps": steps,
+                "owner": None,
+                "lease_expires_at": None,
+            }
+        )
+    )
+    got = await store.get_plan(created.id)
+    assert got.model_dump() == done.model_dump()
+    assert (got.status, [s.id for s in got.steps], got.version) == (
+        PlanStatus.AWAITING_CONFIRMATION,
+        ["a", "b"],
+        3,
+    )
+    assert (await store.list_plans(PlanStatus.PLANNING, limit=10)).items == []
+
+
 async def test_claiming_a_confirmed_plan_makes_it_executing_under_a_lease(
     store: Store, clock: FakeClock
 ) -> None:

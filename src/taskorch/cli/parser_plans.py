@@ -10,7 +10,9 @@ from taskorch.cli.common import Handler, Parser, add_common
 
 __all__ = ["add_plan_commands"]
 
-_PLAN_STATUSES = "awaiting_confirmation, confirmed, executing, completed, failed, cancelled or rejected"
+_PLAN_STATUSES = (
+    "planning, awaiting_confirmation, confirmed, executing, completed, failed, cancelled or rejected"
+)
 _PLAN_ID = "plan id, or an unambiguous start of it (the `plan-` may be left out)"
 
 

@@ -2,7 +2,8 @@
 
 Pure models and rules. No I/O and no clock: callers pass times in.
 
-A plan is `draft` (a planner's output, not yet checked) -> `awaiting_confirmation` (valid,
+A plan is `planning` (a model planner is making its steps; it may end `failed` or `cancelled`
+instead) or `draft` (a planner's output, not yet checked) -> `awaiting_confirmation` (valid,
 waiting for a person or model to approve it) -> `confirmed` -> `executing` -> `completed` |
 `failed` | `cancelled`. An awaiting plan may instead be `rejected`; an awaiting or confirmed
 plan may be `cancelled` before it runs.
@@ -56,6 +57,7 @@ StepId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9
 class PlanStatus(StrEnum):
     """Where a plan is in its life. See `can_transition_plan` for the legal moves."""
 
+    PLANNING = "planning"  # a model planner is making the steps; `steps` is empty until it is done
     DRAFT = "draft"
     AWAITING_CONFIRMATION = "awaiting_confirmation"
     CONFIRMED = "confirmed"
@@ -71,6 +73,9 @@ PLAN_TERMINAL_STATUSES: Final = frozenset(
 )
 
 _PLAN_TRANSITIONS: Final[dict[PlanStatus, frozenset[PlanStatus]]] = {
+    PlanStatus.PLANNING: frozenset(
+        {PlanStatus.AWAITING_CONFIRMATION, PlanStatus.FAILED, PlanStatus.CANCELLED}
+    ),
     PlanStatus.DRAFT: frozenset({PlanStatus.AWAITING_CONFIRMATION}),
     PlanStatus.AWAITING_CONFIRMATION: frozenset(
         {PlanStatus.CONFIRMED, PlanStatus.REJECTED, PlanStatus.CANCELLED}

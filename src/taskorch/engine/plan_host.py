@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -34,6 +36,8 @@ class PlanHost:
         self.owner = f"runner-{secrets.token_hex(6)}"
         self._executions: dict[str, PlanExecution] = {}
         self._tg: anyio.abc.TaskGroup | None = None
+        self.sweep: Callable[[], Awaitable[object]] | None = None
+        """Run at the start of every resume pass (the plan service fails abandoned planning there)."""
 
     @property
     def hosting(self) -> bool:
@@ -65,6 +69,8 @@ class PlanHost:
 
     async def resume(self) -> list[str]:
         """Claim and start every `executing` plan no live runner holds; return their ids."""
+        if self.sweep is not None:
+            await self.sweep()
         started = []
         cursor = None
         while True:
@@ -84,6 +90,13 @@ class PlanHost:
             if page.next_cursor is None:
                 return started
             cursor = page.next_cursor
+
+    def spawn(self, job: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        """Run `job` in the host's task group; False (nothing started) when not hosting."""
+        if self._tg is None:
+            return False
+        self._tg.start_soon(job)
+        return True
 
     def start(self, plan: Plan) -> None:
         """Start executing a plan this process has claimed."""

@@ -28,16 +28,16 @@ from taskorch.domain.plans import (
     StepErrorKind,
     StepSpec,
     StepStatus,
-    new_step,
 )
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.downstream.base import ToolGateway, ToolInfo
 from taskorch.engine.agents import AgentRegistry
 from taskorch.engine.plan_checks import InvalidPlan, PlanChecker
 from taskorch.engine.plan_context import ExecutionContext
+from taskorch.engine.plan_drafting import PlanDrafter, refusal_while_planning
 from taskorch.engine.plan_host import PlanHost
 from taskorch.engine.queue import TaskQueue
-from taskorch.errors import InvalidArgument, InvalidTransition, PlannerUnavailable, StaleWrite
+from taskorch.errors import InvalidArgument, InvalidTransition, StaleWrite
 from taskorch.executors.base import EventSink
 from taskorch.planning.base import CLAUDE_CODE_PLANNER, Planner
 from taskorch.planning.explicit import EXPLICIT, explicit_steps
@@ -104,6 +104,20 @@ class PlanService:
         """The runner id this process claims plans under."""
         self._listeners: list[PlanListener] = []
         self._watches: dict[str, set[_Watch]] = {}
+        self.drafter = PlanDrafter(
+            store=store,
+            settings=settings,
+            host=self.host,
+            checks=self.checks,
+            planners=self.planners,
+            gateway=gateway,
+            notify=self._notify,
+            change=self._change,
+            get=self.get,
+            clock=clock,
+        )
+        """Model planners at work on `planning` plans (`engine.plan_drafting`)."""
+        self.host.sweep = self.drafter.sweep
 
     # -- hosting ----------------------------------------------------------------------------
 
@@ -160,15 +174,19 @@ class PlanService:
         fail_fast: bool = False,
         max_concurrency: int | None = None,
         on_event: EventSink | None = None,
+        wait_seconds: float | None = None,
     ) -> Plan:
         """Make (or take) the steps, validate them and store the plan, `awaiting_confirmation`.
 
         `planner`: `explicit` takes `steps`; `claude_code` has Claude Code make them, a
         `[planners.<name>]` name that model. Unset: `explicit` with steps, else `plans.planner`
-        (default `claude_code`). `on_event` receives
-        the planner's progress. Raises `InvalidPlan` listing every problem (naming the planner
-        that made the steps), `NotFound` for an unknown agent, `InvalidArgument` for an unknown
-        planner or missing steps, `PlannerUnavailable` / `PlanningFailed` from the planner.
+        (default `claude_code`). A model planner works in the background (`engine.plan_drafting`)
+        on a plan stored `planning` at once; the call waits up to `wait_seconds` (None: until
+        planning ends) and returns the plan as it is then. `on_event` receives the planner's
+        progress while the call waits. Raises `InvalidPlan` listing every problem (naming the
+        planner that made the steps), `NotFound` for an unknown agent, `InvalidArgument` for an
+        unknown planner or missing steps, `PlannerUnavailable` / `PlanningFailed` from the
+        planner (when planning ends within the wait).
         """
         if not query.strip():
             raise InvalidArgument("query must say what the plan is for")
@@ -177,10 +195,23 @@ class PlanService:
         if planner not in known:
             raise InvalidArgument(f"unknown planner {planner[:80]!r}; available: {', '.join(known)}")
         the_agent = await self._agents.get(agent) if agent else None
-        if planner == EXPLICIT:
-            plan_steps = explicit_steps(steps)
-        else:
-            plan_steps = await self._planned_steps(planner, query.strip(), steps, the_agent, on_event)
+        if planner != EXPLICIT:
+            if steps:
+                raise InvalidArgument(
+                    f"planner {planner!r} makes the steps itself: leave out `steps`, or pass "
+                    f"planner {EXPLICIT!r} to use yours"
+                )
+            return await self.drafter.begin(
+                planner,
+                query.strip(),
+                agent,
+                the_agent,
+                fail_fast,
+                max_concurrency,
+                on_event,
+                wait_seconds,
+            )
+        plan_steps = explicit_steps(steps)
         catalog, unreachable = await self.checks.catalog(plan_steps)
         problems = await self.checks.validate(plan_steps, the_agent, catalog=catalog, unreachable=unreachable)
         if problems:
@@ -201,37 +232,6 @@ class PlanService:
         created = await self._store.create_plan(plan)
         self.checks.remember_valid(created.id, plan_steps, catalog, the_agent)
         return self._now_plan(created)
-
-    async def _planned_steps(
-        self,
-        name: str,
-        query: str,
-        steps: Sequence[StepSpec] | None,
-        agent: Agent | None,
-        on_event: EventSink | None,
-    ) -> list[Step]:
-        if steps:
-            raise InvalidArgument(
-                f"planner {name!r} makes the steps itself: leave out `steps`, or pass "
-                f"planner {EXPLICIT!r} to use yours"
-            )
-        planner = self.planners.get(name)
-        if planner is None and name != CLAUDE_CODE_PLANNER:
-            raise PlannerUnavailable(f"planner {name!r} is configured but this process did not start it")
-        if planner is None:
-            raise PlannerUnavailable(
-                "no steps were given and this server has no Claude Code planner: pass `steps` (each with "
-                "id, server, tool, arguments and depends_on), or have the server's operator install Claude "
-                "Code (`npm install -g @anthropic-ai/claude-code`) or set claude_code.path"
-            )
-        gateway = self._gateway()
-        servers = await gateway.servers() if gateway is not None else []
-
-        async def check(specs: list[StepSpec]) -> list[str]:
-            return await self.checks.problems([new_step(spec) for spec in specs], agent)
-
-        made = await planner.plan(query, agent, servers, on_event=on_event, check=check)
-        return [new_step(spec) for spec in made]
 
     async def get(self, plan_id: str) -> Plan:
         """The plan with its progress now. Raises `NotFound`."""
@@ -281,6 +281,8 @@ class PlanService:
         plan = await self._store.get_plan(_check_id(plan_id))
         if plan.status is PlanStatus.EXECUTING:
             return self._now_plan(plan)
+        if plan.status is PlanStatus.PLANNING:
+            raise InvalidTransition(refusal_while_planning(plan_id, "confirmed"))
         if plan.status not in (PlanStatus.AWAITING_CONFIRMATION, PlanStatus.CONFIRMED):
             raise InvalidTransition(
                 f"plan {plan_id} is {plan.status.value}; only a plan awaiting confirmation can be confirmed"
@@ -327,6 +329,8 @@ class PlanService:
         now = utc_from_timestamp(self._clock())
 
         def refuse(plan: Plan) -> Plan:
+            if plan.status is PlanStatus.PLANNING:
+                raise InvalidTransition(refusal_while_planning(plan_id, "rejected"))
             if plan.status is not PlanStatus.AWAITING_CONFIRMATION:
                 raise InvalidTransition(
                     Worded(
@@ -375,7 +379,9 @@ class PlanService:
                 }
             )
 
-        return self._now_plan(await self._change(plan_id, end))
+        ended = await self._change(plan_id, end)
+        self.drafter.stop(plan_id)  # after the write, so the planner's own end is never written
+        return self._now_plan(ended)
 
     async def wait(
         self, plan_id: str, seconds: float, on_change: Callable[[Plan], Awaitable[None]] | None = None

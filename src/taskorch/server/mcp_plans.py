@@ -33,6 +33,7 @@ from taskorch.tool_profiles import PLAN_TOOLS
 
 __all__ = [
     "MAX_PLAN_WAIT_SECONDS",
+    "PLANNING_GRACE_SECONDS",
     "PLAN_TOOL_NAMES",
     "PLAN_URI_TEMPLATE",
     "plan_result",
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 PLAN_TOOL_NAMES: Final = PLAN_TOOLS
+PLANNING_GRACE_SECONDS: Final = 2.0
+"""How long `create_plan` waits by default for a model planner before answering `planning`."""
 
 _READ: Final = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 _WRITE: Final = ToolAnnotations(
@@ -101,11 +104,21 @@ def register_plan_tools(
         max_concurrency: Annotated[
             int | None, Field(ge=1, le=64, description="Steps of this plan running at once.")
         ] = None,
+        wait_seconds: Annotated[
+            float,
+            Field(
+                ge=0,
+                le=MAX_PLAN_WAIT_SECONDS,
+                description="With a model planner: wait this long for it, else answer `planning`.",
+            ),
+        ] = PLANNING_GRACE_SECONDS,
     ) -> Annotated[CallToolResult, PlanResult]:
         """Plan steps that call downstream MCP tools or run Claude Code tasks; nothing runs yet.
 
-        Without `steps`, the planner (Claude Code by default) plans from `query`. The plan is
-        checked whole (every problem listed by step); show it, then confirm_plan or reject_plan.
+        Without `steps`, the planner (Claude Code by default) plans from `query` in the
+        background: a plan still `planning` after `wait_seconds` is returned as is; poll
+        get_plan until it awaits confirmation. The plan is checked whole (every problem listed
+        by step); show it, then confirm_plan or reject_plan.
         """
         events = 0
 
@@ -123,6 +136,7 @@ def register_plan_tools(
                 fail_fast=fail_fast,
                 max_concurrency=max_concurrency,
                 on_event=planning,
+                wait_seconds=wait_seconds,
             )
         return plan_result(plan)
 

@@ -1,7 +1,9 @@
 """The MCP Tasks extension (`io.modelcontextprotocol/tasks`, protocol 2026-07-28) over the queue.
 
-A client that declares the extension and calls `execute_task`, `execute_directory` or
-`confirm_plan` (which starts the plan) on protocol 2026-07-28 gets a task handle at once
+A client that declares the extension and calls `execute_task`, `execute_directory`,
+`confirm_plan` (which starts the plan) or `create_plan` with a model planner (the plan is
+`planning`; the handle completes with `create_plan`'s answer once the planner is done) on
+protocol 2026-07-28 gets a task handle at once
 (`resultType: "task"`); the run is the durable task's (or plan's) normal run, in the store as
 for any other call. `tasks/get` reads the durable state and answers with the same
 `CallToolResult` the tool gives today once it has ended; `tasks/cancel` cancels as
@@ -22,7 +24,14 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension, MethodBinding
 from mcp.server.mcpserver import require_client_extension
 from mcp.shared.exceptions import MCPError
-from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, CallToolRequestParams, CallToolResult, RequestParams
+from mcp.types import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    CallToolRequestParams,
+    CallToolResult,
+    RequestParams,
+    TextContent,
+)
 from pydantic import Field
 
 from taskorch.domain import Task, TaskStatus
@@ -67,10 +76,17 @@ _LONGEST_WAIT: Final = {
     "execute_task": MAX_EXECUTE_WAIT_SECONDS,
     "execute_directory": MAX_EXECUTE_WAIT_SECONDS,
     "confirm_plan": MAX_PLAN_WAIT_SECONDS,
+    "create_plan": MAX_PLAN_WAIT_SECONDS,
 }
 """The tools that answer with a handle, and the longest `wait_seconds` each accepts."""
 _PLAN_WORKING: Final = frozenset(
-    {PlanStatus.DRAFT, PlanStatus.AWAITING_CONFIRMATION, PlanStatus.CONFIRMED, PlanStatus.EXECUTING}
+    {
+        PlanStatus.PLANNING,
+        PlanStatus.DRAFT,
+        PlanStatus.AWAITING_CONFIRMATION,
+        PlanStatus.CONFIRMED,
+        PlanStatus.EXECUTING,
+    }
 )
 _PLAN_CANCELLED: Final = frozenset({PlanStatus.CANCELLED, PlanStatus.REJECTED})
 
@@ -166,7 +182,10 @@ class TasksExtension(Extension):
         # The client polls instead of waiting: the call returns as soon as the run starts. A value
         # the tool would refuse is left for it to refuse as today.
         arguments = params.arguments
-        if arguments is not None and _valid_wait(arguments.get("wait_seconds"), _LONGEST_WAIT[params.name]):
+        if arguments is not None and (
+            _valid_wait(arguments.get("wait_seconds"), _LONGEST_WAIT[params.name])
+            or (params.name == "create_plan" and "wait_seconds" not in arguments)  # skip its grace
+        ):
             arguments["wait_seconds"] = 0
         result = await call_next(ctx)
         if not isinstance(result, CallToolResult) or result.is_error or result.structured_content is None:
@@ -193,6 +212,11 @@ class TasksExtension(Extension):
             plan = content["plan"]
             if plan["status"] in (PlanStatus.CONFIRMED, PlanStatus.AWAITING_CONFIRMATION, PlanStatus.DRAFT):
                 return None  # confirmed without `execute`: nothing runs, nothing to follow
+            kind, durable_id = "plan", str(plan["id"])
+        elif tool == "create_plan":
+            plan = content["plan"]
+            if plan["status"] != PlanStatus.PLANNING:
+                return None  # planned already (explicit steps, or a quick planner): answered as today
             kind, durable_id = "plan", str(plan["id"])
         else:
             members = tuple(str(t["id"]) for t in content["tasks"])
@@ -267,7 +291,7 @@ class TasksExtension(Extension):
             return status, updated, message, execute_result(task) if status == "completed" else None
         if claims.kind == "plan":
             plan = await self._orchestrator.plans.get(claims.durable_id)
-            return _plan_state(plan)
+            return _planning_state(plan) if claims.tool == "create_plan" else _plan_state(plan)
         tasks = await self._tasks(claims.members)
         updated = max(t.updated_at for t in tasks)
         open_tasks = [t for t in tasks if not t.is_terminal]
@@ -324,3 +348,19 @@ def _plan_state(plan: Plan) -> tuple[Status, datetime, str, CallToolResult | Non
     if plan.status in _PLAN_WORKING:
         return "working", plan.updated_at, plan_summary(plan), None
     return "completed", plan.updated_at, plan_summary(plan), plan_result(plan)
+
+
+def _planning_state(plan: Plan) -> tuple[Status, datetime, str, CallToolResult | None]:
+    """A `create_plan` handle: working while planning, then completed with what `create_plan`
+    answers (the plan awaiting confirmation, or the planner's refusal as a tool error)."""
+    summary = plan_summary(plan)
+    if plan.status is PlanStatus.PLANNING:
+        return "working", plan.updated_at, summary, None
+    if plan.status is PlanStatus.CANCELLED and plan.confirmed_at is None:
+        return "cancelled", plan.updated_at, summary, None
+    if plan.status is PlanStatus.FAILED and plan.confirmed_at is None:
+        refusal = CallToolResult(
+            content=[TextContent(type="text", text=plan.reason or "planning failed")], is_error=True
+        )
+        return "completed", plan.updated_at, summary, refusal
+    return "completed", plan.updated_at, summary, plan_result(plan)

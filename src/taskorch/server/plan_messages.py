@@ -44,6 +44,13 @@ def _next(plan: Plan, surface: Surface) -> Worded:
                 "{confirm_plan} to run it or {reject_plan} to drop it.",
                 id=plan.id,
             )
+        case PlanStatus.PLANNING:
+            return Worded(
+                "Plan {id} is planning: planner {planner} is making its steps. Poll {get_plan} "
+                "until it awaits confirmation (or ended failed); {cancel_plan} stops the planner.",
+                id=plan.id,
+                planner=plan.created_by,
+            )
         case PlanStatus.CONFIRMED:
             return Worded("Plan {id} is confirmed but not started; {start_plan} starts it.", id=plan.id)
         case PlanStatus.EXECUTING:
