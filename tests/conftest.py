@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import traceback
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,24 @@ def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / ".local" / "share"))
     return tmp_path
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+    """A failure inside nested task groups is printed past Python's depth of ten groups, which
+    hides its cause: add each innermost exception to the report as its own section."""
+    outcome = yield
+    if call.excinfo is None or not isinstance(call.excinfo.value, BaseExceptionGroup):
+        return
+    report = outcome.get_result()
+    for n, leaf in enumerate(_leaves(call.excinfo.value), 1):
+        text = "".join(traceback.format_exception(leaf))
+        report.sections.append((f"innermost exception {n}", text[-4000:]))

@@ -14,17 +14,11 @@ class DurationStats(BaseModel):
 
     model_config = OUTPUT_MODEL_CONFIG
 
-    count: int = Field(default=0, description="Succeeded runs with a start and a finish, all of them.")
-    mean: float | None = Field(
-        default=None, description="Mean run time over all of them (to the microsecond); null if none."
-    )
-    p50: float | None = Field(
-        default=None, description="Median run time of the most recent 1,000 succeeded runs (by finish)."
-    )
-    p95: float | None = Field(
-        default=None, description="95th percentile run time of the most recent 1,000 succeeded runs."
-    )
-    max: float | None = Field(default=None, description="Longest run time over all of them.")
+    count: int = 0
+    mean: float | None = None
+    p50: float | None = Field(default=None, description="Over the last 1,000 succeeded runs.")
+    p95: float | None = Field(default=None, description="Over the last 1,000 succeeded runs.")
+    max: float | None = None
 
 
 class Statistics(BaseModel):
