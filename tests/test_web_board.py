@@ -12,11 +12,12 @@ import pytest
 from taskorch.testing import FakeExecutor, Script, event
 from tests.http_harness import TOKEN, make_settings, serve_http
 from tests.mcp_harness import call
-from tests.test_web_console import console_server, mcp_client
+from tests.test_web_console import HOSTILE, console_server, mcp_client
 from tests.web_browser import browser_page, require_chromium, sign_in, signed_in_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
+TAG = "<b onmouseover=alert(1)>x</b>"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -56,6 +57,13 @@ async def test_cards_appear_and_move_between_columns_without_a_reload(tmp_path: 
         await call(mcp, "execute_task", task_id=task["id"])
         await page.wait_for_selector(f"section.column[data-status=running] {card}")
         assert await page.locator(f"section.column[data-status=queued] {card}").count() == 0
+
+        hostile = await call(mcp, "create_task", prompt=HOSTILE, work_directory=str(server.root), tags=[TAG])
+        hostile_card = f"a.task-card[data-task-id='{hostile['task']['id']}']"
+        await page.wait_for_selector(f"section.column[data-status=queued] {hostile_card}")
+        assert await page.locator(f"{hostile_card} .prompt").inner_text() == HOSTILE
+        assert await page.locator(f"{hostile_card} .tag").inner_text() == TAG
+        assert await page.evaluate("window.pwned") is None
 
         fake.release(task["id"])
         await page.wait_for_selector(f"section.column[data-status=succeeded] {card}")
