@@ -25,8 +25,6 @@ from mcp.client.streamable_http import streamable_http_client
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.downstream_peers import stdio_peer  # noqa: E402
-from tests.fakes_executor import FakeExecutor, Script, event  # noqa: E402
 from tests.http_harness import TOKEN, make_settings  # noqa: E402
 from tests.mcp_harness import call  # noqa: E402
 from tests.web_browser import browser_page, sign_in  # noqa: E402
@@ -39,6 +37,7 @@ from taskorch.executors.base import RunOutcome, RunStatus  # noqa: E402
 from taskorch.server.http import HttpServer, build_http_app, server_config  # noqa: E402
 from taskorch.server.mcp import build_mcp_server  # noqa: E402
 from taskorch.storage import MemoryStore  # noqa: E402
+from taskorch.testing import FakeExecutor, Script, event, stdio_peer  # noqa: E402
 
 HISTORY = [  # (hours ago, prompt, seconds it ran, cost, failed)
     (7.5, "Add type hints to the storage layer", 340, 0.41, False),
@@ -251,11 +250,13 @@ async def shoot(out: Path) -> None:
     )
     clock = ShiftedClock()
     fake = FakeExecutor()
+    pool = DownstreamPool(settings)
     orchestrator = Orchestrator(
         settings,
         MemoryStore(clock=clock),
         clock=clock,
-        downstream=DownstreamPool(settings),
+        downstream=pool,
+        services=[pool],  # kept open while the server runs, as `taskorch serve` does
         executors={"claude_code": fake},
     )
     app = build_http_app(orchestrator, build_mcp_server(orchestrator), settings)

@@ -124,6 +124,8 @@ def test_list_filters_limits_and_json(run: Run, home: Path) -> None:
     assert ids("--priority", "Low") == [second]
     assert ids("--dir", str(sub)) == [second]
     assert ids("--status", "running") == []
+    assert ids("--agent", "nobody") == []
+    assert ids("--worker", "nobody") == []
     assert ids("--mode", "standard") == [second, first]
     page = run.json("tasks", "list", "--limit", "1")
     assert [t["id"] for t in page["tasks"]] == [second]

@@ -95,6 +95,8 @@ async def test_the_document_describes_parameters_bodies_answers_and_auth(tmp_pat
         "tag",
         "execution_mode",
         "priority",
+        "agent",
+        "worker",
         "limit",
         "cursor",
     }

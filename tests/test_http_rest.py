@@ -124,6 +124,8 @@ async def test_list_filters_by_every_field_and_pages(http: httpx2.AsyncClient, p
     assert await ids(status="queued", execution_mode="standard") == [below["id"], low["id"]]
     assert await ids(status="running") == []
     assert await ids(work_directory=str(other)) == [below["id"]]
+    assert await ids(agent="nobody") == []
+    assert await ids(worker="no-worker") == []
 
     first = await http.get(TASKS, params={"work_directory": str(project), "limit": 2})
     page = first.json()

@@ -44,6 +44,19 @@ async def test_the_mode_priority_and_tag_filters_combine(store: Store, clock: Fa
     assert len(await _ids(store, TaskFilter(execution_mode=ExecutionMode.STANDARD))) == 1
 
 
+async def test_the_agent_and_worker_filters_match_exactly(store: Store, clock: FakeClock) -> None:
+    held = await add(store, clock, agent="reviewer")
+    await add(store, clock, agent="reviewer-2")
+    await add(store, clock)
+    assert (await claim(store)).id == held.id
+    assert await _ids(store, TaskFilter(agent="reviewer")) == [held.id]
+    assert await _ids(store, TaskFilter(worker="w1")) == [held.id]
+    assert await _ids(store, TaskFilter(agent="reviewer", worker="w1")) == [held.id]
+    assert await _ids(store, TaskFilter(agent="reviewer-2", worker="w1")) == []
+    assert await _ids(store, TaskFilter(agent="%")) == []
+    assert await _ids(store, TaskFilter(worker="w%")) == []
+
+
 async def test_a_tag_filter_matches_whole_tags_only(store: Store, clock: FakeClock) -> None:
     await add(store, clock, tags=["bugfix"])
     await add(store, clock, tags=["%"])

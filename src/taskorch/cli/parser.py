@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--tag")
     listing.add_argument("--mode", help=_MODES)
     listing.add_argument("--priority", help=_PRIORITIES)
+    listing.add_argument("--agent", help="only tasks of this saved agent")
+    listing.add_argument("--worker", help="only tasks this worker holds or last held")
     listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     listing.add_argument("--cursor", help="continue a previous listing")
     listing.add_argument("--json", action="store_true", help="print JSON")

@@ -76,6 +76,8 @@ def tasks_list(args: argparse.Namespace, settings: Settings) -> int:
                 "tag": args.tag,
                 "execution_mode": args.mode,
                 "priority": args.priority,
+                "agent": args.agent,
+                "worker": args.worker,
                 "limit": args.limit,
                 "cursor": args.cursor,
             }.items()

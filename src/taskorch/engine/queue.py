@@ -9,6 +9,7 @@ touches the store directly.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -214,12 +215,8 @@ class TaskQueue:
         if not 1 <= limit <= maximum:
             raise InvalidArgument(f"limit must be between 1 and {maximum}, got {limit}")
         if filter.work_directory is not None:
-            filter = TaskFilter(
-                status=filter.status,
-                execution_mode=filter.execution_mode,
-                priority=filter.priority,
-                tag=filter.tag,
-                work_directory=_scope(filter.work_directory, "work_directory", self._roots),
+            filter = dataclasses.replace(
+                filter, work_directory=_scope(filter.work_directory, "work_directory", self._roots)
             )
         return await self.store.list_tasks(filter, limit=limit, cursor=cursor)
 

@@ -90,6 +90,8 @@ class ListQuery(_Input):
     tag: str | None = None
     execution_mode: ModeInput | None = None
     priority: PriorityInput | None = None
+    agent: str | None = Field(default=None, description="The task's saved agent, by exact name.")
+    worker: str | None = Field(default=None, description="The worker that holds or last held the task.")
     limit: int = Field(default=50, ge=1)
     cursor: str | None = None
 
@@ -100,6 +102,8 @@ class ListQuery(_Input):
             priority=self.priority,
             tag=self.tag,
             work_directory=self.work_directory,
+            agent=self.agent,
+            worker=self.worker,
         )
 
 

@@ -70,6 +70,8 @@ class TaskFilter:
     tag: str | None = None
     # Exactly this directory or any directory below it (by path components).
     work_directory: str | None = None
+    agent: str | None = None  # the task's saved agent, by exact name
+    worker: str | None = None  # the worker that holds or last held it, by exact id
 
 
 @dataclass(frozen=True, slots=True)

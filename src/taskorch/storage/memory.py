@@ -362,6 +362,8 @@ def _matches(task: Task, f: TaskFilter) -> bool:
         and (f.priority is None or task.priority is f.priority)
         and (f.tag is None or f.tag in task.tags)
         and (f.work_directory is None or is_at_or_below(task.work_directory, f.work_directory))
+        and (f.agent is None or task.agent == f.agent)
+        and (f.worker is None or task.worker_id == f.worker)
     )
 
 

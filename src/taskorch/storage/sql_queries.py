@@ -158,6 +158,8 @@ SHARED: Final[dict[str, str | None]] = {
     "list_tasks.status": "AND status = :status",
     "list_tasks.mode": "AND execution_mode = :mode",
     "list_tasks.priority": "AND priority = :priority",
+    "list_tasks.agent": "AND agent = :agent",
+    "list_tasks.worker": "AND worker_id = :worker",
     "list_running.worker": "AND worker_id = :worker_id",
     "claim_task": f"""
 {LEASE}

@@ -139,6 +139,12 @@ def list_tasks(filter: TaskFilter, limit: int, cursor: str | None) -> Transactio
         parts.append("list_tasks.directory")
         params["path"] = filter.work_directory
         params["prefix"] = subtree_prefix(filter.work_directory)
+    if filter.agent is not None:
+        parts.append("list_tasks.agent")
+        params["agent"] = filter.agent
+    if filter.worker is not None:
+        parts.append("list_tasks.worker")
+        params["worker"] = filter.worker
     rows = yield Query("list_tasks", params, parts=tuple(parts))
     page = rows[:limit]
     more = len(rows) > limit

@@ -26,6 +26,7 @@ from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import CallerError, StoreError
 from taskorch.problems import problems_of
 from taskorch.server.web.actions import ConsoleActions
+from taskorch.server.web.board import BoardStream
 from taskorch.server.web.guard import ConsoleGuard
 from taskorch.server.web.live import LiveStreams
 from taskorch.server.web.pages import ConsolePages
@@ -102,6 +103,7 @@ def console_routes(orchestrator: Orchestrator) -> list[BaseRoute]:
     get, post = ["GET"], ["POST"]
     routes = [
         Route("/", _shown_errors(pages.board), methods=get),
+        Route("/board/live", _shown_errors(BoardStream(orchestrator).board), methods=get),
         Route("/login", login_page, methods=get),
         Route("/login", login, methods=post),
         Route("/logout", logout, methods=post),

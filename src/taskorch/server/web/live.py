@@ -22,7 +22,7 @@ from taskorch.domain.plans import Plan
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.web.render import duration
 
-__all__ = ["LiveStreams", "event_line", "plan_state", "task_state"]
+__all__ = ["LiveStreams", "event_line", "plan_state", "sse", "stream", "task_state"]
 
 POLL_SECONDS: Final = 1.0
 KEEPALIVE_SECONDS: Final = 15.0
@@ -30,7 +30,7 @@ STREAM_SECONDS: Final = 600.0
 MAX_LINE: Final = 2000
 
 
-def _sse(kind: str, data: Any) -> bytes:
+def sse(kind: str, data: Any) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n".encode()
 
 
@@ -89,11 +89,11 @@ class LiveStreams:
 
     async def task(self, request: Request) -> Response:
         task = await self.orchestrator.queue.get(request.path_params["task_id"])
-        return _stream(self._task_stream(task))
+        return stream(self._task_stream(task))
 
     async def _task_stream(self, task: Task) -> AsyncIterator[bytes]:
         queue, scheduler = self.orchestrator.queue, self.orchestrator.scheduler
-        yield _sse("reset", {})
+        yield sse("reset", {})
         last: str | None = None
         state: dict[str, Any] | None = None
         quiet = 0.0
@@ -101,18 +101,18 @@ class LiveStreams:
             while True:
                 fresh = _new_events(task.events, last)
                 for event in fresh:
-                    yield _sse("event", event_line(event))
+                    yield sse("event", event_line(event))
                 if fresh:
                     last = fresh[-1].model_dump_json()
                 now_state = task_state(task)
                 if now_state != state:
                     state = now_state
-                    yield _sse("task", state)
+                    yield sse("task", state)
                 elif quiet >= KEEPALIVE_SECONDS:
                     yield b": keep-alive\n\n"
                     quiet = 0.0
                 if task.is_terminal:
-                    yield _sse("end", {})
+                    yield sse("end", {})
                     return
                 watch = scheduler.watch(task.id)
                 if watch is not None and not watch.ended:
@@ -124,7 +124,7 @@ class LiveStreams:
 
     async def plan(self, request: Request) -> Response:
         plan = await self.orchestrator.plans.get(request.path_params["plan_id"])
-        return _stream(self._plan_stream(plan))
+        return stream(self._plan_stream(plan))
 
     async def _plan_stream(self, plan: Plan) -> AsyncIterator[bytes]:
         plans = self.orchestrator.plans
@@ -135,19 +135,19 @@ class LiveStreams:
                 now_state = plan_state(plan)
                 if now_state != state:
                     state = now_state
-                    yield _sse("plan", state)
+                    yield sse("plan", state)
                 elif quiet >= KEEPALIVE_SECONDS:
                     yield b": keep-alive\n\n"
                     quiet = 0.0
                 if plan.is_terminal:
-                    yield _sse("end", {})
+                    yield sse("end", {})
                     return
                 await anyio.sleep(POLL_SECONDS)
                 quiet += POLL_SECONDS
                 plan = await plans.get(plan.id)
 
 
-def _stream(body: AsyncIterator[bytes]) -> StreamingResponse:
+def stream(body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(
         body,
         media_type="text/event-stream",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,8 +14,10 @@ from starlette.responses import Response
 from taskorch.domain import Task, TaskStatus
 from taskorch.domain.tasks import ExecutionMode, Priority
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.errors import InvalidArgument
 from taskorch.executors.run_limits import RunLimits
 from taskorch.server.statistics import server_statistics
+from taskorch.server.web.board import FILTERS, board_filter, board_limit
 from taskorch.server.web.charts import task_charts
 from taskorch.server.web.graph import plan_graph
 from taskorch.server.web.live import event_line
@@ -23,10 +26,8 @@ from taskorch.storage import TaskFilter
 
 __all__ = ["ConsolePages", "run_log_tail"]
 
-BOARD_COLUMN_LIMIT: Final = 100
 RUN_LOG_TAIL_BYTES: Final = 64 * 1024
 STATS_SAMPLE: Final = 500
-FILTERS: Final = ("work_directory", "tag", "mode", "agent", "worker")
 
 
 def _clean(value: str | None) -> str | None:
@@ -61,48 +62,42 @@ class ConsolePages:
 
     async def board(self, request: Request) -> Response:
         query = {name: _clean(request.query_params.get(name)) for name in FILTERS}
-        mode = query["mode"] if query["mode"] in {m.value for m in ExecutionMode} else None
+        wanted = _clean(request.query_params.get("column"))
+        cursor = _clean(request.query_params.get("cursor"))
+        only = next((s for s in TaskStatus if s.value == wanted), None)
         problem = None
-        columns: list[tuple[str, list[Task]]] = []
+        columns: list[tuple[str, list[Task], str | None]] = []
         try:
-            directory = (
-                self.queue.scope(query["work_directory"], "work_directory")
-                if query["work_directory"]
-                else None
-            )
-        except Exception as exc:  # outside the allowed roots, relative...: say so, show nothing
-            problem, directory = str(exc), None
-        for status in TaskStatus:
+            filter = board_filter(self.queue, query)
+        except Exception as exc:  # a directory outside the allowed roots, relative...: say so
+            problem, filter = str(exc), None
+        for status in TaskStatus if only is None else (only,):
             tasks: list[Task] = []
-            if problem is None:
-                page = await self.queue.list_tasks(
-                    TaskFilter(
-                        status=status,
-                        tag=query["tag"],
-                        execution_mode=ExecutionMode(mode) if mode else None,
-                        work_directory=directory,
-                    ),
-                    limit=min(BOARD_COLUMN_LIMIT, self.orchestrator.settings.tasks.list_limit_max),
-                )
-                tasks = [
-                    t
-                    for t in page.items
-                    if (query["agent"] is None or t.agent == query["agent"])
-                    and (query["worker"] is None or t.worker_id == query["worker"])
-                ]
-            columns.append((status.value, tasks))
+            more: str | None = None
+            if filter is not None:
+                try:
+                    page = await self.queue.list_tasks(
+                        dataclasses.replace(filter, status=status),
+                        limit=board_limit(self.orchestrator),
+                        cursor=cursor if only is not None else None,
+                    )
+                except InvalidArgument as exc:  # a cursor not of this store
+                    problem = str(exc)
+                else:
+                    tasks, more = page.items, page.next_cursor
+            columns.append((status.value, tasks, more))
         return html_page(
             request,
             "board.html",
             active="board",
             columns=columns,
             query=query,
+            filters={k: v for k, v in query.items() if v},
+            paged=only is not None,
             problem=problem,
             modes=[m.value for m in ExecutionMode],
             priorities=[p.value for p in Priority],
             roots=self.queue.allowed_roots,
-            column_limit=BOARD_COLUMN_LIMIT,
-            total=sum(len(tasks) for _, tasks in columns),
         )
 
     async def task(self, request: Request) -> Response:

@@ -1,4 +1,4 @@
-// taskorch web console: live task and plan pages over server-sent events.
+// taskorch web console: live board, task and plan pages over server-sent events.
 // Everything from the server is put in with textContent or attributes, never as HTML.
 "use strict";
 
@@ -76,7 +76,61 @@
     });
   }
 
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function boardCard(c) {
+    var a = el("a", "task-card");
+    a.href = "/console/tasks/" + encodeURIComponent(c.id);
+    a.setAttribute("data-task-id", c.id);
+    a.appendChild(el("span", "prompt", c.prompt));
+    a.appendChild(el("span", "meta", c.meta));
+    a.appendChild(el("span", "meta dir", c.dir));
+    if (c.tags.length) {
+      var tags = el("span", "tags");
+      c.tags.forEach(function (t) { tags.appendChild(el("span", "tag", t)); });
+      a.appendChild(tags);
+    }
+    return a;
+  }
+
+  // The board: each column's first page of cards, replaced whenever the server says it changed.
+  function liveBoard(root, url) {
+    var filters = url.indexOf("?") >= 0 ? url.slice(url.indexOf("?") + 1) : "";
+    var source = new EventSource(url);
+    source.addEventListener("open", function () { root.setAttribute("data-connected", "true"); });
+    source.addEventListener("error", function () { root.removeAttribute("data-connected"); });
+    source.addEventListener("board", function (e) {
+      var columns = JSON.parse(e.data);
+      root.querySelectorAll("section.column[data-status]").forEach(function (section) {
+        var status = section.getAttribute("data-status");
+        var col = columns[status];
+        if (!col) return;
+        var cards = field(section, "cards");
+        cards.replaceChildren();
+        col.cards.forEach(function (c) { cards.appendChild(boardCard(c)); });
+        if (!col.cards.length) cards.appendChild(el("p", "empty", "none"));
+        setText(section, "count", col.cards.length + (col.more ? "+" : ""));
+        var more = field(section, "more");
+        if (more) {
+          var query = new URLSearchParams(filters);
+          query.set("column", status);
+          query.set("cursor", col.more || "");
+          more.href = "/console/?" + query.toString();
+          more.hidden = !col.more;
+        }
+      });
+      root.setAttribute("data-updates", String(Number(root.getAttribute("data-updates") || "0") + 1));
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    var board = document.querySelector("div.board[data-live]");
+    if (board) liveBoard(board, board.getAttribute("data-live"));
     var task = document.querySelector("section.task[data-live]");
     if (task) liveTask(task, task.getAttribute("data-live"));
     var plan = document.querySelector("section.plan[data-live]");
