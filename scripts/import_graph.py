@@ -6,7 +6,7 @@
 Every `import` and `from ... import` of a taskorch module counts, wherever it stands (inside a
 function, under TYPE_CHECKING): a dependency is a dependency. A package's layer is the length of
 the longest chain of packages below it, so each package imports only from lower lines.
-tests/test_architecture.py checks the import rules on the same data, and that the picture in
+tests/integration/test_architecture.py checks the import rules on the same data, and that the picture in
 docs/architecture.md is what this prints.
 """
 

@@ -1,6 +1,6 @@
 """Hostile arguments for every MCP tool, and the checks that the server survived them.
 
-Used by `tests/test_fuzz_mcp.py` (a fixed seed and bounded examples in the default run) and by
+Used by `tests/server/test_fuzz_mcp.py` (a fixed seed and bounded examples in the default run) and by
 `scripts/fuzz_mcp.sh` (a long random run). The target is a whole server as `taskorch serve`
 builds it: a real SQLite file, the executors from the settings (a fake `claude` that replays
 real transcripts), the downstream pool, and the SDK's in-process client.

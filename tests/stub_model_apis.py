@@ -5,7 +5,7 @@ One app answers both `POST /v1/messages` (Anthropic, non-streaming) and
 of each: a `message` with content blocks and a stop reason, a `chat.completion` with choices;
 errors as each API sends them (`{"type": "error", "error": {...}}` with `request-id`, or
 `{"error": {"message", "type", "param", "code"}}`), a 429 with `retry-after` and the
-rate-limit reset headers. `tests/test_api_planners.py` checks these shapes with the official
+rate-limit reset headers. `tests/engine/test_api_planners.py` checks these shapes with the official
 `anthropic` and `openai` clients, so they cannot drift from what those clients accept.
 
 Each request takes the next scripted turn:

@@ -118,7 +118,7 @@ class _Fields(dict[str, Any]):
 
     def __missing__(self, key: str) -> str:
         # An unknown field is shown as written rather than failing the error it words
-        # (tests/test_wording.py checks every template's fields).
+        # (tests/domain/test_wording.py checks every template's fields).
         return word(self.surface, key) if key in ACTIONS else f"{{{key}}}"
 
 

@@ -1,7 +1,7 @@
 """Loading: defaults < TOML file < `TASKORCH_*` environment < command-line flags, merged by hand.
 
 Why not pydantic-settings, which is made for this merge: it was tried on a copy of this code
-(pydantic-settings 2.16, December 2026) and measured against tests/test_config.py:
+(pydantic-settings 2.16, December 2026) and measured against tests/domain/test_config.py:
 
 - it saved 11 of 688 lines, because it does not record where a value came from: every message
   here names its source ("server.port (from TASKORCH_SERVER__PORT): ..."), so that bookkeeping

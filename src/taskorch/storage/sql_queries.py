@@ -4,7 +4,7 @@ A transaction (`sql_tasks`, `sql_plans`) is a generator that yields `Query`s and
 each one's rows. It names a statement, never spells it: each dialect keeps its table of names
 to text (`sqlite_queries.QUERIES`, `postgres_queries.QUERIES`), built from `SHARED` below
 plus the statements the dialects write differently. Both tables define the same names
-(`tests/test_sql_queries.py`); a name whose text is None is a statement that dialect does not
+(`tests/storage/test_sql_queries.py`); a name whose text is None is a statement that dialect does not
 need, and its driver answers it with `SKIPPED` (no rows) without running anything.
 
 Statements use `:name` parameters. `{parts}` in a text is where the optional fragments a

@@ -2,7 +2,7 @@
 
 One writer at a time holds the file's lock, so SQLite needs no row locks (`lock_dependents`
 is None) and has no notifications (`notify` is None). `INDEXED BY` and `+status` pin the
-plans the tests check (`tests/test_sqlite_store.py`).
+plans the tests check (`tests/storage/test_sqlite_store.py`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from taskorch.storage.messages import lease_lost_message, not_found
 from taskorch.tool_profiles import ALL_TOOLS
 from taskorch.wording import ACTIONS, WORDS, Surface, Worded, word
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "taskorch"
+SRC = Path(__file__).resolve().parents[2] / "src" / "taskorch"
 
 
 @pytest.mark.parametrize("surface", ["rest", "cli"])

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_inspector_cli import inspector, inspector_installed, stdio_target, tool_result
 from tests.serve_process import HOLD_CLI
-from tests.test_inspector_cli import inspector, inspector_installed, stdio_target, tool_result
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures(inspector_installed.__name__)]
 

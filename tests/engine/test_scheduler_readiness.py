@@ -13,8 +13,8 @@ import pytest
 from taskorch.engine import executor_checks
 from taskorch.executors.base import ExecutorHealth
 from taskorch.testing import FakeExecutor
+from tests.engine.test_scheduler_tools import settled
 from tests.sched_harness import open_scheduler_harness
-from tests.test_scheduler_tools import settled
 
 pytestmark = pytest.mark.anyio
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.anyio
 TASKS = 2_000
 CLAIMERS = 8
 PROCESSES = 4
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # NORMAL rather than FULL: these tests are about who gets which task, not power-loss
 # durability, and 6,000 fsynced commits would take tens of seconds on a small machine.

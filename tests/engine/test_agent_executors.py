@@ -20,12 +20,12 @@ from taskorch.executors.registry import build_executors
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore
 from taskorch.testing import FakeClock, FakeExecutor
+from tests.engine.test_plan_step_tasks import claude_step
+from tests.engine.test_scheduler_tools import settled
 from tests.executor_helpers import write_fake_claude, write_fake_preset
 from tests.mcp_harness import Harness
 from tests.plan_harness import open_plans
 from tests.process_checks import base_environ
-from tests.test_plan_step_tasks import claude_step
-from tests.test_scheduler_tools import settled
 
 pytestmark = pytest.mark.anyio
 

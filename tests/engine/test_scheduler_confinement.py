@@ -15,11 +15,11 @@ from taskorch.config import load_settings
 from taskorch.executors.containment import Containment
 from taskorch.executors.registry import build_executors
 from tests.containment_helpers import CONTAINMENTS, daemon_pid, open_test_containment
+from tests.engine.test_scheduler_tools import settled
 from tests.executor_helpers import write_fake_claude
 from tests.mcp_harness import Harness
 from tests.process_checks import base_environ, killed_afterwards, pid_gone
 from tests.sched_harness import open_scheduler_harness
-from tests.test_scheduler_tools import settled
 
 pytestmark = pytest.mark.anyio
 

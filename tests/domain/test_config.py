@@ -215,7 +215,7 @@ def test_allowed_roots_default_to_home_and_are_resolved(env: dict[str, str], tmp
 
 
 def test_the_example_config_file_is_valid(env: dict[str, str]) -> None:
-    example = Path(__file__).parent.parent / "examples" / "taskorch.example.toml"
+    example = Path(__file__).resolve().parents[2] / "examples" / "taskorch.example.toml"
     settings = load_settings(config_file=example, env=env)
     assert settings.server.host == "127.0.0.1"
     assert settings.agents["reviewer"].denied_tools == ["github.merge_*", "Bash"]
@@ -233,7 +233,7 @@ def test_agents_come_from_config_tables_and_unknown_agent_keys_are_refused(
 
 
 def test_the_configuration_docs_list_every_key() -> None:
-    docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     for key in AgentSettings.model_fields:
         assert f"`agents.<name>.{key}`" in docs, f"docs/configuration.md misses agents.<name>.{key}"
     for section_name, section in Settings.model_fields.items():
@@ -265,7 +265,7 @@ DOWNSTREAM_SHAPES = (
 
 
 def test_the_configuration_docs_list_every_downstream_key() -> None:
-    docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     for shape in DOWNSTREAM_SHAPES:
         for key in shape.model_fields:
             assert f"`downstream.<name>.{key}`" in docs, (
@@ -274,7 +274,7 @@ def test_the_configuration_docs_list_every_downstream_key() -> None:
 
 
 def test_the_example_file_shows_every_downstream_transport(env: dict[str, str]) -> None:
-    example = Path(__file__).parent.parent / "examples" / "taskorch.example.toml"
+    example = Path(__file__).resolve().parents[2] / "examples" / "taskorch.example.toml"
     servers = load_settings(config_file=example, env=env).downstream
     assert {s.transport for s in servers.values()} >= {"stdio", "streamable_http", "websocket"}
 

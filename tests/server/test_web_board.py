@@ -12,7 +12,7 @@ import pytest
 from taskorch.testing import FakeExecutor, Script, event
 from tests.http_harness import TOKEN, make_settings, serve_http
 from tests.mcp_harness import call
-from tests.test_web_console import HOSTILE, console_server, mcp_client
+from tests.server.test_web_console import HOSTILE, console_server, mcp_client
 from tests.web_browser import browser_page, require_chromium, sign_in, signed_in_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
