@@ -23,7 +23,7 @@ from tests.process_checks import base_environ
 
 pytestmark = pytest.mark.anyio
 
-FIXTURES = Path(__file__).parent / "fixtures" / "codex-exec"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "codex-exec"
 NOW = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 THREAD = "01a24530-f0e7-75d3-bfbd-94aeb5ed5cd6"
 

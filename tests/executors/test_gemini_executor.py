@@ -23,7 +23,7 @@ from tests.process_checks import base_environ
 
 pytestmark = pytest.mark.anyio
 
-FIXTURES = Path(__file__).parent / "fixtures" / "gemini-stream"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gemini-stream"
 NOW = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
 SESSION = "88802401-9f32-42a2-ade1-9663be68304a"
 
