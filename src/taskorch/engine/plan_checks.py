@@ -151,7 +151,7 @@ def _unreachable(problem: PlanProblem, steps: Sequence[Step], unreachable: Mappi
         return problem
     message = (
         f"downstream server {server!r} cannot be reached now ({unreachable[server]}); try again once "
-        "it is back (list_downstream_tools with refresh=true shows its state)"
+        "it is back (a refreshed listing of the downstream tools shows its state)"
     )
     return PlanProblem(ProblemKind.UNREACHABLE_SERVER, message, problem.step)
 
