@@ -239,7 +239,8 @@ async def test_three_servers_and_three_workers_complete_3000_tasks_each_exactly_
                             with anyio.move_on_after(1):
                                 await signal.wait()
 
-                with anyio.fail_after(120):
+                # 37 s on a quiet machine; the deadline only stops a hang (a loaded machine is slow).
+                with anyio.fail_after(600):
                     async with anyio.create_task_group() as tg:
                         for server in range(SERVERS):
                             tg.start_soon(claimer, server, "rest")
@@ -259,7 +260,7 @@ async def test_three_servers_and_three_workers_complete_3000_tasks_each_exactly_
                         )
                         return bool(rows[0]["n"] == TASKS // 2)
 
-                    await wait_for("the workers to end every custom task", customs_done, seconds=120)
+                    await wait_for("the workers to end every custom task", customs_done, seconds=600)
             finished = time.monotonic()
             worker_ids = {w.instance_id for w in running}
         print(  # noqa: T201  (the figures, for the docs; shown with -s)
