@@ -55,6 +55,16 @@ def test_the_log_stops_at_its_cap_with_a_note(tmp_path: Path) -> None:
     assert (tmp_path / "logs" / "run.log").read_bytes() == b"123456789a\n[taskorch: log cut at 10 bytes]\n"
 
 
+def test_each_write_is_on_disk_before_the_log_is_closed(tmp_path: Path) -> None:
+    # A follower (`taskorch tasks logs --follow`) reads the file while the run writes it.
+    log = CappedLog(tmp_path / "run.log", max_bytes=1 << 20)
+    log.write(b"first line\n")
+    assert (tmp_path / "run.log").read_bytes() == b"first line\n"
+    log.write(b"second\n")
+    assert (tmp_path / "run.log").read_bytes() == b"first line\nsecond\n"
+    log.close()
+
+
 def test_a_zero_cap_writes_no_log(tmp_path: Path) -> None:
     log = CappedLog(tmp_path / "run.log", max_bytes=0)
     log.write(b"data")

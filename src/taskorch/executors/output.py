@@ -82,8 +82,9 @@ class OutputTail:
 class CappedLog:
     """A run's full output on disk, cut at `max_bytes` with a closing note saying so.
 
-    Writes are plain blocking writes: they land in the page cache in chunks of at most a pipe's
-    read size, which costs less than handing each chunk to a worker thread.
+    Writes are plain blocking, unbuffered writes: they land in the page cache in chunks of at most
+    a pipe's read size, which costs less than handing each chunk to a worker thread, and a reader
+    (`taskorch tasks logs --follow`, the web console) sees each chunk as soon as the run prints it.
     """
 
     def __init__(self, path: Path | None, max_bytes: int) -> None:
@@ -96,20 +97,27 @@ class CappedLog:
             # Logs hold whatever the CLI printed (code, maybe secrets): readable by the owner only.
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            self._file = os.fdopen(fd, "wb")
+            self._file = os.fdopen(fd, "wb", buffering=0)
 
     def write(self, data: bytes) -> None:
         if self._file is None or self.truncated:
             return
         room = self._max - self._written
         if len(data) > room:
-            self._file.write(data[:room])
-            self._file.write(f"\n[taskorch: log cut at {self._max} bytes]\n".encode())
+            self._write_all(data[:room])
+            self._write_all(f"\n[taskorch: log cut at {self._max} bytes]\n".encode())
             self._written = self._max
             self.truncated = True
             return
-        self._file.write(data)
+        self._write_all(data)
         self._written += len(data)
+
+    def _write_all(self, data: bytes) -> None:
+        # An unbuffered file may take part of a write (a signal, a full disk): write the rest.
+        assert self._file is not None
+        view = memoryview(data)
+        while view:
+            view = view[self._file.write(view) or 0 :]
 
     def close(self) -> None:
         if self._file is not None:
