@@ -154,8 +154,25 @@ def test_list_with_no_tasks(run: Run) -> None:
     assert run("tasks", "list") == "no tasks\n"
 
 
-@pytest.mark.parametrize("argv", [("tasks", "list"), ("tasks", "show", "abc"), ("stats",), ("db", "check")])
-def test_commands_that_only_read_refuse_a_database_that_does_not_exist(
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("tasks", "list"),
+        ("tasks", "show", "abc"),
+        ("tasks", "logs", "abc"),
+        ("stats",),
+        ("db", "check"),
+        ("plans", "list"),
+        ("plans", "show", "abc"),
+        ("plans", "approve", "abc"),
+        ("plans", "reject", "abc"),
+        ("plans", "cancel", "abc"),
+        ("agents", "list"),
+        ("agents", "show", "abc"),
+        ("agents", "delete", "abc"),
+    ],
+)
+def test_commands_that_only_read_or_change_what_exists_refuse_a_database_that_does_not_exist(
     home: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
 ) -> None:
     db = home / "nonexistent" / "dir" / "x.db"

@@ -77,7 +77,7 @@ def agents_delete(args: argparse.Namespace, settings: Settings) -> int:
             out(message)
         return 0
 
-    return with_queue(settings, action)
+    return with_queue(settings, action, read_only=True)
 
 
 def downstream(args: argparse.Namespace, settings: Settings) -> int:

@@ -191,6 +191,9 @@ def with_queue(
 ) -> int:
     """Run `action` on an orchestrator over the store, without background work (no server).
 
+    With `read_only`, the store must exist already: for commands that read, or that change only
+    what exists (approve, cancel, delete), a mistyped --db is an error, never a new empty file.
+
     With `downstream`, the configured downstream servers are reachable (plans checked and run
     here call their tools; a plan's claude_code tasks are queued for workers)."""
     from taskorch.app import build_orchestrator

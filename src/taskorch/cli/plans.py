@@ -139,7 +139,7 @@ def plans_approve(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if plan.status is PlanStatus.COMPLETED else 1
 
     # Confirming checks the steps against the downstream servers' tools: reach them from here.
-    return with_queue(settings, action, downstream=True)
+    return with_queue(settings, action, downstream=True, read_only=True)
 
 
 def plans_reject(args: argparse.Namespace, settings: Settings) -> int:
@@ -148,7 +148,7 @@ def plans_reject(args: argparse.Namespace, settings: Settings) -> int:
         _print(await orchestrator.plans.reject(plan_id, args.reason), args)
         return 0
 
-    return with_queue(settings, action)
+    return with_queue(settings, action, read_only=True)
 
 
 def plans_cancel(args: argparse.Namespace, settings: Settings) -> int:
@@ -157,4 +157,4 @@ def plans_cancel(args: argparse.Namespace, settings: Settings) -> int:
         _print(await orchestrator.plans.cancel(plan_id, args.reason), args)
         return 0
 
-    return with_queue(settings, action)
+    return with_queue(settings, action, read_only=True)
