@@ -7,8 +7,10 @@ import pytest
 
 from taskorch.config import load_settings
 from taskorch.domain import TaskSpec, TaskStatus
+from taskorch.engine.live_runs import LiveRun, LiveRuns, RunWatch
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.queue import TaskQueue
+from taskorch.engine.run_outcomes import OutcomeRecorder
 from taskorch.errors import InvalidArgument, LeaseLost, PathNotAllowed
 from taskorch.storage import MemoryStore
 from taskorch.testing import FakeClock
@@ -127,3 +129,21 @@ async def test_an_error_inside_the_running_orchestrator_reaches_the_caller_unwra
     with pytest.raises(PathNotAllowed):
         async with orchestrator.running():
             await orchestrator.queue.create(TaskSpec(prompt="p", work_directory="/etc"))
+
+
+async def test_a_task_cancelled_during_its_run_is_left_alone_when_the_server_stops(
+    queue: TaskQueue, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    task_id = (await queue.create(TaskSpec(prompt="p", work_directory=str(tmp_path)))).task.id
+    claimed = await queue.claim(str(tmp_path), "w1")
+    assert claimed is not None
+    assert claimed.id == task_id
+    await queue.cancel(task_id)
+    recorder = OutcomeRecorder(queue, LiveRuns(), rate_limit_wait_seconds=1, clock=lambda: 0.0)
+
+    with caplog.at_level("INFO", logger="taskorch.engine.run_outcomes"):
+        await recorder.settle_interrupted(LiveRun(task=claimed, watch=RunWatch()))
+
+    assert (await queue.get(task_id)).status is TaskStatus.CANCELLED
+    assert [r.levelname for r in caplog.records] == ["INFO"]  # no warning, no traceback
+    assert "ended elsewhere" in caplog.records[0].getMessage()

@@ -102,6 +102,9 @@ class OutcomeRecorder:
                 kind="interrupted",
                 retry=run.task.retry_safe,
             )
+        except LeaseLost:
+            # Cancelled (or settled by another server) while the run was still live: nothing to do.
+            log.info("task %s ended elsewhere before the server stopped", run.task.id)
         except TaskorchError:
             log.warning("could not settle interrupted task %s", run.task.id, exc_info=True)
 
