@@ -21,6 +21,7 @@ from taskorch.domain.agents import Agent
 from taskorch.domain.plan_progress import with_progress
 from taskorch.domain.plan_validation import PlanProblem
 from taskorch.domain.plans import (
+    EXPLICIT,
     Plan,
     PlanStatus,
     Step,
@@ -28,6 +29,7 @@ from taskorch.domain.plans import (
     StepErrorKind,
     StepSpec,
     StepStatus,
+    explicit_steps,
 )
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.downstream.base import ToolGateway, ToolInfo
@@ -40,7 +42,6 @@ from taskorch.engine.queue import TaskQueue
 from taskorch.errors import InvalidArgument, InvalidTransition, StaleWrite
 from taskorch.executors.base import EventSink
 from taskorch.planning.base import CLAUDE_CODE_PLANNER, Planner
-from taskorch.planning.explicit import EXPLICIT, explicit_steps
 from taskorch.storage.base import PlanPage, Store
 from taskorch.wording import Worded
 

@@ -7,6 +7,7 @@ import logging
 from taskorch.domain import Task
 from taskorch.engine.processes import Instance, end_process_group
 from taskorch.engine.queue import TaskQueue
+from taskorch.engine.services import ProcessTable
 from taskorch.errors import LeaseLost
 
 __all__ = ["recover_runs"]
@@ -14,12 +15,14 @@ __all__ = ["recover_runs"]
 log = logging.getLogger(__name__)
 
 
-async def recover_runs(queue: TaskQueue, instance: Instance, *, kill_grace_seconds: float) -> list[Task]:
+async def recover_runs(
+    queue: TaskQueue, instance: Instance, processes: ProcessTable, *, kill_grace_seconds: float
+) -> list[Task]:
     """End leftover runs of earlier instances of this server on this host; settle their tasks.
 
     A task counts when it is `running` under a scheduler worker id naming this host and
     an instance whose process is gone. Its recorded process group is ended (only if
-    `/proc` confirms it is still that run's group); then the task is settled like an
+    `processes` confirms it is still that run's group); then the task is settled like an
     expired lease: `retry_safe` with attempts left -> `queued`, else `failed` with kind
     `lease_lost`. Returns the settled tasks.
     """
@@ -28,11 +31,11 @@ async def recover_runs(queue: TaskQueue, instance: Instance, *, kill_grace_secon
         owner = Instance.parse(task.worker_id)
         if owner is None or owner.host != instance.host or owner == instance:
             continue
-        if owner.is_alive():
+        if owner.is_alive(processes):
             continue  # a sibling server on this host, still running its own runs
         process = task.run_process
         if process is not None and process.host == instance.host:
-            gone = await end_process_group(process, grace_seconds=kill_grace_seconds)
+            gone = await end_process_group(process, processes, grace_seconds=kill_grace_seconds)
             if not gone:
                 log.error("task %s keeps its lease: its old process group is still there", task.id)
                 continue

@@ -39,6 +39,7 @@ from taskorch.engine.run_events import RunEventBatcher
 from taskorch.engine.run_outcomes import OutcomeRecorder
 from taskorch.engine.run_recovery import recover_runs
 from taskorch.engine.run_supervisor import RunSupervisor
+from taskorch.engine.services import ProcessTable
 from taskorch.executors.base import Executor, ExecutorHealth
 
 __all__ = ["RunWatch", "Scheduler", "SchedulerStatus"]
@@ -77,6 +78,7 @@ class Scheduler:
         executors: Mapping[str, Executor],
         *,
         instance: Instance,
+        processes: ProcessTable,
         agents: AgentRegistry | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -86,6 +88,7 @@ class Scheduler:
         self._kill_grace_seconds = settings.runs.kill_grace_seconds
         self._executors = dict(executors)
         self._instance = instance
+        self._processes = processes
         self._clock = clock
         self._live = LiveRuns()
         self._checks = ExecutorChecks(self._executors, cache_seconds=self._config.health_cache_seconds)
@@ -94,6 +97,7 @@ class Scheduler:
             self._live,
             self._executors,
             instance=instance,
+            processes=processes,
             agents=agents,
             events=RunEventBatcher(queue.store, settings.runs.event_tail),
             outcomes=OutcomeRecorder(
@@ -158,7 +162,9 @@ class Scheduler:
     async def recover(self) -> list[Task]:
         """End leftover runs of earlier instances of this server on this host; settle their
         tasks (see `recover_runs`). Returns the settled tasks."""
-        return await recover_runs(self._queue, self._instance, kill_grace_seconds=self._kill_grace_seconds)
+        return await recover_runs(
+            self._queue, self._instance, self._processes, kill_grace_seconds=self._kill_grace_seconds
+        )
 
     # -- requests from the surfaces ---------------------------------------------------------------
 
