@@ -23,7 +23,7 @@ from mcp import Client
 from taskorch.config import Settings, load_settings
 from taskorch.downstream.base import ToolGateway
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.engine.services import ProcessTable, Upkeep
+from taskorch.engine.services import ProcessTable, Service, Upkeep
 from taskorch.executors.base import Executor
 from taskorch.executors.containment import Containment, GroupOnly
 from taskorch.executors.containment.procfs import ProcFs
@@ -43,6 +43,7 @@ def orchestrator_for_tests(
     clock: Callable[[], float] = time.time,
     executors: Mapping[str, Executor] | None = None,
     downstream: ToolGateway | None = None,
+    services: Sequence[Service] = (),
     containment: Containment | None = None,
     processes: ProcessTable | None = None,
     upkeep: Sequence[Upkeep] = (),
@@ -51,7 +52,8 @@ def orchestrator_for_tests(
 
     What a test leaves out is what a process without a containment has: runs held by their
     process groups alone (`GroupOnly`), this host's `/proc` as the process table, no upkeep,
-    no downstream servers, no executors (tasks are only queued).
+    no downstream servers, no executors (tasks are only queued). `services` are kept up while
+    it runs (e.g. a `DownstreamPool` given as `downstream`).
     """
     return Orchestrator(
         settings,
@@ -61,6 +63,7 @@ def orchestrator_for_tests(
         upkeep=upkeep,
         clock=clock,
         downstream=downstream,
+        services=services,
         executors=executors,
     )
 
