@@ -49,9 +49,9 @@ class Orchestrator:
     keeps it up while its scheduler runs and closes it after. `processes` is the host's
     process table (`ProcFs`), read to tell this server instance apart and to recover runs an
     earlier one left. `upkeep` runs beside the scheduler (e.g. pruning run logs). With
-    `run_plan_tasks` False, the
-    task of a plan's claude_code step is only queued, for whichever worker or server runs
-    tasks (what a CLI command running a plan does: it has no executors).
+    `run_plan_tasks` False, the task of a plan's claude_code step is only queued, for
+    whichever worker or server runs tasks (what a CLI command running a plan does: it has no
+    executors).
     """
 
     def __init__(
