@@ -153,6 +153,9 @@ class AgentSettings(Section):
     executor: str | None = Field(
         default=None, description="Executor for this agent's claude_code tasks and plan steps."
     )
+    planner: str | None = Field(
+        default=None, description="Planner of this agent's plans when create_plan names none."
+    )
     allowed_tools: list[ToolPattern] = Field(default_factory=list)
     denied_tools: list[ToolPattern] = Field(default_factory=list)
 

@@ -33,7 +33,7 @@ from taskorch.downstream.base import ServerState
 from taskorch.errors import PlannerUnavailable, PlanningFailed
 from taskorch.executors.base import EventSink
 from taskorch.planning.api_dialects import Answer, dialect_for
-from taskorch.planning.api_http import ApiCall, post_json, redact
+from taskorch.planning.api_http import ApiCall, UnsupportedParameter, post_json, redact
 from taskorch.planning.base import StepCheck
 from taskorch.planning.prompt import catalog_text, listed_problems, planning_prompt, planning_tools
 from taskorch.planning.schema import answer_problems
@@ -112,9 +112,17 @@ class ApiPlanner:
             await _emit(on_event, "request", round=round_)
             # A little past the deadline: the whole-planning bound fires first and says so.
             wait = max(0.1, deadline - time.monotonic()) + 1.0
-            data = await post_json(
-                call, dialect.path, dialect.headers(call.key), dialect.body(system, messages), wait
-            )
+            try:
+                data = await post_json(
+                    call, dialect.path, dialect.headers(call.key), dialect.body(system, messages), wait
+                )
+            except UnsupportedParameter as exc:
+                if not dialect.refused(exc.param):
+                    raise
+                wait = max(0.1, deadline - time.monotonic()) + 1.0
+                data = await post_json(
+                    call, dialect.path, dialect.headers(call.key), dialect.body(system, messages), wait
+                )
             try:
                 answer = dialect.read(data)
             except ValueError as exc:

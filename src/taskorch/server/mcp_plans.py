@@ -222,6 +222,9 @@ def register_plan_tools(
         executor: Annotated[
             str | None, Field(description="Runs its claude_code tasks, e.g. codex. Default: Claude Code.")
         ] = None,
+        planner: Annotated[
+            str | None, Field(description="Plans its create_plan calls. Default: plans.planner.")
+        ] = None,
         allowed_tools: Annotated[
             list[str] | None,
             Field(
@@ -233,7 +236,7 @@ def register_plan_tools(
             list[str] | None, Field(description="Patterns it may not use; deny wins.")
         ] = None,
     ) -> Annotated[CallToolResult, AgentResult]:
-        """Create or replace an agent config (name, personality, model and tool permissions)."""
+        """Create or replace an agent config (personality, model, executor, planner, tool permissions)."""
         with tool_errors():
             spec = AgentSpec(
                 name=name,
@@ -241,6 +244,7 @@ def register_plan_tools(
                 system_prompt=system_prompt,
                 model=model,
                 executor=executor,
+                planner=planner,
                 allowed_tools=allowed_tools or [],
                 denied_tools=denied_tools or [],
             )
