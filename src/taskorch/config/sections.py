@@ -142,6 +142,11 @@ class PlansSettings(Section):
     planner_work_dir: str | None = Field(
         default=None, description="Scratch directory for planning runs. Default: `planner` in the data dir."
     )
+    coding_work_directory: str | None = Field(
+        default=None,
+        description="Where the coding steps a planner writes work (an absolute directory under "
+        "security.allowed_roots). Unset: planners write downstream tool steps only.",
+    )
 
 
 class AgentSettings(Section):

@@ -99,7 +99,7 @@ class PlanService:
             clock=clock,
             run_task=run_task,
         )
-        self.checks = PlanChecker(queue, settings, gateway)
+        self.checks = PlanChecker(queue, settings, gateway, agents)
         self.host = PlanHost(context, settings)
         self.owner = self.host.owner
         """The runner id this process claims plans under."""
@@ -116,6 +116,7 @@ class PlanService:
             change=self._change,
             get=self.get,
             clock=clock,
+            coders=agents.list,
         )
         """Model planners at work on `planning` plans (`engine.plan_drafting`)."""
         self.host.sweep = self.drafter.sweep

@@ -53,7 +53,9 @@ class Dialect(Protocol):
 
     def headers(self, key: str | None) -> dict[str, str]: ...
 
-    def body(self, system: str | None, messages: list[dict[str, Any]]) -> dict[str, Any]: ...
+    def body(
+        self, system: str | None, messages: list[dict[str, Any]], schema: dict[str, Any] = PLAN_STEPS_SCHEMA
+    ) -> dict[str, Any]: ...
 
     def first(self, prompt: str) -> list[dict[str, Any]]: ...
 
@@ -102,14 +104,14 @@ class Anthropic:
     def first(self, prompt: str) -> list[dict[str, Any]]:
         return [{"role": "user", "content": prompt}]
 
-    def body(self, system: str | None, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    def body(
+        self, system: str | None, messages: list[dict[str, Any]], schema: dict[str, Any] = PLAN_STEPS_SCHEMA
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.settings.model,
             "max_tokens": self.settings.max_tokens,
             "messages": messages,
-            "tools": [
-                {"name": TOOL_NAME, "description": _TOOL_DESCRIPTION, "input_schema": PLAN_STEPS_SCHEMA}
-            ],
+            "tools": [{"name": TOOL_NAME, "description": _TOOL_DESCRIPTION, "input_schema": schema}],
             "tool_choice": {"type": "tool", "name": TOOL_NAME},
         }
         if system:
@@ -176,7 +178,9 @@ class OpenAi:
     def first(self, prompt: str) -> list[dict[str, Any]]:
         return [{"role": "user", "content": prompt}]
 
-    def body(self, system: str | None, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    def body(
+        self, system: str | None, messages: list[dict[str, Any]], schema: dict[str, Any] = PLAN_STEPS_SCHEMA
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.settings.model,
             self.token_field: self.settings.max_tokens,
@@ -189,7 +193,7 @@ class OpenAi:
                     "function": {
                         "name": TOOL_NAME,
                         "description": _TOOL_DESCRIPTION,
-                        "parameters": PLAN_STEPS_SCHEMA,
+                        "parameters": schema,
                     },
                 }
             ]
@@ -198,7 +202,7 @@ class OpenAi:
             # Not strict: step arguments are free-form objects, which strict mode cannot express.
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "plan_steps", "schema": PLAN_STEPS_SCHEMA, "strict": False},
+                "json_schema": {"name": "plan_steps", "schema": schema, "strict": False},
             }
         return body
 
