@@ -173,11 +173,7 @@ class ClaudeCodeTask(BaseModel):
         min_length=1, max_length=4096, description="Absolute directory under an allowed root."
     )
     model: str | None = Field(default=None, max_length=200)
-    agent: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
-        description="Agent whose executor and model run it. Default: the plan's agent.",
-    )
+    agent: str | None = Field(default=None, max_length=64, description="Its agent (default: the plan's).")
     priority: Priority = Priority.NORMAL
     include_results: list[StepId] = Field(
         default_factory=list,

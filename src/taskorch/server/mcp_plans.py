@@ -222,9 +222,7 @@ def register_plan_tools(
         executor: Annotated[
             str | None, Field(description="Runs its claude_code tasks, e.g. codex. Default: Claude Code.")
         ] = None,
-        planner: Annotated[
-            str | None, Field(description="Plans its create_plan calls. Default: plans.planner.")
-        ] = None,
+        planner: Annotated[str | None, Field(description="Plans for it when create_plan names none.")] = None,
         allowed_tools: Annotated[
             list[str] | None,
             Field(
@@ -236,7 +234,7 @@ def register_plan_tools(
             list[str] | None, Field(description="Patterns it may not use; deny wins.")
         ] = None,
     ) -> Annotated[CallToolResult, AgentResult]:
-        """Create or replace an agent config (personality, model, executor, planner, tool permissions)."""
+        """Create or replace an agent config (name, personality, model and tool permissions)."""
         with tool_errors():
             spec = AgentSpec(
                 name=name,
