@@ -129,3 +129,20 @@ async def test_without_a_coding_directory_no_tools_means_nothing_to_plan_with(tm
         with pytest.raises(PlanningFailed, match="nothing to plan with"):
             await c.orchestrator.plans.create("q", None)
         assert c.stub.requests == []
+
+
+def test_the_claude_code_planner_is_offered_coding_steps_too(tmp_path: Path) -> None:
+    from taskorch.domain.agents import Agent
+    from taskorch.planning.base import Coding as CodingSteps
+    from taskorch.planning.claude import ClaudeCodePlanner
+    from taskorch.planning.schema import plan_steps_schema
+
+    settings = load_settings(env={}, overrides={})
+    planner = ClaudeCodePlanner(FakeExecutor(), settings.plans, tmp_path)
+    coders = [Agent(name="coder", executor="codex", model="gpt-5-codex")]
+    request = planner.request("q", None, [], tmp_path, CodingSteps(str(tmp_path), coders))
+    assert request.json_schema == plan_steps_schema(coding=True)
+    assert "- coder: codex, model gpt-5-codex" in request.prompt
+    assert f"carries out in {tmp_path}" in request.prompt
+    with pytest.raises(PlanningFailed, match="nothing to plan with"):
+        planner.request("q", None, [], tmp_path)
