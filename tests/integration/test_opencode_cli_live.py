@@ -108,3 +108,14 @@ async def test_an_unknown_session_is_a_cli_error_quoting_its_stderr(tmp_path: Pa
     assert outcome["error"]["kind"] == "cli_error"
     assert "Error: Session not found" in outcome["error"]["message"]
     assert "\x1b" not in outcome["error"]["message"]
+
+
+async def test_a_429_with_a_short_retry_after_is_waited_out_by_opencode_itself(tmp_path: Path) -> None:
+    error = {"status": 429, "type": "rate_limit_error", "message": "rate limited", "retry_after_seconds": 2}
+    turns = [{"error": error}, {"text": "Done after the wait."}]
+    summary = await run_preset_scenario(spec(tmp_path, turns, [{"prompt": "Say hi."}]), tmp_path)
+
+    (outcome,) = summary["outcomes"]
+    assert outcome["status"] == "succeeded", outcome
+    assert outcome["result"] == "Done after the wait."
+    assert len([r for r in summary["requests"] if r["kind"] == "agent"]) == 2
