@@ -169,6 +169,16 @@ async def test_an_unknown_session_is_a_cli_error_quoting_stderr_without_colour_c
     assert "\x1b" not in outcome.error.message
 
 
+async def test_a_run_stopped_by_a_rejected_permission_fails_saying_which(tmp_path: Path) -> None:
+    # Exit code 0, but the last step ended in tool calls that never got an answer.
+    outcome = await opencode(tmp_path).run(request(tmp_path / "work", "replay:outside_rejected:0"))
+    assert outcome.status is RunStatus.FAILED
+    assert outcome.error is not None
+    assert outcome.error.kind == "cli_error"
+    assert "permission requested: external_directory" in outcome.error.message
+    assert outcome.cost_usd == pytest.approx(0.007473)
+
+
 def test_a_429_it_gave_up_on_is_a_usage_limit_until_the_stated_wait(tmp_path: Path) -> None:
     proc = ProcessResult(ExitReason.EXITED, 1, 1, "", "", 0, False, None)
     report = CliReport(session_id=SESSION, error="rate limit (HTTP 429; retry after 600 seconds)")
