@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 
-__all__ = ["DurationStats", "Statistics"]
+__all__ = ["DurationStats", "ExecutorStats", "Statistics"]
 
 
 class DurationStats(BaseModel):
@@ -19,6 +19,23 @@ class DurationStats(BaseModel):
     p50: float | None = Field(default=None, description="Over the last 1,000 succeeded runs.")
     p95: float | None = Field(default=None, description="Over the last 1,000 succeeded runs.")
     max: float | None = None
+
+
+class ExecutorStats(BaseModel):
+    """Finished runs of one executor and model: tasks that started and ended (succeeded, failed
+    or cancelled), with the cost and tokens their last run reported."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    executor: str = Field(description="claude_code, a custom executor's name, or standard (run by a worker).")
+    model: str | None = Field(description="The model the tasks asked for; null: the executor's default.")
+    runs: int
+    succeeded: int
+    failed: int
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    mean_seconds: float
 
 
 class Statistics(BaseModel):
@@ -38,3 +55,4 @@ class Statistics(BaseModel):
         description="succeeded / (succeeded + failed); null before any task finished."
     )
     durations: DurationStats
+    by_executor: list[ExecutorStats] = Field(default_factory=list)

@@ -1,0 +1,135 @@
+"""Runs and costs by executor and model in a database written before they were kept."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from taskorch.domain import ExecutorStats
+from taskorch.storage.postgres import PostgresStore
+from taskorch.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
+from taskorch.storage.postgres_schema import VERSION_TABLE
+from taskorch.storage.sqlite import SQLiteStore
+from taskorch.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION, _statements
+from taskorch.testing import FakeClock
+from tests.pg import drop_schema, fresh_schema, require_postgres
+
+pytestmark = pytest.mark.anyio
+
+_INSERT = (
+    "INSERT INTO tasks (id, prompt, work_directory, execution_mode, executor, model, priority, "
+    "priority_rank, max_attempts, status, started_at, finished_at, cost_usd, usage, created_at, updated_at) "
+    "VALUES ({}, 'p', '/w', {}, {}, {}, 'normal', 1, 3, {}, {}, {}, {}, {}, 1.0, 1.0)"
+)
+# Ended runs of two executors, a task that never started, one running and one cancelled early.
+_ROWS = [
+    (
+        "a",
+        "claude_code",
+        None,
+        "opus",
+        "succeeded",
+        10.0,
+        12.0,
+        0.5,
+        '{"input_tokens": 7, "output_tokens": 3}',
+    ),
+    ("b", "claude_code", None, "opus", "failed", 20.0, 24.0, 0.25, "not json"),
+    ("c", "custom", "codex", None, "succeeded", 30.0, 31.0, None, None),
+    ("d", "claude_code", None, "opus", "queued", None, None, None, None),
+    ("e", "custom", "codex", None, "running", 40.0, None, None, None),
+    ("f", "custom", "codex", None, "cancelled", None, 50.0, None, None),
+]
+_EXPECTED = [
+    ExecutorStats(
+        executor="claude_code",
+        model="opus",
+        runs=2,
+        succeeded=1,
+        failed=1,
+        cost_usd=0.75,
+        input_tokens=7,
+        output_tokens=3,
+        mean_seconds=3.0,
+    ),
+    ExecutorStats(
+        executor="codex",
+        model=None,
+        runs=1,
+        succeeded=1,
+        failed=0,
+        cost_usd=0.0,
+        input_tokens=0,
+        output_tokens=0,
+        mean_seconds=1.0,
+    ),
+]
+
+
+def _sqlite_file(path: Path, version: int) -> None:
+    with sqlite3.connect(path) as conn:
+        for step in MIGRATIONS[:version]:
+            for statement in step if isinstance(step, tuple) else _statements(step):
+                conn.execute(statement)
+        conn.executemany(_INSERT.format(*["?"] * 9), _ROWS)
+        conn.execute(f"PRAGMA user_version = {version:d}")
+
+
+async def _sqlite_by_executor(path: Path) -> list[ExecutorStats]:
+    store = SQLiteStore(path, clock=FakeClock(start=1_750_000_000.0))
+    await store.open()
+    try:
+        return (await store.statistics()).by_executor
+    finally:
+        await store.close()
+
+
+async def test_a_sqlite_file_of_the_previous_version_gains_the_totals_of_its_ended_runs(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    _sqlite_file(path, len(MIGRATIONS) - 1)
+    assert await _sqlite_by_executor(path) == _EXPECTED
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_sqlite_totals_edited_behind_the_triggers_back_are_rebuilt_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "edited.db"
+    _sqlite_file(path, len(MIGRATIONS))
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM task_counts")  # a restored copy: nothing kept matches
+        conn.execute("INSERT INTO executor_counts VALUES ('ghost', '', 9, 9, 0, 0, 0, 0, 9)")
+    assert await _sqlite_by_executor(path) == _EXPECTED
+
+
+async def test_a_postgres_schema_of_the_previous_version_gains_the_totals_of_its_ended_runs() -> None:
+    url = await require_postgres()
+    name = fresh_schema()
+    try:
+        conn = await asyncpg.connect(url)
+        try:
+            async with conn.transaction():
+                await conn.execute(f'CREATE SCHEMA "{name}"')
+                await conn.execute(f'SET LOCAL search_path = "{name}"')
+                await conn.execute(VERSION_TABLE)
+                for step in PG_MIGRATIONS[:-1]:
+                    for statement in step:
+                        await conn.execute(statement)
+                await conn.executemany(_INSERT.format(*(f"${i}" for i in range(1, 10))), _ROWS)
+                await conn.execute(
+                    "INSERT INTO taskorch_schema (version) VALUES ($1)", len(PG_MIGRATIONS) - 1
+                )
+        finally:
+            await conn.close()
+        store = PostgresStore(url, schema=name, clock=FakeClock(start=1_750_000_000.0))
+        await store.open()
+        try:
+            assert (await store.statistics()).by_executor == _EXPECTED
+        finally:
+            await store.close()
+    finally:
+        await drop_schema(url, name)
