@@ -22,13 +22,13 @@ class DurationStats(BaseModel):
 
 
 class ExecutorStats(BaseModel):
-    """Finished runs of one executor and model: tasks that started and ended (succeeded, failed
-    or cancelled), with the cost and tokens their last run reported."""
+    """Ended runs (succeeded, failed or cancelled after starting) of one executor and model, with
+    the cost and tokens each task's last run reported."""
 
     model_config = OUTPUT_MODEL_CONFIG
 
-    executor: str = Field(description="claude_code, a custom executor's name, or standard (run by a worker).")
-    model: str | None = Field(description="The model the tasks asked for; null: the executor's default.")
+    executor: str
+    model: str | None = Field(default=None, description="null or absent: the executor's default")
     runs: int
     succeeded: int
     failed: int
