@@ -133,3 +133,47 @@ async def test_a_postgres_schema_of_the_previous_version_gains_the_totals_of_its
             await store.close()
     finally:
         await drop_schema(url, name)
+
+
+# Ended rows changed in place: 'b' moves from opus to the default model at a new cost, 'a' is
+# no longer ended (neither happens through the store; the triggers must follow anyway).
+_EDITS = (
+    "UPDATE tasks SET model = NULL, cost_usd = 2.0 WHERE id = 'b'",
+    "UPDATE tasks SET status = 'queued', finished_at = NULL WHERE id = 'a'",
+)
+_AFTER_EDITS = [("claude_code", None, 1, 1, 2.0, 0), ("codex", None, 1, 0, 0.0, 0)]
+
+
+def _brief(rows: list[ExecutorStats]) -> list[tuple[object, ...]]:
+    return [(r.executor, r.model, r.runs, r.failed, r.cost_usd, r.input_tokens) for r in rows]
+
+
+async def test_sqlite_an_ended_row_changed_in_place_moves_its_totals(tmp_path: Path) -> None:
+    path = tmp_path / "edited.db"
+    _sqlite_file(path, len(MIGRATIONS))
+    with sqlite3.connect(path) as conn:
+        for statement in _EDITS:
+            conn.execute(statement)
+    assert _brief(await _sqlite_by_executor(path)) == _AFTER_EDITS
+
+
+async def test_postgres_an_ended_row_changed_in_place_moves_its_totals() -> None:
+    url = await require_postgres()
+    name = fresh_schema()
+    try:
+        store = PostgresStore(url, schema=name, clock=FakeClock(start=1_750_000_000.0))
+        await store.open()
+        try:
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute(f'SET search_path = "{name}"')
+                await conn.executemany(_INSERT.format(*(f"${i}" for i in range(1, 10))), _ROWS)
+                for statement in _EDITS:
+                    await conn.execute(statement)
+            finally:
+                await conn.close()
+            assert _brief((await store.statistics()).by_executor) == _AFTER_EDITS
+        finally:
+            await store.close()
+    finally:
+        await drop_schema(url, name)
