@@ -280,3 +280,14 @@ async def test_a_usage_that_is_not_json_counts_no_tokens_and_the_run_still_settl
     await _run(store, clock, 1, details=RunDetails(cost_usd=0.5, usage={"input_tokens": float("nan")}))
     (row,) = (await store.statistics()).by_executor
     assert (row.runs, row.cost_usd, row.input_tokens, row.output_tokens) == (1, 0.5, 0, 0)
+
+
+@pytest.mark.parametrize("cost", [-1.0, 1e300, float("inf")])
+async def test_absurd_costs_and_token_counts_count_zero_and_the_run_still_settles(
+    store: Store, clock: FakeClock, cost: float
+) -> None:
+    usage = {"input_tokens": 10**20, "output_tokens": -5}
+    await _run(store, clock, 1, details=RunDetails(cost_usd=cost, usage=usage))
+    await _run(store, clock, 1, details=RunDetails(cost_usd=0.5, usage={"input_tokens": 7}))
+    (row,) = (await store.statistics()).by_executor
+    assert (row.runs, row.cost_usd, row.input_tokens, row.output_tokens) == (2, 0.5, 7, 0)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from taskorch.storage.statistics import COST_LIMIT, TOKEN_LIMIT
+
 __all__ = ["EXECUTOR_COUNTS", "FOLD_EXECUTORS", "MIGRATION"]
 
 _KEYS: Final = ("executor", "model")
@@ -31,24 +33,30 @@ _WATCHED: Final = (
     "model",
 )
 
-# Input and output tokens of a run's usage (JSON text): each a finite number, truncated, else 0.
-# Text that is not JSON (or a number past bigint) counts 0 rather than failing the settle.
+# Input and output tokens of a run's usage (JSON text): each a number in [0, TOKEN_LIMIT),
+# truncated, else 0; text that is not JSON counts 0 rather than failing the settle.
 # PostgreSQL's JSON functions refuse an escaped NUL anywhere in the text; turned into another
 # escape first (which keeps the JSON valid), a NUL in some other field cannot hide the tokens.
-_USAGE_TOKENS: Final = """
+_USAGE_TOKENS: Final = f"""
 CREATE FUNCTION taskorch_usage_tokens(usage text) RETURNS bigint[] LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     u json;
+    i numeric;
+    o numeric;
 BEGIN
     IF usage IS NULL THEN
         RETURN ARRAY[0, 0];
     END IF;
     u := replace(usage, '\\u0000', '\\u0001')::json;
+    IF json_typeof(u -> 'input_tokens') = 'number' THEN
+        i := (u ->> 'input_tokens')::numeric;
+    END IF;
+    IF json_typeof(u -> 'output_tokens') = 'number' THEN
+        o := (u ->> 'output_tokens')::numeric;
+    END IF;
     RETURN ARRAY[
-        CASE WHEN json_typeof(u -> 'input_tokens') = 'number'
-            THEN trunc((u ->> 'input_tokens')::numeric)::bigint ELSE 0 END,
-        CASE WHEN json_typeof(u -> 'output_tokens') = 'number'
-            THEN trunc((u ->> 'output_tokens')::numeric)::bigint ELSE 0 END
+        CASE WHEN i >= 0 AND i < {TOKEN_LIMIT} THEN trunc(i)::bigint ELSE 0 END,
+        CASE WHEN o >= 0 AND o < {TOKEN_LIMIT} THEN trunc(o)::bigint ELSE 0 END
     ];
 EXCEPTION WHEN others THEN
     RETURN ARRAY[0, 0];
@@ -65,7 +73,8 @@ def _values(r: str, tokens: str) -> tuple[str, ...]:
         "1",
         f"({r}.status = 'succeeded')::int",
         f"({r}.status = 'failed')::int",
-        f"coalesce(trunc({r}.cost_usd * 1000000000 + 0.5)::bigint, 0)",
+        f"CASE WHEN {r}.cost_usd >= 0 AND {r}.cost_usd < {COST_LIMIT} "
+        f"THEN trunc({r}.cost_usd * 1000000000 + 0.5)::bigint ELSE 0 END",
         f"{tokens}[1]",
         f"{tokens}[2]",
         f"trunc(({r}.finished_at - {r}.started_at) * 1000000 + 0.5)::bigint",

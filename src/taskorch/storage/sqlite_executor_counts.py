@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from taskorch.storage.statistics import COST_LIMIT, TOKEN_LIMIT
+
 __all__ = ["EXECUTOR_COUNTS", "MIGRATION", "REBUILD"]
 
 _COLUMNS: Final = (
@@ -22,9 +24,10 @@ _ENDED: Final = (
 
 
 def _tokens(r: str, key: str) -> str:
+    value = f"json_extract({r}.usage, '$.{key}')"
     return (
         f"CASE WHEN json_valid({r}.usage) AND json_type({r}.usage, '$.{key}') IN ('integer', 'real') "
-        f"THEN CAST(json_extract({r}.usage, '$.{key}') AS INTEGER) ELSE 0 END"
+        f"AND {value} >= 0 AND {value} < {TOKEN_LIMIT} THEN CAST({value} AS INTEGER) ELSE 0 END"
     )
 
 
@@ -36,7 +39,8 @@ def _values(r: str) -> tuple[str, ...]:
         "1",
         f"{r}.status = 'succeeded'",
         f"{r}.status = 'failed'",
-        f"coalesce(CAST({r}.cost_usd * 1000000000 + 0.5 AS INTEGER), 0)",
+        f"CASE WHEN {r}.cost_usd >= 0 AND {r}.cost_usd < {COST_LIMIT} "
+        f"THEN CAST({r}.cost_usd * 1000000000 + 0.5 AS INTEGER) ELSE 0 END",
         _tokens(r, "input_tokens"),
         _tokens(r, "output_tokens"),
         f"CAST(({r}.finished_at - {r}.started_at) * 1000000 + 0.5 AS INTEGER)",

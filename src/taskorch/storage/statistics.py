@@ -7,7 +7,6 @@ the percentiles from the most recent `DURATION_WINDOW` succeeded runs.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -24,8 +23,10 @@ from taskorch.domain import (
 )
 
 __all__ = [
+    "COST_LIMIT",
     "DURATION_WINDOW",
     "ENDED",
+    "TOKEN_LIMIT",
     "ExecutorTotals",
     "build_statistics",
     "duration_stats",
@@ -152,17 +153,24 @@ ExecutorTotals = Sequence[Any]
 run microseconds), as the SQL stores read them; `model` '' is no model."""
 
 
+# A run's figures outside these bounds (a negative, infinite or absurd report) count as 0, so
+# that no report can overflow a total or fail the settle that stores it.
+COST_LIMIT: Final = 1_000_000  # dollars per run
+TOKEN_LIMIT: Final = 10**15  # tokens per run
+
+
 def nanos(usd: float | None) -> int:
-    """A cost in whole nano-dollars, rounded as the SQL triggers round it."""
-    return 0 if usd is None else int(usd * 1_000_000_000 + 0.5)
+    """A run's cost in whole nano-dollars, rounded as the SQL triggers round it."""
+    return int(usd * 1_000_000_000 + 0.5) if usd is not None and 0 <= usd < COST_LIMIT else 0
 
 
 def usage_tokens(usage: dict[str, Any] | None, key: str) -> int:
-    """`usage[key]` when it is a finite JSON number, truncated; else 0 (as the triggers read it)."""
+    """`usage[key]` when it is a JSON number in [0, TOKEN_LIMIT), truncated; else 0 (as the
+    triggers read it)."""
     value = None if usage is None else usage.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
-    return int(value) if math.isfinite(value) else 0
+    return int(value) if 0 <= value < TOKEN_LIMIT else 0
 
 
 def _executor(task: Task) -> str:
