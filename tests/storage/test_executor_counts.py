@@ -10,14 +10,20 @@ import pytest
 
 from taskorch.domain import ExecutorStats
 from taskorch.storage.postgres import PostgresStore
+from taskorch.storage.postgres_executor_counts import MIGRATION as PG_STEP
 from taskorch.storage.postgres_schema import MIGRATIONS as PG_MIGRATIONS
 from taskorch.storage.postgres_schema import VERSION_TABLE
 from taskorch.storage.sqlite import SQLiteStore
+from taskorch.storage.sqlite_executor_counts import MIGRATION as SQLITE_STEP
 from taskorch.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION, _statements
 from taskorch.testing import FakeClock
 from tests.pg import drop_schema, fresh_schema, require_postgres
 
 pytestmark = pytest.mark.anyio
+
+# The schema versions just before the step that adds the executor totals.
+_SQLITE_BEFORE = MIGRATIONS.index(SQLITE_STEP)
+_PG_BEFORE = PG_MIGRATIONS.index(PG_STEP)
 
 _INSERT = (
     "INSERT INTO tasks (id, prompt, work_directory, execution_mode, executor, model, priority, "
@@ -87,11 +93,11 @@ async def _sqlite_by_executor(path: Path) -> list[ExecutorStats]:
         await store.close()
 
 
-async def test_a_sqlite_file_of_the_previous_version_gains_the_totals_of_its_ended_runs(
+async def test_a_sqlite_file_from_before_the_step_gains_the_totals_of_its_ended_runs(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "old.db"
-    _sqlite_file(path, len(MIGRATIONS) - 1)
+    _sqlite_file(path, _SQLITE_BEFORE)
     assert await _sqlite_by_executor(path) == _EXPECTED
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -106,7 +112,7 @@ async def test_sqlite_totals_edited_behind_the_triggers_back_are_rebuilt_at_open
     assert await _sqlite_by_executor(path) == _EXPECTED
 
 
-async def test_a_postgres_schema_of_the_previous_version_gains_the_totals_of_its_ended_runs() -> None:
+async def test_a_postgres_schema_from_before_the_step_gains_the_totals_of_its_ended_runs() -> None:
     url = await require_postgres()
     name = fresh_schema()
     try:
@@ -116,13 +122,11 @@ async def test_a_postgres_schema_of_the_previous_version_gains_the_totals_of_its
                 await conn.execute(f'CREATE SCHEMA "{name}"')
                 await conn.execute(f'SET LOCAL search_path = "{name}"')
                 await conn.execute(VERSION_TABLE)
-                for step in PG_MIGRATIONS[:-1]:
+                for step in PG_MIGRATIONS[:_PG_BEFORE]:
                     for statement in step:
                         await conn.execute(statement)
                 await conn.executemany(_INSERT.format(*(f"${i}" for i in range(1, 10))), _ROWS)
-                await conn.execute(
-                    "INSERT INTO taskorch_schema (version) VALUES ($1)", len(PG_MIGRATIONS) - 1
-                )
+                await conn.execute("INSERT INTO taskorch_schema (version) VALUES ($1)", _PG_BEFORE)
         finally:
             await conn.close()
         store = PostgresStore(url, schema=name, clock=FakeClock(start=1_750_000_000.0))
