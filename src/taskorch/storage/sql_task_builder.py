@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any, Final
 
 from pydantic import TypeAdapter
@@ -29,8 +30,8 @@ __all__ = ["COLUMNS", "NAMES", "build_task"]
 _EVENTS: Final = TypeAdapter(list[TaskEvent])
 
 
-def _time(value: float) -> datetime:
-    return datetime.fromtimestamp(value, tz=UTC)
+# A partial, not a function: no Python frame per call (four or more times a row).
+_time: Final[Callable[[float], datetime]] = partial(datetime.fromtimestamp, tz=UTC)
 
 
 def _json_list(text: str) -> Any:
