@@ -14,13 +14,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import anyio
-from anyio.abc import ByteSendStream
-from anyio.streams.file import FileWriteStream
 
 __all__ = ["read_log"]
 
@@ -50,10 +48,19 @@ async def _stdin() -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def _pump(source: AsyncIterable[bytes], sink: ByteSendStream, log: BinaryIO, origin: str) -> None:
+async def _stdout(data: bytes) -> None:
+    # Unbuffered: a line reaches the client at once (a client times its first request out).
+    view = memoryview(data)
+    while view:
+        view = view[await anyio.to_thread.run_sync(os.write, 1, view) :]
+
+
+async def _pump(
+    source: AsyncIterable[bytes], send: Callable[[bytes], Awaitable[None]], log: BinaryIO, origin: str
+) -> None:
     pending = b""
     async for chunk in source:
-        await sink.send(chunk)
+        await send(chunk)
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
@@ -62,7 +69,6 @@ async def _pump(source: AsyncIterable[bytes], sink: ByteSendStream, log: BinaryI
 
 
 async def _run(log_path: Path, argv: list[str]) -> int:
-    stdout = FileWriteStream(sys.stdout.buffer)
     with log_path.open("ab") as log:
         async with await anyio.open_process(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None
@@ -72,11 +78,11 @@ async def _run(log_path: Path, argv: list[str]) -> int:
 
                 async def client_to_server() -> None:
                     assert process.stdin is not None
-                    await _pump(_stdin(), process.stdin, log, "client")
+                    await _pump(_stdin(), process.stdin.send, log, "client")
                     await process.stdin.aclose()
 
                 group.start_soon(client_to_server)
-                await _pump(process.stdout, stdout, log, "server")
+                await _pump(process.stdout, _stdout, log, "server")
                 group.cancel_scope.cancel()  # the server has gone: stop waiting for the client
             return await process.wait()
 
