@@ -21,6 +21,7 @@ import pytest
 from taskorch.server.mcp_runs import execute_result
 from taskorch.testing import FakeExecutor
 from tests.http_harness import TOKEN, make_settings, serve_http
+from tests.mcp_stdio_log import read_log
 from tests.serve_process import hold_config, read_runs, server_env, wait_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -362,3 +363,33 @@ async def test_over_streamable_http_the_shapes_and_error_codes_are_the_same(tmp_
         expected = execute_result(task).model_dump(by_alias=True, mode="json", exclude_none=True)
         assert plain(waited) == plain(expected)
         assert waited["resultType"] == "complete"
+
+
+async def test_the_stdio_recorder_passes_each_line_through_at_once_and_records_both_sides(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "mcp.jsonl"
+    serve = [sys.executable, "-m", "taskorch", "serve", "--db", "memory:", "--allowed-root", str(tmp_path)]
+    argv = [sys.executable, str(Path(__file__).parents[1] / "mcp_stdio_log.py"), str(log), "--", *serve]
+    pipes: dict[str, Any] = {
+        "stdin": subprocess.PIPE,
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.DEVNULL,
+    }
+    async with (
+        await anyio.open_process(argv, env=server_env(tmp_path), **pipes) as process,
+        anyio.create_task_group() as group,
+    ):
+        wire = RawStdio(process)
+        group.start_soon(wire.read)
+        # Answered while stdin stays open: the recorder does not hold the server's lines back.
+        discovered = await wire.request("server/discover", {"_meta": meta(declare=True)}, seconds=60)
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        with anyio.fail_after(30):
+            assert await process.wait() == 0
+        group.cancel_scope.cancel()
+    records = read_log(log)
+    assert [r["from"] for r in records] == ["client", "server"]
+    assert records[0]["message"]["method"] == "server/discover"
+    assert records[1]["message"] == json.loads(wire.lines[0]) == discovered
