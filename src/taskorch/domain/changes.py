@@ -1,0 +1,93 @@
+"""What an isolated run changed: its branch, commits, files and a bounded patch preview.
+
+Pure models. A task with `isolation = "worktree"` runs in a git worktree on its own branch;
+after the run the engine records a `TaskChanges` on the task, and the review operations
+(changes, merge, discard) update its `state`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from pydantic import BaseModel, Field
+
+from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
+
+__all__ = [
+    "MAX_CHANGED_FILES",
+    "ChangeState",
+    "ChangedFile",
+    "CommitInfo",
+    "Isolation",
+    "MergeStrategy",
+    "TaskChanges",
+]
+
+MAX_CHANGED_FILES: Final = 500
+"""At most this many files are listed on a task (`files_truncated` says when more changed)."""
+
+
+class Isolation(StrEnum):
+    """Where a run works: in the task's directory itself, or in a git worktree of its own."""
+
+    NONE = "none"
+    WORKTREE = "worktree"
+
+
+class MergeStrategy(StrEnum):
+    """How `merge_task` brings a task's branch into its base branch."""
+
+    MERGE = "merge"  # a merge commit (or a fast-forward when the base has not moved)
+    SQUASH = "squash"  # one commit with all of the branch's changes
+    REBASE = "rebase"  # the branch's commits replayed on the base, then fast-forwarded
+
+
+class ChangeState(StrEnum):
+    """What became of an isolated run's branch."""
+
+    KEPT = "kept"  # on its branch, waiting for review
+    MERGED = "merged"
+    DISCARDED = "discarded"
+
+
+class CommitInfo(BaseModel):
+    model_config = OUTPUT_MODEL_CONFIG
+
+    sha: str
+    subject: str
+
+
+class ChangedFile(BaseModel):
+    model_config = OUTPUT_MODEL_CONFIG
+
+    path: str
+    insertions: int | None = Field(default=None, description="None for a binary file.")
+    deletions: int | None = None
+
+
+class TaskChanges(BaseModel):
+    """The record of an isolated run, kept on its task."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    repository: str = Field(description="The repository's top-level directory (the base checkout).")
+    worktree: str | None = Field(default=None, description="The run's worktree; None once removed.")
+    branch: str
+    base_ref: str = Field(description="What the branch was made from, as given (e.g. HEAD or main).")
+    base_branch: str | None = Field(
+        default=None, description="The branch checked out in the repository when the run started."
+    )
+    base_commit: str
+    head_commit: str | None = Field(default=None, description="The branch's last commit after the run.")
+    commits: list[CommitInfo] = Field(default_factory=list)
+    files: list[ChangedFile] = Field(default_factory=list)
+    files_truncated: bool = False
+    insertions: int = 0
+    deletions: int = 0
+    patch_preview: str = ""
+    patch_truncated: bool = False
+    auto_committed: bool = Field(default=False, description="Uncommitted changes were committed for the run.")
+    state: ChangeState = ChangeState.KEPT
+    merged_commit: str | None = None
+    merge_strategy: MergeStrategy | None = None

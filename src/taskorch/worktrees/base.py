@@ -1,0 +1,72 @@
+"""The `Workspaces` protocol: how the engine gives a run its own worktree and reviews the result.
+
+The engine calls `prepare` before an isolated run and `finish` after it, and the review
+service calls `patch`, `merge` and `discard`. Implementations raise `GitError` (a
+`CallerError` with git's message) when git refuses; they never leave a repository mid-merge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+from taskorch.domain.changes import MergeStrategy, TaskChanges
+from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
+
+__all__ = ["MergeReport", "Workspace", "Workspaces"]
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A prepared worktree for one run."""
+
+    repository: str  # the repository's top-level directory
+    worktree: str
+    work_directory: str  # where the run starts: the task's directory, mapped into the worktree
+    branch: str
+    base_ref: str
+    base_branch: str | None
+    base_commit: str
+
+
+class MergeReport(BaseModel):
+    """How a merge went. When `merged` is false nothing changed: `conflicts` or `message` say why."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    merged: bool
+    strategy: MergeStrategy
+    target_branch: str | None = None
+    merged_commit: str | None = None
+    conflicts: list[str] = Field(default_factory=list, description="Files both sides changed.")
+    overlapping_branches: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Other unmerged task branches in the repository and the files they share with this one.",
+    )
+    message: str
+
+
+class Workspaces(Protocol):
+    async def prepare(self, task_id: str, work_directory: str, base_ref: str | None) -> Workspace:
+        """Create a worktree on a new branch `taskorch/<short id>` from `base_ref` (default: the
+        repository's HEAD now). Raises `GitError` outside a repository or for an unknown ref."""
+        ...
+
+    async def finish(self, workspace: Workspace, *, message: str, auto_commit: bool) -> TaskChanges:
+        """Record what the run did; with `auto_commit`, commit what it left uncommitted first."""
+        ...
+
+    async def patch(self, changes: TaskChanges) -> str:
+        """The branch's whole patch against its base (the recorded preview once the branch is gone)."""
+        ...
+
+    async def merge(self, changes: TaskChanges, strategy: MergeStrategy) -> tuple[TaskChanges, MergeReport]:
+        """Merge the branch into the base branch checked out in the repository. Refuses a dirty
+        repository or worktree; on conflict aborts, leaving both sides as they were."""
+        ...
+
+    async def discard(self, changes: TaskChanges) -> TaskChanges:
+        """Remove the worktree and delete the branch."""
+        ...
