@@ -7,10 +7,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from taskorch.domain.changes import ChangeState, MergeStrategy
+from taskorch.domain.changes import ChangeState, MergeStrategy, commit_message
 from taskorch.errors import InvalidArgument
-from taskorch.worktrees.git import GitError, check_ref
-from taskorch.worktrees.workspace import GitWorkspaces, commit_message
+from taskorch.worktrees.base import GitError
+from taskorch.worktrees.git import check_ref
+from taskorch.worktrees.workspace import GitWorkspaces
 from tests.git_repos import git_out, make_repo
 
 pytestmark = pytest.mark.anyio

@@ -7,10 +7,11 @@ after the run the engine records a `TaskChanges` on the task, and the review ope
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
-from typing import Final
+from typing import Annotated, Final
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 
@@ -19,13 +20,46 @@ __all__ = [
     "ChangeState",
     "ChangedFile",
     "CommitInfo",
+    "GitRef",
     "Isolation",
     "MergeStrategy",
     "TaskChanges",
+    "commit_message",
+    "git_ref_problem",
 ]
 
 MAX_CHANGED_FILES: Final = 500
 """At most this many files are listed on a task (`files_truncated` says when more changed)."""
+
+
+_REF: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/@^~-]{0,199}")
+
+
+def git_ref_problem(value: str) -> str | None:
+    """Why `value` is not a plain git ref name, or None. Plain: letters, digits and `._/@^~-`,
+    not starting with `-` (so never read as an option), no `..`, `//`, `@{` or trailing `.lock`."""
+    if (
+        not _REF.fullmatch(value)
+        or ".." in value
+        or "//" in value
+        or "@{" in value
+        or value.endswith((".lock", "/", "."))
+    ):
+        return (
+            f"{value!r} is not a plain git ref: use letters, digits and ._/-~^@, not starting "
+            "with '-' (e.g. main, HEAD, v1.2, HEAD~1)"
+        )
+    return None
+
+
+def _check_ref(value: str) -> str:
+    if (problem := git_ref_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
+GitRef = Annotated[str, AfterValidator(_check_ref)]
+"""A branch, tag or commit a caller names (`base_ref`); checked before it can reach git."""
 
 
 class Isolation(StrEnum):
@@ -91,3 +125,13 @@ class TaskChanges(BaseModel):
     state: ChangeState = ChangeState.KEPT
     merged_commit: str | None = None
     merge_strategy: MergeStrategy | None = None
+
+
+_SUBJECT_CHARS: Final = 72
+
+
+def commit_message(task_id: str, prompt: str) -> str:
+    """The message of a commit made for a run: the prompt's first line, then the task id."""
+    first = next((line.strip() for line in prompt.splitlines() if line.strip()), "work")
+    subject = first if len(first) <= _SUBJECT_CHARS else first[: _SUBJECT_CHARS - 3] + "..."
+    return f"{subject}\n\ntaskorch task {task_id}\n"

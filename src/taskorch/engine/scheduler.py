@@ -39,7 +39,9 @@ from taskorch.engine.run_events import RunEventBatcher
 from taskorch.engine.run_outcomes import OutcomeRecorder
 from taskorch.engine.run_recovery import recover_runs
 from taskorch.engine.run_supervisor import RunSupervisor
+from taskorch.engine.run_workspace import RunWorkspaces
 from taskorch.executors.base import Executor, ExecutorHealth
+from taskorch.worktrees.base import Workspaces
 
 __all__ = ["RunWatch", "Scheduler", "SchedulerStatus"]
 
@@ -55,6 +57,7 @@ class SchedulerStatus(BaseModel):
     running_by_directory: dict[str, int]
     max_concurrent_runs: int
     max_runs_per_directory: int
+    max_runs_per_repository: int
     requested: int = Field(description="Tasks and directories asked for with execute_* not yet started.")
     claude_code_held_until: str | None = Field(
         default=None, description="A usage limit holds claude_code runs back until this ISO time."
@@ -78,6 +81,7 @@ class Scheduler:
         *,
         instance: Instance,
         agents: AgentRegistry | None = None,
+        workspaces: Workspaces | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._queue = queue
@@ -99,6 +103,7 @@ class Scheduler:
             outcomes=OutcomeRecorder(
                 queue, self._live, rate_limit_wait_seconds=self._config.rate_limit_wait_seconds, clock=clock
             ),
+            workspaces=RunWorkspaces(queue.store, workspaces),
             heartbeat_seconds=self._config.heartbeat_seconds,
             clock=clock,
         )
@@ -192,6 +197,7 @@ class Scheduler:
             running_by_directory=self._live.by_directory(),
             max_concurrent_runs=self._limits.max_concurrent_runs,
             max_runs_per_directory=self._limits.max_runs_per_directory,
+            max_runs_per_repository=self._limits.max_runs_per_repository,
             requested=len(self._live.requested_tasks) + len(self._live.requested_dirs),
             claude_code_held_until=None if held is None else utc_from_timestamp(held).isoformat(),
         )

@@ -151,7 +151,15 @@ _V3: Final = (
     "WHERE status = 'queued' AND not_before IS NOT NULL",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
+# Isolated runs: the task's isolation and base ref, and what its run changed (JSON).
+_V4: Final = (
+    "ALTER TABLE tasks ADD COLUMN isolation text NOT NULL DEFAULT 'none'",
+    "ALTER TABLE tasks ADD COLUMN base_ref text",
+    "ALTER TABLE tasks ADD COLUMN auto_commit boolean NOT NULL DEFAULT true",
+    "ALTER TABLE tasks ADD COLUMN changes text",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # First key of the advisory lock that serialises migrations (the second is the schema's

@@ -137,7 +137,15 @@ _V5: Final = (
     "WHERE status = 'queued' AND not_before IS NOT NULL",
 )
 
-MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
+# Isolated runs: the task's isolation and base ref, and what its run changed (JSON).
+_V6: Final = """
+ALTER TABLE tasks ADD COLUMN isolation TEXT NOT NULL DEFAULT 'none';
+ALTER TABLE tasks ADD COLUMN base_ref TEXT;
+ALTER TABLE tasks ADD COLUMN auto_commit INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE tasks ADD COLUMN changes TEXT;
+"""
+
+MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

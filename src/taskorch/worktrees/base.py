@@ -14,8 +14,16 @@ from pydantic import BaseModel, Field
 
 from taskorch.domain.changes import MergeStrategy, TaskChanges
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
+from taskorch.errors import CallerError
 
-__all__ = ["MergeReport", "Workspace", "Workspaces"]
+__all__ = ["GitError", "MergeReport", "Workspace", "Workspaces"]
+
+
+class GitError(CallerError):
+    """A git command failed, or the repository is not in a state the operation needs; the
+    message carries git's own words. A caller error: a dirty tree or a missing ref is fixable."""
+
+    status_code = 409
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ with git's own message, so callers can say what went wrong.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,11 +15,12 @@ from typing import Final
 
 import anyio
 
-from taskorch.errors import CallerError, InvalidArgument
+from taskorch.domain.changes import git_ref_problem
+from taskorch.errors import InvalidArgument
+from taskorch.worktrees.base import GitError
 
 __all__ = ["GitError", "GitResult", "check_ref", "git", "repository_root"]
 
-_REF: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/@^~-]{0,199}")
 _GIT_ENV: Final = {
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_ASKPASS": "true",
@@ -34,15 +34,6 @@ _IDENTITY: Final = ("-c", "user.name=taskorch", "-c", "user.email=taskorch@local
 _OUTPUT_LIMIT: Final = 4000
 
 
-class GitError(CallerError):
-    """A git command failed; the message carries git's own words.
-
-    A caller error: it names the repository state (a dirty tree, a missing ref) the caller can fix.
-    """
-
-    status_code = 409
-
-
 @dataclass(frozen=True)
 class GitResult:
     returncode: int
@@ -51,19 +42,9 @@ class GitResult:
 
 
 def check_ref(value: str, what: str = "ref") -> str:
-    """`value` if it is a plain ref name (letters, digits, `._/@^~-`, not starting with `-`,
-    no `..`, `//`, `@{` or trailing `.lock`); else `InvalidArgument`."""
-    if (
-        not _REF.fullmatch(value)
-        or ".." in value
-        or "//" in value
-        or "@{" in value
-        or value.endswith((".lock", "/", "."))
-    ):
-        raise InvalidArgument(
-            f"{what} {value!r} is not a plain git ref: use letters, digits and ._/-~^@, "
-            "not starting with '-' (e.g. main, HEAD, v1.2, HEAD~1)"
-        )
+    """`value` if it is a plain ref name (`domain.changes.git_ref_problem`); else `InvalidArgument`."""
+    if (problem := git_ref_problem(value)) is not None:
+        raise InvalidArgument(f"{what}: {problem}")
     return value
 
 

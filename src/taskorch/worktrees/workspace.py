@@ -12,26 +12,18 @@ from typing import Final
 
 from taskorch.domain.changes import MAX_CHANGED_FILES, ChangedFile, CommitInfo, MergeStrategy, TaskChanges
 from taskorch.worktrees import review
-from taskorch.worktrees.base import MergeReport, Workspace
-from taskorch.worktrees.git import GitError, check_ref, git, repository_root
+from taskorch.worktrees.base import GitError, MergeReport, Workspace
+from taskorch.worktrees.git import check_ref, git, repository_root
 from taskorch.worktrees.locks import RepositoryLocks
 
-__all__ = ["BRANCH_PREFIX", "GitWorkspaces", "commit_message", "short_id"]
+__all__ = ["BRANCH_PREFIX", "GitWorkspaces", "short_id"]
 
 BRANCH_PREFIX: Final = "taskorch/"
 _SHORT: Final = 12
-_SUBJECT_CHARS: Final = 72
 
 
 def short_id(task_id: str) -> str:
     return check_ref(task_id.replace("-", "")[:_SHORT], "task id")
-
-
-def commit_message(task_id: str, prompt: str) -> str:
-    """The message of a commit made for a run: the prompt's first line, then the task id."""
-    first = next((line.strip() for line in prompt.splitlines() if line.strip()), "work")
-    subject = first if len(first) <= _SUBJECT_CHARS else first[: _SUBJECT_CHARS - 3] + "..."
-    return f"{subject}\n\ntaskorch task {task_id}\n"
 
 
 class GitWorkspaces:

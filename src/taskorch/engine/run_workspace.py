@@ -1,0 +1,58 @@
+"""An isolated run's worktree: made before the run, and what the run changed recorded after it.
+
+Only for tasks with `isolation = "worktree"`; the others run in their own directory. The
+worktree work is behind the `Workspaces` protocol (`taskorch.worktrees.base`), handed in.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from taskorch.domain import Task
+from taskorch.domain.changes import Isolation, commit_message
+from taskorch.errors import ExecutorUnavailable, TaskorchError
+from taskorch.executors.base import RunRequest
+from taskorch.storage.base import Store
+from taskorch.worktrees.base import Workspace, Workspaces
+
+__all__ = ["RunWorkspaces"]
+
+log = logging.getLogger(__name__)
+
+
+class RunWorkspaces:
+    """Gives isolated runs their worktree (`prepare`) and records their changes (`record`)."""
+
+    def __init__(self, store: Store, workspaces: Workspaces | None) -> None:
+        self._store = store
+        self._workspaces = workspaces
+
+    async def prepare(self, task: Task, request: RunRequest) -> tuple[RunRequest, Workspace | None]:
+        """`request` moved into a fresh worktree when `task` is isolated, with that worktree.
+
+        Raises `GitError` (outside a repository, an unknown base ref) or `ExecutorUnavailable`
+        (this server has no worktree support set up).
+        """
+        if task.isolation is not Isolation.WORKTREE:
+            return request, None
+        if self._workspaces is None:
+            raise ExecutorUnavailable("this server cannot make worktrees; run the task with isolation 'none'")
+        workspace = await self._workspaces.prepare(task.id, task.work_directory, task.base_ref)
+        return request.model_copy(update={"work_directory": workspace.work_directory}), workspace
+
+    async def record(self, task: Task, workspace: Workspace) -> None:
+        """Commit what the run left (with `auto_commit`) and store its changes on the task.
+        A failure is logged: the run's work stays in the worktree and on its branch."""
+        assert self._workspaces is not None
+        try:
+            changes = await self._workspaces.finish(
+                workspace, message=commit_message(task.id, task.prompt), auto_commit=task.auto_commit
+            )
+            await self._store.set_changes(task.id, changes)
+        except TaskorchError:
+            log.warning(
+                "could not record the changes of task %s (its worktree %s is kept)",
+                task.id,
+                workspace.worktree,
+                exc_info=True,
+            )
