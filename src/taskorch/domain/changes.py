@@ -22,6 +22,7 @@ __all__ = [
     "CommitInfo",
     "GitRef",
     "Isolation",
+    "MergeReport",
     "MergeStrategy",
     "TaskChanges",
     "commit_message",
@@ -125,6 +126,23 @@ class TaskChanges(BaseModel):
     state: ChangeState = ChangeState.KEPT
     merged_commit: str | None = None
     merge_strategy: MergeStrategy | None = None
+
+
+class MergeReport(BaseModel):
+    """How a merge went. When `merged` is false nothing changed: `conflicts` or `message` say why."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    merged: bool
+    strategy: MergeStrategy
+    target_branch: str | None = None
+    merged_commit: str | None = None
+    conflicts: list[str] = Field(default_factory=list, description="Files both sides changed.")
+    overlapping_branches: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Other unmerged task branches in the repository and the files they share with this one.",
+    )
+    message: str
 
 
 _SUBJECT_CHARS: Final = 72

@@ -12,11 +12,11 @@ from typing import Final
 from pydantic import BaseModel, Field
 
 from taskorch.domain import Task
-from taskorch.domain.changes import ChangeState, MergeStrategy, TaskChanges
+from taskorch.domain.changes import ChangeState, MergeReport, MergeStrategy, TaskChanges
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.errors import InvalidArgument, InvalidTransition
 from taskorch.storage.base import Store
-from taskorch.worktrees.base import MergeReport, Workspaces
+from taskorch.worktrees.base import Workspaces
 
 __all__ = ["MAX_PATCH_PAGE", "ChangesPage", "TaskReview"]
 

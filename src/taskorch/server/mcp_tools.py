@@ -141,6 +141,10 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         continue_from: Annotated[
             str | None, Field(description="claude_code task whose session this one resumes, after it ends.")
         ] = None,
+        isolation: Annotated[
+            str | None, Field(description="worktree: own git branch, then merge_task. Or none.")
+        ] = None,
+        base_ref: Annotated[str | None, Field(description="worktree: branch to start from.")] = None,
     ) -> Annotated[CallToolResult, CreateTaskResult]:
         """Queue a coding task. Returns it (queued, or waiting for depends_on) and `created`.
 
@@ -160,6 +164,8 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             "retry_safe": retry_safe,
             "executor": executor,
             "continue_from": continue_from,
+            "isolation": isolation,
+            "base_ref": base_ref,
         }
         with tool_errors():
             if max_attempts is not None:  # else the queue applies tasks.default_max_attempts

@@ -10,13 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from pydantic import BaseModel, Field
-
-from taskorch.domain.changes import MergeStrategy, TaskChanges
-from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
+from taskorch.domain.changes import MergeReport, MergeStrategy, TaskChanges
 from taskorch.errors import CallerError
 
-__all__ = ["GitError", "MergeReport", "Workspace", "Workspaces"]
+__all__ = ["GitError", "Workspace", "Workspaces"]
 
 
 class GitError(CallerError):
@@ -37,23 +34,6 @@ class Workspace:
     base_ref: str
     base_branch: str | None
     base_commit: str
-
-
-class MergeReport(BaseModel):
-    """How a merge went. When `merged` is false nothing changed: `conflicts` or `message` say why."""
-
-    model_config = OUTPUT_MODEL_CONFIG
-
-    merged: bool
-    strategy: MergeStrategy
-    target_branch: str | None = None
-    merged_commit: str | None = None
-    conflicts: list[str] = Field(default_factory=list, description="Files both sides changed.")
-    overlapping_branches: dict[str, list[str]] = Field(
-        default_factory=dict,
-        description="Other unmerged task branches in the repository and the files they share with this one.",
-    )
-    message: str
 
 
 class Workspaces(Protocol):

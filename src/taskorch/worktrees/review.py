@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from taskorch.domain.changes import ChangeState, MergeStrategy, TaskChanges
-from taskorch.worktrees.base import GitError, MergeReport
+from taskorch.domain.changes import ChangeState, MergeReport, MergeStrategy, TaskChanges
+from taskorch.worktrees.base import GitError
 from taskorch.worktrees.git import git
 
 __all__ = ["discard", "merge", "overlapping_branches"]

@@ -10,9 +10,16 @@ import hashlib
 from pathlib import Path
 from typing import Final
 
-from taskorch.domain.changes import MAX_CHANGED_FILES, ChangedFile, CommitInfo, MergeStrategy, TaskChanges
+from taskorch.domain.changes import (
+    MAX_CHANGED_FILES,
+    ChangedFile,
+    CommitInfo,
+    MergeReport,
+    MergeStrategy,
+    TaskChanges,
+)
 from taskorch.worktrees import review
-from taskorch.worktrees.base import GitError, MergeReport, Workspace
+from taskorch.worktrees.base import GitError, Workspace
 from taskorch.worktrees.git import check_ref, git, repository_root
 from taskorch.worktrees.locks import RepositoryLocks
 
