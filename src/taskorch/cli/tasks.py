@@ -42,6 +42,9 @@ def tasks_add(args: argparse.Namespace, settings: Settings) -> int:
         "executor": args.executor,
         "agent": args.agent,
         "idempotency_key": args.idempotency_key,
+        "isolation": args.isolation,
+        "base_ref": args.base_ref,
+        "auto_commit": args.auto_commit,
     }
     TaskSpec.model_validate(fields)  # a wrong value is reported before the store is opened
 
