@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from taskorch.domain import Task
-from taskorch.domain.changes import Isolation, commit_message
+from taskorch.domain.changes import ChangeState, Isolation, TaskChanges, commit_message
 from taskorch.errors import ExecutorUnavailable, TaskorchError
 from taskorch.executors.base import RunRequest
 from taskorch.storage.base import Store
@@ -38,7 +38,28 @@ class RunWorkspaces:
         if self._workspaces is None:
             raise ExecutorUnavailable("this server cannot make worktrees; run the task with isolation 'none'")
         workspace = await self._workspaces.prepare(task.id, task.work_directory, task.base_ref)
+        # Known before the run starts, so a restart after a crash finds the worktree (`settle`).
+        await self._store.set_changes(task.id, _started(workspace))
         return request.model_copy(update={"work_directory": workspace.work_directory}), workspace
+
+    async def settle(self, task: Task) -> None:
+        """After the run of `task` died with its server: record what its worktree holds (with
+        `auto_commit`, its uncommitted edits committed on the branch), so nothing is lost."""
+        changes = task.changes
+        if self._workspaces is None or changes is None or changes.worktree is None:
+            return
+        if changes.state is not ChangeState.KEPT:
+            return
+        workspace = Workspace(
+            repository=changes.repository,
+            worktree=changes.worktree,
+            work_directory=changes.worktree,
+            branch=changes.branch,
+            base_ref=changes.base_ref,
+            base_branch=changes.base_branch,
+            base_commit=changes.base_commit,
+        )
+        await self.record(task, workspace)
 
     async def record(self, task: Task, workspace: Workspace) -> None:
         """Commit what the run left (with `auto_commit`) and store its changes on the task.
@@ -56,3 +77,14 @@ class RunWorkspaces:
                 workspace.worktree,
                 exc_info=True,
             )
+
+
+def _started(workspace: Workspace) -> TaskChanges:
+    return TaskChanges(
+        repository=workspace.repository,
+        worktree=workspace.worktree,
+        branch=workspace.branch,
+        base_ref=workspace.base_ref,
+        base_branch=workspace.base_branch,
+        base_commit=workspace.base_commit,
+    )

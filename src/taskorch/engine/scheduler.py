@@ -92,6 +92,7 @@ class Scheduler:
         self._instance = instance
         self._clock = clock
         self._live = LiveRuns()
+        self._workspaces = RunWorkspaces(queue.store, workspaces)
         self._checks = ExecutorChecks(self._executors, cache_seconds=self._config.health_cache_seconds)
         supervisor = RunSupervisor(
             queue,
@@ -103,7 +104,7 @@ class Scheduler:
             outcomes=OutcomeRecorder(
                 queue, self._live, rate_limit_wait_seconds=self._config.rate_limit_wait_seconds, clock=clock
             ),
-            workspaces=RunWorkspaces(queue.store, workspaces),
+            workspaces=self._workspaces,
             heartbeat_seconds=self._config.heartbeat_seconds,
             clock=clock,
         )
@@ -163,7 +164,12 @@ class Scheduler:
     async def recover(self) -> list[Task]:
         """End leftover runs of earlier instances of this server on this host; settle their
         tasks (see `recover_runs`). Returns the settled tasks."""
-        return await recover_runs(self._queue, self._instance, kill_grace_seconds=self._kill_grace_seconds)
+        return await recover_runs(
+            self._queue,
+            self._instance,
+            kill_grace_seconds=self._kill_grace_seconds,
+            on_settled=self._workspaces.settle,
+        )
 
     # -- requests from the surfaces ---------------------------------------------------------------
 
