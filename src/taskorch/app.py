@@ -87,7 +87,9 @@ def build_orchestrator(
         containment=containment,
         run_plan_tasks=run_plan_tasks,
         workspaces=GitWorkspaces(
-            settings.worktree_root(environ), patch_preview_chars=settings.worktrees.patch_preview_chars
+            settings.worktree_root(environ),
+            patch_preview_chars=settings.worktrees.patch_preview_chars,
+            check_timeout_seconds=settings.worktrees.check_timeout_seconds,
         ),
     )
 

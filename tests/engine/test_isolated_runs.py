@@ -166,3 +166,33 @@ async def test_isolation_comes_from_the_agent_then_the_config_and_never_for_stan
         assert (await queue.create(standard)).task.isolation is Isolation.NONE
         with pytest.raises(InvalidArgument, match="claude_code and custom"):
             await queue.create(standard.model_copy(update={"isolation": Isolation.WORKTREE}))
+
+
+async def test_a_failing_check_fails_the_task_with_its_output_and_a_passing_one_is_recorded(
+    tmp_path: Path,
+) -> None:
+    fake = EditingExecutor()
+    fake.default_hold = False
+    fake.edits = {"good": {"ok.txt": "fine\n"}, "bad": {"ok.txt": "broken\n"}}
+    check = ["sh", "-c", 'grep -q fine ok.txt || { echo "ok.txt says: $(cat ok.txt)"; exit 3; }']
+    async with open_scheduler_harness(tmp_path, {"claude_code": fake}, scheduler={"enabled": True}) as h:
+        repo = make_repo(h.root / "repo")
+        good = await settled(h, await create(h, "good", repo, isolation="worktree", check_command=check))
+        bad = await settled(h, await create(h, "bad", repo, isolation="worktree", check_command=check))
+    assert good.status.value == "succeeded"
+    assert good.changes.check.passed
+    assert good.changes.check.exit_code == 0
+    assert bad.status.value == "failed"
+    assert bad.error.kind == "check_failed"
+    assert "exited 3" in bad.error.message
+    assert "ok.txt says: broken" in bad.error.message
+    assert bad.changes.check.exit_code == 3
+    assert "ok.txt says: broken" in bad.changes.check.output_tail
+    # The run's work is kept on its branch for a look, whatever the check said.
+    assert [f.path for f in bad.changes.files] == ["ok.txt"]
+
+
+async def test_check_command_needs_worktree_isolation(tmp_path: Path) -> None:
+    async with open_scheduler_harness(tmp_path, {"claude_code": FakeExecutor()}) as h:
+        with pytest.raises(InvalidArgument, match="isolation 'worktree'"):
+            await create(h, "x", h.root, check_command=["true"])

@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--isolation", help="none or worktree (a git worktree and branch of its own)")
     add.add_argument("--base-ref", help="isolation worktree: the branch or commit to start from")
     add.add_argument(
+        "--check-command", help="isolation worktree: run after a successful run, e.g. 'pytest -q' (no shell)"
+    )
+    add.add_argument(
         "--no-auto-commit",
         dest="auto_commit",
         action="store_false",

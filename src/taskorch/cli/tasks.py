@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from taskorch.cli.common import out, print_json, with_queue
@@ -45,6 +46,7 @@ def tasks_add(args: argparse.Namespace, settings: Settings) -> int:
         "isolation": args.isolation,
         "base_ref": args.base_ref,
         "auto_commit": args.auto_commit,
+        "check_command": shlex.split(args.check_command) if args.check_command else None,
     }
     TaskSpec.model_validate(fields)  # a wrong value is reported before the store is opened
 

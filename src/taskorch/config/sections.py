@@ -239,6 +239,9 @@ class WorktreesSettings(Section):
     isolation: Isolation = Field(
         default=Isolation.NONE, description="Isolation of tasks that (and whose agent) name none."
     )
+    check_timeout_seconds: float = Field(
+        default=1800.0, gt=0, description="Time limit of a task's check_command."
+    )
     patch_preview_chars: int = Field(
         default=20_000, ge=0, le=1_000_000, description="Size of the patch preview kept on a task."
     )

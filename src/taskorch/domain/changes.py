@@ -19,6 +19,8 @@ __all__ = [
     "MAX_CHANGED_FILES",
     "ChangeState",
     "ChangedFile",
+    "CheckArgument",
+    "CheckResult",
     "CommitInfo",
     "GitRef",
     "Isolation",
@@ -63,6 +65,16 @@ GitRef = Annotated[str, AfterValidator(_check_ref)]
 """A branch, tag or commit a caller names (`base_ref`); checked before it can reach git."""
 
 
+def _check_argument(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("a check_command argument may not contain a NUL character")
+    return value
+
+
+CheckArgument = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_check_argument)]
+"""One argument of a `check_command` (run as an argument list, never through a shell)."""
+
+
 class Isolation(StrEnum):
     """Where a run works: in the task's directory itself, or in a git worktree of its own."""
 
@@ -101,6 +113,19 @@ class ChangedFile(BaseModel):
     deletions: int | None = None
 
 
+class CheckResult(BaseModel):
+    """How the task's `check_command` went in its worktree after a successful run."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    command: list[str]
+    passed: bool
+    exit_code: int | None = Field(default=None, description="None: it could not start, or timed out.")
+    timed_out: bool = False
+    duration_seconds: float = 0.0
+    output_tail: str = Field(default="", description="The end of its stdout and stderr, interleaved.")
+
+
 class TaskChanges(BaseModel):
     """The record of an isolated run, kept on its task."""
 
@@ -123,6 +148,7 @@ class TaskChanges(BaseModel):
     patch_preview: str = ""
     patch_truncated: bool = False
     auto_committed: bool = Field(default=False, description="Uncommitted changes were committed for the run.")
+    check: CheckResult | None = None
     state: ChangeState = ChangeState.KEPT
     merged_commit: str | None = None
     merge_strategy: MergeStrategy | None = None

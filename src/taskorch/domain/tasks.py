@@ -12,7 +12,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from taskorch.domain.changes import GitRef, Isolation, TaskChanges
+from taskorch.domain.changes import CheckArgument, GitRef, Isolation, TaskChanges
 from taskorch.domain.cli_values import ModelName
 from taskorch.domain.runs import RunProcess
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
@@ -176,6 +176,13 @@ class TaskSpec(BaseModel):
     )
     base_ref: GitRef | None = Field(default=None, description="Branch or commit the worktree starts from.")
     auto_commit: bool = Field(default=True, description="Commit what an isolated run left uncommitted.")
+    check_command: list[CheckArgument] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="isolation worktree: a command (argv, no shell) run in the worktree after a "
+        'successful run, e.g. ["pytest", "-q"]; if it fails, the task fails.',
+    )
 
 
 class NewTask(BaseModel):
@@ -232,6 +239,7 @@ class Task(BaseModel):
     isolation: Isolation = Isolation.NONE
     base_ref: str | None = None
     auto_commit: bool = True
+    check_command: list[str] | None = None
     changes: TaskChanges | None = Field(
         default=None, description="What an isolated run changed, on which branch (see get_task_changes)."
     )

@@ -165,11 +165,20 @@ class TaskQueue:
                     "isolation 'worktree' is for claude_code and custom tasks, which the server runs; "
                     "a standard task's worker works in its own checkout"
                 )
+            if spec.check_command:
+                raise InvalidArgument(
+                    "check_command is for claude_code and custom tasks with isolation 'worktree'"
+                )
             return spec.model_copy(update={"isolation": Isolation.NONE})
         isolation = spec.isolation
         if isolation is None and spec.agent and self.agent_isolation is not None:
             isolation = await self.agent_isolation(spec.agent)
-        return spec.model_copy(update={"isolation": isolation or self._settings.worktrees.isolation})
+        isolation = isolation or self._settings.worktrees.isolation
+        if spec.check_command and isolation is not Isolation.WORKTREE:
+            raise InvalidArgument(
+                "check_command runs in the task's worktree: create the task with isolation 'worktree'"
+            )
+        return spec.model_copy(update={"isolation": isolation})
 
     async def _routed(self, spec: TaskSpec) -> TaskSpec:
         """A claude_code task whose agent names another executor runs there: it is queued as a

@@ -116,7 +116,7 @@ class RunSupervisor:
                 on_start=lambda started: self._on_start(run, started),
             )
             if workspace is not None:
-                await self._workspaces.record(task, workspace)
+                outcome = await self._workspaces.record(task, workspace, outcome) or outcome
             return outcome
         except ExecutorUnavailable as exc:
             return failed_outcome("executor_unavailable", str(exc))

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from taskorch.domain import Task
+from taskorch.domain import ErrorInfo, Task
 from taskorch.domain.changes import ChangeState, Isolation, TaskChanges, commit_message
 from taskorch.errors import ExecutorUnavailable, TaskorchError
-from taskorch.executors.base import RunRequest
+from taskorch.executors.base import RunOutcome, RunRequest, RunStatus
 from taskorch.storage.base import Store
 from taskorch.worktrees.base import Workspace, Workspaces
 
@@ -61,15 +61,23 @@ class RunWorkspaces:
         )
         await self.record(task, workspace)
 
-    async def record(self, task: Task, workspace: Workspace) -> None:
-        """Commit what the run left (with `auto_commit`) and store its changes on the task.
-        A failure is logged: the run's work stays in the worktree and on its branch."""
+    async def record(
+        self, task: Task, workspace: Workspace, outcome: RunOutcome | None = None
+    ) -> RunOutcome | None:
+        """Commit what the run left (with `auto_commit`), run the task's `check_command` after a
+        successful run, and store the changes on the task. Returns `outcome`, failed (kind
+        `check_failed`) when the check failed. A git failure is logged: the run's work stays in
+        the worktree and on its branch."""
         assert self._workspaces is not None
+        check = None
         try:
             changes = await self._workspaces.finish(
                 workspace, message=commit_message(task.id, task.prompt), auto_commit=task.auto_commit
             )
-            await self._store.set_changes(task.id, changes)
+            # After the commit, so what the check leaves behind (caches, reports) is not committed.
+            if task.check_command and outcome is not None and outcome.status is RunStatus.SUCCEEDED:
+                check = await self._workspaces.check(workspace, task.check_command)
+            await self._store.set_changes(task.id, changes.model_copy(update={"check": check}))
         except TaskorchError:
             log.warning(
                 "could not record the changes of task %s (its worktree %s is kept)",
@@ -77,6 +85,19 @@ class RunWorkspaces:
                 workspace.worktree,
                 exc_info=True,
             )
+        if outcome is None or check is None or check.passed:
+            return outcome
+        if check.timed_out:
+            why = "timed out"
+        elif check.exit_code is None:
+            why = "could not start"
+        else:
+            why = f"exited {check.exit_code}"
+        message = (
+            f"the run succeeded but its check {' '.join(check.command)!r} {why}: {_tail(check.output_tail)}"
+        )
+        error = ErrorInfo(kind="check_failed", message=message)
+        return outcome.model_copy(update={"status": RunStatus.FAILED, "error": error})
 
 
 def _started(workspace: Workspace) -> TaskChanges:
@@ -88,3 +109,8 @@ def _started(workspace: Workspace) -> TaskChanges:
         base_branch=workspace.base_branch,
         base_commit=workspace.base_commit,
     )
+
+
+def _tail(text: str, limit: int = 1000) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else "..." + text[-limit:]

@@ -145,6 +145,9 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             str | None, Field(description="worktree: own git branch, then merge_task. Or none.")
         ] = None,
         base_ref: Annotated[str | None, Field(description="worktree: branch to start from.")] = None,
+        check_command: Annotated[
+            list[str] | None, Field(description="worktree: argv run after success; failing fails the task.")
+        ] = None,
     ) -> Annotated[CallToolResult, CreateTaskResult]:
         """Queue a coding task. Returns it (queued, or waiting for depends_on) and `created`.
 
@@ -166,6 +169,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             "continue_from": continue_from,
             "isolation": isolation,
             "base_ref": base_ref,
+            "check_command": check_command,
         }
         with tool_errors():
             if max_attempts is not None:  # else the queue applies tasks.default_max_attempts

@@ -90,6 +90,7 @@ class MemoryStore(MemoryPlans):
             isolation=spec.isolation or Isolation.NONE,
             base_ref=spec.base_ref,
             auto_commit=spec.auto_commit,
+            check_command=None if spec.check_command is None else list(spec.check_command),
             status=status,
             error=error,
             created_at=new.created_at,

@@ -34,14 +34,15 @@ COLUMNS: Final = (
     "max_attempts, timeout_seconds, idempotency_key, retry_safe, status, attempt, worker_id, lease_token, "
     "lease_expires_at, not_before, created_at, updated_at, started_at, finished_at, result, error, "
     "session_id, cost_usd, usage, num_turns, events, permission_denials, exit_code, log_path, "
-    "output_truncated, continue_from, run_process, isolation, base_ref, auto_commit, changes"
+    "output_truncated, continue_from, run_process, isolation, base_ref, auto_commit, changes, "
+    "check_command"
 )
 _NAMES: Final = tuple(name.strip() for name in COLUMNS.split(","))
 _TIMES: Final = frozenset(
     {"lease_expires_at", "not_before", "created_at", "updated_at", "started_at", "finished_at"}
 )
 _JSON: Final = frozenset(
-    {"tags", "depends_on", "error", "usage", "permission_denials", "run_process", "changes"}
+    {"tags", "depends_on", "error", "usage", "permission_denials", "run_process", "changes", "check_command"}
 )
 EVENTS: Final = TypeAdapter(list[TaskEvent])
 
@@ -70,6 +71,7 @@ def new_task_row(new: NewTask, status: TaskStatus, error: ErrorInfo | None) -> d
         "isolation": (spec.isolation or Isolation.NONE).value,
         "base_ref": spec.base_ref,
         "auto_commit": bool(spec.auto_commit),
+        "check_command": None if spec.check_command is None else json.dumps(spec.check_command),
         "status": status.value,
         "created_at": created,
         "updated_at": created,
@@ -129,6 +131,6 @@ def row_to_task(row: Iterable[Any]) -> Task:
 NEW_TASK_COLUMNS: Final = (
     "id, prompt, work_directory, execution_mode, executor, priority, priority_rank, tags, model, agent, "
     "depends_on, max_attempts, timeout_seconds, idempotency_key, retry_safe, continue_from, status, "
-    "created_at, updated_at, finished_at, error, isolation, base_ref, auto_commit"
+    "created_at, updated_at, finished_at, error, isolation, base_ref, auto_commit, check_command"
 )
 """The columns `new_task_row` fills, in its order."""
