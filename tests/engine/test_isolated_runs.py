@@ -196,3 +196,34 @@ async def test_check_command_needs_worktree_isolation(tmp_path: Path) -> None:
     async with open_scheduler_harness(tmp_path, {"claude_code": FakeExecutor()}) as h:
         with pytest.raises(InvalidArgument, match="isolation 'worktree'"):
             await create(h, "x", h.root, check_command=["true"])
+
+
+async def test_on_success_merge_merges_only_a_passing_clean_run(tmp_path: Path) -> None:
+    fake = EditingExecutor()
+    fake.default_hold = False
+    fake.edits = {
+        "passes": {"a.txt": "passes\n"},
+        "fails check": {"b.txt": "bad\n"},
+        "conflicts": {"a.txt": "conflicts\n"},
+    }
+    check = ["sh", "-c", "! grep -q bad *.txt"]
+    async with open_scheduler_harness(
+        tmp_path, {"claude_code": fake}, limits={"max_concurrent_runs": 1}, scheduler={"enabled": True}
+    ) as h:
+        repo = make_repo(h.root / "repo", {"a.txt": "a\n", "b.txt": "b\n"})
+        base = git_out(repo, "rev-parse", "HEAD")
+        # All from the first commit (the runs are one after another), so the third conflicts
+        # with the first once that is merged.
+        fields = {"isolation": "worktree", "on_success": "merge", "check_command": check, "base_ref": base}
+        ids = [await create(h, prompt, repo, **fields) for prompt in ("passes", "fails check", "conflicts")]
+        passes, failed, conflicting = [await settled(h, task_id) for task_id in ids]
+    assert passes.status.value == "succeeded"
+    assert passes.changes.state is ChangeState.MERGED
+    assert failed.status.value == "failed"
+    assert failed.changes.state is ChangeState.KEPT
+    assert conflicting.status.value == "succeeded"
+    assert conflicting.changes.state is ChangeState.KEPT
+    assert "conflicts in 1 file(s): a.txt" in conflicting.changes.merge_note
+    assert (repo / "a.txt").read_text() == "passes\n"
+    assert (repo / "b.txt").read_text() == "b\n"
+    assert git_out(repo, "status", "--porcelain") == ""

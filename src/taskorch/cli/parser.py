@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--continue-from", metavar="ID", help="resume the CLI session of task ID")
     add.add_argument("--isolation", help="none or worktree (a git worktree and branch of its own)")
     add.add_argument("--base-ref", help="isolation worktree: the branch or commit to start from")
+    add.add_argument("--on-success", default="keep", help="isolation worktree: keep (default) or merge")
     add.add_argument(
         "--check-command", help="isolation worktree: run after a successful run, e.g. 'pytest -q' (no shell)"
     )

@@ -46,6 +46,7 @@ def tasks_add(args: argparse.Namespace, settings: Settings) -> int:
         "isolation": args.isolation,
         "base_ref": args.base_ref,
         "auto_commit": args.auto_commit,
+        "on_success": args.on_success,
         "check_command": shlex.split(args.check_command) if args.check_command else None,
     }
     TaskSpec.model_validate(fields)  # a wrong value is reported before the store is opened

@@ -26,6 +26,7 @@ __all__ = [
     "Isolation",
     "MergeReport",
     "MergeStrategy",
+    "OnSuccess",
     "TaskChanges",
     "commit_message",
     "git_ref_problem",
@@ -80,6 +81,13 @@ class Isolation(StrEnum):
 
     NONE = "none"
     WORKTREE = "worktree"
+
+
+class OnSuccess(StrEnum):
+    """What becomes of an isolated run's branch when the run (and its check) succeeded."""
+
+    KEEP = "keep"  # wait for review (merge_task or discard_task_changes)
+    MERGE = "merge"  # merged at once when the merge is clean; else kept, saying why
 
 
 class MergeStrategy(StrEnum):
@@ -150,6 +158,9 @@ class TaskChanges(BaseModel):
     auto_committed: bool = Field(default=False, description="Uncommitted changes were committed for the run.")
     check: CheckResult | None = None
     state: ChangeState = ChangeState.KEPT
+    merge_note: str | None = Field(
+        default=None, description="What on_success merge found, when it did not merge."
+    )
     merged_commit: str | None = None
     merge_strategy: MergeStrategy | None = None
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from taskorch.domain.changes import CheckArgument, GitRef, Isolation, TaskChanges
+from taskorch.domain.changes import CheckArgument, GitRef, Isolation, OnSuccess, TaskChanges
 from taskorch.domain.cli_values import ModelName
 from taskorch.domain.runs import RunProcess
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
@@ -176,6 +176,11 @@ class TaskSpec(BaseModel):
     )
     base_ref: GitRef | None = Field(default=None, description="Branch or commit the worktree starts from.")
     auto_commit: bool = Field(default=True, description="Commit what an isolated run left uncommitted.")
+    on_success: OnSuccess = Field(
+        default=OnSuccess.KEEP,
+        description="isolation worktree: keep the branch for review, or merge it when the run and "
+        "its check passed and the merge is clean.",
+    )
     check_command: list[CheckArgument] | None = Field(
         default=None,
         min_length=1,
@@ -240,6 +245,7 @@ class Task(BaseModel):
     base_ref: str | None = None
     auto_commit: bool = True
     check_command: list[str] | None = None
+    on_success: OnSuccess = OnSuccess.KEEP
     changes: TaskChanges | None = Field(
         default=None, description="What an isolated run changed, on which branch (see get_task_changes)."
     )

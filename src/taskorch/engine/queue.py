@@ -29,7 +29,7 @@ from taskorch.domain import (
     TaskSpec,
     TaskStatus,
 )
-from taskorch.domain.changes import Isolation
+from taskorch.domain.changes import Isolation, OnSuccess
 from taskorch.domain.paths import is_at_or_below
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.paths import resolve_work_directory
@@ -165,18 +165,20 @@ class TaskQueue:
                     "isolation 'worktree' is for claude_code and custom tasks, which the server runs; "
                     "a standard task's worker works in its own checkout"
                 )
-            if spec.check_command:
+            if spec.check_command or spec.on_success is OnSuccess.MERGE:
                 raise InvalidArgument(
-                    "check_command is for claude_code and custom tasks with isolation 'worktree'"
+                    "check_command and on_success 'merge' are for claude_code and custom tasks with "
+                    "isolation 'worktree'"
                 )
             return spec.model_copy(update={"isolation": Isolation.NONE})
         isolation = spec.isolation
         if isolation is None and spec.agent and self.agent_isolation is not None:
             isolation = await self.agent_isolation(spec.agent)
         isolation = isolation or self._settings.worktrees.isolation
-        if spec.check_command and isolation is not Isolation.WORKTREE:
+        if (spec.check_command or spec.on_success is OnSuccess.MERGE) and isolation is not Isolation.WORKTREE:
             raise InvalidArgument(
-                "check_command runs in the task's worktree: create the task with isolation 'worktree'"
+                "check_command and on_success 'merge' work on the task's worktree: create the task "
+                "with isolation 'worktree'"
             )
         return spec.model_copy(update={"isolation": isolation})
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 import logging
 
 from taskorch.domain import ErrorInfo, Task
-from taskorch.domain.changes import ChangeState, Isolation, TaskChanges, commit_message
+from taskorch.domain.changes import (
+    ChangeState,
+    Isolation,
+    MergeStrategy,
+    OnSuccess,
+    TaskChanges,
+    commit_message,
+)
 from taskorch.errors import ExecutorUnavailable, TaskorchError
 from taskorch.executors.base import RunOutcome, RunRequest, RunStatus
 from taskorch.storage.base import Store
@@ -41,6 +48,14 @@ class RunWorkspaces:
         # Known before the run starts, so a restart after a crash finds the worktree (`settle`).
         await self._store.set_changes(task.id, _started(workspace))
         return request.model_copy(update={"work_directory": workspace.work_directory}), workspace
+
+    async def _merge(self, changes: TaskChanges) -> TaskChanges:
+        """`on_success = "merge"`: merge now if clean; else keep the branch, saying why."""
+        assert self._workspaces is not None
+        merged, report = await self._workspaces.merge(changes, MergeStrategy.MERGE)
+        if report.merged:
+            return merged
+        return merged.model_copy(update={"merge_note": f"not merged: {report.message}"})
 
     async def settle(self, task: Task) -> None:
         """After the run of `task` died with its server: record what its worktree holds (with
@@ -77,7 +92,11 @@ class RunWorkspaces:
             # After the commit, so what the check leaves behind (caches, reports) is not committed.
             if task.check_command and outcome is not None and outcome.status is RunStatus.SUCCEEDED:
                 check = await self._workspaces.check(workspace, task.check_command)
-            await self._store.set_changes(task.id, changes.model_copy(update={"check": check}))
+            changes = changes.model_copy(update={"check": check})
+            succeeded = outcome is not None and outcome.status is RunStatus.SUCCEEDED
+            if succeeded and (check is None or check.passed) and task.on_success is OnSuccess.MERGE:
+                changes = await self._merge(changes)
+            await self._store.set_changes(task.id, changes)
         except TaskorchError:
             log.warning(
                 "could not record the changes of task %s (its worktree %s is kept)",

@@ -148,6 +148,9 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         check_command: Annotated[
             list[str] | None, Field(description="worktree: argv run after success; failing fails the task.")
         ] = None,
+        on_success: Annotated[
+            str, Field(description="worktree: keep, or merge if it passed and merges cleanly.")
+        ] = "keep",
     ) -> Annotated[CallToolResult, CreateTaskResult]:
         """Queue a coding task. Returns it (queued, or waiting for depends_on) and `created`.
 
@@ -170,6 +173,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             "isolation": isolation,
             "base_ref": base_ref,
             "check_command": check_command,
+            "on_success": on_success,
         }
         with tool_errors():
             if max_attempts is not None:  # else the queue applies tasks.default_max_attempts

@@ -91,6 +91,7 @@ class MemoryStore(MemoryPlans):
             base_ref=spec.base_ref,
             auto_commit=spec.auto_commit,
             check_command=None if spec.check_command is None else list(spec.check_command),
+            on_success=spec.on_success,
             status=status,
             error=error,
             created_at=new.created_at,

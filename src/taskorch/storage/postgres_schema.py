@@ -158,6 +158,7 @@ _V4: Final = (
     "ALTER TABLE tasks ADD COLUMN auto_commit boolean NOT NULL DEFAULT true",
     "ALTER TABLE tasks ADD COLUMN changes text",
     "ALTER TABLE tasks ADD COLUMN check_command text",
+    "ALTER TABLE tasks ADD COLUMN on_success text NOT NULL DEFAULT 'keep'",
 )
 
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)

@@ -35,7 +35,7 @@ COLUMNS: Final = (
     "lease_expires_at, not_before, created_at, updated_at, started_at, finished_at, result, error, "
     "session_id, cost_usd, usage, num_turns, events, permission_denials, exit_code, log_path, "
     "output_truncated, continue_from, run_process, isolation, base_ref, auto_commit, changes, "
-    "check_command"
+    "check_command, on_success"
 )
 _NAMES: Final = tuple(name.strip() for name in COLUMNS.split(","))
 _TIMES: Final = frozenset(
@@ -72,6 +72,7 @@ def new_task_row(new: NewTask, status: TaskStatus, error: ErrorInfo | None) -> d
         "base_ref": spec.base_ref,
         "auto_commit": bool(spec.auto_commit),
         "check_command": None if spec.check_command is None else json.dumps(spec.check_command),
+        "on_success": spec.on_success.value,
         "status": status.value,
         "created_at": created,
         "updated_at": created,
@@ -131,6 +132,6 @@ def row_to_task(row: Iterable[Any]) -> Task:
 NEW_TASK_COLUMNS: Final = (
     "id, prompt, work_directory, execution_mode, executor, priority, priority_rank, tags, model, agent, "
     "depends_on, max_attempts, timeout_seconds, idempotency_key, retry_safe, continue_from, status, "
-    "created_at, updated_at, finished_at, error, isolation, base_ref, auto_commit, check_command"
+    "created_at, updated_at, finished_at, error, isolation, base_ref, auto_commit, check_command, on_success"
 )
 """The columns `new_task_row` fills, in its order."""

@@ -144,6 +144,7 @@ ALTER TABLE tasks ADD COLUMN base_ref TEXT;
 ALTER TABLE tasks ADD COLUMN auto_commit INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE tasks ADD COLUMN changes TEXT;
 ALTER TABLE tasks ADD COLUMN check_command TEXT;
+ALTER TABLE tasks ADD COLUMN on_success TEXT NOT NULL DEFAULT 'keep';
 """
 
 MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
