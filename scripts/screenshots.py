@@ -63,10 +63,27 @@ class ShiftedClock:
         return time.time() - self.behind
 
 
-async def make_history(mcp: Client, fake: FakeExecutor, clock: ShiftedClock, root: Path) -> list[str]:
+# Tasks of the history that run on a second executor, so the statistics show two.
+ON_CODEX = {
+    "Write docs for the REST API errors",
+    "Add a benchmark for plan fan-out",
+    "Review the containment docs",
+}
+
+
+async def make_history(
+    mcp: Client, fakes: dict[str, FakeExecutor], clock: ShiftedClock, root: Path
+) -> list[str]:
     ids = []
     for hours, prompt, seconds, cost, failed in HISTORY:
         clock.behind = hours * 3600
+        codex = prompt in ON_CODEX
+        fake = fakes["codex" if codex else "claude_code"]
+        where = (
+            {"execution_mode": "custom", "executor": "codex", "model": "gpt-5-codex"}
+            if codex
+            else {"execution_mode": "claude_code", "model": "opus" if cost > 0.3 else "sonnet"}
+        )
         error = ErrorInfo(kind="exit_code", message="claude exited with code 1") if failed else None
         fake.scripts[prompt] = Script(
             events=[
@@ -81,6 +98,7 @@ async def make_history(mcp: Client, fake: FakeExecutor, clock: ShiftedClock, roo
                 exit_code=1 if failed else 0,
                 session_id="5f0c3a52-8d1e-4c39-9a51-0c3c8f5b2a77",
                 cost_usd=cost,
+                usage={"input_tokens": seconds * 180, "output_tokens": seconds * 9},
                 num_turns=7,
             ),
         )
@@ -90,14 +108,14 @@ async def make_history(mcp: Client, fake: FakeExecutor, clock: ShiftedClock, roo
                 "create_task",
                 prompt=prompt,
                 work_directory=str(root),
-                execution_mode="claude_code",
                 tags=["backend"] if hours > 4 else ["docs", "ci"],
+                **where,
                 max_attempts=1,
             )
         )["task"]
         await call(mcp, "execute_task", task_id=task["id"])
         with anyio.fail_after(10):
-            await fake.wait_until(lambda task_id=task["id"]: task_id in fake.live)
+            await fake.wait_until(lambda task_id=task["id"], fake=fake: task_id in fake.live)
         clock.behind -= seconds
         fake.release(task["id"])
         with anyio.fail_after(10):
@@ -250,6 +268,7 @@ async def shoot(out: Path) -> None:
     )
     clock = ShiftedClock()
     fake = FakeExecutor()
+    fakes = {"claude_code": fake, "codex": FakeExecutor("codex")}
     pool = DownstreamPool(settings)
     orchestrator = Orchestrator(
         settings,
@@ -257,7 +276,7 @@ async def shoot(out: Path) -> None:
         clock=clock,
         downstream=pool,
         services=[pool],  # kept open while the server runs, as `taskorch serve` does
-        executors={"claude_code": fake},
+        executors=dict(fakes),
     )
     app = build_http_app(orchestrator, build_mcp_server(orchestrator), settings)
     started = anyio.Event()
@@ -287,7 +306,7 @@ async def shoot(out: Path) -> None:
                 httpx2.AsyncClient(headers=headers, timeout=30) as http,
                 Client(streamable_http_client(f"{url}/mcp", http_client=http)) as mcp,
             ):
-                await make_history(mcp, fake, clock, root)
+                await make_history(mcp, fakes, clock, root)
                 ids = await make_live_work(mcp, fake, root)
                 out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before the browser
                 async with browser_page(viewport={"width": 1440, "height": 900}) as page:
@@ -310,7 +329,8 @@ async def shoot(out: Path) -> None:
                         await anyio.sleep(1.5)  # let the live pages' streams fill in
                         await page.screenshot(path=str(out / f"{name}.png"), full_page=True)
                         print(f"wrote {out / name}.png", file=sys.stderr)  # noqa: T201 - a script
-                fake.release_all()
+                for each in fakes.values():
+                    each.release_all()
                 await anyio.sleep(1)
         finally:
             server.should_exit = True

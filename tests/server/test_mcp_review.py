@@ -43,9 +43,7 @@ async def ended(h: Harness, task_id: str) -> dict[str, Any]:
 async def test_an_isolated_task_is_reviewed_and_merged_through_the_tools(tmp_path: Path) -> None:
     async with open_scheduler_harness(tmp_path, {"claude_code": WritesFile()}, server={"tools": "all"}) as h:
         repo = make_repo(h.root / "repo")
-        task = await h.create(
-            "notes", execution_mode="claude_code", work_directory=str(repo), isolation="worktree"
-        )
+        task = await h.create("notes", execution_mode="claude_code", work_directory=str(repo), worktree={})
         await h.call("execute_task", task_id=task["id"])
         done = await ended(h, task["id"])
         assert done["status"] == "succeeded"
@@ -71,9 +69,7 @@ async def test_review_tools_on_a_task_without_changes_say_why(tmp_path: Path) ->
 async def test_a_dirty_checkout_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
     async with open_scheduler_harness(tmp_path, {"claude_code": WritesFile()}, server={"tools": "all"}) as h:
         repo = make_repo(h.root / "repo", {"README.md": "hello\n"})
-        task = await h.create(
-            "other", execution_mode="claude_code", work_directory=str(repo), isolation="worktree"
-        )
+        task = await h.create("other", execution_mode="claude_code", work_directory=str(repo), worktree={})
         await h.call("execute_task", task_id=task["id"])
         await ended(h, task["id"])
         (repo / "README.md").write_text("mine, not committed\n")
@@ -85,3 +81,25 @@ async def test_a_dirty_checkout_is_refused_and_left_as_it_was(tmp_path: Path) ->
         assert (repo / "README.md").read_text() == "mine, not committed\n"
         discarded = await h.call("discard_task_changes", task_id=task["id"])
         assert discarded["changes"]["state"] == "discarded"
+
+
+async def test_create_task_offers_worktree_only_where_the_review_tools_are_shown(tmp_path: Path) -> None:
+    for tools, offered in (("default", False), ("tasks,review", True), ("all", True)):
+        async with open_scheduler_harness(
+            tmp_path, {"claude_code": WritesFile()}, server={"tools": tools}
+        ) as h:
+            listing = await h.client.list_tools()
+            create = next(t for t in listing.tools if t.name == "create_task")
+            assert ("worktree" in create.input_schema["properties"]) is offered, tools
+
+
+async def test_unknown_worktree_options_are_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    async with open_scheduler_harness(tmp_path, {"claude_code": WritesFile()}, server={"tools": "all"}) as h:
+        message = await h.call_error(
+            "create_task",
+            prompt="p",
+            work_directory=str(h.root),
+            execution_mode="claude_code",
+            worktree={"branch": "x"},
+        )
+        assert "worktree takes base_ref, check_command, on_success, auto_commit" in message

@@ -57,7 +57,6 @@ class SchedulerStatus(BaseModel):
     running_by_directory: dict[str, int]
     max_concurrent_runs: int
     max_runs_per_directory: int
-    max_runs_per_repository: int
     requested: int = Field(description="Tasks and directories asked for with execute_* not yet started.")
     claude_code_held_until: str | None = Field(
         default=None, description="A usage limit holds claude_code runs back until this ISO time."
@@ -203,7 +202,6 @@ class Scheduler:
             running_by_directory=self._live.by_directory(),
             max_concurrent_runs=self._limits.max_concurrent_runs,
             max_runs_per_directory=self._limits.max_runs_per_directory,
-            max_runs_per_repository=self._limits.max_runs_per_repository,
             requested=len(self._live.requested_tasks) + len(self._live.requested_dirs),
             claude_code_held_until=None if held is None else utc_from_timestamp(held).isoformat(),
         )

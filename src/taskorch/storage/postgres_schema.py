@@ -21,6 +21,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from taskorch.errors import StoreError
+from taskorch.storage.postgres_executor_counts import MIGRATION as EXECUTOR_COUNTS
 from taskorch.storage.postgres_task_counts import RUN_COUNTS, TASK_COUNTS
 from taskorch.storage.sql_queries import SUCCEEDED
 
@@ -151,8 +152,11 @@ _V3: Final = (
     "WHERE status = 'queued' AND not_before IS NOT NULL",
 )
 
+# Runs and costs by executor and model, kept by triggers, with the totals of the tasks stored.
+_V4: Final = EXECUTOR_COUNTS
+
 # Isolated runs: the task's isolation and base ref, and what its run changed (JSON).
-_V4: Final = (
+_V5: Final = (
     "ALTER TABLE tasks ADD COLUMN isolation text NOT NULL DEFAULT 'none'",
     "ALTER TABLE tasks ADD COLUMN base_ref text",
     "ALTER TABLE tasks ADD COLUMN auto_commit boolean NOT NULL DEFAULT true",
@@ -161,7 +165,7 @@ _V4: Final = (
     "ALTER TABLE tasks ADD COLUMN on_success text NOT NULL DEFAULT 'keep'",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # First key of the advisory lock that serialises migrations (the second is the schema's

@@ -12,6 +12,7 @@ from typing import Final
 
 from taskorch.errors import StoreError
 from taskorch.storage.sql_queries import SUCCEEDED
+from taskorch.storage.sqlite_executor_counts import MIGRATION as EXECUTOR_COUNTS
 from taskorch.storage.sqlite_task_counts import MIGRATION as TASK_COUNTS
 from taskorch.storage.sqlite_task_counts import RUNS_MIGRATION
 
@@ -137,8 +138,11 @@ _V5: Final = (
     "WHERE status = 'queued' AND not_before IS NOT NULL",
 )
 
+# Runs and costs by executor and model, kept by triggers, with the totals of the tasks stored.
+_V6: Final = EXECUTOR_COUNTS
+
 # Isolated runs: the task's isolation and base ref, and what its run changed (JSON).
-_V6: Final = """
+_V7: Final = """
 ALTER TABLE tasks ADD COLUMN isolation TEXT NOT NULL DEFAULT 'none';
 ALTER TABLE tasks ADD COLUMN base_ref TEXT;
 ALTER TABLE tasks ADD COLUMN auto_commit INTEGER NOT NULL DEFAULT 1;
@@ -147,7 +151,7 @@ ALTER TABLE tasks ADD COLUMN check_command TEXT;
 ALTER TABLE tasks ADD COLUMN on_success TEXT NOT NULL DEFAULT 'keep';
 """
 
-MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
+MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
