@@ -16,10 +16,12 @@ from taskorch.engine.processes import Instance
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.scheduler import Scheduler
 from taskorch.engine.services import ProcessTable, Service, Upkeep
+from taskorch.engine.task_review import TaskReview
 from taskorch.executors.base import CLAUDE_CODE, Executor
 from taskorch.executors.containment.base import Containment
 from taskorch.planning.base import Planner
 from taskorch.storage.base import Store
+from taskorch.worktrees.base import Workspaces
 
 __all__ = ["Orchestrator"]
 
@@ -51,7 +53,8 @@ class Orchestrator:
     earlier one left. `upkeep` runs beside the scheduler (e.g. pruning run logs). With
     `run_plan_tasks` False, the task of a plan's claude_code step is only queued, for
     whichever worker or server runs tasks (what a CLI command running a plan does: it has no
-    executors).
+    executors). `workspaces` makes the worktrees of isolated runs (None: such tasks fail, and
+    review says it cannot).
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class Orchestrator:
         planner: Planner | None = None,
         planners: Mapping[str, Planner] | None = None,
         run_plan_tasks: bool = True,
+        workspaces: Workspaces | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -85,6 +89,7 @@ class Orchestrator:
         self.agents = AgentRegistry(store, settings)
         # A claude_code task whose agent names another executor is queued for that executor.
         self.queue.agent_executor = self.agents.executor_of
+        self.queue.agent_isolation = self.agents.isolation_of
         # Claude Code and the presets continue sessions; command templates do not.
         self.queue.resuming_executors = frozenset(
             {
@@ -99,8 +104,11 @@ class Orchestrator:
             instance=instance or Instance.current(processes),
             processes=processes,
             agents=self.agents,
+            workspaces=workspaces,
             clock=clock,
         )
+        self.review = TaskReview(store, workspaces)
+        """Changes of isolated runs: see, merge, discard."""
         self.step_limiter = anyio.CapacityLimiter(settings.limits.max_concurrent_steps)
         self.plans = PlanService(
             store,

@@ -39,8 +39,10 @@ from taskorch.engine.run_events import RunEventBatcher
 from taskorch.engine.run_outcomes import OutcomeRecorder
 from taskorch.engine.run_recovery import recover_runs
 from taskorch.engine.run_supervisor import RunSupervisor
+from taskorch.engine.run_workspace import RunWorkspaces
 from taskorch.engine.services import ProcessTable
 from taskorch.executors.base import Executor, ExecutorHealth
+from taskorch.worktrees.base import Workspaces
 
 __all__ = ["RunWatch", "Scheduler", "SchedulerStatus"]
 
@@ -80,6 +82,7 @@ class Scheduler:
         instance: Instance,
         processes: ProcessTable,
         agents: AgentRegistry | None = None,
+        workspaces: Workspaces | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._queue = queue
@@ -91,6 +94,7 @@ class Scheduler:
         self._processes = processes
         self._clock = clock
         self._live = LiveRuns()
+        self._workspaces = RunWorkspaces(queue.store, workspaces)
         self._checks = ExecutorChecks(self._executors, cache_seconds=self._config.health_cache_seconds)
         supervisor = RunSupervisor(
             queue,
@@ -103,6 +107,7 @@ class Scheduler:
             outcomes=OutcomeRecorder(
                 queue, self._live, rate_limit_wait_seconds=self._config.rate_limit_wait_seconds, clock=clock
             ),
+            workspaces=self._workspaces,
             heartbeat_seconds=self._config.heartbeat_seconds,
             clock=clock,
         )
@@ -163,7 +168,11 @@ class Scheduler:
         """End leftover runs of earlier instances of this server on this host; settle their
         tasks (see `recover_runs`). Returns the settled tasks."""
         return await recover_runs(
-            self._queue, self._instance, self._processes, kill_grace_seconds=self._kill_grace_seconds
+            self._queue,
+            self._instance,
+            self._processes,
+            kill_grace_seconds=self._kill_grace_seconds,
+            on_settled=self._workspaces.settle,
         )
 
     # -- requests from the surfaces ---------------------------------------------------------------

@@ -32,6 +32,7 @@ from taskorch.storage import MemoryStore, Store
 from taskorch.testing.clock import FakeClock
 from taskorch.testing.executor import FakeExecutor
 from taskorch.testing.gateway import FakeGateway
+from taskorch.worktrees.base import Workspaces
 
 __all__ = ["InMemory", "in_memory_orchestrator", "orchestrator_for_tests"]
 
@@ -47,13 +48,15 @@ def orchestrator_for_tests(
     containment: Containment | None = None,
     processes: ProcessTable | None = None,
     upkeep: Sequence[Upkeep] = (),
+    workspaces: Workspaces | None = None,
 ) -> Orchestrator:
     """An `Orchestrator` over `store` (default: a `MemoryStore` on `clock`), not running yet.
 
     What a test leaves out is what a process without a containment has: runs held by their
     process groups alone (`GroupOnly`), this host's `/proc` as the process table, no upkeep,
     no downstream servers, no executors (tasks are only queued). `services` are kept up while
-    it runs (e.g. a `DownstreamPool` given as `downstream`).
+    it runs (e.g. a `DownstreamPool` given as `downstream`); `workspaces` makes the worktrees
+    of isolated runs (None: such tasks fail).
     """
     return Orchestrator(
         settings,
@@ -65,6 +68,7 @@ def orchestrator_for_tests(
         downstream=downstream,
         services=services,
         executors=executors,
+        workspaces=workspaces,
     )
 
 
