@@ -32,12 +32,11 @@ from tests.web_browser import browser_page, sign_in  # noqa: E402
 from taskorch.domain import ErrorInfo  # noqa: E402
 from taskorch.domain.agents import AgentSpec  # noqa: E402
 from taskorch.downstream.pool import DownstreamPool  # noqa: E402
-from taskorch.engine.orchestrator import Orchestrator  # noqa: E402
 from taskorch.executors.base import RunOutcome, RunStatus  # noqa: E402
 from taskorch.server.http import HttpServer, build_http_app, server_config  # noqa: E402
 from taskorch.server.mcp import build_mcp_server  # noqa: E402
 from taskorch.storage import MemoryStore  # noqa: E402
-from taskorch.testing import FakeExecutor, Script, event, stdio_peer  # noqa: E402
+from taskorch.testing import FakeExecutor, Script, event, orchestrator_for_tests, stdio_peer  # noqa: E402
 
 HISTORY = [  # (hours ago, prompt, seconds it ran, cost, failed)
     (7.5, "Add type hints to the storage layer", 340, 0.41, False),
@@ -270,7 +269,7 @@ async def shoot(out: Path) -> None:
     fake = FakeExecutor()
     fakes = {"claude_code": fake, "codex": FakeExecutor("codex")}
     pool = DownstreamPool(settings)
-    orchestrator = Orchestrator(
+    orchestrator = orchestrator_for_tests(
         settings,
         MemoryStore(clock=clock),
         clock=clock,
