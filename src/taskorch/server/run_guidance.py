@@ -5,22 +5,34 @@ Shared by the MCP tools, the REST routes and the CLI, so all say the same things
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 from taskorch.domain import Task, TaskStatus
 from taskorch.engine.executor_checks import RECHECK_SECONDS
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.wording import Surface, Worded
 
-__all__ = ["Surface", "execute_message", "heartbeat_message", "server_run_ready_note", "unattended_note"]
+__all__ = [
+    "Audience",
+    "Surface",
+    "execute_message",
+    "heartbeat_message",
+    "server_run_ready_note",
+    "unattended_note",
+]
 
-_HOW_TO_RUN: Final[dict[Surface, str]] = {
+Audience = Surface | Literal["web"]
+"""Who reads a note: a surface, or a person in the web console (who has buttons, not calls)."""
+
+_HOW_TO_RUN: Final[dict[Audience, str]] = {
     "mcp": "you call execute_task(task_id) (or execute_directory), start `taskorch serve --run-tasks` "
     "or a `taskorch worker` on this queue",
     "rest": "you POST /api/v1/tasks/{id}/execute (or /api/v1/execute/directory/{path}), start "
     "`taskorch serve --run-tasks` or a `taskorch worker` on this queue",
     "cli": "you start `taskorch worker` (or `taskorch serve --run-tasks`) on this database, or a "
     "client asks a server to run it (MCP execute_task, REST POST /api/v1/tasks/{id}/execute)",
+    "web": "you press Run now on the task's page, or start `taskorch serve --run-tasks` or a "
+    "`taskorch worker` on this queue",
 }
 
 
@@ -68,7 +80,7 @@ def heartbeat_message(task: Task, surface: Surface) -> str:
     )(surface)
 
 
-def unattended_note(orchestrator: Orchestrator, task: Task, surface: Surface) -> str | None:
+def unattended_note(orchestrator: Orchestrator, task: Task, surface: Audience) -> str | None:
     """What to do when `task` was queued where nothing runs it by itself, or where the server
     that runs such tasks cannot now (its executor fails its check), else None.
 
