@@ -87,10 +87,14 @@ def unattended_note(orchestrator: Orchestrator, task: Task, surface: Audience) -
     Whether it awaits a runner is the queue's call (`TaskQueue.awaits_runner`); this says what
     to do in `surface`'s words. Without this note a new user waits on a task nothing will start.
     """
+    if task.status not in (TaskStatus.QUEUED, TaskStatus.WAITING):
+        return None  # running or ended: nothing is left to do about it
+    if orchestrator.scheduler.watch(task.id) is not None:
+        return None  # a caller asked this server to run it: it will, as the limits allow
     mode = task.execution_mode.value
     if orchestrator.queue.awaits_runner(task):
         return f"Nothing runs {mode} tasks here until {_HOW_TO_RUN[surface]}."
-    if task.is_terminal or (failed := orchestrator.scheduler.held_back(task)) is None:
+    if (failed := orchestrator.scheduler.held_back(task)) is None:
         return None
     return (
         f"This server runs {mode} tasks, but its {failed.name} executor cannot run now: "

@@ -11,9 +11,10 @@ import os
 from pathlib import Path
 from typing import Final
 
-from taskorch.domain import Task
+from taskorch.domain import Task, TaskStatus
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.run_limits import RunLimits
+from taskorch.executors.run_logs import run_logs_of
 
 __all__ = ["RUN_LOG_TAIL_BYTES", "RunLogFollower", "run_log_path", "run_log_tail"]
 
@@ -21,14 +22,20 @@ RUN_LOG_TAIL_BYTES: Final = 64 * 1024
 
 
 def run_log_path(orchestrator: Orchestrator, task: Task) -> Path | None:
-    """The task's run log, if it is a file in a run-log directory of this server, else None."""
-    if not task.log_path:
-        return None
+    """The task's run log in a run-log directory of this server, else None: the log its last
+    run recorded, or while it runs, the newest log named for it (a run records its log only
+    when it ends)."""
     dirs = [
         limits.log_dir.resolve()
         for executor in orchestrator.scheduler.executors.values()
         if isinstance(limits := getattr(executor, "limits", None), RunLimits) and limits.log_dir is not None
     ]
+    if task.status is TaskStatus.RUNNING or not task.log_path:
+        newest = [logs[-1] for d in dirs if (logs := run_logs_of(d, task.id))]
+        if newest:
+            return max(newest, key=lambda p: p.name)
+    if not task.log_path:
+        return None
     path = Path(task.log_path).resolve()
     if not any(path.is_relative_to(d) for d in dirs) or not path.is_file():
         return None
