@@ -20,8 +20,9 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from taskorch.domain import ErrorInfo
+from taskorch.domain import ErrorInfo, TaskEvent
 from taskorch.domain.agents import AgentSpec
+from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.downstream.pool import DownstreamPool
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import RunOutcome, RunStatus
@@ -103,6 +104,11 @@ async def make_history(mcp: Client, fake: FakeExecutor, clock: ShiftedClock, roo
     return ids
 
 
+def stamped(kind: str, **data: object) -> TaskEvent:
+    """A scripted run event carrying the time it is made (the scene shows the clock)."""
+    return event(kind, **data).model_copy(update={"at": utc_from_timestamp(time.time())})
+
+
 async def make_live_work(mcp: Client, fake: FakeExecutor, root: Path) -> dict[str, str]:
     # Apart, so that each may run at once (one run per directory and those below it).
     dirs = {name: root / name for name in ("app", "docs", "release")}
@@ -111,12 +117,12 @@ async def make_live_work(mcp: Client, fake: FakeExecutor, root: Path) -> dict[st
     live = "Refactor the scheduler's claim loop"
     fake.scripts[live] = Script(
         events=[
-            event("system", text="session started (model sonnet)"),
-            event("assistant", text="I'll start by reading the scheduler and its tests."),
-            event("tool_use", text="Read src/taskorch/engine/scheduler.py"),
-            event("tool_use", text="Grep '_claim_one' in src/"),
-            event("assistant", text="The loop claims one task per wake-up; batching would help."),
-            event("tool_use", text="Edit src/taskorch/engine/scheduler.py (+24 -9)"),
+            stamped("system", text="session started (model sonnet)"),
+            stamped("assistant", text="I'll start by reading the scheduler and its tests."),
+            stamped("tool_use", text="Read src/taskorch/engine/scheduler.py"),
+            stamped("tool_use", text="Grep '_claim_one' in src/"),
+            stamped("assistant", text="The loop claims one task per wake-up; batching would help."),
+            stamped("tool_use", text="Edit src/taskorch/engine/scheduler.py (+24 -9)"),
         ],
         hold=True,
     )
