@@ -59,10 +59,27 @@ class ShiftedClock:
         return time.time() - self.behind
 
 
-async def make_history(mcp: Client, fake: FakeExecutor, clock: ShiftedClock, root: Path) -> list[str]:
+# Tasks of the history that run on a second executor, so the statistics show two.
+ON_CODEX = {
+    "Write docs for the REST API errors",
+    "Add a benchmark for plan fan-out",
+    "Review the containment docs",
+}
+
+
+async def make_history(
+    mcp: Client, fakes: dict[str, FakeExecutor], clock: ShiftedClock, root: Path
+) -> list[str]:
     ids = []
     for hours, prompt, seconds, cost, failed in HISTORY:
         clock.behind = hours * 3600
+        codex = prompt in ON_CODEX
+        fake = fakes["codex" if codex else "claude_code"]
+        where = (
+            {"execution_mode": "custom", "executor": "codex", "model": "gpt-5-codex"}
+            if codex
+            else {"execution_mode": "claude_code", "model": "opus" if cost > 0.3 else "sonnet"}
+        )
         error = ErrorInfo(kind="exit_code", message="claude exited with code 1") if failed else None
         fake.scripts[prompt] = Script(
             events=[
@@ -77,6 +94,7 @@ async def make_history(mcp: Client, fake: FakeExecutor, clock: ShiftedClock, roo
                 exit_code=1 if failed else 0,
                 session_id="5f0c3a52-8d1e-4c39-9a51-0c3c8f5b2a77",
                 cost_usd=cost,
+                usage={"input_tokens": seconds * 180, "output_tokens": seconds * 9},
                 num_turns=7,
             ),
         )
@@ -86,14 +104,14 @@ async def make_history(mcp: Client, fake: FakeExecutor, clock: ShiftedClock, roo
                 "create_task",
                 prompt=prompt,
                 work_directory=str(root),
-                execution_mode="claude_code",
                 tags=["backend"] if hours > 4 else ["docs", "ci"],
+                **where,
                 max_attempts=1,
             )
         )["task"]
         await call(mcp, "execute_task", task_id=task["id"])
         with anyio.fail_after(10):
-            await fake.wait_until(lambda task_id=task["id"]: task_id in fake.live)
+            await fake.wait_until(lambda task_id=task["id"], fake=fake: task_id in fake.live)
         clock.behind -= seconds
         fake.release(task["id"])
         with anyio.fail_after(10):
@@ -279,6 +297,7 @@ async def console_scene(root: Path) -> AsyncIterator[Scene]:
     )
     clock = ShiftedClock()
     fake = FakeExecutor()
+    fakes = {"claude_code": fake, "codex": FakeExecutor("codex")}
     pool = DownstreamPool(settings)
     orchestrator = Orchestrator(
         settings,
@@ -286,7 +305,7 @@ async def console_scene(root: Path) -> AsyncIterator[Scene]:
         clock=clock,
         downstream=pool,
         services=[pool],  # kept open while the server runs, as `taskorch serve` does
-        executors={"claude_code": fake},
+        executors=dict(fakes),
     )
     app = build_http_app(orchestrator, build_mcp_server(orchestrator), settings)
     started = anyio.Event()
@@ -317,12 +336,13 @@ async def console_scene(root: Path) -> AsyncIterator[Scene]:
                 httpx2.AsyncClient(headers=headers, timeout=30) as http,
                 Client(streamable_http_client(f"{url}/mcp", http_client=http)) as mcp,
             ):
-                history = await make_history(mcp, fake, clock, root)
+                history = await make_history(mcp, fakes, clock, root)
                 ids = await make_live_work(mcp, fake, root)
                 ids["history"] = " ".join(history)
                 try:
                     yield Scene(url, orchestrator, fake, mcp, root, ids)
                 finally:
-                    fake.release_all()
+                    for each in fakes.values():
+                        each.release_all()
         finally:
             server.should_exit = True

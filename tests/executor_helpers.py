@@ -46,7 +46,7 @@ def write_fake_claude(directory: Path) -> Path:
 
 
 def write_fake_preset(directory: Path, name: str) -> Path:
-    """An executable `name` (`codex` or `gemini`) in `directory` that runs tests/fake_preset_cli.py."""
+    """An executable `name` (a preset's program) in `directory` that runs tests/fake_preset_cli.py."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     path.write_text(

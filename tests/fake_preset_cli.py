@@ -1,12 +1,12 @@
-"""A stand-in for a preset CLI (`codex`, `gemini`): replays real transcripts by scenario.
+"""A stand-in for a preset CLI (`codex`, `gemini`, `opencode`): replays real transcripts.
 
 The program's name picks the transcripts (`codex`: tests/fixtures/codex-exec, `gemini`:
-tests/fixtures/gemini-stream). The prompt (read from stdin, as the presets send it) names the
-scenario as `replay:NAME:EXIT_CODE`: NAME.jsonl goes to stdout and NAME.stderr (if any) to
-stderr, then the process exits with EXIT_CODE. `replay:hang` prints one line, starts a
-grandchild and sleeps until killed. It records its argv, environment and stdin to
-`.fake_cli.json` in its working directory. `--version` answers like the real CLI. Only the
-standard library: it starts fast.
+tests/fixtures/gemini-stream, `opencode`: tests/fixtures/opencode-run). The prompt (read from
+stdin, as the presets send it) names the scenario as `replay:NAME:EXIT_CODE`: NAME.jsonl goes
+to stdout and NAME.stderr (if any) to stderr, then the process exits with EXIT_CODE.
+`replay:hang` prints one line, starts a grandchild and sleeps until killed. It records its
+argv, environment and stdin to `.fake_cli.json` in its working directory. `--version` answers
+like the real CLI. Only the standard library: it starts fast.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures"
-DIRECTORIES = {"codex": "codex-exec", "gemini": "gemini-stream"}
-VERSIONS = {"codex": "codex-cli 0.171.0", "gemini": "0.61.0"}
+DIRECTORIES = {"codex": "codex-exec", "gemini": "gemini-stream", "opencode": "opencode-run"}
+VERSIONS = {"codex": "codex-cli 0.171.0", "gemini": "0.61.0", "opencode": "1.18.33"}
 
 
 def main() -> int:

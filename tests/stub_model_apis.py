@@ -67,6 +67,9 @@ class StubModelApi:
     """Scripted model APIs; `requests` records each request's path, headers and body."""
 
     turns: list[dict[str, Any]]
+    refused_fields: tuple[str, ...] = ()
+    """OpenAI request fields answered with OpenAI's 400 `unsupported_parameter` (as newer OpenAI
+    models answer `max_tokens`), before any turn is taken."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     stopped: anyio.Event = field(default_factory=anyio.Event)
     _next: int = 0
@@ -147,6 +150,25 @@ class StubModelApi:
         )
 
     async def _openai(self, request: Request) -> Response:
+        body = await request.json()
+        refused = next((f for f in self.refused_fields if f in body), None)
+        if refused is not None:
+            self.requests.append({"path": request.url.path, "headers": {}, "body": body})
+            other = "max_completion_tokens" if refused == "max_tokens" else "max_tokens"
+            message = (
+                f"Unsupported parameter: '{refused}' is not supported with this model. Use '{other}' instead."
+            )
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": message,
+                        "type": "invalid_request_error",
+                        "param": refused,
+                        "code": "unsupported_parameter",
+                    }
+                },
+                status_code=400,
+            )
         body, turn = await self._turn(request)
         if turn is None:
             return _openai_error(500, f"stub script exhausted after {len(self.turns)} turns")

@@ -11,9 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from taskorch.cli import main
+from taskorch.domain import RunDetails
+from taskorch.storage.sqlite import SQLiteStore
+from taskorch.testing import FakeClock
+from tests.contract.builders import add
 
 
 @pytest.fixture
@@ -212,6 +217,31 @@ def test_stats_as_table_and_json(run: Run, home: Path) -> None:
     stats = run.json("stats")
     assert stats["total"] == 1
     assert stats["by_status"]["queued"] == 1
+
+
+def test_stats_print_runs_and_cost_by_executor_and_model(run: Run, home: Path) -> None:
+    async def settle() -> None:
+        clock = FakeClock()
+        store = SQLiteStore(Path(run.db), clock=clock)
+        await store.open()
+        try:
+            task_id = (await add(store, clock, model="opus", work_directory=str(home / "project"))).id
+            leased = await store.claim_task(task_id, worker_id="w", lease_seconds=60)
+            clock.advance(2.5)
+            assert leased is not None
+            usage = {"input_tokens": 1200, "output_tokens": 34}
+            details = RunDetails(cost_usd=0.125, usage=usage)
+            await store.complete(task_id, leased.lease_token or "", "ok", details=details)
+        finally:
+            await store.close()
+
+    anyio.run(settle)
+    out = run("stats")
+    header = r"^EXECUTOR\s+MODEL\s+RUNS\s+OK\s+FAILED\s+COST\s+TOKENS IN\s+TOKENS OUT\s+MEAN$"
+    assert re.search(header, out, re.M)
+    assert re.search(r"^standard\s+opus\s+1\s+1\s+0\s+\$0\.1250\s+1,200\s+34\s+2\.5s$", out, re.M)
+    (row,) = run.json("stats")["by_executor"]
+    assert (row["executor"], row["model"], row["runs"], row["cost_usd"]) == ("standard", "opus", 1, 0.125)
 
 
 def test_idempotent_add(run: Run, home: Path) -> None:

@@ -97,3 +97,20 @@ def test_downstream_without_servers(cli: Cli) -> None:
     out = cli("downstream")
     assert out == "No downstream servers are configured ([downstream.<name>] in the config file).\n"
     assert not cli.db.exists()
+
+
+def test_save_names_the_executor_and_planner_and_refuses_an_unknown_planner(cli: Cli) -> None:
+    saved = cli.json(
+        "agents", "save", "coder", "--executor", "codex", "--model", "gpt-5", "--planner", "claude_code"
+    )
+    assert {k: saved["agent"][k] for k in ("executor", "model", "planner")} == {
+        "executor": "codex",
+        "model": "gpt-5",
+        "planner": "claude_code",
+    }
+    shown = cli("agents", "show", "coder")
+    assert re.search(r"^executor\s+codex$", shown, re.M)
+    assert re.search(r"^planner\s+claude_code$", shown, re.M)
+    line = cli.error("agents", "save", "coder", "--planner", "local", status=2)
+    assert "planner 'local' is not a configured planner; configured: claude_code" in line
+    assert cli.json("agents", "show", "coder")["planner"] == "claude_code"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from taskorch.domain import ErrorInfo, ExecutionMode, Statistics, TaskStatus
+from taskorch.domain import ErrorInfo, ExecutionMode, RunDetails, Statistics, TaskStatus
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.storage import Backoff, Store, TaskFilter
 from taskorch.storage import statistics as stats_module
@@ -195,3 +197,97 @@ async def test_statistics_match_a_full_recount_after_a_mix_of_writes(store: Stor
     await store.park(leased.id, leased.lease_token or "", until=utc_from_timestamp(clock() + 60), error=None)
 
     assert await store.statistics() == await _recount(store, clock)
+
+
+async def _run(
+    store: Store,
+    clock: FakeClock,
+    seconds: float,
+    *,
+    outcome: str = "complete",
+    details: RunDetails | None = None,
+    **spec: Any,
+) -> None:
+    """Add a task, run it for `seconds` and end it as `outcome`."""
+    task = await add(store, clock, **spec)
+    leased = await store.claim_task(task.id, worker_id="w1", lease_seconds=1000)
+    assert leased is not None
+    clock.advance(seconds)
+    token = leased.lease_token or ""
+    if outcome == "complete":
+        await store.complete(task.id, token, "done", details=details)
+    elif outcome == "cancel":
+        await store.cancel(task.id, "stop")
+    else:
+        error = ErrorInfo(kind="x", message="y")
+        await store.fail(
+            task.id, token, error, retry=outcome == "retry", backoff=Backoff(0, 0), details=details
+        )
+
+
+async def test_runs_and_costs_are_reported_by_executor_and_model(store: Store, clock: FakeClock) -> None:
+    opus = {"execution_mode": "claude_code", "model": "opus"}
+    usage = {"input_tokens": 100, "output_tokens": 20, "cache_read_input_tokens": 5}
+    await _run(store, clock, 2, details=RunDetails(cost_usd=0.25, usage=usage), **opus)
+    odd = {"input_tokens": 10.7, "output_tokens": "7", "note": "\u0000"}  # a float truncates, text is 0
+    await _run(store, clock, 4, outcome="fail", details=RunDetails(cost_usd=0.05, usage=odd), **opus)
+    codex = {"execution_mode": "custom", "executor": "codex"}
+    await _run(store, clock, 1, **codex)
+    await _run(store, clock, 3, outcome="cancel", model="gpt-5", **codex)
+    await _run(store, clock, 6, outcome="retry", details=RunDetails(cost_usd=1.0), **codex)  # queued again
+    await add(store, clock)  # never runs
+    await store.cancel((await add(store, clock)).id, "never started")
+
+    stats = await store.statistics()
+    assert [(r.executor, r.model, r.runs, r.succeeded, r.failed) for r in stats.by_executor] == [
+        ("claude_code", "opus", 2, 1, 1),
+        ("codex", None, 1, 1, 0),
+        ("codex", "gpt-5", 1, 0, 0),
+    ]
+    opus_row, codex_row, _ = stats.by_executor
+    assert opus_row.cost_usd == pytest.approx(0.30)
+    assert (opus_row.input_tokens, opus_row.output_tokens) == (110, 20)
+    assert opus_row.mean_seconds == pytest.approx(3)
+    assert (codex_row.cost_usd, codex_row.input_tokens, codex_row.mean_seconds) == (0, 0, pytest.approx(1))
+    assert stats == await _recount(store, clock)
+
+
+async def test_a_retried_run_counts_once_with_what_its_last_run_reported(
+    store: Store, clock: FakeClock
+) -> None:
+    task = await add(store, clock, model="m")
+    for cost, end in ((0.5, "retry"), (0.125, "complete")):
+        leased = await claim(store, lease=1000)
+        clock.advance(2)
+        details = RunDetails(cost_usd=cost, usage={"input_tokens": 3, "output_tokens": 4})
+        if end == "retry":
+            error = ErrorInfo(kind="x", message="y")
+            await store.fail(
+                task.id, leased.lease_token or "", error, retry=True, backoff=Backoff(0, 0), details=details
+            )
+        else:
+            await store.complete(task.id, leased.lease_token or "", None, details=details)
+
+    (row,) = (await store.statistics()).by_executor
+    assert (row.executor, row.model, row.runs, row.succeeded) == ("standard", "m", 1, 1)
+    assert (row.cost_usd, row.input_tokens, row.output_tokens) == (0.125, 3, 4)
+    assert (await store.statistics()) == await _recount(store, clock)
+
+
+async def test_a_usage_that_is_not_json_counts_no_tokens_and_the_run_still_settles(
+    store: Store, clock: FakeClock
+) -> None:
+    await _run(store, clock, 1, details=RunDetails(cost_usd=0.5, usage={"input_tokens": float("nan")}))
+    (row,) = (await store.statistics()).by_executor
+    assert (row.runs, row.cost_usd, row.input_tokens, row.output_tokens) == (1, 0.5, 0, 0)
+
+
+@pytest.mark.parametrize("cost", [-1.0, 1e300, float("inf")])
+async def test_absurd_costs_and_token_counts_count_zero_and_the_run_still_settles(
+    store: Store, clock: FakeClock, cost: float
+) -> None:
+    usage = {"input_tokens": 10**20, "output_tokens": -5}
+    await _run(store, clock, 1, details=RunDetails(cost_usd=cost, usage=usage))
+    await _run(store, clock, 1, details=RunDetails(cost_usd=0.5, usage={"input_tokens": 7}))
+    (row,) = (await store.statistics()).by_executor
+    assert (row.runs, row.cost_usd, row.input_tokens, row.output_tokens) == (2, 0.5, 7, 0)

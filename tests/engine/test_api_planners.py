@@ -83,9 +83,11 @@ async def planning(
     *,
     environ: dict[str, str] | None = None,
     plans: dict[str, Any] | None = None,
+    agents: dict[str, Any] | None = None,
+    refused_fields: tuple[str, ...] = (),
     **table: Any,
 ) -> AsyncIterator[Planning]:
-    stub = StubModelApi(turns)
+    stub = StubModelApi(turns, refused_fields=refused_fields)
     sock = bind_loopback()
     port = sock.getsockname()[1]
     root = "/v1" if SHAPES[shape]["kind"] == "openai" else ""
@@ -95,7 +97,7 @@ async def planning(
         overrides={
             "planners": {"m": {**planner, **SHAPES[shape], **table}},
             "plans": plans or {},
-            "agents": AGENTS,
+            "agents": AGENTS if agents is None else agents,
         },
     )
     env = {"TEST_KEY": KEY} if environ is None else environ

@@ -15,6 +15,7 @@ from taskorch.executors.base import Executor, RunOutcome, RunRequest, RunStarted
 from taskorch.executors.codex import CodexExecutor
 from taskorch.executors.containment import Containment
 from taskorch.executors.gemini import GeminiExecutor
+from taskorch.executors.opencode import OpencodeExecutor
 from taskorch.testing import FakeExecutor, Script, event
 from tests.containment_helpers import open_test_containment
 from tests.executor_helpers import claude_executor, custom_executor, limits, request, write_fake_preset
@@ -103,6 +104,24 @@ def _gemini(tmp_path: Path, containment: Containment) -> Harness:
     )
 
 
+def _opencode(tmp_path: Path, containment: Containment) -> Harness:
+    prompts = {"success": "replay:write:0", "failure": "replay:auth401:1", "hang": "replay:hang"}
+    program = write_fake_preset(tmp_path / "bin", "opencode")
+    return Harness(
+        executor=OpencodeExecutor(
+            "opencode",
+            PresetExecutorSettings(preset="opencode", path=str(program)),
+            limits(tmp_path),
+            environ=base_environ(tmp_path),
+            containment=containment,
+        ),
+        make_request=lambda kind: request(tmp_path / "work", prompts[kind]),
+        success_events=["init", "text", "tool_use", "tool_result", "result", "text", "result"],
+        gone=group_gone,
+        success_result="Wrote a.txt.",
+    )
+
+
 def _fake(tmp_path: Path, containment: Containment) -> Harness:
     fake = FakeExecutor("fake")
     fake.scripts["success"] = Script(
@@ -132,6 +151,7 @@ def _fake(tmp_path: Path, containment: Containment) -> Harness:
         "custom",
         "codex",
         "gemini",
+        "opencode",
         "fake",
         "claude_code+cgroup",
         "custom+subreaper",
@@ -141,7 +161,14 @@ def _fake(tmp_path: Path, containment: Containment) -> Harness:
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     """Each implementation; the process-backed ones also with a containment (see
     `runs.containment`), skipped where the host does not allow it."""
-    builders = {"claude_code": _claude, "custom": _custom, "codex": _codex, "gemini": _gemini, "fake": _fake}
+    builders = {
+        "claude_code": _claude,
+        "custom": _custom,
+        "codex": _codex,
+        "gemini": _gemini,
+        "opencode": _opencode,
+        "fake": _fake,
+    }
     name, _, mode = str(request.param).partition("+")
     with open_test_containment(mode or "none") as containment:
         yield builders[name](tmp_path, containment)

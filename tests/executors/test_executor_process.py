@@ -105,6 +105,18 @@ async def test_both_pipes_are_drained_so_a_chatty_stderr_cannot_deadlock(tmp_pat
     assert result.output_truncated
 
 
+async def test_the_stderr_tail_comes_without_terminal_colour_codes(tmp_path: Path) -> None:
+    # opencode prints its errors in colour even when stderr is a pipe; the tail is quoted in
+    # error messages, so the escape sequences go.
+    body = r"""
+    import sys
+    sys.stderr.write("\x1b[91m\x1b[1mError: \x1b[0mSession not found\n")
+    sys.stderr.write("\x1b]8;;https://example.com\x07a link\x1b]8;;\x07\n")
+    """
+    result, _ = await run_collecting(script(body, tmp_path))
+    assert result.stderr_tail == "Error: Session not found\na link\n"
+
+
 async def test_the_exit_code_and_a_signal_death_are_reported(tmp_path: Path) -> None:
     result, _ = await run_collecting(script("raise SystemExit(7)", tmp_path))
     assert (result.reason, result.exit_code) == (ExitReason.EXITED, 7)

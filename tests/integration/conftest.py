@@ -52,3 +52,8 @@ def codex_cli() -> Path:
 @pytest.fixture(scope="session")
 def gemini_cli() -> Path:
     return preset_cli("gemini", "the Gemini CLI (@google/gemini-cli)")
+
+
+@pytest.fixture(scope="session")
+def opencode_cli() -> Path:
+    return preset_cli("opencode", "opencode (opencode-ai)")

@@ -1,4 +1,4 @@
-"""One scenario with a real preset CLI (Codex, Gemini), run INSIDE a fresh network namespace.
+"""One scenario with a real preset CLI (Codex, Gemini, opencode), run INSIDE a fresh network namespace.
 
 `run_preset_scenario` (called by the tests, outside) spawns
 `unshare --net -- python -m tests.integration.preset_scenario SPEC.json`; inside, `main` brings
@@ -23,7 +23,7 @@ import anyio
 from tests.integration.claude_scenario import loopback_up
 from tests.integration.netns import REPO
 from tests.stub_gemini_api import GEMINI_SETTINGS, StubGeminiApi
-from tests.stub_messages_api import bind_loopback, serve
+from tests.stub_messages_api import StubMessagesApi, bind_loopback, serve
 from tests.stub_responses_api import StubResponsesApi, codex_config
 
 __all__ = ["CLIS", "run_preset_scenario"]
@@ -31,6 +31,7 @@ __all__ = ["CLIS", "run_preset_scenario"]
 CLIS = {
     "codex": REPO / "node_modules" / ".bin" / "codex",
     "gemini": REPO / "node_modules" / ".bin" / "gemini",
+    "opencode": REPO / "node_modules" / ".bin" / "opencode",
 }
 RUN_TIMEOUT = 60.0
 
@@ -60,6 +61,12 @@ def cli_env(spec: dict[str, Any], port: int) -> dict[str, str]:
         codex_home.mkdir(parents=True, exist_ok=True)
         (codex_home / "config.toml").write_text(codex_config(port))
         env |= {"CODEX_HOME": str(codex_home), "OPENAI_API_KEY": "sk-test"}
+    elif spec["preset"] == "opencode":
+        # opencode's built-in Anthropic provider, pointed at the Messages API stand-in.
+        config = Path(spec["home"]) / "opencode.json"
+        provider = {"anthropic": {"options": {"baseURL": f"http://127.0.0.1:{port}/v1"}}}
+        config.write_text(json.dumps({"autoupdate": False, "share": "disabled", "provider": provider}))
+        env |= {"OPENCODE_CONFIG": str(config), "ANTHROPIC_API_KEY": "sk-ant-test"}
     else:
         gemini_home = Path(spec["home"]) / ".gemini"
         gemini_home.mkdir(parents=True, exist_ok=True)
@@ -124,7 +131,8 @@ async def run_executor(spec: dict[str, Any], env: dict[str, str]) -> dict[str, A
 async def main(spec: dict[str, Any]) -> None:
     interfaces = loopback_up()
     turns = list(spec.get("turns", []))
-    stub = StubResponsesApi(turns=turns) if spec["preset"] == "codex" else StubGeminiApi(turns=turns)
+    stubs = {"codex": StubResponsesApi, "gemini": StubGeminiApi, "opencode": StubMessagesApi}
+    stub = stubs[spec["preset"]](turns=turns)
     sock = bind_loopback()
     env = cli_env(spec, sock.getsockname()[1])
     stop = anyio.Event()

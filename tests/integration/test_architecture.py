@@ -71,6 +71,7 @@ KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
     # The explicit planner (the caller's own steps), named inside the engine.
     ("taskorch.engine.plan_checks", "taskorch.planning.explicit"),
     ("taskorch.engine.plan_service", "taskorch.planning.explicit"),
+    ("taskorch.engine.planner_choice", "taskorch.planning.explicit"),
     # Reading the process table (/proc) for run watching; goes with a protocol for it.
     ("taskorch.engine.processes", "taskorch.executors.containment.procfs"),
     ("taskorch.engine.run_supervisor", "taskorch.executors.containment.procfs"),

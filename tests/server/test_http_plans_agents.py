@@ -180,6 +180,8 @@ async def test_agent_errors_name_the_routes(http: httpx2.AsyncClient) -> None:
     bad_name = error_of(await http.put(f"{AGENTS}/bad%20name", json={}), 422)
     assert bad_name["fields"][0]["field"] == "name"
     bad_pattern = error_of(await http.put(f"{AGENTS}/x", json={"allowed_tools": ["", "s.*"]}), 422)
+    no_planner = error_of(await http.put(f"{AGENTS}/x", json={"planner": "nope"}), 400)
+    assert "planner 'nope' is not a configured planner; configured: claude_code" in no_planner["message"]
     assert bad_pattern["fields"][0]["field"] == "allowed_tools[0]"
     no_plan_agent = error_of(
         await http.post(PLANS, json={"query": "q", "steps": two_steps(), "agent": "nobody"}), 404

@@ -300,6 +300,7 @@ async def test_statistics(http: httpx2.AsyncClient, project: Path) -> None:
     stats = Statistics.model_validate(response.json())
     assert stats.total >= 1
     assert set(stats.by_status) >= {"queued", "running", "succeeded"}
+    assert isinstance(response.json()["by_executor"], list)
 
 
 async def test_health(http: httpx2.AsyncClient) -> None:

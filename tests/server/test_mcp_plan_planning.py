@@ -51,6 +51,7 @@ class GatedPlanner:
         *,
         on_event: EventSink | None = None,
         check: Any = None,
+        coding: Any = None,
     ) -> list[StepSpec]:
         self.entered.set()
         try:

@@ -360,3 +360,5 @@ async def test_get_statistics_counts_tasks(mcp: Harness) -> None:
     assert stats.by_status["queued"] == 1
     assert stats.by_mode == {"standard": 1, "claude_code": 1, "custom": 0}
     assert stats.success_rate == 1.0
+    (row,) = stats.by_executor
+    assert (row.executor, row.model, row.runs, row.succeeded) == ("standard", None, 1, 1)

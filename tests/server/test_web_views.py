@@ -237,13 +237,17 @@ async def test_agents_servers_and_statistics_views(scene: Scene) -> None:
         assert {"echo", "add", "noop"} <= set(tools)
 
         await page.click("nav >> text=Statistics")
-        charts = page.locator("figure.chart")
+        charts = page.locator("div.charts figure.chart")  # over time
         titles = await charts.locator("figcaption").all_inner_texts()
         assert len(titles) == 4, titles
         assert await charts.locator("rect.bar.succeeded").count() > 0  # throughput
         assert await charts.locator("rect.bar.failed").count() > 0
         assert await charts.locator("polyline.line").count() > 0  # success rate, cumulative cost
         assert await page.locator("figure.chart text", has_text="no ended tasks yet").count() == 0
+        by_executor = page.locator("figure.executor-chart g.executor-bar")
+        labels = await by_executor.evaluate_all("els => els.map(e => e.dataset.executor)")
+        assert any(label.startswith("claude_code") for label in labels), labels
+        assert any(label.startswith("codex") for label in labels), labels
 
 
 async def test_without_a_session_or_with_a_bad_csrf_token_the_browser_is_refused(scene: Scene) -> None:

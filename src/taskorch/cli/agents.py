@@ -49,6 +49,8 @@ def agents_save(args: argparse.Namespace, settings: Settings) -> int:
         personality=args.personality,
         system_prompt=args.system_prompt,
         model=args.model,
+        executor=args.executor,
+        planner=args.planner,
         allowed_tools=args.allow,
         denied_tools=args.deny,
     )

@@ -92,7 +92,11 @@ def add_plan_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     save.add_argument("name", help="letters, digits, _ . and -")
     save.add_argument("--personality", default="", help="a line on how the agent works")
     save.add_argument("--system-prompt", default="", help="appended to Claude Code's system prompt")
-    save.add_argument("--model", help="model of its Claude Code runs")
+    save.add_argument("--model", help="model of its coding runs (passed to its executor's CLI)")
+    save.add_argument(
+        "--executor", help="runs its claude_code tasks and plan steps: claude_code or an [executors.NAME]"
+    )
+    save.add_argument("--planner", help="plans for it when none is named: claude_code or a [planners.NAME]")
     save.add_argument(
         "--allow",
         action="append",

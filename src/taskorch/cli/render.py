@@ -120,4 +120,21 @@ def render_statistics(stats: Statistics) -> str:
     if stats.by_directory:
         rows = [[clip(k, 60, keep_end=True), str(v)] for k, v in sorted(stats.by_directory.items())]
         parts.append(table(["DIRECTORY", "COUNT"], rows))
+    if stats.by_executor:
+        headers = ["EXECUTOR", "MODEL", "RUNS", "OK", "FAILED", "COST", "TOKENS IN", "TOKENS OUT", "MEAN"]
+        rows = [
+            [
+                r.executor,
+                r.model or "default",
+                str(r.runs),
+                str(r.succeeded),
+                str(r.failed),
+                f"${r.cost_usd:,.4f}",
+                f"{r.input_tokens:,}",
+                f"{r.output_tokens:,}",
+                f"{r.mean_seconds:.1f}s",
+            ]
+            for r in stats.by_executor
+        ]
+        parts.append(table(headers, rows))
     return "\n\n".join(parts)

@@ -87,6 +87,8 @@ def render_agent(agent: Agent) -> str:
         ("name", agent.name),
         ("source", agent.source),
         ("model", agent.model or "-"),
+        ("executor", agent.executor or "claude_code"),
+        ("planner", agent.planner or "default"),
         ("allowed", ", ".join(agent.allowed_tools) or "all"),
         ("denied", ", ".join(agent.denied_tools) or "-"),
         ("updated", when(agent.updated_at)),

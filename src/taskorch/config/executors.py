@@ -142,17 +142,25 @@ _PRESET_FLAGS: dict[str, dict[tuple[str, ...], str]] = {
         ("--approval-mode", "-y", "--yolo"): "set executors.<name>.approval_mode",
         ("-r", "--resume", "--session-id"): "taskorch resumes sessions itself (a task's continue_from)",
     },
+    "opencode": {
+        ("run", "--format", "-i", "--interactive", "--attach", "--command", "--dir"): "taskorch runs "
+        "`opencode run --format=json` with the prompt on stdin in the task's work directory and reads "
+        "that output",
+        ("-m", "--model"): "set executors.<name>.model (provider/model), or give the task's agent a model",
+        ("-s", "--session", "-c", "--continue", "--fork"): "taskorch resumes sessions itself (a task's "
+        "continue_from)",
+    },
 }
-_PRESET_PROGRAMS = {"codex": "codex", "gemini": "gemini"}
+_PRESET_PROGRAMS = {"codex": "codex", "gemini": "gemini", "opencode": "opencode"}
 
 
 class PresetExecutorSettings(Section):
-    """A ready executor for a known coding CLI (`[executors.NAME]` with `preset = "codex"` or
-    `"gemini"`): taskorch builds its command and reads its output."""
+    """A ready executor for a known coding CLI (`[executors.NAME]` with `preset = "codex"`,
+    `"gemini"` or `"opencode"`): taskorch builds its command and reads its output."""
 
-    preset: Literal["codex", "gemini"]
+    preset: Literal["codex", "gemini", "opencode"]
     path: str | None = Field(
-        default=None, description="The CLI: a name looked up on PATH or a path. Default: `codex` or `gemini`."
+        default=None, description="The CLI: a name looked up on PATH or a path. Default: the preset's name."
     )
     model: ModelName | None = Field(default=None, description="Model when the task and its agent name none.")
     sandbox: Literal["read-only", "workspace-write", "danger-full-access"] = Field(
@@ -193,6 +201,12 @@ class PresetExecutorSettings(Section):
         for arg in self.extra_args:
             check_no_nul(arg)
             flag = arg.partition("=")[0]
+            if self.preset == "opencode" and not arg.startswith("-"):
+                # `opencode run` reads every bare word as the message, before the prompt on stdin.
+                raise ValueError(
+                    f"extra_args: {arg!r} would be read as part of the prompt; give flags only, "
+                    "with values attached (--agent=build)"
+                )
             for flags, instead in _PRESET_FLAGS[self.preset].items():
                 if flag in flags:
                     raise ValueError(f"extra_args: {arg!r} may not be an extra argument: {instead}")

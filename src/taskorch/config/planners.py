@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
 
 from taskorch.config.sections import Section
+from taskorch.domain.agents import PLANNER_NAME_PATTERN
 from taskorch.domain.cli_values import ModelName
 
 __all__ = [
@@ -24,8 +26,6 @@ __all__ = [
 ]
 
 API_PLANNER_KINDS: Final = ("anthropic", "openai")
-PLANNER_NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,31}$"
-"""A planner name: it reaches messages, logs and a plan's `created_by`, so it stays plain."""
 RESERVED_PLANNER_NAMES: Final = frozenset({"explicit", "claude_code"})
 ENV_NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 _KEY_FIELDS: Final = frozenset(
@@ -96,6 +96,12 @@ class ApiPlannerSettings(Section):
         "limit (many MCP clients cut a call at 60 s).",
     )
     max_tokens: int = Field(default=8192, ge=256, le=200_000, description="Longest answer.")
+    token_limit_field: Literal["auto", "max_tokens", "max_completion_tokens"] = Field(
+        default="auto",
+        description="openai: the request field max_tokens goes in. Newer OpenAI models refuse "
+        "`max_tokens`; local servers know only it. auto: `max_completion_tokens` for api.openai.com "
+        "and Azure OpenAI, else `max_tokens`; either way a 400 refusing that field switches once.",
+    )
     repair_rounds: int = Field(
         default=1, ge=0, le=3, description="Times invalid steps are sent back to the model to fix."
     )
@@ -111,6 +117,14 @@ class ApiPlannerSettings(Section):
                     "variable and name that variable with api_key_env"
                 )
         return data
+
+    def token_field(self) -> str:
+        """The field the answer's token limit is sent in (openai; see `token_limit_field`)."""
+        if self.token_limit_field != "auto":
+            return self.token_limit_field
+        host = (urlsplit(self.url()).hostname or "").lower()
+        official = host == "api.openai.com" or host.endswith(".openai.azure.com")
+        return "max_completion_tokens" if official else "max_tokens"
 
     def url(self) -> str:
         """`base_url`, else the kind's public API root."""

@@ -142,6 +142,11 @@ class PlansSettings(Section):
     planner_work_dir: str | None = Field(
         default=None, description="Scratch directory for planning runs. Default: `planner` in the data dir."
     )
+    coding_work_directory: str | None = Field(
+        default=None,
+        description="Where the coding steps a planner writes work (an absolute directory under "
+        "security.allowed_roots). Unset: planners write downstream tool steps only.",
+    )
 
 
 class AgentSettings(Section):
@@ -152,6 +157,9 @@ class AgentSettings(Section):
     model: ModelName | None = None
     executor: str | None = Field(
         default=None, description="Executor for this agent's claude_code tasks and plan steps."
+    )
+    planner: str | None = Field(
+        default=None, description="Planner of this agent's plans when create_plan names none."
     )
     allowed_tools: list[ToolPattern] = Field(default_factory=list)
     denied_tools: list[ToolPattern] = Field(default_factory=list)

@@ -1,7 +1,7 @@
 """Pure models and rules: no I/O, no clock, no anyio."""
 
 from taskorch.domain.runs import RunDetails, RunProcess
-from taskorch.domain.stats import DurationStats, Statistics
+from taskorch.domain.stats import DurationStats, ExecutorStats, Statistics
 from taskorch.domain.tasks import (
     TERMINAL_STATUSES,
     ErrorInfo,
@@ -22,6 +22,7 @@ __all__ = [
     "DurationStats",
     "ErrorInfo",
     "ExecutionMode",
+    "ExecutorStats",
     "NewTask",
     "Priority",
     "RunDetails",

@@ -33,6 +33,7 @@ from taskorch.problems import problems_of
 __all__ = [
     "AGENT_NAME_PATTERN",
     "MAX_TOOL_PATTERN_CHARS",
+    "PLANNER_NAME_PATTERN",
     "Agent",
     "AgentSpec",
     "ClaudeCodeToolPattern",
@@ -46,6 +47,8 @@ __all__ = [
 
 AGENT_NAME_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}$"
 MAX_TOOL_PATTERN_CHARS: Final = 300
+PLANNER_NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,31}$"
+"""A planner name: it reaches messages, logs and a plan's `created_by`, so it stays plain."""
 
 # A Claude Code tool name (`Read`, `mcp__my-server__get_issue`, `mcp__github__*`), then an
 # optional rule in parentheses: no parentheses inside it, so rules never nest or run on.
@@ -136,6 +139,12 @@ class AgentSpec(BaseModel):
         description="The executor that runs this agent's claude_code tasks and plan steps: "
         "`claude_code` (the default) or an `[executors.NAME]` name, e.g. a Codex or Gemini preset.",
     )
+    planner: str | None = Field(
+        default=None,
+        pattern=PLANNER_NAME_PATTERN,
+        description="The planner of this agent's plans when create_plan names none: `claude_code` "
+        "or a `[planners.NAME]` name. Default: `plans.planner`.",
+    )
     allowed_tools: list[ToolPattern] = Field(default_factory=list, max_length=500)
     denied_tools: list[ToolPattern] = Field(default_factory=list, max_length=500)
 
@@ -150,6 +159,7 @@ class Agent(BaseModel):
     system_prompt: str = ""
     model: str | None = None
     executor: str | None = None
+    planner: str | None = None
     allowed_tools: list[str] = Field(default_factory=list)
     denied_tools: list[str] = Field(default_factory=list)
     source: str = Field(default="saved", description="`saved` (save_agent) or `config` (the config file).")

@@ -32,8 +32,11 @@ MODEL_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:/@+\[\]-]{0,199}$"
 Vertex id (`us.anthropic.claude-sonnet-4-5-20250929-v1:0`, `claude-sonnet-4-5@20250929`), or
 another CLI's (`openai/gpt-5`, `ollama/llama3:8b`)."""
 
-SESSION_ID_PATTERN: Final = r"^[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$"
-"""A Claude Code session id: a UUID, as the CLI reports it in its init line."""
+SESSION_ID_PATTERN: Final = (
+    r"^(?:[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}|ses_[0-9A-Za-z]{20,40})$"
+)
+"""A session id a CLI reports: a UUID (Claude Code, Codex, Gemini CLI) or `ses_` and letters and
+digits (opencode)."""
 
 PERMISSION_MODE_PATTERN: Final = r"^[A-Za-z]{1,40}$"
 """A Claude Code permission mode: one word of letters (`acceptEdits`, `default`, `plan`)."""
@@ -61,9 +64,10 @@ check_model_name: Final = _grammar(
 
 check_session_id: Final = _grammar(
     SESSION_ID_PATTERN,
-    "a Claude Code session id is a UUID such as 6353e0a6-1d6a-4d5c-bc29-cebcb9ca9896, as the CLI reports it",
+    "a session id is a UUID such as 6353e0a6-1d6a-4d5c-bc29-cebcb9ca9896, or ses_ and 20-40 letters "
+    "and digits (opencode), as the CLI reports it",
 )
-"""`value` if it is a Claude Code session id (a UUID); raises `ValueError` otherwise."""
+"""`value` if it is a session id (see `SESSION_ID_PATTERN`); raises `ValueError` otherwise."""
 
 # Which words the CLI knows is its own business (it refuses an unknown mode at start); this
 # only keeps the value a single plain word.

@@ -53,6 +53,7 @@ class ProblemKind(StrEnum):
     FORBIDDEN_TOOL = "forbidden_tool"
     BAD_REFERENCE = "bad_reference"
     BAD_WORK_DIRECTORY = "bad_work_directory"
+    UNKNOWN_AGENT = "unknown_agent"
 
 
 @dataclass(frozen=True, slots=True)

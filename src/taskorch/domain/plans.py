@@ -163,7 +163,8 @@ class StepKind(StrEnum):
 
 
 class ClaudeCodeTask(BaseModel):
-    """The task a `claude_code` step puts on the queue (run by the server's Claude Code executor)."""
+    """The task a `claude_code` step puts on the queue: run by Claude Code, or by the executor
+    its agent (else the plan's agent) names, e.g. a Codex preset."""
 
     model_config = _INPUT_CONFIG
 
@@ -172,6 +173,7 @@ class ClaudeCodeTask(BaseModel):
         min_length=1, max_length=4096, description="Absolute directory under an allowed root."
     )
     model: str | None = Field(default=None, max_length=200)
+    agent: str | None = Field(default=None, max_length=64, description="Its agent (default: the plan's).")
     priority: Priority = Priority.NORMAL
     include_results: list[StepId] = Field(
         default_factory=list,

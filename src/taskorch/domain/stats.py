@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 
-__all__ = ["DurationStats", "Statistics"]
+__all__ = ["DurationStats", "ExecutorStats", "Statistics"]
 
 
 class DurationStats(BaseModel):
@@ -19,6 +19,23 @@ class DurationStats(BaseModel):
     p50: float | None = Field(default=None, description="Over the last 1,000 succeeded runs.")
     p95: float | None = Field(default=None, description="Over the last 1,000 succeeded runs.")
     max: float | None = None
+
+
+class ExecutorStats(BaseModel):
+    """Ended runs (succeeded, failed or cancelled after starting) of one executor and model, with
+    the cost and tokens each task's last run reported."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    executor: str
+    model: str | None = Field(default=None, description="null or absent: the executor's default")
+    runs: int
+    succeeded: int
+    failed: int
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    mean_seconds: float
 
 
 class Statistics(BaseModel):
@@ -38,3 +55,4 @@ class Statistics(BaseModel):
         description="succeeded / (succeeded + failed); null before any task finished."
     )
     durations: DurationStats
+    by_executor: list[ExecutorStats] = Field(default_factory=list)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from taskorch.config import Settings
 from taskorch.domain.agents import Agent, AgentSpec
+from taskorch.engine.planner_choice import unknown_planner
 from taskorch.errors import ConfigError, InvalidArgument, NotFound
 from taskorch.storage.base import Store
 from taskorch.wording import Worded
@@ -21,12 +22,15 @@ class AgentRegistry:
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self._store = store
+        self._settings = settings
         self._configured: dict[str, Agent] = {}
         for name, section in settings.agents.items():
             try:
                 spec = AgentSpec(name=name, **section.model_dump())
             except ValueError as exc:
                 raise ConfigError(f"agents.{name}: {exc}") from exc
+            if spec.planner and (why := unknown_planner(spec.planner, settings)):
+                raise ConfigError(f"agents.{name}.planner: {why}")
             self._configured[name] = Agent.from_spec(spec, source="config")
 
     async def get(self, name: str) -> Agent:
@@ -75,6 +79,9 @@ class AgentRegistry:
         return [merged[n] for n in sorted(merged)]
 
     async def save(self, spec: AgentSpec) -> Agent:
+        """Store `spec`; raises `InvalidArgument` when it names a planner this server lacks."""
+        if spec.planner and (why := unknown_planner(spec.planner, self._settings)):
+            raise InvalidArgument(f"{why}. Leave planner out to use the default, or name one of those")
         return await self._store.save_agent(Agent.from_spec(spec))
 
     async def delete(self, name: str) -> Agent | None:

@@ -20,6 +20,7 @@ from taskorch.domain.agents import Agent
 from taskorch.domain.plan_validation import PlanProblem, ProblemKind, validate_plan
 from taskorch.domain.plans import Step, StepKind
 from taskorch.downstream.base import DownstreamError, ServerStatus, ToolGateway, ToolInfo
+from taskorch.engine.agents import AgentRegistry
 from taskorch.engine.queue import TaskQueue
 from taskorch.errors import CallerError
 from taskorch.planning.explicit import EXPLICIT
@@ -56,9 +57,14 @@ class PlanChecker:
     """Validates steps; remembers the plans it found valid, and against what."""
 
     def __init__(
-        self, queue: TaskQueue, settings: Settings, gateway: Callable[[], ToolGateway | None]
+        self,
+        queue: TaskQueue,
+        settings: Settings,
+        gateway: Callable[[], ToolGateway | None],
+        agents: AgentRegistry | None = None,
     ) -> None:
         self._queue = queue
+        self._agents = agents
         self._gateway = gateway
         self._settings = settings
         self._valid: dict[str, str] = {}  # plan id -> what it was validated against
@@ -112,6 +118,11 @@ class PlanChecker:
                     self._queue.check_work_directory(step.task.work_directory)
                 except CallerError as exc:
                     problems.append(PlanProblem(ProblemKind.BAD_WORK_DIRECTORY, str(exc), step.id))
+                if step.task.agent and self._agents is not None:
+                    try:
+                        await self._agents.get(step.task.agent)
+                    except CallerError as exc:
+                        problems.append(PlanProblem(ProblemKind.UNKNOWN_AGENT, str(exc), step.id))
         return problems
 
     async def problems(self, steps: Sequence[Step], agent: Agent | None) -> list[str]:

@@ -37,7 +37,7 @@ from taskorch.errors import (
     StaleWrite,
 )
 from taskorch.executors.base import EventSink
-from taskorch.planning.base import CLAUDE_CODE_PLANNER, Planner
+from taskorch.planning.base import CLAUDE_CODE_PLANNER, Coding, Planner
 from taskorch.storage.base import Store
 from taskorch.wording import Worded
 
@@ -171,7 +171,9 @@ class PlanDrafter:
         change: Callable[..., Awaitable[Plan]],
         get: Callable[[str], Awaitable[Plan]],
         clock: Callable[[], float],
+        coders: Callable[[], Awaitable[list[Agent]]] | None = None,
     ) -> None:
+        self._coders = coders
         self._store = store
         self._settings = settings
         self._host = host
@@ -326,5 +328,16 @@ class PlanDrafter:
         async def check(specs: list[StepSpec]) -> list[str]:
             return await self._checks.problems([new_step(spec) for spec in specs], agent)
 
-        made = await planner.plan(query, agent, servers, on_event=on_event, check=check)
+        made = await planner.plan(
+            query, agent, servers, on_event=on_event, check=check, coding=await self._coding()
+        )
         return [new_step(spec) for spec in made]
+
+    async def _coding(self) -> Coding | None:
+        """What coding steps a planner may write: None without `plans.coding_work_directory`;
+        else that directory and every usable agent (each names its executor and model)."""
+        directory = self._settings.plans.coding_work_directory
+        if directory is None:
+            return None
+        coders = await self._coders() if self._coders is not None else []
+        return Coding(directory, [a for a in coders if a.unusable_because() is None])

@@ -36,6 +36,7 @@ from taskorch.engine.plan_checks import InvalidPlan, PlanChecker
 from taskorch.engine.plan_context import ExecutionContext
 from taskorch.engine.plan_drafting import PlanDrafter, refusal_while_planning
 from taskorch.engine.plan_host import PlanHost
+from taskorch.engine.planner_choice import choose_planner, known_planners
 from taskorch.engine.queue import TaskQueue
 from taskorch.errors import InvalidArgument, InvalidTransition, StaleWrite
 from taskorch.executors.base import EventSink
@@ -98,7 +99,7 @@ class PlanService:
             clock=clock,
             run_task=run_task,
         )
-        self.checks = PlanChecker(queue, settings, gateway)
+        self.checks = PlanChecker(queue, settings, gateway, agents)
         self.host = PlanHost(context, settings)
         self.owner = self.host.owner
         """The runner id this process claims plans under."""
@@ -115,6 +116,7 @@ class PlanService:
             change=self._change,
             get=self.get,
             clock=clock,
+            coders=agents.list,
         )
         """Model planners at work on `planning` plans (`engine.plan_drafting`)."""
         self.host.sweep = self.drafter.sweep
@@ -179,22 +181,22 @@ class PlanService:
         """Make (or take) the steps, validate them and store the plan, `awaiting_confirmation`.
 
         `planner`: `explicit` takes `steps`; `claude_code` has Claude Code make them, a
-        `[planners.<name>]` name that model. Unset: `explicit` with steps, else `plans.planner`
-        (default `claude_code`). A model planner works in the background (`engine.plan_drafting`)
-        on a plan stored `planning` at once; the call waits up to `wait_seconds` (None: until
-        planning ends) and returns the plan as it is then. `on_event` receives the planner's
-        progress while the call waits. Raises `InvalidPlan` listing every problem (naming the
-        planner that made the steps), `NotFound` for an unknown agent, `InvalidArgument` for an
-        unknown planner or missing steps, `PlannerUnavailable` / `PlanningFailed` from the
-        planner (when planning ends within the wait).
+        `[planners.<name>]` name that model. Unset: see `engine.planner_choice` (`explicit` with
+        steps, else the agent's planner, `plans.planner`, `claude_code`). A model planner works in
+        the background (`engine.plan_drafting`) on a plan stored `planning` at once; the call waits
+        up to `wait_seconds` (None: until planning ends) and returns the plan as it is then.
+        `on_event` receives the planner's progress while the call waits. Raises `InvalidPlan`
+        listing every problem (naming the planner that made the steps), `NotFound` for an unknown
+        agent, `InvalidArgument` for an unknown planner or missing steps, `PlannerUnavailable` /
+        `PlanningFailed` from the planner (when planning ends within the wait).
         """
         if not query.strip():
             raise InvalidArgument("query must say what the plan is for")
-        planner = planner or (EXPLICIT if steps else self._settings.plans.planner or CLAUDE_CODE_PLANNER)
-        known = (*PLANNERS, *self._settings.planners)
+        the_agent = await self._agents.get(agent) if agent else None
+        planner = choose_planner(self._settings, requested=planner, steps_given=bool(steps), agent=the_agent)
+        known = known_planners(self._settings)
         if planner not in known:
             raise InvalidArgument(f"unknown planner {planner[:80]!r}; available: {', '.join(known)}")
-        the_agent = await self._agents.get(agent) if agent else None
         if planner != EXPLICIT:
             if steps:
                 raise InvalidArgument(

@@ -82,7 +82,7 @@ async def run_claude_code(
             execution_mode=ExecutionMode.CLAUDE_CODE,
             priority=step.task.priority,
             model=step.task.model,
-            agent=plan.agent,
+            agent=step.task.agent or plan.agent,
             timeout_seconds=step.timeout_seconds,
             idempotency_key=f"plan:{plan.id}:step:{step.id}:attempt:{step.attempts}",
         )  # the queue fills in the rest, as for any task (max_attempts: tasks.default_max_attempts)

@@ -1,6 +1,6 @@
-"""Presets: other coding CLIs (Codex CLI, Gemini CLI) run as first-class executors.
+"""Presets: other coding CLIs (Codex CLI, Gemini CLI, opencode) run as first-class executors.
 
-A preset is configured as `[executors.NAME]` with `preset = "codex"` or `"gemini"`. Unlike a
+A preset is configured as `[executors.NAME]` with `preset = "codex"`, `"gemini"` or `"opencode"`. Unlike a
 command template, taskorch builds the command and reads the CLI's own JSON output into the run
 record: result text, session (thread) id for follow-ups, token usage, and error kinds. Runs
 share everything with Claude Code runs: the supervised process (`process`), the environment

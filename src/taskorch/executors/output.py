@@ -7,10 +7,20 @@ leaves at most `max_line` + `tail` bytes in memory and at most the cap on disk.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
-__all__ = ["CappedLog", "LineSplitter", "OutputTail"]
+__all__ = ["CappedLog", "LineSplitter", "OutputTail", "strip_ansi"]
+
+# CSI sequences (colours, cursor moves) and OSC sequences (titles, links) that CLIs print even
+# when stderr is a pipe; an error message quoting stderr reads better without them.
+_ANSI: Final = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+
+def strip_ansi(text: str) -> str:
+    """`text` without terminal escape sequences."""
+    return _ANSI.sub("", text)
 
 
 class LineSplitter:

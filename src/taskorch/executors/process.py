@@ -34,7 +34,7 @@ import anyio.abc
 from taskorch.executors.containment.base import Containment, RunScope
 from taskorch.executors.containment.group import GroupOnly
 from taskorch.executors.containment.procfs import group_members
-from taskorch.executors.output import CappedLog, LineSplitter, OutputTail
+from taskorch.executors.output import CappedLog, LineSplitter, OutputTail, strip_ansi
 from taskorch.executors.work_directory import open_work_directory
 
 __all__ = [
@@ -332,7 +332,7 @@ async def run_process(
         exit_code=process.returncode,
         pid=process.pid,
         stdout_tail=stdout_tail.text(),
-        stderr_tail=stderr_tail.text(),
+        stderr_tail=strip_ansi(stderr_tail.text()),  # quoted in error messages
         stdout_bytes=stdout_tail.total,
         output_truncated=stdout_tail.truncated or lines_cut or log.truncated,
         log_path=str(log.path) if log.path is not None else None,

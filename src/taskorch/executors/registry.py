@@ -12,10 +12,15 @@ from taskorch.executors.codex import CodexExecutor
 from taskorch.executors.containment import Containment
 from taskorch.executors.custom import build_custom_executors
 from taskorch.executors.gemini import GeminiExecutor
+from taskorch.executors.opencode import OpencodeExecutor
 
 __all__ = ["PRESETS", "build_executors", "build_preset_executors"]
 
-PRESETS: dict[str, type[PresetExecutor]] = {"codex": CodexExecutor, "gemini": GeminiExecutor}
+PRESETS: dict[str, type[PresetExecutor]] = {
+    "codex": CodexExecutor,
+    "gemini": GeminiExecutor,
+    "opencode": OpencodeExecutor,
+}
 """The executor class for each `preset` an `[executors.NAME]` table may name."""
 
 

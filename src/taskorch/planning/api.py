@@ -12,7 +12,9 @@ whole planning, repair included, is bounded by the planner's `timeout_seconds`.
 
 The key is read from the environment variable `api_key_env` names, when a plan is made (an
 unset variable fails that call, naming the variable, never the key). The agent's `model` is
-for Claude Code runs and is not used here; its `system_prompt` becomes the system prompt.
+for its coding runs and is not used here; its `system_prompt` becomes the system prompt.
+With `coding` (`plans.coding_work_directory` set) the model may also write coding steps for
+the listed agents, and a plan without downstream tools is fine.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ from taskorch.downstream.base import ServerState
 from taskorch.errors import PlannerUnavailable, PlanningFailed
 from taskorch.executors.base import EventSink
 from taskorch.planning.api_dialects import Answer, dialect_for
-from taskorch.planning.api_http import ApiCall, post_json, redact
-from taskorch.planning.base import StepCheck
+from taskorch.planning.api_http import ApiCall, UnsupportedParameter, post_json, redact
+from taskorch.planning.base import Coding, StepCheck
 from taskorch.planning.prompt import catalog_text, listed_problems, planning_prompt, planning_tools
-from taskorch.planning.schema import answer_problems
+from taskorch.planning.schema import CODING_PLAN_STEPS_SCHEMA, PLAN_STEPS_SCHEMA, answer_problems
 
 __all__ = ["ApiPlanner"]
 
@@ -78,17 +80,18 @@ class ApiPlanner:
         *,
         on_event: EventSink | None = None,
         check: StepCheck | None = None,
+        coding: Coding | None = None,
     ) -> list[StepSpec]:
         """Steps for `query`; see `Planner.plan`."""
-        tools = planning_tools(servers, agent)
-        prompt = planning_prompt(query, agent, catalog_text(tools, self._catalog_chars))
+        tools = planning_tools(servers, agent, coding)
+        prompt = planning_prompt(query, agent, catalog_text(tools, self._catalog_chars), coding)
         key = self._key()
         call = ApiCall(self.who, self.settings.url(), key, self.settings.api_key_env)
         limit = self.settings.timeout_seconds
         deadline = time.monotonic() + limit
         try:
             with anyio.fail_after(limit):
-                return await self._converse(call, prompt, agent, deadline, on_event, check)
+                return await self._converse(call, prompt, agent, deadline, on_event, check, coding)
         except TimeoutError as exc:
             raise PlanningFailed(
                 f"{self.who} did not finish within {limit:g} s (its timeout_seconds); ask for a smaller "
@@ -103,8 +106,11 @@ class ApiPlanner:
         deadline: float,
         on_event: EventSink | None,
         check: StepCheck | None,
+        coding: Coding | None,
     ) -> list[StepSpec]:
         dialect = self._dialect
+        schema = CODING_PLAN_STEPS_SCHEMA if coding is not None else PLAN_STEPS_SCHEMA
+        coding_directory = coding.work_directory if coding is not None else None
         system = (agent.system_prompt if agent else "") or None
         messages = dialect.first(prompt)
         rounds = self.settings.repair_rounds
@@ -112,9 +118,25 @@ class ApiPlanner:
             await _emit(on_event, "request", round=round_)
             # A little past the deadline: the whole-planning bound fires first and says so.
             wait = max(0.1, deadline - time.monotonic()) + 1.0
-            data = await post_json(
-                call, dialect.path, dialect.headers(call.key), dialect.body(system, messages), wait
-            )
+            try:
+                data = await post_json(
+                    call,
+                    dialect.path,
+                    dialect.headers(call.key),
+                    dialect.body(system, messages, schema),
+                    wait,
+                )
+            except UnsupportedParameter as exc:
+                if not dialect.refused(exc.param):
+                    raise
+                wait = max(0.1, deadline - time.monotonic()) + 1.0
+                data = await post_json(
+                    call,
+                    dialect.path,
+                    dialect.headers(call.key),
+                    dialect.body(system, messages, schema),
+                    wait,
+                )
             try:
                 answer = dialect.read(data)
             except ValueError as exc:
@@ -123,7 +145,7 @@ class ApiPlanner:
                     f"{_PASS_STEPS}"
                 ) from exc
             await _emit(on_event, "answer", round=round_)
-            specs, problems = self._problems(answer, call.key)
+            specs, problems = self._problems(answer, call.key, coding_directory)
             # Well-formed steps go through the plan checks too, so that the model repairs those.
             checked = not problems and check is not None
             if checked and check is not None:
@@ -138,7 +160,9 @@ class ApiPlanner:
             dialect.repair(messages, answer, listed_problems(problems))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _problems(self, answer: Answer, key: str | None) -> tuple[list[StepSpec], list[str]]:
+    def _problems(
+        self, answer: Answer, key: str | None, coding_directory: str | None
+    ) -> tuple[list[StepSpec], list[str]]:
         if answer.refusal is not None:
             raise PlanningFailed(
                 f"{self.who} refused to plan (it said: {redact(answer.refusal, key)!r}); rephrase the "
@@ -151,7 +175,7 @@ class ApiPlanner:
             )
         if answer.problem is not None:
             return [], [answer.problem]
-        return answer_problems(answer.output)
+        return answer_problems(answer.output, coding_directory)
 
     def _give_up(self, answer: Answer, problems: list[str], key: str | None) -> list[StepSpec]:
         said = redact(answer.said, key)

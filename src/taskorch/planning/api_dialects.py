@@ -14,6 +14,7 @@ conversation with a repair request that feeds the problems back to the model.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -22,6 +23,8 @@ from taskorch.config import ApiPlannerSettings
 from taskorch.planning.schema import PLAN_STEPS_SCHEMA
 
 __all__ = ["ANTHROPIC_VERSION", "TOOL_NAME", "Answer", "Dialect", "dialect_for"]
+
+log = logging.getLogger(__name__)
 
 TOOL_NAME: Final = "submit_plan"
 ANTHROPIC_VERSION: Final = "2023-06-01"
@@ -50,7 +53,9 @@ class Dialect(Protocol):
 
     def headers(self, key: str | None) -> dict[str, str]: ...
 
-    def body(self, system: str | None, messages: list[dict[str, Any]]) -> dict[str, Any]: ...
+    def body(
+        self, system: str | None, messages: list[dict[str, Any]], schema: dict[str, Any] = PLAN_STEPS_SCHEMA
+    ) -> dict[str, Any]: ...
 
     def first(self, prompt: str) -> list[dict[str, Any]]: ...
 
@@ -59,6 +64,10 @@ class Dialect(Protocol):
         ...
 
     def repair(self, messages: list[dict[str, Any]], answer: Answer, problems: str) -> None: ...
+
+    def refused(self, param: str) -> bool:
+        """Adapt to the API refusing request field `param`; True if the request is worth sending again."""
+        ...
 
 
 def _repair_text(problems: str) -> str:
@@ -95,14 +104,14 @@ class Anthropic:
     def first(self, prompt: str) -> list[dict[str, Any]]:
         return [{"role": "user", "content": prompt}]
 
-    def body(self, system: str | None, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    def body(
+        self, system: str | None, messages: list[dict[str, Any]], schema: dict[str, Any] = PLAN_STEPS_SCHEMA
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.settings.model,
             "max_tokens": self.settings.max_tokens,
             "messages": messages,
-            "tools": [
-                {"name": TOOL_NAME, "description": _TOOL_DESCRIPTION, "input_schema": PLAN_STEPS_SCHEMA}
-            ],
+            "tools": [{"name": TOOL_NAME, "description": _TOOL_DESCRIPTION, "input_schema": schema}],
             "tool_choice": {"type": "tool", "name": TOOL_NAME},
         }
         if system:
@@ -143,6 +152,9 @@ class Anthropic:
         else:
             messages.append({"role": "user", "content": _repair_text(problems)})
 
+    def refused(self, param: str) -> bool:
+        return False
+
 
 class OpenAi:
     """Chat completions with the plan as JSON-schema content, or as a forced function call."""
@@ -152,6 +164,9 @@ class OpenAi:
     def __init__(self, settings: ApiPlannerSettings) -> None:
         self.settings = settings
         self.tool = settings.structured_output == "tool"
+        self.token_field = settings.token_field()
+        """`max_tokens` or `max_completion_tokens` (see `token_limit_field`); may switch once."""
+        self._switched = False
 
     def headers(self, key: str | None) -> dict[str, str]:
         if not key:
@@ -163,10 +178,12 @@ class OpenAi:
     def first(self, prompt: str) -> list[dict[str, Any]]:
         return [{"role": "user", "content": prompt}]
 
-    def body(self, system: str | None, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    def body(
+        self, system: str | None, messages: list[dict[str, Any]], schema: dict[str, Any] = PLAN_STEPS_SCHEMA
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.settings.model,
-            "max_tokens": self.settings.max_tokens,
+            self.token_field: self.settings.max_tokens,
             "messages": ([{"role": "system", "content": system}] if system else []) + messages,
         }
         if self.tool:
@@ -176,7 +193,7 @@ class OpenAi:
                     "function": {
                         "name": TOOL_NAME,
                         "description": _TOOL_DESCRIPTION,
-                        "parameters": PLAN_STEPS_SCHEMA,
+                        "parameters": schema,
                     },
                 }
             ]
@@ -185,7 +202,7 @@ class OpenAi:
             # Not strict: step arguments are free-form objects, which strict mode cannot express.
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "plan_steps", "schema": PLAN_STEPS_SCHEMA, "strict": False},
+                "json_schema": {"name": "plan_steps", "schema": schema, "strict": False},
             }
         return body
 
@@ -233,6 +250,15 @@ class OpenAi:
             )
         else:
             messages.append({"role": "user", "content": _repair_text(problems)})
+
+    def refused(self, param: str) -> bool:
+        other = "max_tokens" if self.token_field == "max_completion_tokens" else "max_completion_tokens"
+        if self.settings.token_limit_field != "auto" or param != self.token_field or self._switched:
+            return False
+        log.info("%s refused %s; sending %s instead", self.settings.model, param, other)
+        self.token_field = other
+        self._switched = True
+        return True
 
 
 def _reply(message: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import httpx2
 
 from taskorch.errors import PlannerUnavailable, PlanningFailed
 
-__all__ = ["ApiCall", "post_json", "redact"]
+__all__ = ["ApiCall", "UnsupportedParameter", "post_json", "redact"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,27 @@ class ApiCall:
     url: str
     key: str | None
     key_env: str | None
+
+
+class UnsupportedParameter(PlanningFailed):
+    """The API refused one request field as unsupported (HTTP 400, `code: unsupported_parameter`):
+    OpenAI's answer to `max_tokens` for models that want `max_completion_tokens`."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def _unsupported_param(response: httpx2.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("code") == "unsupported_parameter":
+        param = error.get("param")
+        return param if isinstance(param, str) else None
+    return None
 
 
 def redact(text: str, key: str | None) -> str:
@@ -120,9 +141,10 @@ async def post_json(
     if status >= 400:
         what = "failed" if status >= 500 else "rejected the request"
         hint = "retry later" if status >= 500 else "check its model and base_url"
-        raise PlanningFailed(
-            f"{call.who} {what} (HTTP {status}: {_said(response, call.key)}); {hint}, {_PASS_STEPS}"
-        )
+        message = f"{call.who} {what} (HTTP {status}: {_said(response, call.key)}); {hint}, {_PASS_STEPS}"
+        if status == 400 and (param := _unsupported_param(response)) is not None:
+            raise UnsupportedParameter(message, param)
+        raise PlanningFailed(message)
     try:
         return response.json()
     except (ValueError, json.JSONDecodeError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from taskorch.domain.agents import Agent
@@ -10,7 +11,7 @@ from taskorch.domain.plans import StepSpec
 from taskorch.downstream.base import ServerState
 from taskorch.executors.base import EventSink
 
-__all__ = ["CLAUDE_CODE_PLANNER", "Planner", "StepCheck"]
+__all__ = ["CLAUDE_CODE_PLANNER", "Coding", "Planner", "StepCheck"]
 
 CLAUDE_CODE_PLANNER: Final = "claude_code"
 """The name of the planner that has Claude Code make the steps (`planning.claude`)."""
@@ -18,6 +19,16 @@ CLAUDE_CODE_PLANNER: Final = "claude_code"
 StepCheck = Callable[[list[StepSpec]], Awaitable[list[str]]]
 """Every problem with planned steps (unknown tools, tools the agent may not use, bad arguments,
 cycles), one line each; empty when the plan would be accepted."""
+
+
+@dataclass(frozen=True)
+class Coding:
+    """Coding steps a planner may write beside tool steps (`plans.coding_work_directory` set):
+    tasks for an agent's CLI (Claude Code, Codex, Gemini ...), all working in `work_directory`."""
+
+    work_directory: str
+    agents: Sequence[Agent] = ()
+    """The agents a coding step may name (each with its executor and model)."""
 
 
 class Planner(Protocol):
@@ -33,8 +44,10 @@ class Planner(Protocol):
         *,
         on_event: EventSink | None = None,
         check: StepCheck | None = None,
+        coding: Coding | None = None,
     ) -> list[StepSpec]:
-        """Steps for `query` using only tools of `servers` that `agent` may use.
+        """Steps for `query` using only tools of `servers` that `agent` may use, and with
+        `coding`, coding steps too (then a plan without any downstream tool is fine).
 
         `on_event` receives progress while planning. `check` finds the problems the plan
         service would refuse the steps for; a planner may use it to have its model repair them

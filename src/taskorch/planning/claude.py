@@ -35,7 +35,7 @@ from taskorch.domain.plans import StepSpec
 from taskorch.downstream.base import ServerState
 from taskorch.errors import ExecutorUnavailable, PlannerUnavailable, PlanningFailed
 from taskorch.executors.base import EventSink, Executor, RunOutcome, RunRequest, RunStatus
-from taskorch.planning.base import CLAUDE_CODE_PLANNER, StepCheck
+from taskorch.planning.base import CLAUDE_CODE_PLANNER, Coding, StepCheck
 from taskorch.planning.prompt import catalog_text, listed_problems, planning_prompt, planning_tools
 from taskorch.planning.schema import answer_problems, plan_steps_schema
 
@@ -75,15 +75,21 @@ class ClaudeCodePlanner:
         self.work_dir = work_dir
 
     def request(
-        self, query: str, agent: Agent | None, servers: Sequence[ServerState], scratch: Path
+        self,
+        query: str,
+        agent: Agent | None,
+        servers: Sequence[ServerState],
+        scratch: Path,
+        coding: Coding | None = None,
     ) -> RunRequest:
-        """The run for `query`. Raises `PlanningFailed` when the agent may use no tool at all."""
-        tools = planning_tools(servers, agent)
+        """The run for `query`. Raises `PlanningFailed` when the agent may use no tool at all
+        (and no coding steps may be written)."""
+        tools = planning_tools(servers, agent, coding)
         catalog = catalog_text(tools, self.settings.planner_catalog_chars)
         denied = [*PLANNING_DISALLOWED_TOOLS, *(agent.claude_code_denied if agent else [])]
         return RunRequest(
             task_id=f"planner-{secrets.token_hex(6)}",
-            prompt=planning_prompt(query, agent, catalog),
+            prompt=planning_prompt(query, agent, catalog, coding),
             work_directory=str(scratch),
             model=(agent.model if agent else None) or self.settings.planner_model,
             timeout_seconds=self.settings.planner_timeout_seconds,
@@ -91,7 +97,7 @@ class ClaudeCodePlanner:
             disallowed_tools=list(dict.fromkeys(denied)),
             permission_mode="default",
             max_turns=self.settings.planner_max_turns,
-            json_schema=plan_steps_schema(),
+            json_schema=plan_steps_schema(coding=coding is not None),
             strict_mcp_config=True,
         )
 
@@ -103,12 +109,13 @@ class ClaudeCodePlanner:
         *,
         on_event: EventSink | None = None,
         check: StepCheck | None = None,
+        coding: Coding | None = None,
     ) -> list[StepSpec]:
         """Steps for `query`; see `Planner.plan`. They still need validating against the catalog
         (`check` is not used: a Claude Code run is not repaired)."""
         scratch = await anyio.to_thread.run_sync(self._scratch)
         try:
-            request = self.request(query, agent, servers, scratch)
+            request = self.request(query, agent, servers, scratch, coding)
             try:
                 outcome = await self.executor.run(request, on_event=on_event)
             except ExecutorUnavailable as exc:
@@ -118,13 +125,13 @@ class ClaudeCodePlanner:
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True))
-        return self._steps(outcome)
+        return self._steps(outcome, coding.work_directory if coding is not None else None)
 
     def _scratch(self) -> Path:
         self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         return Path(tempfile.mkdtemp(prefix="plan-", dir=self.work_dir))
 
-    def _steps(self, outcome: RunOutcome) -> list[StepSpec]:
+    def _steps(self, outcome: RunOutcome, coding_directory: str | None = None) -> list[StepSpec]:
         match outcome.status:
             case RunStatus.TIMED_OUT:
                 limit = self.settings.planner_timeout_seconds
@@ -144,7 +151,7 @@ class ClaudeCodePlanner:
                 "the Claude Code planner finished without a structured plan"
                 f"{f' (it said: {said!r})' if said else ''}; rephrase the request, {_PASS_STEPS}"
             )
-        specs, problems = answer_problems(outcome.structured_output)
+        specs, problems = answer_problems(outcome.structured_output, coding_directory)
         if problems:
             raise PlanningFailed(
                 f"the Claude Code planner's answer is not a valid list of steps; retry, {_PASS_STEPS}:\n"

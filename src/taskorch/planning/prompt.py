@@ -15,6 +15,7 @@ from typing import Any, Final
 from taskorch.domain.agents import Agent
 from taskorch.downstream.base import ServerState, ServerStatus, ToolInfo
 from taskorch.errors import PlanningFailed
+from taskorch.planning.base import Coding
 from taskorch.wording import Worded
 
 __all__ = ["Catalog", "allowed_tools", "catalog_text", "listed_problems", "planning_prompt", "planning_tools"]
@@ -50,6 +51,14 @@ a dependency between them run at the same time.
 Use as few steps as the request needs. Answer with the structured output {"steps": [...]}."""
 
 
+_CODING: Final = """\
+Besides tool steps, a step may be a coding task that a coding agent (a CLI such as Claude Code \
+or Codex) carries out in {work_directory}: {{"id", "description", "kind": "coding", "prompt": \
+what the agent must do, "agent": one of the agents below (null: the plan's agent), \
+"depends_on"}}. The results of the steps it depends on are appended to its prompt. Give \
+each piece of coding work to the agent best suited to it."""
+
+
 def allowed_tools(servers: Sequence[ServerState], agent: Agent | None) -> list[ToolInfo]:
     """Every tool of a reachable server that `agent` may use (all of them without an agent)."""
     return [
@@ -61,10 +70,13 @@ def allowed_tools(servers: Sequence[ServerState], agent: Agent | None) -> list[T
     ]
 
 
-def planning_tools(servers: Sequence[ServerState], agent: Agent | None) -> list[ToolInfo]:
-    """`allowed_tools`; raises `PlanningFailed` when there are none (nothing to plan with)."""
+def planning_tools(
+    servers: Sequence[ServerState], agent: Agent | None, coding: Coding | None = None
+) -> list[ToolInfo]:
+    """`allowed_tools`; raises `PlanningFailed` when there are none and no coding steps may be
+    written either (nothing to plan with)."""
     tools = allowed_tools(servers, agent)
-    if not tools:
+    if not tools and coding is None:
         who = f"agent {agent.name!r} may use" if agent is not None else "are available"
         raise PlanningFailed(
             Worded(
@@ -149,12 +161,29 @@ def catalog_text(tools: Sequence[ToolInfo], budget: int) -> Catalog:
     return Catalog("\n".join(entries), detailed, named_only)
 
 
-def planning_prompt(query: str, agent: Agent | None, catalog: Catalog) -> str:
-    """The whole prompt a planning run gets on stdin."""
+def _coding_text(coding: Coding) -> str:
+    lines = [
+        _CODING.format(work_directory=coding.work_directory),
+        "Coding agents (name: the CLI that runs it, its model; how it works):",
+    ]
+    for coder in coding.agents:
+        persona = f"; {_shorten(coder.personality, 200)}" if coder.personality else ""
+        lines.append(
+            f"- {coder.name}: {coder.executor or 'claude_code'}, model {coder.model or 'default'}{persona}"
+        )
+    if not coding.agents:
+        lines.append("- (none named: leave `agent` null; Claude Code does the work)")
+    return "\n".join(lines)
+
+
+def planning_prompt(query: str, agent: Agent | None, catalog: Catalog, coding: Coding | None = None) -> str:
+    """The whole prompt a planning run gets on stdin (with coding steps described, `coding`)."""
     parts = [_INSTRUCTIONS]
+    if coding is not None:
+        parts.append(_coding_text(coding))
     if agent is not None:
         persona = f": {agent.personality}" if agent.personality else ""
         parts.append(f"The plan is for agent {agent.name!r}{persona}.")
     parts.append(f"Request:\n{query}")
-    parts.append(f"Tool catalog:\n{catalog.text}")
+    parts.append(f"Tool catalog:\n{catalog.text or '(no downstream tools: write coding steps only)'}")
     return "\n\n".join(parts) + "\n"

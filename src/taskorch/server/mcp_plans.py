@@ -222,6 +222,7 @@ def register_plan_tools(
         executor: Annotated[
             str | None, Field(description="Runs its claude_code tasks, e.g. codex. Default: Claude Code.")
         ] = None,
+        planner: Annotated[str | None, Field(description="Plans for it when create_plan names none.")] = None,
         allowed_tools: Annotated[
             list[str] | None,
             Field(
@@ -241,6 +242,7 @@ def register_plan_tools(
                 system_prompt=system_prompt,
                 model=model,
                 executor=executor,
+                planner=planner,
                 allowed_tools=allowed_tools or [],
                 denied_tools=denied_tools or [],
             )

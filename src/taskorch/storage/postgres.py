@@ -27,6 +27,7 @@ import asyncpg
 from taskorch.domain import Statistics, Task
 from taskorch.errors import StoreError
 from taskorch.storage.base import Backoff
+from taskorch.storage.postgres_executor_counts import FOLD_EXECUTORS
 from taskorch.storage.postgres_faults import DRIVER_ERRORS, describe, translate
 from taskorch.storage.postgres_listen import WorkListener, quietly
 from taskorch.storage.postgres_queries import QUERIES
@@ -219,8 +220,9 @@ class PostgresStore(SQLStore):
         rows: list[Any] = await conn.fetch(text, *arguments(names, params))
         return rows
 
-    # The task counts' change rows are folded into their totals (`postgres_task_counts`)
-    # before statistics read them, and when the reaper runs, so they do not pile up.
+    # The task and executor counts' change rows are folded into their totals
+    # (`postgres_task_counts`, `postgres_executor_counts`) before statistics read them, and when
+    # the reaper runs, so they do not pile up.
 
     async def statistics(self) -> Statistics:
         await self._fold_counts("statistics")
@@ -238,5 +240,6 @@ class PostgresStore(SQLStore):
                 # is read with the totals anyway).
                 if await conn.fetchval(FOLD_LOCK, LOCK_CLASS + 1):
                     await conn.execute(FOLD_COUNTS)
+                    await conn.execute(FOLD_EXECUTORS)
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, action) from exc

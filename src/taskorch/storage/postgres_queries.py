@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from taskorch.storage.postgres_executor_counts import EXECUTOR_COUNTS
 from taskorch.storage.postgres_task_counts import COUNTS
 from taskorch.storage.sql_queries import CANCEL_DEPENDENTS, FENCE, LEASE, LONGEST_RUN, RECENT_RUNS, SHARED
 from taskorch.storage.sql_rows import COLUMNS
@@ -102,6 +103,7 @@ QUERIES: Final[dict[str, str | None]] = {
     ),
     # Kept current by a trigger (`postgres_task_counts`).
     "task_counts": COUNTS,
+    "executor_counts": EXECUTOR_COUNTS,
     "longest_run": LONGEST_RUN.replace("{tasks}", "tasks"),
     "recent_runs": RECENT_RUNS.replace("{tasks}", "tasks"),
     # FOR UPDATE: two processes writing one plan take turns, so both never pass the version check.

@@ -21,6 +21,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from taskorch.errors import StoreError
+from taskorch.storage.postgres_executor_counts import MIGRATION as EXECUTOR_COUNTS
 from taskorch.storage.postgres_task_counts import RUN_COUNTS, TASK_COUNTS
 from taskorch.storage.sql_queries import SUCCEEDED
 
@@ -151,7 +152,10 @@ _V3: Final = (
     "WHERE status = 'queued' AND not_before IS NOT NULL",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
+# Runs and costs by executor and model, kept by triggers, with the totals of the tasks stored.
+_V4: Final = EXECUTOR_COUNTS
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # First key of the advisory lock that serialises migrations (the second is the schema's

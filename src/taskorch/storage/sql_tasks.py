@@ -41,7 +41,7 @@ from taskorch.storage.sql_rows import (
     new_task_row,
     row_to_task,
 )
-from taskorch.storage.statistics import duration_stats, statistics_from_counts
+from taskorch.storage.statistics import duration_stats, executor_rows, statistics_from_counts
 
 __all__ = [
     "append_events",
@@ -327,6 +327,7 @@ def statistics(now: float) -> Transaction:
         if count and dimension in counts:
             counts[dimension][key] = int(count)
     later = yield Query("queued_later", {"now": now})
+    executors = yield Query("executor_counts")
     return statistics_from_counts(
         by_status=counts["status"],
         by_mode=counts["mode"],
@@ -334,6 +335,7 @@ def statistics(now: float) -> Transaction:
         by_directory=counts["directory"],
         ready_now=counts["status"].get(TaskStatus.QUEUED.value, 0) - int(later[0][0] or 0),
         durations=(yield from _durations(counts["runs"])),
+        by_executor=executor_rows(executors),
     )
 
 

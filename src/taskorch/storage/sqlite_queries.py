@@ -21,6 +21,7 @@ from taskorch.storage.sql_queries import (
     expand,
 )
 from taskorch.storage.sql_rows import COLUMNS
+from taskorch.storage.sqlite_executor_counts import EXECUTOR_COUNTS
 
 __all__ = ["QUERIES", "statement"]
 
@@ -109,6 +110,7 @@ QUERIES: Final[dict[str, str | None]] = {
     ),
     # Kept current by triggers (`sqlite_task_counts`).
     "task_counts": "SELECT dimension, key, n FROM task_counts WHERE n != 0",
+    "executor_counts": EXECUTOR_COUNTS,
     "longest_run": LONGEST_RUN.replace("{tasks}", _BY_DURATION),
     "recent_runs": RECENT_RUNS.replace("{tasks}", _BY_FINISH),
     # The status index would walk every queued task; this one holds only those with a time.

@@ -12,6 +12,7 @@ from typing import Final
 
 from taskorch.errors import StoreError
 from taskorch.storage.sql_queries import SUCCEEDED
+from taskorch.storage.sqlite_executor_counts import MIGRATION as EXECUTOR_COUNTS
 from taskorch.storage.sqlite_task_counts import MIGRATION as TASK_COUNTS
 from taskorch.storage.sqlite_task_counts import RUNS_MIGRATION
 
@@ -137,7 +138,10 @@ _V5: Final = (
     "WHERE status = 'queued' AND not_before IS NOT NULL",
 )
 
-MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
+# Runs and costs by executor and model, kept by triggers, with the totals of the tasks stored.
+_V6: Final = EXECUTOR_COUNTS
+
+MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

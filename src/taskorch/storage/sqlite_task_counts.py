@@ -14,6 +14,8 @@ import logging
 import sqlite3
 from typing import Final
 
+from taskorch.storage.sqlite_executor_counts import REBUILD as REBUILD_EXECUTORS
+
 __all__ = ["MIGRATION", "RUNS_MIGRATION", "check_counts"]
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ def check_counts(conn: sqlite3.Connection, *, path: str) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         if not _agree(conn):  # another process may have rebuilt them meanwhile
-            for statement in (*_REBUILD, *_REBUILD_RUNS):
+            for statement in (*_REBUILD, *_REBUILD_RUNS, *REBUILD_EXECUTORS):
                 conn.execute(statement)
             log.warning("the task counts in %s did not match the tasks; rebuilt them", path)
         conn.execute("COMMIT")

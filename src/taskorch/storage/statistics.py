@@ -8,18 +8,35 @@ the percentiles from the most recent `DURATION_WINDOW` succeeded runs.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any, Final
 
-from taskorch.domain import DurationStats, ExecutionMode, Priority, Statistics, Task, TaskStatus
+from taskorch.domain import (
+    DurationStats,
+    ExecutionMode,
+    ExecutorStats,
+    Priority,
+    Statistics,
+    Task,
+    TaskStatus,
+)
 
 __all__ = [
+    "COST_LIMIT",
     "DURATION_WINDOW",
+    "ENDED",
+    "TOKEN_LIMIT",
+    "ExecutorTotals",
     "build_statistics",
     "duration_stats",
+    "executor_rows",
+    "executor_stats",
     "micros",
+    "nanos",
     "quantile_index",
     "statistics_from_counts",
+    "usage_tokens",
 ]
 
 # How many of the most recent succeeded runs (by finish time) p50 and p95 describe; the
@@ -66,6 +83,7 @@ def statistics_from_counts(
     by_directory: dict[str, int],
     ready_now: int,
     durations: DurationStats,
+    by_executor: list[ExecutorStats],
 ) -> Statistics:
     """Assemble `Statistics`, filling zeroes for every status, mode and priority."""
     statuses = {s.value: by_status.get(s.value, 0) for s in TaskStatus}
@@ -83,6 +101,7 @@ def statistics_from_counts(
         running=statuses[TaskStatus.RUNNING],
         success_rate=(succeeded / (succeeded + failed)) if succeeded + failed else None,
         durations=durations,
+        by_executor=by_executor,
     )
 
 
@@ -113,4 +132,93 @@ def build_statistics(tasks: list[Task], now: datetime) -> Statistics:
             longest=max(seconds, default=None),
             recent=seconds[:DURATION_WINDOW],
         ),
+        by_executor=executor_stats(tasks),
     )
+
+
+# -- runs and costs by executor and model ----------------------------------------------------------
+#
+# A task counts once it ran and ended: status succeeded, failed or cancelled with both a start
+# and a finish time. It counts under its executor (`claude_code`, a custom executor's name, or
+# `standard` for worker-run tasks) and the model it asked for, with the cost and tokens its last
+# run reported. The SQL stores keep these totals by trigger (`sqlite_executor_counts`,
+# `postgres_executor_counts`) in whole units, rounded as here, so that every store reports the
+# same numbers: cost in nano-dollars, run time in microseconds, tokens truncated to integers.
+
+ENDED: Final = ("succeeded", "failed", "cancelled")
+"""The statuses of a task whose run ended (with a start and a finish time)."""
+
+ExecutorTotals = Sequence[Any]
+"""(executor, model, runs, succeeded, failed, cost nano-dollars, input tokens, output tokens,
+run microseconds), as the SQL stores read them; `model` '' is no model."""
+
+
+# A run's figures outside these bounds (a negative, infinite or absurd report) count as 0, so
+# that no report can overflow a total or fail the settle that stores it.
+COST_LIMIT: Final = 1_000_000  # dollars per run
+TOKEN_LIMIT: Final = 10**15  # tokens per run
+
+
+def nanos(usd: float | None) -> int:
+    """A run's cost in whole nano-dollars, rounded as the SQL triggers round it."""
+    return int(usd * 1_000_000_000 + 0.5) if usd is not None and 0 <= usd < COST_LIMIT else 0
+
+
+def usage_tokens(usage: dict[str, Any] | None, key: str) -> int:
+    """`usage[key]` when it is a JSON number in [0, TOKEN_LIMIT), truncated; else 0 (as the
+    triggers read it)."""
+    value = None if usage is None else usage.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return int(value) if 0 <= value < TOKEN_LIMIT else 0
+
+
+def _executor(task: Task) -> str:
+    if task.execution_mode is ExecutionMode.CUSTOM:
+        return task.executor or ""
+    return task.execution_mode.value
+
+
+def executor_stats(tasks: Iterable[Task]) -> list[ExecutorStats]:
+    """The rows computed from a full list of tasks (the memory store's way)."""
+    totals: dict[tuple[str, str], list[int]] = {}
+    for task in tasks:
+        if task.status.value not in ENDED or task.started_at is None or task.finished_at is None:
+            continue
+        row = totals.setdefault((_executor(task), task.model or ""), [0] * 7)
+        seconds = task.finished_at.timestamp() - task.started_at.timestamp()
+        for i, value in enumerate(
+            (
+                1,
+                task.status is TaskStatus.SUCCEEDED,
+                task.status is TaskStatus.FAILED,
+                nanos(task.cost_usd),
+                usage_tokens(task.usage, "input_tokens"),
+                usage_tokens(task.usage, "output_tokens"),
+                micros(seconds),
+            )
+        ):
+            row[i] += int(value)
+    return executor_rows((*key, *values) for key, values in totals.items())
+
+
+def executor_rows(totals: Iterable[ExecutorTotals]) -> list[ExecutorStats]:
+    """`ExecutorStats` from kept totals, sorted by executor then model; rows of no runs dropped."""
+    rows = []
+    for executor, model, runs, succeeded, failed, cost, tokens_in, tokens_out, run_micros in totals:
+        if not runs:
+            continue
+        rows.append(
+            ExecutorStats(
+                executor=executor,
+                model=model or None,
+                runs=int(runs),
+                succeeded=int(succeeded),
+                failed=int(failed),
+                cost_usd=int(cost) / 1_000_000_000,
+                input_tokens=int(tokens_in),
+                output_tokens=int(tokens_out),
+                mean_seconds=int(run_micros) / int(runs) / 1_000_000,
+            )
+        )
+    return sorted(rows, key=lambda r: (r.executor, r.model or ""))

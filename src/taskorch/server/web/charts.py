@@ -1,7 +1,9 @@
-"""Statistics charts as SVG geometry: throughput, success rate, durations and cost over time.
+"""Statistics charts as SVG geometry: throughput, success rate, durations and cost over time,
+and runs and cost by executor.
 
-Everything here is numbers and labels this module formats (times, counts, money): no caller
-text reaches a chart.
+The charts over time hold only numbers and labels this module formats (times, counts, money).
+The chart by executor is labelled with executor names (from the configuration); the template
+escapes them like any other text.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from taskorch.domain import Task, TaskStatus
+from taskorch.domain import ExecutorStats, Task, TaskStatus
 
-__all__ = ["Chart", "task_charts"]
+__all__ = ["Chart", "ExecutorBar", "ExecutorChart", "executor_chart", "task_charts"]
 
 WIDTH: Final = 560
 HEIGHT: Final = 180
@@ -140,3 +142,52 @@ def task_charts(tasks: Sequence[Task], now: datetime | None = None) -> list[Char
     spend.empty = total == 0
     _axes(spend, top_cost, start, width, "$")
     return [throughput, rate, spans, spend]
+
+
+# The chart by executor: a label column, then a panel of runs and a panel of cost, one row each.
+_LABEL_W: Final = 150
+_PANEL_W: Final = 190
+_ROW_H: Final = 24
+_BAR_MAX: Final = _PANEL_W - 70  # room after the longest bar for its figure
+
+
+@dataclass(frozen=True)
+class ExecutorBar:
+    label: str
+    y: float  # the row's top
+    runs: int
+    runs_width: float
+    cost: str
+    cost_width: float
+
+
+@dataclass
+class ExecutorChart:
+    rows: list[ExecutorBar]
+    width: int = _LABEL_W + 2 * _PANEL_W
+    height: int = _ROW_H
+    runs_x: int = _LABEL_W
+    cost_x: int = _LABEL_W + _PANEL_W
+    row_height: int = _ROW_H
+
+
+def executor_chart(rows: Sequence[ExecutorStats]) -> ExecutorChart:
+    """Runs and cost per executor (its models added up), longest bar = the largest figure."""
+    totals: dict[str, tuple[int, float]] = {}
+    for row in rows:
+        runs, cost = totals.get(row.executor, (0, 0.0))
+        totals[row.executor] = (runs + row.runs, cost + row.cost_usd)
+    top_runs = max((runs for runs, _ in totals.values()), default=0) or 1
+    top_cost = max((cost for _, cost in totals.values()), default=0.0) or 1.0
+    bars = [
+        ExecutorBar(
+            label=name if len(name) <= 22 else name[:21] + "…",
+            y=_ROW_H * (i + 1),
+            runs=runs,
+            runs_width=round(_BAR_MAX * runs / top_runs, 1),
+            cost=f"${cost:,.2f}",
+            cost_width=round(_BAR_MAX * cost / top_cost, 1),
+        )
+        for i, (name, (runs, cost)) in enumerate(sorted(totals.items()))
+    ]
+    return ExecutorChart(rows=bars, height=_ROW_H * (len(bars) + 1) + 4)

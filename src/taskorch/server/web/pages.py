@@ -16,7 +16,7 @@ from taskorch.errors import InvalidArgument
 from taskorch.server.run_guidance import unattended_note
 from taskorch.server.statistics import server_statistics
 from taskorch.server.web.board import FILTERS, board_filter, board_limit
-from taskorch.server.web.charts import task_charts
+from taskorch.server.web.charts import executor_chart, task_charts
 from taskorch.server.web.graph import plan_graph
 from taskorch.server.web.live import event_line
 from taskorch.server.web.render import html_page
@@ -129,5 +129,6 @@ class ConsolePages:
             active="stats",
             stats=stats,
             charts=task_charts(ended),
+            executor_chart=executor_chart(stats.by_executor),
             sample=STATS_SAMPLE,
         )
