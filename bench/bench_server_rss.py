@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_server_rss.py [--tasks 100000]
 
 Each figure is the RSS of a stdio server process after it answered a few calls. The baseline
-is a bare MCP SDK server with one no-op tool, measured in the same run.
+is a bare MCP SDK server with one no-op tool, measured in the same run. The servers run the
+`taskorch` this script imports: `PYTHONPATH=OTHER/src` measures the tree at OTHER.
 """
 
 from __future__ import annotations
@@ -20,15 +21,20 @@ import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+import taskorch
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import prefill, rss_kib
 
 HERE = Path(__file__).parent
+_SRC = Path(taskorch.__file__).resolve().parents[1]
 
 
 async def measure(script: list[str], calls: list[tuple[str, dict[str, Any]]]) -> int:
     """Start a stdio server, make `calls`, return its RSS in KiB."""
-    params = StdioServerParameters(command=sys.executable, args=script)
+    # The SDK starts a stdio server with a bare environment: name the tree to serve, the one
+    # this process imported `taskorch` from (so `PYTHONPATH=OTHER/src` measures OTHER).
+    params = StdioServerParameters(command=sys.executable, args=script, env={"PYTHONPATH": str(_SRC)})
     async with Client(params) as client:
         for name, arguments in calls:
             result = await client.call_tool(name, arguments)

@@ -9,14 +9,16 @@ ClaudeCodeExecutor) against it, and prints ONE JSON summary line on stdout.
 Scenario keys: `mode` ("cli" or "executor"), `claude` (the CLI path), `home` (a throw-away
 HOME), `cwd` (the work directory), `turns` (the stub's script), `timeout` (seconds), `env`
 (extra variables). `cli` mode: `args` (after the executable) and `prompt` (sent on stdin).
-`executor` mode: `request` (RunRequest fields). `server` mode: `tasks` (see `run_server`).
+`tty` mode: the same `args`, the CLI interactive in a tmux pane, `prompt` typed as a person
+would; `expect` (a regex) on the screen ends it. `executor` mode: `request` (RunRequest
+fields). `server` mode: `tasks` (see `run_server`).
 `planner` mode: `query` and `agent` (an agent config table or null): an orchestrator with the
 Claude Code executor and an in-memory gateway offering `s.echo` (and `s.secret`) takes
 `create_plan` without steps through an in-process MCP client.
 
 The summary: `interfaces` (network devices seen: only `lo`), `requests` (what the stub
 received), `turns_left`, and per mode `exit_code`, `lines` (stdout parsed as JSON, one object a
-line), `stdout`, `stderr`, `duration_s`; or `outcome`, `events`, `started`.
+line), `stdout`, `stderr`, `duration_s`; `screen` in `tty` mode; or `outcome`, `events`, `started`.
 """
 
 from __future__ import annotations
@@ -77,6 +79,28 @@ async def run_cli(scenario: dict[str, Any], env: dict[str, str]) -> dict[str, An
         "stderr": result.stderr.decode(errors="replace")[-4000:],
         "duration_s": round(time.monotonic() - started, 3),
     }
+
+
+def _drive_tty(scenario: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """Run the CLI interactively in tmux, type the prompt, wait for `expect`, then quit it."""
+    from tests.terminal import tmux_pane
+
+    command = ["env", "-C", scenario["cwd"], scenario["claude"], *scenario.get("args", [])]
+    with tmux_pane(command, env, Path(scenario["home"]), width=120, height=40) as pane:
+        seconds = float(scenario.get("timeout", 30)) - 5
+        pane.wait_for("^\u276f\\s*$", seconds)  # the empty prompt box: the CLI takes input
+        pane.send("-l", scenario["prompt"])
+        pane.send("Enter")
+        screen = pane.wait_for(scenario["expect"], seconds)
+        pane.send("C-c")
+        pane.wait_for(r"again to exit", 15)
+        pane.send("C-c")
+        pane.wait_for(r"\[exit \d+\]", 15)
+    return {"screen": screen}
+
+
+async def run_tty(scenario: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    return await anyio.to_thread.run_sync(_drive_tty, scenario, env)
 
 
 async def run_executor(scenario: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
@@ -229,6 +253,8 @@ async def main(scenario: dict[str, Any]) -> None:
                     summary.update(await run_server(scenario, env))
                 elif scenario["mode"] == "planner":
                     summary.update(await run_planner(scenario, env))
+                elif scenario["mode"] == "tty":
+                    summary.update(await run_tty(scenario, env))
                 else:
                     summary.update(await run_cli(scenario, env))
         finally:

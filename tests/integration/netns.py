@@ -39,6 +39,7 @@ class Scenario:
     mode: str = "cli"
     args: list[str] = field(default_factory=list)
     prompt: str = ""
+    expect: str = ""
     request: dict[str, Any] = field(default_factory=dict)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     query: str = ""
@@ -55,6 +56,7 @@ class Scenario:
             "turns": self.turns,
             "args": self.args,
             "prompt": self.prompt,
+            "expect": self.expect,
             "request": self.request,
             "tasks": self.tasks,
             "query": self.query,

@@ -6,7 +6,10 @@ transports (stdio, streamable HTTP) and restarts are in test_mcp_tasks_transport
 
 from __future__ import annotations
 
+import re
+import secrets
 import stat
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,6 +36,9 @@ pytestmark = pytest.mark.anyio
 
 MISSING_CAPABILITY = -32021
 ENDED = ("completed", "failed", "cancelled")
+CLAUDE_CODE_TASK_ID = re.compile(r"[\x21-\x7e]{1,128}")
+"""What Claude Code 2.1.330 takes as a task id (`taskId: min(1).max(128).regex(/^[\x21-\x7e]+$/)`
+in its bundle); it refuses the task result otherwise."""
 
 
 @asynccontextmanager
@@ -63,7 +69,8 @@ async def test_execute_task_answers_with_a_handle_at_once_and_tasks_get_reaches_
         handle = await start(client, "execute_task", task_id=task["id"], wait_seconds=30)
         assert (handle.status, handle.ttl_ms, handle.poll_interval_ms) == ("working", HANDLE_TTL_MS, 1000)
         assert task["id"] in (handle.status_message or "")
-        assert len(handle.task_id) > 100  # not the bare durable id: it carries a MAC
+        assert CLAUDE_CODE_TASK_ID.fullmatch(handle.task_id)
+        assert len(handle.task_id) > 50  # not the bare durable id: it carries a MAC
         assert task["id"] not in handle.task_id
 
         with anyio.fail_after(5):
@@ -150,15 +157,17 @@ async def test_tasks_update_is_accepted_and_changes_nothing(tmp_path: Path) -> N
 
 
 def _tampered(handle: str) -> list[str]:
-    version, payload, mac = handle.split(".")
+    payload, mac = handle.split(".")
     flipped = mac[:5] + ("A" if mac[5] != "A" else "B") + mac[6:]
     other_payload = payload[:-3] + ("x" if payload[-3] != "x" else "y") + payload[-2:]
     return [
-        f"{version}.{payload}.{flipped}",
-        f"{version}.{other_payload}.{mac}",
-        f"v2.{payload}.{mac}",
+        f"{payload}.{flipped}",
+        f"{other_payload}.{mac}",
+        f"v1.{payload}.{mac}",
+        f"{payload}.{mac}.",
         handle + "A",
-        "v1..",
+        f"{payload}+.{mac}",
+        ".",
         "nonsense",
         "",
     ]
@@ -193,9 +202,10 @@ async def test_a_handle_of_another_server_key_is_refused(tmp_path: Path) -> None
 
 
 def test_handles_bind_the_credential_and_expire_without_any_sweeping() -> None:
-    handles = TaskHandles(b"k" * 32)
-    claims = HandleClaims("task", "t-1", "execute_task", issued_ms=1_000, expires_ms=2_000)
+    handles = TaskHandles(b"k" * 32, ttl_ms=1_000)
+    claims = HandleClaims("task", "t-1", "execute_task", issued_ms=1_000)
     handle = handles.issue(claims, "token-a")
+    assert handle is not None
     assert handles.verify(handle, "token-a", 1_999) == claims
     for credential in ("token-b", None, ""):
         with pytest.raises(HandleError, match="unknown task id"):
@@ -205,6 +215,41 @@ def test_handles_bind_the_credential_and_expire_without_any_sweeping() -> None:
     with pytest.raises(HandleError, match="unknown task id"):
         TaskHandles(b"j" * 32).verify(handle, "token-a", 1_500)
     assert handles.issue(claims, "token-a") == handle  # stateless: the same claims, the same id
+
+
+NOW_MS = 1_796_000_000_000
+FOUR_TASKS = tuple(str(uuid.uuid4()) for _ in range(4))
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        HandleClaims("task", str(uuid.uuid4()), "execute_task", NOW_MS),
+        HandleClaims("plan", "plan-0123456789abcdef", "confirm_plan", NOW_MS),
+        HandleClaims("plan", "plan-fedcba9876543210", "create_plan", NOW_MS),
+        HandleClaims("task", "an id of another shape", "execute_task", NOW_MS),
+        HandleClaims("directory", "", "execute_directory", NOW_MS, FOUR_TASKS),
+        HandleClaims("directory", "/home/someone/code/app", "execute_directory", NOW_MS, FOUR_TASKS[:1]),
+    ],
+    ids=["task", "confirm_plan", "create_plan", "other-id", "directory-4", "directory-path"],
+)
+def test_every_handle_kind_fits_claude_codes_task_id_and_reads_back(claims: HandleClaims) -> None:
+    handles = TaskHandles(secrets.token_bytes(32))
+    handle = handles.issue(claims, "a token")
+    assert handle is not None
+    assert CLAUDE_CODE_TASK_ID.fullmatch(handle), (len(handle), handle)
+    assert handles.verify(handle, "a token", NOW_MS + 1) == claims
+
+
+def test_a_handle_that_would_pass_128_characters_is_not_issued() -> None:
+    handles = TaskHandles(secrets.token_bytes(32))
+    four, five = (tuple(str(uuid.uuid4()) for _ in range(n)) for n in (4, 5))
+    assert handles.issue(HandleClaims("directory", "", "execute_directory", NOW_MS, four), None)
+    assert handles.issue(HandleClaims("directory", "", "execute_directory", NOW_MS, five), None) is None
+    long_path = "/home/someone/" + "x" * 60
+    one = (str(uuid.uuid4()),)
+    assert handles.issue(HandleClaims("directory", long_path, "execute_directory", NOW_MS, one), None) is None
+    assert handles.issue(HandleClaims("task", "y" * 90, "execute_task", NOW_MS), None) is None
 
 
 async def test_a_client_without_the_extension_or_on_the_older_protocol_gets_a_plain_result(

@@ -130,3 +130,34 @@ async def test_execute_directory_answers_with_one_handle_for_the_tasks_it_starte
             zip(ids, ["succeeded", "cancelled", "cancelled"], strict=True)
         )
         assert done["result"] == wire(execute_directory_result(str(h.root), tasks))
+
+
+async def test_execute_directory_reads_the_directory_back_from_its_tasks_and_answers_plain_past_four(
+    tmp_path: Path,
+) -> None:
+    fake = FakeExecutor()
+    async with (
+        open_scheduler_harness(tmp_path, {"claude_code": fake}, limits={"max_runs_per_directory": 9}) as h,
+        Client(build_mcp_server(h.orchestrator), extensions=[TasksClient()]) as client,
+    ):
+        for sub in ("api", "web"):
+            (h.root / sub).mkdir()
+        ids = [
+            (await h.create(sub, execution_mode="claude_code", work_directory=str(h.root / sub)))["id"]
+            for sub in ("api", "web")
+        ]
+        handle = await start(client, "execute_directory", path=str(h.root))
+        assert len(handle.task_id) <= 128
+        await tasks_request(client.session, "tasks/cancel", handle.task_id)
+        done = await wait_status(client.session, handle.task_id, ENDED)
+        order = [t["id"] for t in done["result"]["structuredContent"]["tasks"]]
+        assert sorted(order) == sorted(ids)
+        tasks = [await h.orchestrator.queue.get(i) for i in order]
+        assert done["result"] == wire(execute_directory_result(str(h.root), tasks))
+
+        five = [(await h.create(f"t{i}", execution_mode="claude_code"))["id"] for i in range(5)]
+        plain = await client.session.call_tool("execute_directory", {"path": str(h.root)}, allow_claimed=True)
+        assert isinstance(plain, CallToolResult), plain
+        assert plain.structured_content is not None
+        assert {t["id"] for t in plain.structured_content["tasks"]} == set(five)
+        fake.release_all()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from taskorch.storage import postgres_queries, sql_plans, sql_tasks, sqlite_queries
+from taskorch.storage import postgres_queries, sql_plans, sql_task_reads, sql_tasks, sqlite_queries
 
 # A query named where it is yielded (`Query("name"`, `_fenced("name"`), or a fragment `"a.b"`.
 _NAMED: re.Pattern[str] = re.compile(r'(?:Query|_fenced)\(\s*"([a-z_]+)"|"([a-z_]+\.[a-z_]+)"')
@@ -14,7 +14,7 @@ _NAMED: re.Pattern[str] = re.compile(r'(?:Query|_fenced)\(\s*"([a-z_]+)"|"([a-z_
 
 def _names_used() -> set[str]:
     names: set[str] = {"notify"}
-    for module in (sql_tasks, sql_plans):
+    for module in (sql_tasks, sql_task_reads, sql_plans):
         text = Path(module.__file__ or "").read_text()
         names |= {a or b for a, b in _NAMED.findall(text)}
     return names

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -41,8 +42,6 @@ from taskorch.errors import CallerError, ConfigError, InvalidTransition
 from taskorch.server.mcp_plans import plan_result
 from taskorch.server.mcp_runs import execute_directory_result, execute_result
 from taskorch.server.mcp_task_handles import (
-    HANDLE_TTL_MS,
-    MAX_HANDLE_CHARS,
     HandleClaims,
     HandleError,
     HandleKind,
@@ -68,9 +67,10 @@ log = logging.getLogger(__name__)
 TASKS_EXTENSION: Final = "io.modelcontextprotocol/tasks"
 TASKS_PROTOCOL: Final = "2026-07-28"
 POLL_INTERVAL_MS: Final = 1000
-MAX_DIRECTORY_HANDLE_TASKS: Final = 100
-"""An `execute_directory` that starts more tasks answers as today (its handle would be too long);
-so does one whose handle would pass `MAX_HANDLE_CHARS` (long paths)."""
+MAX_DIRECTORY_HANDLE_TASKS: Final = 4
+"""An `execute_directory` that starts more tasks answers as today (its handle would pass the
+128 characters Claude Code takes); so does one whose handle would be too long anyway (a path
+that is not the common directory of its tasks, and is long)."""
 
 _LONGEST_WAIT: Final = {
     "execute_task": MAX_EXECUTE_WAIT_SECONDS,
@@ -194,7 +194,7 @@ class TasksExtension(Extension):
         if claims is None:
             return result
         handle = handles.issue(claims, _credential(ctx))
-        if len(handle) > MAX_HANDLE_CHARS:  # a directory of many tasks, or a very long path
+        if handle is None:  # too long for a handle: a long path, or an id of another shape
             return result
         log.debug(
             "tools/call %s answered with a task handle for %s %s", params.name, claims.kind, claims.durable_id
@@ -203,7 +203,6 @@ class TasksExtension(Extension):
 
     def _claims_for(self, tool: str, content: dict[str, Any]) -> HandleClaims | None:
         now = self._now_ms()
-        expires = now + HANDLE_TTL_MS
         kind: HandleKind
         members: tuple[str, ...] = ()
         if tool == "execute_task":
@@ -222,8 +221,11 @@ class TasksExtension(Extension):
             members = tuple(str(t["id"]) for t in content["tasks"])
             if not members or len(members) > MAX_DIRECTORY_HANDLE_TASKS:
                 return None
-            kind, durable_id = "directory", str(content["directory"])
-        return HandleClaims(kind, durable_id, tool, now, expires, members)
+            directory = str(content["directory"])
+            # The directory the tasks share need not be in the handle: it is read back from them.
+            common = os.path.commonpath([str(t["work_directory"]) for t in content["tasks"]])
+            kind, durable_id = "directory", "" if common == directory else directory
+        return HandleClaims(kind, durable_id, tool, now, members)
 
     @staticmethod
     def _started_message(claims: HandleClaims, result: CallToolResult) -> str:
@@ -273,7 +275,7 @@ class TasksExtension(Extension):
         """Cancel the tasks of a directory handle that have not ended (one may end meanwhile)."""
         open_tasks = [t for t in await self._tasks(claims.members) if not t.is_terminal]
         if not open_tasks:
-            raise InvalidTransition(f"every task {claims.tool} started in {claims.durable_id} has ended")
+            raise InvalidTransition(f"every task this {claims.tool} call started has ended")
         for task in open_tasks:
             with contextlib.suppress(InvalidTransition):
                 await self._orchestrator.scheduler.cancel(task.id, reason)
@@ -301,7 +303,8 @@ class TasksExtension(Extension):
             message = f"{running} running, {len(open_tasks) - running} not started, {ended} ended"
             return "working", updated, message, None
         message = f"all {len(tasks)} tasks ended"
-        return "completed", updated, message, execute_directory_result(claims.durable_id, tasks)
+        directory = claims.durable_id or os.path.commonpath([t.work_directory for t in tasks])
+        return "completed", updated, message, execute_directory_result(directory, tasks)
 
     def _task(
         self, handle: str, claims: HandleClaims, status: Status, updated: datetime | int, message: str
@@ -313,7 +316,7 @@ class TasksExtension(Extension):
             "statusMessage": message,
             "createdAt": _iso(claims.issued_ms),
             "lastUpdatedAt": _latest(updated, claims),
-            "ttlMs": HANDLE_TTL_MS,
+            "ttlMs": self.handles().ttl_ms,
             "pollIntervalMs": POLL_INTERVAL_MS,
         }
 

@@ -32,7 +32,7 @@ from taskorch.domain import (
 )
 from taskorch.domain.agents import Agent
 from taskorch.domain.plans import Plan, PlanStatus
-from taskorch.storage import sql_plans, sql_tasks
+from taskorch.storage import sql_plans, sql_task_reads, sql_tasks
 from taskorch.storage.base import Backoff, CreateOutcome, IdKind, PlanPage, TaskFilter, TaskPage
 from taskorch.storage.paging import check_limit
 from taskorch.storage.sql_queries import Transaction
@@ -76,19 +76,19 @@ class SQLStore:
         return outcome
 
     async def get_task(self, task_id: str) -> Task:
-        task: Task = await self._read("get_task", lambda: sql_tasks.get_task(task_id), single=True)
+        task: Task = await self._read("get_task", lambda: sql_task_reads.get_task(task_id), single=True)
         return task
 
     async def ids_with_prefix(self, kind: IdKind, prefix: str, *, limit: int) -> list[str]:
         ids: list[str] = await self._read(
-            "ids_with_prefix", lambda: sql_tasks.ids_with_prefix(kind, prefix, limit), single=True
+            "ids_with_prefix", lambda: sql_task_reads.ids_with_prefix(kind, prefix, limit), single=True
         )
         return ids
 
     async def list_tasks(self, filter: TaskFilter, *, limit: int, cursor: str | None = None) -> TaskPage:
         check_limit(limit)
         page: TaskPage = await self._read(
-            "list_tasks", lambda: sql_tasks.list_tasks(filter, limit, cursor), single=True
+            "list_tasks", lambda: sql_task_reads.list_tasks(filter, limit, cursor), single=True
         )
         return page
 
@@ -200,7 +200,7 @@ class SQLStore:
 
     async def list_running(self, *, worker_id: str | None = None) -> list[Task]:
         tasks: list[Task] = await self._read(
-            "list_running", lambda: sql_tasks.list_running(worker_id), single=True
+            "list_running", lambda: sql_task_reads.list_running(worker_id), single=True
         )
         return tasks
 
@@ -216,7 +216,7 @@ class SQLStore:
 
     async def statistics(self) -> Statistics:
         now = self._clock()
-        stats: Statistics = await self._read("statistics", lambda: sql_tasks.statistics(now))
+        stats: Statistics = await self._read("statistics", lambda: sql_task_reads.statistics(now))
         return stats
 
     # -- plans and agents --------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Every task transaction of the SQL stores, written once over named queries.
+"""Every task write of the SQL stores, written once over named queries (reads: `sql_task_reads`).
 
 Each function returns a generator (see `sql_queries`): it yields the queries it needs, is sent
 their rows, and returns what the `Store` method returns. A driver runs it inside its
@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any, Final
 
 from taskorch.domain import (
-    DurationStats,
     ErrorInfo,
     NewTask,
     RunDetails,
@@ -28,10 +27,8 @@ from taskorch.domain import (
 from taskorch.domain.paths import subtree_prefix
 from taskorch.domain.tasks import dependency_failed_error
 from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
-from taskorch.storage import statistics as stats_module
-from taskorch.storage.base import Backoff, CreateOutcome, IdKind, TaskFilter, TaskPage
+from taskorch.storage.base import Backoff, CreateOutcome
 from taskorch.storage.messages import lease_lost_message, not_found
-from taskorch.storage.paging import decode_cursor, encode_cursor
 from taskorch.storage.sql_queries import NOTIFY, SKIPPED, Query, Transaction, UniqueViolation
 from taskorch.storage.sql_rows import (
     EVENTS,
@@ -39,9 +36,8 @@ from taskorch.storage.sql_rows import (
     error_json,
     events_json,
     new_task_row,
-    row_to_task,
 )
-from taskorch.storage.statistics import duration_stats, executor_rows, statistics_from_counts
+from taskorch.storage.sql_task_builder import build_task
 
 __all__ = [
     "append_events",
@@ -51,14 +47,10 @@ __all__ = [
     "complete",
     "create_task",
     "fail",
-    "get_task",
     "heartbeat",
-    "list_running",
-    "list_tasks",
     "park",
     "reap_expired",
     "record_process",
-    "statistics",
 ]
 
 _LEASE_LOST: Final = ErrorInfo(
@@ -72,7 +64,7 @@ def create_task(now: float, new: NewTask) -> Transaction:
     if key is not None:
         existing = yield Query("task_by_key", {"key": key})
         if existing:
-            return CreateOutcome(row_to_task(existing[0]), created=False)
+            return CreateOutcome(build_task(existing[0]), created=False)
     statuses: dict[str, TaskStatus] = {}
     if deps:
         rows = yield Query("dependency_statuses", {"deps": deps}, lists=("deps",))
@@ -93,62 +85,12 @@ def create_task(now: float, new: NewTask) -> Transaction:
         existing = yield Query("task_by_key", {"key": key})
         if not existing:
             raise StoreError(f"idempotency key {key!r} conflicted, but no task holds it")
-        return CreateOutcome(row_to_task(existing[0]), created=False)
+        return CreateOutcome(build_task(existing[0]), created=False)
     if deps:
         yield Query("insert_dependency", many=[{"task_id": new.id, "depends_on_id": d} for d in deps])
     if status is TaskStatus.QUEUED:
         yield NOTIFY
-    return CreateOutcome(row_to_task(inserted[0]), created=True)
-
-
-def ids_with_prefix(kind: IdKind, prefix: str, limit: int) -> Transaction:
-    params = {"length": len(prefix), "prefix": prefix, "limit": limit}
-    if kind == "plan":
-        rows = yield Query("plan_ids_with_prefix", params)
-    else:
-        rows = yield Query("task_ids_with_prefix", params)
-    return [r[0] for r in rows]
-
-
-def get_task(task_id: str) -> Transaction:
-    rows = yield Query("task", {"id": task_id})
-    if not rows:
-        raise not_found(task_id)
-    return row_to_task(rows[0])
-
-
-def list_tasks(filter: TaskFilter, limit: int, cursor: str | None) -> Transaction:
-    parts: list[str] = []
-    params: dict[str, Any] = {"limit": limit + 1}  # one row past the page says whether more follow
-    if cursor is not None:
-        parts.append("list_tasks.after")
-        params["after"] = decode_cursor(cursor)
-    if filter.status is not None:
-        parts.append("list_tasks.status")
-        params["status"] = filter.status.value
-    if filter.execution_mode is not None:
-        parts.append("list_tasks.mode")
-        params["mode"] = filter.execution_mode.value
-    if filter.priority is not None:
-        parts.append("list_tasks.priority")
-        params["priority"] = filter.priority.value
-    if filter.tag is not None:
-        parts.append("list_tasks.tag")
-        params["tag"] = filter.tag
-    if filter.work_directory is not None:
-        parts.append("list_tasks.directory")
-        params["path"] = filter.work_directory
-        params["prefix"] = subtree_prefix(filter.work_directory)
-    if filter.agent is not None:
-        parts.append("list_tasks.agent")
-        params["agent"] = filter.agent
-    if filter.worker is not None:
-        parts.append("list_tasks.worker")
-        params["worker"] = filter.worker
-    rows = yield Query("list_tasks", params, parts=tuple(parts))
-    page = rows[:limit]
-    more = len(rows) > limit
-    return TaskPage([row_to_task(tuple(r)[1:]) for r in page], encode_cursor(page[-1][0]) if more else None)
+    return CreateOutcome(build_task(inserted[0]), created=True)
 
 
 def claim_next(
@@ -180,7 +122,7 @@ def claim_next(
         parts.append("claim_next.executors")
         lists.append("executors")
     rows = yield Query("claim_next", params, parts=tuple(parts), lists=tuple(lists))
-    return row_to_task(rows[0]) if rows else None
+    return build_task(rows[0]) if rows else None
 
 
 def claim_task(now: float, task_id: str, worker_id: str, token: str, lease_seconds: float) -> Transaction:
@@ -193,7 +135,7 @@ def claim_task(now: float, task_id: str, worker_id: str, token: str, lease_secon
     }
     rows = yield Query("claim_task", params)
     if rows:
-        return row_to_task(rows[0])
+        return build_task(rows[0])
     yield from _status_of(task_id)  # NotFound for an unknown id
     return None
 
@@ -278,14 +220,6 @@ def append_events(now: float, task_id: str, token: str, new: list[TaskEvent], ke
     yield Query("set_events", {"events": events_json(tail), "now": now, "id": task_id})
 
 
-def list_running(worker_id: str | None) -> Transaction:
-    if worker_id is None:
-        rows = yield Query("list_running")
-    else:
-        rows = yield Query("list_running", {"worker_id": worker_id}, parts=("list_running.worker",))
-    return [row_to_task(r) for r in rows]
-
-
 def cancel(now: float, task_id: str, reason: str) -> Transaction:
     error = error_json(ErrorInfo(kind="cancelled", message=reason))
     rows = yield Query(
@@ -298,7 +232,7 @@ def cancel(now: float, task_id: str, reason: str) -> Transaction:
             "tasks can be cancelled"
         )
     yield from _cancel_dependents(now, task_id, TaskStatus.CANCELLED)
-    return row_to_task(rows[0])
+    return build_task(rows[0])
 
 
 def reap_expired(now: float, backoff: Backoff) -> Transaction:
@@ -312,31 +246,6 @@ def reap_expired(now: float, backoff: Backoff) -> Transaction:
     if any(t.status is TaskStatus.QUEUED for t in settled):
         yield NOTIFY
     return settled
-
-
-def statistics(now: float) -> Transaction:
-    """Kept counts plus a few index reads: the same cost at any queue size."""
-    counts: dict[str, dict[str, int]] = {
-        "status": {},
-        "mode": {},
-        "priority": {},
-        "directory": {},
-        "runs": {},
-    }
-    for dimension, key, count in (yield Query("task_counts")):
-        if count and dimension in counts:
-            counts[dimension][key] = int(count)
-    later = yield Query("queued_later", {"now": now})
-    executors = yield Query("executor_counts")
-    return statistics_from_counts(
-        by_status=counts["status"],
-        by_mode=counts["mode"],
-        by_priority=counts["priority"],
-        by_directory=counts["directory"],
-        ready_now=counts["status"].get(TaskStatus.QUEUED.value, 0) - int(later[0][0] or 0),
-        durations=(yield from _durations(counts["runs"])),
-        by_executor=executor_rows(executors),
-    )
 
 
 # -- pieces several transactions share ----------------------------------------------------------
@@ -360,7 +269,7 @@ def _fenced(name: str, params: dict[str, Any]) -> Transaction:
     rows = yield Query(name, params)
     if not rows:
         yield from _raise_lease_lost(params["id"])
-    return row_to_task(rows[0])
+    return build_task(rows[0])
 
 
 def _store_details(now: float, task_id: str, token: str, details: RunDetails | None) -> Transaction:
@@ -384,29 +293,13 @@ def _settle_failure(
         delay = backoff_delay(attempt, backoff.base_seconds, backoff.max_seconds)
         params = {"id": task_id, "error": error_json(error), "not_before": now + delay, "now": now}
         rows = yield Query("requeue", params)
-        return row_to_task(rows[0])
+        return build_task(rows[0])
     params = {"id": task_id, "now": now, "status": "failed", "result": None, "error": error_json(error)}
     rows = yield Query("finish", params)
     yield from _cancel_dependents(now, task_id, TaskStatus.FAILED)
-    return row_to_task(rows[0])
+    return build_task(rows[0])
 
 
 def _cancel_dependents(now: float, task_id: str, ended: TaskStatus) -> Transaction:
     error = error_json(dependency_failed_error(ended))
     yield Query("cancel_dependents", {"id": task_id, "now": now, "error": error})
-
-
-def _durations(runs: dict[str, int]) -> Transaction:
-    """Run times of succeeded tasks: count and sum kept with the counts, the longest and the
-    most recent window read through their indexes."""
-    count = runs.get("count", 0)
-    if not count:
-        return DurationStats()
-    longest = yield Query("longest_run")
-    recent = yield Query("recent_runs", {"limit": stats_module.DURATION_WINDOW})
-    return duration_stats(
-        count=count,
-        total_micros=runs.get("micros", 0),
-        longest=float(longest[0][0]) if longest else None,
-        recent=[float(r[0]) for r in recent],
-    )

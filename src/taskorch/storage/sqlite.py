@@ -21,16 +21,16 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeAlias
 
 import anyio
 
 from taskorch.errors import StoreCorrupt, StoreError
-from taskorch.storage.sql_queries import SKIPPED, Query, Row, Transaction, UniqueViolation
+from taskorch.storage.sql_queries import Transaction
 from taskorch.storage.sql_store import SQLStore
 from taskorch.storage.sqlite_faults import RECOVERY, translate
 from taskorch.storage.sqlite_open import connect_reader, connect_writer, startup_check
-from taskorch.storage.sqlite_queries import statement
+from taskorch.storage.sqlite_queries import drive
 from taskorch.storage.sqlite_thread import ConnectionThread
 from taskorch.storage.sqlite_wal_fsync import WalSync
 
@@ -42,7 +42,9 @@ _AUTOCHECKPOINT_PAGES: Final = 1000  # SQLite's default
 # Quick transactions skip the automatic checkpoint; after this many in a row, the next write
 # goes to the thread, where it runs.
 _QUICK_BEFORE_CHECKPOINT: Final = 200
-_UNIQUE: Final = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+_Settings: TypeAlias = tuple[int, int, str]
+_SETTINGS: Final = ("busy_timeout", "wal_autocheckpoint", "synchronous")
+_QUICK_RELAXED: Final[_Settings] = (0, 0, "NORMAL")
 
 
 class SQLiteStore(SQLStore):
@@ -87,9 +89,11 @@ class SQLiteStore(SQLStore):
         self._quick_run = 0  # quick transactions since the last one in the thread
         self._wal_sync = WalSync(Path(f"{self.path}-wal"))
         self._lifecycle = anyio.Lock()
-        # The writer's busy timeout, autocheckpoint and synchronous as last set: a PRAGMA
-        # runs only when a transaction needs another value than the one in force.
-        self._pragmas: dict[str, object] = {}
+        # The writer's (busy_timeout, wal_autocheckpoint, synchronous) as last set, None when
+        # unknown: a PRAGMA runs only when a transaction needs another value than the one in
+        # force, so a run of quick transactions (or of thread ones) switches nothing.
+        self._in_force: _Settings | None = None
+        self._thread_settings: _Settings = (self._busy_timeout_ms, _AUTOCHECKPOINT_PAGES, synchronous)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -116,11 +120,7 @@ class SQLiteStore(SQLStore):
                 raise
             self._writer, self._reader = writer, reader
             self._fault = None
-            self._pragmas = {
-                "busy_timeout": self._busy_timeout_ms,
-                "wal_autocheckpoint": _AUTOCHECKPOINT_PAGES,
-            }
-            self._pragmas["synchronous"] = self._synchronous
+            self._in_force = self._thread_settings  # as `connect_writer` left them
             if self._startup_check_seconds > 0:
                 try:
                     found = await startup_check(reader, self.path, self._startup_check_seconds)
@@ -216,9 +216,10 @@ class SQLiteStore(SQLStore):
         # at-least-once delivery already allows for. `storage.durable_claims` turns this off.
         self._quick_run = 0
         try:
-            synchronous = self._relaxed if not durable and self._relaxed is not None else self._synchronous
-            self._pragma(conn, busy_timeout=self._busy_timeout_ms, wal_autocheckpoint=_AUTOCHECKPOINT_PAGES)
-            self._pragma(conn, synchronous=synchronous)
+            settings = self._thread_settings
+            if not durable and self._relaxed is not None:
+                settings = (self._busy_timeout_ms, _AUTOCHECKPOINT_PAGES, self._relaxed)
+            self._settings(conn, settings)
             conn.execute("BEGIN IMMEDIATE")
             return self._run_body(conn, transaction)
         except sqlite3.Error as exc:
@@ -240,8 +241,7 @@ class SQLiteStore(SQLStore):
         it, so a run of quick transactions switches them once.
         """
         try:
-            self._pragma(conn, busy_timeout=0, wal_autocheckpoint=0)
-            self._pragma(conn, synchronous="NORMAL" if relax else self._synchronous)
+            self._settings(conn, _QUICK_RELAXED if relax else (0, 0, self._synchronous))
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError:
@@ -252,18 +252,21 @@ class SQLiteStore(SQLStore):
         self._quick_run += 1
         return True, result
 
-    def _pragma(self, conn: sqlite3.Connection, **values: object) -> None:
-        for name, value in values.items():
-            if self._pragmas.get(name) != value:
-                self._pragmas.pop(name, None)  # unknown until the PRAGMA has run
+    def _settings(self, conn: sqlite3.Connection, wanted: _Settings) -> None:
+        in_force = self._in_force
+        if wanted == in_force:
+            return
+        self._in_force = None  # unknown until every PRAGMA has run
+        for name, value, old in zip(_SETTINGS, wanted, in_force or (None, None, None), strict=True):
+            if value != old:
                 conn.execute(f"PRAGMA {name} = {value}")
-                self._pragmas[name] = value
+        self._in_force = wanted
 
     def _run_body(self, conn: sqlite3.Connection, transaction: Callable[[float], Transaction]) -> Any:
         """Run the transaction just begun, then commit; roll back if it raises."""
         try:
             # The clock is read after the lock is won, so times follow commit order.
-            result = self._drive(conn, transaction(self._clock()))
+            result = drive(conn, transaction(self._clock()))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -284,33 +287,8 @@ class SQLiteStore(SQLStore):
             # One snapshot for all the statements of a read.
             conn.execute("BEGIN")
             try:
-                return self._drive(conn, transaction())
+                return drive(conn, transaction())
             finally:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._translate(exc, action) from exc
-
-    def _drive(self, conn: sqlite3.Connection, transaction: Transaction) -> Any:
-        """Run the transaction's queries in turn, sending each its rows; return its outcome."""
-        try:
-            query = next(transaction)
-            while True:
-                try:
-                    rows = self._execute(conn, query)
-                except sqlite3.IntegrityError as exc:
-                    if exc.sqlite_errorname not in _UNIQUE:
-                        raise
-                    query = transaction.throw(UniqueViolation(f"{exc}"))
-                else:
-                    query = transaction.send(rows)
-        except StopIteration as stop:
-            return stop.value
-
-    def _execute(self, conn: sqlite3.Connection, query: Query) -> list[Row]:
-        text, params = statement(query)
-        if not text:
-            return SKIPPED
-        if query.many is not None:
-            conn.executemany(text, query.many)
-            return []
-        return conn.execute(text, params).fetchall()

@@ -7,6 +7,7 @@ plans the tests check (`tests/storage/test_sqlite_store.py`).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -17,13 +18,17 @@ from taskorch.storage.sql_queries import (
     LONGEST_RUN,
     RECENT_RUNS,
     SHARED,
+    SKIPPED,
     Query,
+    Row,
+    Transaction,
+    UniqueViolation,
     expand,
 )
 from taskorch.storage.sql_rows import COLUMNS
 from taskorch.storage.sqlite_executor_counts import EXECUTOR_COUNTS
 
-__all__ = ["QUERIES", "statement"]
+__all__ = ["QUERIES", "drive", "statement"]
 
 # One statement: pick the best ready task and lease it. The subquery walks the partial index
 # tasks_claim_order, so its cost does not grow with the queue.
@@ -144,3 +149,34 @@ def statement(query: Query) -> tuple[str, Mapping[str, Any]]:
         parts = [QUERIES[p] for p in query.parts]
         text = _TEXTS[key] = "" if template is None else expand(template, parts, lengths)
     return text, params
+
+
+_UNIQUE: Final = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+
+
+def drive(conn: sqlite3.Connection, transaction: Transaction) -> Any:
+    """Run the transaction's queries on `conn` in turn, sending each its rows; return its
+    outcome. A unique-constraint failure is thrown into it as `UniqueViolation`."""
+    try:
+        query = next(transaction)
+        while True:
+            try:
+                rows = _execute(conn, query)
+            except sqlite3.IntegrityError as exc:
+                if exc.sqlite_errorname not in _UNIQUE:
+                    raise
+                query = transaction.throw(UniqueViolation(f"{exc}"))
+            else:
+                query = transaction.send(rows)
+    except StopIteration as stop:
+        return stop.value
+
+
+def _execute(conn: sqlite3.Connection, query: Query) -> list[Row]:
+    text, params = statement(query)
+    if not text:
+        return SKIPPED
+    if query.many is not None:
+        conn.executemany(text, query.many)
+        return []
+    return conn.execute(text, params).fetchall()
