@@ -26,7 +26,7 @@ DOC = ROOT / "docs" / "architecture.md"
 START = "<!-- import-graph: start (scripts/import_graph.py --write) -->"
 END = "<!-- import-graph: end -->"
 
-COMPONENTS = ("downstream", "executors", "planning", "storage")
+COMPONENTS = ("downstream", "executors", "planning", "storage", "worktrees")
 """Packages that the engine (and planning) should reach only through a protocol (`base`) module."""
 
 

@@ -16,6 +16,7 @@ from taskorch.executors.containment import Containment
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore, Store
 from taskorch.testing import FakeClock
+from taskorch.worktrees.workspace import GitWorkspaces
 from tests.mcp_harness import Harness
 
 __all__ = ["open_scheduler_harness"]
@@ -52,6 +53,7 @@ async def open_scheduler_harness(
         clock=clock,
         executors=dict(executors),
         containment=containment,
+        workspaces=GitWorkspaces(tmp_path / "worktrees"),
     )
     async with (
         orchestrator.running(background=False, scheduler=True),

@@ -19,6 +19,7 @@ from taskorch.planning.api import ApiPlanner
 from taskorch.planning.base import Planner
 from taskorch.planning.claude import ClaudeCodePlanner
 from taskorch.storage import Store, open_store
+from taskorch.worktrees.workspace import GitWorkspaces
 
 __all__ = [
     "build_api_planners",
@@ -85,6 +86,11 @@ def build_orchestrator(
         planners=build_api_planners(settings, os.environ if environ is None else environ),
         containment=containment,
         run_plan_tasks=run_plan_tasks,
+        workspaces=GitWorkspaces(
+            settings.worktree_root(environ),
+            patch_preview_chars=settings.worktrees.patch_preview_chars,
+            check_timeout_seconds=settings.worktrees.check_timeout_seconds,
+        ),
     )
 
 

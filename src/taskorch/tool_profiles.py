@@ -16,6 +16,7 @@ __all__ = [
     "DOWNSTREAM_TOOLS",
     "PLAN_TOOLS",
     "PROFILES",
+    "REVIEW_TOOLS",
     "TASK_TOOLS",
     "selected_tools",
 ]
@@ -47,7 +48,10 @@ PLAN_TOOLS: Final = (
 DOWNSTREAM_TOOLS: Final = ("list_downstream_tools",)
 """Shown only when downstream servers are configured: without them it has nothing to list."""
 
-ALL_TOOLS: Final = TASK_TOOLS + PLAN_TOOLS + DOWNSTREAM_TOOLS
+REVIEW_TOOLS: Final = ("get_task_changes", "merge_task", "discard_task_changes")
+"""What isolated (worktree) runs changed, and merging or discarding it."""
+
+ALL_TOOLS: Final = TASK_TOOLS + PLAN_TOOLS + DOWNSTREAM_TOOLS + REVIEW_TOOLS
 
 PROFILES: Final[dict[str, tuple[str, ...]]] = {
     # A worker's loop: claim, heartbeat, finish; plus adding follow-up work and looking around.
@@ -62,10 +66,14 @@ PROFILES: Final[dict[str, tuple[str, ...]]] = {
     ),
     "tasks": TASK_TOOLS,
     "plans": PLAN_TOOLS + DOWNSTREAM_TOOLS,
+    "review": REVIEW_TOOLS,
+    # What a client sees unless told otherwise: everything but the review tools, within the
+    # 5,000-token budget of a default.
+    "default": TASK_TOOLS + PLAN_TOOLS + DOWNSTREAM_TOOLS,
     "all": ALL_TOOLS,
 }
 
-DEFAULT_PROFILE: Final = "all"
+DEFAULT_PROFILE: Final = "default"
 
 
 def selected_tools(spec: str) -> frozenset[str]:

@@ -14,9 +14,13 @@ from taskorch.config import load_settings
 from taskorch.domain import ExecutionMode, RunProcess, TaskSpec, TaskStatus
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.processes import Instance, end_process_group
+from taskorch.engine.run_workspace import RunWorkspaces
+from taskorch.executors.base import RunRequest
 from taskorch.executors.containment.procfs import proc_entry
 from taskorch.storage.sqlite import SQLiteStore
 from taskorch.testing import FakeExecutor
+from taskorch.worktrees.workspace import GitWorkspaces
+from tests.git_repos import git_out, make_repo
 
 pytestmark = [pytest.mark.anyio, pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")]
 
@@ -119,3 +123,41 @@ def _spec(root: Path, **fields: object) -> TaskSpec:
     return TaskSpec.model_validate(
         {"prompt": "edit", "work_directory": str(root), "execution_mode": ExecutionMode.CLAUDE_CODE, **fields}
     )
+
+
+async def test_a_dead_isolated_run_s_worktree_is_recorded_and_its_edits_committed_on_its_branch(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    repo = make_repo(root / "repo", {"a.txt": "a\n"})
+    settings = load_settings(env={}, overrides={"security": {"allowed_roots": [str(root)]}})
+    db = tmp_path / "tasks.db"
+    spaces = GitWorkspaces(tmp_path / "worktrees")
+    old = Orchestrator(settings, SQLiteStore(db, synchronous="NORMAL"), workspaces=spaces)
+    async with old.running(background=False):
+        task = (await old.queue.create(_spec(repo, isolation="worktree"))).task
+        claimed = await old.store.claim_task(task.id, worker_id=DEAD.id, lease_seconds=600)
+        assert claimed is not None
+        # What the dead server did before it was killed: the worktree made and recorded, and
+        # the run's edit left uncommitted.
+        request = RunRequest(task_id=task.id, prompt="edit", work_directory=str(repo))
+        moved, workspace = await RunWorkspaces(old.store, spaces).prepare(claimed, request)
+        assert workspace is not None
+        (Path(moved.work_directory) / "a.txt").write_text("half done\n")
+
+    restarted = Orchestrator(
+        settings,
+        SQLiteStore(db, synchronous="NORMAL"),
+        executors={"claude_code": FakeExecutor()},
+        workspaces=spaces,
+    )
+    with anyio.fail_after(20):
+        async with restarted.running(background=False, scheduler=True):
+            after = await restarted.queue.get(task.id)
+    assert after.status is TaskStatus.FAILED
+    assert after.changes is not None
+    assert after.changes.auto_committed
+    assert [f.path for f in after.changes.files] == ["a.txt"]
+    assert git_out(repo, "show", f"{after.changes.branch}:a.txt") == "half done"
+    assert (repo / "a.txt").read_text() == "a\n"
+    assert git_out(repo, "worktree", "list").count(after.changes.worktree or "?") == 1

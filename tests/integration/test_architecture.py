@@ -33,6 +33,7 @@ _FOUNDATION = {"config", "domain", "errors", "problems", "taskorch", "wording"}
 _ALL = {
     "__main__", "app", "cli", "config", "domain", "downstream", "engine", "errors", "executors",
     "planning", "problems", "server", "storage", "taskorch", "tool_profiles", "wording", "worker",
+    "worktrees",
 }  # fmt: skip
 
 ALLOWED: dict[str, set[str]] = {
@@ -46,8 +47,9 @@ ALLOWED: dict[str, set[str]] = {
     "storage": _FOUNDATION,
     "executors": _FOUNDATION,
     "downstream": _FOUNDATION,
+    "worktrees": _FOUNDATION,
     "planning": _FOUNDATION | {"downstream", "executors"},
-    "engine": _FOUNDATION | {"downstream", "executors", "planning", "storage"},
+    "engine": _FOUNDATION | {"downstream", "executors", "planning", "storage", "worktrees"},
     "server": _FOUNDATION | {"downstream", "engine", "executors", "storage", "tool_profiles"},
     # The composition root and the entry points; only they may import `app`.
     "app": _ALL - {"__main__", "app", "cli", "worker"},

@@ -36,6 +36,7 @@ CONTRACT = {
     "execute_task", "execute_directory", "cancel_task", "get_statistics", "heartbeat_task",
     "create_plan", "get_plan", "list_plans", "confirm_plan", "reject_plan", "cancel_plan",
     "save_agent", "list_agents", "delete_agent", "list_downstream_tools",
+    "get_task_changes", "merge_task", "discard_task_changes",
 }  # fmt: skip
 
 
@@ -88,9 +89,10 @@ async def test_the_instructions_are_short_and_name_only_tools_the_client_is_show
     assert named <= set(PROFILES[profile])
 
 
-async def test_all_holds_every_contract_name_and_the_default_is_all() -> None:
+async def test_all_holds_every_contract_name_and_the_default_all_but_review() -> None:
     assert set(PROFILES["all"]) == set(ALL_TOOLS) == CONTRACT
-    assert load_settings(env={}).server.tools == DEFAULT_PROFILE == "all"
+    assert load_settings(env={}).server.tools == DEFAULT_PROFILE == "default"
+    assert set(PROFILES["default"]) == CONTRACT - set(PROFILES["review"])
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
@@ -123,7 +125,7 @@ def test_unknown_names_are_refused_naming_the_accepted_ones(spec: str) -> None:
         load_settings(env={"TASKORCH_SERVER__TOOLS": "x"}, overrides={"server": {"tools": spec}})
     message = str(refused.value)
     assert "server.tools (from command line)" in message
-    assert "core, tasks, plans, all" in message
+    assert "core, tasks, plans, review, default, all" in message
     assert "list_downstream_tools" in message
     for bad in [part.strip() for part in spec.split(",") if part.strip() in ("cor", "get_tsk")]:
         assert repr(bad) in message

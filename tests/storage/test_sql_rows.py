@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from taskorch.domain import ErrorInfo, RunDetails, RunProcess, Task, TaskEvent, TaskStatus
+from taskorch.domain.changes import ChangedFile, CheckResult, CommitInfo, TaskChanges
 from taskorch.storage import Backoff
 from taskorch.storage.sql_rows import COLUMNS, validate_row
 from taskorch.storage.sql_task_builder import NAMES, build_task
@@ -23,6 +24,17 @@ from tests.contract.builders import add, claim
 # Columns of `tasks` that no `Task` field shows.
 _INTERNAL = {"seq", "priority_rank"}
 _TIME = 1_750_000_000.25
+_CHANGES = TaskChanges(
+    repository="/r",
+    worktree="/wt/r/1",
+    branch="taskorch/1",
+    base_ref="main",
+    base_commit="a" * 40,
+    head_commit="b" * 40,
+    commits=[CommitInfo(sha="b" * 40, subject="edit")],
+    files=[ChangedFile(path="a.txt", insertions=1, deletions=0), ChangedFile(path="bin")],
+    check=CheckResult(command=["pytest"], passed=False, exit_code=1, output_tail="1 failed"),
+)
 
 
 def _assert_same(row: tuple[Any, ...]) -> None:
@@ -55,6 +67,9 @@ def _base_row() -> dict[str, Any]:
         events="[]",
         permission_denials="[]",
         output_truncated=0,
+        isolation="none",
+        auto_commit=1,
+        on_success="keep",
     )
     return row
 
@@ -95,6 +110,12 @@ def _full_row() -> dict[str, Any]:
         output_truncated=1,
         continue_from="t-0",
         run_process=RunProcess(pid=10, pgid=10, host="h", instance_id="i", command=["a"]).model_dump_json(),
+        isolation="worktree",
+        base_ref="main",
+        auto_commit=0,
+        check_command=json.dumps(["pytest", "-q"]),
+        on_success="merge",
+        changes=_CHANGES.model_dump_json(),
     )
     return row
 
@@ -112,7 +133,14 @@ def _shapes() -> Iterator[dict[str, Any]]:
         yield {**_base_row(), name: full[name]}
         yield {**full, name: None}
     # PostgreSQL hands back booleans and whole-number floats where SQLite has 0/1 and REALs.
-    yield {**full, "retry_safe": True, "output_truncated": False, "timeout_seconds": 30, "cost_usd": 0}
+    yield {
+        **full,
+        "retry_safe": True,
+        "output_truncated": False,
+        "auto_commit": True,
+        "timeout_seconds": 30,
+        "cost_usd": 0,
+    }
     yield {**full, "created_at": 0.0, "updated_at": 1, "lease_expires_at": 2**31 + 0.5}
     for mode, priority in itertools.product(("standard", "claude_code", "custom"), ("low", "high")):
         yield {**full, "execution_mode": mode, "priority": priority}

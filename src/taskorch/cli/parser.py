@@ -7,6 +7,7 @@ import argparse
 from taskorch import __version__
 from taskorch.cli import db as db_cli
 from taskorch.cli import logs as logs_cli
+from taskorch.cli import review as review_cli
 from taskorch.cli import serve as serve_cli
 from taskorch.cli import tasks as tasks_cli
 from taskorch.cli import watch as watch_cli
@@ -90,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--agent", help="the agent whose config shapes the run (and may name its executor)")
     add.add_argument("--idempotency-key", help="adding again with the same key returns the first task")
     add.add_argument("--continue-from", metavar="ID", help="resume the CLI session of task ID")
+    add.add_argument("--isolation", help="none or worktree (a git worktree and branch of its own)")
+    add.add_argument("--base-ref", help="isolation worktree: the branch or commit to start from")
+    add.add_argument("--on-success", default="keep", help="isolation worktree: keep (default) or merge")
+    add.add_argument(
+        "--check-command", help="isolation worktree: run after a successful run, e.g. 'pytest -q' (no shell)"
+    )
+    add.add_argument(
+        "--no-auto-commit",
+        dest="auto_commit",
+        action="store_false",
+        help="leave a worktree's edits uncommitted",
+    )
     add.add_argument("--json", action="store_true", help="print JSON")
     add_common(add)
     add.set_defaults(handler=tasks_cli.tasks_add)
@@ -120,6 +133,28 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--json", action="store_true", help="print JSON")
     add_common(cancel)
     cancel.set_defaults(handler=tasks_cli.tasks_cancel)
+
+    changes = task_commands.add_parser("changes", help="what an isolated (worktree) task changed")
+    changes.add_argument("id", help=_TASK_ID)
+    changes.add_argument("--patch", action="store_true", help="print the patch too")
+    changes.add_argument("--offset", type=int, default=0, help="patch offset (paging)")
+    changes.add_argument("--limit", type=int, default=100_000, help="patch characters (default 100000)")
+    changes.add_argument("--json", action="store_true", help="print JSON")
+    add_common(changes)
+    changes.set_defaults(handler=review_cli.tasks_changes)
+
+    merge = task_commands.add_parser("merge", help="merge an isolated task's branch into its base branch")
+    merge.add_argument("id", help=_TASK_ID)
+    merge.add_argument("--strategy", default="merge", choices=("merge", "squash", "rebase"))
+    merge.add_argument("--json", action="store_true", help="print JSON")
+    add_common(merge)
+    merge.set_defaults(handler=review_cli.tasks_merge)
+
+    discard = task_commands.add_parser("discard", help="delete an isolated task's worktree and branch")
+    discard.add_argument("id", help=_TASK_ID)
+    discard.add_argument("--json", action="store_true", help="print JSON")
+    add_common(discard)
+    discard.set_defaults(handler=review_cli.tasks_discard)
 
     watch = task_commands.add_parser(
         "watch",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from taskorch.cli.common import out, print_json, with_queue
@@ -42,6 +43,11 @@ def tasks_add(args: argparse.Namespace, settings: Settings) -> int:
         "executor": args.executor,
         "agent": args.agent,
         "idempotency_key": args.idempotency_key,
+        "isolation": args.isolation,
+        "base_ref": args.base_ref,
+        "auto_commit": args.auto_commit,
+        "on_success": args.on_success,
+        "check_command": shlex.split(args.check_command) if args.check_command else None,
     }
     TaskSpec.model_validate(fields)  # a wrong value is reported before the store is opened
 

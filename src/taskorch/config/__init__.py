@@ -39,6 +39,7 @@ from taskorch.config.sections import (
     ServerSettings,
     StorageSettings,
     TasksSettings,
+    WorktreesSettings,
 )
 from taskorch.config.settings import Settings
 
@@ -66,6 +67,7 @@ __all__ = [
     "Settings",
     "StorageSettings",
     "TasksSettings",
+    "WorktreesSettings",
     "default_config_path",
     "default_data_dir",
     "load_settings",

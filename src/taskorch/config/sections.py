@@ -1,5 +1,5 @@
 """The plain settings sections: `[server]`, `[storage]`, `[tasks]`, `[limits]`, `[plans]`,
-`[agents.<name>]`, `[scheduler]`, `[security]`, `[logging]` and `[runs]`."""
+`[agents.<name>]`, `[scheduler]`, `[security]`, `[logging]`, `[runs]` and `[worktrees]`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from taskorch.domain.agents import ToolPattern
+from taskorch.domain.changes import Isolation
 from taskorch.domain.cli_values import ModelName, check_no_nul
 from taskorch.tool_profiles import DEFAULT_PROFILE, selected_tools
 
@@ -23,6 +24,7 @@ __all__ = [
     "ServerSettings",
     "StorageSettings",
     "TasksSettings",
+    "WorktreesSettings",
 ]
 
 
@@ -115,6 +117,9 @@ class TasksSettings(Section):
 class LimitsSettings(Section):
     max_concurrent_runs: int = Field(default=4, ge=1)
     max_runs_per_directory: int = Field(default=1, ge=1)
+    max_runs_per_repository: int = Field(
+        default=4, ge=1, description="Isolated (worktree) runs at once in one repository's directory."
+    )
     max_concurrent_steps: int = Field(default=16, ge=1, description="Plan steps running at once, all plans.")
     max_steps_per_plan: int = Field(default=4, ge=1, description="Default per-plan concurrency.")
 
@@ -163,6 +168,7 @@ class AgentSettings(Section):
     )
     allowed_tools: list[ToolPattern] = Field(default_factory=list)
     denied_tools: list[ToolPattern] = Field(default_factory=list)
+    isolation: Isolation | None = Field(default=None, description="Default isolation of this agent's tasks.")
 
 
 class SchedulerSettings(Section):
@@ -230,4 +236,20 @@ class RunsSettings(Section):
         default="auto",
         description="What holds each run's processes besides its process group: a cgroup per run, "
         "this process as a child subreaper, or nothing more. `auto`: the best the host allows.",
+    )
+
+
+class WorktreesSettings(Section):
+    root: str | None = Field(
+        default=None,
+        description="Where isolated runs' worktrees are made. Default: `worktrees` in the data directory.",
+    )
+    isolation: Isolation = Field(
+        default=Isolation.NONE, description="Isolation of tasks that (and whose agent) name none."
+    )
+    check_timeout_seconds: float = Field(
+        default=1800.0, gt=0, description="Time limit of a task's check_command."
+    )
+    patch_preview_chars: int = Field(
+        default=20_000, ge=0, le=1_000_000, description="Size of the patch preview kept on a task."
     )

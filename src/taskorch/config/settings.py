@@ -26,6 +26,7 @@ from taskorch.config.sections import (
     ServerSettings,
     StorageSettings,
     TasksSettings,
+    WorktreesSettings,
 )
 
 __all__ = ["Settings"]
@@ -83,6 +84,7 @@ class Settings(Section):
         description="Other coding CLIs by name (`[executors.NAME]`): command templates, or presets.",
     )
     runs: RunsSettings = Field(default_factory=RunsSettings)
+    worktrees: WorktreesSettings = Field(default_factory=WorktreesSettings)
 
     def resolved_allowed_roots(self, env: Mapping[str, str] | None = None) -> list[str]:
         """Allowed roots, resolved (symlinks followed), defaulting to the home directory."""
@@ -103,3 +105,13 @@ class Settings(Section):
         if self.runs.log_dir:
             return Path(os.path.expanduser(self.runs.log_dir))
         return default_data_dir(env) / "logs"
+
+    def worktree_root(self, env: Mapping[str, str] | None = None) -> Path:
+        """Directory of isolated runs' worktrees: `worktrees.root`, else `worktrees` in the data dir."""
+        if self.worktrees.root:
+            return Path(os.path.expanduser(self.worktrees.root))
+        return default_data_dir(env) / "worktrees"
+
+    def run_roots(self, env: Mapping[str, str] | None = None) -> list[str]:
+        """Where a run's process may start: the allowed roots and the worktree root (resolved)."""
+        return [*self.resolved_allowed_roots(env), os.path.realpath(self.worktree_root(env))]

@@ -26,6 +26,7 @@ from typing import Annotated, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from taskorch.domain.changes import Isolation
 from taskorch.domain.cli_values import ModelName, check_no_nul
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.problems import problems_of
@@ -147,6 +148,9 @@ class AgentSpec(BaseModel):
     )
     allowed_tools: list[ToolPattern] = Field(default_factory=list, max_length=500)
     denied_tools: list[ToolPattern] = Field(default_factory=list, max_length=500)
+    isolation: Isolation | None = Field(
+        default=None, description="Default isolation of this agent's tasks: none or worktree."
+    )
 
 
 class Agent(BaseModel):
@@ -162,6 +166,7 @@ class Agent(BaseModel):
     planner: str | None = None
     allowed_tools: list[str] = Field(default_factory=list)
     denied_tools: list[str] = Field(default_factory=list)
+    isolation: Isolation | None = None
     source: str = Field(default="saved", description="`saved` (save_agent) or `config` (the config file).")
     updated_at: datetime | None = None
 

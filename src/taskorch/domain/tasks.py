@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from taskorch.domain.changes import CheckArgument, GitRef, Isolation, OnSuccess, TaskChanges
 from taskorch.domain.cli_values import ModelName
 from taskorch.domain.runs import RunProcess
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
@@ -107,6 +108,7 @@ class Priority(StrEnum):
 
 _PRIORITY_RANK: Final = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 
+IsolationInput = Annotated[Isolation, _alias({})]
 ModeInput = Annotated[ExecutionMode, _alias({"claudecode": "claude_code", "claude": "claude_code"})]
 PriorityInput = Annotated[Priority, _alias({"medium": "normal"})]
 
@@ -167,6 +169,25 @@ class TaskSpec(BaseModel):
         description="Id of an earlier claude_code task in the same directory whose session this one "
         "continues (--resume); the task then also waits for it.",
     )
+    isolation: IsolationInput | None = Field(
+        default=None,
+        description="worktree: run in a git worktree on its own branch (review, then merge_task); "
+        "none: in work_directory itself. Default: the agent's, else the config's.",
+    )
+    base_ref: GitRef | None = Field(default=None, description="Branch or commit the worktree starts from.")
+    auto_commit: bool = Field(default=True, description="Commit what an isolated run left uncommitted.")
+    on_success: OnSuccess = Field(
+        default=OnSuccess.KEEP,
+        description="isolation worktree: keep the branch for review, or merge it when the run and "
+        "its check passed and the merge is clean.",
+    )
+    check_command: list[CheckArgument] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="isolation worktree: a command (argv, no shell) run in the worktree after a "
+        'successful run, e.g. ["pytest", "-q"]; if it fails, the task fails.',
+    )
 
 
 class NewTask(BaseModel):
@@ -220,6 +241,14 @@ class Task(BaseModel):
     log_path: str | None = None
     output_truncated: bool = False
     continue_from: str | None = None
+    isolation: Isolation = Isolation.NONE
+    base_ref: str | None = None
+    auto_commit: bool = True
+    check_command: list[str] | None = None
+    on_success: OnSuccess = OnSuccess.KEEP
+    changes: TaskChanges | None = Field(
+        default=None, description="What an isolated run changed, on which branch (see get_task_changes)."
+    )
     run_process: RunProcess | None = Field(
         default=None, description="The live run's process while a server run is under way."
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from taskorch.config import Settings
 from taskorch.domain.agents import Agent, AgentSpec
+from taskorch.domain.changes import Isolation
 from taskorch.engine.planner_choice import unknown_planner
 from taskorch.errors import ConfigError, InvalidArgument, NotFound
 from taskorch.storage.base import Store
@@ -69,6 +70,13 @@ class AgentRegistry:
         unusable agent: running its task reports that)."""
         try:
             return (await self.get(name)).executor
+        except (NotFound, InvalidArgument):
+            return None
+
+    async def isolation_of(self, name: str) -> Isolation | None:
+        """The isolation agent `name` asks for its tasks, or None (also for an unknown agent)."""
+        try:
+            return (await self.get(name)).isolation
         except (NotFound, InvalidArgument):
             return None
 

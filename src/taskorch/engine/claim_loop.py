@@ -7,7 +7,8 @@ at or below `scheduler.work_path`. Only tasks whose executor passes its check ar
 task while the executor it names can. The store filters by executor name, so a task whose
 executor is missing or failing here stays queued for another runner (or this one once fixed).
 At most `limits.max_concurrent_runs` run at once and `limits.max_runs_per_directory` in any one
-directory (a run in it, below it or above it).
+directory (a run in it, below it or above it); runs in worktrees of their own (isolation
+`worktree`) count apart, up to `limits.max_runs_per_repository` in one directory.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from taskorch.config import Settings
 from taskorch.domain import ExecutionMode, Task
 from taskorch.domain import TaskStatus as Status
+from taskorch.domain.changes import Isolation
 from taskorch.domain.paths import is_at_or_below, overlaps
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.executor_checks import ExecutorChecks, executor_name
@@ -112,7 +114,9 @@ class ClaimLoop:
             task = await self._claim_one()
             if task is None:
                 return
-            if self._live.overlapping(task.work_directory) >= limit:
+            isolated = task.isolation is Isolation.WORKTREE
+            cap = self._limits.max_runs_per_repository if isolated else limit
+            if self._live.overlapping(task.work_directory, isolated=isolated) >= cap:
                 # Only possible with a per-directory limit above 1 and nested directories, which
                 # the claim's avoid-list cannot express exactly: hand the claim back untouched.
                 now = utc_from_timestamp(self._clock())
@@ -127,7 +131,9 @@ class ClaimLoop:
         executors = await self._claimable_executors()
         if not executors:
             return None
-        busy = live.busy_directories(self._limits.max_runs_per_directory)
+        busy = live.busy_directories(
+            self._limits.max_runs_per_directory, self._limits.max_runs_per_repository
+        )
         lease, worker = self._lease_seconds, self._worker_id
         for task_id in list(live.requested_tasks):
             task = await self._store.get_task(task_id)

@@ -13,6 +13,7 @@ from typing import Final
 import anyio
 
 from taskorch.domain import Task, TaskEvent
+from taskorch.domain.changes import Isolation
 from taskorch.domain.paths import overlaps
 
 __all__ = ["LiveRun", "LiveRuns", "RunWatch"]
@@ -105,14 +106,26 @@ class LiveRuns:
         """Hold claude_code runs back until `until` (a later hold already set wins)."""
         self.held_until = max(until, self.held_until or until)
 
-    def overlapping(self, directory: str) -> int:
-        """Runs in `directory`, below it or above it."""
-        return sum(1 for run in self.runs.values() if overlaps(run.task.work_directory, directory))
+    def overlapping(self, directory: str, *, isolated: bool = False) -> int:
+        """Runs in `directory`, below it or above it: those in worktrees of their own
+        (`isolated`), or those working in place. The two kinds never touch each other's files."""
+        return sum(
+            1
+            for run in self.runs.values()
+            if _isolated(run.task) is isolated and overlaps(run.task.work_directory, directory)
+        )
 
-    def busy_directories(self, limit: int) -> list[str]:
-        """The run directories that already have `limit` overlapping runs."""
-        directories = {run.task.work_directory for run in self.runs.values()}
-        return sorted(d for d in directories if self.overlapping(d) >= limit)
+    def busy_directories(self, limit: int, isolated_limit: int | None = None) -> list[str]:
+        """The run directories that already have `limit` overlapping in-place runs, or
+        `isolated_limit` overlapping isolated runs (default: `limit`)."""
+        caps = {False: limit, True: limit if isolated_limit is None else isolated_limit}
+        busy = {
+            run.task.work_directory
+            for run in self.runs.values()
+            if self.overlapping(run.task.work_directory, isolated=_isolated(run.task))
+            >= caps[_isolated(run.task)]
+        }
+        return sorted(busy)
 
     def by_directory(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -150,3 +163,7 @@ class LiveRuns:
             watch = self.watches.pop(task_id, None)
             if watch is not None:
                 watch.end()
+
+
+def _isolated(task: Task) -> bool:
+    return task.isolation is Isolation.WORKTREE

@@ -17,12 +17,14 @@ from taskorch.engine.processes import Instance
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.scheduler import Scheduler
 from taskorch.engine.services import Service
+from taskorch.engine.task_review import TaskReview
 from taskorch.executors.base import CLAUDE_CODE, Executor
 from taskorch.executors.containment import Containment, GroupOnly
 from taskorch.executors.run_limits import RunLimits
 from taskorch.executors.run_logs import keep_run_logs_pruned
 from taskorch.planning.base import Planner
 from taskorch.storage.base import Store
+from taskorch.worktrees.base import Workspaces
 
 __all__ = ["Orchestrator"]
 
@@ -50,7 +52,8 @@ class Orchestrator:
     `open_containment`); the orchestrator keeps it up while its scheduler runs and closes it
     after. None: the executors use process groups alone. With `run_plan_tasks` False, the
     task of a plan's claude_code step is only queued, for whichever worker or server runs
-    tasks (what a CLI command running a plan does: it has no executors).
+    tasks (what a CLI command running a plan does: it has no executors). `workspaces` makes
+    the worktrees of isolated runs (None: such tasks fail, and review says it cannot).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class Orchestrator:
         planners: Mapping[str, Planner] | None = None,
         containment: Containment | None = None,
         run_plan_tasks: bool = True,
+        workspaces: Workspaces | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -80,6 +84,7 @@ class Orchestrator:
         self.agents = AgentRegistry(store, settings)
         # A claude_code task whose agent names another executor is queued for that executor.
         self.queue.agent_executor = self.agents.executor_of
+        self.queue.agent_isolation = self.agents.isolation_of
         # Claude Code and the presets continue sessions; command templates do not.
         self.queue.resuming_executors = frozenset(
             {
@@ -93,8 +98,11 @@ class Orchestrator:
             executors or {},
             instance=instance or Instance.current(),
             agents=self.agents,
+            workspaces=workspaces,
             clock=clock,
         )
+        self.review = TaskReview(store, workspaces)
+        """Changes of isolated runs: see, merge, discard."""
         self.step_limiter = anyio.CapacityLimiter(settings.limits.max_concurrent_steps)
         self.plans = PlanService(
             store,

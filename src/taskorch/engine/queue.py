@@ -29,6 +29,7 @@ from taskorch.domain import (
     TaskSpec,
     TaskStatus,
 )
+from taskorch.domain.changes import Isolation, OnSuccess
 from taskorch.domain.paths import is_at_or_below
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.paths import resolve_work_directory
@@ -63,6 +64,8 @@ class TaskQueue:
         self._work_added = anyio.Event()
         self.agent_executor: Callable[[str], Awaitable[str | None]] | None = None
         """The executor an agent names (`AgentRegistry.executor_of`), set by the orchestrator."""
+        self.agent_isolation: Callable[[str], Awaitable[Isolation | None]] | None = None
+        """The isolation an agent asks for (`AgentRegistry.isolation_of`), set by the orchestrator."""
         self.resuming_executors: frozenset[str] = frozenset({CLAUDE_CODE})
         """Executors that can continue a session (`continue_from`), set by the orchestrator."""
         if isinstance(store, WorkNotifier):
@@ -135,6 +138,7 @@ class TaskQueue:
         if spec.execution_mode is ExecutionMode.CUSTOM and not spec.executor:
             raise InvalidArgument("execution_mode custom needs `executor`: the name of a configured executor")
         spec = await self._routed(spec)
+        spec = await self._isolated(spec)
         if "max_attempts" not in spec.model_fields_set:
             # The one place the configured default applies, whichever surface built the spec.
             spec = spec.model_copy(update={"max_attempts": self.default_max_attempts})
@@ -151,6 +155,32 @@ class TaskQueue:
         if outcome.created:
             self._signal_work()
         return outcome
+
+    async def _isolated(self, spec: TaskSpec) -> TaskSpec:
+        """`spec` with its isolation settled: its own, else its agent's, else `worktrees.isolation`
+        (server-run tasks only: a standard task's worker works where it is)."""
+        if spec.execution_mode is ExecutionMode.STANDARD:
+            if spec.isolation is Isolation.WORKTREE:
+                raise InvalidArgument(
+                    "isolation 'worktree' is for claude_code and custom tasks, which the server runs; "
+                    "a standard task's worker works in its own checkout"
+                )
+            if spec.check_command or spec.on_success is OnSuccess.MERGE:
+                raise InvalidArgument(
+                    "check_command and on_success 'merge' are for claude_code and custom tasks with "
+                    "isolation 'worktree'"
+                )
+            return spec.model_copy(update={"isolation": Isolation.NONE})
+        isolation = spec.isolation
+        if isolation is None and spec.agent and self.agent_isolation is not None:
+            isolation = await self.agent_isolation(spec.agent)
+        isolation = isolation or self._settings.worktrees.isolation
+        if (spec.check_command or spec.on_success is OnSuccess.MERGE) and isolation is not Isolation.WORKTREE:
+            raise InvalidArgument(
+                "check_command and on_success 'merge' work on the task's worktree: create the task "
+                "with isolation 'worktree'"
+            )
+        return spec.model_copy(update={"isolation": isolation})
 
     async def _routed(self, spec: TaskSpec) -> TaskSpec:
         """A claude_code task whose agent names another executor runs there: it is queued as a

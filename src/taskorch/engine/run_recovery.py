@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from taskorch.domain import Task
 from taskorch.engine.processes import Instance, end_process_group
@@ -14,14 +15,21 @@ __all__ = ["recover_runs"]
 log = logging.getLogger(__name__)
 
 
-async def recover_runs(queue: TaskQueue, instance: Instance, *, kill_grace_seconds: float) -> list[Task]:
+async def recover_runs(
+    queue: TaskQueue,
+    instance: Instance,
+    *,
+    kill_grace_seconds: float,
+    on_settled: Callable[[Task], Awaitable[None]] | None = None,
+) -> list[Task]:
     """End leftover runs of earlier instances of this server on this host; settle their tasks.
 
     A task counts when it is `running` under a scheduler worker id naming this host and
     an instance whose process is gone. Its recorded process group is ended (only if
     `/proc` confirms it is still that run's group); then the task is settled like an
     expired lease: `retry_safe` with attempts left -> `queued`, else `failed` with kind
-    `lease_lost`. Returns the settled tasks.
+    `lease_lost`. `on_settled` is then called with each settled task (an isolated run's
+    worktree is recorded there). Returns the settled tasks.
     """
     settled = []
     for task in await queue.store.list_running():
@@ -49,6 +57,8 @@ async def recover_runs(queue: TaskQueue, instance: Instance, *, kill_grace_secon
         except LeaseLost:
             continue  # its lease expired meanwhile: the reaper settles it
         log.warning("recovered task %s from an earlier server: now %s", task.id, done.status.value)
+        if on_settled is not None:
+            await on_settled(done)
         settled.append(done)
     if settled:
         queue.signal_work()

@@ -19,10 +19,12 @@ from taskorch.engine.queue import TaskQueue
 from taskorch.engine.run_events import RunEventBatcher
 from taskorch.engine.run_lease import keep_lease
 from taskorch.engine.run_outcomes import OutcomeRecorder, failed_outcome
+from taskorch.engine.run_workspace import RunWorkspaces
 from taskorch.errors import CallerError, ExecutorUnavailable, InvalidArgument, LeaseLost
 from taskorch.executors.base import CLAUDE_CODE, Executor, RunOutcome, RunRequest, RunStarted
 from taskorch.executors.containment.procfs import proc_entry
 from taskorch.problems import problems_of
+from taskorch.worktrees.base import GitError
 
 __all__ = ["RunSupervisor"]
 
@@ -46,6 +48,7 @@ class RunSupervisor:
         agents: AgentRegistry | None,
         events: RunEventBatcher,
         outcomes: OutcomeRecorder,
+        workspaces: RunWorkspaces,
         heartbeat_seconds: float,
         clock: Callable[[], float],
     ) -> None:
@@ -57,6 +60,7 @@ class RunSupervisor:
         self._agents = agents
         self._events = events
         self._outcomes = outcomes
+        self._workspaces = workspaces
         self._heartbeat_seconds = heartbeat_seconds
         self._clock = clock
 
@@ -102,11 +106,18 @@ class RunSupervisor:
         except CallerError as exc:  # e.g. its agent was deleted since the task was created
             return failed_outcome("invalid_task", str(exc))
         try:
-            return await executor.run(
+            request, workspace = await self._workspaces.prepare(task, request)
+        except (GitError, ExecutorUnavailable) as exc:
+            return failed_outcome("worktree_failed", str(exc))
+        try:
+            outcome = await executor.run(
                 request,
                 on_event=lambda event: self._events.on_event(run, event),
                 on_start=lambda started: self._on_start(run, started),
             )
+            if workspace is not None:
+                outcome = await self._workspaces.record(task, workspace, outcome) or outcome
+            return outcome
         except ExecutorUnavailable as exc:
             return failed_outcome("executor_unavailable", str(exc))
         except Exception as exc:

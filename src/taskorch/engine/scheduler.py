@@ -39,7 +39,9 @@ from taskorch.engine.run_events import RunEventBatcher
 from taskorch.engine.run_outcomes import OutcomeRecorder
 from taskorch.engine.run_recovery import recover_runs
 from taskorch.engine.run_supervisor import RunSupervisor
+from taskorch.engine.run_workspace import RunWorkspaces
 from taskorch.executors.base import Executor, ExecutorHealth
+from taskorch.worktrees.base import Workspaces
 
 __all__ = ["RunWatch", "Scheduler", "SchedulerStatus"]
 
@@ -78,6 +80,7 @@ class Scheduler:
         *,
         instance: Instance,
         agents: AgentRegistry | None = None,
+        workspaces: Workspaces | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._queue = queue
@@ -88,6 +91,7 @@ class Scheduler:
         self._instance = instance
         self._clock = clock
         self._live = LiveRuns()
+        self._workspaces = RunWorkspaces(queue.store, workspaces)
         self._checks = ExecutorChecks(self._executors, cache_seconds=self._config.health_cache_seconds)
         supervisor = RunSupervisor(
             queue,
@@ -99,6 +103,7 @@ class Scheduler:
             outcomes=OutcomeRecorder(
                 queue, self._live, rate_limit_wait_seconds=self._config.rate_limit_wait_seconds, clock=clock
             ),
+            workspaces=self._workspaces,
             heartbeat_seconds=self._config.heartbeat_seconds,
             clock=clock,
         )
@@ -158,7 +163,12 @@ class Scheduler:
     async def recover(self) -> list[Task]:
         """End leftover runs of earlier instances of this server on this host; settle their
         tasks (see `recover_runs`). Returns the settled tasks."""
-        return await recover_runs(self._queue, self._instance, kill_grace_seconds=self._kill_grace_seconds)
+        return await recover_runs(
+            self._queue,
+            self._instance,
+            kill_grace_seconds=self._kill_grace_seconds,
+            on_settled=self._workspaces.settle,
+        )
 
     # -- requests from the surfaces ---------------------------------------------------------------
 

@@ -91,7 +91,7 @@ class ClaudeCodeExecutor:
         (plus the planner's scratch directory, where planning runs work)."""
         limits = RunLimits.from_settings(settings.runs, settings.run_log_dir(environ))
         roots = [
-            *settings.resolved_allowed_roots(environ),
+            *settings.run_roots(environ),
             os.path.realpath(settings.planner_work_dir(environ)),
         ]
         return cls(

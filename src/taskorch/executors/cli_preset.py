@@ -255,5 +255,5 @@ class PresetExecutor:
     ) -> PresetExecutor:
         """Built from the whole settings object: `[runs]` and the allowed roots, as the server does."""
         limits = RunLimits.from_settings(settings.runs, settings.run_log_dir(environ))
-        roots = settings.resolved_allowed_roots(environ)
+        roots = settings.run_roots(environ)
         return cls(name, preset, limits, environ=environ, allowed_roots=roots, containment=containment)

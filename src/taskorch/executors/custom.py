@@ -249,7 +249,7 @@ def build_custom_executors(
 ) -> dict[str, CustomExecutor]:
     """One `CustomExecutor` per `[executors.NAME]` template, by name, confined to the allowed roots."""
     limits = RunLimits.from_settings(settings.runs, settings.run_log_dir(environ))
-    roots = settings.resolved_allowed_roots(environ)
+    roots = settings.run_roots(environ)
     return {
         name: CustomExecutor(
             name, template, limits, environ=environ, allowed_roots=roots, containment=containment

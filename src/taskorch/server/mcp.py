@@ -18,6 +18,7 @@ from taskorch.server.mcp_arguments import StrictToolServer
 from taskorch.server.mcp_downstream import register_downstream_tools
 from taskorch.server.mcp_plans import register_plan_tools
 from taskorch.server.mcp_resources import register_resources
+from taskorch.server.mcp_review import register_review_tools
 from taskorch.server.mcp_runs import register_run_tools
 from taskorch.server.mcp_stdio import run_stdio
 from taskorch.server.mcp_tasks import TasksExtension
@@ -39,6 +40,10 @@ _INSTRUCTION_LINES: Final = (
     (
         ("create_plan", "confirm_plan", "get_plan"),
         "\nPlans of downstream tool calls: create_plan, show it, confirm_plan, then poll get_plan.",
+    ),
+    (
+        ("get_task_changes", "merge_task", "discard_task_changes"),
+        "\nWorktree tasks: get_task_changes, then merge_task or discard_task_changes.",
     ),
     ((), "\nPaths are absolute, under the server's allowed roots. Errors say how to fix the call."),
 )
@@ -73,6 +78,7 @@ def build_mcp_server(orchestrator: Orchestrator) -> StrictToolServer:
     register_task_tools(server, orchestrator)
     register_run_tools(server, orchestrator)
     register_plan_tools(server, orchestrator, bus=bus)
+    register_review_tools(server, orchestrator)
     register_resources(server, orchestrator)
     if orchestrator.downstream is not None:
         register_downstream_tools(server, orchestrator.downstream)

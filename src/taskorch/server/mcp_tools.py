@@ -8,6 +8,7 @@ values are typed `str` so the input schema does not reject the accepted spelling
 # No `from __future__ import annotations`: the SDK reads these signatures at registration,
 # and the page-size description below is built from the settings at that time.
 
+import inspect
 from typing import Annotated, Any, Final
 
 import anyio
@@ -19,6 +20,7 @@ from taskorch.domain import Task, TaskSpec, TaskStatus
 from taskorch.domain.tasks import ModeInput, PriorityInput
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.queue import TaskQueue
+from taskorch.errors import InvalidArgument
 from taskorch.server.mcp_errors import tool_errors
 from taskorch.server.mcp_results import data_result, task_summaries, tool_result
 from taskorch.server.mcp_schema import UNDESCRIBED
@@ -32,7 +34,7 @@ from taskorch.server.models import (
 from taskorch.server.run_guidance import heartbeat_message, server_run_ready_note, unattended_note
 from taskorch.server.statistics import server_statistics
 from taskorch.storage import TaskFilter
-from taskorch.tool_profiles import TASK_TOOLS
+from taskorch.tool_profiles import TASK_TOOLS, selected_tools
 
 __all__ = ["MAX_WAIT_SECONDS", "TOOL_NAMES", "register_task_tools"]
 
@@ -100,19 +102,29 @@ def _fail_message(task: Task) -> str:
     )
 
 
+_CREATE: Final = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+)
+_WORKTREE_KEYS: Final = ("base_ref", "check_command", "on_success", "auto_commit")
+
+
+def worktree_fields(options: dict[str, Any]) -> dict[str, Any]:
+    """The task fields of create_task's `worktree` object: isolation worktree and its options."""
+    unknown = sorted(set(options) - set(_WORKTREE_KEYS))
+    if unknown:
+        raise InvalidArgument(
+            f"worktree takes {', '.join(_WORKTREE_KEYS)}; not {', '.join(map(repr, unknown))}"
+        )
+    return {"isolation": "worktree", **options}
+
+
 def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
     """Add the task tools (named in `TOOL_NAMES`) to `server`, all sharing `orchestrator`."""
     queue = orchestrator.queue
+    shown = selected_tools(orchestrator.settings.server.tools)
     limit_max = queue.list_limit_max
     roots = queue.allowed_roots
 
-    @server.tool(
-        structured_output=UNDESCRIBED,
-        title="Create a task",
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
-        ),
-    )
     async def create_task(
         prompt: Annotated[str, Field(description="What to do, in words.")],
         work_directory: Annotated[
@@ -141,6 +153,10 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         continue_from: Annotated[
             str | None, Field(description="claude_code task whose session this one resumes, after it ends.")
         ] = None,
+        worktree: Annotated[
+            dict[str, Any] | None,
+            Field(description="Run on its own git branch: {} or {base_ref, check_command, on_success}."),
+        ] = None,
     ) -> Annotated[CallToolResult, CreateTaskResult]:
         """Queue a coding task. Returns it (queued, or waiting for depends_on) and `created`.
 
@@ -162,11 +178,21 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             "continue_from": continue_from,
         }
         with tool_errors():
+            if worktree is not None:
+                fields |= worktree_fields(worktree)
             if max_attempts is not None:  # else the queue applies tasks.default_max_attempts
                 fields["max_attempts"] = max_attempts
             outcome = await queue.create(TaskSpec.model_validate(fields))
         note = unattended_note(orchestrator, outcome.task, "mcp")
         return tool_result(CreateTaskResult(task=outcome.task, created=outcome.created, note=note))
+
+    if "merge_task" not in shown:
+        # Only clients shown the review tools create worktree tasks over MCP: the others do
+        # not pay for the parameter in every tools/list (the default profile's budget).
+        signature = inspect.signature(create_task)
+        kept = [p for name, p in signature.parameters.items() if name != "worktree"]
+        create_task.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
+    server.add_tool(create_task, title="Create a task", annotations=_CREATE, structured_output=UNDESCRIBED)
 
     @server.tool(title="Get a task", annotations=_READ, structured_output=UNDESCRIBED)
     async def get_task(task_id: TaskId) -> Annotated[CallToolResult, Task]:

@@ -47,6 +47,7 @@ from taskorch.server.rest_base import Input as _Input
 from taskorch.server.rest_base import json_object as _json_object
 from taskorch.server.rest_base import query_of as _query
 from taskorch.server.rest_plans import plan_operations
+from taskorch.server.rest_review import review_operations
 from taskorch.server.run_guidance import (
     execute_message,
     heartbeat_message,
@@ -350,6 +351,7 @@ def rest_operations(orchestrator: Orchestrator) -> list[Operation]:
         Operation("GET", f"{API_PREFIX}/downstream/tools", downstream_tools, DownstreamTools,
                   query=DownstreamQuery, errors=(404,)),
         *plan_operations(orchestrator),
+        *review_operations(orchestrator),
     ]
     # fmt: on
 

@@ -28,6 +28,7 @@ from taskorch.domain import (
     TaskStatus,
 )
 from taskorch.domain.agents import Agent
+from taskorch.domain.changes import TaskChanges
 from taskorch.domain.plans import Plan, PlanStatus
 from taskorch.errors import StoreError
 
@@ -237,6 +238,11 @@ class Store(Protocol):
 
         Raises `LeaseLost` or `NotFound`.
         """
+        ...
+
+    async def set_changes(self, task_id: str, changes: TaskChanges) -> Task:
+        """Store what an isolated run changed (or what review made of it) on the task, in any
+        state. Durable. Raises `NotFound`."""
         ...
 
     async def append_events(

@@ -26,6 +26,7 @@ from taskorch.domain import (
     backoff_delay,
     initial_status,
 )
+from taskorch.domain.changes import Isolation, TaskChanges
 from taskorch.domain.paths import is_at_or_below, overlaps
 from taskorch.domain.tasks import dependency_failed_error, utc_from_timestamp
 from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
@@ -86,6 +87,11 @@ class MemoryStore(MemoryPlans):
             idempotency_key=spec.idempotency_key,
             retry_safe=spec.retry_safe,
             continue_from=spec.continue_from,
+            isolation=spec.isolation or Isolation.NONE,
+            base_ref=spec.base_ref,
+            auto_commit=spec.auto_commit,
+            check_command=None if spec.check_command is None else list(spec.check_command),
+            on_success=spec.on_success,
             status=status,
             error=error,
             created_at=new.created_at,
@@ -244,6 +250,10 @@ class MemoryStore(MemoryPlans):
     async def record_process(self, task_id: str, lease_token: str, process: RunProcess) -> Task:
         task = self._leased(task_id, lease_token)
         return self._put(task.model_copy(update={"run_process": process, "updated_at": self._now()}))
+
+    async def set_changes(self, task_id: str, changes: TaskChanges) -> Task:
+        task = await self.get_task(task_id)
+        return self._put(task.model_copy(update={"changes": changes, "updated_at": self._now()}))
 
     async def append_events(
         self, task_id: str, lease_token: str, events: Sequence[TaskEvent], *, keep: int

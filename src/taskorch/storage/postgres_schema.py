@@ -155,7 +155,17 @@ _V3: Final = (
 # Runs and costs by executor and model, kept by triggers, with the totals of the tasks stored.
 _V4: Final = EXECUTOR_COUNTS
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
+# Isolated runs: the task's isolation and base ref, and what its run changed (JSON).
+_V5: Final = (
+    "ALTER TABLE tasks ADD COLUMN isolation text NOT NULL DEFAULT 'none'",
+    "ALTER TABLE tasks ADD COLUMN base_ref text",
+    "ALTER TABLE tasks ADD COLUMN auto_commit boolean NOT NULL DEFAULT true",
+    "ALTER TABLE tasks ADD COLUMN changes text",
+    "ALTER TABLE tasks ADD COLUMN check_command text",
+    "ALTER TABLE tasks ADD COLUMN on_success text NOT NULL DEFAULT 'keep'",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # First key of the advisory lock that serialises migrations (the second is the schema's

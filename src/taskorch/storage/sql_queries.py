@@ -175,6 +175,9 @@ RETURNING {COLUMNS}
         f"UPDATE tasks SET run_process = :process, updated_at = :now WHERE {FENCE} RETURNING {COLUMNS}"
     ),
     "set_events": "UPDATE tasks SET events = :events, updated_at = :now WHERE id = :id",
+    "set_changes": (
+        f"UPDATE tasks SET changes = :changes, updated_at = :now WHERE id = :id RETURNING {COLUMNS}"
+    ),
     "cancel": (
         f"UPDATE tasks {FINISH} WHERE id = :id AND status IN ('waiting', 'queued', 'running') "
         f"RETURNING {COLUMNS}"

@@ -1,8 +1,8 @@
 """Rows of the `tasks` table and `Task`s, the same in every SQL dialect.
 
-Times are epoch seconds; tags, depends_on, error, usage, events, permission_denials and
-run_process are JSON text; retry_safe and output_truncated are booleans (SQLite stores them
-as 0 and 1).
+Times are epoch seconds; tags, depends_on, error, usage, events, permission_denials,
+run_process and changes are JSON text; retry_safe, output_truncated and auto_commit are
+booleans (SQLite stores them as 0 and 1).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any, Final
 from pydantic import TypeAdapter
 
 from taskorch.domain import ErrorInfo, NewTask, RunDetails, Task, TaskEvent, TaskStatus
+from taskorch.domain.changes import Isolation
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.storage.sql_task_builder import COLUMNS, NAMES
 
@@ -32,7 +33,9 @@ __all__ = [
 _TIMES: Final = frozenset(
     {"lease_expires_at", "not_before", "created_at", "updated_at", "started_at", "finished_at"}
 )
-_JSON: Final = frozenset({"tags", "depends_on", "error", "usage", "permission_denials", "run_process"})
+_JSON: Final = frozenset(
+    {"tags", "depends_on", "error", "usage", "permission_denials", "run_process", "changes", "check_command"}
+)
 EVENTS: Final = TypeAdapter(list[TaskEvent])
 
 
@@ -57,6 +60,11 @@ def new_task_row(new: NewTask, status: TaskStatus, error: ErrorInfo | None) -> d
         "idempotency_key": spec.idempotency_key,
         "retry_safe": bool(spec.retry_safe),
         "continue_from": spec.continue_from,
+        "isolation": (spec.isolation or Isolation.NONE).value,
+        "base_ref": spec.base_ref,
+        "auto_commit": bool(spec.auto_commit),
+        "check_command": None if spec.check_command is None else json.dumps(spec.check_command),
+        "on_success": spec.on_success.value,
         "status": status.value,
         "created_at": created,
         "updated_at": created,
@@ -110,12 +118,13 @@ def validate_row(row: Iterable[Any]) -> Task:
     data["events"] = [] if events in (None, "[]") else EVENTS.validate_json(events)
     data["retry_safe"] = bool(data["retry_safe"])
     data["output_truncated"] = bool(data["output_truncated"])
+    data["auto_commit"] = bool(data["auto_commit"])
     return Task.model_validate(data)
 
 
 NEW_TASK_COLUMNS: Final = (
     "id, prompt, work_directory, execution_mode, executor, priority, priority_rank, tags, model, agent, "
     "depends_on, max_attempts, timeout_seconds, idempotency_key, retry_safe, continue_from, status, "
-    "created_at, updated_at, finished_at, error"
+    "created_at, updated_at, finished_at, error, isolation, base_ref, auto_commit, check_command, on_success"
 )
 """The columns `new_task_row` fills, in its order."""

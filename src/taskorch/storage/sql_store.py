@@ -31,6 +31,7 @@ from taskorch.domain import (
     TaskEvent,
 )
 from taskorch.domain.agents import Agent
+from taskorch.domain.changes import TaskChanges
 from taskorch.domain.plans import Plan, PlanStatus
 from taskorch.storage import sql_plans, sql_task_reads, sql_tasks
 from taskorch.storage.base import Backoff, CreateOutcome, IdKind, PlanPage, TaskFilter, TaskPage
@@ -165,6 +166,12 @@ class SQLStore:
             "record_process",
             lambda now: sql_tasks.record_process(now, task_id, lease_token, process),
             single=True,
+        )
+        return task
+
+    async def set_changes(self, task_id: str, changes: TaskChanges) -> Task:
+        task: Task = await self._write(
+            "set_changes", lambda now: sql_tasks.set_changes(now, task_id, changes), single=True
         )
         return task
 

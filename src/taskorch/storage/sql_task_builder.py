@@ -24,6 +24,7 @@ from typing import Any, Final
 from pydantic import TypeAdapter
 
 from taskorch.domain import ErrorInfo, ExecutionMode, Priority, RunProcess, Task, TaskEvent, TaskStatus
+from taskorch.domain.changes import Isolation, OnSuccess, TaskChanges
 
 __all__ = ["COLUMNS", "NAMES", "build_task"]
 
@@ -88,6 +89,12 @@ _CONVERSIONS: Final[dict[str, _Convert]] = {
     "log_path": None,
     "output_truncated": bool,
     "continue_from": None,
+    "isolation": _member(Isolation),
+    "base_ref": None,
+    "auto_commit": bool,
+    "check_command": _json_list,
+    "on_success": _member(OnSuccess),
+    "changes": TaskChanges.model_validate_json,
     "run_process": RunProcess.model_validate_json,
     "events": _events,
 }
@@ -110,7 +117,7 @@ _DEFAULTS: Final = {
     if not field.is_required() and field.get_default(call_default_factory=True) is not None
 }
 # What validation marks as set whatever the row holds: see `sql_rows.validate_row`.
-_ALWAYS_SET: Final = frozenset({"events", "retry_safe", "output_truncated"})
+_ALWAYS_SET: Final = frozenset({"events", "retry_safe", "output_truncated", "auto_commit"})
 
 
 def _compile() -> Callable[[Sequence[Any]], Task]:

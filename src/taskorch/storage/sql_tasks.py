@@ -24,6 +24,7 @@ from taskorch.domain import (
     backoff_delay,
     initial_status,
 )
+from taskorch.domain.changes import TaskChanges
 from taskorch.domain.paths import subtree_prefix
 from taskorch.domain.tasks import dependency_failed_error
 from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
@@ -51,6 +52,7 @@ __all__ = [
     "park",
     "reap_expired",
     "record_process",
+    "set_changes",
 ]
 
 _LEASE_LOST: Final = ErrorInfo(
@@ -208,6 +210,13 @@ def park(
 def record_process(now: float, task_id: str, token: str, process: RunProcess) -> Transaction:
     params = {"id": task_id, "token": token, "now": now, "process": process.model_dump_json()}
     return (yield from _fenced("record_process", params))
+
+
+def set_changes(now: float, task_id: str, changes: TaskChanges) -> Transaction:
+    rows = yield Query("set_changes", {"id": task_id, "now": now, "changes": changes.model_dump_json()})
+    if not rows:
+        raise not_found(task_id)
+    return build_task(rows[0])
 
 
 def append_events(now: float, task_id: str, token: str, new: list[TaskEvent], keep: int) -> Transaction:

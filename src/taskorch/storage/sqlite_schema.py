@@ -141,7 +141,17 @@ _V5: Final = (
 # Runs and costs by executor and model, kept by triggers, with the totals of the tasks stored.
 _V6: Final = EXECUTOR_COUNTS
 
-MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Isolated runs: the task's isolation and base ref, and what its run changed (JSON).
+_V7: Final = """
+ALTER TABLE tasks ADD COLUMN isolation TEXT NOT NULL DEFAULT 'none';
+ALTER TABLE tasks ADD COLUMN base_ref TEXT;
+ALTER TABLE tasks ADD COLUMN auto_commit INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE tasks ADD COLUMN changes TEXT;
+ALTER TABLE tasks ADD COLUMN check_command TEXT;
+ALTER TABLE tasks ADD COLUMN on_success TEXT NOT NULL DEFAULT 'keep';
+"""
+
+MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

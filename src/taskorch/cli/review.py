@@ -1,0 +1,77 @@
+"""`taskorch tasks changes|merge|discard`: review what an isolated (worktree) run changed."""
+
+from __future__ import annotations
+
+import argparse
+
+from taskorch.cli.common import out, print_json, with_queue
+from taskorch.cli.ids import resolve_id
+from taskorch.config import Settings
+from taskorch.domain.changes import MergeStrategy, TaskChanges
+from taskorch.engine.orchestrator import Orchestrator
+
+__all__ = ["render_changes", "tasks_changes", "tasks_discard", "tasks_merge"]
+
+
+def render_changes(changes: TaskChanges) -> str:
+    """A few lines on a task's branch, commits and files."""
+    lines = [
+        f"branch    {changes.branch} ({changes.state.value})",
+        f"base      {changes.base_ref} = {changes.base_commit[:12]}"
+        + (f" on {changes.base_branch}" if changes.base_branch else ""),
+        f"worktree  {changes.worktree or '(removed)'}",
+        f"commits   {len(changes.commits)}; {len(changes.files)} files, "
+        f"+{changes.insertions} -{changes.deletions}",
+    ]
+    lines += [f"  {c.sha[:12]} {c.subject}" for c in changes.commits]
+    lines += [f"  {_count(f.insertions):>6} {_count(f.deletions):>6}  {f.path}" for f in changes.files]
+    return "\n".join(lines)
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)  # binary files have no line counts
+
+
+def tasks_changes(args: argparse.Namespace, settings: Settings) -> int:
+    async def action(orchestrator: Orchestrator) -> int:
+        task_id = await resolve_id(orchestrator, "task", args.id)
+        page = await orchestrator.review.changes(task_id, offset=args.offset, limit=args.limit)
+        if args.json:
+            print_json(page)
+            return 0
+        out(render_changes(page.changes))
+        if args.patch:
+            out(page.patch)
+            if page.next_offset is not None:
+                out(f"(more: --offset {page.next_offset})")
+        return 0
+
+    return with_queue(settings, action, read_only=True)
+
+
+def tasks_merge(args: argparse.Namespace, settings: Settings) -> int:
+    strategy = MergeStrategy(args.strategy)
+
+    async def action(orchestrator: Orchestrator) -> int:
+        report = await orchestrator.review.merge(await resolve_id(orchestrator, "task", args.id), strategy)
+        if args.json:
+            print_json(report)
+        else:
+            out(report.message)
+            for branch, files in report.overlapping_branches.items():
+                out(f"note: {branch} also changes {', '.join(files)}")
+        return 0 if report.merged else 1
+
+    return with_queue(settings, action, read_only=True)
+
+
+def tasks_discard(args: argparse.Namespace, settings: Settings) -> int:
+    async def action(orchestrator: Orchestrator) -> int:
+        task = await orchestrator.review.discard(await resolve_id(orchestrator, "task", args.id))
+        if args.json:
+            print_json(task)
+        else:
+            out(f"task {task.id}: worktree and branch removed")
+        return 0
+
+    return with_queue(settings, action, read_only=True)

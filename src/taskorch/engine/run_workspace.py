@@ -1,0 +1,135 @@
+"""An isolated run's worktree: made before the run, and what the run changed recorded after it.
+
+Only for tasks with `isolation = "worktree"`; the others run in their own directory. The
+worktree work is behind the `Workspaces` protocol (`taskorch.worktrees.base`), handed in.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from taskorch.domain import ErrorInfo, Task
+from taskorch.domain.changes import (
+    ChangeState,
+    Isolation,
+    MergeStrategy,
+    OnSuccess,
+    TaskChanges,
+    commit_message,
+)
+from taskorch.errors import ExecutorUnavailable, TaskorchError
+from taskorch.executors.base import RunOutcome, RunRequest, RunStatus
+from taskorch.storage.base import Store
+from taskorch.worktrees.base import Workspace, Workspaces
+
+__all__ = ["RunWorkspaces"]
+
+log = logging.getLogger(__name__)
+
+
+class RunWorkspaces:
+    """Gives isolated runs their worktree (`prepare`) and records their changes (`record`)."""
+
+    def __init__(self, store: Store, workspaces: Workspaces | None) -> None:
+        self._store = store
+        self._workspaces = workspaces
+
+    async def prepare(self, task: Task, request: RunRequest) -> tuple[RunRequest, Workspace | None]:
+        """`request` moved into a fresh worktree when `task` is isolated, with that worktree.
+
+        Raises `GitError` (outside a repository, an unknown base ref) or `ExecutorUnavailable`
+        (this server has no worktree support set up).
+        """
+        if task.isolation is not Isolation.WORKTREE:
+            return request, None
+        if self._workspaces is None:
+            raise ExecutorUnavailable("this server cannot make worktrees; run the task with isolation 'none'")
+        workspace = await self._workspaces.prepare(task.id, task.work_directory, task.base_ref)
+        # Known before the run starts, so a restart after a crash finds the worktree (`settle`).
+        await self._store.set_changes(task.id, _started(workspace))
+        return request.model_copy(update={"work_directory": workspace.work_directory}), workspace
+
+    async def _merge(self, changes: TaskChanges) -> TaskChanges:
+        """`on_success = "merge"`: merge now if clean; else keep the branch, saying why."""
+        assert self._workspaces is not None
+        merged, report = await self._workspaces.merge(changes, MergeStrategy.MERGE)
+        if report.merged:
+            return merged
+        return merged.model_copy(update={"merge_note": f"not merged: {report.message}"})
+
+    async def settle(self, task: Task) -> None:
+        """After the run of `task` died with its server: record what its worktree holds (with
+        `auto_commit`, its uncommitted edits committed on the branch), so nothing is lost."""
+        changes = task.changes
+        if self._workspaces is None or changes is None or changes.worktree is None:
+            return
+        if changes.state is not ChangeState.KEPT:
+            return
+        workspace = Workspace(
+            repository=changes.repository,
+            worktree=changes.worktree,
+            work_directory=changes.worktree,
+            branch=changes.branch,
+            base_ref=changes.base_ref,
+            base_branch=changes.base_branch,
+            base_commit=changes.base_commit,
+        )
+        await self.record(task, workspace)
+
+    async def record(
+        self, task: Task, workspace: Workspace, outcome: RunOutcome | None = None
+    ) -> RunOutcome | None:
+        """Commit what the run left (with `auto_commit`), run the task's `check_command` after a
+        successful run, and store the changes on the task. Returns `outcome`, failed (kind
+        `check_failed`) when the check failed. A git failure is logged: the run's work stays in
+        the worktree and on its branch."""
+        assert self._workspaces is not None
+        check = None
+        try:
+            changes = await self._workspaces.finish(
+                workspace, message=commit_message(task.id, task.prompt), auto_commit=task.auto_commit
+            )
+            # After the commit, so what the check leaves behind (caches, reports) is not committed.
+            if task.check_command and outcome is not None and outcome.status is RunStatus.SUCCEEDED:
+                check = await self._workspaces.check(workspace, task.check_command)
+            changes = changes.model_copy(update={"check": check})
+            succeeded = outcome is not None and outcome.status is RunStatus.SUCCEEDED
+            if succeeded and (check is None or check.passed) and task.on_success is OnSuccess.MERGE:
+                changes = await self._merge(changes)
+            await self._store.set_changes(task.id, changes)
+        except TaskorchError:
+            log.warning(
+                "could not record the changes of task %s (its worktree %s is kept)",
+                task.id,
+                workspace.worktree,
+                exc_info=True,
+            )
+        if outcome is None or check is None or check.passed:
+            return outcome
+        if check.timed_out:
+            why = "timed out"
+        elif check.exit_code is None:
+            why = "could not start"
+        else:
+            why = f"exited {check.exit_code}"
+        message = (
+            f"the run succeeded but its check {' '.join(check.command)!r} {why}: {_tail(check.output_tail)}"
+        )
+        error = ErrorInfo(kind="check_failed", message=message)
+        return outcome.model_copy(update={"status": RunStatus.FAILED, "error": error})
+
+
+def _started(workspace: Workspace) -> TaskChanges:
+    return TaskChanges(
+        repository=workspace.repository,
+        worktree=workspace.worktree,
+        branch=workspace.branch,
+        base_ref=workspace.base_ref,
+        base_branch=workspace.base_branch,
+        base_commit=workspace.base_commit,
+    )
+
+
+def _tail(text: str, limit: int = 1000) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else "..." + text[-limit:]

@@ -1,0 +1,99 @@
+"""Review of isolated runs: what a task changed (paged patch), merge it, or discard it.
+
+One service for every surface (MCP, REST, CLI). The git work is behind `Workspaces`; this
+module holds the rules: only an ended task with recorded changes is merged or discarded, and
+what became of the branch is stored on the task.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pydantic import BaseModel, Field
+
+from taskorch.domain import Task
+from taskorch.domain.changes import ChangeState, MergeReport, MergeStrategy, TaskChanges
+from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
+from taskorch.errors import InvalidArgument, InvalidTransition
+from taskorch.storage.base import Store
+from taskorch.worktrees.base import Workspaces
+
+__all__ = ["MAX_PATCH_PAGE", "ChangesPage", "TaskReview"]
+
+MAX_PATCH_PAGE: Final = 100_000
+
+
+class ChangesPage(BaseModel):
+    """A task's changes and one page of its patch."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    task_id: str
+    changes: TaskChanges = Field(description="Branch, base, commits and files (patch_preview left out).")
+    patch: str = Field(description="Characters [offset, offset + len) of the whole patch.")
+    offset: int
+    patch_chars: int = Field(description="Length of the whole patch.")
+    next_offset: int | None = Field(default=None, description="Pass as offset for the next page.")
+
+
+class TaskReview:
+    """See, merge or discard what an isolated run changed."""
+
+    def __init__(self, store: Store, workspaces: Workspaces | None) -> None:
+        self._store = store
+        self._workspaces = workspaces
+
+    async def changes(self, task_id: str, *, offset: int = 0, limit: int = 20_000) -> ChangesPage:
+        """The task's changes and the patch from `offset`, at most `limit` characters.
+
+        Raises `NotFound`, or `InvalidTransition` when the task has no recorded changes."""
+        if offset < 0 or not 1 <= limit <= MAX_PATCH_PAGE:
+            raise InvalidArgument(f"offset must be >= 0 and limit between 1 and {MAX_PATCH_PAGE}")
+        task, changes = await self._recorded(task_id)
+        workspaces = self._require()
+        patch = await workspaces.patch(changes)
+        end = min(len(patch), offset + limit)
+        return ChangesPage(
+            task_id=task.id,
+            changes=changes.model_copy(update={"patch_preview": ""}),
+            patch=patch[offset:end],
+            offset=offset,
+            patch_chars=len(patch),
+            next_offset=end if end < len(patch) else None,
+        )
+
+    async def merge(self, task_id: str, strategy: MergeStrategy = MergeStrategy.MERGE) -> MergeReport:
+        """Merge the task's branch into its base branch (see `Workspaces.merge`). A refused or
+        conflicting merge is a report with `merged` false, never an exception."""
+        task, changes = await self._ended(task_id)
+        updated, report = await self._require().merge(changes, strategy)
+        if updated != changes:
+            await self._store.set_changes(task.id, updated)
+        return report
+
+    async def discard(self, task_id: str) -> Task:
+        """Remove the task's worktree and delete its branch; returns the task as stored after."""
+        task, changes = await self._ended(task_id)
+        if changes.state is ChangeState.DISCARDED:
+            return task
+        return await self._store.set_changes(task.id, await self._require().discard(changes))
+
+    async def _recorded(self, task_id: str) -> tuple[Task, TaskChanges]:
+        task = await self._store.get_task(task_id)
+        if task.changes is None:
+            raise InvalidTransition(
+                f"task {task.id} has no recorded changes: only tasks with isolation 'worktree' have, "
+                "once their run has ended"
+            )
+        return task, task.changes
+
+    async def _ended(self, task_id: str) -> tuple[Task, TaskChanges]:
+        task, changes = await self._recorded(task_id)
+        if not task.is_terminal:
+            raise InvalidTransition(f"task {task.id} is {task.status.value}; wait until it has ended")
+        return task, changes
+
+    def _require(self) -> Workspaces:
+        if self._workspaces is None:
+            raise InvalidTransition("this server has no worktree support set up; review the branch with git")
+        return self._workspaces

@@ -1,0 +1,66 @@
+"""The `Workspaces` protocol: how the engine gives a run its own worktree and reviews the result.
+
+The engine calls `prepare` before an isolated run and `finish` after it, and the review
+service calls `patch`, `merge` and `discard`. Implementations raise `GitError` (a
+`CallerError` with git's message) when git refuses; they never leave a repository mid-merge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from taskorch.domain.changes import CheckResult, MergeReport, MergeStrategy, TaskChanges
+from taskorch.errors import CallerError
+
+__all__ = ["GitError", "Workspace", "Workspaces"]
+
+
+class GitError(CallerError):
+    """A git command failed, or the repository is not in a state the operation needs; the
+    message carries git's own words. A caller error: a dirty tree or a missing ref is fixable."""
+
+    status_code = 409
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A prepared worktree for one run."""
+
+    repository: str  # the repository's top-level directory
+    worktree: str
+    work_directory: str  # where the run starts: the task's directory, mapped into the worktree
+    branch: str
+    base_ref: str
+    base_branch: str | None
+    base_commit: str
+
+
+class Workspaces(Protocol):
+    async def prepare(self, task_id: str, work_directory: str, base_ref: str | None) -> Workspace:
+        """Create a worktree on a new branch `taskorch/<short id>` from `base_ref` (default: the
+        repository's HEAD now). Raises `GitError` outside a repository or for an unknown ref."""
+        ...
+
+    async def finish(self, workspace: Workspace, *, message: str, auto_commit: bool) -> TaskChanges:
+        """Record what the run did; with `auto_commit`, commit what it left uncommitted first."""
+        ...
+
+    async def check(self, workspace: Workspace, command: Sequence[str]) -> CheckResult:
+        """Run `command` (an argument list, no shell) in the worktree and report how it ended.
+        Never raises for the command's own failure (missing, non-zero exit, timeout)."""
+        ...
+
+    async def patch(self, changes: TaskChanges) -> str:
+        """The branch's whole patch against its base (the recorded preview once the branch is gone)."""
+        ...
+
+    async def merge(self, changes: TaskChanges, strategy: MergeStrategy) -> tuple[TaskChanges, MergeReport]:
+        """Merge the branch into the base branch checked out in the repository. Refuses a dirty
+        repository or worktree; on conflict aborts, leaving both sides as they were."""
+        ...
+
+    async def discard(self, changes: TaskChanges) -> TaskChanges:
+        """Remove the worktree and delete the branch."""
+        ...

@@ -1,0 +1,81 @@
+"""`taskorch tasks add --isolation`, and `tasks changes|merge|discard` on a real repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from taskorch.storage.sqlite import SQLiteStore
+from taskorch.worktrees.workspace import GitWorkspaces
+from tests.cli.test_cli import Run, home, run  # noqa: F401  (fixtures)
+from tests.git_repos import git_out, make_repo
+
+
+def _record_a_run(db: str, task_id: str, repo: Path, root: Path, edits: dict[str, str]) -> str:
+    """What the scheduler does around an isolated run: a worktree, the edits, the changes stored."""
+
+    async def go() -> str:
+        spaces = GitWorkspaces(root)
+        space = await spaces.prepare(task_id, str(repo), None)
+        for name, text in edits.items():
+            await anyio.Path(space.worktree, name).write_text(text)
+        changes = await spaces.finish(space, message="edit\n", auto_commit=True)
+        store = SQLiteStore(db)
+        await store.open()
+        try:
+            await store.set_changes(task_id, changes)
+        finally:
+            await store.close()
+        return changes.branch
+
+    return anyio.run(go)
+
+
+def test_add_with_isolation_then_changes_and_merge(run: Run, home: Path) -> None:  # noqa: F811
+    repo = make_repo(home / "project" / "repo", {"a.txt": "a\n"})
+    added = run.json(
+        "tasks", "add", "edit a", "--dir", str(repo), "--mode", "claude_code", "--isolation", "worktree",
+        "--base-ref", "main", "--no-auto-commit",
+    )  # fmt: skip
+    task = added["task"]
+    assert (task["isolation"], task["base_ref"], task["auto_commit"]) == ("worktree", "main", False)
+    refused = run.error("tasks", "changes", task["id"], status=1)
+    assert "no recorded changes" in refused
+    branch = _record_a_run(run.db, task["id"], repo, home / "wt", {"a.txt": "changed\n"})
+    shown = run("tasks", "changes", task["id"][:8], "--patch")
+    assert branch in shown
+    assert "a.txt" in shown
+    assert "+changed" in shown
+    # Not ended yet (it is queued): merging waits for the run to end.
+    assert "wait until it has ended" in run.error("tasks", "merge", task["id"], status=1)
+
+
+def test_merge_refuses_a_dirty_checkout_with_exit_1_and_discard_removes_the_branch(
+    run: Run,  # noqa: F811
+    home: Path,  # noqa: F811
+) -> None:
+    repo = make_repo(home / "project" / "repo", {"a.txt": "a\n"})
+    task = run.json(
+        "tasks", "add", "x", "--dir", str(repo), "--mode", "claude_code", "--isolation", "worktree"
+    )["task"]
+    run("tasks", "cancel", task["id"])
+    branch = _record_a_run(run.db, task["id"], repo, home / "wt", {"b.txt": "b\n"})
+    (repo / "a.txt").write_text("dirty\n")
+    out = run("tasks", "merge", task["id"], status=1)
+    assert "uncommitted changes" in out
+    (repo / "a.txt").write_text("a\n")
+    assert "merged into main" in run("tasks", "merge", task["id"], "--strategy", "squash")
+    assert (repo / "b.txt").read_text() == "b\n"
+    assert git_out(repo, "branch", "--list", branch) == ""
+    assert "merged already" in run.error("tasks", "discard", task["id"], status=1)
+
+
+@pytest.mark.parametrize("bad", ["--upload-pack=x", "a..b"])
+def test_a_base_ref_that_could_be_an_option_is_refused(run: Run, home: Path, bad: str) -> None:  # noqa: F811
+    message = run.error(
+        "tasks", "add", "x", "--dir", str(home / "project"), "--mode", "claude_code",
+        "--isolation", "worktree", f"--base-ref={bad}", status=2,
+    )  # fmt: skip
+    assert "not a plain git ref" in message

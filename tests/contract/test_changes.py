@@ -1,0 +1,59 @@
+"""Isolated runs in the store: the isolation fields kept as created, and the recorded changes."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskorch.domain.changes import ChangedFile, ChangeState, CommitInfo, Isolation, TaskChanges
+from taskorch.errors import NotFound
+from taskorch.storage import Store
+from taskorch.testing import FakeClock
+from tests.contract.builders import add
+
+pytestmark = pytest.mark.anyio
+
+CHANGES = TaskChanges(
+    repository="/repo",
+    worktree="/wt/repo-1/abc",
+    branch="taskorch/abc",
+    base_ref="HEAD",
+    base_branch="main",
+    base_commit="a" * 40,
+    head_commit="b" * 40,
+    commits=[CommitInfo(sha="b" * 40, subject="edit")],
+    files=[ChangedFile(path="a.txt", insertions=2, deletions=1), ChangedFile(path="img.png")],
+    insertions=2,
+    deletions=1,
+    patch_preview="diff --git a/a.txt b/a.txt\n",
+    auto_committed=True,
+)
+
+
+async def test_a_task_keeps_its_isolation_base_ref_and_auto_commit(store: Store, clock: FakeClock) -> None:
+    task = await add(store, clock, isolation="worktree", base_ref="main", auto_commit=False)
+    again = await store.get_task(task.id)
+    assert again.isolation is Isolation.WORKTREE
+    assert again.base_ref == "main"
+    assert again.auto_commit is False
+    assert again.changes is None
+
+
+async def test_a_task_without_isolation_runs_in_place(store: Store, clock: FakeClock) -> None:
+    task = await store.get_task((await add(store, clock)).id)
+    assert task.isolation is Isolation.NONE
+    assert task.auto_commit is True
+
+
+async def test_set_changes_stores_them_and_replaces_them(store: Store, clock: FakeClock) -> None:
+    task = await add(store, clock, isolation="worktree")
+    stored = await store.set_changes(task.id, CHANGES)
+    assert stored.changes == CHANGES
+    assert (await store.get_task(task.id)).changes == CHANGES
+    merged = CHANGES.model_copy(update={"state": ChangeState.MERGED, "worktree": None})
+    await store.set_changes(task.id, merged)
+    assert (await store.get_task(task.id)).changes == merged
+
+
+async def test_set_changes_of_an_unknown_task_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await store.set_changes("no-such-task", CHANGES)

@@ -1,0 +1,105 @@
+"""The review tools over MCP: an isolated task's changes, merge_task and discard_task_changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from taskorch.executors.base import EventSink, RunOutcome, RunRequest, StartSink
+from taskorch.testing import FakeExecutor
+from tests.git_repos import git_out, make_repo
+from tests.mcp_harness import Harness
+from tests.sched_harness import open_scheduler_harness
+
+pytestmark = pytest.mark.anyio
+
+
+class WritesFile(FakeExecutor):
+    """A fake CLI that writes `<prompt>.txt` in its work directory, then ends at once."""
+
+    def __init__(self) -> None:
+        super().__init__(hold=False)
+
+    async def run(
+        self, request: RunRequest, *, on_event: EventSink | None = None, on_start: StartSink | None = None
+    ) -> RunOutcome:
+        await anyio.Path(request.work_directory, f"{request.prompt}.txt").write_text("written\n")
+        return await super().run(request, on_event=on_event, on_start=on_start)
+
+
+async def ended(h: Harness, task_id: str) -> dict[str, Any]:
+    with anyio.fail_after(10):
+        while True:
+            signal = h.orchestrator.queue.work_signal()
+            task = await h.call("get_task", task_id=task_id)
+            if task["status"] in ("succeeded", "failed", "cancelled"):
+                return task
+            await signal.wait()
+
+
+async def test_an_isolated_task_is_reviewed_and_merged_through_the_tools(tmp_path: Path) -> None:
+    async with open_scheduler_harness(tmp_path, {"claude_code": WritesFile()}, server={"tools": "all"}) as h:
+        repo = make_repo(h.root / "repo")
+        task = await h.create("notes", execution_mode="claude_code", work_directory=str(repo), worktree={})
+        await h.call("execute_task", task_id=task["id"])
+        done = await ended(h, task["id"])
+        assert done["status"] == "succeeded"
+        assert done["changes"]["files"] == [{"path": "notes.txt", "insertions": 1, "deletions": 0}]
+        page = await h.call("get_task_changes", task_id=task["id"], limit=10)
+        assert page["next_offset"] == 10
+        assert page["patch"] == "diff --git"
+        report = await h.call("merge_task", task_id=task["id"], strategy="squash")
+        assert report["merged"] is True
+        assert (repo / "notes.txt").read_text() == "written\n"
+        again = await h.call("merge_task", task_id=task["id"])
+        assert again["merged"] is False
+        assert again["message"] == "the changes were already merged"
+
+
+async def test_review_tools_on_a_task_without_changes_say_why(tmp_path: Path) -> None:
+    async with open_scheduler_harness(tmp_path, {"claude_code": WritesFile()}, server={"tools": "all"}) as h:
+        task = await h.create("plain")
+        for tool in ("get_task_changes", "merge_task", "discard_task_changes"):
+            assert "no recorded changes" in await h.call_error(tool, task_id=task["id"])
+
+
+async def test_a_dirty_checkout_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    async with open_scheduler_harness(tmp_path, {"claude_code": WritesFile()}, server={"tools": "all"}) as h:
+        repo = make_repo(h.root / "repo", {"README.md": "hello\n"})
+        task = await h.create("other", execution_mode="claude_code", work_directory=str(repo), worktree={})
+        await h.call("execute_task", task_id=task["id"])
+        await ended(h, task["id"])
+        (repo / "README.md").write_text("mine, not committed\n")
+        head = git_out(repo, "rev-parse", "HEAD")
+        report = await h.call("merge_task", task_id=task["id"])
+        assert report["merged"] is False
+        assert "uncommitted changes" in report["message"]
+        assert git_out(repo, "rev-parse", "HEAD") == head
+        assert (repo / "README.md").read_text() == "mine, not committed\n"
+        discarded = await h.call("discard_task_changes", task_id=task["id"])
+        assert discarded["changes"]["state"] == "discarded"
+
+
+async def test_create_task_offers_worktree_only_where_the_review_tools_are_shown(tmp_path: Path) -> None:
+    for tools, offered in (("default", False), ("tasks,review", True), ("all", True)):
+        async with open_scheduler_harness(
+            tmp_path, {"claude_code": WritesFile()}, server={"tools": tools}
+        ) as h:
+            listing = await h.client.list_tools()
+            create = next(t for t in listing.tools if t.name == "create_task")
+            assert ("worktree" in create.input_schema["properties"]) is offered, tools
+
+
+async def test_unknown_worktree_options_are_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    async with open_scheduler_harness(tmp_path, {"claude_code": WritesFile()}, server={"tools": "all"}) as h:
+        message = await h.call_error(
+            "create_task",
+            prompt="p",
+            work_directory=str(h.root),
+            execution_mode="claude_code",
+            worktree={"branch": "x"},
+        )
+        assert "worktree takes base_ref, check_command, on_success, auto_commit" in message

@@ -1,0 +1,197 @@
+"""GitWorkspaces on real repositories: a worktree per run, what it changed, merge and discard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from taskorch.domain.changes import ChangeState, MergeStrategy, commit_message
+from taskorch.errors import InvalidArgument
+from taskorch.worktrees.base import GitError
+from taskorch.worktrees.check import run_check
+from taskorch.worktrees.git import check_ref
+from taskorch.worktrees.workspace import GitWorkspaces
+from tests.git_repos import git_out, make_repo
+
+pytestmark = pytest.mark.anyio
+
+LINES = "".join(f"line {n}\n" for n in range(1, 11))
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo", {"a.txt": LINES, "b.txt": LINES, "sub/c.txt": "c\n"})
+
+
+@pytest.fixture
+def spaces(tmp_path: Path) -> GitWorkspaces:
+    return GitWorkspaces(tmp_path / "worktrees", patch_preview_chars=200)
+
+
+async def run_editing(spaces: GitWorkspaces, repo: Path, task_id: str, edits: dict[str, str]):  # type: ignore[no-untyped-def]
+    space = await spaces.prepare(task_id, str(repo), None)
+    for name, text in edits.items():
+        (Path(space.worktree) / name).write_text(text)
+    return await spaces.finish(space, message=commit_message(task_id, "edit files\nmore"), auto_commit=True)
+
+
+@pytest.mark.parametrize("bad", ["-x", "--upload-pack=evil", "a..b", "a b", "x@{1}", "a.lock", "", "a;b"])
+def test_refs_that_could_be_options_or_ranges_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidArgument):
+        check_ref(bad)
+
+
+@pytest.mark.parametrize("good", ["main", "HEAD", "HEAD~1", "v1.2", "feature/x", "a1b2c3d"])
+def test_plain_refs_pass(good: str) -> None:
+    assert check_ref(good) == good
+
+
+async def test_a_run_gets_its_own_worktree_and_branch_and_the_base_is_untouched(
+    repo: Path, spaces: GitWorkspaces
+) -> None:
+    base = git_out(repo, "rev-parse", "HEAD")
+    space = await spaces.prepare("0123456789abcdef", str(repo / "sub"), None)
+    assert space.branch == "taskorch/0123456789ab"
+    assert space.base_commit == base
+    assert space.base_branch == "main"
+    assert Path(space.work_directory) == Path(space.worktree) / "sub"
+    (Path(space.work_directory) / "c.txt").write_text("changed\n")
+    (Path(space.worktree) / "new.txt").write_text("new\n")
+    changes = await spaces.finish(space, message="edit c\n", auto_commit=True)
+    assert changes.auto_committed
+    assert [c.subject for c in changes.commits] == ["edit c"]
+    assert {f.path: (f.insertions, f.deletions) for f in changes.files} == {
+        "new.txt": (1, 0),
+        "sub/c.txt": (1, 1),
+    }
+    assert "+new" in changes.patch_preview
+    assert "+changed" in await spaces.patch(changes)
+    assert git_out(repo, "rev-parse", "HEAD") == base
+    assert (repo / "sub" / "c.txt").read_text() == "c\n"
+    assert git_out(repo, "rev-parse", space.branch) == changes.head_commit
+
+
+async def test_the_patch_preview_is_bounded_and_the_whole_patch_is_there(
+    repo: Path, spaces: GitWorkspaces
+) -> None:
+    changes = await run_editing(spaces, repo, "t" * 16, {"a.txt": "x\n" * 500})
+    assert changes.patch_truncated
+    assert len(changes.patch_preview) == 200
+    assert len(await spaces.patch(changes)) > 1000
+
+
+async def test_without_auto_commit_nothing_is_committed_and_the_worktree_keeps_the_edit(
+    repo: Path, spaces: GitWorkspaces
+) -> None:
+    space = await spaces.prepare("nocommit00000000", str(repo), None)
+    (Path(space.worktree) / "a.txt").write_text("mine\n")
+    changes = await spaces.finish(space, message="m\n", auto_commit=False)
+    assert not changes.auto_committed
+    assert changes.commits == []
+    assert changes.files == []
+    assert (Path(space.worktree) / "a.txt").read_text() == "mine\n"
+
+
+async def test_outside_a_repository_or_from_an_unknown_ref_prepare_says_why(
+    tmp_path: Path, repo: Path, spaces: GitWorkspaces
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(GitError, match="not inside a git repository"):
+        await spaces.prepare("x" * 16, str(plain), None)
+    with pytest.raises(GitError, match="names no commit"):
+        await spaces.prepare("y" * 16, str(repo), "nosuchbranch")
+
+
+async def test_two_runs_on_different_files_both_merge(repo: Path, spaces: GitWorkspaces) -> None:
+    one = await run_editing(spaces, repo, "1" * 16, {"a.txt": "one\n"})
+    two = await run_editing(spaces, repo, "2" * 16, {"b.txt": "two\n"})
+    one, report = await spaces.merge(one, MergeStrategy.MERGE)
+    assert report.merged
+    assert one.state is ChangeState.MERGED
+    assert one.worktree is None
+    two, report = await spaces.merge(two, MergeStrategy.SQUASH)
+    assert report.merged, report.message
+    assert (repo / "a.txt").read_text() == "one\n"
+    assert (repo / "b.txt").read_text() == "two\n"
+    assert "taskorch/" not in git_out(repo, "branch", "--list")
+
+
+async def test_same_lines_the_second_merge_reports_the_conflict_and_nothing_is_lost(
+    repo: Path, spaces: GitWorkspaces
+) -> None:
+    one = await run_editing(spaces, repo, "3" * 16, {"a.txt": LINES.replace("line 5", "ONE")})
+    two = await run_editing(spaces, repo, "4" * 16, {"a.txt": LINES.replace("line 5", "TWO")})
+    _, first = await spaces.merge(one, MergeStrategy.MERGE)
+    assert first.merged
+    assert first.overlapping_branches == {two.branch: ["a.txt"]}
+    merged_head = git_out(repo, "rev-parse", "HEAD")
+    for strategy in MergeStrategy:
+        after, report = await spaces.merge(two, strategy)
+        assert not report.merged, strategy
+        assert report.conflicts == ["a.txt"], (strategy, report.message)
+        assert after.state is ChangeState.KEPT
+        assert git_out(repo, "rev-parse", "HEAD") == merged_head
+        assert git_out(repo, "status", "--porcelain") == ""
+        assert git_out(repo, "rev-parse", two.branch) == two.head_commit
+        assert "TWO" in (Path(two.worktree or "") / "a.txt").read_text()
+
+
+async def test_a_dirty_base_checkout_is_never_merged_into(repo: Path, spaces: GitWorkspaces) -> None:
+    one = await run_editing(spaces, repo, "5" * 16, {"b.txt": "one\n"})
+    (repo / "a.txt").write_text("local edit\n")
+    _, report = await spaces.merge(one, MergeStrategy.MERGE)
+    assert not report.merged
+    assert "uncommitted changes" in report.message
+    assert (repo / "a.txt").read_text() == "local edit\n"
+
+
+async def test_a_rebase_merge_replays_the_commits_on_a_moved_base(repo: Path, spaces: GitWorkspaces) -> None:
+    one = await run_editing(spaces, repo, "6" * 16, {"b.txt": "one\n"})
+    (repo / "a.txt").write_text("moved\n")
+    git_out(repo, "commit", "-qam", "base moved")
+    _merged, report = await spaces.merge(one, MergeStrategy.REBASE)
+    assert report.merged, report.message
+    assert git_out(repo, "log", "--format=%s", "-2").splitlines() == ["edit files", "base moved"]
+
+
+async def test_discard_removes_the_worktree_and_the_branch(repo: Path, spaces: GitWorkspaces) -> None:
+    one = await run_editing(spaces, repo, "7" * 16, {"b.txt": "one\n"})
+    gone = await spaces.discard(one)
+    assert gone.state is ChangeState.DISCARDED
+    assert gone.worktree is None
+    assert not await anyio.Path(one.worktree or "").exists()
+    assert git_out(repo, "branch", "--list", one.branch) == ""
+    assert (repo / "b.txt").read_text() == LINES
+
+
+async def test_a_check_that_runs_too_long_is_ended_with_its_whole_group(tmp_path: Path) -> None:
+    marker = tmp_path / "left"
+    result = await run_check(
+        str(tmp_path),
+        ["sh", "-c", f"(sleep 30; touch {marker}) & echo started; sleep 30"],
+        timeout_seconds=0.5,
+    )
+    assert result.timed_out
+    assert not result.passed
+    assert result.exit_code is None
+    assert "started" in result.output_tail
+    # The background subshell was in the check's group: nothing of it is left.
+    assert (await anyio.run_process(["pgrep", "-f", str(marker)], check=False)).returncode == 1
+
+
+async def test_a_check_that_cannot_start_is_a_failed_check(tmp_path: Path) -> None:
+    result = await run_check(str(tmp_path), ["/nonexistent/check"], timeout_seconds=5)
+    assert not result.passed
+    assert "could not start" in result.output_tail
+
+
+async def test_a_check_keeps_only_the_tail_of_its_output(tmp_path: Path) -> None:
+    result = await run_check(
+        str(tmp_path), ["sh", "-c", "seq 1 100000; exit 1"], timeout_seconds=30, tail_chars=100
+    )
+    assert result.exit_code == 1
+    assert len(result.output_tail) == 100
+    assert result.output_tail.endswith("100000\n")
