@@ -46,10 +46,13 @@ def fuzz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzz]:
 
 def test_every_tool_answers_hostile_arguments_and_the_database_stays_consistent(fuzz: Fuzz) -> None:
     tools = sorted(fuzz.target.tools)
+    # Each tool once first, then at random: which tool a seed draws depends on the ids the server
+    # answered with so far, so random choice alone left a tool out of a run now and then.
+    first_round = iter(tools)
 
     @given(data=st.data())
     def one_call(data: st.DataObject) -> None:
-        tool = data.draw(st.sampled_from(tools), label="tool")
+        tool = next(first_round, None) or data.draw(st.sampled_from(tools), label="tool")
         arguments = data.draw(arguments_for(fuzz.target, tool), label="arguments")
         check_answer(fuzz.target, tool, arguments, fuzz.call(tool, arguments))
 
