@@ -34,12 +34,12 @@ import httpx2
 from mcp import Client
 
 from taskorch.config import ClaudeCodeSettings, load_settings
-from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import CLAUDE_CODE
 from taskorch.executors.claude_code import ClaudeCodeExecutor
 from taskorch.executors.run_limits import RunLimits
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import open_store
+from taskorch.testing import orchestrator_for_tests
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import percentile, rss_kib, write_fake
@@ -83,7 +83,7 @@ async def latency(root: Path, program: Path, runs: int) -> None:
         RunLimits.from_settings(settings.runs, settings.run_log_dir(environ)),
         environ=environ,
     )
-    orchestrator = Orchestrator(
+    orchestrator = orchestrator_for_tests(
         settings, open_store(settings.database_url(), settings), executors={CLAUDE_CODE: executor}
     )
     env = dict(executor.env)

@@ -45,10 +45,15 @@ from taskorch.config import load_settings
 from taskorch.domain.plans import PlanStatus, StepSpec
 from taskorch.downstream.base import ToolCallResult, ToolGateway
 from taskorch.downstream.pool import DownstreamPool
-from taskorch.engine.orchestrator import Orchestrator
 from taskorch.storage import MemoryStore, Store
 from taskorch.storage.sqlite import SQLiteStore
-from taskorch.testing import FakeGateway, build_peer, serve_streamable_http, stdio_peer
+from taskorch.testing import (
+    FakeGateway,
+    build_peer,
+    orchestrator_for_tests,
+    serve_streamable_http,
+    stdio_peer,
+)
 
 
 def make_gateway(latency: float) -> FakeGateway:
@@ -88,7 +93,7 @@ async def through_runner(
             "plans": {"max_steps": 500},
         },
     )
-    orchestrator = Orchestrator(settings, store, downstream=gateway)
+    orchestrator = orchestrator_for_tests(settings, store, downstream=gateway)
     async with orchestrator.running(background=False):
         plan = await orchestrator.plans.create("bench", steps, max_concurrency=concurrency)
         gc.collect()  # no collection of an earlier run's garbage inside this one

@@ -23,10 +23,10 @@ from mcp.types import Tool
 
 from taskorch.config import load_settings
 from taskorch.downstream.pool import DownstreamPool
-from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import ConfigError
 from taskorch.server.mcp import INSTRUCTIONS, build_mcp_server
 from taskorch.storage import MemoryStore
+from taskorch.testing import orchestrator_for_tests
 
 BUDGETS = {"core": 1_500, "default": 5_000, "all": 8_000}
 
@@ -50,7 +50,7 @@ async def _measure(root: str, profile: str | None) -> tuple[int, list[Tool]] | N
         settings = load_settings(config_file=config, env={"HOME": root}, overrides=overrides)
     except ConfigError:
         return None  # a checkout without profiles: measured once, as "default"
-    orchestrator = Orchestrator(settings, MemoryStore(), downstream=DownstreamPool(settings))
+    orchestrator = orchestrator_for_tests(settings, MemoryStore(), downstream=DownstreamPool(settings))
     async with Client(build_mcp_server(orchestrator)) as client:
         listing = await client.list_tools()
     return _size(listing.model_dump(mode="json", by_alias=True, exclude_none=True)), listing.tools

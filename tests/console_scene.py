@@ -29,7 +29,7 @@ from taskorch.executors.base import RunOutcome, RunStatus
 from taskorch.server.http import HttpServer, build_http_app, server_config
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore
-from taskorch.testing import FakeExecutor, Script, event, stdio_peer
+from taskorch.testing import FakeExecutor, Script, event, orchestrator_for_tests, stdio_peer
 from tests.http_harness import TOKEN, make_settings
 from tests.mcp_harness import call
 
@@ -299,7 +299,7 @@ async def console_scene(root: Path) -> AsyncIterator[Scene]:
     fake = FakeExecutor()
     fakes = {"claude_code": fake, "codex": FakeExecutor("codex")}
     pool = DownstreamPool(settings)
-    orchestrator = Orchestrator(
+    orchestrator = orchestrator_for_tests(
         settings,
         MemoryStore(clock=clock),
         clock=clock,

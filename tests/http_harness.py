@@ -18,6 +18,7 @@ from taskorch.executors.containment import Containment
 from taskorch.server.http import HttpServer, build_http_app, server_config
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore, Store
+from taskorch.testing import orchestrator_for_tests
 from taskorch.worktrees.workspace import GitWorkspaces
 
 __all__ = ["TOKEN", "RunningServer", "make_settings", "serve_http"]
@@ -53,7 +54,7 @@ async def serve_http(
     containment: Containment | None = None,
 ) -> AsyncIterator[RunningServer]:
     """Run the full HTTP app on 127.0.0.1 (port 0) until the block exits."""
-    orchestrator = Orchestrator(
+    orchestrator = orchestrator_for_tests(
         settings,
         store or MemoryStore(),
         executors=executors,

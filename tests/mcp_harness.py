@@ -15,7 +15,7 @@ from taskorch.config import load_settings
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore
-from taskorch.testing import FakeClock
+from taskorch.testing import FakeClock, orchestrator_for_tests
 
 __all__ = ["LEASE_SECONDS", "MAX_PROMPT_CHARS", "Harness", "call", "open_harness"]
 
@@ -79,7 +79,7 @@ async def open_harness(tmp_path: Path) -> AsyncIterator[Harness]:
             "tasks": {"max_prompt_chars": MAX_PROMPT_CHARS, "lease_seconds": LEASE_SECONDS},
         },
     )
-    orchestrator = Orchestrator(settings, MemoryStore(clock=clock), clock=clock)
+    orchestrator = orchestrator_for_tests(settings, MemoryStore(clock=clock), clock=clock)
     # No background reaper: tests settle expired leases with `queue.reap_once()` after moving the clock.
     async with orchestrator.running(background=False), Client(build_mcp_server(orchestrator)) as client:
         yield Harness(client, orchestrator, clock, Path(orchestrator.queue.allowed_roots[0]))

@@ -15,7 +15,7 @@ from taskorch.domain.plans import Plan, StepSpec
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import Executor
 from taskorch.storage import MemoryStore, Store
-from taskorch.testing import FakeGateway
+from taskorch.testing import FakeGateway, orchestrator_for_tests
 
 __all__ = ["PlanHarness", "open_plans", "plan_settings", "spec"]
 
@@ -74,7 +74,7 @@ async def open_plans(
     root = tmp_path / "root"
     root.mkdir(exist_ok=True)
     settings = plan_settings(root, agents, tasks, **plans)
-    orchestrator = Orchestrator(settings, store or MemoryStore(), executors=executors)
+    orchestrator = orchestrator_for_tests(settings, store or MemoryStore(), executors=executors)
     orchestrator.downstream = gateway = gateway or FakeGateway()
     async with orchestrator.running(background=background, scheduler=bool(executors)):
         yield PlanHarness(orchestrator, gateway, Path(orchestrator.queue.allowed_roots[0]))

@@ -10,12 +10,11 @@ from typing import Any
 from mcp import Client
 
 from taskorch.config import load_settings
-from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import Executor
 from taskorch.executors.containment import Containment
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore, Store
-from taskorch.testing import FakeClock
+from taskorch.testing import FakeClock, orchestrator_for_tests
 from taskorch.worktrees.workspace import GitWorkspaces
 from tests.mcp_harness import Harness
 
@@ -47,7 +46,7 @@ async def open_scheduler_harness(
         **sections,
     }
     settings = load_settings(env={}, overrides=overrides)
-    orchestrator = Orchestrator(
+    orchestrator = orchestrator_for_tests(
         settings,
         store or MemoryStore(clock=clock),
         clock=clock,

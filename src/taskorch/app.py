@@ -2,7 +2,8 @@
 
 `taskorch serve`, `taskorch worker` and the task commands of the CLI build their orchestrator
 here. The engine (`taskorch.engine`) only sees protocols; which store, executors, downstream
-pool and planner stand behind them is decided in this module.
+pool, planner, containment, process table and upkeep stand behind them is decided in this
+module.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from taskorch.config import Settings
 from taskorch.downstream.pool import DownstreamPool
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import CLAUDE_CODE, Executor
-from taskorch.executors.containment import Containment
+from taskorch.executors.containment import Containment, GroupOnly
+from taskorch.executors.containment.procfs import ProcFs
+from taskorch.executors.run_logs import RunLogPruning
 from taskorch.planning.api import ApiPlanner
 from taskorch.planning.base import Planner
 from taskorch.planning.claude import ClaudeCodePlanner
@@ -72,19 +75,23 @@ def build_orchestrator(
     only when some are configured); the planner is Claude Code's when `executors` has one,
     besides the `[planners.<name>]` ones (their keys read from `environ`, default: this
     process's environment). `run_plan_tasks` False: plans' claude_code tasks are only queued
-    (see `Orchestrator`).
+    (see `Orchestrator`). `containment` (default: process groups alone) is what `executors`
+    hold their runs with; their run logs are pruned after `runs.log_retention_days` while the
+    scheduler runs.
     """
     executors = dict(executors or {})
     pool = build_downstream(settings) if downstream else None
     return Orchestrator(
         settings,
         store if store is not None else build_store(settings),
+        containment=containment if containment is not None else GroupOnly(),
+        processes=ProcFs(),
+        upkeep=[RunLogPruning.of_executors(executors.values(), settings.runs.log_retention_days)],
         downstream=pool,
         services=[pool] if pool is not None else [],
         executors=executors,
         planner=build_planner(settings, executors),
         planners=build_api_planners(settings, os.environ if environ is None else environ),
-        containment=containment,
         run_plan_tasks=run_plan_tasks,
         workspaces=GitWorkspaces(
             settings.worktree_root(environ),

@@ -15,11 +15,9 @@ from mcp import Client
 from taskorch.config import load_settings
 from taskorch.domain import ExecutionMode
 from taskorch.domain.plans import PlanStatus
-from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.registry import build_executors
 from taskorch.server.mcp import build_mcp_server
-from taskorch.storage import MemoryStore
-from taskorch.testing import FakeClock, FakeExecutor
+from taskorch.testing import FakeClock, FakeExecutor, orchestrator_for_tests
 from tests.engine.test_plan_step_tasks import claude_step
 from tests.engine.test_scheduler_tools import settled
 from tests.executor_helpers import write_fake_claude, write_fake_preset
@@ -51,7 +49,7 @@ async def two_cli_harness(tmp_path: Path) -> AsyncIterator[Harness]:
     settings = load_settings(env={}, overrides=overrides)
     clock = FakeClock()
     executors = build_executors(settings, base_environ(tmp_path))
-    orchestrator = Orchestrator(settings, MemoryStore(clock=clock), clock=clock, executors=executors)
+    orchestrator = orchestrator_for_tests(settings, clock=clock, executors=executors)
     async with (
         orchestrator.running(background=False, scheduler=True),
         Client(build_mcp_server(orchestrator)) as client,

@@ -8,12 +8,11 @@ import pytest
 from taskorch.config import load_settings
 from taskorch.domain import TaskSpec, TaskStatus
 from taskorch.engine.live_runs import LiveRun, LiveRuns, RunWatch
-from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.run_outcomes import OutcomeRecorder
 from taskorch.errors import InvalidArgument, LeaseLost, PathNotAllowed
 from taskorch.storage import MemoryStore
-from taskorch.testing import FakeClock
+from taskorch.testing import FakeClock, orchestrator_for_tests
 
 pytestmark = pytest.mark.anyio
 
@@ -107,7 +106,7 @@ async def test_the_orchestrator_runs_the_reaper_in_the_background(tmp_path: Path
             "tasks": {"lease_seconds": 30, "reaper_interval_seconds": 0.01},
         },
     )
-    orchestrator = Orchestrator(settings, MemoryStore(clock=clock), clock=clock)
+    orchestrator = orchestrator_for_tests(settings, MemoryStore(clock=clock), clock=clock)
     async with orchestrator.running():
         created = await orchestrator.queue.create(
             TaskSpec(prompt="p", work_directory=str(tmp_path), retry_safe=True)
@@ -125,7 +124,7 @@ async def test_the_orchestrator_runs_the_reaper_in_the_background(tmp_path: Path
 
 async def test_an_error_inside_the_running_orchestrator_reaches_the_caller_unwrapped(tmp_path: Path) -> None:
     settings = load_settings(env={}, overrides={"security": {"allowed_roots": [str(tmp_path)]}})
-    orchestrator = Orchestrator(settings, MemoryStore())
+    orchestrator = orchestrator_for_tests(settings, MemoryStore())
     with pytest.raises(PathNotAllowed):
         async with orchestrator.running():
             await orchestrator.queue.create(TaskSpec(prompt="p", work_directory="/etc"))

@@ -12,20 +12,19 @@ import pytest
 
 from taskorch.config import load_settings
 from taskorch.domain import ExecutionMode, RunProcess, TaskSpec, TaskStatus
-from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.processes import Instance, end_process_group
 from taskorch.engine.run_workspace import RunWorkspaces
 from taskorch.executors.base import RunRequest
-from taskorch.executors.containment.procfs import proc_entry
+from taskorch.executors.containment.procfs import ProcFs, proc_entry
 from taskorch.storage.sqlite import SQLiteStore
-from taskorch.testing import FakeExecutor
+from taskorch.testing import FakeExecutor, orchestrator_for_tests
 from taskorch.worktrees.workspace import GitWorkspaces
 from tests.git_repos import git_out, make_repo
 
 pytestmark = [pytest.mark.anyio, pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")]
 
 # An instance of this host whose process is gone: our pid with a start time it never had.
-DEAD = Instance(Instance.current().host, os.getpid(), 1)
+DEAD = Instance(Instance.current(ProcFs()).host, os.getpid(), 1)
 
 
 @pytest.fixture
@@ -51,7 +50,7 @@ async def test_a_restarted_server_ends_the_old_process_group_and_settles_its_tas
     db = tmp_path / "tasks.db"
     info = proc_entry(sleeper.pid)
     assert info is not None
-    old = Orchestrator(settings, SQLiteStore(db, synchronous="NORMAL"))
+    old = orchestrator_for_tests(settings, SQLiteStore(db, synchronous="NORMAL"))
     async with old.running(background=False):
         safe = (await old.queue.create(_spec(root, retry_safe=True))).task
         unsafe = (await old.queue.create(_spec(root))).task
@@ -69,7 +68,7 @@ async def test_a_restarted_server_ends_the_old_process_group_and_settles_its_tas
         )
         await old.store.record_process(first.id, first.lease_token or "", process)
 
-    restarted = Orchestrator(
+    restarted = orchestrator_for_tests(
         settings, SQLiteStore(db, synchronous="NORMAL"), executors={"claude_code": FakeExecutor()}
     )
     with anyio.fail_after(10):
@@ -99,10 +98,10 @@ async def test_a_recorded_group_whose_pid_was_reused_is_not_signalled(
         instance_id=DEAD.id,
         start_ticks=info.start + 1,
     )
-    assert await end_process_group(stale, grace_seconds=0.1) is True  # nothing of that run is left
+    assert await end_process_group(stale, ProcFs(), grace_seconds=0.1) is True  # nothing of that run is left
     assert sleeper.poll() is None  # and the unrelated process lives on
     older = stale.model_copy(update={"start_ticks": info.start - 1})
-    assert await end_process_group(older, grace_seconds=0.1) is False
+    assert await end_process_group(older, ProcFs(), grace_seconds=0.1) is False
     assert sleeper.poll() is None
 
 
@@ -110,8 +109,8 @@ async def test_tasks_of_a_live_sibling_server_on_this_host_are_left_alone(tmp_pa
     root = tmp_path / "root"
     root.mkdir()
     settings = load_settings(env={}, overrides={"security": {"allowed_roots": [str(root)]}})
-    sibling = Instance(Instance.current().host, os.getppid(), proc_entry(os.getppid()).start)  # type: ignore[union-attr]
-    orchestrator = Orchestrator(settings, SQLiteStore(tmp_path / "t.db", synchronous="NORMAL"))
+    sibling = Instance(Instance.current(ProcFs()).host, os.getppid(), proc_entry(os.getppid()).start)  # type: ignore[union-attr]
+    orchestrator = orchestrator_for_tests(settings, SQLiteStore(tmp_path / "t.db", synchronous="NORMAL"))
     async with orchestrator.running(background=False):
         task = (await orchestrator.queue.create(_spec(root))).task
         await orchestrator.store.claim_task(task.id, worker_id=sibling.id, lease_seconds=600)
@@ -133,7 +132,7 @@ async def test_a_dead_isolated_run_s_worktree_is_recorded_and_its_edits_committe
     settings = load_settings(env={}, overrides={"security": {"allowed_roots": [str(root)]}})
     db = tmp_path / "tasks.db"
     spaces = GitWorkspaces(tmp_path / "worktrees")
-    old = Orchestrator(settings, SQLiteStore(db, synchronous="NORMAL"), workspaces=spaces)
+    old = orchestrator_for_tests(settings, SQLiteStore(db, synchronous="NORMAL"), workspaces=spaces)
     async with old.running(background=False):
         task = (await old.queue.create(_spec(repo, isolation="worktree"))).task
         claimed = await old.store.claim_task(task.id, worker_id=DEAD.id, lease_seconds=600)
@@ -145,7 +144,7 @@ async def test_a_dead_isolated_run_s_worktree_is_recorded_and_its_edits_committe
         assert workspace is not None
         (Path(moved.work_directory) / "a.txt").write_text("half done\n")
 
-    restarted = Orchestrator(
+    restarted = orchestrator_for_tests(
         settings,
         SQLiteStore(db, synchronous="NORMAL"),
         executors={"claude_code": FakeExecutor()},

@@ -9,9 +9,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from taskorch.app import build_orchestrator
 from taskorch.config import load_settings
-from taskorch.engine.orchestrator import Orchestrator
-from taskorch.executors.run_logs import keep_run_logs_pruned, log_path_for, prune_run_logs
+from taskorch.executors.run_logs import RunLogPruning, log_path_for, prune_run_logs
 from taskorch.storage import MemoryStore
 from tests.executor_helpers import claude_executor, custom_executor
 
@@ -51,7 +51,7 @@ def test_logs_last_written_before_the_retention_are_removed_and_nothing_else(tmp
 async def test_zero_days_keeps_every_log(tmp_path: Path) -> None:
     old = _log(tmp_path / "logs", "t", 400, time.time())
     with anyio.fail_after(5):
-        await keep_run_logs_pruned([tmp_path / "logs"], 0)  # returns at once
+        await RunLogPruning([tmp_path / "logs"], 0).keep()  # returns at once
     assert old.exists()
 
 
@@ -69,7 +69,7 @@ async def test_a_server_that_runs_tasks_prunes_its_executors_log_directories(tmp
     settings = load_settings(
         env={}, overrides={"security": {"allowed_roots": [str(tmp_path)]}, "runs": {"log_retention_days": 7}}
     )
-    orchestrator = Orchestrator(settings, MemoryStore(), executors=executors)
+    orchestrator = build_orchestrator(settings, executors=executors, store=MemoryStore())
     async with orchestrator.running(background=False, scheduler=True):
         with anyio.fail_after(10):
             while any(p.exists() for p in old):  # noqa: ASYNC110 (files on disk, no event to wait on)
@@ -82,7 +82,9 @@ async def test_a_process_that_runs_no_tasks_leaves_logs_alone(tmp_path: Path) ->
     logs = tmp_path / "logs"
     old = _log(logs, "a", 400, now)
     settings = load_settings(env={}, overrides={"security": {"allowed_roots": [str(tmp_path)]}})
-    orchestrator = Orchestrator(settings, MemoryStore(), executors={"claude_code": claude_executor(tmp_path)})
+    orchestrator = build_orchestrator(
+        settings, executors={"claude_code": claude_executor(tmp_path)}, store=MemoryStore()
+    )
     async with orchestrator.running(background=False):
         await anyio.sleep(0.2)
     assert old.exists()

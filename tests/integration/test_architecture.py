@@ -65,19 +65,7 @@ ALLOWED: dict[str, set[str]] = {
 PROTOCOL_ONLY = {"engine", "planning"}
 """These reach the component packages (graph.COMPONENTS) only through a `base` (protocol) module."""
 
-KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
-    # Parts the orchestrator still makes from settings; they go when taskorch/app.py hands them in.
-    ("taskorch.engine.orchestrator", "taskorch.executors.run_limits"),
-    ("taskorch.engine.orchestrator", "taskorch.executors.containment"),
-    ("taskorch.engine.orchestrator", "taskorch.executors.run_logs"),
-    # The explicit planner (the caller's own steps), named inside the engine.
-    ("taskorch.engine.plan_checks", "taskorch.planning.explicit"),
-    ("taskorch.engine.plan_service", "taskorch.planning.explicit"),
-    ("taskorch.engine.planner_choice", "taskorch.planning.explicit"),
-    # Reading the process table (/proc) for run watching; goes with a protocol for it.
-    ("taskorch.engine.processes", "taskorch.executors.containment.procfs"),
-    ("taskorch.engine.run_supervisor", "taskorch.executors.containment.procfs"),
-}
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 """(importing module, imported module) pairs that break a rule today."""
 
 

@@ -11,11 +11,11 @@ from openapi_spec_validator import validate
 from starlette.routing import Route
 
 from taskorch import __version__
-from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.http import build_http_app
 from taskorch.server.mcp import build_mcp_server
 from taskorch.server.rest import API_PREFIX, OPENAPI_PATH
 from taskorch.storage import MemoryStore
+from taskorch.testing import orchestrator_for_tests
 from tests.http_harness import TOKEN, make_settings, serve_http
 
 pytestmark = pytest.mark.anyio
@@ -31,7 +31,7 @@ def anyio_backend() -> str:
 def rest_routes_of_the_app(tmp_path: Path) -> set[tuple[str, str]]:
     """(method, OpenAPI path) of every REST route of the whole HTTP app (MCP transports aside)."""
     settings = make_settings(tmp_path)
-    orchestrator = Orchestrator(settings, MemoryStore())
+    orchestrator = orchestrator_for_tests(settings, MemoryStore())
     app = build_http_app(orchestrator, build_mcp_server(orchestrator), settings)
     out: set[tuple[str, str]] = set()
     for route in app.routes:

@@ -8,12 +8,12 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import ConfigError
 from taskorch.server.http import build_http_app
 from taskorch.server.mcp import build_mcp_server
 from taskorch.server.security import GuardPolicy, is_loopback_host
 from taskorch.storage import MemoryStore
+from taskorch.testing import orchestrator_for_tests
 from tests.http_harness import TOKEN, RunningServer, make_settings, serve_http
 
 pytestmark = pytest.mark.anyio
@@ -220,7 +220,7 @@ async def test_bodies_over_the_limit_are_refused_with_413(
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5", "tasks.example"])
 def test_a_non_loopback_bind_without_a_token_is_refused_at_start(tmp_path: Path, host: str) -> None:
     settings = make_settings(tmp_path, server={"host": host})
-    orchestrator = Orchestrator(settings, MemoryStore())
+    orchestrator = orchestrator_for_tests(settings, MemoryStore())
     with pytest.raises(ConfigError, match="without a token") as caught:
         build_http_app(orchestrator, build_mcp_server(orchestrator), settings)
     assert "security.token" in str(caught.value)
@@ -228,7 +228,7 @@ def test_a_non_loopback_bind_without_a_token_is_refused_at_start(tmp_path: Path,
 
 def test_a_non_loopback_bind_with_a_token_builds(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, server={"host": "0.0.0.0"}, security={"token": TOKEN})
-    orchestrator = Orchestrator(settings, MemoryStore())
+    orchestrator = orchestrator_for_tests(settings, MemoryStore())
     build_http_app(orchestrator, build_mcp_server(orchestrator), settings)
 
 

@@ -12,10 +12,9 @@ from taskorch.app import build_orchestrator
 from taskorch.config import load_settings
 from taskorch.downstream.base import DownstreamError, ErrorKind
 from taskorch.downstream.pool import DownstreamPool
-from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore
-from taskorch.testing import FakeGateway, build_peer, free_port, serve_streamable_http
+from taskorch.testing import FakeGateway, build_peer, free_port, orchestrator_for_tests, serve_streamable_http
 from tests.mcp_harness import text_of
 
 pytestmark = pytest.mark.anyio
@@ -67,7 +66,7 @@ async def test_the_tool_answers_from_any_gateway(tmp_path: Path) -> None:
     fake.take_down("search", DownstreamError(ErrorKind.AUTHENTICATION, "search refused the token"))
     fake.add_server("search")
     settings = load_settings(env={"HOME": str(tmp_path)})
-    orchestrator = Orchestrator(settings, MemoryStore(), downstream=fake)
+    orchestrator = orchestrator_for_tests(settings, MemoryStore(), downstream=fake)
     async with orchestrator.running(background=False), Client(build_mcp_server(orchestrator)) as client:
         data = await listing(client)
     files, search = data["servers"]
@@ -76,7 +75,7 @@ async def test_the_tool_answers_from_any_gateway(tmp_path: Path) -> None:
 
 
 async def test_without_a_gateway_the_tool_is_not_offered(tmp_path: Path) -> None:
-    orchestrator = Orchestrator(load_settings(env={"HOME": str(tmp_path)}), MemoryStore())
+    orchestrator = orchestrator_for_tests(load_settings(env={"HOME": str(tmp_path)}), MemoryStore())
     async with orchestrator.running(background=False), Client(build_mcp_server(orchestrator)) as client:
         names = {t.name for t in (await client.list_tools()).tools}
     assert "list_downstream_tools" not in names

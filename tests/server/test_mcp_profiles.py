@@ -16,11 +16,10 @@ from mcp.types import ListToolsResult
 from taskorch.cli import build_parser
 from taskorch.cli.common import settings_of
 from taskorch.config import Settings, load_settings
-from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import ConfigError
 from taskorch.server.mcp import INSTRUCTIONS, build_mcp_server
 from taskorch.storage import MemoryStore
-from taskorch.testing import FakeGateway
+from taskorch.testing import FakeGateway, orchestrator_for_tests
 from taskorch.tool_profiles import ALL_TOOLS, DEFAULT_PROFILE, PROFILES, selected_tools
 from tests.mcp_harness import text_of
 
@@ -52,7 +51,7 @@ def _settings_for(tmp_path: Path, tools: str | None) -> Settings:
 async def _client(settings: Settings) -> AsyncIterator[Client]:
     gateway = FakeGateway()  # downstream servers configured, so list_downstream_tools is shown
     gateway.add_tool("files", "read", {"type": "object"})
-    orchestrator = Orchestrator(settings, MemoryStore(), downstream=gateway)
+    orchestrator = orchestrator_for_tests(settings, MemoryStore(), downstream=gateway)
     async with orchestrator.running(background=False), Client(build_mcp_server(orchestrator)) as client:
         yield client
 

@@ -11,11 +11,11 @@ from mcp import Client
 
 from taskorch.config import load_settings
 from taskorch.domain import Statistics, Task
-from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp import build_mcp_server
 from taskorch.server.mcp_results import SUMMARY_PROMPT_CHARS
 from taskorch.server.models import CancelResult, ClaimResult, CreateTaskResult, TaskList, TaskResult
 from taskorch.storage import MemoryStore
+from taskorch.testing import orchestrator_for_tests
 from tests.mcp_harness import LEASE_SECONDS, Harness, call, open_harness
 
 pytestmark = pytest.mark.anyio
@@ -60,7 +60,7 @@ async def test_a_new_task_gets_a_non_default_configured_max_attempts(tmp_path: P
     settings = load_settings(
         env={}, overrides={"security": {"allowed_roots": [str(root)]}, "tasks": {"default_max_attempts": 4}}
     )
-    orchestrator = Orchestrator(settings, MemoryStore())
+    orchestrator = orchestrator_for_tests(settings, MemoryStore())
     async with orchestrator.running(background=False), Client(build_mcp_server(orchestrator)) as client:
         created = await call(client, "create_task", prompt="p", work_directory=str(root))
         explicit = await call(client, "create_task", prompt="q", work_directory=str(root), max_attempts=2)

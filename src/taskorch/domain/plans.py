@@ -15,7 +15,7 @@ depends on did not succeed is `skipped`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Self
@@ -24,8 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG, compact_nullable
 from taskorch.domain.tasks import Priority
+from taskorch.errors import InvalidArgument
 
 __all__ = [
+    "EXPLICIT",
     "MAX_STEPS",
     "PLAN_TERMINAL_STATUSES",
     "STEP_TERMINAL_STATUSES",
@@ -42,12 +44,15 @@ __all__ = [
     "StepStatus",
     "can_transition_plan",
     "can_transition_step",
+    "explicit_steps",
     "new_step",
     "replace_step",
     "with_steps",
 ]
 
 MAX_STEPS: Final = 500
+EXPLICIT: Final = "explicit"
+"""The planner name for steps the caller gives itself (see `explicit_steps`)."""
 _INPUT_CONFIG: Final = ConfigDict(
     frozen=True, extra="forbid", str_strip_whitespace=True, json_schema_extra=compact_nullable
 )
@@ -264,6 +269,17 @@ def new_step(spec: StepSpec) -> Step:
     data = spec.model_dump()
     data["depends_on"] = list(dict.fromkeys(spec.depends_on))
     return Step.model_validate(data)
+
+
+def explicit_steps(steps: Sequence[StepSpec] | None) -> list[Step]:
+    """The caller's own steps (planner `explicit`) as pending plan steps. Raises
+    `InvalidArgument` when none were given."""
+    if not steps:
+        raise InvalidArgument(
+            "planner `explicit` needs `steps` (each with id, server, tool, arguments and depends_on); "
+            "leave out `planner` to have Claude Code make the steps"
+        )
+    return [new_step(spec) for spec in steps]
 
 
 class PlanProgress(BaseModel):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 
 import anyio
 
@@ -16,12 +15,10 @@ from taskorch.engine.plan_service import PlanService
 from taskorch.engine.processes import Instance
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.scheduler import Scheduler
-from taskorch.engine.services import Service
+from taskorch.engine.services import ProcessTable, Service, Upkeep
 from taskorch.engine.task_review import TaskReview
 from taskorch.executors.base import CLAUDE_CODE, Executor
-from taskorch.executors.containment import Containment, GroupOnly
-from taskorch.executors.run_limits import RunLimits
-from taskorch.executors.run_logs import keep_run_logs_pruned
+from taskorch.executors.containment.base import Containment
 from taskorch.planning.base import Planner
 from taskorch.storage.base import Store
 from taskorch.worktrees.base import Workspaces
@@ -34,8 +31,9 @@ class Orchestrator:
     server-run tasks, and plan executions.
 
     It is given its parts; `taskorch.app` builds them from the settings (the store, the
-    executors, the downstream pool, the planner) and this object only uses them through
-    their protocols.
+    executors, the downstream pool, the planner, the containment, the upkeep) and this object
+    only uses them through their protocols. Tests build one with
+    `taskorch.testing.orchestrator_for_tests`.
 
     `downstream` is the gateway to downstream MCP servers (None: none configured); it may be
     set after construction, before `running()`. `services` are kept up (their `running()`
@@ -49,11 +47,14 @@ class Orchestrator:
     `planner` makes steps for create_plan calls without steps (None: callers must give steps);
     `planners` are the `[planners.<name>]` ones, by name.
     `containment` is what the executors hold their runs' processes with (from
-    `open_containment`); the orchestrator keeps it up while its scheduler runs and closes it
-    after. None: the executors use process groups alone. With `run_plan_tasks` False, the
-    task of a plan's claude_code step is only queued, for whichever worker or server runs
-    tasks (what a CLI command running a plan does: it has no executors). `workspaces` makes
-    the worktrees of isolated runs (None: such tasks fail, and review says it cannot).
+    `open_containment`; `GroupOnly()` where they use process groups alone); the orchestrator
+    keeps it up while its scheduler runs and closes it after. `processes` is the host's
+    process table (`ProcFs`), read to tell this server instance apart and to recover runs an
+    earlier one left. `upkeep` runs beside the scheduler (e.g. pruning run logs). With
+    `run_plan_tasks` False, the task of a plan's claude_code step is only queued, for
+    whichever worker or server runs tasks (what a CLI command running a plan does: it has no
+    executors). `workspaces` makes the worktrees of isolated runs (None: such tasks fail, and
+    review says it cannot).
     """
 
     def __init__(
@@ -61,6 +62,9 @@ class Orchestrator:
         settings: Settings,
         store: Store,
         *,
+        containment: Containment,
+        processes: ProcessTable,
+        upkeep: Sequence[Upkeep] = (),
         clock: Callable[[], float] = time.time,
         downstream: ToolGateway | None = None,
         services: Sequence[Service] = (),
@@ -68,14 +72,15 @@ class Orchestrator:
         instance: Instance | None = None,
         planner: Planner | None = None,
         planners: Mapping[str, Planner] | None = None,
-        containment: Containment | None = None,
         run_plan_tasks: bool = True,
         workspaces: Workspaces | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.containment: Containment = containment or GroupOnly()
+        self.containment = containment
         """What holds the processes of this process's runs."""
+        self.upkeep = list(upkeep)
+        """What runs beside the scheduler (see `running`)."""
         self.queue = TaskQueue(store, settings, clock=clock)
         self.downstream = downstream
         """The downstream MCP servers' tools, if this process has a gateway to them."""
@@ -96,7 +101,8 @@ class Orchestrator:
             self.queue,
             settings,
             executors or {},
-            instance=instance or Instance.current(),
+            instance=instance or Instance.current(processes),
+            processes=processes,
             agents=self.agents,
             workspaces=workspaces,
             clock=clock,
@@ -117,16 +123,6 @@ class Orchestrator:
             clock=clock,
         )
 
-    def _run_log_dirs(self) -> list[Path]:
-        """The directories this orchestrator's executors write run logs to."""
-        dirs = {
-            limits.log_dir
-            for executor in self.scheduler.executors.values()
-            if isinstance(limits := getattr(executor, "limits", None), RunLimits)
-            and limits.log_dir is not None
-        }
-        return sorted(dirs)
-
     @asynccontextmanager
     async def _services_running(self) -> AsyncIterator[None]:
         """Every service up, for as long as the block lasts; stopped in reverse order after."""
@@ -145,9 +141,10 @@ class Orchestrator:
         command that only reads or writes the queue passes False). The scheduler runs when
         `scheduler` is true (default: with `background`): it first recovers runs left by an
         earlier instance of this server (before the block starts), then runs requested tasks,
-        and every ready one if `scheduler.enabled`. On exit its live runs are stopped and
-        their tasks settled. `plans` (default: with `background`) resumes plans left executing
-        by stopped servers; a `taskorch worker` passes False, as it runs tasks only.
+        and every ready one if `scheduler.enabled`; the upkeep runs beside it. On exit its live
+        runs are stopped and their tasks settled. `plans` (default: with `background`) resumes
+        plans left executing by stopped servers; a `taskorch worker` passes False, as it runs
+        tasks only.
         """
         await self.store.open()
         try:
@@ -159,9 +156,8 @@ class Orchestrator:
                 if background if scheduler is None else scheduler:
                     tg.start_soon(self.containment.maintain)
                     await tg.start(self.scheduler.run)
-                    tg.start_soon(
-                        keep_run_logs_pruned, self._run_log_dirs(), self.settings.runs.log_retention_days
-                    )
+                    for upkeep in self.upkeep:
+                        tg.start_soon(upkeep.keep)
                 yield self
                 tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:

@@ -18,12 +18,11 @@ import anyio
 from taskorch.config import Settings
 from taskorch.domain.agents import Agent
 from taskorch.domain.plan_validation import PlanProblem, ProblemKind, validate_plan
-from taskorch.domain.plans import Step, StepKind
+from taskorch.domain.plans import EXPLICIT, Step, StepKind
 from taskorch.downstream.base import DownstreamError, ServerStatus, ToolGateway, ToolInfo
 from taskorch.engine.agents import AgentRegistry
 from taskorch.engine.queue import TaskQueue
 from taskorch.errors import CallerError
-from taskorch.planning.explicit import EXPLICIT
 from taskorch.wording import Worded
 
 __all__ = ["Catalog", "InvalidPlan", "PlanChecker"]

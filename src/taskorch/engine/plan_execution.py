@@ -1,7 +1,8 @@
 """Executing one claimed plan: steps start as soon as their dependencies succeed.
 
 Limits: at most `plan.max_concurrency` steps of the plan run at once, and at most the
-orchestrator's global step limit across every plan; a step waiting for a slot stays `pending`.
+orchestrator's global step limit across every plan; a step waiting for a slot stays `pending`
+(see `engine.step_slots`).
 
 Failure policy (default): when a step fails, steps already running finish, every step that
 depends on the failed one (directly or transitively) ends `skipped`, independent steps still
@@ -43,7 +44,6 @@ from taskorch.domain.plans import (
     Step,
     StepError,
     StepErrorKind,
-    StepKind,
     StepResult,
     StepStatus,
 )
@@ -51,8 +51,9 @@ from taskorch.domain.tasks import backoff_delay, utc_from_timestamp
 from taskorch.engine.plan_context import ExecutionContext
 from taskorch.engine.plan_steps import StepFailure
 from taskorch.engine.plan_writer import PlanWriter
-from taskorch.engine.step_attempts import Idempotence, attempt_step
-from taskorch.engine.step_transitions import ended, moved, not_rerun, plan_outcome, running
+from taskorch.engine.step_attempts import Idempotence, attempt_step, interrupted, may_start_early
+from taskorch.engine.step_slots import StepSlots
+from taskorch.engine.step_transitions import ended, moved, plan_outcome, running
 
 __all__ = ["ExecutionContext", "PlanExecution"]
 
@@ -71,8 +72,7 @@ class PlanExecution:
         )
         self.done = anyio.Event()
         self._changed = anyio.Event()
-        self._started: set[str] = set()  # steps with a task: running, or waiting to retry
-        self._ready: dict[str, None] = {}  # steps that may start, in order, waiting for a slot
+        self._slots = StepSlots(context.limiter)
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._stop: tuple[PlanStatus, str] | None = None
         self._root = anyio.CancelScope()
@@ -85,7 +85,6 @@ class PlanExecution:
             for dep in step.depends_on:
                 self._dependents.setdefault(dep, []).append(step.id)
         self._tg: anyio.abc.TaskGroup | None = None
-        self._tokens: dict[str, object] = {}  # step id -> what holds its global limiter slot
 
     @property
     def plan(self) -> Plan:
@@ -142,16 +141,16 @@ class PlanExecution:
         rescanned = False
         while True:
             self._changed = anyio.Event()
-            started = len(self._started)
+            started = len(self._slots.started)
             batch = self._writer.next_write
             if self._advance():
                 rescanned = False
                 await self._writer.flush(batch)
-            elif len(self._started) != started:
+            elif len(self._slots.started) != started:
                 rescanned = False
             if self._candidates:
                 continue
-            if not self._started:
+            if not self._slots.started:
                 if all(self._step(s.id).is_terminal for s in self.plan.steps):
                     return
                 if not rescanned:  # a safety net: nothing runs, yet steps are open
@@ -173,10 +172,10 @@ class PlanExecution:
         candidates, self._candidates = self._candidates, []
         for step_id in candidates:
             step = self._step(step_id)
-            if step_id in self._started or step.is_terminal:
+            if step_id in self._slots.started or step.is_terminal:
                 continue
             if step.status is StepStatus.RUNNING:  # a claude_code step to re-attach to
-                self._ready[step_id] = None
+                self._slots.ready[step_id] = None
             elif self._stop is not None:
                 self._writer.enqueue([self._ended(step, StepStatus.CANCELLED, self._cancel_error())])
                 queued = True
@@ -191,7 +190,7 @@ class PlanExecution:
                     self._candidates = []
                     queued = True
                 elif all(d.status is StepStatus.SUCCEEDED for d in deps):
-                    self._ready[step_id] = None
+                    self._slots.ready[step_id] = None
         return self._launch_ready() or queued
 
     def _launch_ready(self) -> bool:
@@ -204,60 +203,44 @@ class PlanExecution:
         """
         marked = False
         assert self._tg is not None
-        while self._ready and len(self._started) < self.plan.max_concurrency:
-            step_id = next(iter(self._ready))
-            del self._ready[step_id]
+        slots = self._slots
+        while slots.ready and slots.has_room(self.plan.max_concurrency):
+            step_id = next(iter(slots.ready))
+            del slots.ready[step_id]
             step = self._step(step_id)
-            if step_id in self._started or step.is_terminal:
+            if step_id in slots.started or step.is_terminal:
                 continue
             if self._stop is not None and step.status is not StepStatus.RUNNING:
                 self._candidates.append(step_id)  # to be cancelled by the next pass
                 continue
             batch = None
-            if step.status is StepStatus.PENDING:
-                token = object()
-                try:
-                    self._ctx.limiter.acquire_on_behalf_of_nowait(token)
-                except anyio.WouldBlock:
-                    pass
-                else:
-                    self._tokens[step_id] = token
-                    batch = self._writer.enqueue([self._running(step)])
-                    marked = True
+            if step.status is StepStatus.PENDING and slots.take_global_now(step_id):
+                batch = self._writer.enqueue([self._running(step)])
+                marked = True
             self._launch(self._tg, step_id, batch)
         return marked
 
     def _launch(self, tg: anyio.abc.TaskGroup, step_id: str, marked: int | None) -> None:
-        self._started.add(step_id)
+        self._slots.started.add(step_id)
         scope = anyio.CancelScope()
         self._scopes[step_id] = scope
         if self._stop is not None:
             scope.cancel()
         tg.start_soon(self._run_step, step_id, scope, marked)
 
-    def _release(self, step_id: str) -> None:
-        """Give back the step's slots (plan and global); idempotent."""
-        self._started.discard(step_id)
-        token = self._tokens.pop(step_id, None)
-        if token is not None:
-            self._ctx.limiter.release_on_behalf_of(token)
-
     async def _run_step(self, step_id: str, scope: anyio.CancelScope, marked: int | None) -> None:
         try:
             with scope:
-                if step_id not in self._tokens:
-                    token = object()
-                    await self._ctx.limiter.acquire_on_behalf_of(token)
-                    self._tokens[step_id] = token
+                await self._slots.take_global(step_id)
                 try:
                     await self._attempts(step_id, marked)
                 finally:
-                    self._release(step_id)
+                    self._slots.release(step_id)
             if scope.cancelled_caught and not self._step(step_id).is_terminal:
                 step = self._step(step_id)
                 await self._writer.persist([self._ended(step, StepStatus.CANCELLED, self._cancel_error())])
         finally:
-            self._release(step_id)
+            self._slots.release(step_id)
             self._scopes.pop(step_id, None)
             if self._needs_pass():
                 self._changed.set()
@@ -266,11 +249,12 @@ class PlanExecution:
         """Whether the scheduler has something to do now that a step's task has ended. A
         step's end already ran a pass (`_end`); a wake-up per step would be one more task
         switch per step for nothing."""
+        slots = self._slots
         return (
-            not self._started
+            not slots.started
             or bool(self._candidates)
             or self._stop is not None
-            or (bool(self._ready) and len(self._started) < self.plan.max_concurrency)
+            or (bool(slots.ready) and slots.has_room(self.plan.max_concurrency))
         )
 
     async def _attempts(self, step_id: str, marked: int | None) -> None:
@@ -279,7 +263,7 @@ class PlanExecution:
             if step.status is StepStatus.PENDING:
                 step = self._running(step)
                 await self._writer.persist([step])
-            elif marked is not None and not await self._may_start_early(step):
+            elif marked is not None and not await may_start_early(step, self.plan, self._idempotence):
                 await self._writer.flush(marked)
             marked = None
             try:
@@ -312,18 +296,9 @@ class PlanExecution:
     async def _end(self, ended: Step) -> None:
         """Record a step's outcome; the steps that start in its place go in the same write."""
         batch = self._writer.enqueue([ended])
-        self._release(ended.id)
+        self._slots.release(ended.id)
         self._advance()
         await self._writer.flush(batch, wait=False)
-
-    async def _may_start_early(self, step: Step) -> bool:
-        """Whether a step may start its call before its `running` mark is durable: an
-        idempotent tool step whose dependencies' outcomes are durable (see the module doc)."""
-        if step.kind is not StepKind.MCP_TOOL:
-            return False
-        if any(self.plan.step(d).status is not StepStatus.SUCCEEDED for d in step.depends_on):
-            return False
-        return await self._idempotence.of(step)
 
     async def _attempt(self, step: Step) -> StepResult:
         async def record_task(task_id: str) -> None:
@@ -345,17 +320,7 @@ class PlanExecution:
         """Settle steps left `running` by a runner that stopped (see the module docstring):
         an idempotent one runs again, one that is not fails; a claude_code step's task is
         re-attached to."""
-        settled: list[Step] = []
-        for step in self.plan.steps:
-            if step.status is not StepStatus.RUNNING:
-                continue
-            if step.kind is StepKind.CLAUDE_CODE and step.task_id is not None:
-                continue  # re-attach to its task
-            if await self._idempotence.of(step):
-                attempts = max(0, step.attempts - 1)  # the interrupted attempt does not count
-                settled.append(moved(step, StepStatus.PENDING, attempts=attempts, task_id=None))
-            else:
-                settled.append(not_rerun(step, self._now()))
+        settled = await interrupted(self.plan, self._idempotence, self._now())
         if settled:
             await self._writer.persist(settled)
 

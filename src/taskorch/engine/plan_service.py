@@ -2,15 +2,16 @@
 
 One instance per process (the orchestrator's `plans`). The checks are `engine.plan_checks`;
 executions are hosted by `engine.plan_host` (which also resumes plans left executing); see
-`engine.plan_execution` for the execution rules (limits, failure policy, retries).
+`engine.plan_execution` for the execution rules (limits, failure policy, retries). Changes are
+written by `engine.plan_changes` and announced to listeners and waiters by
+`engine.plan_watchers`.
 """
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
 import anyio
@@ -21,43 +22,32 @@ from taskorch.domain.agents import Agent
 from taskorch.domain.plan_progress import with_progress
 from taskorch.domain.plan_validation import PlanProblem
 from taskorch.domain.plans import (
+    EXPLICIT,
     Plan,
     PlanStatus,
     Step,
-    StepError,
-    StepErrorKind,
     StepSpec,
-    StepStatus,
+    explicit_steps,
 )
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.downstream.base import ToolGateway, ToolInfo
 from taskorch.engine.agents import AgentRegistry
+from taskorch.engine.plan_changes import PlanChanges, cancelled, check_plan_id, rejected
 from taskorch.engine.plan_checks import InvalidPlan, PlanChecker
 from taskorch.engine.plan_context import ExecutionContext
 from taskorch.engine.plan_drafting import PlanDrafter, refusal_while_planning
 from taskorch.engine.plan_host import PlanHost
+from taskorch.engine.plan_watchers import PlanListener, PlanWatchers
 from taskorch.engine.planner_choice import choose_planner, known_planners
 from taskorch.engine.queue import TaskQueue
-from taskorch.errors import InvalidArgument, InvalidTransition, StaleWrite
+from taskorch.errors import InvalidArgument, InvalidTransition
 from taskorch.executors.base import EventSink
 from taskorch.planning.base import CLAUDE_CODE_PLANNER, Planner
-from taskorch.planning.explicit import EXPLICIT, explicit_steps
 from taskorch.storage.base import PlanPage, Store
-from taskorch.wording import Worded
 
 __all__ = ["PLANNERS", "PlanListener", "PlanService"]
 
-log = logging.getLogger(__name__)
-
-PlanListener = Callable[[Plan], Awaitable[None]]
-_WRITE_RETRIES: Final = 5
 PLANNERS: Final = (EXPLICIT, CLAUDE_CODE_PLANNER)
-
-
-class _Watch:
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.latest: Plan | None = None
 
 
 class PlanService:
@@ -89,13 +79,16 @@ class PlanService:
         self._agents = agents
         self._gateway = gateway
         self._clock = clock
+        self.watchers = PlanWatchers(get=self.get, live=self._live_plan, with_progress=self._now_plan)
+        """Listeners of every plan's changes and callers waiting for a plan to end."""
+        self._changes = PlanChanges(store, self.watchers.notify)
         context = ExecutionContext(
             store=store,
             queue=queue,
             settings=settings,
             limiter=limiter,
             gateway=gateway,
-            notify=self._notify,
+            notify=self.watchers.notify,
             clock=clock,
             run_task=run_task,
         )
@@ -103,8 +96,6 @@ class PlanService:
         self.host = PlanHost(context, settings)
         self.owner = self.host.owner
         """The runner id this process claims plans under."""
-        self._listeners: list[PlanListener] = []
-        self._watches: dict[str, set[_Watch]] = {}
         self.drafter = PlanDrafter(
             store=store,
             settings=settings,
@@ -112,8 +103,8 @@ class PlanService:
             checks=self.checks,
             planners=self.planners,
             gateway=gateway,
-            notify=self._notify,
-            change=self._change,
+            notify=self.watchers.notify,
+            change=self._changes.apply,
             get=self.get,
             clock=clock,
             coders=agents.list,
@@ -137,18 +128,18 @@ class PlanService:
 
     def add_listener(self, listener: PlanListener) -> Callable[[], None]:
         """Call `listener(plan)` after every persisted change of any plan; returns a remover."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+        return self.watchers.add_listener(listener)
 
-    async def _notify(self, plan: Plan) -> None:
-        for watch in self._watches.get(plan.id, ()):
-            watch.latest = plan
-            watch.event.set()
-        for listener in list(self._listeners):
-            try:
-                await listener(plan)
-            except Exception:
-                log.exception("a plan listener failed")
+    async def wait(
+        self, plan_id: str, seconds: float, on_change: Callable[[Plan], Awaitable[None]] | None = None
+    ) -> Plan:
+        """Wait up to `seconds` for the plan to end, calling `on_change` with each new state
+        (see `PlanWatchers.wait`)."""
+        return await self.watchers.wait(plan_id, seconds, on_change)
+
+    def _live_plan(self, plan_id: str) -> Plan | None:
+        execution = self.host.execution(plan_id)
+        return execution.plan if execution is not None else None
 
     # -- operations -------------------------------------------------------------------------
 
@@ -237,7 +228,7 @@ class PlanService:
 
     async def get(self, plan_id: str) -> Plan:
         """The plan with its progress now. Raises `NotFound`."""
-        return self._now_plan(await self._store.get_plan(_check_id(plan_id)))
+        return self._now_plan(await self._store.get_plan(check_plan_id(plan_id)))
 
     async def list(
         self, status: PlanStatus | None, *, limit: int = 50, cursor: str | None = None
@@ -248,39 +239,13 @@ class PlanService:
         page = await self._store.list_plans(status, limit=limit, cursor=cursor)
         return PlanPage([self._now_plan(p) for p in page.items], page.next_cursor)
 
-    async def _change(
-        self,
-        plan_id: str,
-        change: Callable[[Plan], Plan | None],
-        *,
-        steps: Collection[str] | None = None,
-        first: Plan | None = None,
-        lease_seconds: float | None = None,
-    ) -> Plan:
-        """Apply `change` to the latest plan and write it (with the `steps` it changes, None:
-        any; `lease_seconds`: renew the lease too), retrying on a concurrent write. `first`:
-        the plan just read, tried first."""
-        for _ in range(_WRITE_RETRIES):
-            plan = first if first is not None else await self._store.get_plan(_check_id(plan_id))
-            first = None
-            changed = change(plan)
-            if changed is None:
-                return plan
-            try:
-                written = await self._store.update_plan(changed, steps=steps, lease_seconds=lease_seconds)
-            except StaleWrite:
-                continue
-            await self._notify(written)
-            return written
-        raise InvalidTransition(f"plan {plan_id} is changing too often to update; try again")
-
     async def confirm(self, plan_id: str, *, execute: bool = True) -> Plan:
         """Approve an awaiting plan and, with `execute`, start it (returns at once).
 
         A confirmed plan not yet started may be confirmed again with `execute` to start it.
         The steps are checked again first (tools may have changed since the plan was made).
         """
-        plan = await self._store.get_plan(_check_id(plan_id))
+        plan = await self._store.get_plan(check_plan_id(plan_id))
         if plan.status is PlanStatus.EXECUTING:
             return self._now_plan(plan)
         if plan.status is PlanStatus.PLANNING:
@@ -318,7 +283,7 @@ class PlanService:
             return current.model_copy(update=update)
 
         lease = self._settings.plans.lease_seconds if start else None
-        plan = await self._change(plan_id, approve, steps=(), first=plan, lease_seconds=lease)
+        plan = await self._changes.apply(plan_id, approve, steps=(), first=plan, lease_seconds=lease)
         self.checks.forget(plan_id)
         if execute:
             if not start:
@@ -329,100 +294,23 @@ class PlanService:
     async def reject(self, plan_id: str, reason: str | None) -> Plan:
         """Turn down a plan awaiting confirmation; it ends `rejected` with the reason."""
         now = utc_from_timestamp(self._clock())
-
-        def refuse(plan: Plan) -> Plan:
-            if plan.status is PlanStatus.PLANNING:
-                raise InvalidTransition(refusal_while_planning(plan_id, "rejected"))
-            if plan.status is not PlanStatus.AWAITING_CONFIRMATION:
-                raise InvalidTransition(
-                    Worded(
-                        "plan {plan_id} is {status}; only a plan awaiting confirmation can be "
-                        "rejected (use {cancel_plan} for a confirmed or executing one)",
-                        plan_id=plan_id,
-                        status=plan.status.value,
-                    )
-                )
-            return plan.model_copy(
-                update={"status": PlanStatus.REJECTED, "reason": reason or "rejected", "finished_at": now}
-            )
-
+        refusal = refusal_while_planning(plan_id, "rejected")
         self.checks.forget(plan_id)
-        return self._now_plan(await self._change(plan_id, refuse, steps=()))
+        return self._now_plan(
+            await self._changes.apply(
+                plan_id, lambda plan: rejected(plan, reason, now, refusal_while_planning=refusal), steps=()
+            )
+        )
 
     async def cancel(self, plan_id: str, reason: str | None = None) -> Plan:
         """Cancel a plan that has not ended: running steps are cancelled, pending ones too."""
         why = reason or "cancelled by request"
-        execution = self.host.execution(_check_id(plan_id))
+        execution = self.host.execution(check_plan_id(plan_id))
         if execution is not None:
             execution.stop(PlanStatus.CANCELLED, why)
             await execution.done.wait()
             return await self.get(plan_id)
         now = utc_from_timestamp(self._clock())
-
-        def end(plan: Plan) -> Plan:
-            if plan.is_terminal:
-                raise InvalidTransition(f"plan {plan_id} already ended {plan.status.value}")
-            error = StepError(kind=StepErrorKind.CANCELLED, message=why)
-            steps = [
-                s.model_copy(update={"status": StepStatus.CANCELLED, "error": error, "finished_at": now})
-                if s.status in (StepStatus.PENDING, StepStatus.RUNNING)
-                else s
-                for s in plan.steps
-            ]
-            # Another process executing it finds its next write refused as stale and stops.
-            return plan.model_copy(
-                update={
-                    "status": PlanStatus.CANCELLED,
-                    "steps": steps,
-                    "reason": why,
-                    "finished_at": now,
-                    "owner": None,
-                    "lease_expires_at": None,
-                }
-            )
-
-        ended = await self._change(plan_id, end)
+        ended = await self._changes.apply(plan_id, lambda plan: cancelled(plan, why, now))
         self.drafter.stop(plan_id)  # after the write, so the planner's own end is never written
         return self._now_plan(ended)
-
-    async def wait(
-        self, plan_id: str, seconds: float, on_change: Callable[[Plan], Awaitable[None]] | None = None
-    ) -> Plan:
-        """Wait up to `seconds` for the plan to end, calling `on_change` with each new state.
-
-        A plan this process executes is watched in memory (its every write is announced);
-        the store is read only for a plan run elsewhere, or when the wait ends unfinished.
-        """
-        watch = _Watch()
-        self._watches.setdefault(plan_id, set()).add(watch)
-        try:
-            execution = self.host.execution(plan_id)
-            plan = self._now_plan(execution.plan) if execution is not None else await self.get(plan_id)
-            if on_change is not None:
-                await on_change(plan)
-            with anyio.move_on_after(seconds):
-                while not plan.is_terminal:
-                    event = watch.event
-                    await event.wait()
-                    watch.event = anyio.Event()
-                    if watch.latest is not None:
-                        plan = watch.latest
-                        if on_change is not None:  # progress costs a pass over the steps: only when asked
-                            plan = self._now_plan(plan)
-                            await on_change(plan)
-        finally:
-            watchers = self._watches.get(plan_id, set())
-            watchers.discard(watch)
-            if not watchers:
-                self._watches.pop(plan_id, None)
-        # An ended plan never changes again: the last state announced is the stored one.
-        return self._now_plan(plan) if plan.is_terminal else await self.get(plan_id)
-
-
-def _check_id(plan_id: str) -> str:
-    plan_id = plan_id.strip()
-    if not plan_id or len(plan_id) > 64:
-        raise InvalidArgument(
-            Worded("plan_id must be a plan id as returned by {create_plan} or {list_plans}")
-        )
-    return plan_id

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from taskorch.config import Settings
 from taskorch.domain.agents import Agent
+from taskorch.domain.plans import EXPLICIT
 from taskorch.planning.base import CLAUDE_CODE_PLANNER
-from taskorch.planning.explicit import EXPLICIT
 
 __all__ = ["choose_planner", "known_planners", "unknown_planner"]
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from taskorch.domain import Task
 from taskorch.engine.processes import Instance, end_process_group
 from taskorch.engine.queue import TaskQueue
+from taskorch.engine.services import ProcessTable
 from taskorch.errors import LeaseLost
 
 __all__ = ["recover_runs"]
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 async def recover_runs(
     queue: TaskQueue,
     instance: Instance,
+    processes: ProcessTable,
     *,
     kill_grace_seconds: float,
     on_settled: Callable[[Task], Awaitable[None]] | None = None,
@@ -26,7 +28,7 @@ async def recover_runs(
 
     A task counts when it is `running` under a scheduler worker id naming this host and
     an instance whose process is gone. Its recorded process group is ended (only if
-    `/proc` confirms it is still that run's group); then the task is settled like an
+    `processes` confirms it is still that run's group); then the task is settled like an
     expired lease: `retry_safe` with attempts left -> `queued`, else `failed` with kind
     `lease_lost`. `on_settled` is then called with each settled task (an isolated run's
     worktree is recorded there). Returns the settled tasks.
@@ -36,11 +38,11 @@ async def recover_runs(
         owner = Instance.parse(task.worker_id)
         if owner is None or owner.host != instance.host or owner == instance:
             continue
-        if owner.is_alive():
+        if owner.is_alive(processes):
             continue  # a sibling server on this host, still running its own runs
         process = task.run_process
         if process is not None and process.host == instance.host:
-            gone = await end_process_group(process, grace_seconds=kill_grace_seconds)
+            gone = await end_process_group(process, processes, grace_seconds=kill_grace_seconds)
             if not gone:
                 log.error("task %s keeps its lease: its old process group is still there", task.id)
                 continue

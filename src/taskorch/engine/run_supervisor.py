@@ -20,9 +20,9 @@ from taskorch.engine.run_events import RunEventBatcher
 from taskorch.engine.run_lease import keep_lease
 from taskorch.engine.run_outcomes import OutcomeRecorder, failed_outcome
 from taskorch.engine.run_workspace import RunWorkspaces
+from taskorch.engine.services import ProcessTable
 from taskorch.errors import CallerError, ExecutorUnavailable, InvalidArgument, LeaseLost
 from taskorch.executors.base import CLAUDE_CODE, Executor, RunOutcome, RunRequest, RunStarted
-from taskorch.executors.containment.procfs import proc_entry
 from taskorch.problems import problems_of
 from taskorch.worktrees.base import GitError
 
@@ -45,6 +45,7 @@ class RunSupervisor:
         executors: Mapping[str, Executor],
         *,
         instance: Instance,
+        processes: ProcessTable,
         agents: AgentRegistry | None,
         events: RunEventBatcher,
         outcomes: OutcomeRecorder,
@@ -57,6 +58,7 @@ class RunSupervisor:
         self._live = live
         self._executors = executors
         self._instance = instance
+        self._processes = processes
         self._agents = agents
         self._events = events
         self._outcomes = outcomes
@@ -158,7 +160,7 @@ class RunSupervisor:
             ) from None
 
     async def _on_start(self, run: LiveRun, started: RunStarted) -> None:
-        entry = proc_entry(started.pid)
+        entry = self._processes.entry(started.pid)
         process = RunProcess(
             pid=started.pid,
             pgid=started.pgid,

@@ -40,6 +40,7 @@ from taskorch.engine.run_outcomes import OutcomeRecorder
 from taskorch.engine.run_recovery import recover_runs
 from taskorch.engine.run_supervisor import RunSupervisor
 from taskorch.engine.run_workspace import RunWorkspaces
+from taskorch.engine.services import ProcessTable
 from taskorch.executors.base import Executor, ExecutorHealth
 from taskorch.worktrees.base import Workspaces
 
@@ -79,6 +80,7 @@ class Scheduler:
         executors: Mapping[str, Executor],
         *,
         instance: Instance,
+        processes: ProcessTable,
         agents: AgentRegistry | None = None,
         workspaces: Workspaces | None = None,
         clock: Callable[[], float] = time.time,
@@ -89,6 +91,7 @@ class Scheduler:
         self._kill_grace_seconds = settings.runs.kill_grace_seconds
         self._executors = dict(executors)
         self._instance = instance
+        self._processes = processes
         self._clock = clock
         self._live = LiveRuns()
         self._workspaces = RunWorkspaces(queue.store, workspaces)
@@ -98,6 +101,7 @@ class Scheduler:
             self._live,
             self._executors,
             instance=instance,
+            processes=processes,
             agents=agents,
             events=RunEventBatcher(queue.store, settings.runs.event_tail),
             outcomes=OutcomeRecorder(
@@ -166,6 +170,7 @@ class Scheduler:
         return await recover_runs(
             self._queue,
             self._instance,
+            self._processes,
             kill_grace_seconds=self._kill_grace_seconds,
             on_settled=self._workspaces.settle,
         )

@@ -1,4 +1,4 @@
-"""One attempt of a plan step, and whether a failed one may be repeated.
+"""One attempt of a plan step, and whether a failed (or interrupted) one may be repeated.
 
 An MCP tool step has its argument references resolved against the results so far and calls
 its tool; a claude_code step queues its task (see `engine.plan_steps`) within the step's
@@ -10,17 +10,19 @@ transient (kind network, timeout, tool_unavailable or system).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any, Final
 
 import anyio
 
-from taskorch.domain.plans import Plan, Step, StepErrorKind, StepKind, StepResult
+from taskorch.domain.plans import Plan, Step, StepErrorKind, StepKind, StepResult, StepStatus
 from taskorch.domain.references import UnresolvedReference, resolve_arguments
 from taskorch.downstream.base import DownstreamError, ToolGateway
 from taskorch.engine.plan_steps import StepFailure, call_tool, run_claude_code, with_included_results
 from taskorch.engine.queue import TaskQueue
+from taskorch.engine.step_transitions import moved, not_rerun
 
-__all__ = ["TRANSIENT", "Idempotence", "StepResults", "attempt_step"]
+__all__ = ["TRANSIENT", "Idempotence", "StepResults", "attempt_step", "interrupted", "may_start_early"]
 
 TRANSIENT: Final = frozenset(
     {StepErrorKind.NETWORK, StepErrorKind.TIMEOUT, StepErrorKind.TOOL_UNAVAILABLE, StepErrorKind.SYSTEM}
@@ -77,6 +79,34 @@ class Idempotence:
     async def may_retry(self, step: Step, kind: StepErrorKind) -> bool:
         """Whether a failed attempt of `kind` is repeated (see the module doc)."""
         return kind in TRANSIENT and step.attempts < step.max_attempts and await self.of(step)
+
+
+async def may_start_early(step: Step, plan: Plan, idempotence: Idempotence) -> bool:
+    """Whether a step may start its call before its `running` mark is durable: an idempotent
+    tool step whose dependencies' outcomes are durable (see `engine.plan_execution`)."""
+    if step.kind is not StepKind.MCP_TOOL:
+        return False
+    if any(plan.step(d).status is not StepStatus.SUCCEEDED for d in step.depends_on):
+        return False
+    return await idempotence.of(step)
+
+
+async def interrupted(plan: Plan, idempotence: Idempotence, now: datetime) -> list[Step]:
+    """The steps a stopped runner left `running`, settled: an idempotent one `pending` again
+    (the interrupted attempt not counted), one that is not failed as not re-run. A claude_code
+    step with a task is left as it is (its task is re-attached to)."""
+    settled: list[Step] = []
+    for step in plan.steps:
+        if step.status is not StepStatus.RUNNING:
+            continue
+        if step.kind is StepKind.CLAUDE_CODE and step.task_id is not None:
+            continue
+        if await idempotence.of(step):
+            attempts = max(0, step.attempts - 1)
+            settled.append(moved(step, StepStatus.PENDING, attempts=attempts, task_id=None))
+        else:
+            settled.append(not_rerun(step, now))
+    return settled
 
 
 async def attempt_step(

@@ -7,7 +7,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -15,7 +15,9 @@ from typing import Final
 import anyio
 import anyio.to_thread
 
-__all__ = ["keep_run_logs_pruned", "log_path_for", "prune_run_logs", "run_logs_of"]
+from taskorch.executors.run_limits import RunLimits
+
+__all__ = ["RunLogPruning", "log_path_for", "prune_run_logs", "run_logs_of"]
 
 log = logging.getLogger(__name__)
 
@@ -70,26 +72,51 @@ def prune_run_logs(log_dir: Path, max_age_seconds: float, now: float) -> int:
     return removed
 
 
-async def keep_run_logs_pruned(
-    log_dirs: Collection[Path],
-    retention_days: float,
-    *,
-    interval_seconds: float = 3600.0,
-    clock: Callable[[], float] = time.time,
-) -> None:
-    """Prune `log_dirs` now and every `interval_seconds` until cancelled (0 days: never)."""
-    if retention_days <= 0 or not log_dirs:
-        return
-    max_age = retention_days * 86400
-    while True:
-        for log_dir in log_dirs:
-            try:
-                removed = await anyio.to_thread.run_sync(prune_run_logs, log_dir, max_age, clock())
-            except OSError as exc:
-                log.warning("could not remove old run logs in %s: %s", log_dir, exc)
-            else:
-                if removed:
-                    log.info(
-                        "removed %d run log(s) older than %g days from %s", removed, retention_days, log_dir
-                    )
-        await anyio.sleep(interval_seconds)
+class RunLogPruning:
+    """Upkeep (the engine's `Upkeep`): prunes `log_dirs` now and every `interval_seconds`
+    until cancelled, deleting run logs last written more than `retention_days` ago (0 days:
+    never)."""
+
+    def __init__(
+        self,
+        log_dirs: Collection[Path],
+        retention_days: float,
+        *,
+        interval_seconds: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.log_dirs = sorted(set(log_dirs))
+        self.retention_days = retention_days
+        self._interval_seconds = interval_seconds
+        self._clock = clock
+
+    @classmethod
+    def of_executors(cls, executors: Iterable[object], retention_days: float) -> RunLogPruning:
+        """Pruning of the directories `executors` write run logs to (`RunLimits.log_dir`)."""
+        dirs = [
+            limits.log_dir
+            for executor in executors
+            if isinstance(limits := getattr(executor, "limits", None), RunLimits)
+            and limits.log_dir is not None
+        ]
+        return cls(dirs, retention_days)
+
+    async def keep(self) -> None:
+        if self.retention_days <= 0 or not self.log_dirs:
+            return
+        max_age = self.retention_days * 86400
+        while True:
+            for log_dir in self.log_dirs:
+                try:
+                    removed = await anyio.to_thread.run_sync(prune_run_logs, log_dir, max_age, self._clock())
+                except OSError as exc:
+                    log.warning("could not remove old run logs in %s: %s", log_dir, exc)
+                else:
+                    if removed:
+                        log.info(
+                            "removed %d run log(s) older than %g days from %s",
+                            removed,
+                            self.retention_days,
+                            log_dir,
+                        )
+            await anyio.sleep(self._interval_seconds)

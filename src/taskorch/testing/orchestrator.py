@@ -1,14 +1,18 @@
-"""`in_memory_orchestrator`: a whole taskorch in one process, over fakes, for tests of your code.
+"""`in_memory_orchestrator`: a whole taskorch in one process, over fakes, for tests of your code;
+`orchestrator_for_tests`: an orchestrator with the process parts a test rarely cares about
+filled in.
 
-A memory store, a `FakeClock`, a `FakeExecutor` (as `claude_code`) that the scheduler runs
-tasks through, a `FakeGateway` as the downstream servers, and an MCP client connected to the
-server in-process: your code talks to it as it would to `taskorch serve`.
+`in_memory_orchestrator` runs a memory store, a `FakeClock`, a `FakeExecutor` (as
+`claude_code`) that the scheduler runs tasks through, a `FakeGateway` as the downstream
+servers, and an MCP client connected to the server in-process: your code talks to it as it
+would to `taskorch serve`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +20,56 @@ from typing import Any
 
 from mcp import Client
 
-from taskorch.config import load_settings
+from taskorch.config import Settings, load_settings
+from taskorch.downstream.base import ToolGateway
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.engine.services import ProcessTable, Service, Upkeep
+from taskorch.executors.base import Executor
+from taskorch.executors.containment import Containment, GroupOnly
+from taskorch.executors.containment.procfs import ProcFs
 from taskorch.server.mcp import build_mcp_server
-from taskorch.storage import MemoryStore
+from taskorch.storage import MemoryStore, Store
 from taskorch.testing.clock import FakeClock
 from taskorch.testing.executor import FakeExecutor
 from taskorch.testing.gateway import FakeGateway
+from taskorch.worktrees.base import Workspaces
 
-__all__ = ["InMemory", "in_memory_orchestrator"]
+__all__ = ["InMemory", "in_memory_orchestrator", "orchestrator_for_tests"]
+
+
+def orchestrator_for_tests(
+    settings: Settings,
+    store: Store | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    executors: Mapping[str, Executor] | None = None,
+    downstream: ToolGateway | None = None,
+    services: Sequence[Service] = (),
+    containment: Containment | None = None,
+    processes: ProcessTable | None = None,
+    upkeep: Sequence[Upkeep] = (),
+    workspaces: Workspaces | None = None,
+) -> Orchestrator:
+    """An `Orchestrator` over `store` (default: a `MemoryStore` on `clock`), not running yet.
+
+    What a test leaves out is what a process without a containment has: runs held by their
+    process groups alone (`GroupOnly`), this host's `/proc` as the process table, no upkeep,
+    no downstream servers, no executors (tasks are only queued). `services` are kept up while
+    it runs (e.g. a `DownstreamPool` given as `downstream`); `workspaces` makes the worktrees
+    of isolated runs (None: such tasks fail).
+    """
+    return Orchestrator(
+        settings,
+        store if store is not None else MemoryStore(clock=clock),
+        containment=containment if containment is not None else GroupOnly(),
+        processes=processes if processes is not None else ProcFs(),
+        upkeep=upkeep,
+        clock=clock,
+        downstream=downstream,
+        services=services,
+        executors=executors,
+        workspaces=workspaces,
+    )
 
 
 @dataclass
@@ -71,12 +116,8 @@ async def in_memory_orchestrator(
     }
     # HOME at /dev/null: no config file is found there, whoever runs the test.
     loaded = load_settings(env={"HOME": os.devnull}, overrides=overrides)
-    orchestrator = Orchestrator(
-        loaded,
-        MemoryStore(clock=clock),
-        clock=clock,
-        downstream=gateway,
-        executors={executor.name: executor},
+    orchestrator = orchestrator_for_tests(
+        loaded, clock=clock, downstream=gateway, executors={executor.name: executor}
     )
     async with (
         orchestrator.running(background=False, scheduler=True),

@@ -8,7 +8,7 @@ import signal
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["ProcEntry", "group_members", "proc_entry", "process_table", "signal_exact"]
+__all__ = ["ProcEntry", "ProcFs", "group_members", "proc_entry", "process_table", "signal_exact"]
 
 _PROC: Final = "/proc"
 
@@ -98,3 +98,16 @@ def signal_exact(pid: int, start: int, signum: signal.Signals) -> bool:
     finally:
         if pidfd is not None:
             os.close(pidfd)
+
+
+class ProcFs:
+    """The process table through `/proc` (the engine's `ProcessTable`)."""
+
+    def readable(self) -> bool:
+        return os.path.isdir(_PROC)
+
+    def entry(self, pid: int) -> ProcEntry | None:
+        return proc_entry(pid)
+
+    def group_members(self, pgid: int, *, started_since: int | None = None) -> list[int]:
+        return group_members(pgid, started_since=started_since)
