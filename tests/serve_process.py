@@ -33,6 +33,7 @@ __all__ = [
     "read_runs",
     "serve",
     "server_env",
+    "started_process",
     "wait_for",
     "work",
 ]
@@ -161,7 +162,7 @@ argv = [{argv}]
 
 
 @asynccontextmanager
-async def _started(
+async def started_process(
     command: list[str], ready: str, env: dict[str, str], what: str
 ) -> AsyncIterator[tuple[anyio.abc.Process, Output]]:
     """Start `command`, collect its output, and wait until stderr matches `ready`.
@@ -215,7 +216,10 @@ async def serve(
         *(["--run-tasks"] if run_tasks else []),
         "--config", str(config), "--db", str(db), "--allowed-root", str(root),
     ]  # fmt: skip
-    async with _started(command, LISTENING, server_env(home, **(env or {})), "server") as (process, stderr):
+    async with started_process(command, LISTENING, server_env(home, **(env or {})), "server") as (
+        process,
+        stderr,
+    ):
         assert stderr.match is not None
         yield Served(stderr.match.group(1).decode(), process, stderr)
 
@@ -266,7 +270,10 @@ async def work(
         sys.executable, "-m", "taskorch", "worker", "--log-level", "INFO",
         "--config", str(config), "--db", str(db), "--allowed-root", str(root), *args,
     ]  # fmt: skip
-    async with _started(command, WORKING, server_env(home, **(env or {})), "worker") as (process, stderr):
+    async with started_process(command, WORKING, server_env(home, **(env or {})), "worker") as (
+        process,
+        stderr,
+    ):
         assert stderr.match is not None
         yield Worker(stderr.match.group(1).decode(), process, stderr)
 

@@ -10,8 +10,6 @@ from the store instead (on stderr, a note says so).
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import sys
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -24,24 +22,12 @@ from taskorch.cli.render import printable
 from taskorch.config import Settings
 from taskorch.domain import Task
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.executors.run_logs import run_logs_of
 
 __all__ = ["run_logs_of", "tasks_logs"]
 
 POLL_SECONDS: Final = 0.25
-_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")  # as `executors.run_logs.log_path_for` names files
 _CHUNK: Final = 64 * 1024
-
-
-def run_logs_of(log_dir: Path, task_id: str) -> list[Path]:
-    """The run logs of `task_id` in `log_dir`, oldest first (regular files only)."""
-    safe = _UNSAFE.sub("_", task_id)[:80] or "task"
-    name = re.compile(re.escape(safe) + r"-\d{8}T\d{12}Z\.log")
-    try:
-        entries = list(os.scandir(log_dir))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    found = [Path(e.path) for e in entries if name.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
-    return sorted(found, key=lambda p: p.name)  # the name's time sorts them
 
 
 def _copy(handle: BinaryIO) -> int:

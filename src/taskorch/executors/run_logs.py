@@ -17,7 +17,7 @@ import anyio.to_thread
 
 from taskorch.executors.run_limits import RunLimits
 
-__all__ = ["RunLogPruning", "log_path_for", "prune_run_logs"]
+__all__ = ["RunLogPruning", "log_path_for", "prune_run_logs", "run_logs_of"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,18 @@ def log_path_for(log_dir: Path | None, task_id: str, now: datetime | None = None
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
     safe = _UNSAFE.sub("_", task_id)[:80] or "task"
     return log_dir / f"{safe}-{stamp}.log"
+
+
+def run_logs_of(log_dir: Path, task_id: str) -> list[Path]:
+    """The run logs of `task_id` in `log_dir`, oldest first (regular files only)."""
+    safe = _UNSAFE.sub("_", task_id)[:80] or "task"
+    name = re.compile(re.escape(safe) + r"-\d{8}T\d{12}Z\.log")
+    try:
+        entries = list(os.scandir(log_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = [Path(e.path) for e in entries if name.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
+    return sorted(found, key=lambda p: p.name)  # the name's time sorts them
 
 
 # The names `log_path_for` gives; nothing else in the directory is touched.

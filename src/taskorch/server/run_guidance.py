@@ -5,22 +5,34 @@ Shared by the MCP tools, the REST routes and the CLI, so all say the same things
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 from taskorch.domain import Task, TaskStatus
 from taskorch.engine.executor_checks import RECHECK_SECONDS
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.wording import Surface, Worded
 
-__all__ = ["Surface", "execute_message", "heartbeat_message", "server_run_ready_note", "unattended_note"]
+__all__ = [
+    "Audience",
+    "Surface",
+    "execute_message",
+    "heartbeat_message",
+    "server_run_ready_note",
+    "unattended_note",
+]
 
-_HOW_TO_RUN: Final[dict[Surface, str]] = {
+Audience = Surface | Literal["web"]
+"""Who reads a note: a surface, or a person in the web console (who has buttons, not calls)."""
+
+_HOW_TO_RUN: Final[dict[Audience, str]] = {
     "mcp": "you call execute_task(task_id) (or execute_directory), start `taskorch serve --run-tasks` "
     "or a `taskorch worker` on this queue",
     "rest": "you POST /api/v1/tasks/{id}/execute (or /api/v1/execute/directory/{path}), start "
     "`taskorch serve --run-tasks` or a `taskorch worker` on this queue",
     "cli": "you start `taskorch worker` (or `taskorch serve --run-tasks`) on this database, or a "
     "client asks a server to run it (MCP execute_task, REST POST /api/v1/tasks/{id}/execute)",
+    "web": "you press Run now on the task's page, or start `taskorch serve --run-tasks` or a "
+    "`taskorch worker` on this queue",
 }
 
 
@@ -68,17 +80,21 @@ def heartbeat_message(task: Task, surface: Surface) -> str:
     )(surface)
 
 
-def unattended_note(orchestrator: Orchestrator, task: Task, surface: Surface) -> str | None:
+def unattended_note(orchestrator: Orchestrator, task: Task, surface: Audience) -> str | None:
     """What to do when `task` was queued where nothing runs it by itself, or where the server
     that runs such tasks cannot now (its executor fails its check), else None.
 
     Whether it awaits a runner is the queue's call (`TaskQueue.awaits_runner`); this says what
     to do in `surface`'s words. Without this note a new user waits on a task nothing will start.
     """
+    if task.status not in (TaskStatus.QUEUED, TaskStatus.WAITING):
+        return None  # running or ended: nothing is left to do about it
+    if orchestrator.scheduler.watch(task.id) is not None:
+        return None  # a caller asked this server to run it: it will, as the limits allow
     mode = task.execution_mode.value
     if orchestrator.queue.awaits_runner(task):
         return f"Nothing runs {mode} tasks here until {_HOW_TO_RUN[surface]}."
-    if task.is_terminal or (failed := orchestrator.scheduler.held_back(task)) is None:
+    if (failed := orchestrator.scheduler.held_back(task)) is None:
         return None
     return (
         f"This server runs {mode} tasks, but its {failed.name} executor cannot run now: "

@@ -49,7 +49,7 @@ class ConsoleActions:
             "priority": form.get("priority") or "normal",
             "tags": [t.strip() for t in form.get("tags", "").split(",") if t.strip()],
         }
-        for name in ("agent", "model"):
+        for name in ("agent", "model", "executor"):
             if (value := _text(form, name)) is not None:
                 fields[name] = value
         outcome = await self.queue.create(TaskSpec.model_validate(fields))

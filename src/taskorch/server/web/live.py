@@ -1,10 +1,12 @@
 """Server-sent event streams that keep a task page and a plan page live without reloading.
 
 `GET /console/tasks/{id}/live`: `reset` (start over), `event` (one line of the run's event
-tail), `task` (status, attempts, lease, worker, result, cost, session), `end` once the task has
-ended. `GET /console/plans/{id}/live`: `plan` (status, progress, each step's status) on every
-change, `end` once the plan has ended. Payloads are JSON; the page puts them in with
-`textContent`, never as HTML. A stream lasts at most `STREAM_SECONDS` (the browser reconnects).
+tail), `log` (text the run log gained; `reset` true when the page must clear the log first: the
+stream's first read, or the next attempt's log), `task` (status, attempts, lease, worker,
+result, cost, session), `end` once the task has ended. `GET /console/plans/{id}/live`: `plan`
+(status, progress, each step's status) on every change, `end` once the plan has ended.
+Payloads are JSON; the page puts them in with `textContent`, never as HTML. A stream lasts at
+most `STREAM_SECONDS` (the browser reconnects).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from taskorch.domain import Task, TaskEvent
 from taskorch.domain.plans import Plan
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.web.render import duration
+from taskorch.server.web.runlog import RunLogFollower, run_log_path
 
 __all__ = ["LiveStreams", "event_line", "plan_state", "sse", "stream", "task_state"]
 
@@ -96,6 +99,7 @@ class LiveStreams:
         yield sse("reset", {})
         last: str | None = None
         state: dict[str, Any] | None = None
+        log = RunLogFollower()
         quiet = 0.0
         with anyio.move_on_after(STREAM_SECONDS):
             while True:
@@ -104,6 +108,12 @@ class LiveStreams:
                     yield sse("event", event_line(event))
                 if fresh:
                     last = fresh[-1].model_dump_json()
+                path = run_log_path(self.orchestrator, task)
+                if path is not None:
+                    over = log.starts_over(path)
+                    text = log.read(path)
+                    if over or text:
+                        yield sse("log", {"reset": over, "text": text})
                 now_state = task_state(task)
                 if now_state != state:
                     state = now_state

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -15,42 +13,24 @@ from taskorch.domain import Task, TaskStatus
 from taskorch.domain.tasks import ExecutionMode, Priority
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import InvalidArgument
-from taskorch.executors.run_limits import RunLimits
+from taskorch.server.run_guidance import unattended_note
 from taskorch.server.statistics import server_statistics
 from taskorch.server.web.board import FILTERS, board_filter, board_limit
 from taskorch.server.web.charts import executor_chart, task_charts
 from taskorch.server.web.graph import plan_graph
 from taskorch.server.web.live import event_line
 from taskorch.server.web.render import html_page
+from taskorch.server.web.runlog import run_log_tail
 from taskorch.storage import TaskFilter
 
-__all__ = ["ConsolePages", "run_log_tail"]
+__all__ = ["ConsolePages"]
 
-RUN_LOG_TAIL_BYTES: Final = 64 * 1024
 STATS_SAMPLE: Final = 500
 
 
 def _clean(value: str | None) -> str | None:
     value = (value or "").strip()
     return value or None
-
-
-def run_log_tail(orchestrator: Orchestrator, task: Task) -> str | None:
-    """The end of the task's run log, if it lies in a run-log directory of this server."""
-    if not task.log_path:
-        return None
-    dirs = [
-        limits.log_dir.resolve()
-        for executor in orchestrator.scheduler.executors.values()
-        if isinstance(limits := getattr(executor, "limits", None), RunLimits) and limits.log_dir is not None
-    ]
-    path = Path(task.log_path).resolve()
-    if not any(path.is_relative_to(d) for d in dirs) or not path.is_file():
-        return None
-    with path.open("rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        handle.seek(max(0, size - RUN_LOG_TAIL_BYTES))
-        return handle.read().decode("utf-8", errors="replace")
 
 
 class ConsolePages:
@@ -98,6 +78,7 @@ class ConsolePages:
             modes=[m.value for m in ExecutionMode],
             priorities=[p.value for p in Priority],
             roots=self.queue.allowed_roots,
+            executors=sorted(self.orchestrator.settings.executors),
         )
 
     async def task(self, request: Request) -> Response:
@@ -110,6 +91,7 @@ class ConsolePages:
             run_log=run_log_tail(self.orchestrator, task),
             events=[event_line(e) for e in task.events],
             runnable=task.execution_mode is not ExecutionMode.STANDARD and task.status is TaskStatus.QUEUED,
+            note=unattended_note(self.orchestrator, task, "web"),
         )
 
     async def plans(self, request: Request) -> Response:

@@ -30,6 +30,17 @@
       tail.appendChild(document.createTextNode(JSON.parse(e.data) + "\n"));
       if (atEnd) tail.scrollTop = tail.scrollHeight;
     });
+    source.addEventListener("log", function (e) {
+      var d = JSON.parse(e.data);
+      var log = field(root, "runlog");
+      var empty = field(root, "runlog-empty");
+      var atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+      if (d.reset) log.textContent = "";
+      log.appendChild(document.createTextNode(d.text));
+      if (log.textContent.length > 262144) log.textContent = log.textContent.slice(-131072);
+      if (empty && log.textContent) empty.hidden = true;
+      if (atEnd) log.scrollTop = log.scrollHeight;
+    });
     source.addEventListener("task", function (e) {
       var s = JSON.parse(e.data);
       setBadge(field(root, "status"), s.status);
@@ -37,6 +48,8 @@
         setText(root, k, s[k]);
       });
       root.setAttribute("data-status", s.status);
+      var note = field(root, "note");  // "nothing runs this task here": true only while it waits
+      if (note && s.status !== "queued" && s.status !== "waiting") note.hidden = true;
     });
     source.addEventListener("end", function () {
       source.close();
@@ -66,9 +79,11 @@
         });
       });
       root.setAttribute("data-status", p.status);
-      if (p.terminal) {
-        root.querySelectorAll(".actions form").forEach(function (f) { f.hidden = true; });
-      }
+      // Approve and Reject only while the plan awaits confirmation; Cancel until it ends.
+      root.querySelectorAll(".actions form").forEach(function (f) {
+        var awaiting = f.hasAttribute("data-awaiting");
+        if (p.terminal || (awaiting && p.status !== "awaiting_confirmation")) f.hidden = true;
+      });
     });
     source.addEventListener("end", function () {
       source.close();
