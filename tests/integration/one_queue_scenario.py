@@ -26,7 +26,7 @@ import httpx2
 
 from tests.integration.claude_scenario import OFFLINE_ENV, loopback_up
 from tests.integration.netns import REPO
-from tests.serve_process import LISTENING, _started
+from tests.serve_process import LISTENING, started_process
 from tests.stub_messages_api import StubMessagesApi, bind_loopback, serve
 from tests.stub_model_apis import StubModelApi
 from tests.stub_responses_api import StubResponsesApi, codex_config
@@ -101,7 +101,7 @@ async def drive(spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
             {"args": args, "exit_code": result.returncode, "stdout": result.stdout.decode()}
         )
         assert result.returncode == 0, result.stderr.decode()
-    async with _started([*taskorch, *serve_args], LISTENING, env, "server") as (_, log):
+    async with started_process([*taskorch, *serve_args], LISTENING, env, "server") as (_, log):
         assert log.match is not None
         url = log.match.group(1).decode()
         summary["url"] = url
