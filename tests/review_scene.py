@@ -69,8 +69,10 @@ class ReviewScene:
 
 @asynccontextmanager
 async def review_scene(root: Path) -> AsyncIterator[ReviewScene]:
-    """A server in `root` with a repository `root/repo` on `main`, and two finished isolated
-    tasks that change the same lines of `CONFIG` (`ids`: `raise`, `configurable`)."""
+    """A server whose allowed root is `root/work`, with a repository `root/work/repo` on `main`
+    (worktrees under `root/worktrees`), and two finished isolated tasks that change the same
+    lines of `CONFIG` (`ids`: `raise`, `configurable`)."""
+    root = root / "work"
     repo = make_repo(root / "repo", {CONFIG: BASE_CONFIG, "README.md": "An app.\n"})
     fake = EditsFiles()
     settings = make_settings(root, security={"token": TOKEN})

@@ -28,7 +28,7 @@ def anyio_backend() -> str:
 
 async def test_a_task_page_reviews_merges_and_reports_a_conflict(tmp_path: Path) -> None:
     require_chromium()
-    async with review_scene(tmp_path / "root") as scene, browser_page() as page:
+    async with review_scene(tmp_path) as scene, browser_page() as page:
         repo, first, second = scene.repo, scene.ids["raise"], scene.ids["configurable"]
         base_head = git_out(repo, "rev-parse", "HEAD")
         hostile = await scene.run("<b>hostile</b>", {HOSTILE: "<script>window.pwned=2</script>\n"})
@@ -85,7 +85,7 @@ async def test_a_task_page_reviews_merges_and_reports_a_conflict(tmp_path: Path)
 
 async def test_an_unknown_merge_strategy_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     require_chromium()
-    async with review_scene(tmp_path / "root") as scene, browser_page() as page:
+    async with review_scene(tmp_path) as scene, browser_page() as page:
         head = git_out(scene.repo, "rev-parse", "HEAD")
         await sign_in(page, scene.url, TOKEN)
         await page.goto(f"{scene.url}/console/tasks/{scene.ids['raise']}")
