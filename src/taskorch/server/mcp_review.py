@@ -52,7 +52,7 @@ def register_review_tools(server: MCPServer, orchestrator: Orchestrator) -> None
         """Merge an ended isolated task's branch into its base branch.
 
         Refuses a dirty checkout; on conflict lists the files and changes nothing.
-        Then removes the worktree and the branch (keep_branch: keep the branch).
+        Then deletes its worktree and branch (keep_branch: keeps the branch).
         """
         with tool_errors():
             return tool_result(await review.merge(task_id, strategy, keep_branch=keep_branch))
