@@ -80,12 +80,15 @@ class WorktreeRetention:
         assert task.changes is not None
         if not await anyio.Path(task.changes.repository).is_dir():
             return False  # a repository on another host (a worker elsewhere sweeps it)
+        # The page may be stale: a task retried since is queued or running again.
+        if await self._store.get_task(task.id) != task:
+            return False
         try:
             released = await self._workspaces.release(task.changes)
         except TaskorchError as exc:
             log.warning("task %s: worktree not removed: %s", task.id, exc)
             return False
-        # A merge or discard may have happened meanwhile (another process): it wins.
+        # A merge, discard or retry may have happened meanwhile (another process): it wins.
         now = await self._store.get_task(task.id)
         if now.changes != task.changes or not now.is_terminal:
             return False
