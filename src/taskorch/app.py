@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from taskorch.config import Settings
 from taskorch.downstream.pool import DownstreamPool
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.engine.worktree_retention import WorktreeRetention
 from taskorch.executors.base import CLAUDE_CODE, Executor
 from taskorch.executors.containment import Containment, GroupOnly
 from taskorch.executors.containment.procfs import ProcFs
@@ -76,28 +77,34 @@ def build_orchestrator(
     besides the `[planners.<name>]` ones (their keys read from `environ`, default: this
     process's environment). `run_plan_tasks` False: plans' claude_code tasks are only queued
     (see `Orchestrator`). `containment` (default: process groups alone) is what `executors`
-    hold their runs with; their run logs are pruned after `runs.log_retention_days` while the
+    hold their runs with; their run logs are pruned after `runs.log_retention_days`, and
+    unmerged worktrees of ended tasks removed after `worktrees.retention_days`, while the
     scheduler runs.
     """
     executors = dict(executors or {})
     pool = build_downstream(settings) if downstream else None
+    store = store if store is not None else build_store(settings)
+    workspaces = GitWorkspaces(
+        settings.worktree_root(environ),
+        patch_preview_chars=settings.worktrees.patch_preview_chars,
+        check_timeout_seconds=settings.worktrees.check_timeout_seconds,
+    )
     return Orchestrator(
         settings,
-        store if store is not None else build_store(settings),
+        store,
         containment=containment if containment is not None else GroupOnly(),
         processes=ProcFs(),
-        upkeep=[RunLogPruning.of_executors(executors.values(), settings.runs.log_retention_days)],
+        upkeep=[
+            RunLogPruning.of_executors(executors.values(), settings.runs.log_retention_days),
+            WorktreeRetention(store, workspaces, settings.worktrees.retention_days),
+        ],
         downstream=pool,
         services=[pool] if pool is not None else [],
         executors=executors,
         planner=build_planner(settings, executors),
         planners=build_api_planners(settings, os.environ if environ is None else environ),
         run_plan_tasks=run_plan_tasks,
-        workspaces=GitWorkspaces(
-            settings.worktree_root(environ),
-            patch_preview_chars=settings.worktrees.patch_preview_chars,
-            check_timeout_seconds=settings.worktrees.check_timeout_seconds,
-        ),
+        workspaces=workspaces,
     )
 
 

@@ -72,6 +72,18 @@ def test_merge_refuses_a_dirty_checkout_with_exit_1_and_discard_removes_the_bran
     assert "merged already" in run.error("tasks", "discard", task["id"], status=1)
 
 
+def test_merge_with_keep_branch_keeps_the_branch(run: Run, home: Path) -> None:  # noqa: F811
+    repo = make_repo(home / "project" / "repo", {"a.txt": "a\n"})
+    task = run.json(
+        "tasks", "add", "x", "--dir", str(repo), "--mode", "claude_code", "--isolation", "worktree"
+    )["task"]
+    run("tasks", "cancel", task["id"])
+    branch = _record_a_run(run.db, task["id"], repo, home / "wt", {"b.txt": "b\n"})
+    assert "merged into main" in run("tasks", "merge", task["id"], "--keep-branch")
+    assert (repo / "b.txt").read_text() == "b\n"
+    assert git_out(repo, "branch", "--list", branch) != ""
+
+
 @pytest.mark.parametrize("bad", ["--upload-pack=x", "a..b"])
 def test_a_base_ref_that_could_be_an_option_is_refused(run: Run, home: Path, bad: str) -> None:  # noqa: F811
     message = run.error(

@@ -8,7 +8,7 @@ import pytest
 
 from taskorch.executors.base import EventSink, RunOutcome, RunRequest, StartSink
 from taskorch.testing import FakeExecutor
-from tests.git_repos import make_repo
+from tests.git_repos import git_out, make_repo
 from tests.http_harness import make_settings, serve_http
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -48,9 +48,11 @@ async def test_changes_merge_and_discard_over_rest(tmp_path: Path) -> None:
         page = (await http.get(f"/api/v1/tasks/{ids[0]}/changes", params={"limit": 5})).json()
         assert page["changes"]["files"][0]["path"] == "one.txt"
         assert page["patch"] == "diff "
-        merged = await http.post(f"/api/v1/tasks/{ids[0]}/merge", json={"strategy": "rebase"})
+        body = {"strategy": "rebase", "keep_branch": True}
+        merged = await http.post(f"/api/v1/tasks/{ids[0]}/merge", json=body)
         assert merged.status_code == 200
         assert merged.json()["merged"] is True
+        assert git_out(repo, "branch", "--list", page["changes"]["branch"]) != ""  # kept, as asked
         assert (repo / "one.txt").read_text() == "written\n"
         discarded = await http.post(f"/api/v1/tasks/{ids[1]}/discard")
         assert discarded.json()["changes"]["state"] == "discarded"

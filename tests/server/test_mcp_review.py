@@ -51,9 +51,10 @@ async def test_an_isolated_task_is_reviewed_and_merged_through_the_tools(tmp_pat
         page = await h.call("get_task_changes", task_id=task["id"], limit=10)
         assert page["next_offset"] == 10
         assert page["patch"] == "diff --git"
-        report = await h.call("merge_task", task_id=task["id"], strategy="squash")
+        report = await h.call("merge_task", task_id=task["id"], strategy="squash", keep_branch=True)
         assert report["merged"] is True
         assert (repo / "notes.txt").read_text() == "written\n"
+        assert git_out(repo, "branch", "--list", done["changes"]["branch"]) != ""  # kept, as asked
         again = await h.call("merge_task", task_id=task["id"])
         assert again["merged"] is False
         assert again["message"] == "the changes were already merged"

@@ -47,6 +47,7 @@ async def test_a_task_page_reviews_merges_and_reports_a_conflict(tmp_path: Path)
         assert await changes.locator("[data-field=file]").all_inner_texts() == [CONFIG]
         assert "+TIMEOUT_SECONDS = 60" in await changes.locator("[data-field=patch]").inner_text()
         await page.select_option("form.merge select[name=strategy]", "squash")
+        await page.check("form.merge input[name=keep_branch]")
         await page.click("form.merge button")
         await page.wait_for_selector(".merge-report[data-merged=true]")
         assert "merged into main" in await page.locator("[data-field=merge-message]").inner_text()
@@ -55,6 +56,8 @@ async def test_a_task_page_reviews_merges_and_reports_a_conflict(tmp_path: Path)
         assert await page.locator("form.merge").count() == 0
         assert (repo / CONFIG).read_text() == "TIMEOUT_SECONDS = 60\nRETRIES = 3\n"
         merged_head = git_out(repo, "rev-parse", "HEAD")
+        first_branch = (await scene.api.get(f"/api/v1/tasks/{first}")).json()["changes"]["branch"]
+        assert first_branch in git_out(repo, "branch", "--list", "taskorch/*")  # kept, as asked
         assert merged_head != base_head
 
         await page.goto(f"{scene.url}/console/tasks/{second}")

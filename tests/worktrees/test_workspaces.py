@@ -195,3 +195,21 @@ async def test_a_check_keeps_only_the_tail_of_its_output(tmp_path: Path) -> None
     assert result.exit_code == 1
     assert len(result.output_tail) == 100
     assert result.output_tail.endswith("100000\n")
+
+
+async def test_release_keeps_a_worktree_with_untracked_files_and_else_removes_it_keeping_the_branch(
+    repo: Path, spaces: GitWorkspaces
+) -> None:
+    changes = await run_editing(spaces, repo, "feedfacecafe0001", {"a.txt": "edited\n"})
+    assert changes.worktree is not None
+    untracked = Path(changes.worktree) / "new.txt"
+    untracked.write_text("not committed\n")
+    with pytest.raises(GitError, match="uncommitted"):
+        await spaces.release(changes)
+    assert untracked.read_text() == "not committed\n"
+    untracked.unlink()
+    released = await spaces.release(changes)
+    assert released.worktree is None
+    assert not await anyio.Path(changes.worktree).exists()
+    assert git_out(repo, "show", f"{changes.branch}:a.txt") == "edited"
+    assert changes.worktree not in git_out(repo, "worktree", "list")

@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     merge = task_commands.add_parser("merge", help="merge an isolated task's branch into its base branch")
     merge.add_argument("id", help=_TASK_ID)
     merge.add_argument("--strategy", default="merge", choices=("merge", "squash", "rebase"))
+    merge.add_argument("--keep-branch", action="store_true", help="keep the task's branch after the merge")
     merge.add_argument("--json", action="store_true", help="print JSON")
     add_common(merge)
     merge.set_defaults(handler=review_cli.tasks_merge)

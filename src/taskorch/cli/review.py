@@ -53,7 +53,8 @@ def tasks_merge(args: argparse.Namespace, settings: Settings) -> int:
     strategy = MergeStrategy(args.strategy)
 
     async def action(orchestrator: Orchestrator) -> int:
-        report = await orchestrator.review.merge(await resolve_id(orchestrator, "task", args.id), strategy)
+        task_id = await resolve_id(orchestrator, "task", args.id)
+        report = await orchestrator.review.merge(task_id, strategy, keep_branch=args.keep_branch)
         if args.json:
             print_json(report)
         else:

@@ -253,3 +253,9 @@ class WorktreesSettings(Section):
     patch_preview_chars: int = Field(
         default=20_000, ge=0, le=1_000_000, description="Size of the patch preview kept on a task."
     )
+    retention_days: float = Field(
+        default=14.0,
+        ge=0,
+        description="Days after its task ended that an unmerged, undiscarded worktree is removed "
+        "(its branch is kept). 0: never.",
+    )

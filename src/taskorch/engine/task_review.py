@@ -62,11 +62,14 @@ class TaskReview:
             next_offset=end if end < len(patch) else None,
         )
 
-    async def merge(self, task_id: str, strategy: MergeStrategy = MergeStrategy.MERGE) -> MergeReport:
-        """Merge the task's branch into its base branch (see `Workspaces.merge`). A refused or
-        conflicting merge is a report with `merged` false, never an exception."""
+    async def merge(
+        self, task_id: str, strategy: MergeStrategy = MergeStrategy.MERGE, *, keep_branch: bool = False
+    ) -> MergeReport:
+        """Merge the task's branch into its base branch (see `Workspaces.merge`); the worktree
+        is then removed, and the branch deleted unless `keep_branch`. A refused or conflicting
+        merge is a report with `merged` false, never an exception."""
         task, changes = await self._ended(task_id)
-        updated, report = await self._require().merge(changes, strategy)
+        updated, report = await self._require().merge(changes, strategy, keep_branch=keep_branch)
         if updated != changes:
             await self._store.set_changes(task.id, updated)
         return report

@@ -47,13 +47,15 @@ def register_review_tools(server: MCPServer, orchestrator: Orchestrator) -> None
         strategy: Annotated[
             MergeStrategy, Field(description="merge, squash or rebase.")
         ] = MergeStrategy.MERGE,
+        keep_branch: bool = False,
     ) -> Annotated[CallToolResult, MergeReport]:
         """Merge an ended isolated task's branch into its base branch.
 
         Refuses a dirty checkout; on conflict lists the files and changes nothing.
+        Then deletes its worktree and branch (keep_branch: keeps the branch).
         """
         with tool_errors():
-            return tool_result(await review.merge(task_id, strategy))
+            return tool_result(await review.merge(task_id, strategy, keep_branch=keep_branch))
 
     @server.tool(title="Discard a task's changes", annotations=_DESTROY, structured_output=UNDESCRIBED)
     async def discard_task_changes(task_id: str) -> Annotated[CallToolResult, Task]:

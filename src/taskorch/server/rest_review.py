@@ -29,6 +29,7 @@ class MergeBody(Input):
     """Body of `POST /api/v1/tasks/{id}/merge` (optional)."""
 
     strategy: MergeStrategy = Field(default=MergeStrategy.MERGE, description="merge, squash or rebase.")
+    keep_branch: bool = Field(default=False, description="Keep the task's branch after the merge.")
 
 
 def review_operations(orchestrator: Orchestrator) -> list[Operation]:
@@ -46,7 +47,9 @@ def review_operations(orchestrator: Orchestrator) -> list[Operation]:
     async def merge(request: Request) -> Response:
         """Merge an ended isolated task's branch into its base branch; a conflict changes nothing."""
         body = MergeBody.model_validate(await json_object(request, required=False))
-        report = await review.merge(request.path_params["task_id"], body.strategy)
+        report = await review.merge(
+            request.path_params["task_id"], body.strategy, keep_branch=body.keep_branch
+        )
         return JSONResponse(report.model_dump(mode="json"))  # merged or not, as the report says
 
     @handles_errors

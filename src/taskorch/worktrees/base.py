@@ -56,11 +56,20 @@ class Workspaces(Protocol):
         """The branch's whole patch against its base (the recorded preview once the branch is gone)."""
         ...
 
-    async def merge(self, changes: TaskChanges, strategy: MergeStrategy) -> tuple[TaskChanges, MergeReport]:
-        """Merge the branch into the base branch checked out in the repository. Refuses a dirty
-        repository or worktree; on conflict aborts, leaving both sides as they were."""
+    async def merge(
+        self, changes: TaskChanges, strategy: MergeStrategy, *, keep_branch: bool = False
+    ) -> tuple[TaskChanges, MergeReport]:
+        """Merge the branch into the base branch checked out in the repository, then remove the
+        worktree and (unless `keep_branch`) the branch. Refuses a dirty repository or worktree;
+        on conflict aborts, leaving both sides as they were."""
         ...
 
     async def discard(self, changes: TaskChanges) -> TaskChanges:
         """Remove the worktree and delete the branch."""
+        ...
+
+    async def release(self, changes: TaskChanges) -> TaskChanges:
+        """Remove the worktree (then `git worktree prune`) but keep the branch; the changes with
+        `worktree` None. Raises `GitError`, removing nothing, when the worktree has uncommitted
+        changes or untracked files."""
         ...

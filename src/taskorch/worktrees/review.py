@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Final
 
+import anyio
+
 from taskorch.domain.changes import ChangeState, MergeReport, MergeStrategy, TaskChanges
 from taskorch.worktrees.base import GitError
 from taskorch.worktrees.git import git
 
-__all__ = ["discard", "merge", "overlapping_branches"]
+__all__ = ["discard", "merge", "overlapping_branches", "release"]
 
 _PREFIX: Final = "refs/heads/taskorch/"
 
@@ -42,7 +44,9 @@ async def overlapping_branches(changes: TaskChanges) -> dict[str, list[str]]:
     return found
 
 
-async def merge(changes: TaskChanges, strategy: MergeStrategy) -> tuple[TaskChanges, MergeReport]:
+async def merge(
+    changes: TaskChanges, strategy: MergeStrategy, *, keep_branch: bool = False
+) -> tuple[TaskChanges, MergeReport]:
     where = changes.repository
     overlapping = await overlapping_branches(changes)
 
@@ -119,7 +123,7 @@ async def merge(changes: TaskChanges, strategy: MergeStrategy) -> tuple[TaskChan
     merged = changes.model_copy(
         update={"state": ChangeState.MERGED, "merged_commit": after, "merge_strategy": strategy}
     )
-    merged = await _remove(merged)
+    merged = await _remove(merged, keep_branch=keep_branch)
     note = "nothing to merge: the branch made no changes" if after == before else f"merged into {target}"
     report = MergeReport(
         merged=True,
@@ -138,12 +142,25 @@ async def discard(changes: TaskChanges) -> TaskChanges:
     return await _remove(changes.model_copy(update={"state": ChangeState.DISCARDED}))
 
 
-async def _remove(changes: TaskChanges) -> TaskChanges:
+async def release(changes: TaskChanges) -> TaskChanges:
+    """Remove the worktree of kept changes but keep their branch (the retention sweep).
+
+    Refuses (`GitError`) a worktree with uncommitted changes or untracked files: removing it
+    would lose them, and nothing is lost silently."""
+    if changes.worktree and await anyio.Path(changes.worktree).exists():
+        status = await git(changes.worktree, "status", "--porcelain", check=False)
+        if status.returncode != 0 or status.stdout.strip():
+            raise GitError(f"the worktree {changes.worktree} has uncommitted changes; it is kept")
+    return await _remove(changes, keep_branch=True)
+
+
+async def _remove(changes: TaskChanges, *, keep_branch: bool = False) -> TaskChanges:
     where = changes.repository
     if changes.worktree:
         await git(where, "worktree", "remove", "--force", changes.worktree, check=False)
     await git(where, "worktree", "prune", check=False)
-    await git(where, "branch", "-D", changes.branch, check=False)
+    if not keep_branch:
+        await git(where, "branch", "-D", changes.branch, check=False)
     return changes.model_copy(update={"worktree": None})
 
 

@@ -141,13 +141,19 @@ class GitWorkspaces:
         )
         return found.stdout if found.returncode == 0 else changes.patch_preview
 
-    async def merge(self, changes: TaskChanges, strategy: MergeStrategy) -> tuple[TaskChanges, MergeReport]:
+    async def merge(
+        self, changes: TaskChanges, strategy: MergeStrategy, *, keep_branch: bool = False
+    ) -> tuple[TaskChanges, MergeReport]:
         async with self._locks.hold(changes.repository):
-            return await review.merge(changes, strategy)
+            return await review.merge(changes, strategy, keep_branch=keep_branch)
 
     async def discard(self, changes: TaskChanges) -> TaskChanges:
         async with self._locks.hold(changes.repository):
             return await review.discard(changes)
+
+    async def release(self, changes: TaskChanges) -> TaskChanges:
+        async with self._locks.hold(changes.repository):
+            return await review.release(changes)
 
 
 async def _base_branch(repository: str, ref: str) -> str | None:

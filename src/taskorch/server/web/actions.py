@@ -93,11 +93,13 @@ class ConsoleActions:
     async def merge_task(self, request: Request) -> Response:
         """Merge through the review service; the task page shows the report (merged or why not)."""
         task_id = request.path_params["task_id"]
-        wanted = (await self._form(request)).get("strategy") or MergeStrategy.MERGE.value
+        form = await self._form(request)
+        wanted = form.get("strategy") or MergeStrategy.MERGE.value
         strategy = next((s for s in MergeStrategy if s.value == wanted), None)
         if strategy is None:
             raise InvalidArgument(f"strategy must be one of {', '.join(s.value for s in MergeStrategy)}")
-        report = await self.orchestrator.review.merge(task_id, strategy)
+        keep_branch = form.get("keep_branch") == "on"
+        report = await self.orchestrator.review.merge(task_id, strategy, keep_branch=keep_branch)
         return await self.pages.show_task(request, task_id, report=report)
 
     async def discard_changes(self, request: Request) -> Response:
