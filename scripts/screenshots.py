@@ -6,7 +6,9 @@ Starts the console's scene (tests/console_scene.py: a real taskorch HTTP server 
 a scripted Claude Code executor, the test MCP peer as a downstream server, a history of tasks,
 an agent and two plans; the same scene tests/server/test_web_views.py checks), then signs in
 with headless Debian chromium (`/usr/bin/chromium`, through Playwright) and saves one PNG per
-view.
+view. Then the review scene (tests/review_scene.py: isolated runs in a real git repository, the
+scene tests/server/test_web_review.py checks): one task merged, and the task page after Merge
+of a second that conflicts with it (task-changes.png).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.console_scene import console_scene  # noqa: E402
 from tests.http_harness import TOKEN  # noqa: E402
+from tests.review_scene import review_scene  # noqa: E402
 from tests.web_browser import browser_page, sign_in  # noqa: E402
 
 
@@ -52,6 +55,23 @@ async def shoot(out: Path) -> None:
                 await anyio.sleep(1.5)  # let the live pages' streams fill in
                 await page.screenshot(path=str(out / f"{name}.png"), full_page=True)
                 print(f"wrote {out / name}.png", file=sys.stderr)  # noqa: T201 - a script
+    await shoot_review(out)
+
+
+async def shoot_review(out: Path) -> None:
+    root = Path(tempfile.mkdtemp(prefix="taskorch-review-"))
+    async with review_scene(root) as scene:
+        merged = await scene.api.post(f"/api/v1/tasks/{scene.ids['raise']}/merge", json={})
+        if not merged.json().get("merged"):
+            raise SystemExit(f"the first merge failed: {merged.text}")
+        async with browser_page(viewport={"width": 1440, "height": 900}) as page:
+            await sign_in(page, scene.url, TOKEN)
+            await page.goto(f"{scene.url}/console/tasks/{scene.ids['configurable']}")
+            await page.click("form.merge button")
+            await page.wait_for_selector(".merge-report")
+            await page.locator("section.changes").scroll_into_view_if_needed()
+            await page.screenshot(path=str(out / "task-changes.png"), full_page=True)
+            print(f"wrote {out / 'task-changes.png'}", file=sys.stderr)  # noqa: T201 - a script
 
 
 def main() -> None:

@@ -70,7 +70,8 @@ def console_routes(orchestrator: Orchestrator) -> list[BaseRoute]:
         settings.security.token,
         allowed_origins=tuple(o.strip().lower().rstrip("/") for o in settings.server.allowed_origins),
     )
-    pages, actions, live = ConsolePages(orchestrator), ConsoleActions(orchestrator), LiveStreams(orchestrator)
+    pages, live = ConsolePages(orchestrator), LiveStreams(orchestrator)
+    actions = ConsoleActions(orchestrator, pages)
 
     async def login_page(request: Request) -> Response:
         if not auth.needs_login or request.scope["state"].get("console_session") is not None:
@@ -113,6 +114,8 @@ def console_routes(orchestrator: Orchestrator) -> list[BaseRoute]:
         Route("/tasks/{task_id}/cancel", _shown_errors(actions.cancel_task), methods=post),
         Route("/tasks/{task_id}/retry", _shown_errors(actions.retry_task), methods=post),
         Route("/tasks/{task_id}/run", _shown_errors(actions.run_task), methods=post),
+        Route("/tasks/{task_id}/merge", _shown_errors(actions.merge_task), methods=post),
+        Route("/tasks/{task_id}/discard", _shown_errors(actions.discard_changes), methods=post),
         Route("/plans", _shown_errors(pages.plans), methods=get),
         Route("/plans/{plan_id}", _shown_errors(pages.plan), methods=get),
         Route("/plans/{plan_id}/live", _shown_errors(live.plan), methods=get),

@@ -1,7 +1,8 @@
 """The console's actions (POST, form-encoded; `ConsoleGuard` checked Origin and CSRF first).
 
 Each one answers 303 to the page that shows its effect (with a fixed `done` note), or renders
-the error page with the refusal's message.
+the error page with the refusal's message. A merge renders the task page with its report (what
+merged, or the conflicting files and why nothing changed).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from taskorch.domain import TaskSpec, TaskStatus
+from taskorch.domain.changes import MergeStrategy
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.errors import InvalidTransition
+from taskorch.errors import InvalidArgument, InvalidTransition
+from taskorch.server.web.pages import ConsolePages
 from taskorch.server.web.session import CSRF_FIELD
 
 __all__ = ["ConsoleActions"]
@@ -31,9 +34,10 @@ def _text(form: dict[str, str], name: str) -> str | None:
 
 
 class ConsoleActions:
-    def __init__(self, orchestrator: Orchestrator) -> None:
+    def __init__(self, orchestrator: Orchestrator, pages: ConsolePages) -> None:
         self.orchestrator = orchestrator
         self.queue = orchestrator.queue
+        self.pages = pages
 
     @staticmethod
     async def _form(request: Request) -> dict[str, str]:
@@ -85,6 +89,22 @@ class ConsoleActions:
     async def run_task(self, request: Request) -> Response:
         task = await self.orchestrator.scheduler.request_task(request.path_params["task_id"])
         return _see(f"/console/tasks/{task.id}", "started")
+
+    async def merge_task(self, request: Request) -> Response:
+        """Merge through the review service; the task page shows the report (merged or why not)."""
+        task_id = request.path_params["task_id"]
+        form = await self._form(request)
+        wanted = form.get("strategy") or MergeStrategy.MERGE.value
+        strategy = next((s for s in MergeStrategy if s.value == wanted), None)
+        if strategy is None:
+            raise InvalidArgument(f"strategy must be one of {', '.join(s.value for s in MergeStrategy)}")
+        keep_branch = form.get("keep_branch") == "on"
+        report = await self.orchestrator.review.merge(task_id, strategy, keep_branch=keep_branch)
+        return await self.pages.show_task(request, task_id, report=report)
+
+    async def discard_changes(self, request: Request) -> Response:
+        task = await self.orchestrator.review.discard(request.path_params["task_id"])
+        return _see(f"/console/tasks/{task.id}", "discarded")
 
     async def approve_plan(self, request: Request) -> Response:
         plan = await self.orchestrator.plans.confirm(request.path_params["plan_id"], execute=True)

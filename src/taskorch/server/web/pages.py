@@ -1,4 +1,5 @@
-"""The console's pages (GET): the queue board, a task, plans, agents, servers, statistics."""
+"""The console's pages (GET): the queue board, a task (with an isolated run's changes), plans,
+agents, servers, statistics."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from taskorch.domain import Task, TaskStatus
+from taskorch.domain.changes import MergeReport, MergeStrategy
 from taskorch.domain.tasks import ExecutionMode, Priority
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import InvalidArgument
@@ -82,12 +84,20 @@ class ConsolePages:
         )
 
     async def task(self, request: Request) -> Response:
-        task = await self.queue.get(request.path_params["task_id"])
+        return await self.show_task(request, request.path_params["task_id"])
+
+    async def show_task(
+        self, request: Request, task_id: str, *, report: MergeReport | None = None
+    ) -> Response:
+        """The task page; `report` is the outcome of a merge just tried from it."""
+        task = await self.queue.get(task_id)
         return html_page(
             request,
             "task.html",
             active="board",
             task=task,
+            report=report,
+            strategies=[s.value for s in MergeStrategy],
             run_log=run_log_tail(self.orchestrator, task),
             events=[event_line(e) for e in task.events],
             runnable=task.execution_mode is not ExecutionMode.STANDARD and task.status is TaskStatus.QUEUED,

@@ -39,6 +39,7 @@ FLASHES: Final = {
     "approved": "Plan approved; it is running.",
     "rejected": "Plan rejected.",
     "plan-cancelled": "Plan cancelled.",
+    "discarded": "The task's worktree and branch were deleted.",
 }
 
 
