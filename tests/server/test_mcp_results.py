@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime
 
 from taskorch.domain import ExecutionMode, Priority, Task, TaskStatus
+from taskorch.domain.changes import Isolation, OnSuccess
 from taskorch.domain.schema import compact_nullable
 from taskorch.domain.tasks import ErrorInfo, TaskEvent
 from taskorch.server.mcp_results import (
@@ -94,6 +95,21 @@ def test_a_task_summary_cuts_long_text_and_leaves_out_what_only_get_task_returns
 def test_a_short_task_summary_is_the_whole_task_in_the_same_shape() -> None:
     [summary] = task_summaries([TASK])
     whole = result_data(TASK)
-    assert summary == {k: v for k, v in whole.items() if v is not None and v is not False and v != []}
+    in_place = {"isolation", "auto_commit", "on_success"}  # left out of a task run in place
+    assert whole["isolation"] == "none"
+    assert summary == {
+        k: v for k, v in whole.items() if v is not None and v is not False and v != [] and k not in in_place
+    }
     assert summary["created_at"] == whole["created_at"] == "2026-01-01T00:00:00Z"
     assert Task.model_validate(summary).model_dump() == TASK.model_dump()  # a row still reads as a Task
+
+
+def test_a_summary_of_an_isolated_task_keeps_its_worktree_settings() -> None:
+    task = TASK.model_copy(
+        update={"isolation": Isolation.WORKTREE, "auto_commit": False, "on_success": OnSuccess.MERGE}
+    )
+    [summary] = task_summaries([task])
+    assert summary["isolation"] == "worktree"
+    assert summary["on_success"] == "merge"
+    assert summary["auto_commit"] is False  # kept: its default is true
+    assert Task.model_validate(summary).model_dump() == task.model_dump()

@@ -57,6 +57,8 @@ log_path, run_process, num_turns, timeout_seconds, base_ref, check_command, chan
 _TASKS: Final = TypeAdapter(list[Task])
 _SUMMARY_INCLUDE: Final[dict[str, set[str]]] = {"__all__": set(SUMMARY_FIELDS)}
 _ELLIPSIS: Final = "…"
+_IN_PLACE: Final = "none"
+_WORKTREE_SETTINGS: Final = ("isolation", "auto_commit", "on_success")
 
 
 def _without_nulls(value: Any) -> Any:
@@ -101,8 +103,9 @@ def _cut(text: str, limit: int) -> str:
 
 def task_summaries(tasks: Sequence[Task]) -> list[dict[str, Any]]:
     """Each task as a list row: `SUMMARY_FIELDS` only, in the shape `get_task` uses, without
-    nulls, empty lists and false flags; the prompt cut to `SUMMARY_PROMPT_CHARS`, the result and
-    the error's message to `SUMMARY_TEXT_CHARS`.
+    nulls, empty lists and false flags, and without the worktree settings of a task run in place
+    (`isolation` "none"; they read back as their defaults); the prompt cut to
+    `SUMMARY_PROMPT_CHARS`, the result and the error's message to `SUMMARY_TEXT_CHARS`.
 
     The tasks are already valid models: they are serialized in one pass, never validated again.
     """
@@ -112,6 +115,11 @@ def task_summaries(tasks: Sequence[Task]) -> list[dict[str, Any]]:
     summaries = []
     for row in rows:
         summary = {k: v for k, v in row.items() if v is not False and v != []}
+        if summary.get("isolation") == _IN_PLACE:
+            for key in _WORKTREE_SETTINGS:  # they mean nothing for a run in place
+                summary.pop(key, None)
+        elif "auto_commit" in row:
+            summary["auto_commit"] = row["auto_commit"]  # its default is true: a false one counts
         summary["prompt"] = _cut(summary["prompt"], SUMMARY_PROMPT_CHARS)
         if "result" in summary:
             summary["result"] = _cut(summary["result"], SUMMARY_TEXT_CHARS)
