@@ -12,7 +12,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from taskorch.domain.changes import CheckArgument, GitRef, Isolation, OnSuccess, TaskChanges
+from taskorch.domain.changes import CheckCommand, FixAttempts, GitRef, Isolation, OnSuccess, TaskChanges
 from taskorch.domain.cli_values import ModelName
 from taskorch.domain.runs import RunProcess
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
@@ -176,17 +176,20 @@ class TaskSpec(BaseModel):
     )
     base_ref: GitRef | None = Field(default=None, description="Branch or commit the worktree starts from.")
     auto_commit: bool = Field(default=True, description="Commit what an isolated run left uncommitted.")
-    on_success: OnSuccess = Field(
-        default=OnSuccess.KEEP,
-        description="isolation worktree: keep the branch for review, or merge it when the run and "
-        "its check passed and the merge is clean.",
-    )
-    check_command: list[CheckArgument] | None = Field(
+    on_success: OnSuccess | None = Field(
         default=None,
-        min_length=1,
-        max_length=64,
+        description="isolation worktree: keep (the default) the branch for review, or merge it when "
+        "the run and its check passed and the merge is clean. Default: the agent's, else keep.",
+    )
+    check_command: CheckCommand | None = Field(
+        default=None,
         description="isolation worktree: a command (argv, no shell) run in the worktree after a "
-        'successful run, e.g. ["pytest", "-q"]; if it fails, the task fails.',
+        'successful run, e.g. ["pytest", "-q"]; if it fails, the task fails. Default: the agent\'s.',
+    )
+    fix_attempts: FixAttempts | None = Field(
+        default=None,
+        description="With a check_command: how many times a failed check's output goes back to the "
+        "run's session for a fix before the task fails (default: the agent's, else 0).",
     )
 
 
@@ -246,6 +249,7 @@ class Task(BaseModel):
     auto_commit: bool = True
     check_command: list[str] | None = None
     on_success: OnSuccess = OnSuccess.KEEP
+    fix_attempts: int = 0
     changes: TaskChanges | None = Field(
         default=None, description="What an isolated run changed, on which branch (see get_task_changes)."
     )

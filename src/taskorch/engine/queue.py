@@ -29,10 +29,11 @@ from taskorch.domain import (
     TaskSpec,
     TaskStatus,
 )
-from taskorch.domain.changes import Isolation, OnSuccess
+from taskorch.domain.agents import Agent
 from taskorch.domain.paths import is_at_or_below
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.paths import resolve_work_directory
+from taskorch.engine.task_isolation import settle_isolation
 from taskorch.errors import InvalidArgument, NotFound, PathNotAllowed
 from taskorch.executors.base import CLAUDE_CODE
 from taskorch.storage.base import Backoff, CreateOutcome, Store, TaskFilter, TaskPage, WorkNotifier
@@ -64,8 +65,8 @@ class TaskQueue:
         self._work_added = anyio.Event()
         self.agent_executor: Callable[[str], Awaitable[str | None]] | None = None
         """The executor an agent names (`AgentRegistry.executor_of`), set by the orchestrator."""
-        self.agent_isolation: Callable[[str], Awaitable[Isolation | None]] | None = None
-        """The isolation an agent asks for (`AgentRegistry.isolation_of`), set by the orchestrator."""
+        self.agent_of: Callable[[str], Awaitable[Agent | None]] | None = None
+        """The agent of a task, for its defaults (`AgentRegistry.find`), set by the orchestrator."""
         self.resuming_executors: frozenset[str] = frozenset({CLAUDE_CODE})
         """Executors that can continue a session (`continue_from`), set by the orchestrator."""
         if isinstance(store, WorkNotifier):
@@ -157,30 +158,12 @@ class TaskQueue:
         return outcome
 
     async def _isolated(self, spec: TaskSpec) -> TaskSpec:
-        """`spec` with its isolation settled: its own, else its agent's, else `worktrees.isolation`
-        (server-run tasks only: a standard task's worker works where it is)."""
-        if spec.execution_mode is ExecutionMode.STANDARD:
-            if spec.isolation is Isolation.WORKTREE:
-                raise InvalidArgument(
-                    "isolation 'worktree' is for claude_code and custom tasks, which the server runs; "
-                    "a standard task's worker works in its own checkout"
-                )
-            if spec.check_command or spec.on_success is OnSuccess.MERGE:
-                raise InvalidArgument(
-                    "check_command and on_success 'merge' are for claude_code and custom tasks with "
-                    "isolation 'worktree'"
-                )
-            return spec.model_copy(update={"isolation": Isolation.NONE})
-        isolation = spec.isolation
-        if isolation is None and spec.agent and self.agent_isolation is not None:
-            isolation = await self.agent_isolation(spec.agent)
-        isolation = isolation or self._settings.worktrees.isolation
-        if (spec.check_command or spec.on_success is OnSuccess.MERGE) and isolation is not Isolation.WORKTREE:
-            raise InvalidArgument(
-                "check_command and on_success 'merge' work on the task's worktree: create the task "
-                "with isolation 'worktree'"
-            )
-        return spec.model_copy(update={"isolation": isolation})
+        """`spec` with its isolation and worktree settings settled from its own values, its
+        agent's and the config's (see `settle_isolation`)."""
+        agent = None
+        if spec.execution_mode is not ExecutionMode.STANDARD and spec.agent and self.agent_of is not None:
+            agent = await self.agent_of(spec.agent)
+        return settle_isolation(spec, agent, self._settings.worktrees.isolation)
 
     async def _routed(self, spec: TaskSpec) -> TaskSpec:
         """A claude_code task whose agent names another executor runs there: it is queued as a

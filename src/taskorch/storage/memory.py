@@ -26,7 +26,7 @@ from taskorch.domain import (
     backoff_delay,
     initial_status,
 )
-from taskorch.domain.changes import Isolation, TaskChanges
+from taskorch.domain.changes import Isolation, OnSuccess, TaskChanges
 from taskorch.domain.paths import is_at_or_below, overlaps
 from taskorch.domain.tasks import dependency_failed_error, utc_from_timestamp
 from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
@@ -91,7 +91,8 @@ class MemoryStore(MemoryPlans):
             base_ref=spec.base_ref,
             auto_commit=spec.auto_commit,
             check_command=None if spec.check_command is None else list(spec.check_command),
-            on_success=spec.on_success,
+            on_success=spec.on_success or OnSuccess.KEEP,
+            fix_attempts=spec.fix_attempts or 0,
             status=status,
             error=error,
             created_at=new.created_at,

@@ -165,7 +165,10 @@ _V5: Final = (
     "ALTER TABLE tasks ADD COLUMN on_success text NOT NULL DEFAULT 'keep'",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
+# Fix attempts: how many fix runs a failed check of an isolated task may ask for.
+_V6: Final = ("ALTER TABLE tasks ADD COLUMN fix_attempts integer NOT NULL DEFAULT 0",)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # First key of the advisory lock that serialises migrations (the second is the schema's

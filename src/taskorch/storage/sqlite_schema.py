@@ -151,7 +151,10 @@ ALTER TABLE tasks ADD COLUMN check_command TEXT;
 ALTER TABLE tasks ADD COLUMN on_success TEXT NOT NULL DEFAULT 'keep';
 """
 
-MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+# Fix attempts: how many fix runs a failed check of an isolated task may ask for.
+_V8: Final = ("ALTER TABLE tasks ADD COLUMN fix_attempts INTEGER NOT NULL DEFAULT 0",)
+
+MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
