@@ -60,10 +60,11 @@ def containment(request: pytest.FixtureRequest) -> Iterator[Containment]:
 
 
 async def wait_for_file(path: Path) -> int:
+    file = anyio.Path(path)
     with anyio.fail_after(20):
-        while not path.exists():  # noqa: ASYNC110 - the daemon's pid file is the only signal
+        while not await file.exists():  # noqa: ASYNC110 - the daemon's pid file is the only signal
             await anyio.sleep(0.01)
-    return int(path.read_text())
+    return int(await file.read_text())
 
 
 async def test_a_check_s_exit_code_output_tail_duration_and_log_are_recorded(tmp_path: Path) -> None:
@@ -82,7 +83,7 @@ async def test_a_check_s_exit_code_output_tail_duration_and_log_are_recorded(tmp
     assert result.output_tail == "out\nerr\n"
     assert result.duration_seconds > 0
     assert result.log_path is not None
-    assert "out" in Path(result.log_path).read_text()
+    assert "out" in await anyio.Path(result.log_path).read_text()
     assert [s.command for s in started] == [["sh", "-c", "echo out; echo err >&2; exit 3"]]
     passed = await checks(tmp_path).run_check(["true"], str(tmp_path), task_id="t-1")
     assert (passed.passed, passed.exit_code) == (True, 0)
@@ -106,7 +107,9 @@ async def test_a_check_that_cannot_start_or_starts_outside_the_roots_is_a_failed
     assert "could not start" in missing.output_tail
     root = tmp_path / "root"
     root.mkdir()
-    outside = await checks(tmp_path, allowed_roots=[str(root)]).run_check(["true"], str(tmp_path), task_id="t")
+    outside = await checks(tmp_path, allowed_roots=[str(root)]).run_check(
+        ["true"], str(tmp_path), task_id="t"
+    )
     assert not outside.passed
     assert "could not start" in outside.output_tail
 

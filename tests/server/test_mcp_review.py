@@ -104,3 +104,39 @@ async def test_unknown_worktree_options_are_refused_naming_the_known_ones(tmp_pa
             worktree={"branch": "x"},
         )
         assert "worktree takes base_ref, check_command, on_success, auto_commit" in message
+        assert "fix_attempts" in message
+
+
+async def test_save_agent_s_worktree_defaults_reach_its_tasks_and_the_task_s_own_values_win(
+    tmp_path: Path,
+) -> None:
+    async with open_scheduler_harness(tmp_path, {"claude_code": WritesFile()}, server={"tools": "all"}) as h:
+        defaults = {"check_command": ["pytest", "-q"], "on_success": "merge", "fix_attempts": 2}
+        saved = await h.call("save_agent", name="tester", worktree=defaults)
+        assert {k: saved["agent"][k] for k in ("isolation", *defaults)} == {
+            "isolation": "worktree",
+            **defaults,
+        }
+        repo = make_repo(h.root / "repo")
+        fields = {"execution_mode": "claude_code", "work_directory": str(repo), "agent": "tester"}
+        task = await h.create("p", **fields)
+        assert {k: task[k] for k in ("isolation", *defaults)} == {"isolation": "worktree", **defaults}
+        own = await h.create("p", **fields, worktree={"check_command": ["tox"], "fix_attempts": 0})
+        assert (own["check_command"], own["fix_attempts"], own["on_success"]) == (["tox"], 0, "merge")
+        for bad, words in (
+            ({"check_command": "pytest -q; rm -rf ~"}, "never a shell string"),
+            ({"check_command": ["-rf"]}, "not an option"),
+            ({"check_command": ["pytest", "a\x00b"]}, "control characters"),
+            ({"fix_attempts": 6}, "less than or equal to 5"),
+            ({"base_ref": "main"}, "worktree takes check_command, on_success, fix_attempts"),
+        ):
+            assert words in await h.call_error("save_agent", name="bad", worktree=bad)
+
+
+async def test_the_worktree_arguments_are_offered_only_with_the_review_tools(tmp_path: Path) -> None:
+    async with open_scheduler_harness(tmp_path, {"claude_code": WritesFile()}) as h:
+        tools = {t.name: t for t in (await h.client.list_tools()).tools}
+        assert "worktree" not in tools["save_agent"].input_schema["properties"]
+        assert "worktree" not in tools["create_task"].input_schema["properties"]
+        message = await h.call_error("save_agent", name="x", worktree={})
+        assert "worktree" in message

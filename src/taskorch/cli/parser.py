@@ -93,9 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--continue-from", metavar="ID", help="resume the CLI session of task ID")
     add.add_argument("--isolation", help="none or worktree (a git worktree and branch of its own)")
     add.add_argument("--base-ref", help="isolation worktree: the branch or commit to start from")
-    add.add_argument("--on-success", default="keep", help="isolation worktree: keep (default) or merge")
     add.add_argument(
-        "--check-command", help="isolation worktree: run after a successful run, e.g. 'pytest -q' (no shell)"
+        "--on-success", help="isolation worktree: keep or merge (default: the agent's, else keep)"
+    )
+    add.add_argument(
+        "--check-command",
+        help="isolation worktree: run after a successful run, e.g. 'pytest -q' (split into arguments; "
+        "no shell; default: the agent's)",
+    )
+    add.add_argument(
+        "--fix-attempts",
+        type=int,
+        metavar="N",
+        help="with a check: send a failed check's output back to the session up to N times (0-5; "
+        "default: the agent's, else 0)",
     )
     add.add_argument(
         "--no-auto-commit",

@@ -23,6 +23,14 @@ def render_changes(changes: TaskChanges) -> str:
         f"commits   {len(changes.commits)}; {len(changes.files)} files, "
         f"+{changes.insertions} -{changes.deletions}",
     ]
+    if changes.check is not None:
+        check = changes.check
+        if check.passed or check.timed_out or check.exit_code is None:
+            how = "passed" if check.passed else "stopped" if check.timed_out else "could not start"
+        else:
+            how = f"failed (exit {check.exit_code})"
+        fixes = f", after {changes.fix_attempts_used} fix run(s)" if changes.fix_attempts_used else ""
+        lines.append(f"check     {how} in {check.duration_seconds:g} s{fixes}")
     lines += [f"  {c.sha[:12]} {c.subject}" for c in changes.commits]
     lines += [f"  {_count(f.insertions):>6} {_count(f.deletions):>6}  {f.path}" for f in changes.files]
     return "\n".join(lines)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 
-from taskorch.cli.common import out, print_json, with_queue
+from taskorch.cli.common import check_command_argv, out, print_json, with_queue
 from taskorch.cli.ids import resolve_id
 from taskorch.cli.render import render_statistics, render_task, render_task_table
 from taskorch.config import Settings
@@ -47,7 +46,8 @@ def tasks_add(args: argparse.Namespace, settings: Settings) -> int:
         "base_ref": args.base_ref,
         "auto_commit": args.auto_commit,
         "on_success": args.on_success,
-        "check_command": shlex.split(args.check_command) if args.check_command else None,
+        "check_command": check_command_argv(args.check_command),
+        "fix_attempts": args.fix_attempts,
     }
     TaskSpec.model_validate(fields)  # a wrong value is reported before the store is opened
 

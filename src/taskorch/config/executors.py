@@ -108,7 +108,7 @@ class CustomExecutorSettings(Section):
     @field_validator("env")
     @classmethod
     def _env_values(cls, value: dict[str, str]) -> dict[str, str]:
-        _check_env_names(list(value))
+        check_env_names(list(value))
         return value
 
 
@@ -180,7 +180,7 @@ class PresetExecutorSettings(Section):
     @field_validator("env")
     @classmethod
     def _env_values(cls, value: dict[str, str]) -> dict[str, str]:
-        _check_env_names(list(value))
+        check_env_names(list(value))
         return value
 
     @model_validator(mode="after")

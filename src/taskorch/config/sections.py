@@ -173,7 +173,9 @@ class AgentSettings(Section):
     check_command: CheckCommand | None = Field(
         default=None, description='Default check_command of its isolated tasks: argv, e.g. ["pytest", "-q"].'
     )
-    on_success: OnSuccess | None = Field(default=None, description="Default on_success of its isolated tasks.")
+    on_success: OnSuccess | None = Field(
+        default=None, description="Default on_success of its isolated tasks."
+    )
     fix_attempts: FixAttempts | None = Field(
         default=None, description="Default fix_attempts of its isolated tasks (0 to 5)."
     )
@@ -271,6 +273,7 @@ class WorktreesSettings(Section):
     @classmethod
     def _env_names(cls, value: list[str]) -> list[str]:
         return check_env_names(value)
+
     patch_preview_chars: int = Field(
         default=20_000, ge=0, le=1_000_000, description="Size of the patch preview kept on a task."
     )

@@ -17,9 +17,9 @@ from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 
 __all__ = [
     "MAX_CHANGED_FILES",
+    "MAX_FIX_ATTEMPTS",
     "ChangeState",
     "ChangedFile",
-    "MAX_FIX_ATTEMPTS",
     "CheckArgument",
     "CheckCommand",
     "CheckResult",
@@ -70,7 +70,7 @@ GitRef = Annotated[str, AfterValidator(_check_ref)]
 
 
 def _check_argument(value: str) -> str:
-    if any(ord(c) < 32 and c not in "\t\n\r" or ord(c) == 127 for c in value):
+    if any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in value):
         raise ValueError(
             "a check_command argument may not contain NUL or other control characters (tab and "
             "newline are allowed)"

@@ -85,8 +85,8 @@ def check_failure(check: CheckResult, *, fixes: int) -> ErrorInfo:
     after = f" after {fixes} fix attempt(s)" if fixes else ""
     return ErrorInfo(
         kind="check_failed",
-        message=f"the run succeeded but its check {command_text(check.command)!r} {_how_it_ended(check)}{after}: "
-        f"{tail}",
+        message=f"the run succeeded but its check {command_text(check.command)!r} "
+        f"{_how_it_ended(check)}{after}: {tail}",
     )
 
 

@@ -114,7 +114,9 @@ class OutcomeRecorder:
         await self._store.park(task.id, run.token, until=now, error=error, details=details)
         # Run it here next, as a caller's execute_task asked for the task, not for one run of it.
         self._live.requested_tasks[task.id] = None
-        log.warning("task %s: its check failed; fix attempt %d of %d queued", task.id, used, task.fix_attempts)
+        log.warning(
+            "task %s: its check failed; fix attempt %d of %d queued", task.id, used, task.fix_attempts
+        )
 
     async def settle_interrupted(self, run: LiveRun) -> None:
         """The server is stopping mid-run: settle the task as a lost lease would be."""

@@ -38,7 +38,9 @@ class RunWorkspaces:
     """Gives isolated runs their worktree (`prepare`) and records their changes (`record`),
     running the task's check (through `checks`) after a successful run."""
 
-    def __init__(self, store: Store, workspaces: Workspaces | None, checks: CheckRunner | None = None) -> None:
+    def __init__(
+        self, store: Store, workspaces: Workspaces | None, checks: CheckRunner | None = None
+    ) -> None:
         self._store = store
         self._workspaces = workspaces
         self._checks = checks

@@ -126,7 +126,7 @@ def validate_row(row: Iterable[Any]) -> Task:
 NEW_TASK_COLUMNS: Final = (
     "id, prompt, work_directory, execution_mode, executor, priority, priority_rank, tags, model, agent, "
     "depends_on, max_attempts, timeout_seconds, idempotency_key, retry_safe, continue_from, status, "
-    "created_at, updated_at, finished_at, error, isolation, base_ref, auto_commit, check_command, on_success, "
-    "fix_attempts"
+    "created_at, updated_at, finished_at, error, isolation, base_ref, auto_commit, check_command, "
+    "on_success, fix_attempts"
 )
 """The columns `new_task_row` fills, in its order."""
