@@ -51,8 +51,8 @@ SUMMARY_FIELDS: Final = frozenset(
     }
 )  # fmt: skip
 """The task fields a summary may hold; the rest (usage, events, permission_denials, session_id,
-log_path, run_process, num_turns, timeout_seconds, base_ref, check_command, changes) only
-`get_task` returns."""
+log_path, run_process, num_turns, timeout_seconds, base_ref, check_command, fix_attempts,
+changes) only `get_task` returns."""
 
 _TASKS: Final = TypeAdapter(list[Task])
 _SUMMARY_INCLUDE: Final[dict[str, set[str]]] = {"__all__": set(SUMMARY_FIELDS)}
