@@ -27,50 +27,54 @@ def containment(request: pytest.FixtureRequest) -> Iterator[Containment]:
         yield opened
 
 
-async def test_cancel_task_during_the_check_ends_its_whole_process_tree(
-    tmp_path: Path, containment: Containment
-) -> None:
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[tuple[list[str], Path, list[int]]]:
+    """A check that starts a daemon and hangs, where it writes the daemon's pid, and a list the
+    test puts that pid in (killed at the end whatever happens)."""
     pid_file = tmp_path / "daemon.pid"
-    check = [sys.executable, "-S", "-c", DAEMON, str(pid_file), "hang"]
     pids: list[int] = []
     with killed_afterwards(pids):
-        async with open_scheduler_harness(
-            tmp_path, {"claude_code": FakeExecutor(hold=False)}, containment=containment
-        ) as h:
-            repo = make_repo(h.root / "repo")
-            task_id = await create(h, "p", repo, isolation="worktree", check_command=check)
-            await h.orchestrator.scheduler.request_task(task_id)
-            pids.append(await wait_for_file(pid_file))
-            running = await h.orchestrator.store.get_task(task_id)
-            assert running.run_process is not None  # the check's process, recorded for recovery
-            assert running.run_process.command[-1] == "hang"
-            with anyio.fail_after(20):
-                await h.orchestrator.scheduler.cancel(task_id)
-            task = await settled(h, task_id)
-        assert task.status.value == "cancelled"
-        assert pid_gone(pids[0])
+        yield [sys.executable, "-S", "-c", DAEMON, str(pid_file), "hang"], pid_file, pids
+
+
+async def test_cancel_task_during_the_check_ends_its_whole_process_tree(
+    tmp_path: Path, containment: Containment, daemon: tuple[list[str], Path, list[int]]
+) -> None:
+    check, pid_file, pids = daemon
+    async with open_scheduler_harness(
+        tmp_path, {"claude_code": FakeExecutor(hold=False)}, containment=containment
+    ) as h:
+        repo = make_repo(h.root / "repo")
+        task_id = await create(h, "p", repo, isolation="worktree", check_command=check)
+        await h.orchestrator.scheduler.request_task(task_id)
+        pids.append(await wait_for_file(pid_file))
+        running = await h.orchestrator.store.get_task(task_id)
+        assert running.run_process is not None  # the check's process, recorded for recovery
+        assert running.run_process.command[-1] == "hang"
+        with anyio.fail_after(20):
+            await h.orchestrator.scheduler.cancel(task_id)
+        task = await settled(h, task_id)
+    assert task.status.value == "cancelled"
+    assert pid_gone(pids[0])
 
 
 async def test_a_check_past_its_time_limit_fails_the_task_and_leaves_nothing_running(
-    tmp_path: Path, containment: Containment
+    tmp_path: Path, containment: Containment, daemon: tuple[list[str], Path, list[int]]
 ) -> None:
-    pid_file = tmp_path / "daemon.pid"
-    check = [sys.executable, "-S", "-c", DAEMON, str(pid_file), "hang"]
-    pids: list[int] = []
-    with killed_afterwards(pids):
-        async with open_scheduler_harness(
-            tmp_path,
-            {"claude_code": FakeExecutor(hold=False)},
-            containment=containment,
-            scheduler={"enabled": True},
-            worktrees={"check_timeout_seconds": 1.0},
-        ) as h:
-            repo = make_repo(h.root / "repo")
-            task = await settled(h, await create(h, "p", repo, isolation="worktree", check_command=check))
-        pids.append(int(pid_file.read_text()))
-        assert task.status.value == "failed"
-        assert task.error.kind == "check_failed"
-        assert "was stopped" in task.error.message
-        assert task.changes.check.timed_out
-        assert "daemon started" in task.changes.check.output_tail
-        assert pid_gone(pids[0])
+    check, pid_file, pids = daemon
+    async with open_scheduler_harness(
+        tmp_path,
+        {"claude_code": FakeExecutor(hold=False)},
+        containment=containment,
+        scheduler={"enabled": True},
+        worktrees={"check_timeout_seconds": 1.0},
+    ) as h:
+        repo = make_repo(h.root / "repo")
+        task = await settled(h, await create(h, "p", repo, isolation="worktree", check_command=check))
+    pids.append(await wait_for_file(pid_file))
+    assert task.status.value == "failed"
+    assert task.error.kind == "check_failed"
+    assert "was stopped" in task.error.message
+    assert task.changes.check.timed_out
+    assert "daemon started" in task.changes.check.output_tail
+    assert pid_gone(pids[0])
