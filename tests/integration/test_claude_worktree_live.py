@@ -147,3 +147,44 @@ async def test_an_isolated_task_edits_its_worktree_and_its_branch_merges_into_ma
     assert not await anyio.Path(worktree).exists()
     assert git_out(repo, "branch", "--list", branch) == ""
     assert git_out(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+NODE_WRITES = "node -e \"require('fs').writeFileSync('ran.txt', 'ran')\""
+ALLOW_NODE = '{"permissions": {"allow": ["Bash(node -e:*)"]}}\n'
+
+
+@pytest.mark.parametrize(
+    ("extra_args", "widened"), [([], True), (["--setting-sources=user"], False)], ids=["default", "user-only"]
+)
+async def test_the_checkouts_untracked_local_settings_reach_a_run_in_a_worktree_unless_user_only(
+    tmp_path: Path, extra_args: list[str], widened: bool
+) -> None:
+    # Not in git, so not in the worktree; Claude Code 2.1.330 reads it from the main checkout anyway.
+    repo = make_repo(tmp_path / "repo", {"README.md": "hello\n"})
+    (repo / ".claude").mkdir()
+    (repo / ".claude" / "settings.local.json").write_text(ALLOW_NODE)
+    turns = [
+        {"text": "Running it.", "tool_use": {"name": "Bash", "input": {"command": NODE_WRITES}}},
+        {"text": "Ran it."},
+    ]
+    scenario = Scenario(
+        mode="server",
+        home=tmp_path / "home",
+        cwd=repo,
+        turns=turns,
+        tasks=[{"prompt": "Run the script.", "create": {"worktree": {}}}],
+        settings={"server": {"tools": "all"}, "claude_code": {"extra_args": extra_args}},
+    )
+
+    summary = await run_scenario(scenario, tmp_path)
+
+    (task,) = summary["tasks"]
+    assert task["status"] == "succeeded", task
+    assert "settings.local.json" not in git_out(
+        repo, "ls-tree", "-r", "--name-only", task["changes"]["branch"]
+    )
+    files = [f["path"] for f in task["changes"].get("files", [])]
+    # acceptEdits alone refuses Bash: only the checkout's local settings let `node -e` run.
+    assert files == (["ran.txt"] if widened else []), task["changes"]
+    denied = [denial["tool_name"] for denial in task.get("permission_denials", [])]
+    assert denied == ([] if widened else ["Bash"]), task
