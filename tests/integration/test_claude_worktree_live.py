@@ -188,3 +188,38 @@ async def test_the_checkouts_untracked_local_settings_reach_a_run_in_a_worktree_
     assert files == (["ran.txt"] if widened else []), task["changes"]
     denied = [denial["tool_name"] for denial in task.get("permission_denials", [])]
     assert denied == ([] if widened else ["Bash"]), task
+
+
+async def test_a_task_continuing_an_isolated_tasks_session_resumes_it_in_a_worktree_of_its_own(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"README.md": "hello\n"})
+    write = {"name": "Write", "input": {"file_path": "colour.txt", "content": "teal\n"}}
+    turns = [{"text": "Noting it.", "tool_use": write}, {"text": "Noted: teal."}, {"text": "You said teal."}]
+    isolated = {"worktree": {}}
+    scenario = Scenario(
+        mode="server",
+        home=tmp_path / "home",
+        cwd=repo,
+        turns=turns,
+        tasks=[
+            {"prompt": "Remember that the colour is teal.", "create": isolated},
+            {"prompt": "Which colour did I mention?", "continue_previous": True, "create": isolated},
+        ],
+        settings={"server": {"tools": "all"}},
+    )
+
+    summary = await run_scenario(scenario, tmp_path)
+
+    first, second = summary["tasks"]
+    assert first["status"] == second["status"] == "succeeded", summary["tasks"]
+    # The CLI keeps sessions per directory, yet finds the first worktree's session.
+    assert second["session_id"] == first["session_id"]
+    assert second["result"] == "You said teal."
+    last = next(r for r in reversed(summary["requests"]) if r["kind"] == "agent")
+    assert "Remember that the colour is teal." in json.dumps(last["body"]["messages"])
+    # Its own worktree, from main: the first task's file is only on the first task's branch.
+    assert second["changes"]["worktree"] != first["changes"]["worktree"]
+    assert second["changes"]["base_commit"] == first["changes"]["base_commit"]
+    assert [f["path"] for f in first["changes"]["files"]] == ["colour.txt"]
+    assert "colour.txt" not in git_out(repo, "ls-tree", "-r", "--name-only", second["changes"]["branch"])
