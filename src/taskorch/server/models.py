@@ -9,6 +9,7 @@ from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.engine.scheduler import SchedulerStatus
 from taskorch.executors.base import ExecutorHealth
 from taskorch.executors.containment import ContainmentStatus
+from taskorch.storage.base import CreateOutcome
 
 __all__ = [
     "CancelResult",
@@ -30,6 +31,17 @@ class CreateTaskResult(BaseModel):
         description="False when a task with this idempotency_key already existed and was returned instead."
     )
     note: str | None = Field(default=None, description="What to do so that the task runs, if needed.")
+    attempts: list[str] | None = Field(
+        default=None,
+        description="attempts_in_parallel: the ids of all attempts (task is the first); compare them "
+        "with get_task_changes.",
+    )
+
+    @classmethod
+    def of(cls, outcome: CreateOutcome, note: str | None) -> CreateTaskResult:
+        """The result of `TaskQueue.create`'s `outcome`, with `note`."""
+        attempts = [task.id for task in outcome.attempts] or None
+        return cls(task=outcome.task, created=outcome.created, note=note, attempts=attempts)
 
 
 class ClaimResult(BaseModel):
