@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from taskorch.domain import Statistics, Task
+from taskorch.domain.attempts import AttemptSummary
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.engine.scheduler import SchedulerStatus
 from taskorch.executors.base import ExecutorHealth
@@ -12,6 +13,7 @@ from taskorch.executors.containment import ContainmentStatus
 from taskorch.storage.base import CreateOutcome
 
 __all__ = [
+    "AttemptList",
     "CancelResult",
     "ClaimResult",
     "CreateTaskResult",
@@ -21,6 +23,14 @@ __all__ = [
     "TaskList",
     "TaskResult",
 ]
+
+
+class AttemptList(BaseModel):
+    """The attempts at one task, side by side (REST `GET /api/v1/tasks/{id}/attempts`, the CLI)."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    attempts: list[AttemptSummary]
 
 
 class CreateTaskResult(BaseModel):

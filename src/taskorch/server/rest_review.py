@@ -5,27 +5,18 @@ Thin adapters onto `orchestrator.review`, the service the MCP review tools call,
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from taskorch.domain import Task
-from taskorch.domain.attempts import AttemptSummary
 from taskorch.domain.changes import MergeReport, MergeStrategy
-from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.task_review import MAX_PATCH_PAGE, ChangesPage
+from taskorch.server.models import AttemptList
 from taskorch.server.rest_base import API_PREFIX, Input, Operation, handles_errors, json_object, query_of
 
-__all__ = ["AttemptList", "ChangesQuery", "MergeBody", "review_operations"]
-
-
-class AttemptList(BaseModel):
-    """What `GET /api/v1/tasks/{id}/attempts` returns."""
-
-    model_config = OUTPUT_MODEL_CONFIG
-
-    attempts: list[AttemptSummary]
+__all__ = ["ChangesQuery", "MergeBody", "review_operations"]
 
 
 class ChangesQuery(Input):
