@@ -162,7 +162,9 @@ async def test_attempts_are_validated_before_anything_is_queued(tmp_path: Path) 
             await h.orchestrator.review.attempts(single.task.id)
 
 
-async def test_an_idempotency_key_returns_the_whole_group_again(tmp_path: Path) -> None:
+async def test_an_idempotency_key_returns_the_whole_group_again_and_queued_ones_show_no_changes(
+    tmp_path: Path,
+) -> None:
     async with open_scheduler_harness(tmp_path, {"claude_code": FakeExecutor()}) as h:
         repo = make_repo(h.root / "repo")
         spec = attempts_spec(repo, attempts_in_parallel=3, idempotency_key="speed-1")
@@ -171,3 +173,7 @@ async def test_an_idempotency_key_returns_the_whole_group_again(tmp_path: Path) 
         assert not again.created
         assert [t.id for t in again.attempts] == [t.id for t in first.attempts]
         assert [t.idempotency_key for t in first.attempts] == ["speed-1", None, None]
+        page = await h.orchestrator.review.changes(first.attempts[1].id)
+        assert page.changes is None
+        assert page.attempts is not None
+        assert [(a.status.value, a.branch) for a in page.attempts] == [("queued", None)] * 3
