@@ -10,6 +10,7 @@ from taskorch.executors.base import EventSink, RunOutcome, RunRequest, StartSink
 from taskorch.testing import FakeExecutor
 from tests.git_repos import git_out, make_repo
 from tests.http_harness import make_settings, serve_http
+from tests.server.test_mcp_review import WritesModel
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -63,24 +64,13 @@ async def test_changes_merge_and_discard_over_rest(tmp_path: Path) -> None:
         assert "no recorded changes" in refused.json()["error"]["message"]
 
 
-class WritesModel(FakeExecutor):
-    def __init__(self) -> None:
-        super().__init__(hold=False)
-
-    async def run(
-        self, request: RunRequest, *, on_event: EventSink | None = None, on_start: StartSink | None = None
-    ) -> RunOutcome:
-        (Path(request.work_directory) / "model.txt").write_text(f"{request.model}\n")
-        return await super().run(request, on_event=on_event, on_start=on_start)
-
-
 async def test_attempts_over_rest_side_by_side_then_one_merged_and_the_others_discarded(
     tmp_path: Path,
 ) -> None:
     root = tmp_path / "root"
     repo = make_repo(root / "repo")
     async with (
-        serve_http(make_settings(root), root, executors={"claude_code": WritesModel()}) as running,
+        serve_http(make_settings(root), root, executors={"claude_code": WritesModel(hold=False)}) as running,
         running.client() as http,
     ):
         body = {
@@ -103,7 +93,7 @@ async def test_attempts_over_rest_side_by_side_then_one_merged_and_the_others_di
         ]
         merged = await http.post(f"/api/v1/tasks/{ids[1]}/merge", json={"discard_others": True})
         assert merged.json()["discarded"] == [ids[0]]
-        assert (repo / "model.txt").read_text() == "haiku\n"
+        assert (repo / "choice.txt").read_text() == "haiku\n"
         assert git_out(repo, "branch", "--list", "taskorch/*") == ""
         bad = await http.post(
             "/api/v1/tasks", json={**body, "attempts_in_parallel": 9, "attempt_models": None}
