@@ -149,6 +149,8 @@ async def test_attempts_are_validated_before_anything_is_queued(tmp_path: Path) 
         in_place = attempts_spec(repo, isolation="none", check_command=None, attempts_in_parallel=2)
         with pytest.raises(InvalidArgument, match="attempts_in_parallel runs each attempt on its own branch"):
             await queue.create(in_place)
+        with pytest.raises(InvalidArgument, match="would merge every attempt that passes"):
+            await queue.create(attempts_spec(repo, attempts_in_parallel=2, on_success="merge"))
         standard = TaskSpec(prompt="p", work_directory=str(repo), attempts_in_parallel=2)
         with pytest.raises(InvalidArgument, match="attempts_in_parallel is for claude_code and custom"):
             await queue.create(standard)

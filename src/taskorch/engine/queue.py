@@ -207,6 +207,11 @@ class TaskQueue:
                 "attempts_in_parallel runs each attempt on its own branch: create the task with "
                 "isolation 'worktree' (or an agent or config that sets it)"
             )
+        if attempts and spec.on_success is OnSuccess.MERGE:
+            raise InvalidArgument(
+                "on_success 'merge' would merge every attempt that passes: with attempts_in_parallel "
+                "keep the branches (on_success 'keep') and merge the best one with discard_others"
+            )
         if (spec.check_command or spec.on_success is OnSuccess.MERGE) and isolation is not Isolation.WORKTREE:
             raise InvalidArgument(
                 "check_command and on_success 'merge' work on the task's worktree: create the task "
