@@ -105,7 +105,15 @@ def _fail_message(task: Task) -> str:
 _CREATE: Final = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
 )
-_WORKTREE_KEYS: Final = ("base_ref", "check_command", "on_success", "auto_commit")
+_WORKTREE_KEYS: Final = (
+    "base_ref",
+    "check_command",
+    "on_success",
+    "auto_commit",
+    "attempts_in_parallel",
+    "attempt_models",
+    "attempt_agents",
+)
 
 
 def worktree_fields(options: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +163,10 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         ] = None,
         worktree: Annotated[
             dict[str, Any] | None,
-            Field(description="Run on its own git branch: {} or {base_ref, check_command, on_success}."),
+            Field(
+                description="Run on its own git branch: {} or {base_ref, check_command, on_success, "
+                "attempts_in_parallel, attempt_models, attempt_agents}."
+            ),
         ] = None,
     ) -> Annotated[CallToolResult, CreateTaskResult]:
         """Queue a coding task. Returns it (queued, or waiting for depends_on) and `created`.
@@ -184,7 +195,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
                 fields["max_attempts"] = max_attempts
             outcome = await queue.create(TaskSpec.model_validate(fields))
         note = unattended_note(orchestrator, outcome.task, "mcp")
-        return tool_result(CreateTaskResult(task=outcome.task, created=outcome.created, note=note))
+        return tool_result(CreateTaskResult.of(outcome, note))
 
     if "merge_task" not in shown:
         # Only clients shown the review tools create worktree tasks over MCP: the others do

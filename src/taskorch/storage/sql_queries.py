@@ -166,6 +166,7 @@ SHARED: Final[dict[str, str | None]] = {
     "list_tasks.priority": "AND priority = :priority",
     "list_tasks.agent": "AND agent = :agent",
     "list_tasks.worker": "AND worker_id = :worker",
+    "list_tasks.attempt_group": "AND attempt_group = :attempt_group",
     "list_running.worker": "AND worker_id = :worker_id",
     "claim_task": f"""
 {LEASE}
