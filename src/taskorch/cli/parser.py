@@ -109,6 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
         "default: the agent's, else 0)",
     )
     add.add_argument(
+        "--attempts",
+        type=int,
+        metavar="N",
+        help="isolation worktree: N attempts (1-5) of the same prompt, each on its own branch",
+    )
+    add.add_argument(
+        "--attempt-model",
+        action="append",
+        metavar="MODEL",
+        help="one per attempt, in order ('-': the task's own); gives N when --attempts is left out",
+    )
+    add.add_argument("--attempt-agent", action="append", metavar="AGENT", help="as --attempt-model, agents")
+    add.add_argument(
         "--no-auto-commit",
         dest="auto_commit",
         action="store_false",
@@ -158,9 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("id", help=_TASK_ID)
     merge.add_argument("--strategy", default="merge", choices=("merge", "squash", "rebase"))
     merge.add_argument("--keep-branch", action="store_true", help="keep the task's branch after the merge")
+    merge.add_argument(
+        "--discard-others", action="store_true", help="one of several attempts: discard the others"
+    )
     merge.add_argument("--json", action="store_true", help="print JSON")
     add_common(merge)
     merge.set_defaults(handler=review_cli.tasks_merge)
+
+    attempts = task_commands.add_parser("attempts", help="the attempts at a task, side by side")
+    attempts.add_argument("id", help="any one attempt's id (or a start of it)")
+    attempts.add_argument("--json", action="store_true", help="print JSON")
+    add_common(attempts)
+    attempts.set_defaults(handler=review_cli.tasks_attempts)
 
     discard = task_commands.add_parser("discard", help="delete an isolated task's worktree and branch")
     discard.add_argument("id", help=_TASK_ID)

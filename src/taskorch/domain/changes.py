@@ -217,6 +217,9 @@ class MergeReport(BaseModel):
         default_factory=dict,
         description="Other unmerged task branches in the repository and the files they share with this one.",
     )
+    discarded: list[str] = Field(
+        default_factory=list, description="discard_others: the other attempts whose changes were discarded."
+    )
     message: str
 
 

@@ -17,14 +17,24 @@ from taskorch.errors import InvalidArgument
 __all__ = ["settle_isolation"]
 
 
-def settle_isolation(spec: TaskSpec, agent: Agent | None, configured: Isolation) -> TaskSpec:
-    """`spec` with `isolation`, `check_command`, `on_success` and `fix_attempts` settled.
+def settle_isolation(
+    spec: TaskSpec, agent: Agent | None, configured: Isolation, *, attempts: bool = False
+) -> TaskSpec:
+    """`spec` with `isolation`, `check_command`, `on_success` and `fix_attempts` settled;
+    `attempts`: it is one of several attempts at a task (`attempts_in_parallel`).
 
     Raises `InvalidArgument` for a standard task asking for a worktree (its worker works in its
     own checkout), for worktree-only settings on a task run in place, for `fix_attempts`
-    without a check to fix, and for `fix_attempts` without `auto_commit`."""
+    without a check to fix, for `fix_attempts` without `auto_commit`, and for attempts that
+    would not each have a worktree or would each merge (`on_success` merge). An attempt ignores
+    its agent's `on_success` merge: the caller compares attempts and merges one."""
     asked = bool(spec.check_command) or spec.on_success is OnSuccess.MERGE or bool(spec.fix_attempts)
     in_place = {"isolation": Isolation.NONE, "on_success": OnSuccess.KEEP, "fix_attempts": 0}
+    if spec.execution_mode is ExecutionMode.STANDARD and attempts:
+        raise InvalidArgument(
+            "attempts_in_parallel is for claude_code and custom tasks with isolation 'worktree': "
+            "each attempt runs on its own branch"
+        )
     if spec.execution_mode is ExecutionMode.STANDARD:
         if spec.isolation is Isolation.WORKTREE:
             raise InvalidArgument(
@@ -38,6 +48,16 @@ def settle_isolation(spec: TaskSpec, agent: Agent | None, configured: Isolation)
             )
         return spec.model_copy(update=in_place)
     isolation = spec.isolation or (agent.isolation if agent else None) or configured
+    if attempts and isolation is not Isolation.WORKTREE:
+        raise InvalidArgument(
+            "attempts_in_parallel runs each attempt on its own branch: create the task with "
+            "isolation 'worktree' (or an agent or config that sets it)"
+        )
+    if attempts and spec.on_success is OnSuccess.MERGE:
+        raise InvalidArgument(
+            "on_success 'merge' would merge every attempt that passes: with attempts_in_parallel "
+            "keep the branches (on_success 'keep') and merge the best one with discard_others"
+        )
     if isolation is not Isolation.WORKTREE:
         if asked:
             raise InvalidArgument(
@@ -65,7 +85,7 @@ def settle_isolation(spec: TaskSpec, agent: Agent | None, configured: Isolation)
         update={
             "isolation": isolation,
             "check_command": check_command,
-            "on_success": spec.on_success or defaults.on_success or OnSuccess.KEEP,
+            "on_success": OnSuccess.KEEP if attempts else spec.on_success or defaults.on_success or OnSuccess.KEEP,
             "fix_attempts": fix_attempts,
         }
     )

@@ -47,7 +47,8 @@ SUMMARY_FIELDS: Final = frozenset(
         "tags", "depends_on", "attempt", "max_attempts", "retry_safe", "worker_id",
         "lease_expires_at", "not_before", "created_at", "updated_at", "started_at", "finished_at",
         "result", "error", "model", "agent", "continue_from", "idempotency_key", "cost_usd",
-        "exit_code", "output_truncated", "isolation", "auto_commit", "on_success",
+        "exit_code", "output_truncated", "isolation", "auto_commit", "on_success", "attempt_group",
+        "attempt_index",
     }
 )  # fmt: skip
 """The task fields a summary may hold; the rest (usage, events, permission_denials, session_id,

@@ -145,7 +145,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
             dict[str, Any] | None,
             Field(
                 description="Run on its own git branch: {} or {base_ref, check_command, on_success, "
-                "fix_attempts}."
+                "fix_attempts, attempts_in_parallel, attempt_models, attempt_agents}."
             ),
         ] = None,
     ) -> Annotated[CallToolResult, CreateTaskResult]:
@@ -175,7 +175,7 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
                 fields["max_attempts"] = max_attempts
             outcome = await queue.create(TaskSpec.model_validate(fields))
         note = unattended_note(orchestrator, outcome.task, "mcp")
-        return tool_result(CreateTaskResult(task=outcome.task, created=outcome.created, note=note))
+        return tool_result(CreateTaskResult.of(outcome, note))
 
     if "merge_task" not in shown:
         drop_parameter(create_task, "worktree")  # see mcp_worktree

@@ -14,7 +14,16 @@ from taskorch.errors import InvalidArgument
 
 __all__ = ["AGENT_WORKTREE_KEYS", "TASK_WORKTREE_KEYS", "drop_parameter", "worktree_fields"]
 
-TASK_WORKTREE_KEYS: Final = ("base_ref", "check_command", "on_success", "auto_commit", "fix_attempts")
+TASK_WORKTREE_KEYS: Final = (
+    "base_ref",
+    "check_command",
+    "on_success",
+    "auto_commit",
+    "fix_attempts",
+    "attempts_in_parallel",
+    "attempt_models",
+    "attempt_agents",
+)
 AGENT_WORKTREE_KEYS: Final = ("check_command", "on_success", "fix_attempts")
 """An agent's defaults for its isolated tasks (a task's base_ref and auto_commit are its own)."""
 

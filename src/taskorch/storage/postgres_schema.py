@@ -165,10 +165,17 @@ _V5: Final = (
     "ALTER TABLE tasks ADD COLUMN on_success text NOT NULL DEFAULT 'keep'",
 )
 
-# Fix attempts: how many fix runs a failed check of an isolated task may ask for.
-_V6: Final = ("ALTER TABLE tasks ADD COLUMN fix_attempts integer NOT NULL DEFAULT 0",)
+# Several attempts at one task (attempts_in_parallel): the group they share and their number.
+_V6: Final = (
+    "ALTER TABLE tasks ADD COLUMN attempt_group text",
+    "ALTER TABLE tasks ADD COLUMN attempt_index integer",
+    "CREATE INDEX tasks_attempt_group ON tasks (attempt_group) WHERE attempt_group IS NOT NULL",
+)
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Fix attempts: how many fix runs a failed check of an isolated task may ask for.
+_V7: Final = ("ALTER TABLE tasks ADD COLUMN fix_attempts integer NOT NULL DEFAULT 0",)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # First key of the advisory lock that serialises migrations (the second is the schema's

@@ -95,6 +95,8 @@ _CONVERSIONS: Final[dict[str, _Convert]] = {
     "check_command": _json_list,
     "on_success": _member(OnSuccess),
     "fix_attempts": None,
+    "attempt_group": None,
+    "attempt_index": None,
     "changes": TaskChanges.model_validate_json,
     "run_process": RunProcess.model_validate_json,
     "events": _events,

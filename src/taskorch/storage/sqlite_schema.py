@@ -151,10 +151,17 @@ ALTER TABLE tasks ADD COLUMN check_command TEXT;
 ALTER TABLE tasks ADD COLUMN on_success TEXT NOT NULL DEFAULT 'keep';
 """
 
-# Fix attempts: how many fix runs a failed check of an isolated task may ask for.
-_V8: Final = ("ALTER TABLE tasks ADD COLUMN fix_attempts INTEGER NOT NULL DEFAULT 0",)
+# Several attempts at one task (attempts_in_parallel): the group they share and their number.
+_V8: Final = """
+ALTER TABLE tasks ADD COLUMN attempt_group TEXT;
+ALTER TABLE tasks ADD COLUMN attempt_index INTEGER;
+CREATE INDEX tasks_attempt_group ON tasks (attempt_group) WHERE attempt_group IS NOT NULL;
+"""
 
-MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+# Fix attempts: how many fix runs a failed check of an isolated task may ask for.
+_V9: Final = ("ALTER TABLE tasks ADD COLUMN fix_attempts INTEGER NOT NULL DEFAULT 0",)
+
+MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

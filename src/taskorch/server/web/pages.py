@@ -91,11 +91,13 @@ class ConsolePages:
     ) -> Response:
         """The task page; `report` is the outcome of a merge just tried from it."""
         task = await self.queue.get(task_id)
+        attempts = None if task.attempt_group is None else await self.orchestrator.review.attempts(task.id)
         return html_page(
             request,
             "task.html",
             active="board",
             task=task,
+            attempts=attempts,
             report=report,
             strategies=[s.value for s in MergeStrategy],
             run_log=run_log_tail(self.orchestrator, task),
