@@ -85,7 +85,9 @@ def settle_isolation(
         update={
             "isolation": isolation,
             "check_command": check_command,
-            "on_success": OnSuccess.KEEP if attempts else spec.on_success or defaults.on_success or OnSuccess.KEEP,
+            "on_success": OnSuccess.KEEP
+            if attempts
+            else spec.on_success or defaults.on_success or OnSuccess.KEEP,
             "fix_attempts": fix_attempts,
         }
     )
