@@ -20,6 +20,7 @@ _LIST_FIELDS = {
     ("server", "allowed_origins"),
     ("claude_code", "extra_args"),
     ("claude_code", "env_passthrough"),
+    ("worktrees", "check_env_passthrough"),
 }
 
 # Where each key came from, for error messages: (section, field) -> "TASKORCH_..." / file / flags.
