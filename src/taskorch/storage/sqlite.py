@@ -221,11 +221,8 @@ class SQLiteStore(SQLStore):
         try:
             if self._checkpointer.restart_due:
                 # Copy what the background checkpoints left, with no write of ours beside
-                # it, so this write starts the log over (see `sqlite_checkpoint`). Busy, or
-                # held back by a reader's snapshot: the next write tries again.
-                busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                if not busy and copied >= frames:
-                    self._checkpointer.restarted()
+                # it, so this write starts the log over (see `sqlite_checkpoint`).
+                self._checkpointer.checkpoint_in_writer(conn)
             settings = self._thread_settings
             if not durable and self._relaxed is not None:
                 settings = (self._busy_timeout_ms, self._relaxed)
