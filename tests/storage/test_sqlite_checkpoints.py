@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import struct
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,8 @@ import pytest
 
 from taskorch.domain import NewTask, TaskSpec
 from taskorch.domain.tasks import utc_from_timestamp
-from taskorch.errors import StoreCorrupt
+from taskorch.errors import StoreCorrupt, StoreUnavailable
+from taskorch.storage import sqlite as sqlite_module
 from taskorch.storage.sqlite import SQLiteStore
 from taskorch.storage.sqlite_checkpoint import Checkpointer
 
@@ -63,6 +65,10 @@ async def _claim_and_complete(store: SQLiteStore, count: int) -> None:
 
 def _log_pages(store: SQLiteStore) -> int:
     return Path(f"{store.path}-wal").stat().st_size // 4096
+
+
+def _has_log(store: SQLiteStore) -> bool:
+    return Path(f"{store.path}-wal").exists()
 
 
 def _log_restarts(store: SQLiteStore) -> int:
@@ -187,5 +193,32 @@ async def test_corruption_met_by_the_writers_checkpoint_stops_the_writes(
         with pytest.raises(StoreCorrupt):
             await store.create_task(_new(100))  # the writer checkpoints first, and meets it
         assert store.fault() is not None
+    finally:
+        await store.close()
+
+
+async def test_an_open_that_fails_in_its_start_up_check_leaves_no_thread_or_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The caller of a failed `open` never calls `close` (the orchestrator does not): the
+    # threads it started, the background checkpoint's among them, must end with it.
+    async def failing_check(*args: object) -> None:
+        raise StoreUnavailable("disk I/O error during the start-up check")
+
+    monkeypatch.setattr(sqlite_module, "startup_check", failing_check)
+    store = SQLiteStore(tmp_path / "queue.db")
+    with pytest.raises(StoreUnavailable):
+        await store.open()
+    alive = [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith("taskorch-sqlite") and str(store.path) in t.name
+    ]
+    assert alive == []
+    assert not _has_log(store)  # every connection closed: the last one removed the log
+    monkeypatch.undo()
+    await store.open()  # and it can be opened again, for real
+    try:
+        await store.create_task(_new(1))
     finally:
         await store.close()

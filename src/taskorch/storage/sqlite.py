@@ -124,8 +124,11 @@ class SQLiteStore(SQLStore):
             if self._startup_check_seconds > 0:
                 try:
                     found = await startup_check(reader, self.path, self._startup_check_seconds)
-                except StoreCorrupt as exc:
-                    self._corrupted(exc)
+                except BaseException as exc:
+                    if isinstance(exc, StoreCorrupt):
+                        self._corrupted(exc)
+                    # Its caller does not close a store whose open failed: end what it started.
+                    await self._shut()
                     raise
                 if found is not None:
                     self._corrupted(found)
@@ -141,13 +144,18 @@ class SQLiteStore(SQLStore):
 
     async def close(self) -> None:
         async with self._lifecycle:
-            writer, reader, self._writer, self._reader = self._writer, self._reader, None, None
-            with anyio.CancelScope(shield=True):
-                await self._checkpointer.stop()
-                for thread in (reader, writer):
-                    if thread is not None:
-                        await thread.stop()
-                await self._wal_sync.close()
+            await self._shut()
+
+    async def _shut(self) -> None:
+        """Stop the threads and close the connections (the writer last: closing, the last
+        connection checkpoints and removes the log)."""
+        writer, reader, self._writer, self._reader = self._writer, self._reader, None, None
+        with anyio.CancelScope(shield=True):
+            await self._checkpointer.stop()
+            for thread in (reader, writer):
+                if thread is not None:
+                    await thread.stop()
+            await self._wal_sync.close()
 
     # -- running transactions ---------------------------------------------------------------
 
