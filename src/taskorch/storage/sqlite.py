@@ -124,8 +124,11 @@ class SQLiteStore(SQLStore):
             if self._startup_check_seconds > 0:
                 try:
                     found = await startup_check(reader, self.path, self._startup_check_seconds)
-                except StoreCorrupt as exc:
-                    self._corrupted(exc)
+                except BaseException as exc:
+                    if isinstance(exc, StoreCorrupt):
+                        self._corrupted(exc)
+                    # Its caller does not close a store whose open failed: end what it started.
+                    await self._shut()
                     raise
                 if found is not None:
                     self._corrupted(found)
@@ -141,13 +144,18 @@ class SQLiteStore(SQLStore):
 
     async def close(self) -> None:
         async with self._lifecycle:
-            writer, reader, self._writer, self._reader = self._writer, self._reader, None, None
-            with anyio.CancelScope(shield=True):
-                await self._checkpointer.stop()
-                for thread in (reader, writer):
-                    if thread is not None:
-                        await thread.stop()
-                await self._wal_sync.close()
+            await self._shut()
+
+    async def _shut(self) -> None:
+        """Stop the threads and close the connections (the writer last: closing, the last
+        connection checkpoints and removes the log)."""
+        writer, reader, self._writer, self._reader = self._writer, self._reader, None, None
+        with anyio.CancelScope(shield=True):
+            await self._checkpointer.stop()
+            for thread in (reader, writer):
+                if thread is not None:
+                    await thread.stop()
+            await self._wal_sync.close()
 
     # -- running transactions ---------------------------------------------------------------
 
@@ -221,11 +229,8 @@ class SQLiteStore(SQLStore):
         try:
             if self._checkpointer.restart_due:
                 # Copy what the background checkpoints left, with no write of ours beside
-                # it, so this write starts the log over (see `sqlite_checkpoint`). Busy, or
-                # held back by a reader's snapshot: the next write tries again.
-                busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                if not busy and copied >= frames:
-                    self._checkpointer.restarted()
+                # it, so this write starts the log over (see `sqlite_checkpoint`).
+                self._checkpointer.checkpoint_in_writer(conn)
             settings = self._thread_settings
             if not durable and self._relaxed is not None:
                 settings = (self._busy_timeout_ms, self._relaxed)

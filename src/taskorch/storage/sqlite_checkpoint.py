@@ -14,7 +14,12 @@ steady stream of writes the log would grow without end. So once the log passes
 `restart_frames` (or when this thread cannot checkpoint at all), `restart_due` is set, and the
 store runs its next write in the writer thread after a checkpoint of its own there, with no
 write of this process beside it: that copies what is left (little, this thread did the rest),
-and the write that follows starts the log over.
+and the write that follows starts the log over. Meanwhile this thread checkpoints nothing:
+a checkpoint of its own under way would make the writer's find the lock busy, write after
+write (with a checkpoint after every hundred commits and more commits arriving while it copies,
+one is nearly always under way). The writer tries once per `restart_due`; what holds its
+checkpoint back (another process's checkpoint, a reader's snapshot) only delays the restart to
+the next round, and what makes it fail does not fail the write (`checkpoint_in_writer`).
 """
 
 from __future__ import annotations
@@ -63,6 +68,11 @@ class Checkpointer:
         self.checkpoints = 0
         """Background checkpoints made, and the frames they copied (tests and benchmarks read them)."""
         self.copied = 0
+        self.restarts = 0
+        """Checkpoints by the writer that copied the whole log, so that its write started it
+        over, and those it found busy (another checkpoint holding the lock)."""
+        self.busy = 0
+        self._writer_failing = False
 
     def start(self) -> None:
         self._stopping = False
@@ -83,9 +93,34 @@ class Checkpointer:
         else:
             self._wake.set()
 
-    def restarted(self) -> None:
-        """The writer has just checkpointed the log itself."""
-        self.restart_due = False
+    def checkpoint_in_writer(self, conn: sqlite3.Connection) -> None:
+        """With `restart_due` set, in the writer's thread before its write: copy what is left
+        of the log, so that the write starts it over.
+
+        Busy (another process's checkpoint holds the lock): the next write tries again. Held
+        back by a reader's snapshot: the background checkpoints go on, and set `restart_due`
+        again at their next round if the log is still long; so the writer tries once a round,
+        not before every write. A failure other than corruption is logged (once in a row) and
+        the write goes on: the checkpoint is the store's business, not the caller's, and
+        SQLite's own automatic one never failed a write either. Corruption is raised.
+        """
+        try:
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", -1) & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+                raise
+            if not self._writer_failing:
+                log.warning("checkpoint of %s before a write failed (%s); the write goes on", self._path, exc)
+            self._writer_failing = True
+            self.restart_due = False
+            return
+        self._writer_failing = False
+        if busy:
+            self.busy += 1
+        else:
+            self.restart_due = False
+            if copied >= frames:
+                self.restarts += 1
 
     def _serve(self) -> None:
         try:
@@ -108,6 +143,10 @@ class Checkpointer:
                 self._wake.clear()
                 if self._stopping:
                     return
+                if self.restart_due:
+                    # The writer checkpoints before its next write: leave it the lock, or it
+                    # finds the checkpoint busy write after write while the log grows.
+                    continue
                 try:
                     _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as exc:
