@@ -123,7 +123,7 @@ async def test_discard_others_is_refused_while_an_attempt_runs_and_nothing_is_me
             await fake.wait_until(lambda: len(fake.live) == 2)
         fake.release(first)
         await settled(h, first)
-        with pytest.raises(InvalidTransition, match=rf"{second} \(running\) have not ended"):
+        with pytest.raises(InvalidTransition, match=rf"{second} \(running\) has not ended"):
             await h.orchestrator.review.merge(first, discard_others=True)
         assert git_out(repo, "rev-parse", "HEAD") == base
         # Cancelled, it has ended: the merge goes ahead and its branch is discarded too.
