@@ -82,12 +82,16 @@ def render_task(task: Task) -> str:
         ("directory", task.work_directory),
         ("tags", ", ".join(task.tags) or "-"),
         ("depends on", ", ".join(task.depends_on) or "-"),
-        ("attempt", f"{task.attempt} of {task.max_attempts}"),
+        ("tries", f"{task.attempt} of {task.max_attempts}"),
         ("worker", task.worker_id or "-"),
         ("created", when(task.created_at)),
         ("started", when(task.started_at)),
         ("finished", when(task.finished_at)),
     ]
+    if task.attempt_group is not None:
+        group = task.attempt_group[:8]
+        compare = f"taskorch tasks attempts {group}"
+        rows.append(("attempt", f"{task.attempt_index} of the attempts at {group} ({compare})"))
     if task.error is not None:
         rows.append(("error", f"{task.error.kind}: {task.error.message}"))
     if task.cost_usd is not None:

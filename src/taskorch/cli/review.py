@@ -9,6 +9,7 @@ from taskorch.cli.common import out, print_json, with_queue
 from taskorch.cli.ids import resolve_id
 from taskorch.cli.render import printable, table
 from taskorch.config import Settings
+from taskorch.domain import TERMINAL_STATUSES
 from taskorch.domain.attempts import AttemptSummary
 from taskorch.domain.changes import ChangeState, MergeStrategy, TaskChanges
 from taskorch.engine.orchestrator import Orchestrator
@@ -23,29 +24,43 @@ __all__ = [
     "tasks_merge",
 ]
 
+_NOTHING = "nothing to discard: its run ended before it made a worktree"
+
 
 def render_attempts(attempts: Sequence[AttemptSummary]) -> str:
-    """The attempts at a task as a table, one row each, then how to merge one."""
+    """The attempts at a task as a table, one row each, then how to merge one.
+
+    Made to fit 80 columns: the TASK column is the id's first 12 characters without dashes,
+    which is both the branch's name after `taskorch/` and an id `resolve_id` takes back."""
     rows = [
         [
             str(a.attempt_index or "-"),
-            a.task_id[:12],
-            a.status.value + (f" ({a.state.value})" if a.state and a.state is not ChangeState.KEPT else ""),
+            a.task_id.replace("-", "")[:12],
+            a.state.value if a.state in (ChangeState.MERGED, ChangeState.DISCARDED) else a.status.value,
             a.model or a.agent or "-",
             {True: "passed", False: "failed", None: "-"}[a.check_passed],
-            str(a.files_changed),
-            f"+{a.insertions} -{a.deletions}",
+            *_counts(a),
             "-" if a.cost_usd is None else f"${a.cost_usd:.2f}",
             "-" if a.duration_seconds is None else f"{a.duration_seconds:.1f}s",
-            a.branch or "-",
         ]
         for a in attempts
     ]
-    headers = ["#", "TASK", "STATUS", "MODEL/AGENT", "CHECK", "FILES", "LINES", "COST", "TIME", "BRANCH"]
+    headers = ["#", "TASK", "STATUS", "MODEL/AGENT", "CHECK", "FILES", "LINES", "COST", "TIME"]
     lines = [table(headers, rows)]
     lines += [f"attempt {a.attempt_index}: {printable(a.error)}" for a in attempts if a.error]
-    lines.append("merge one, discarding the others: taskorch tasks merge ID --discard-others")
+    if any(a.branch for a in attempts):
+        lines.append("each attempt's branch is taskorch/TASK")
+    merged = any(a.state is ChangeState.MERGED for a in attempts)
+    if not merged and any(a.status in TERMINAL_STATUSES and a.state is ChangeState.KEPT for a in attempts):
+        lines.append("merge one, discarding the others: taskorch tasks merge TASK --discard-others")
     return "\n".join(lines)
+
+
+def _counts(a: AttemptSummary) -> list[str]:
+    # Counted when the run has ended (and made a worktree); before that 0 would be a guess.
+    if a.branch is None or a.status not in TERMINAL_STATUSES:
+        return ["-", "-"]
+    return [str(a.files_changed), f"+{a.insertions} -{a.deletions}"]
 
 
 def tasks_attempts(args: argparse.Namespace, settings: Settings) -> int:
@@ -86,16 +101,16 @@ def tasks_changes(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print_json(page)
             return 0
-        if page.attempts:
-            out(render_attempts(page.attempts))
         if page.changes is None:
             out(f"task {page.task_id}: no changes yet (its run has not made its worktree)")
-            return 0
-        out(render_changes(page.changes))
-        if args.patch:
-            out(page.patch)
-            if page.next_offset is not None:
-                out(f"(more: --offset {page.next_offset})")
+        else:
+            out(render_changes(page.changes))
+            if args.patch:
+                out(page.patch)
+                if page.next_offset is not None:
+                    out(f"(more: --offset {page.next_offset})")
+        if page.attempts:
+            out(f"\nthe attempts at this task:\n{render_attempts(page.attempts)}")
         return 0
 
     return with_queue(settings, action, read_only=True)
@@ -126,7 +141,7 @@ def tasks_discard(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print_json(task)
         else:
-            out(f"task {task.id}: worktree and branch removed")
+            out(f"task {task.id}: " + ("worktree and branch removed" if task.changes else _NOTHING))
         return 0
 
     return with_queue(settings, action, read_only=True)
