@@ -93,6 +93,7 @@ async def test_three_attempts_run_at_once_compare_side_by_side_and_one_is_merged
         assert all(a.duration_seconds is not None for a in side)
         assert side[1].error is not None
         assert side[1].error.startswith("check_failed: ")
+        assert side[1].error.endswith("'sh -c grep -q fast speed.txt' exited 1 (it printed nothing)")
         page = await review.changes(ids[2])
         assert page.attempts == side
         assert [f.path for f in page.changes.files] == ["notes.txt", "speed.txt"]

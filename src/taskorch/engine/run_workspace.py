@@ -112,9 +112,9 @@ class RunWorkspaces:
             why = "could not start"
         else:
             why = f"exited {check.exit_code}"
-        message = (
-            f"the run succeeded but its check {' '.join(check.command)!r} {why}: {_tail(check.output_tail)}"
-        )
+        tail = _tail(check.output_tail)
+        said = f": {tail}" if tail else " (it printed nothing)"
+        message = f"the run succeeded but its check {' '.join(check.command)!r} {why}{said}"
         error = ErrorInfo(kind="check_failed", message=message)
         return outcome.model_copy(update={"status": RunStatus.FAILED, "error": error})
 
