@@ -85,3 +85,22 @@ def test_show_tells_an_attempt_of_a_group_from_a_retry(run: Run, repo: Path) -> 
     assert lines["tries"].split()[1:] == ["0", "of", "3"]
     assert f"2 of the attempts at {ids[0][:8]}" in lines["attempt"]
     assert f"taskorch tasks attempts {ids[0][:8]}" in lines["attempt"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--attempts", "9"], "--attempts: must be less than or equal to 5, got 9"),
+        (["--attempt-model", "-", "--attempt-model", "bad model"], "--attempt-model (number 2): "),
+        (["--base-ref", "a..b"], "--base-ref: 'a..b' is not a plain git ref"),
+    ],
+)
+def test_a_wrong_value_is_named_by_its_option(
+    run: Run,  # noqa: F811
+    repo: Path,
+    arguments: list[str],
+    message: str,
+) -> None:
+    where = ["--dir", str(repo), "--mode", "claude_code", "--isolation", "worktree"]
+    refused = run.error("tasks", "add", "x", *where, *arguments, status=2)
+    assert refused.startswith(f"taskorch: error: invalid value: {message}")

@@ -131,7 +131,7 @@ def test_attempts_are_added_shown_side_by_side_and_one_merged_discarding_the_oth
         (["--isolation", "worktree", "--attempts", "6"], "less than or equal to 5"),
         (["--isolation", "worktree", "--attempts", "3", "--attempt-model", "a"], "1 entries for 3 attempts"),
         (["--attempts", "2"], "isolation 'worktree'"),
-        (["--isolation", "worktree", "--attempt-model=--x"], "attempt_models"),
+        (["--isolation", "worktree", "--attempt-model=--x"], "--attempt-model (number 1)"),
     ],
 )
 def test_attempts_out_of_range_or_in_place_are_refused_saying_why(
