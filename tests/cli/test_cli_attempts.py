@@ -104,3 +104,12 @@ def test_a_wrong_value_is_named_by_its_option(
     where = ["--dir", str(repo), "--mode", "claude_code", "--isolation", "worktree"]
     refused = run.error("tasks", "add", "x", *where, *arguments, status=2)
     assert refused.startswith(f"taskorch: error: invalid value: {message}")
+
+
+def test_attempts_with_on_success_merge_are_refused_naming_the_command_that_merges_one(
+    run: Run,  # noqa: F811
+    repo: Path,
+) -> None:
+    where = ["--dir", str(repo), "--mode", "claude_code", "--isolation", "worktree", "--attempts", "2"]
+    refused = run.error("tasks", "add", "x", *where, "--on-success", "merge", status=2)
+    assert refused.endswith("merge the best one with `taskorch tasks merge ID --discard-others`")

@@ -209,8 +209,11 @@ class TaskQueue:
             )
         if attempts and spec.on_success is OnSuccess.MERGE:
             raise InvalidArgument(
-                "on_success 'merge' would merge every attempt that passes: with attempts_in_parallel "
-                "keep the branches (on_success 'keep') and merge the best one with discard_others"
+                Worded(
+                    "on_success 'merge' would merge every attempt that passes: with attempts_in_parallel "
+                    "keep the branches (on_success 'keep') and merge the best one with "
+                    "{merge_discarding_others}"
+                )
             )
         if (spec.check_command or spec.on_success is OnSuccess.MERGE) and isolation is not Isolation.WORKTREE:
             raise InvalidArgument(
