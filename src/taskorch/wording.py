@@ -42,7 +42,7 @@ _MCP: Final[dict[str, str]] = {
     "list_downstream_tools": "list_downstream_tools",
     "refresh_downstream": "call again with refresh=true",
     "heartbeat_task": "heartbeat_task",
-    "merge_discarding_others": "merge_task with discard_others=true",
+    "merge_discarding_others": "merge_task(discard_others=true)",
 }
 
 ACTIONS: Final = frozenset(_MCP)
@@ -73,7 +73,7 @@ _REST: Final[dict[str, str]] = {
     "list_downstream_tools": "GET /api/v1/downstream/tools",
     "refresh_downstream": "call GET /api/v1/downstream/tools?refresh=true",
     "heartbeat_task": "POST /api/v1/tasks/{id}/heartbeat",
-    "merge_discarding_others": 'POST /api/v1/tasks/{id}/merge with {"discard_others": true}',
+    "merge_discarding_others": 'POST /api/v1/tasks/{id}/merge {"discard_others": true}',
 }
 
 # The CLI names its commands; what it cannot do (a worker's claim and reports, asking a server

@@ -75,7 +75,7 @@ async def test_an_unended_attempt_blocking_discard_others_is_named_in_each_surfa
         assert "POST /api/v1/tasks/{id}/cancel" in error.message_for("rest")
         assert '{"discard_others": true}' in error.message_for("rest")
         assert "cancel_task" in error.message_for("mcp")
-        assert "merge_task with discard_others=true" in error.message_for("mcp")
+        assert "merge_task(discard_others=true)" in error.message_for("mcp")
         fake.release_all()
 
 
