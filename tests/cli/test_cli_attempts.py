@@ -113,3 +113,11 @@ def test_attempts_with_on_success_merge_are_refused_naming_the_command_that_merg
     where = ["--dir", str(repo), "--mode", "claude_code", "--isolation", "worktree", "--attempts", "2"]
     refused = run.error("tasks", "add", "x", *where, "--on-success", "merge", status=2)
     assert refused.endswith("merge the best one with `taskorch tasks merge ID --discard-others`")
+
+
+def test_adding_attempts_prints_each_with_its_number_and_model(run: Run, repo: Path) -> None:  # noqa: F811
+    where = ["--dir", str(repo), "--mode", "claude_code", "--isolation", "worktree"]
+    out = run("tasks", "add", "x", *where, "--attempt-model", "opus", "--attempt-model", "-").splitlines()
+    assert out[0].startswith("created task ")
+    assert out[0].endswith(f"(queued, normal, {repo}) attempt 1, opus")
+    assert out[1].endswith(f"(queued, normal, {repo}) attempt 2, the task's own model")

@@ -28,6 +28,8 @@ _HOW_TO_RUN = (
 )
 
 
+_OWN = "the task's own model"
+
 # The option of `tasks add` that gives each TaskSpec field, to name it in an error.
 _OPTIONS: Final = {
     "prompt": "the prompt",
@@ -92,7 +94,11 @@ def tasks_add(args: argparse.Namespace, settings: Settings) -> int:
             task = outcome.task
             verb = "created" if outcome.created else "already exists:"
             for one in outcome.attempts or [task]:
-                out(f"{verb} task {one.id} ({one.status.value}, {one.priority.value}, {one.work_directory})")
+                where = one.work_directory
+                line = f"{verb} task {one.id} ({one.status.value}, {one.priority.value}, {where})"
+                if one.attempt_index is not None:
+                    line += f" attempt {one.attempt_index}, {one.model or one.agent or _OWN}"
+                out(line)
             if outcome.attempts:
                 out(f"compare the attempts: taskorch tasks attempts {task.id}")
             if note:
