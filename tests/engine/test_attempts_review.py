@@ -92,3 +92,15 @@ async def test_after_discard_others_the_report_names_no_discarded_attempt_as_an_
         assert report.merged, report.message
         assert report.discarded == [ids[1]]
         assert report.overlapping_branches == {}
+
+
+async def test_an_attempt_s_counts_are_null_until_it_has_ended_not_a_guessed_zero(tmp_path: Path) -> None:
+    fake = ModelEditor()
+    async with _two_running(tmp_path, fake) as (h, ids):
+        running = await h.orchestrator.review.attempts(ids[0])
+        assert [(a.files_changed, a.insertions, a.deletions) for a in running] == [(None, None, None)] * 2
+        fake.release_all()
+        for task_id in ids:
+            await settled(h, task_id)
+        ended = await h.orchestrator.review.attempts(ids[0])
+        assert [(a.files_changed, a.insertions, a.deletions) for a in ended] == [(1, 1, 1)] * 2

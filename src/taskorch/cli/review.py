@@ -57,8 +57,7 @@ def render_attempts(attempts: Sequence[AttemptSummary]) -> str:
 
 
 def _counts(a: AttemptSummary) -> list[str]:
-    # Counted when the run has ended (and made a worktree); before that 0 would be a guess.
-    if a.branch is None or a.status not in TERMINAL_STATUSES:
+    if a.files_changed is None:  # not ended yet, or its run made no worktree
         return ["-", "-"]
     return [str(a.files_changed), f"+{a.insertions} -{a.deletions}"]
 
