@@ -51,6 +51,7 @@ def test_the_table_fits_80_columns_and_its_task_column_is_the_branch_s_name_and_
     after = run("tasks", "attempts", ids[0]).splitlines()
     assert [row.split()[2] for row in after[1:4]] == ["discarded", "cancelled", "merged"]
     assert not any("--discard-others" in line for line in after)  # one is merged: nothing to choose
+    assert not any("branch" in line for line in after)  # and no branch is left
 
 
 def test_attempts_that_have_not_ended_show_no_counts_and_no_merge_hint(

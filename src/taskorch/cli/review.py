@@ -48,10 +48,11 @@ def render_attempts(attempts: Sequence[AttemptSummary]) -> str:
     headers = ["#", "TASK", "STATUS", "MODEL/AGENT", "CHECK", "FILES", "LINES", "COST", "TIME"]
     lines = [table(headers, rows)]
     lines += [f"attempt {a.attempt_index}: {printable(a.error)}" for a in attempts if a.error]
-    if any(a.branch for a in attempts):
+    kept = [a for a in attempts if a.state is ChangeState.KEPT]
+    if kept:
         lines.append("each attempt's branch is taskorch/TASK")
     merged = any(a.state is ChangeState.MERGED for a in attempts)
-    if not merged and any(a.status in TERMINAL_STATUSES and a.state is ChangeState.KEPT for a in attempts):
+    if not merged and any(a.status in TERMINAL_STATUSES for a in kept):
         lines.append("merge one, discarding the others: taskorch tasks merge TASK --discard-others")
     return "\n".join(lines)
 
