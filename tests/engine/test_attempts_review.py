@@ -77,6 +77,7 @@ async def test_an_unended_attempt_blocking_discard_others_is_named_in_each_surfa
         assert "cancel_task" in error.message_for("mcp")
         assert "merge_task(discard_others=true)" in error.message_for("mcp")
         fake.release_all()
+        await settled(h, second)
 
 
 async def test_after_discard_others_the_report_names_no_discarded_attempt_as_an_overlapping_branch(
