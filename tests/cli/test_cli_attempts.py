@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from taskorch.cli.review import render_attempts
+from taskorch.domain.attempts import AttemptSummary
 from tests.cli.test_cli import Run, home, run  # noqa: F401  (fixtures)
 from tests.cli.test_cli_review import _record_a_run
 from tests.git_repos import git_out, make_repo
@@ -122,3 +124,20 @@ def test_adding_attempts_prints_each_with_its_number_and_model(run: Run, repo: P
     assert out[0].startswith("created task ")
     assert out[0].endswith(f"(queued, normal, {repo}) attempt 1, opus")
     assert out[1].endswith(f"(queued, normal, {repo}) attempt 2, the task's own model")
+
+
+def test_a_long_model_name_is_clipped_to_the_terminal_s_width_and_kept_whole_in_a_pipe() -> None:
+    long_model = "claude-sonnet-4-5-20250929"
+    ended = {"status": "succeeded", "state": "kept", "check_passed": True, "cost_usd": 0.42, "insertions": 14}
+    ended |= {"files_changed": 2, "deletions": 3, "duration_seconds": 81.0}
+    attempts = [
+        AttemptSummary.model_validate(
+            {"task_id": f"{n}f2a9c1d-0b4e", "attempt_index": n, "model": model, "branch": "b"} | ended
+        )
+        for n, model in ((1, long_model), (2, "claude-opus-4-1-20250805"))
+    ]
+    fitted = render_attempts(attempts, width=80)
+    assert max(len(line) for line in fitted.splitlines()) <= 80, fitted
+    rows = [line.split() for line in fitted.splitlines()[1:3]]
+    assert [row[3] for row in rows] == ["claude-sonne...", "claude-opus-..."]
+    assert long_model in render_attempts(attempts)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -17,6 +19,7 @@ __all__ = [
     "render_task",
     "render_task_table",
     "table",
+    "terminal_width",
     "when",
 ]
 
@@ -45,6 +48,11 @@ def clip(text: str, width: int, *, keep_end: bool = False) -> str:
     if len(text) <= width:
         return text
     return "..." + text[-(width - 3) :] if keep_end else text[: width - 3] + "..."
+
+
+def terminal_width() -> int | None:
+    """The columns of the terminal stdout is, or None when it is not one (a pipe, a file)."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def when(moment: datetime | None) -> str:

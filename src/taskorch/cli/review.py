@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from taskorch.cli.common import out, print_json, with_queue
 from taskorch.cli.ids import resolve_id
-from taskorch.cli.render import printable, table
+from taskorch.cli.render import clip, printable, table, terminal_width
 from taskorch.config import Settings
 from taskorch.domain import TERMINAL_STATUSES
 from taskorch.domain.attempts import AttemptSummary
@@ -27,11 +27,12 @@ __all__ = [
 _NOTHING = "nothing to discard: its run ended before it made a worktree"
 
 
-def render_attempts(attempts: Sequence[AttemptSummary]) -> str:
+def render_attempts(attempts: Sequence[AttemptSummary], *, width: int | None = None) -> str:
     """The attempts at a task as a table, one row each, then how to merge one.
 
     Made to fit 80 columns: the TASK column is the id's first 12 characters without dashes,
-    which is both the branch's name after `taskorch/` and an id `resolve_id` takes back."""
+    which is both the branch's name after `taskorch/` and an id `resolve_id` takes back.
+    With `width` (a terminal's), long model or agent names are clipped to fit it."""
     rows = [
         [
             str(a.attempt_index or "-"),
@@ -46,7 +47,13 @@ def render_attempts(attempts: Sequence[AttemptSummary]) -> str:
         for a in attempts
     ]
     headers = ["#", "TASK", "STATUS", "MODEL/AGENT", "CHECK", "FILES", "LINES", "COST", "TIME"]
-    lines = [table(headers, rows)]
+    shown = table(headers, rows)
+    excess = max(len(line) for line in shown.splitlines()) - (width or 0)
+    if width and excess > 0:
+        column = max(len(row[3]) for row in rows)
+        limit = max(len(headers[3]), column - excess)
+        shown = table(headers, [[*row[:3], clip(row[3], limit), *row[4:]] for row in rows])
+    lines = [shown]
     lines += [f"attempt {a.attempt_index}: {printable(a.error)}" for a in attempts if a.error]
     kept = [a for a in attempts if a.state is ChangeState.KEPT]
     if kept:
@@ -69,7 +76,7 @@ def tasks_attempts(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print_json(AttemptList(attempts=attempts))
         else:
-            out(render_attempts(attempts))
+            out(render_attempts(attempts, width=terminal_width()))
         return 0
 
     return with_queue(settings, action, read_only=True)
