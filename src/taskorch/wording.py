@@ -42,6 +42,7 @@ _MCP: Final[dict[str, str]] = {
     "list_downstream_tools": "list_downstream_tools",
     "refresh_downstream": "call again with refresh=true",
     "heartbeat_task": "heartbeat_task",
+    "merge_discarding_others": "merge_task(discard_others=true)",
 }
 
 ACTIONS: Final = frozenset(_MCP)
@@ -72,6 +73,7 @@ _REST: Final[dict[str, str]] = {
     "list_downstream_tools": "GET /api/v1/downstream/tools",
     "refresh_downstream": "call GET /api/v1/downstream/tools?refresh=true",
     "heartbeat_task": "POST /api/v1/tasks/{id}/heartbeat",
+    "merge_discarding_others": 'POST /api/v1/tasks/{id}/merge {"discard_others": true}',
 }
 
 # The CLI names its commands; what it cannot do (a worker's claim and reports, asking a server
@@ -101,6 +103,7 @@ _CLI: Final[dict[str, str]] = {
     "list_downstream_tools": "`taskorch downstream`",
     "refresh_downstream": "run `taskorch downstream` again",
     "heartbeat_task": "a heartbeat over MCP or REST",
+    "merge_discarding_others": "`taskorch tasks merge ID --discard-others`",
 }
 
 WORDS: Final[Mapping[Surface, Mapping[str, str]]] = {"mcp": _MCP, "rest": _REST, "cli": _CLI}

@@ -93,6 +93,7 @@ async def test_three_attempts_run_at_once_compare_side_by_side_and_one_is_merged
         assert all(a.duration_seconds is not None for a in side)
         assert side[1].error is not None
         assert side[1].error.startswith("check_failed: ")
+        assert side[1].error.endswith("'sh -c grep -q fast speed.txt' exited 1 (it printed nothing)")
         page = await review.changes(ids[2])
         assert page.attempts == side
         assert [f.path for f in page.changes.files] == ["notes.txt", "speed.txt"]
@@ -123,7 +124,7 @@ async def test_discard_others_is_refused_while_an_attempt_runs_and_nothing_is_me
             await fake.wait_until(lambda: len(fake.live) == 2)
         fake.release(first)
         await settled(h, first)
-        with pytest.raises(InvalidTransition, match=rf"{second} \(running\) have not ended"):
+        with pytest.raises(InvalidTransition, match=rf"{second} \(running\) has not ended"):
             await h.orchestrator.review.merge(first, discard_others=True)
         assert git_out(repo, "rev-parse", "HEAD") == base
         # Cancelled, it has ended: the merge goes ahead and its branch is discarded too.

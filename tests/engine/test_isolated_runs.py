@@ -147,7 +147,7 @@ async def test_outside_a_repository_an_isolated_task_fails_saying_why(tmp_path: 
         assert task.error.kind == "worktree_failed"
         assert "not inside a git repository" in task.error.message
         assert fake.requests == []
-        with pytest.raises(InvalidTransition, match="no recorded changes"):
+        with pytest.raises(InvalidTransition, match="its run made no worktree"):
             await h.orchestrator.review.merge(task.id)
 
 

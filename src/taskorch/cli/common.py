@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 import anyio
 from pydantic import BaseModel, ValidationError
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from taskorch.config import Settings, load_settings
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import InvalidArgument, TaskorchError
-from taskorch.problems import problems_of
+from taskorch.problems import Problem, problems_of
 
 __all__ = [
     "EXIT_FAILURE",
@@ -47,6 +48,7 @@ log = logging.getLogger("taskorch.cli")
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+_FIELD: Final = re.compile(r"(?P<name>\w+)(?:\[(?P<index>\d+)\])?")
 EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -128,8 +130,21 @@ def fail(message: str, status: int) -> int:
     return status
 
 
-def validation_message(exc: ValidationError) -> str:
-    return "invalid value: " + "; ".join(str(problem) for problem in problems_of(exc))
+def validation_message(exc: ValidationError, options: Mapping[str, str] | None = None) -> str:
+    """The problems in `exc`; `options` names a field by the command's option for it
+    (`attempt_models[1]` becomes `--attempt-model (number 2)`)."""
+    problems = problems_of(exc)
+    if options:
+        problems = [Problem(_as_option(p.field, options), p.message) for p in problems]
+    return "invalid value: " + "; ".join(str(problem) for problem in problems)
+
+
+def _as_option(field: str, options: Mapping[str, str]) -> str:
+    match = _FIELD.fullmatch(field)
+    if match is None or match["name"] not in options:
+        return field
+    option = options[match["name"]]
+    return option if match["index"] is None else f"{option} (number {int(match['index']) + 1})"
 
 
 def run(work: Callable[[], Awaitable[int]]) -> int:

@@ -2,12 +2,14 @@
 
 The text is a caller's: it must match a grammar (letters, digits, `-`, `_`, `.`, `:`; at most
 64) before it reaches the store, which compares it as text (`Store.ids_with_prefix`, never a
-pattern). A plan id may be given without its `plan-`. Unknown or ambiguous text is a usage
+pattern). A plan id may be given without its `plan-`, a task id without its dashes (as in its branch,
+`taskorch/<first 12 characters>`). Unknown or ambiguous text is a usage
 error (exit status 2) that lists the candidates.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Final
 
@@ -20,6 +22,8 @@ __all__ = ["MAX_CANDIDATES", "UnknownId", "resolve_id"]
 MAX_CANDIDATES: Final = 10
 _GRAMMAR: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _PLAN_PREFIX: Final = "plan-"
+_HEX: Final = re.compile(r"[0-9a-fA-F]+")
+_UUID_CUTS: Final = (0, 8, 12, 16, 20, 32)
 _LIST: Final[dict[str, str]] = {"task": "taskorch tasks list", "plan": "taskorch plans list"}
 
 
@@ -40,6 +44,8 @@ async def resolve_id(orchestrator: Orchestrator, kind: IdKind, text: str) -> str
     found = set(await store.ids_with_prefix(kind, typed, limit=MAX_CANDIDATES + 1))
     if kind == "plan" and not typed.startswith(_PLAN_PREFIX):
         found |= set(await store.ids_with_prefix(kind, _PLAN_PREFIX + typed, limit=MAX_CANDIDATES + 1))
+    if kind == "task" and (dashed := _dashed(typed)) is not None:
+        found |= set(await store.ids_with_prefix(kind, dashed, limit=MAX_CANDIDATES + 1))
     if typed in found:
         return typed
     if len(found) == 1:
@@ -50,3 +56,10 @@ async def resolve_id(orchestrator: Orchestrator, kind: IdKind, text: str) -> str
     listed = ", ".join(candidates[:MAX_CANDIDATES])
     more = " and more" if len(candidates) > MAX_CANDIDATES else ""
     raise UnknownId(f"{typed!r} is the start of several {kind} ids: {listed}{more}; type more of the id")
+
+
+def _dashed(typed: str) -> str | None:
+    """`typed` with a UUID's dashes put back, when it is hex without dashes and longer than 8."""
+    if len(typed) <= 8 or len(typed) > 32 or not _HEX.fullmatch(typed):
+        return None
+    return "-".join(part for a, b in itertools.pairwise(_UUID_CUTS) if (part := typed[a:b]))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -17,6 +19,7 @@ __all__ = [
     "render_task",
     "render_task_table",
     "table",
+    "terminal_width",
     "when",
 ]
 
@@ -45,6 +48,11 @@ def clip(text: str, width: int, *, keep_end: bool = False) -> str:
     if len(text) <= width:
         return text
     return "..." + text[-(width - 3) :] if keep_end else text[: width - 3] + "..."
+
+
+def terminal_width() -> int | None:
+    """The columns of the terminal stdout is, or None when it is not one (a pipe, a file)."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def when(moment: datetime | None) -> str:
@@ -82,12 +90,16 @@ def render_task(task: Task) -> str:
         ("directory", task.work_directory),
         ("tags", ", ".join(task.tags) or "-"),
         ("depends on", ", ".join(task.depends_on) or "-"),
-        ("attempt", f"{task.attempt} of {task.max_attempts}"),
+        ("tries", f"{task.attempt} of {task.max_attempts}"),
         ("worker", task.worker_id or "-"),
         ("created", when(task.created_at)),
         ("started", when(task.started_at)),
         ("finished", when(task.finished_at)),
     ]
+    if task.attempt_group is not None:
+        group = task.attempt_group[:8]
+        compare = f"taskorch tasks attempts {group}"
+        rows.append(("attempt", f"{task.attempt_index} of the attempts at {group} ({compare})"))
     if task.error is not None:
         rows.append(("error", f"{task.error.kind}: {task.error.message}"))
     if task.cost_usd is not None:

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from taskorch.cli.common import out, print_json, with_queue
 from taskorch.cli.ids import resolve_id
-from taskorch.cli.render import printable, table
+from taskorch.cli.render import clip, printable, table, terminal_width
 from taskorch.config import Settings
+from taskorch.domain import TERMINAL_STATUSES
 from taskorch.domain.attempts import AttemptSummary
 from taskorch.domain.changes import ChangeState, MergeStrategy, TaskChanges
 from taskorch.engine.orchestrator import Orchestrator
@@ -23,29 +24,50 @@ __all__ = [
     "tasks_merge",
 ]
 
+_NOTHING = "nothing to discard: its run ended before it made a worktree"
 
-def render_attempts(attempts: Sequence[AttemptSummary]) -> str:
-    """The attempts at a task as a table, one row each, then how to merge one."""
+
+def render_attempts(attempts: Sequence[AttemptSummary], *, width: int | None = None) -> str:
+    """The attempts at a task as a table, one row each, then how to merge one.
+
+    Made to fit 80 columns: the TASK column is the id's first 12 characters without dashes,
+    which is both the branch's name after `taskorch/` and an id `resolve_id` takes back.
+    With `width` (a terminal's), long model or agent names are clipped to fit it."""
     rows = [
         [
             str(a.attempt_index or "-"),
-            a.task_id[:12],
-            a.status.value + (f" ({a.state.value})" if a.state and a.state is not ChangeState.KEPT else ""),
+            a.task_id.replace("-", "")[:12],
+            a.state.value if a.state in (ChangeState.MERGED, ChangeState.DISCARDED) else a.status.value,
             a.model or a.agent or "-",
             {True: "passed", False: "failed", None: "-"}[a.check_passed],
-            str(a.files_changed),
-            f"+{a.insertions} -{a.deletions}",
+            *_counts(a),
             "-" if a.cost_usd is None else f"${a.cost_usd:.2f}",
             "-" if a.duration_seconds is None else f"{a.duration_seconds:.1f}s",
-            a.branch or "-",
         ]
         for a in attempts
     ]
-    headers = ["#", "TASK", "STATUS", "MODEL/AGENT", "CHECK", "FILES", "LINES", "COST", "TIME", "BRANCH"]
-    lines = [table(headers, rows)]
+    headers = ["#", "TASK", "STATUS", "MODEL/AGENT", "CHECK", "FILES", "LINES", "COST", "TIME"]
+    shown = table(headers, rows)
+    excess = max(len(line) for line in shown.splitlines()) - (width or 0)
+    if width and excess > 0:
+        column = max(len(row[3]) for row in rows)
+        limit = max(len(headers[3]), column - excess)
+        shown = table(headers, [[*row[:3], clip(row[3], limit), *row[4:]] for row in rows])
+    lines = [shown]
     lines += [f"attempt {a.attempt_index}: {printable(a.error)}" for a in attempts if a.error]
-    lines.append("merge one, discarding the others: taskorch tasks merge ID --discard-others")
+    kept = [a for a in attempts if a.state is ChangeState.KEPT]
+    if kept:
+        lines.append("each attempt's branch is taskorch/TASK")
+    merged = any(a.state is ChangeState.MERGED for a in attempts)
+    if not merged and any(a.status in TERMINAL_STATUSES for a in kept):
+        lines.append("merge one, discarding the others: taskorch tasks merge TASK --discard-others")
     return "\n".join(lines)
+
+
+def _counts(a: AttemptSummary) -> list[str]:
+    if a.files_changed is None:  # not ended yet, or its run made no worktree
+        return ["-", "-"]
+    return [str(a.files_changed), f"+{a.insertions} -{a.deletions}"]
 
 
 def tasks_attempts(args: argparse.Namespace, settings: Settings) -> int:
@@ -54,7 +76,7 @@ def tasks_attempts(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print_json(AttemptList(attempts=attempts))
         else:
-            out(render_attempts(attempts))
+            out(render_attempts(attempts, width=terminal_width()))
         return 0
 
     return with_queue(settings, action, read_only=True)
@@ -94,16 +116,16 @@ def tasks_changes(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print_json(page)
             return 0
-        if page.attempts:
-            out(render_attempts(page.attempts))
         if page.changes is None:
             out(f"task {page.task_id}: no changes yet (its run has not made its worktree)")
-            return 0
-        out(render_changes(page.changes))
-        if args.patch:
-            out(page.patch)
-            if page.next_offset is not None:
-                out(f"(more: --offset {page.next_offset})")
+        else:
+            out(render_changes(page.changes))
+            if args.patch:
+                out(page.patch)
+                if page.next_offset is not None:
+                    out(f"(more: --offset {page.next_offset})")
+        if page.attempts:
+            out(f"\nthe attempts at this task:\n{render_attempts(page.attempts)}")
         return 0
 
     return with_queue(settings, action, read_only=True)
@@ -134,7 +156,7 @@ def tasks_discard(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print_json(task)
         else:
-            out(f"task {task.id}: worktree and branch removed")
+            out(f"task {task.id}: " + ("worktree and branch removed" if task.changes else _NOTHING))
         return 0
 
     return with_queue(settings, action, read_only=True)

@@ -7,8 +7,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Final
 
-from taskorch.cli.common import check_command_argv, out, print_json, with_queue
+from pydantic import ValidationError
+
+from taskorch.cli.common import (
+    EXIT_USAGE,
+    check_command_argv,
+    fail,
+    out,
+    print_json,
+    validation_message,
+    with_queue,
+)
 from taskorch.cli.ids import resolve_id
 from taskorch.cli.render import render_statistics, render_task, render_task_table
 from taskorch.config import Settings
@@ -22,6 +33,28 @@ _HOW_TO_RUN = (
     "you start `taskorch worker` (or `taskorch serve --run-tasks`) on this database, or a client asks "
     "a server to run it (MCP execute_task, REST POST /api/v1/tasks/{id}/execute)"
 )
+
+
+_OWN = "the task's own model"
+
+# The option of `tasks add` that gives each TaskSpec field, to name it in an error.
+_OPTIONS: Final = {
+    "prompt": "the prompt",
+    "work_directory": "--dir",
+    "execution_mode": "--mode",
+    "priority": "--priority",
+    "tags": "--tag",
+    "executor": "--executor",
+    "agent": "--agent",
+    "idempotency_key": "--idempotency-key",
+    "isolation": "--isolation",
+    "base_ref": "--base-ref",
+    "on_success": "--on-success",
+    "check_command": "--check-command",
+    "attempts_in_parallel": "--attempts",
+    "attempt_models": "--attempt-model",
+    "attempt_agents": "--attempt-agent",
+}
 
 
 def unattended_note(orchestrator: Orchestrator, task: Task) -> str | None:
@@ -52,7 +85,10 @@ def tasks_add(args: argparse.Namespace, settings: Settings) -> int:
         "attempt_models": _per_attempt(args.attempt_model),
         "attempt_agents": _per_attempt(args.attempt_agent),
     }
-    TaskSpec.model_validate(fields)  # a wrong value is reported before the store is opened
+    try:  # a wrong value is reported before the store is opened, by the option that gave it
+        TaskSpec.model_validate(fields)
+    except ValidationError as exc:
+        return fail(validation_message(exc, _OPTIONS), EXIT_USAGE)
 
     async def action(orchestrator: Orchestrator) -> int:
         depends_on = [await resolve_id(orchestrator, "task", d) for d in args.depends_on]
@@ -66,7 +102,11 @@ def tasks_add(args: argparse.Namespace, settings: Settings) -> int:
             task = outcome.task
             verb = "created" if outcome.created else "already exists:"
             for one in outcome.attempts or [task]:
-                out(f"{verb} task {one.id} ({one.status.value}, {one.priority.value}, {one.work_directory})")
+                where = one.work_directory
+                line = f"{verb} task {one.id} ({one.status.value}, {one.priority.value}, {where})"
+                if one.attempt_index is not None:
+                    line += f" attempt {one.attempt_index}, {one.model or one.agent or _OWN}"
+                out(line)
             if outcome.attempts:
                 out(f"compare the attempts: taskorch tasks attempts {task.id}")
             if note:

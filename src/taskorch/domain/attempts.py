@@ -59,9 +59,9 @@ class AttemptSummary(BaseModel):
     branch: str | None = Field(default=None, description="None until its run has made its worktree.")
     state: ChangeState | None = Field(default=None, description="kept, merged or discarded.")
     check_passed: bool | None = Field(default=None, description="None: no check ran.")
-    files_changed: int = 0
-    insertions: int = 0
-    deletions: int = 0
+    files_changed: int | None = Field(default=None, description="None until it has ended with a worktree.")
+    insertions: int | None = None
+    deletions: int | None = None
     cost_usd: float | None = None
     duration_seconds: float | None = None
     error: str | None = Field(default=None, description="Why it failed: kind, then the message's start.")
@@ -79,6 +79,10 @@ def summarize_attempts(tasks: Sequence[Task]) -> list[AttemptSummary]:
 
 def _summary(task: Task) -> AttemptSummary:
     changes = task.changes
+    # Counted once the run has ended: before that the worktree's edits are not recorded.
+    counts: tuple[int | None, ...] = (None, None, None)
+    if changes is not None and task.is_terminal:
+        counts = (len(changes.files), changes.insertions, changes.deletions)
     duration = None
     if task.started_at is not None and task.finished_at is not None:
         duration = round((task.finished_at - task.started_at).total_seconds(), 3)
@@ -97,9 +101,9 @@ def _summary(task: Task) -> AttemptSummary:
         branch=None if changes is None else changes.branch,
         state=None if changes is None else changes.state,
         check_passed=None if changes is None or changes.check is None else changes.check.passed,
-        files_changed=0 if changes is None else len(changes.files),
-        insertions=0 if changes is None else changes.insertions,
-        deletions=0 if changes is None else changes.deletions,
+        files_changed=counts[0],
+        insertions=counts[1],
+        deletions=counts[2],
         cost_usd=task.cost_usd,
         duration_seconds=duration,
         error=error,

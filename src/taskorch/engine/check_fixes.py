@@ -83,10 +83,11 @@ def check_failure(check: CheckResult, *, fixes: int) -> ErrorInfo:
     if len(tail) > 1000:
         tail = "..." + tail[-1000:]
     after = f" after {fixes} fix attempt(s)" if fixes else ""
+    said = f": {tail}" if tail else " (it printed nothing)"
     return ErrorInfo(
         kind="check_failed",
         message=f"the run succeeded but its check {command_text(check.command)!r} "
-        f"{_how_it_ended(check)}{after}: {tail}",
+        f"{_how_it_ended(check)}{after}{said}",
     )
 
 

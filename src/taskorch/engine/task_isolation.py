@@ -13,6 +13,7 @@ from taskorch.domain import ExecutionMode, TaskSpec
 from taskorch.domain.agents import Agent
 from taskorch.domain.changes import Isolation, OnSuccess
 from taskorch.errors import InvalidArgument
+from taskorch.wording import Worded
 
 __all__ = ["settle_isolation"]
 
@@ -55,8 +56,11 @@ def settle_isolation(
         )
     if attempts and spec.on_success is OnSuccess.MERGE:
         raise InvalidArgument(
-            "on_success 'merge' would merge every attempt that passes: with attempts_in_parallel "
-            "keep the branches (on_success 'keep') and merge the best one with discard_others"
+            Worded(
+                "on_success 'merge' would merge every attempt that passes: with attempts_in_parallel "
+                "keep the branches (on_success 'keep') and merge the best one with "
+                "{merge_discarding_others}"
+            )
         )
     if isolation is not Isolation.WORKTREE:
         if asked:

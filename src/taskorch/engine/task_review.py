@@ -13,10 +13,11 @@ from pydantic import BaseModel, Field
 
 from taskorch.domain import Task
 from taskorch.domain.attempts import AttemptSummary, sorted_attempts, summarize_attempts
-from taskorch.domain.changes import ChangeState, MergeReport, MergeStrategy, TaskChanges
+from taskorch.domain.changes import ChangeState, Isolation, MergeReport, MergeStrategy, TaskChanges
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.errors import InvalidArgument, InvalidTransition
 from taskorch.storage.base import Store, TaskFilter
+from taskorch.wording import Worded
 from taskorch.worktrees.base import Workspaces
 
 __all__ = ["MAX_PATCH_PAGE", "ChangesPage", "TaskReview"]
@@ -114,21 +115,23 @@ class TaskReview:
             others = [other for other in await self.group(task) if other.id != task.id]
             unended = [f"{other.id} ({other.status.value})" for other in others if not other.is_terminal]
             if unended:
-                raise InvalidTransition(
-                    f"attempts {', '.join(unended)} have not ended: wait for them, or cancel them, "
-                    "then merge with discard_others"
-                )
+                raise InvalidTransition(_unended_message(unended))
         updated, report = await self._require().merge(changes, strategy, keep_branch=keep_branch)
         if updated != changes:
             await self._store.set_changes(task.id, updated)
         if not report.merged or not others:
             return report
         # One merged before stays merged; the rest (kept, or never run) are discarded.
-        discarded = [o.id for o in others if o.changes is None or o.changes.state is not ChangeState.MERGED]
-        for other_id in discarded:
-            await self.discard(other_id)
+        dropped = [o for o in others if o.changes is None or o.changes.state is not ChangeState.MERGED]
+        for other in dropped:
+            await self.discard(other.id)
+        # A discarded attempt's branch is gone: it can no longer conflict with anything.
+        gone = {o.changes.branch for o in dropped if o.changes is not None}
+        overlapping = {b: files for b, files in report.overlapping_branches.items() if b not in gone}
+        discarded = [o.id for o in dropped]
         message = f"{report.message}; the other attempts were discarded: {', '.join(discarded)}"
-        return report.model_copy(update={"discarded": discarded, "message": message})
+        update = {"discarded": discarded, "message": message, "overlapping_branches": overlapping}
+        return report.model_copy(update=update)
 
     async def discard(self, task_id: str) -> Task:
         """Remove the task's worktree and delete its branch; returns the task as stored after."""
@@ -142,6 +145,10 @@ class TaskReview:
 
     async def _recorded(self, task_id: str, task: Task | None = None) -> tuple[Task, TaskChanges]:
         task = task or await self._store.get_task(task_id)
+        if task.changes is None and task.is_terminal and task.isolation is Isolation.WORKTREE:
+            raise InvalidTransition(
+                f"task {task.id} has no changes to review: its run made no worktree (see its error)"
+            )
         if task.changes is None:
             raise InvalidTransition(
                 f"task {task.id} has no recorded changes: only tasks with isolation 'worktree' have, "
@@ -150,6 +157,11 @@ class TaskReview:
         return task, task.changes
 
     async def _ended(self, task_id: str, task: Task | None = None) -> tuple[Task, TaskChanges]:
+        task = task or await self._store.get_task(task_id)
+        if not task.is_terminal and task.isolation is Isolation.WORKTREE:
+            # Before its run has made its worktree an isolated task has nothing recorded yet:
+            # that it has not ended is what the caller can act on.
+            raise InvalidTransition(f"task {task.id} is {task.status.value}; wait until it has ended")
         task, changes = await self._recorded(task_id, task)
         if not task.is_terminal:
             raise InvalidTransition(f"task {task.id} is {task.status.value}; wait until it has ended")
@@ -159,3 +171,16 @@ class TaskReview:
         if self._workspaces is None:
             raise InvalidTransition("this server has no worktree support set up; review the branch with git")
         return self._workspaces
+
+
+def _unended_message(unended: list[str]) -> Worded:
+    if len(unended) == 1:
+        return Worded(
+            "attempt {which} has not ended: wait for it, or {cancel_task} it, then {merge_discarding_others}",
+            which=unended[0],
+        )
+    return Worded(
+        "attempts {which} have not ended: wait for them, or {cancel_task} them, "
+        "then {merge_discarding_others}",
+        which=", ".join(unended),
+    )
