@@ -15,6 +15,7 @@ import anyio
 from taskorch.domain import Task, TaskEvent
 from taskorch.domain.changes import Isolation
 from taskorch.domain.paths import overlaps
+from taskorch.worktrees.base import Workspace
 
 __all__ = ["LiveRun", "LiveRuns", "RunWatch"]
 
@@ -71,6 +72,7 @@ class LiveRun:
     done: anyio.Event = field(default_factory=anyio.Event)
     pending: list[TaskEvent] = field(default_factory=list)  # events not yet in the store
     has_pending: anyio.Event = field(default_factory=anyio.Event)
+    workspace: Workspace | None = None  # an isolated run's worktree, once made
 
     @property
     def token(self) -> str:

@@ -7,6 +7,9 @@ worktree work is behind the `Workspaces` protocol (`taskorch.worktrees.base`), h
 from __future__ import annotations
 
 import logging
+from typing import Final
+
+import anyio
 
 from taskorch.domain import ErrorInfo, Task
 from taskorch.domain.changes import (
@@ -25,6 +28,8 @@ from taskorch.worktrees.base import Workspace, Workspaces
 __all__ = ["RunWorkspaces"]
 
 log = logging.getLogger(__name__)
+
+_SETTLE_SECONDS: Final = 60.0  # git on a worktree is quick; a stuck one must not hold up a stop
 
 
 class RunWorkspaces:
@@ -58,8 +63,9 @@ class RunWorkspaces:
         return merged.model_copy(update={"merge_note": f"not merged: {report.message}"})
 
     async def settle(self, task: Task) -> None:
-        """After the run of `task` died with its server: record what its worktree holds (with
-        `auto_commit`, its uncommitted edits committed on the branch), so nothing is lost."""
+        """After the run of `task` died with its server, or its lease expired with no run of it
+        left: record what its worktree holds (with `auto_commit`, its uncommitted edits committed
+        on the branch), so nothing is lost. The worktree stays for review."""
         changes = task.changes
         if self._workspaces is None or changes is None or changes.worktree is None:
             return
@@ -74,7 +80,32 @@ class RunWorkspaces:
             base_branch=changes.base_branch,
             base_commit=changes.base_commit,
         )
-        await self.record(task, workspace)
+        with anyio.move_on_after(_SETTLE_SECONDS):
+            await self.record(task, workspace)
+
+    async def settle_stopped(self, task: Task, workspace: Workspace | None) -> None:
+        """After a run was stopped (cancelled, or its lease lost) and its process ended: record
+        what it wrote, as `settle` does. The worktree stays for review."""
+        if workspace is None or self._workspaces is None:
+            return
+        with anyio.move_on_after(_SETTLE_SECONDS):
+            await self.record(task, workspace)
+
+    async def settle_interrupted(self, task: Task, workspace: Workspace | None) -> None:
+        """The server is stopping mid-run (the run's process is ended): record what the run
+        wrote, then remove its worktree, keeping the branch (a retry starts again from it). A
+        worktree left with uncommitted changes (`auto_commit` off) is kept, so nothing is lost."""
+        if workspace is None or self._workspaces is None:
+            return
+        with anyio.move_on_after(_SETTLE_SECONDS):
+            await self.record(task, workspace)
+            try:
+                changes = (await self._store.get_task(task.id)).changes
+                if changes is None or changes.state is not ChangeState.KEPT or changes.worktree is None:
+                    return
+                await self._store.set_changes(task.id, await self._workspaces.release(changes))
+            except TaskorchError as exc:
+                log.warning("task %s: its worktree %s is kept: %s", task.id, workspace.worktree, exc)
 
     async def record(
         self, task: Task, workspace: Workspace, outcome: RunOutcome | None = None

@@ -175,6 +175,21 @@ class Scheduler:
             on_settled=self._workspaces.settle,
         )
 
+    async def recover_dead(self) -> list[Task]:
+        """`recover`, again while running (each reaper pass): runs left by a server or worker on
+        this host that died meanwhile. Only where the process table shows who lives."""
+        if not self._processes.readable():
+            return []
+        return await self.recover()
+
+    async def settle_reaped(self, tasks: list[Task]) -> None:
+        """Record the worktrees of reaped tasks whose run was this server's and is over. A live
+        run here learns of its lost lease at its next heartbeat and records its own; a run of
+        another live process is left to it, one of a dead one on this host to `recover_dead`."""
+        for task in tasks:
+            if Instance.parse(task.worker_id) == self._instance and task.id not in self._live.runs:
+                await self._workspaces.settle(task)
+
     # -- requests from the surfaces ---------------------------------------------------------------
 
     async def request_task(self, task_id: str) -> Task:

@@ -62,6 +62,7 @@ class GitWorkspaces:
             base_branch = await _base_branch(repository, ref)
             worktree.parent.mkdir(parents=True, exist_ok=True)
             if worktree.exists():  # a retry of the same task: start again from its branch
+                await _keep_leftovers(str(worktree), task_id)
                 await git(repository, "worktree", "remove", "--force", str(worktree), check=False)
             await git(repository, "worktree", "prune", check=False)
             exists = await git(
@@ -154,6 +155,17 @@ class GitWorkspaces:
     async def release(self, changes: TaskChanges) -> TaskChanges:
         async with self._locks.hold(changes.repository):
             return await review.release(changes)
+
+
+async def _keep_leftovers(worktree: str, task_id: str) -> None:
+    """Commit what an earlier attempt left uncommitted in `worktree` (one nobody recorded, e.g.
+    its server died on a host where nothing settled it), so removing the worktree loses nothing."""
+    status = await git(worktree, "status", "--porcelain", check=False)
+    if status.returncode != 0 or not status.stdout.strip():
+        return
+    await git(worktree, "add", "-A")
+    message = f"Work left uncommitted by an earlier attempt\n\ntaskorch task {task_id}\n"
+    await git(worktree, "commit", "--no-verify", "-q", "-m", message, identity=True)
 
 
 async def _base_branch(repository: str, ref: str) -> str | None:
