@@ -139,6 +139,34 @@ async def test_isolated_runs_in_one_repository_stop_at_the_per_repository_limit(
         assert sum(1 for r in fake.requests if r.work_directory != str(repo)) == 4
 
 
+async def test_the_per_repository_limit_counts_every_directory_of_one_repository_together(
+    tmp_path: Path,
+) -> None:
+    fake = FakeExecutor()
+    async with open_scheduler_harness(
+        tmp_path,
+        {"claude_code": fake},
+        scheduler={"enabled": True},
+        limits={"max_concurrent_runs": 8, "max_runs_per_directory": 4, "max_runs_per_repository": 1},
+    ) as h:
+        repo = make_repo(h.root / "repo", {"one/a.txt": "a\n", "two/b.txt": "b\n"})
+        other = make_repo(h.root / "other")
+        first = await create(h, "in one", repo / "one", isolation="worktree")
+        second = await create(h, "in two", repo / "two", isolation="worktree")
+        elsewhere = await create(h, "other repo", other, isolation="worktree")
+        with anyio.fail_after(10):
+            await fake.wait_until(lambda: {first, elsewhere} <= set(fake.live))
+            assert second not in fake.live  # same repository, another directory: it waits
+            assert h.orchestrator.scheduler.status().running == 2
+            fake.release(first)
+            await fake.wait_until(lambda: second in fake.live)
+            assert first not in fake.live
+            fake.release_all()
+        for task_id in (first, second, elsewhere):
+            assert (await settled(h, task_id)).status.value == "succeeded"
+        assert fake.max_live == 2
+
+
 async def test_outside_a_repository_an_isolated_task_fails_saying_why(tmp_path: Path) -> None:
     fake = FakeExecutor(hold=False)
     async with open_scheduler_harness(tmp_path, {"claude_code": fake}, scheduler={"enabled": True}) as h:

@@ -23,7 +23,7 @@ from taskorch.domain.changes import (
 from taskorch.errors import ExecutorUnavailable, TaskorchError
 from taskorch.executors.base import RunOutcome, RunRequest, RunStatus
 from taskorch.storage.base import Store
-from taskorch.worktrees.base import Workspace, Workspaces
+from taskorch.worktrees.base import Repository, Workspace, Workspaces
 
 __all__ = ["RunWorkspaces"]
 
@@ -38,6 +38,12 @@ class RunWorkspaces:
     def __init__(self, store: Store, workspaces: Workspaces | None) -> None:
         self._store = store
         self._workspaces = workspaces
+
+    async def repository(self, task: Task) -> Repository | None:
+        """The git repository an isolated `task` would get its worktree from, or None."""
+        if task.isolation is not Isolation.WORKTREE or self._workspaces is None:
+            return None
+        return await self._workspaces.repository_of(task.work_directory)
 
     async def prepare(self, task: Task, request: RunRequest) -> tuple[RunRequest, Workspace | None]:
         """`request` moved into a fresh worktree when `task` is isolated, with that worktree.

@@ -121,6 +121,7 @@ class Scheduler:
             self._live,
             supervisor,
             self._checks,
+            self._workspaces,
             worker_id=instance.id,
             work_path=work_path,
             clock=clock,

@@ -21,7 +21,7 @@ from taskorch.domain.changes import (
     TaskChanges,
 )
 from taskorch.worktrees import review
-from taskorch.worktrees.base import GitError, Workspace
+from taskorch.worktrees.base import GitError, Repository, Workspace
 from taskorch.worktrees.check import run_check
 from taskorch.worktrees.git import check_ref, git, repository_root
 from taskorch.worktrees.locks import RepositoryLocks
@@ -46,6 +46,20 @@ class GitWorkspaces:
         self._preview = patch_preview_chars
         self._check_timeout = check_timeout_seconds
         self._locks = RepositoryLocks()
+
+    async def repository_of(self, directory: str) -> Repository | None:
+        try:
+            found = await git(
+                directory,
+                *("rev-parse", "--path-format=absolute", "--git-common-dir", "--show-toplevel"),
+                check=False,
+            )
+        except GitError:
+            return None
+        lines = found.stdout.splitlines()
+        if found.returncode != 0 or len(lines) != 2:
+            return None
+        return Repository(common_dir=lines[0], top_level=lines[1])
 
     async def prepare(self, task_id: str, work_directory: str, base_ref: str | None) -> Workspace:
         repository = await repository_root(work_directory)
