@@ -65,8 +65,12 @@ def test_merge_refuses_a_dirty_checkout_with_exit_1_and_discard_removes_the_bran
     (repo / "a.txt").write_text("dirty\n")
     out = run("tasks", "merge", task["id"], status=1)
     assert "uncommitted changes" in out
+    assert "merge     refused (merge, merge_task, " in run("tasks", "changes", task["id"])
     (repo / "a.txt").write_text("a\n")
     assert "merged into main" in run("tasks", "merge", task["id"], "--strategy", "squash")
+    head = git_out(repo, "rev-parse", "HEAD")
+    assert f"merge     squash into main as {head[:12]} (merge_task, " in run("tasks", "changes", task["id"])
+    assert run.json("tasks", "changes", task["id"], "--json")["changes"]["merge"]["merged_commit"] == head
     assert (repo / "b.txt").read_text() == "b\n"
     assert git_out(repo, "branch", "--list", branch) == ""
     assert "merged already" in run.error("tasks", "discard", task["id"], status=1)

@@ -10,6 +10,7 @@ import pytest
 
 from taskorch.domain import TaskSpec
 from taskorch.domain.changes import ChangeState, Isolation, MergeStrategy
+from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.errors import InvalidArgument, InvalidTransition
 from taskorch.executors.base import EventSink, RunOutcome, RunRequest, StartSink
 from taskorch.testing import FakeExecutor
@@ -102,6 +103,9 @@ async def test_same_lines_the_second_merge_reports_the_conflict_and_nothing_is_l
         report = await review.merge(two)
         assert not report.merged
         assert report.conflicts == ["a.txt"]
+        record = (await h.orchestrator.store.get_task(two)).changes.merge
+        assert (record.merged, record.conflicts, record.strategy) == (False, ["a.txt"], MergeStrategy.MERGE)
+        assert record.at == utc_from_timestamp(h.clock())
         assert git_out(repo, "rev-parse", "HEAD") == head
         assert git_out(repo, "status", "--porcelain") == ""
         kept = await h.orchestrator.store.get_task(two)
@@ -252,6 +256,12 @@ async def test_on_success_merge_merges_only_a_passing_clean_run(tmp_path: Path) 
     assert conflicting.status.value == "succeeded"
     assert conflicting.changes.state is ChangeState.KEPT
     assert "conflicts in 1 file(s): a.txt" in conflicting.changes.merge_note
+    assert passes.changes.merge.merged
+    assert (passes.changes.merge.by, passes.changes.merge.target_branch) == ("on_success", "main")
+    assert passes.changes.merge.merged_commit == passes.changes.merged_commit
+    assert not conflicting.changes.merge.merged
+    assert conflicting.changes.merge.conflicts == ["a.txt"]
+    assert failed.changes.merge is None  # its check failed: no merge was tried
     assert (repo / "a.txt").read_text() == "passes\n"
     assert (repo / "b.txt").read_text() == "b\n"
     assert git_out(repo, "status", "--porcelain") == ""

@@ -23,6 +23,17 @@ def render_changes(changes: TaskChanges) -> str:
         f"commits   {len(changes.commits)}; {len(changes.files)} files, "
         f"+{changes.insertions} -{changes.deletions}",
     ]
+    if (merge := changes.merge) is not None:
+        when = merge.at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        if merge.merged:
+            kept = ", branch kept" if merge.kept_branch else ""
+            lines.append(
+                f"merge     {merge.strategy.value} into {merge.target_branch} as "
+                f"{(merge.merged_commit or '')[:12]} ({merge.by}, {when}{kept})"
+            )
+        else:
+            lines.append(f"merge     refused ({merge.strategy.value}, {merge.by}, {when}): {merge.message}")
+            lines += [f"  conflict  {path}" for path in merge.conflicts]
     lines += [f"  {c.sha[:12]} {c.subject}" for c in changes.commits]
     lines += [f"  {_count(f.insertions):>6} {_count(f.deletions):>6}  {f.path}" for f in changes.files]
     return "\n".join(lines)

@@ -108,7 +108,7 @@ class Orchestrator:
             workspaces=workspaces,
             clock=clock,
         )
-        self.review = TaskReview(store, workspaces)
+        self.review = TaskReview(store, workspaces, clock=clock)
         """Changes of isolated runs: see, merge, discard."""
         self.step_limiter = anyio.CapacityLimiter(settings.limits.max_concurrent_steps)
         self.plans = PlanService(

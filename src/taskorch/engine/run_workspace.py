@@ -7,6 +7,8 @@ worktree work is behind the `Workspaces` protocol (`taskorch.worktrees.base`), h
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Final
 
 import anyio
@@ -19,7 +21,9 @@ from taskorch.domain.changes import (
     OnSuccess,
     TaskChanges,
     commit_message,
+    merge_record,
 )
+from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.errors import ExecutorUnavailable, TaskorchError
 from taskorch.executors.base import RunOutcome, RunRequest, RunStatus
 from taskorch.storage.base import Store
@@ -35,9 +39,12 @@ _SETTLE_SECONDS: Final = 60.0  # git on a worktree is quick; a stuck one must no
 class RunWorkspaces:
     """Gives isolated runs their worktree (`prepare`) and records their changes (`record`)."""
 
-    def __init__(self, store: Store, workspaces: Workspaces | None) -> None:
+    def __init__(
+        self, store: Store, workspaces: Workspaces | None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._store = store
         self._workspaces = workspaces
+        self._clock = clock
 
     async def repository(self, task: Task) -> Repository | None:
         """The git repository an isolated `task` would get its worktree from, or None."""
@@ -64,6 +71,10 @@ class RunWorkspaces:
         """`on_success = "merge"`: merge now if clean; else keep the branch, saying why."""
         assert self._workspaces is not None
         merged, report = await self._workspaces.merge(changes, MergeStrategy.MERGE)
+        at = utc_from_timestamp(self._clock())
+        merged = merged.model_copy(
+            update={"merge": merge_record(report, at=at, kept_branch=False, by="on_success")}
+        )
         if report.merged:
             return merged
         return merged.model_copy(update={"merge_note": f"not merged: {report.message}"})

@@ -94,7 +94,7 @@ class Scheduler:
         self._processes = processes
         self._clock = clock
         self._live = LiveRuns()
-        self._workspaces = RunWorkspaces(queue.store, workspaces)
+        self._workspaces = RunWorkspaces(queue.store, workspaces, clock=clock)
         self._checks = ExecutorChecks(self._executors, cache_seconds=self._config.health_cache_seconds)
         supervisor = RunSupervisor(
             queue,

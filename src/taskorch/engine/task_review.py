@@ -7,13 +7,16 @@ what became of the branch is stored on the task.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Final
 
 from pydantic import BaseModel, Field
 
 from taskorch.domain import Task
-from taskorch.domain.changes import ChangeState, MergeReport, MergeStrategy, TaskChanges
+from taskorch.domain.changes import ChangeState, MergeReport, MergeStrategy, TaskChanges, merge_record
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
+from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.errors import InvalidArgument, InvalidTransition
 from taskorch.storage.base import Store
 from taskorch.worktrees.base import Workspaces
@@ -39,9 +42,12 @@ class ChangesPage(BaseModel):
 class TaskReview:
     """See, merge or discard what an isolated run changed."""
 
-    def __init__(self, store: Store, workspaces: Workspaces | None) -> None:
+    def __init__(
+        self, store: Store, workspaces: Workspaces | None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._store = store
         self._workspaces = workspaces
+        self._clock = clock
 
     async def changes(self, task_id: str, *, offset: int = 0, limit: int = 20_000) -> ChangesPage:
         """The task's changes and the patch from `offset`, at most `limit` characters.
@@ -67,9 +73,14 @@ class TaskReview:
     ) -> MergeReport:
         """Merge the task's branch into its base branch (see `Workspaces.merge`); the worktree
         is then removed, and the branch deleted unless `keep_branch`. A refused or conflicting
-        merge is a report with `merged` false, never an exception."""
+        merge is a report with `merged` false, never an exception. The outcome is kept on the
+        task as `changes.merge` (not for a refusal of changes already merged or discarded)."""
         task, changes = await self._ended(task_id)
         updated, report = await self._require().merge(changes, strategy, keep_branch=keep_branch)
+        if changes.state is ChangeState.KEPT:
+            at = utc_from_timestamp(self._clock())
+            record = merge_record(report, at=at, kept_branch=keep_branch, by="merge_task")
+            updated = updated.model_copy(update={"merge": record})
         if updated != changes:
             await self._store.set_changes(task.id, updated)
         return report
