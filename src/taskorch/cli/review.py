@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 
-from taskorch.cli.common import out, print_json, with_queue
+from taskorch.cli.common import EXIT_USAGE, fail, out, print_json, with_queue
 from taskorch.cli.ids import resolve_id
 from taskorch.config import Settings
 from taskorch.domain.changes import MergeStrategy, TaskChanges
 from taskorch.engine.orchestrator import Orchestrator
 
-__all__ = ["render_changes", "tasks_changes", "tasks_discard", "tasks_merge"]
+__all__ = ["render_changes", "tasks_changes", "tasks_discard", "tasks_merge", "worktrees_prune"]
 
 
 def render_changes(changes: TaskChanges) -> str:
@@ -84,6 +85,36 @@ def tasks_discard(args: argparse.Namespace, settings: Settings) -> int:
             print_json(task)
         else:
             out(f"task {task.id}: worktree and branch removed")
+        return 0
+
+    return with_queue(settings, action, read_only=True)
+
+
+def worktrees_prune(args: argparse.Namespace, settings: Settings) -> int:
+    days = settings.worktrees.retention_days if args.older_than is None else args.older_than
+    if days <= 0 and args.older_than is None:
+        return fail(
+            "worktrees.retention_days is 0 (keep worktrees for ever): pass --older-than DAYS "
+            "(0 removes the worktrees of every ended task)",
+            EXIT_USAGE,
+        )
+
+    async def action(orchestrator: Orchestrator) -> int:
+        seen = await orchestrator.review.prune_worktrees(days, dry_run=args.dry_run)
+        if args.json:
+            out(json.dumps([entry.model_dump(mode="json") for entry in seen], indent=2))
+            return 0
+        for entry in seen:
+            if entry.removed:
+                out(f"removed  {entry.worktree}  (task {entry.task_id}; branch {entry.branch} kept)")
+            elif entry.kept_because is None:
+                out(f"would remove  {entry.worktree}  (task {entry.task_id}; branch {entry.branch} kept)")
+            else:
+                out(f"kept     {entry.worktree}  (task {entry.task_id}): {entry.kept_because}")
+        removed = sum(1 for entry in seen if entry.removed)
+        verb = "would remove" if args.dry_run else "removed"
+        count = len(seen) if args.dry_run else removed
+        out(f"{verb} {count} worktree(s) of tasks that ended at least {days:g} day(s) ago")
         return 0
 
     return with_queue(settings, action, read_only=True)

@@ -17,6 +17,7 @@ from taskorch.domain import Task
 from taskorch.domain.changes import ChangeState, MergeReport, MergeStrategy, TaskChanges, merge_record
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.engine.worktree_retention import PrunedWorktree, WorktreeRetention
 from taskorch.errors import InvalidArgument, InvalidTransition
 from taskorch.storage.base import Store
 from taskorch.worktrees.base import Workspaces
@@ -91,6 +92,15 @@ class TaskReview:
         if changes.state is ChangeState.DISCARDED:
             return task
         return await self._store.set_changes(task.id, await self._require().discard(changes))
+
+    async def prune_worktrees(self, older_than_days: float, *, dry_run: bool = False) -> list[PrunedWorktree]:
+        """The retention sweep, now: remove the worktrees of tasks that ended at least
+        `older_than_days` ago (0: every ended task) with their changes still `kept`, keeping
+        their branches (see `WorktreeRetention.prune`). With `dry_run` nothing is removed."""
+        if not 0 <= older_than_days <= 36_500:
+            raise InvalidArgument(f"older_than_days must be between 0 and 36500, got {older_than_days:g}")
+        sweep = WorktreeRetention(self._store, self._require(), older_than_days, clock=self._clock)
+        return await sweep.prune(older_than_days, dry_run=dry_run)
 
     async def _recorded(self, task_id: str) -> tuple[Task, TaskChanges]:
         task = await self._store.get_task(task_id)

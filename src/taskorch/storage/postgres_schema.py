@@ -165,7 +165,15 @@ _V5: Final = (
     "ALTER TABLE tasks ADD COLUMN on_success text NOT NULL DEFAULT 'keep'",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
+# The worktree retention sweep: the worktree a task's changes name, as a column, indexed over
+# the few tasks that hold one (filled in from the changes already stored).
+_V6: Final = (
+    "ALTER TABLE tasks ADD COLUMN worktree text",
+    "UPDATE tasks SET worktree = changes::jsonb ->> 'worktree' WHERE changes IS NOT NULL",
+    "CREATE INDEX tasks_worktrees ON tasks (id) WHERE worktree IS NOT NULL",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # First key of the advisory lock that serialises migrations (the second is the schema's

@@ -151,7 +151,15 @@ ALTER TABLE tasks ADD COLUMN check_command TEXT;
 ALTER TABLE tasks ADD COLUMN on_success TEXT NOT NULL DEFAULT 'keep';
 """
 
-MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+# The worktree retention sweep: the worktree a task's changes name, as a column, indexed over
+# the few tasks that hold one (filled in from the changes already stored).
+_V8: Final = (
+    "ALTER TABLE tasks ADD COLUMN worktree TEXT",
+    "UPDATE tasks SET worktree = json_extract(changes, '$.worktree') WHERE changes IS NOT NULL",
+    "CREATE INDEX tasks_worktrees ON tasks (id) WHERE worktree IS NOT NULL",
+)
+
+MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
