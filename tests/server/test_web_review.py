@@ -70,7 +70,7 @@ async def test_a_task_page_reviews_merges_and_reports_a_conflict(tmp_path: Path)
         assert await page.locator("[data-field=conflicts] li").all_inner_texts() == [CONFIG]
         refused = changes.locator("[data-field=merge-record]")
         assert await refused.get_attribute("data-merged") == "false"
-        assert f"conflicts: {CONFIG}" in await refused.inner_text()
+        assert f"refused (merge): conflicts in {CONFIG}" in await refused.inner_text()
         assert await changes.locator("[data-field=change-state]").inner_text() == "kept"
         assert git_out(repo, "rev-parse", "HEAD") == merged_head
         assert git_out(repo, "status", "--porcelain") == ""
