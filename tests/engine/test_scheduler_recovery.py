@@ -83,7 +83,7 @@ async def test_a_restarted_server_ends_the_old_process_group_and_settles_its_tas
     assert after_unsafe.status is TaskStatus.FAILED
     assert after_unsafe.error is not None
     assert after_unsafe.error.kind == "lease_lost"
-    assert "stopped before the run ended" in after_unsafe.error.message
+    assert "restarted" in after_unsafe.error.message
 
 
 async def test_a_recorded_group_whose_pid_was_reused_is_not_signalled(

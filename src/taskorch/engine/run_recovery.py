@@ -52,7 +52,7 @@ async def recover_runs(
                 task.id,
                 task.lease_token or "",
                 f"the server running it ({task.worker_id}) stopped before the run ended; "
-                f"{instance.id} on the same host settled it{what}",
+                f"{instance.id}, restarted or running beside it on the same host, settled it{what}",
                 kind="lease_lost",
                 retry=task.retry_safe,
             )
