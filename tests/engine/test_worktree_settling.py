@@ -147,7 +147,11 @@ async def test_the_reaper_pass_settles_the_run_of_a_sibling_server_that_died_on_
     dead = Instance(Instance.current(ProcFs()).host, os.getpid(), 1)  # our pid, never with that start
     settings = load_settings(
         env={},
-        overrides={"security": {"allowed_roots": [str(root)]}, "tasks": {"reaper_interval_seconds": 0.02}},
+        overrides={
+            "security": {"allowed_roots": [str(root)]},
+            # A pass looks for dead runs at most every half lease.
+            "tasks": {"reaper_interval_seconds": 0.02, "lease_seconds": 0.2},
+        },
     )
     spaces = GitWorkspaces(tmp_path / "worktrees")
     orchestrator = orchestrator_for_tests(

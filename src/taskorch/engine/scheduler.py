@@ -89,6 +89,8 @@ class Scheduler:
         self._config = settings.scheduler
         self._limits = settings.limits
         self._kill_grace_seconds = settings.runs.kill_grace_seconds
+        self._lease_seconds = settings.tasks.lease_seconds
+        self._next_recovery = 0.0  # when `recover_dead` may look again
         self._executors = dict(executors)
         self._instance = instance
         self._processes = processes
@@ -147,6 +149,7 @@ class Scheduler:
         settled by the lease rules, so no task stays `running` without a process.
         """
         await self.recover()
+        self._next_recovery = self._clock() + self._lease_seconds / 2
         await self._claims.run(task_status=task_status)
 
     def wake(self) -> None:
@@ -177,10 +180,14 @@ class Scheduler:
         )
 
     async def recover_dead(self) -> list[Task]:
-        """`recover`, again while running (each reaper pass): runs left by a server or worker on
-        this host that died meanwhile. Only where the process table shows who lives."""
-        if not self._processes.readable():
+        """`recover`, again while running (from the reaper passes, at most every half lease, so
+        a dead server's runs are ended well before their leases expire): runs left by a server
+        or worker on this host that died meanwhile. Only where the process table shows who
+        lives."""
+        now = self._clock()
+        if not self._processes.readable() or now < self._next_recovery:
             return []
+        self._next_recovery = now + self._lease_seconds / 2
         return await self.recover()
 
     async def settle_reaped(self, tasks: list[Task]) -> None:
