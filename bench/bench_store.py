@@ -9,6 +9,8 @@
     UPDATE ... RETURNING, the fenced complete UPDATE, same WAL and synchronous setting, and
     under FULL the same claim without its own fsync that the store does by default).
     Rounds alternate between the two so both see the same machine noise. Target: ratio >= 0.5.
+    The plain loop checkpoints the log inside its commits, as SQLite does by default; the
+    store checkpoints in a thread of its own (storage/sqlite_checkpoint.py).
 (b) Claim latency with `--small` vs `--large` tasks queued, claims alternating between the two
     files. Target: p50 ratio <= 1.3.
 

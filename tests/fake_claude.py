@@ -4,7 +4,8 @@ The scenario is named in the prompt (read from stdin, as `claude -p` does) as `s
 optionally with a size (`scenario:giant:200` prints 200 MB). It records its argv, environment
 and prompt to `.fake_claude.json` in its working directory (or to `$CLAUDE_FAKE_RECORD`), so
 tests can check what it got.
-`--version` answers like the real CLI. Only the standard library: it starts fast.
+`--version` answers like the real CLI. `scenario:edit` writes `ok.txt`: "broken" on a first
+run, "fine" when resuming a session (`--resume`). Only the standard library: it starts fast.
 """
 
 from __future__ import annotations
@@ -123,6 +124,13 @@ def main() -> int:
     Path(os.environ.get("CLAUDE_FAKE_RECORD", RECORD)).write_text(json.dumps(record))
 
     if scenario in ("success", "grandchild_exit", "daemon_exit"):
+        replay("hello.jsonl")
+        return 0
+    if scenario == "edit":
+        # A coding run: a first run writes a bug, a resumed session (a fix run) fixes it. The bug
+        # names the scenario, so a check that prints it hands the fix run the scenario too.
+        resumed = any(a.startswith("--resume") for a in sys.argv)
+        Path("ok.txt").write_text("fine\n" if resumed else "broken (scenario:edit)\n")
         replay("hello.jsonl")
         return 0
     if scenario == "schema":

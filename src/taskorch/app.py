@@ -16,6 +16,7 @@ from taskorch.downstream.pool import DownstreamPool
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.worktree_retention import WorktreeRetention
 from taskorch.executors.base import CLAUDE_CODE, Executor
+from taskorch.executors.checks import CommandChecks
 from taskorch.executors.containment import Containment, GroupOnly
 from taskorch.executors.containment.procfs import ProcFs
 from taskorch.executors.run_logs import RunLogPruning
@@ -77,7 +78,8 @@ def build_orchestrator(
     besides the `[planners.<name>]` ones (their keys read from `environ`, default: this
     process's environment). `run_plan_tasks` False: plans' claude_code tasks are only queued
     (see `Orchestrator`). `containment` (default: process groups alone) is what `executors`
-    hold their runs with; their run logs are pruned after `runs.log_retention_days`, and
+    hold their runs with, and isolated tasks' checks too (with `environ`'s allow-listed
+    variables, default: this process's); their run logs are pruned after `runs.log_retention_days`, and
     unmerged worktrees of ended tasks removed after `worktrees.retention_days`, while the
     scheduler runs.
     """
@@ -85,14 +87,16 @@ def build_orchestrator(
     pool = build_downstream(settings) if downstream else None
     store = store if store is not None else build_store(settings)
     workspaces = GitWorkspaces(
-        settings.worktree_root(environ),
-        patch_preview_chars=settings.worktrees.patch_preview_chars,
-        check_timeout_seconds=settings.worktrees.check_timeout_seconds,
+        settings.worktree_root(environ), patch_preview_chars=settings.worktrees.patch_preview_chars
+    )
+    containment = containment if containment is not None else GroupOnly()
+    checks = CommandChecks.from_settings(
+        settings, os.environ if environ is None else environ, containment=containment
     )
     return Orchestrator(
         settings,
         store,
-        containment=containment if containment is not None else GroupOnly(),
+        containment=containment,
         processes=ProcFs(),
         upkeep=[
             RunLogPruning.of_executors(executors.values(), settings.runs.log_retention_days),
@@ -105,6 +109,7 @@ def build_orchestrator(
         planners=build_api_planners(settings, os.environ if environ is None else environ),
         run_plan_tasks=run_plan_tasks,
         workspaces=workspaces,
+        checks=checks,
     )
 
 

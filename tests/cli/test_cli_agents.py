@@ -114,3 +114,56 @@ def test_save_names_the_executor_and_planner_and_refuses_an_unknown_planner(cli:
     line = cli.error("agents", "save", "coder", "--planner", "local", status=2)
     assert "planner 'local' is not a configured planner; configured: claude_code" in line
     assert cli.json("agents", "show", "coder")["planner"] == "claude_code"
+
+
+WORKTREE_AGENT = (
+    '[agents.tester]\nisolation = "worktree"\ncheck_command = ["pytest", "-q"]\n'
+    'on_success = "merge"\nfix_attempts = 2\n'
+)
+
+
+def test_an_agent_s_check_on_success_and_fix_attempts_reach_its_tasks_unless_the_task_says(
+    cli_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = Cli(cli_home, capsys, WORKTREE_AGENT)
+    saved = cli.json(
+        "agents", "save", "fixer", "--isolation", "worktree", "--check-command", "make test 'a b'",
+        "--on-success", "merge", "--fix-attempts", "3",
+    )["agent"]  # fmt: skip
+    assert (saved["check_command"], saved["on_success"], saved["fix_attempts"]) == (
+        ["make", "test", "a b"],
+        "merge",
+        3,
+    )
+    shown = cli("agents", "show", "fixer")
+    assert re.search(r"^check\s+make test 'a b'$", shown, re.M)
+    assert re.search(r"^fix attempts\s+3$", shown, re.M)
+    add = ("tasks", "add", "x", "--dir", str(cli_home), "--mode", "claude_code")
+    for agent, check, fixes in (("fixer", ["make", "test", "a b"], 3), ("tester", ["pytest", "-q"], 2)):
+        task = cli.json(*add, "--agent", agent)["task"]
+        assert (task["isolation"], task["check_command"], task["on_success"], task["fix_attempts"]) == (
+            "worktree",
+            check,
+            "merge",
+            fixes,
+        )
+    own = cli.json(
+        *add, "--agent", "tester", "--check-command", "tox", "--on-success", "keep", "--fix-attempts", "0"
+    )["task"]
+    assert (own["check_command"], own["on_success"], own["fix_attempts"]) == (["tox"], "keep", 0)
+    in_place = cli.json(*add, "--agent", "tester", "--isolation", "none")["task"]
+    assert (in_place["check_command"], in_place["on_success"], in_place["fix_attempts"]) == (None, "keep", 0)
+
+
+def test_hostile_or_wrong_agent_defaults_are_refused_saying_what_to_do(
+    cli_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = Cli(cli_home, capsys)
+    assert "close its quotes" in cli.error("agents", "save", "x", "--check-command", "make 'test", status=2)
+    assert "not an option" in cli.error("agents", "save", "x", "--check-command=--help", status=2)
+    assert "fix_attempts" in cli.error("agents", "save", "x", "--fix-attempts", "9", status=2)
+    assert "on_success" in cli.error("agents", "save", "x", "--on-success", "push", status=2)
+    shell = Cli(cli_home, capsys, '[agents.bad]\ncheck_command = "pytest -q && rm -rf /"\n')
+    line = shell.error("agents", "list", status=2)
+    assert "never a shell string" in line
+    assert "agents.bad" in line

@@ -121,3 +121,55 @@ def test_worktrees_prune_removes_ended_tasks_worktrees_keeping_branches_and_dry_
     assert "older_than_days must be between 0 and 36500" in run.error(
         "worktrees", "prune", "--older-than", "-1", status=2
     )
+
+
+def test_attempts_are_added_shown_side_by_side_and_one_merged_discarding_the_others(
+    run: Run,  # noqa: F811
+    home: Path,  # noqa: F811
+) -> None:
+    repo = make_repo(home / "project" / "repo", {"a.txt": "a\n"})
+    added = run.json(
+        "tasks", "add", "fix a", "--dir", str(repo), "--mode", "claude_code", "--isolation", "worktree",
+        "--attempt-model", "opus", "--attempt-model", "-", "--attempt-model", "haiku",
+    )  # fmt: skip
+    ids = added["attempts"]
+    assert len(ids) == 3
+    assert added["task"]["id"] == ids[0]
+    for task_id in ids:
+        run("tasks", "cancel", task_id)
+    one = _record_a_run(run.db, ids[0], repo, home / "wt", {"a.txt": "one\n"})
+    _record_a_run(run.db, ids[2], repo, home / "wt", {"a.txt": "three\n", "b.txt": "b\n"})
+    shown = run("tasks", "attempts", ids[1][:8])
+    rows = shown.splitlines()
+    assert rows[0].split() == [
+        "#", "TASK", "STATUS", "MODEL/AGENT", "CHECK", "FILES", "LINES", "COST", "TIME", "BRANCH"
+    ]  # fmt: skip
+    assert rows[1].split()[:7] == ["1", ids[0][:12], "cancelled", "opus", "-", "1", "+1"]
+    assert rows[2].split()[:6] == ["2", ids[1][:12], "cancelled", "-", "-", "0"]
+    assert rows[3].split()[:6] == ["3", ids[2][:12], "cancelled", "haiku", "-", "2"]
+    assert "tasks merge ID --discard-others" in shown
+    assert [a["model"] for a in run.json("tasks", "attempts", ids[0])["attempts"]] == ["opus", None, "haiku"]
+    out = run("tasks", "merge", ids[2], "--discard-others")
+    assert "the other attempts were discarded" in out
+    assert (repo / "a.txt").read_text() == "three\n"
+    assert git_out(repo, "branch", "--list", "taskorch/*") == ""
+    assert git_out(repo, "branch", "--list", one) == ""
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--isolation", "worktree", "--attempts", "6"], "less than or equal to 5"),
+        (["--isolation", "worktree", "--attempts", "3", "--attempt-model", "a"], "1 entries for 3 attempts"),
+        (["--attempts", "2"], "isolation 'worktree'"),
+        (["--isolation", "worktree", "--attempt-model=--x"], "attempt_models"),
+    ],
+)
+def test_attempts_out_of_range_or_in_place_are_refused_saying_why(
+    run: Run,  # noqa: F811
+    home: Path,  # noqa: F811
+    arguments: list[str],
+    message: str,
+) -> None:
+    where = ["--dir", str(home / "project"), "--mode", "claude_code"]
+    assert message in run.error("tasks", "add", "x", *where, *arguments, status=2)

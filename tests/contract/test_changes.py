@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from taskorch.domain import ErrorInfo
-from taskorch.domain.changes import ChangedFile, ChangeState, CommitInfo, Isolation, TaskChanges
+from taskorch.domain.changes import ChangedFile, ChangeState, CommitInfo, Isolation, OnSuccess, TaskChanges
 from taskorch.errors import NotFound
 from taskorch.storage import Store
 from taskorch.storage.base import Backoff
@@ -40,6 +40,31 @@ async def test_a_task_keeps_its_isolation_base_ref_and_auto_commit(store: Store,
     assert again.base_ref == "main"
     assert again.auto_commit is False
     assert again.changes is None
+
+
+async def test_a_task_keeps_its_check_command_on_success_and_fix_attempts(
+    store: Store, clock: FakeClock
+) -> None:
+    task = await add(
+        store, clock, isolation="worktree", check_command=["pytest", "-q"], on_success="merge", fix_attempts=2
+    )
+    again = await store.get_task(task.id)
+    assert again.check_command == ["pytest", "-q"]
+    assert again.on_success is OnSuccess.MERGE
+    assert again.fix_attempts == 2
+    assert again == task
+
+
+async def test_a_task_without_these_settings_keeps_the_defaults(store: Store, clock: FakeClock) -> None:
+    again = await store.get_task((await add(store, clock, isolation="worktree")).id)
+    assert (again.check_command, again.on_success, again.fix_attempts) == (None, OnSuccess.KEEP, 0)
+
+
+async def test_the_fix_attempts_used_are_kept_with_the_changes(store: Store, clock: FakeClock) -> None:
+    task = await add(store, clock, isolation="worktree", fix_attempts=1)
+    changes = CHANGES.model_copy(update={"fix_attempts_used": 1})
+    await store.set_changes(task.id, changes)
+    assert (await store.get_task(task.id)).changes.fix_attempts_used == 1
 
 
 async def test_a_task_without_isolation_runs_in_place(store: Store, clock: FakeClock) -> None:

@@ -404,6 +404,15 @@ def test_claude_code_lists_come_from_the_environment(env: dict[str, str]) -> Non
     assert settings.claude_code.env_passthrough == ["AWS_*", "MY_VAR"]
 
 
+def test_a_check_s_extra_variables_come_from_the_environment_and_never_the_server_s(
+    env: dict[str, str],
+) -> None:
+    settings = load_settings(env={**env, "TASKORCH_WORKTREES__CHECK_ENV_PASSTHROUGH": "DATABASE_URL,AWS_*"})
+    assert settings.worktrees.check_env_passthrough == ["DATABASE_URL", "AWS_*"]
+    with pytest.raises(ConfigError, match=r"worktrees\.check_env_passthrough .*TASKORCH_\* variables carry"):
+        load_settings(env={**env, "TASKORCH_WORKTREES__CHECK_ENV_PASSTHROUGH": "TASKORCH_DB"})
+
+
 def test_the_servers_own_variables_cannot_be_passed_to_a_cli(env: dict[str, str], tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"claude_code\.env_passthrough .*TASKORCH_\* variables carry"):
         load_settings(env=env, overrides={"claude_code": {"env_passthrough": ["TASKORCH_DB"]}})

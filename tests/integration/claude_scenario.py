@@ -11,7 +11,7 @@ HOME), `cwd` (the work directory), `turns` (the stub's script), `timeout` (secon
 (extra variables). `cli` mode: `args` (after the executable) and `prompt` (sent on stdin).
 `tty` mode: the same `args`, the CLI interactive in a tmux pane, `prompt` typed as a person
 would; `expect` (a regex) on the screen ends it. `executor` mode: `request` (RunRequest
-fields). `server` mode: `tasks` (see `run_server`).
+fields). `server` mode: `tasks` and `settings` (see `run_server`).
 `planner` mode: `query` and `agent` (an agent config table or null): an orchestrator with the
 Claude Code executor and an in-memory gateway offering `s.echo` (and `s.secret`) takes
 `create_plan` without steps through an in-process MCP client.
@@ -35,6 +35,7 @@ from typing import Any
 
 import anyio
 
+from taskorch.config import Settings
 from tests.stub_messages_api import StubMessagesApi, bind_loopback, serve
 
 # What makes the CLI talk only to the stand-in and fail fast on errors.
@@ -139,28 +140,39 @@ async def run_executor(scenario: dict[str, Any], env: dict[str, str]) -> dict[st
     return {"outcome": outcome.model_dump(mode="json"), "events": events, "started": started}
 
 
+def server_settings(scenario: dict[str, Any]) -> Settings:
+    """The settings of `server` mode: a SQLite file in the scenario's HOME, the work directory
+    as the allowed root, the scenario's `settings` (section -> values) on top. A test may build
+    the same to open that database after the scenario."""
+    from taskorch.config import load_settings
+
+    overrides: dict[str, dict[str, Any]] = {
+        "storage": {"url": str(Path(scenario["home"]) / "tasks.db")},
+        "claude_code": {"path": scenario["claude"]},
+        "security": {"allowed_roots": [scenario["cwd"]]},
+    }
+    for section, values in scenario.get("settings", {}).items():
+        overrides.setdefault(section, {}).update(values)
+    return load_settings(env={"HOME": scenario["home"]}, overrides=overrides)
+
+
 async def run_server(scenario: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     """`server` mode: taskorch itself (orchestrator, SQLite store, real executors, MCP tools).
 
-    Each entry of `tasks` (`prompt`, optional `continue_previous`) is created with
-    `create_task` (mode claude_code), run with `execute_task`, and awaited through `get_task`.
+    Each entry of `tasks` (`prompt`, optional `continue_previous`, `create`: more `create_task`
+    arguments, `then`: tools called with the task's id once it ended, their results kept
+    under `then` in the task) is created with `create_task` (mode claude_code), run with
+    `execute_task`, and awaited through `get_task`. Data (the database, worktrees) goes under
+    the scenario's HOME, as `taskorch serve` run with that HOME would put it.
     """
     from mcp import Client
 
     from taskorch.app import build_orchestrator
-    from taskorch.config import load_settings
     from taskorch.executors.registry import build_executors
     from taskorch.server.mcp import build_mcp_server
 
-    settings = load_settings(
-        env={"HOME": scenario["home"]},
-        overrides={
-            "storage": {"url": str(Path(scenario["home"]) / "tasks.db")},
-            "claude_code": {"path": scenario["claude"]},
-            "security": {"allowed_roots": [scenario["cwd"]]},
-        },
-    )
-    orchestrator = build_orchestrator(settings, executors=build_executors(settings, env))
+    settings = server_settings(scenario)
+    orchestrator = build_orchestrator(settings, executors=build_executors(settings, env), environ=env)
     finished: list[dict[str, Any]] = []
     async with orchestrator.running(), Client(build_mcp_server(orchestrator)) as client:
 
@@ -178,6 +190,7 @@ async def run_server(scenario: dict[str, Any], env: dict[str, str]) -> dict[str,
                 prompt=spec["prompt"],
                 work_directory=scenario["cwd"],
                 execution_mode="claude_code",
+                **spec.get("create", {}),
                 **extra,
             )
             task_id = created["task"]["id"]
@@ -188,6 +201,7 @@ async def run_server(scenario: dict[str, Any], env: dict[str, str]) -> dict[str,
                 "cancelled",
             ):
                 await orchestrator.queue.wait_for_work(0.2)
+            task["then"] = {tool: await call(tool, task_id=task_id) for tool in spec.get("then", [])}
             finished.append(task)
     return {"tasks": finished}
 

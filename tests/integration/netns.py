@@ -45,6 +45,7 @@ class Scenario:
     query: str = ""
     agent: dict[str, Any] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeout: float = RUN_TIMEOUT
 
     def as_json(self) -> dict[str, Any]:
@@ -62,6 +63,7 @@ class Scenario:
             "query": self.query,
             "agent": self.agent,
             "env": self.env,
+            "settings": self.settings,
             "timeout": self.timeout,
         }
 

@@ -36,7 +36,10 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runn
     root = tmp_path_factory.mktemp("root")
     settings = make_settings(
         root,
-        agents={"reader": {"allowed_tools": ["s.echo", "Read"], "personality": "reads"}},
+        agents={
+            "reader": {"allowed_tools": ["s.echo", "Read"], "personality": "reads"},
+            "tester": {"isolation": "worktree", "check_command": ["make", "check"], "fix_attempts": 1},
+        },
         plans={"backoff_base_seconds": 0.0},
     )
     async with serve_http(settings, root) as running:
@@ -187,6 +190,38 @@ async def test_agent_errors_name_the_routes(http: httpx2.AsyncClient) -> None:
         await http.post(PLANS, json={"query": "q", "steps": two_steps(), "agent": "nobody"}), 404
     )
     speaks_rest(no_plan_agent["message"])
+
+
+async def test_an_agent_s_worktree_defaults_reach_its_tasks_over_rest(
+    http: httpx2.AsyncClient, server: RunningServer
+) -> None:
+    body = {
+        "isolation": "worktree",
+        "check_command": ["pytest", "-q"],
+        "on_success": "merge",
+        "fix_attempts": 2,
+    }
+    saved = await http.put(f"{AGENTS}/fixer", json=body)
+    assert saved.status_code == 200, saved.text
+    keys = ("isolation", "check_command", "on_success", "fix_attempts")
+    task = {"prompt": "p", "work_directory": str(server.root), "execution_mode": "claude_code"}
+    made = (await http.post("/api/v1/tasks", json=task | {"agent": "fixer"})).json()["task"]
+    assert {k: made[k] for k in keys} == body
+    configured = (await http.post("/api/v1/tasks", json=task | {"agent": "tester"})).json()["task"]
+    assert {k: configured[k] for k in keys} == {
+        "isolation": "worktree",
+        "check_command": ["make", "check"],
+        "on_success": "keep",
+        "fix_attempts": 1,
+    }
+    own = (await http.post("/api/v1/tasks", json=task | {"agent": "fixer", "on_success": "keep"})).json()
+    assert own["task"]["on_success"] == "keep"
+    shell = error_of(await http.put(f"{AGENTS}/bad", json={"check_command": "pytest -q"}), 422)
+    assert "never a shell string" in shell["message"] + str(shell.get("fields"))
+    no_check = error_of(
+        await http.post("/api/v1/tasks", json=task | {"isolation": "worktree", "fix_attempts": 1}), 400
+    )
+    assert "fix_attempts needs a check_command" in no_check["message"]
 
 
 async def test_a_task_id_that_cannot_be_one_is_refused_in_the_routes_words(http: httpx2.AsyncClient) -> None:

@@ -92,7 +92,7 @@ async def test_the_same_idempotency_key_returns_the_first_task_with_200(
         TASKS, json={"work_directory": str(project), "prompt": "other", "idempotency_key": "once"}
     )
     assert again.status_code == 200
-    assert again.json() == {"task": first, "created": False, "note": None}
+    assert again.json() == {"task": first, "created": False, "note": None, "attempts": None}
 
 
 async def test_get_returns_the_task_and_404_for_an_unknown_id(

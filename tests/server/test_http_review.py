@@ -10,6 +10,7 @@ from taskorch.executors.base import EventSink, RunOutcome, RunRequest, StartSink
 from taskorch.testing import FakeExecutor
 from tests.git_repos import git_out, make_repo
 from tests.http_harness import make_settings, serve_http
+from tests.server.test_mcp_review import WritesModel
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -68,3 +69,48 @@ async def test_changes_merge_and_discard_over_rest(tmp_path: Path) -> None:
         refused = await http.get(f"/api/v1/tasks/{plain['task']['id']}/changes")
         assert refused.status_code == 409
         assert "no recorded changes" in refused.json()["error"]["message"]
+
+
+async def test_attempts_over_rest_side_by_side_then_one_merged_and_the_others_discarded(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    repo = make_repo(root / "repo")
+    async with (
+        serve_http(make_settings(root), root, executors={"claude_code": WritesModel(hold=False)}) as running,
+        running.client() as http,
+    ):
+        body = {
+            "prompt": "pick",
+            "work_directory": str(repo),
+            "execution_mode": "claude_code",
+            "isolation": "worktree",
+            "attempt_models": ["opus", "haiku"],
+        }
+        created = await http.post("/api/v1/tasks", json=body)
+        assert created.status_code == 201
+        ids = created.json()["attempts"]
+        for task_id in ids:  # the first request runs both; each call waits for its own
+            done = await http.post(f"/api/v1/tasks/{task_id}/execute", json={"wait_seconds": 20})
+            assert done.json()["task"]["status"] == "succeeded"
+        listed = (await http.get(f"/api/v1/tasks/{ids[1]}/attempts")).json()["attempts"]
+        assert [(a["task_id"], a["model"], a["files_changed"]) for a in listed] == [
+            (ids[0], "opus", 1),
+            (ids[1], "haiku", 1),
+        ]
+        merged = await http.post(f"/api/v1/tasks/{ids[1]}/merge", json={"discard_others": True})
+        assert merged.json()["discarded"] == [ids[0]]
+        assert (repo / "choice.txt").read_text() == "haiku\n"
+        assert git_out(repo, "branch", "--list", "taskorch/*") == ""
+        bad = await http.post(
+            "/api/v1/tasks", json={**body, "attempts_in_parallel": 9, "attempt_models": None}
+        )
+        assert bad.status_code == 422
+        assert "attempts_in_parallel" in str(bad.json()["error"])
+        in_place = await http.post("/api/v1/tasks", json={**body, "isolation": "none"})
+        assert in_place.status_code == 400
+        assert "isolation 'worktree'" in in_place.json()["error"]["message"]
+        single = (await http.post("/api/v1/tasks", json={"prompt": "p", "work_directory": str(root)})).json()
+        refused = await http.get(f"/api/v1/tasks/{single['task']['id']}/attempts")
+        assert refused.status_code == 409
+        assert "not one of several attempts" in refused.json()["error"]["message"]

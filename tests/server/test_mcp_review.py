@@ -104,3 +104,101 @@ async def test_unknown_worktree_options_are_refused_naming_the_known_ones(tmp_pa
             worktree={"branch": "x"},
         )
         assert "worktree takes base_ref, check_command, on_success, auto_commit" in message
+        assert "fix_attempts" in message
+
+
+async def test_save_agent_s_worktree_defaults_reach_its_tasks_and_the_task_s_own_values_win(
+    tmp_path: Path,
+) -> None:
+    async with open_scheduler_harness(tmp_path, {"claude_code": WritesFile()}, server={"tools": "all"}) as h:
+        defaults = {"check_command": ["pytest", "-q"], "on_success": "merge", "fix_attempts": 2}
+        saved = await h.call("save_agent", name="tester", worktree=defaults)
+        assert {k: saved["agent"][k] for k in ("isolation", *defaults)} == {
+            "isolation": "worktree",
+            **defaults,
+        }
+        repo = make_repo(h.root / "repo")
+        fields = {"execution_mode": "claude_code", "work_directory": str(repo), "agent": "tester"}
+        task = await h.create("p", **fields)
+        assert {k: task[k] for k in ("isolation", *defaults)} == {"isolation": "worktree", **defaults}
+        own = await h.create("p", **fields, worktree={"check_command": ["tox"], "fix_attempts": 0})
+        assert (own["check_command"], own["fix_attempts"], own["on_success"]) == (["tox"], 0, "merge")
+        for bad, words in (
+            ({"check_command": "pytest -q; rm -rf ~"}, "never a shell string"),
+            ({"check_command": ["-rf"]}, "not an option"),
+            ({"check_command": ["pytest", "a\x00b"]}, "control characters"),
+            ({"fix_attempts": 6}, "less than or equal to 5"),
+            ({"base_ref": "main"}, "worktree takes check_command, on_success, fix_attempts"),
+        ):
+            assert words in await h.call_error("save_agent", name="bad", worktree=bad)
+
+
+async def test_the_worktree_arguments_are_offered_only_with_the_review_tools(tmp_path: Path) -> None:
+    async with open_scheduler_harness(tmp_path, {"claude_code": WritesFile()}) as h:
+        tools = {t.name: t for t in (await h.client.list_tools()).tools}
+        assert "worktree" not in tools["save_agent"].input_schema["properties"]
+        assert "worktree" not in tools["create_task"].input_schema["properties"]
+        message = await h.call_error("save_agent", name="x", worktree={})
+        assert "worktree" in message
+
+
+class WritesModel(FakeExecutor):
+    """A fake CLI that writes its model's name into `choice.txt`; holds until released."""
+
+    async def run(
+        self, request: RunRequest, *, on_event: EventSink | None = None, on_start: StartSink | None = None
+    ) -> RunOutcome:
+        await anyio.Path(request.work_directory, "choice.txt").write_text(f"{request.model}\n")
+        return await super().run(request, on_event=on_event, on_start=on_start)
+
+
+async def test_attempts_run_together_on_execute_task_compare_in_get_task_changes_and_merge_one(
+    tmp_path: Path,
+) -> None:
+    fake = WritesModel()
+    async with open_scheduler_harness(tmp_path, {"claude_code": fake}, server={"tools": "all"}) as h:
+        repo = make_repo(h.root / "repo")
+        models = ["opus", "sonnet", "haiku"]
+        created = await h.call(
+            "create_task",
+            prompt="choose",
+            work_directory=str(repo),
+            execution_mode="claude_code",
+            worktree={"attempts_in_parallel": 3, "attempt_models": models},
+        )
+        ids = created["attempts"]
+        assert created["task"]["id"] == ids[0]
+        assert created["task"]["attempt_group"] == ids[0]
+        await h.call("execute_task", task_id=ids[1])  # any attempt starts them all
+        with anyio.fail_after(10):
+            await fake.wait_until(lambda: set(fake.live) == set(ids))
+        page = await h.call("get_task_changes", task_id=ids[0])  # running, each on its own branch
+        assert [a["status"] for a in page["attempts"]] == ["running"] * 3
+        assert len({a["branch"] for a in page["attempts"]}) == 3
+        fake.release_all()
+        for task_id in ids:
+            await ended(h, task_id)
+        page = await h.call("get_task_changes", task_id=ids[2])
+        assert page["changes"]["files"] == [{"path": "choice.txt", "insertions": 1, "deletions": 0}]
+        assert [a["model"] for a in page["attempts"]] == models
+        assert len({a["branch"] for a in page["attempts"]}) == 3
+        report = await h.call("merge_task", task_id=ids[1], discard_others=True)
+        assert report["merged"] is True
+        assert report["discarded"] == [ids[0], ids[2]]
+        assert (repo / "choice.txt").read_text() == "sonnet\n"
+        assert git_out(repo, "branch", "--list", "taskorch/*") == ""
+
+
+@pytest.mark.parametrize(
+    ("worktree", "message"),
+    [
+        ({"attempts_in_parallel": 6}, "attempts_in_parallel: must be less than or equal to 5, got 6"),
+        ({"attempts_in_parallel": 2, "attempt_agents": ["a"]}, "attempt_agents has 1 entries for 2 attempts"),
+    ],
+)
+async def test_attempts_out_of_range_are_refused_saying_why(
+    tmp_path: Path, worktree: dict[str, Any], message: str
+) -> None:
+    async with open_scheduler_harness(tmp_path, {"claude_code": WritesFile()}, server={"tools": "all"}) as h:
+        arguments = {"work_directory": str(h.root), "execution_mode": "claude_code", "worktree": worktree}
+        assert message in await h.call_error("create_task", prompt="p", **arguments)

@@ -7,14 +7,16 @@ refused.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from tests.git_repos import git_out
-from tests.http_harness import TOKEN
+from tests.git_repos import git_out, make_repo
+from tests.http_harness import TOKEN, make_settings, serve_http
 from tests.review_scene import CONFIG, review_scene
-from tests.web_browser import browser_page, require_chromium, sign_in
+from tests.server.test_mcp_review import WritesModel
+from tests.web_browser import browser_page, require_chromium, sign_in, signed_in_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -105,3 +107,47 @@ async def test_an_unknown_merge_strategy_is_refused_and_changes_nothing(tmp_path
         assert (await answer.value).status == 400
         assert "strategy must be one of merge, squash, rebase" in await page.content()
         assert git_out(scene.repo, "rev-parse", "HEAD") == head
+
+
+async def test_an_attempt_s_page_shows_every_attempt_and_merges_one_discarding_the_others(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    repo = make_repo(root / "repo")
+    settings = make_settings(root, security={"token": TOKEN})
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with (
+        serve_http(settings, root, executors={"claude_code": WritesModel(hold=False)}) as running,
+        running.client(headers=auth) as api,
+        signed_in_client(running.url, TOKEN) as web,
+    ):
+        body = {
+            "prompt": "<b>pick</b>",
+            "work_directory": str(repo),
+            "execution_mode": "claude_code",
+            "isolation": "worktree",
+            "attempt_models": ["opus", "haiku"],
+        }
+        ids = (await api.post("/api/v1/tasks", json=body)).json()["attempts"]
+        for task_id in ids:
+            done = await api.post(f"/api/v1/tasks/{task_id}/execute", json={"wait_seconds": 20})
+            assert done.json()["task"]["status"] == "succeeded"
+        page = (await web.get(f"/console/tasks/{ids[0]}")).text
+        rows = re.findall(r'<tr data-field="attempt"( class="current")?', page)
+        assert rows == [' class="current"', ""]
+        for task_id in ids:
+            assert f'href="/console/tasks/{task_id}"' in page
+        assert "<td>haiku</td>" in page
+        assert "&lt;b&gt;pick&lt;/b&gt;" in page
+        assert "<b>pick" not in page
+        assert 'name="discard_others"' in page
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', page)
+        assert csrf is not None
+        form = {"csrf": csrf[1], "strategy": "merge", "discard_others": "on"}
+        merged = await web.post(f"/console/tasks/{ids[0]}/merge", data=form)
+        assert 'data-merged="true"' in merged.text
+        assert "the other attempts were discarded" in merged.text
+        assert (repo / "choice.txt").read_text() == "opus\n"
+        assert git_out(repo, "branch", "--list", "taskorch/*") == ""
+        other = (await api.get(f"/api/v1/tasks/{ids[1]}")).json()
+        assert other["changes"]["state"] == "discarded"

@@ -251,7 +251,7 @@ async def test_the_claim_of_named_executors_walks_the_claim_order_index(schema: 
         await conn.close()
 
 
-async def test_migrating_to_6_fills_in_the_worktrees_of_changes_stored_before(
+async def test_migrating_to_8_fills_in_the_worktrees_of_changes_stored_before(
     schema: tuple[str, str],
 ) -> None:
     url, name = schema
@@ -265,9 +265,9 @@ async def test_migrating_to_6_fills_in_the_worktrees_of_changes_stored_before(
     finally:
         await store.close()
     conn = await asyncpg.connect(url)
-    try:  # as a taskorch before version 6 left it
+    try:  # as a taskorch before version 8 left it
         await conn.execute(f'ALTER TABLE "{name}".tasks DROP COLUMN worktree')
-        await conn.execute(f'UPDATE "{name}".taskorch_schema SET version = 5')
+        await conn.execute(f'UPDATE "{name}".taskorch_schema SET version = 7')
     finally:
         await conn.close()
     again = PostgresStore(url, schema=name, clock=clock)

@@ -117,6 +117,7 @@ def _full_row() -> dict[str, Any]:
         auto_commit=0,
         check_command=json.dumps(["pytest", "-q"]),
         on_success="merge",
+        fix_attempts=2,
         changes=_CHANGES.model_dump_json(),
     )
     return row

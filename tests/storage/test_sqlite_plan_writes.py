@@ -15,7 +15,6 @@ import pytest
 
 from taskorch.domain.plans import Plan, PlanStatus, StepStatus, replace_step
 from taskorch.errors import StoreUnavailable
-from taskorch.storage import sqlite as sqlite_module
 from taskorch.storage import sqlite_wal_fsync
 from taskorch.storage.sqlite import SQLiteStore
 from taskorch.testing import FakeClock
@@ -153,22 +152,6 @@ async def test_a_plan_write_waits_in_the_thread_while_another_process_holds_the_
         store.path, lambda: store.update_plan(_mark(plan, "a"), steps=["a"])
     )
     assert written.step("a").status is StepStatus.RUNNING
-
-
-async def test_a_long_run_of_plan_writes_still_lets_the_log_be_checkpointed(
-    store: SQLiteStore, clock: FakeClock
-) -> None:
-    plan = await _executing(store, clock)
-    # Quick writes skip the automatic checkpoint; every so often one goes to the thread,
-    # where it runs, so the log does not grow without bound.
-    writes = 6 * sqlite_module._QUICK_BEFORE_CHECKPOINT
-    filler = "x" * 3000  # each write adds a few pages to the log
-    for n in range(writes):
-        step = plan.step("a").model_copy(update={"description": f"{n} {filler}"})
-        plan = await store.update_plan(replace_step(plan, step), steps=["a"])
-    pages = _wal(store).stat().st_size // 4096
-    assert pages < 2 * sqlite_module._AUTOCHECKPOINT_PAGES, pages
-    assert (await store.get_plan(plan.id)).step("a").description.startswith(f"{writes - 1} ")
 
 
 async def test_a_log_that_cannot_be_synced_is_a_store_error_that_says_so(

@@ -405,7 +405,7 @@ async def test_the_worktree_sweep_reads_only_the_index_of_tasks_holding_a_worktr
     assert "TEMP B-TREE" not in plan
 
 
-async def test_migrating_to_8_fills_in_the_worktrees_of_changes_stored_before(
+async def test_migrating_to_10_fills_in_the_worktrees_of_changes_stored_before(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     path = tmp_path / "old.db"
@@ -417,10 +417,10 @@ async def test_migrating_to_8_fills_in_the_worktrees_of_changes_stored_before(
         await store.cancel(task.id, "done with it")
     finally:
         await store.close()
-    with sqlite3.connect(path) as conn:  # as a taskorch before version 8 left it
+    with sqlite3.connect(path) as conn:  # as a taskorch before version 10 left it
         conn.execute("DROP INDEX tasks_worktrees")
         conn.execute("ALTER TABLE tasks DROP COLUMN worktree")
-        conn.execute("PRAGMA user_version = 7")
+        conn.execute("PRAGMA user_version = 9")
     again = SQLiteStore(path, clock=clock, synchronous="NORMAL")
     await again.open()
     try:

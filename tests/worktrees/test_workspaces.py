@@ -10,7 +10,6 @@ import pytest
 from taskorch.domain.changes import ChangeState, MergeStrategy, commit_message
 from taskorch.errors import InvalidArgument
 from taskorch.worktrees.base import GitError
-from taskorch.worktrees.check import run_check
 from taskorch.worktrees.git import check_ref
 from taskorch.worktrees.workspace import GitWorkspaces
 from tests.git_repos import git_out, make_repo
@@ -176,36 +175,6 @@ async def test_discard_removes_the_worktree_and_the_branch(repo: Path, spaces: G
     assert not await anyio.Path(one.worktree or "").exists()
     assert git_out(repo, "branch", "--list", one.branch) == ""
     assert (repo / "b.txt").read_text() == LINES
-
-
-async def test_a_check_that_runs_too_long_is_ended_with_its_whole_group(tmp_path: Path) -> None:
-    marker = tmp_path / "left"
-    result = await run_check(
-        str(tmp_path),
-        ["sh", "-c", f"(sleep 30; touch {marker}) & echo started; sleep 30"],
-        timeout_seconds=0.5,
-    )
-    assert result.timed_out
-    assert not result.passed
-    assert result.exit_code is None
-    assert "started" in result.output_tail
-    # The background subshell was in the check's group: nothing of it is left.
-    assert (await anyio.run_process(["pgrep", "-f", str(marker)], check=False)).returncode == 1
-
-
-async def test_a_check_that_cannot_start_is_a_failed_check(tmp_path: Path) -> None:
-    result = await run_check(str(tmp_path), ["/nonexistent/check"], timeout_seconds=5)
-    assert not result.passed
-    assert "could not start" in result.output_tail
-
-
-async def test_a_check_keeps_only_the_tail_of_its_output(tmp_path: Path) -> None:
-    result = await run_check(
-        str(tmp_path), ["sh", "-c", "seq 1 100000; exit 1"], timeout_seconds=30, tail_chars=100
-    )
-    assert result.exit_code == 1
-    assert len(result.output_tail) == 100
-    assert result.output_tail.endswith("100000\n")
 
 
 async def test_release_keeps_a_worktree_with_untracked_files_and_else_removes_it_keeping_the_branch(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from taskorch.cli.common import out, print_json, run, with_queue
+from taskorch.cli.common import check_command_argv, out, print_json, run, with_queue
 from taskorch.cli.render_plans import render_agent, render_agent_table, render_downstream
 from taskorch.config import Settings
 from taskorch.domain.agents import AgentSpec
@@ -53,6 +53,10 @@ def agents_save(args: argparse.Namespace, settings: Settings) -> int:
         planner=args.planner,
         allowed_tools=args.allow,
         denied_tools=args.deny,
+        isolation=args.isolation,
+        check_command=check_command_argv(args.check_command),
+        on_success=args.on_success,
+        fix_attempts=args.fix_attempts,
     )
 
     async def action(orchestrator: Orchestrator) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from taskorch.config import Settings, load_settings
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.errors import TaskorchError
+from taskorch.errors import InvalidArgument, TaskorchError
 from taskorch.problems import problems_of
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Parser",
     "UsageError",
     "add_common",
+    "check_command_argv",
     "fail",
     "log",
     "logging_to_stderr",
@@ -207,3 +209,15 @@ def with_queue(
             return await action(orchestrator)
 
     return run(work)
+
+
+def check_command_argv(text: str | None) -> list[str] | None:
+    """`--check-command` split into arguments as a shell would (no shell ever runs it)."""
+    if not text:
+        return None
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise InvalidArgument(
+            f"--check-command {text!r} cannot be split into arguments ({exc}); close its quotes"
+        ) from None

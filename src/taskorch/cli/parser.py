@@ -93,10 +93,34 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--continue-from", metavar="ID", help="resume the CLI session of task ID")
     add.add_argument("--isolation", help="none or worktree (a git worktree and branch of its own)")
     add.add_argument("--base-ref", help="isolation worktree: the branch or commit to start from")
-    add.add_argument("--on-success", default="keep", help="isolation worktree: keep (default) or merge")
     add.add_argument(
-        "--check-command", help="isolation worktree: run after a successful run, e.g. 'pytest -q' (no shell)"
+        "--on-success", help="isolation worktree: keep or merge (default: the agent's, else keep)"
     )
+    add.add_argument(
+        "--check-command",
+        help="isolation worktree: run after a successful run, e.g. 'pytest -q' (split into arguments; "
+        "no shell; default: the agent's)",
+    )
+    add.add_argument(
+        "--fix-attempts",
+        type=int,
+        metavar="N",
+        help="with a check: send a failed check's output back to the session up to N times (0-5; "
+        "default: the agent's, else 0)",
+    )
+    add.add_argument(
+        "--attempts",
+        type=int,
+        metavar="N",
+        help="isolation worktree: N attempts (1-5) of the same prompt, each on its own branch",
+    )
+    add.add_argument(
+        "--attempt-model",
+        action="append",
+        metavar="MODEL",
+        help="one per attempt, in order ('-': the task's own); gives N when --attempts is left out",
+    )
+    add.add_argument("--attempt-agent", action="append", metavar="AGENT", help="as --attempt-model, agents")
     add.add_argument(
         "--no-auto-commit",
         dest="auto_commit",
@@ -147,9 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("id", help=_TASK_ID)
     merge.add_argument("--strategy", default="merge", choices=("merge", "squash", "rebase"))
     merge.add_argument("--keep-branch", action="store_true", help="keep the task's branch after the merge")
+    merge.add_argument(
+        "--discard-others", action="store_true", help="one of several attempts: discard the others"
+    )
     merge.add_argument("--json", action="store_true", help="print JSON")
     add_common(merge)
     merge.set_defaults(handler=review_cli.tasks_merge)
+
+    attempts = task_commands.add_parser("attempts", help="the attempts at a task, side by side")
+    attempts.add_argument("id", help="any one attempt's id (or a start of it)")
+    attempts.add_argument("--json", action="store_true", help="print JSON")
+    add_common(attempts)
+    attempts.set_defaults(handler=review_cli.tasks_attempts)
 
     discard = task_commands.add_parser("discard", help="delete an isolated task's worktree and branch")
     discard.add_argument("id", help=_TASK_ID)

@@ -112,6 +112,14 @@ def add_plan_commands(commands: argparse._SubParsersAction[Parser]) -> None:
         metavar="PATTERN",
         help="a tool it may not use (repeatable; wins)",
     )
+    save.add_argument("--isolation", help="default isolation of its tasks: none or worktree")
+    save.add_argument(
+        "--check-command", help="default check of its isolated tasks, e.g. 'pytest -q' (no shell)"
+    )
+    save.add_argument("--on-success", help="default on_success of its isolated tasks: keep or merge")
+    save.add_argument(
+        "--fix-attempts", type=int, metavar="N", help="default fix_attempts of its isolated tasks (0-5)"
+    )
     delete = _action(agent_commands, "delete", "delete a saved agent", agents_cli.agents_delete)
     delete.add_argument("name")
 

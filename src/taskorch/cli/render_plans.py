@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Sequence
 
 from taskorch.cli.render import clip, fields, indent, table, when
@@ -91,6 +92,10 @@ def render_agent(agent: Agent) -> str:
         ("planner", agent.planner or "default"),
         ("allowed", ", ".join(agent.allowed_tools) or "all"),
         ("denied", ", ".join(agent.denied_tools) or "-"),
+        ("isolation", agent.isolation.value if agent.isolation else "default"),
+        ("check", shlex.join(agent.check_command) if agent.check_command else "-"),
+        ("on success", agent.on_success.value if agent.on_success else "default"),
+        ("fix attempts", "default" if agent.fix_attempts is None else str(agent.fix_attempts)),
         ("updated", when(agent.updated_at)),
     ]
     parts = [fields(rows)]

@@ -4,14 +4,62 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 
 from taskorch.cli.common import EXIT_USAGE, fail, out, print_json, with_queue
 from taskorch.cli.ids import resolve_id
+from taskorch.cli.render import printable, table
 from taskorch.config import Settings
-from taskorch.domain.changes import MergeStrategy, TaskChanges
+from taskorch.domain.attempts import AttemptSummary
+from taskorch.domain.changes import ChangeState, MergeStrategy, TaskChanges
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.models import AttemptList
 
-__all__ = ["render_changes", "tasks_changes", "tasks_discard", "tasks_merge", "worktrees_prune"]
+__all__ = [
+    "render_attempts",
+    "render_changes",
+    "tasks_attempts",
+    "tasks_changes",
+    "tasks_discard",
+    "tasks_merge",
+    "worktrees_prune",
+]
+
+
+def render_attempts(attempts: Sequence[AttemptSummary]) -> str:
+    """The attempts at a task as a table, one row each, then how to merge one."""
+    rows = [
+        [
+            str(a.attempt_index or "-"),
+            a.task_id[:12],
+            a.status.value + (f" ({a.state.value})" if a.state and a.state is not ChangeState.KEPT else ""),
+            a.model or a.agent or "-",
+            {True: "passed", False: "failed", None: "-"}[a.check_passed],
+            str(a.files_changed),
+            f"+{a.insertions} -{a.deletions}",
+            "-" if a.cost_usd is None else f"${a.cost_usd:.2f}",
+            "-" if a.duration_seconds is None else f"{a.duration_seconds:.1f}s",
+            a.branch or "-",
+        ]
+        for a in attempts
+    ]
+    headers = ["#", "TASK", "STATUS", "MODEL/AGENT", "CHECK", "FILES", "LINES", "COST", "TIME", "BRANCH"]
+    lines = [table(headers, rows)]
+    lines += [f"attempt {a.attempt_index}: {printable(a.error)}" for a in attempts if a.error]
+    lines.append("merge one, discarding the others: taskorch tasks merge ID --discard-others")
+    return "\n".join(lines)
+
+
+def tasks_attempts(args: argparse.Namespace, settings: Settings) -> int:
+    async def action(orchestrator: Orchestrator) -> int:
+        attempts = await orchestrator.review.attempts(await resolve_id(orchestrator, "task", args.id))
+        if args.json:
+            print_json(AttemptList(attempts=attempts))
+        else:
+            out(render_attempts(attempts))
+        return 0
+
+    return with_queue(settings, action, read_only=True)
 
 
 def render_changes(changes: TaskChanges) -> str:
@@ -24,6 +72,14 @@ def render_changes(changes: TaskChanges) -> str:
         f"commits   {len(changes.commits)}; {len(changes.files)} files, "
         f"+{changes.insertions} -{changes.deletions}",
     ]
+    if changes.check is not None:
+        check = changes.check
+        if check.passed or check.timed_out or check.exit_code is None:
+            how = "passed" if check.passed else "stopped" if check.timed_out else "could not start"
+        else:
+            how = f"failed (exit {check.exit_code})"
+        fixes = f", after {changes.fix_attempts_used} fix run(s)" if changes.fix_attempts_used else ""
+        lines.append(f"check     {how} in {check.duration_seconds:g} s{fixes}")
     if (merge := changes.merge) is not None:
         when = merge.at.strftime("%Y-%m-%d %H:%M:%S UTC")
         if merge.merged:
@@ -51,6 +107,11 @@ def tasks_changes(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print_json(page)
             return 0
+        if page.attempts:
+            out(render_attempts(page.attempts))
+        if page.changes is None:
+            out(f"task {page.task_id}: no changes yet (its run has not made its worktree)")
+            return 0
         out(render_changes(page.changes))
         if args.patch:
             out(page.patch)
@@ -66,7 +127,9 @@ def tasks_merge(args: argparse.Namespace, settings: Settings) -> int:
 
     async def action(orchestrator: Orchestrator) -> int:
         task_id = await resolve_id(orchestrator, "task", args.id)
-        report = await orchestrator.review.merge(task_id, strategy, keep_branch=args.keep_branch)
+        report = await orchestrator.review.merge(
+            task_id, strategy, keep_branch=args.keep_branch, discard_others=args.discard_others
+        )
         if args.json:
             print_json(report)
         else:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 
-from taskorch.cli.common import out, print_json, with_queue
+from taskorch.cli.common import check_command_argv, out, print_json, with_queue
 from taskorch.cli.ids import resolve_id
 from taskorch.cli.render import render_statistics, render_task, render_task_table
 from taskorch.config import Settings
@@ -47,7 +46,11 @@ def tasks_add(args: argparse.Namespace, settings: Settings) -> int:
         "base_ref": args.base_ref,
         "auto_commit": args.auto_commit,
         "on_success": args.on_success,
-        "check_command": shlex.split(args.check_command) if args.check_command else None,
+        "check_command": check_command_argv(args.check_command),
+        "fix_attempts": args.fix_attempts,
+        "attempts_in_parallel": args.attempts,
+        "attempt_models": _per_attempt(args.attempt_model),
+        "attempt_agents": _per_attempt(args.attempt_agent),
     }
     TaskSpec.model_validate(fields)  # a wrong value is reported before the store is opened
 
@@ -58,16 +61,24 @@ def tasks_add(args: argparse.Namespace, settings: Settings) -> int:
         outcome = await orchestrator.queue.create(spec)
         note = unattended_note(orchestrator, outcome.task)
         if args.json:
-            print_json(CreateTaskResult(task=outcome.task, created=outcome.created, note=note))
+            print_json(CreateTaskResult.of(outcome, note))
         else:
             task = outcome.task
             verb = "created" if outcome.created else "already exists:"
-            out(f"{verb} task {task.id} ({task.status.value}, {task.priority.value}, {task.work_directory})")
+            for one in outcome.attempts or [task]:
+                out(f"{verb} task {one.id} ({one.status.value}, {one.priority.value}, {one.work_directory})")
+            if outcome.attempts:
+                out(f"compare the attempts: taskorch tasks attempts {task.id}")
             if note:
                 sys.stderr.write(f"note: {note}\n")
         return 0
 
     return with_queue(settings, action)
+
+
+def _per_attempt(values: list[str] | None) -> list[str | None] | None:
+    """A repeated option's values, one per attempt; `-` stands for the task's own."""
+    return None if values is None else [None if value == "-" else value for value in values]
 
 
 def tasks_list(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from taskorch.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Sources", "env_overrides"]
+__all__ = ["ENV_PREFIX", "Sources", "check_env_names", "env_overrides"]
 
 ENV_PREFIX = "TASKORCH_"
 
@@ -20,6 +20,7 @@ _LIST_FIELDS = {
     ("server", "allowed_origins"),
     ("claude_code", "extra_args"),
     ("claude_code", "env_passthrough"),
+    ("worktrees", "check_env_passthrough"),
 }
 
 # Where each key came from, for error messages: (section, field) -> "TASKORCH_..." / file / flags.
@@ -80,3 +81,17 @@ def env_overrides(env: Mapping[str, str], sources: Sources) -> dict[str, dict[st
         out.setdefault(section, {})[field] = parsed
         sources[(section, field)] = name
     return out
+
+
+def check_env_names(names: list[str]) -> list[str]:
+    """Environment names to pass to a CLI or a check: no `TASKORCH_*` (the server's database URL
+    and token); a `*` only at the end (a prefix pattern such as `AWS_*`). Raises `ValueError`."""
+    for name in names:
+        if not name or name.upper().startswith(ENV_PREFIX):
+            raise ValueError(
+                f"{name!r} may not be passed to a CLI: TASKORCH_* variables carry the server's "
+                "database URL and token; name the variables the CLI needs instead"
+            )
+        if "*" in name[:-1]:
+            raise ValueError(f"{name!r}: a `*` may only end a name (a prefix pattern such as AWS_*)")
+    return names

@@ -7,24 +7,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from taskorch.config.environment import ENV_PREFIX
+from taskorch.config.environment import check_env_names
 from taskorch.config.sections import Section
 from taskorch.domain.cli_values import ModelName, PermissionMode, check_no_nul
 
 __all__ = ["ClaudeCodeSettings", "CustomExecutorSettings", "ExecutorSettings", "PresetExecutorSettings"]
-
-
-def _check_env_names(names: list[str]) -> list[str]:
-    """Environment names to pass to a CLI: no `TASKORCH_*` (the server's database URL and token)."""
-    for name in names:
-        if not name or name.upper().startswith(ENV_PREFIX):
-            raise ValueError(
-                f"{name!r} may not be passed to a CLI: TASKORCH_* variables carry the server's "
-                "database URL and token; name the variables the CLI needs instead"
-            )
-        if "*" in name[:-1]:
-            raise ValueError(f"{name!r}: a `*` may only end a name (a prefix pattern such as AWS_*)")
-    return names
 
 
 _FLAGS_TASKORCH_SETS = {
@@ -82,7 +69,7 @@ class ClaudeCodeSettings(Section):
     @field_validator("env_passthrough")
     @classmethod
     def _env_names(cls, value: list[str]) -> list[str]:
-        return _check_env_names(value)
+        return check_env_names(value)
 
     @field_validator("extra_args")
     @classmethod
@@ -116,12 +103,12 @@ class CustomExecutorSettings(Section):
     @field_validator("env_passthrough")
     @classmethod
     def _env_names(cls, value: list[str]) -> list[str]:
-        return _check_env_names(value)
+        return check_env_names(value)
 
     @field_validator("env")
     @classmethod
     def _env_values(cls, value: dict[str, str]) -> dict[str, str]:
-        _check_env_names(list(value))
+        check_env_names(list(value))
         return value
 
 
@@ -188,12 +175,12 @@ class PresetExecutorSettings(Section):
     @field_validator("env_passthrough")
     @classmethod
     def _env_names(cls, value: list[str]) -> list[str]:
-        return _check_env_names(value)
+        return check_env_names(value)
 
     @field_validator("env")
     @classmethod
     def _env_values(cls, value: dict[str, str]) -> dict[str, str]:
-        _check_env_names(list(value))
+        check_env_names(list(value))
         return value
 
     @model_validator(mode="after")

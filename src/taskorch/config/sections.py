@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from taskorch.config.environment import check_env_names
 from taskorch.domain.agents import ToolPattern
-from taskorch.domain.changes import Isolation
+from taskorch.domain.changes import CheckCommand, FixAttempts, Isolation, OnSuccess
 from taskorch.domain.cli_values import ModelName, check_no_nul
 from taskorch.tool_profiles import DEFAULT_PROFILE, selected_tools
 
@@ -169,6 +170,15 @@ class AgentSettings(Section):
     allowed_tools: list[ToolPattern] = Field(default_factory=list)
     denied_tools: list[ToolPattern] = Field(default_factory=list)
     isolation: Isolation | None = Field(default=None, description="Default isolation of this agent's tasks.")
+    check_command: CheckCommand | None = Field(
+        default=None, description='Default check_command of its isolated tasks: argv, e.g. ["pytest", "-q"].'
+    )
+    on_success: OnSuccess | None = Field(
+        default=None, description="Default on_success of its isolated tasks."
+    )
+    fix_attempts: FixAttempts | None = Field(
+        default=None, description="Default fix_attempts of its isolated tasks (0 to 5)."
+    )
 
 
 class SchedulerSettings(Section):
@@ -248,8 +258,22 @@ class WorktreesSettings(Section):
         default=Isolation.NONE, description="Isolation of tasks that (and whose agent) name none."
     )
     check_timeout_seconds: float = Field(
-        default=1800.0, gt=0, description="Time limit of a task's check_command."
+        default=1800.0,
+        gt=0,
+        description="Time limit of a task's check_command (the no-output watchdog, kill grace and "
+        "output tail are the [runs] ones).",
     )
+    check_env_passthrough: list[str] = Field(
+        default_factory=list,
+        description="Names (or PREFIX_* patterns) of the server's environment a check also gets, besides "
+        "PATH, HOME, locale, TMPDIR, proxies and CA bundles. Never TASKORCH_*.",
+    )
+
+    @field_validator("check_env_passthrough")
+    @classmethod
+    def _env_names(cls, value: list[str]) -> list[str]:
+        return check_env_names(value)
+
     patch_preview_chars: int = Field(
         default=20_000, ge=0, le=1_000_000, description="Size of the patch preview kept on a task."
     )

@@ -26,7 +26,7 @@ from typing import Annotated, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from taskorch.domain.changes import Isolation
+from taskorch.domain.changes import CheckCommand, FixAttempts, Isolation, OnSuccess
 from taskorch.domain.cli_values import ModelName, check_no_nul
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.problems import problems_of
@@ -151,6 +151,15 @@ class AgentSpec(BaseModel):
     isolation: Isolation | None = Field(
         default=None, description="Default isolation of this agent's tasks: none or worktree."
     )
+    check_command: CheckCommand | None = Field(
+        default=None, description="Default check_command of this agent's isolated tasks (argv, no shell)."
+    )
+    on_success: OnSuccess | None = Field(
+        default=None, description="Default on_success of this agent's isolated tasks: keep or merge."
+    )
+    fix_attempts: FixAttempts | None = Field(
+        default=None, description="Default fix_attempts of this agent's isolated tasks."
+    )
 
 
 class Agent(BaseModel):
@@ -167,6 +176,9 @@ class Agent(BaseModel):
     allowed_tools: list[str] = Field(default_factory=list)
     denied_tools: list[str] = Field(default_factory=list)
     isolation: Isolation | None = None
+    check_command: list[str] | None = None
+    on_success: OnSuccess | None = None
+    fix_attempts: int | None = None
     source: str = Field(default="saved", description="`saved` (save_agent) or `config` (the config file).")
     updated_at: datetime | None = None
 

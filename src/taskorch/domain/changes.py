@@ -12,17 +12,20 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 
 __all__ = [
     "MAX_CHANGED_FILES",
+    "MAX_FIX_ATTEMPTS",
     "ChangeState",
     "ChangedFile",
     "CheckArgument",
+    "CheckCommand",
     "CheckResult",
     "CommitInfo",
+    "FixAttempts",
     "GitRef",
     "Isolation",
     "MergeRecord",
@@ -70,13 +73,46 @@ GitRef = Annotated[str, AfterValidator(_check_ref)]
 
 
 def _check_argument(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("a check_command argument may not contain a NUL character")
+    if any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in value):
+        raise ValueError(
+            "a check_command argument may not contain NUL or other control characters (tab and "
+            "newline are allowed)"
+        )
     return value
 
 
 CheckArgument = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_check_argument)]
 """One argument of a `check_command` (run as an argument list, never through a shell)."""
+
+
+def _argument_list(value: object) -> object:
+    if isinstance(value, str):
+        raise ValueError(
+            'check_command is an argument list such as ["pytest", "-q"], never a shell string; '
+            'for shell syntax say so: ["sh", "-c", "make test && make lint"]'
+        )
+    return value
+
+
+def _check_program(value: list[str]) -> list[str]:
+    if value[0].startswith("-"):
+        raise ValueError(f"check_command starts with the program to run, not an option ({value[0]!r})")
+    return value
+
+
+CheckCommand = Annotated[
+    list[CheckArgument],
+    BeforeValidator(_argument_list),
+    Field(min_length=1, max_length=64),
+    AfterValidator(_check_program),
+]
+"""A command run in an isolated task's worktree after its run: an argument list, no shell."""
+
+MAX_FIX_ATTEMPTS: Final = 5
+"""The most fix runs a task may have after failed checks (`fix_attempts`)."""
+
+FixAttempts = Annotated[int, Field(ge=0, le=MAX_FIX_ATTEMPTS)]
+"""How many times a failed check sends its output back to the run's session for a fix."""
 
 
 class Isolation(StrEnum):
@@ -135,6 +171,7 @@ class CheckResult(BaseModel):
     timed_out: bool = False
     duration_seconds: float = 0.0
     output_tail: str = Field(default="", description="The end of its stdout and stderr, interleaved.")
+    log_path: str | None = Field(default=None, description="Its whole output (capped), as a run's log.")
 
 
 class MergeRecord(BaseModel):
@@ -175,7 +212,8 @@ class TaskChanges(BaseModel):
     patch_preview: str = ""
     patch_truncated: bool = False
     auto_committed: bool = Field(default=False, description="Uncommitted changes were committed for the run.")
-    check: CheckResult | None = None
+    check: CheckResult | None = Field(default=None, description="The latest check, when one ran.")
+    fix_attempts_used: int = Field(default=0, description="Fix runs queued after failed checks.")
     state: ChangeState = ChangeState.KEPT
     merge_note: str | None = Field(
         default=None, description="What on_success merge found, when it did not merge."
@@ -198,6 +236,9 @@ class MergeReport(BaseModel):
     overlapping_branches: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Other unmerged task branches in the repository and the files they share with this one.",
+    )
+    discarded: list[str] = Field(
+        default_factory=list, description="discard_others: the other attempts whose changes were discarded."
     )
     message: str
 

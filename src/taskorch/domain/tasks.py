@@ -10,14 +10,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from taskorch.domain.changes import CheckArgument, GitRef, Isolation, OnSuccess, TaskChanges
+from taskorch.domain.changes import CheckCommand, FixAttempts, GitRef, Isolation, OnSuccess, TaskChanges
 from taskorch.domain.cli_values import ModelName
 from taskorch.domain.runs import RunProcess
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 
 __all__ = [
+    "MAX_PARALLEL_ATTEMPTS",
     "MAX_PROMPT_CHARS",
     "MAX_TAGS",
     "MAX_TAG_CHARS",
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 MAX_PROMPT_CHARS: Final = 200_000
+MAX_PARALLEL_ATTEMPTS: Final = 5
+"""The most attempts at one task a caller may ask to run side by side (`attempts_in_parallel`)."""
 MAX_TAGS: Final = 32
 MAX_TAG_CHARS: Final = 64
 
@@ -176,18 +179,62 @@ class TaskSpec(BaseModel):
     )
     base_ref: GitRef | None = Field(default=None, description="Branch or commit the worktree starts from.")
     auto_commit: bool = Field(default=True, description="Commit what an isolated run left uncommitted.")
-    on_success: OnSuccess = Field(
-        default=OnSuccess.KEEP,
-        description="isolation worktree: keep the branch for review, or merge it when the run and "
-        "its check passed and the merge is clean.",
-    )
-    check_command: list[CheckArgument] | None = Field(
+    on_success: OnSuccess | None = Field(
         default=None,
-        min_length=1,
-        max_length=64,
-        description="isolation worktree: a command (argv, no shell) run in the worktree after a "
-        'successful run, e.g. ["pytest", "-q"]; if it fails, the task fails.',
+        description="isolation worktree: keep (the default) the branch for review, or merge it when "
+        "the run and its check passed and the merge is clean. Default: the agent's, else keep.",
     )
+    check_command: CheckCommand | None = Field(
+        default=None,
+        description="isolation worktree: a command (argv, no shell) run in the worktree after a "
+        'successful run, e.g. ["pytest", "-q"]; if it fails, the task fails. Default: the agent\'s.',
+    )
+    fix_attempts: FixAttempts | None = Field(
+        default=None,
+        description="With a check_command: how many times a failed check's output goes back to the "
+        "run's session for a fix before the task fails (default: the agent's, else 0).",
+    )
+    attempts_in_parallel: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_PARALLEL_ATTEMPTS,
+        description="isolation worktree: make this many tasks of the same prompt, each on its own "
+        "branch, that may run at once; compare them (get_task_changes) and merge one.",
+    )
+    attempt_models: list[ModelName | None] | None = Field(
+        default=None,
+        max_length=MAX_PARALLEL_ATTEMPTS,
+        description="One model per attempt (null: the task's model).",
+    )
+    attempt_agents: list[Annotated[str, Field(min_length=1, max_length=200)] | None] | None = Field(
+        default=None,
+        max_length=MAX_PARALLEL_ATTEMPTS,
+        description="One agent per attempt (null: the task's agent).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _count_attempts(cls, data: Any) -> Any:
+        """Without `attempts_in_parallel`, a list of models or agents says how many attempts."""
+        if isinstance(data, dict) and data.get("attempts_in_parallel") is None:
+            lists = [data.get(key) for key in ("attempt_models", "attempt_agents")]
+            sizes = {len(value) for value in lists if isinstance(value, list)}
+            if len(sizes) == 1:
+                data = {**data, "attempts_in_parallel": sizes.pop()}
+            elif "attempts_in_parallel" in data:
+                data = {key: value for key, value in data.items() if key != "attempts_in_parallel"}
+        return data
+
+    @model_validator(mode="after")
+    def _one_per_attempt(self) -> TaskSpec:
+        for name in ("attempt_models", "attempt_agents"):
+            values = getattr(self, name)
+            if values is not None and len(values) != self.attempts_in_parallel:
+                raise ValueError(
+                    f"{name} has {len(values)} entries for {self.attempts_in_parallel} attempts "
+                    "(attempts_in_parallel): give one per attempt, null for the task's own"
+                )
+        return self
 
 
 class NewTask(BaseModel):
@@ -199,6 +246,8 @@ class NewTask(BaseModel):
     spec: TaskSpec
     work_directory: str  # resolved and checked against the allowed roots
     created_at: datetime
+    attempt_group: str | None = None  # attempts at one task: the first attempt's id
+    attempt_index: int | None = None  # 1 .. attempts_in_parallel
 
 
 class Task(BaseModel):
@@ -246,6 +295,12 @@ class Task(BaseModel):
     auto_commit: bool = True
     check_command: list[str] | None = None
     on_success: OnSuccess = OnSuccess.KEEP
+    fix_attempts: int = 0
+    attempt_group: str | None = Field(
+        default=None,
+        description="Attempts at one task (attempts_in_parallel) share it: the first attempt's id.",
+    )
+    attempt_index: int | None = Field(default=None, description="Which attempt this is, from 1.")
     changes: TaskChanges | None = Field(
         default=None, description="What an isolated run changed, on which branch (see get_task_changes)."
     )

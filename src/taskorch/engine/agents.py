@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from taskorch.config import Settings
 from taskorch.domain.agents import Agent, AgentSpec
-from taskorch.domain.changes import Isolation
 from taskorch.engine.planner_choice import unknown_planner
 from taskorch.errors import ConfigError, InvalidArgument, NotFound
 from taskorch.storage.base import Store
@@ -73,10 +72,11 @@ class AgentRegistry:
         except (NotFound, InvalidArgument):
             return None
 
-    async def isolation_of(self, name: str) -> Isolation | None:
-        """The isolation agent `name` asks for its tasks, or None (also for an unknown agent)."""
+    async def find(self, name: str) -> Agent | None:
+        """Agent `name` for its tasks' defaults (isolation, check, fix attempts, on_success), or
+        None for an unknown or unusable agent (running its task reports that)."""
         try:
-            return (await self.get(name)).isolation
+            return await self.get(name)
         except (NotFound, InvalidArgument):
             return None
 

@@ -29,7 +29,8 @@ class ExecuteRequests:
         self._kill_grace_seconds = kill_grace_seconds
 
     async def request_task(self, task_id: str) -> Task:
-        """Have the task run as soon as the limits allow; return it as it is now.
+        """Have the task run as soon as the limits allow; return it as it is now. For one of
+        several attempts, every queued attempt of its group runs too.
 
         Raises `InvalidTransition` (with what to do instead) for a standard-mode task, one
         that already ended, or one waiting on dependencies; `InvalidArgument` when no
@@ -55,9 +56,14 @@ class ExecuteRequests:
         if task.status is Status.WAITING:
             raise InvalidTransition(await self._waiting_message(task))
         await self._checks.check_for(task)
-        if task.status is Status.QUEUED:
-            self._live.requested_tasks[task.id] = None
-            self._live.expect(task.id)
+        requested = [task.id] if task.status is Status.QUEUED else []
+        if task.attempt_group is not None:  # one of several attempts: they all run
+            siblings = TaskFilter(status=Status.QUEUED, attempt_group=task.attempt_group)
+            requested += [t.id for t in (await self._store.list_tasks(siblings, limit=20)).items]
+        for task_id in dict.fromkeys(requested):
+            self._live.requested_tasks[task_id] = None
+            self._live.expect(task_id)
+        if requested:
             self._queue.signal_work()
         return task
 

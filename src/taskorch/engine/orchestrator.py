@@ -18,7 +18,7 @@ from taskorch.engine.queue import TaskQueue
 from taskorch.engine.scheduler import Scheduler
 from taskorch.engine.services import ProcessTable, Service, Upkeep
 from taskorch.engine.task_review import TaskReview
-from taskorch.executors.base import CLAUDE_CODE, Executor
+from taskorch.executors.base import CLAUDE_CODE, CheckRunner, Executor
 from taskorch.executors.containment.base import Containment
 from taskorch.planning.base import Planner
 from taskorch.storage.base import Store
@@ -55,7 +55,8 @@ class Orchestrator:
     `run_plan_tasks` False, the task of a plan's claude_code step is only queued, for
     whichever worker or server runs tasks (what a CLI command running a plan does: it has no
     executors). `workspaces` makes the worktrees of isolated runs (None: such tasks fail, and
-    review says it cannot).
+    review says it cannot); `checks` runs their `check_command`s (None: a check fails, saying
+    this server cannot run checks).
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class Orchestrator:
         planners: Mapping[str, Planner] | None = None,
         run_plan_tasks: bool = True,
         workspaces: Workspaces | None = None,
+        checks: CheckRunner | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -90,7 +92,7 @@ class Orchestrator:
         self.agents = AgentRegistry(store, settings)
         # A claude_code task whose agent names another executor is queued for that executor.
         self.queue.agent_executor = self.agents.executor_of
-        self.queue.agent_isolation = self.agents.isolation_of
+        self.queue.agent_of = self.agents.find
         # Claude Code and the presets continue sessions; command templates do not.
         self.queue.resuming_executors = frozenset(
             {
@@ -106,6 +108,7 @@ class Orchestrator:
             processes=processes,
             agents=self.agents,
             workspaces=workspaces,
+            checks=checks,
             clock=clock,
         )
         self.review = TaskReview(store, workspaces, clock=clock)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,11 +28,12 @@ from taskorch.domain import (
     TaskSpec,
     TaskStatus,
 )
-from taskorch.domain.changes import Isolation, OnSuccess
-from taskorch.domain.paths import is_at_or_below
+from taskorch.domain.agents import Agent
+from taskorch.domain.attempts import attempt_specs, sorted_attempts
 from taskorch.domain.tasks import utc_from_timestamp
-from taskorch.engine.paths import resolve_work_directory
-from taskorch.errors import InvalidArgument, NotFound, PathNotAllowed
+from taskorch.engine.paths import resolve_scope, resolve_work_directory
+from taskorch.engine.task_isolation import settle_isolation
+from taskorch.errors import InvalidArgument, NotFound
 from taskorch.executors.base import CLAUDE_CODE
 from taskorch.storage.base import Backoff, CreateOutcome, Store, TaskFilter, TaskPage, WorkNotifier
 from taskorch.wording import Worded
@@ -64,8 +64,8 @@ class TaskQueue:
         self._work_added = anyio.Event()
         self.agent_executor: Callable[[str], Awaitable[str | None]] | None = None
         """The executor an agent names (`AgentRegistry.executor_of`), set by the orchestrator."""
-        self.agent_isolation: Callable[[str], Awaitable[Isolation | None]] | None = None
-        """The isolation an agent asks for (`AgentRegistry.isolation_of`), set by the orchestrator."""
+        self.agent_of: Callable[[str], Awaitable[Agent | None]] | None = None
+        """The agent of a task, for its defaults (`AgentRegistry.find`), set by the orchestrator."""
         self.resuming_executors: frozenset[str] = frozenset({CLAUDE_CODE})
         """Executors that can continue a session (`continue_from`), set by the orchestrator."""
         if isinstance(store, WorkNotifier):
@@ -127,7 +127,9 @@ class TaskQueue:
     async def create(self, spec: TaskSpec) -> CreateOutcome:
         """Validate `spec` and enqueue it. Idempotent per `idempotency_key`.
 
-        A spec that does not set `max_attempts` gets `tasks.default_max_attempts`.
+        A spec that does not set `max_attempts` gets `tasks.default_max_attempts`. A spec with
+        `attempts_in_parallel` N > 1 becomes N tasks, queued together (`domain.attempts`); the
+        outcome holds the first, and `attempts` all of them.
         """
         limit = self._settings.tasks.max_prompt_chars
         if len(spec.prompt) > limit:
@@ -137,50 +139,53 @@ class TaskQueue:
             )
         if spec.execution_mode is ExecutionMode.CUSTOM and not spec.executor:
             raise InvalidArgument("execution_mode custom needs `executor`: the name of a configured executor")
+        specs = attempt_specs(spec)
+        group = str(uuid.uuid4()) if len(specs) > 1 else None
+        news = [await self._new(one, group, index) for index, one in enumerate(specs, 1)]
+        if group is None:
+            outcome = await self.store.create_task(news[0])
+        else:
+            outcome = await self._create_attempts(news)
+        if outcome.created:
+            self._signal_work()
+        return outcome
+
+    async def _new(self, spec: TaskSpec, group: str | None, index: int) -> NewTask:
         spec = await self._routed(spec)
-        spec = await self._isolated(spec)
+        spec = await self._isolated(spec, attempts=group is not None)
         if "max_attempts" not in spec.model_fields_set:
             # The one place the configured default applies, whichever surface built the spec.
             spec = spec.model_copy(update={"max_attempts": self.default_max_attempts})
         work_directory = self.check_work_directory(spec.work_directory)
         if spec.continue_from is not None:
             spec = await self._continuation(spec, work_directory)
-        new = NewTask(
-            id=str(uuid.uuid4()),
+        task_id = str(uuid.uuid4()) if index > 1 or group is None else group
+        return NewTask(
+            id=task_id,
             spec=spec,
             work_directory=work_directory,
             created_at=utc_from_timestamp(self._clock()),
+            attempt_group=group,
+            attempt_index=None if group is None else index,
         )
-        outcome = await self.store.create_task(new)
-        if outcome.created:
-            self._signal_work()
-        return outcome
 
-    async def _isolated(self, spec: TaskSpec) -> TaskSpec:
-        """`spec` with its isolation settled: its own, else its agent's, else `worktrees.isolation`
-        (server-run tasks only: a standard task's worker works where it is)."""
-        if spec.execution_mode is ExecutionMode.STANDARD:
-            if spec.isolation is Isolation.WORKTREE:
-                raise InvalidArgument(
-                    "isolation 'worktree' is for claude_code and custom tasks, which the server runs; "
-                    "a standard task's worker works in its own checkout"
-                )
-            if spec.check_command or spec.on_success is OnSuccess.MERGE:
-                raise InvalidArgument(
-                    "check_command and on_success 'merge' are for claude_code and custom tasks with "
-                    "isolation 'worktree'"
-                )
-            return spec.model_copy(update={"isolation": Isolation.NONE})
-        isolation = spec.isolation
-        if isolation is None and spec.agent and self.agent_isolation is not None:
-            isolation = await self.agent_isolation(spec.agent)
-        isolation = isolation or self._settings.worktrees.isolation
-        if (spec.check_command or spec.on_success is OnSuccess.MERGE) and isolation is not Isolation.WORKTREE:
-            raise InvalidArgument(
-                "check_command and on_success 'merge' work on the task's worktree: create the task "
-                "with isolation 'worktree'"
-            )
-        return spec.model_copy(update={"isolation": isolation})
+    async def _create_attempts(self, news: list[NewTask]) -> CreateOutcome:
+        outcomes = await self.store.create_tasks(news)
+        first = outcomes[0].task
+        if outcomes[0].created or first.attempt_group is None:
+            return CreateOutcome(first, outcomes[0].created, attempts=tuple(o.task for o in outcomes))
+        # Its idempotency key named an earlier group: return that group as it is now.
+        page = await self.store.list_tasks(TaskFilter(attempt_group=first.attempt_group), limit=20)
+        return CreateOutcome(first, created=False, attempts=tuple(sorted_attempts(page.items)))
+
+    async def _isolated(self, spec: TaskSpec, *, attempts: bool = False) -> TaskSpec:
+        """`spec` with its isolation and worktree settings settled from its own values, its
+        agent's and the config's (see `settle_isolation`); one of several `attempts` needs a
+        worktree."""
+        agent = None
+        if spec.execution_mode is not ExecutionMode.STANDARD and spec.agent and self.agent_of is not None:
+            agent = await self.agent_of(spec.agent)
+        return settle_isolation(spec, agent, self._settings.worktrees.isolation, attempts=attempts)
 
     async def _routed(self, spec: TaskSpec) -> TaskSpec:
         """A claude_code task whose agent names another executor runs there: it is queued as a
@@ -235,7 +240,7 @@ class TaskQueue:
 
     def scope(self, path: str, name: str = "path") -> str:
         """`path` resolved, if tasks can lie at or below it (inside or above an allowed root)."""
-        return _scope(path, name, self._roots)
+        return resolve_scope(path, name, self._roots)
 
     async def get(self, task_id: str) -> Task:
         return await self.store.get_task(_check_id(task_id))
@@ -246,7 +251,7 @@ class TaskQueue:
             raise InvalidArgument(f"limit must be between 1 and {maximum}, got {limit}")
         if filter.work_directory is not None:
             filter = dataclasses.replace(
-                filter, work_directory=_scope(filter.work_directory, "work_directory", self._roots)
+                filter, work_directory=resolve_scope(filter.work_directory, "work_directory", self._roots)
             )
         return await self.store.list_tasks(filter, limit=limit, cursor=cursor)
 
@@ -265,7 +270,7 @@ class TaskQueue:
                 f"worker_id must be 1..{MAX_WORKER_ID_CHARS} characters naming this worker, e.g. 'laptop-1'"
             )
         return await self.store.claim_next(
-            work_path=_scope(work_path, "work_path", self._roots),
+            work_path=resolve_scope(work_path, "work_path", self._roots),
             worker_id=worker_id,
             lease_seconds=lease_seconds or self._settings.tasks.lease_seconds,
             modes=modes,
@@ -355,26 +360,6 @@ def _check_id(task_id: str) -> str:
             Worded("task_id must be a task id as returned by {create_task} or {list_tasks}")
         )
     return task_id
-
-
-def _scope(path: str, name: str, roots: Sequence[str]) -> str:
-    """Resolve a directory to search at or below; refuse one no task can be in.
-
-    Such a directory must be inside an allowed root or above one (a worker may ask for `/`).
-    """
-    raw = path.strip()
-    if "\x00" in raw:
-        raise InvalidArgument(f"{name} contains a NUL byte; pass a plain absolute path")
-    if not os.path.isabs(raw):
-        example = roots[0] if roots else "/home/me/project"
-        raise InvalidArgument(f"{name} must be an absolute directory path, e.g. {example}")
-    resolved = os.path.realpath(raw)
-    if any(is_at_or_below(resolved, root) or is_at_or_below(root, resolved) for root in roots):
-        return resolved
-    raise PathNotAllowed(
-        f"{name} {path!r} (resolved: {resolved}) is outside the allowed roots: {', '.join(roots)}; "
-        "no task can be there. Use a directory under one of them."
-    )
 
 
 def _executor_of(mode: ExecutionMode, executor: str | None) -> str | None:

@@ -1,4 +1,5 @@
-"""Storing how a run ended: complete, fail (retried by the task's rules), or park on a usage limit."""
+"""Storing how a run ended: complete, fail (retried by the task's rules), park on a usage limit,
+or queue a fix run after a failed check (see `check_fixes`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import timedelta
 
 from taskorch.domain import ErrorInfo, ExecutionMode, RunDetails, Task
 from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.engine.check_fixes import fixes_left, fixes_used
 from taskorch.engine.live_runs import LiveRun, LiveRuns
 from taskorch.engine.queue import MAX_RESULT_CHARS, TaskQueue
 from taskorch.errors import LeaseLost, TaskorchError
@@ -52,6 +54,8 @@ class OutcomeRecorder:
                         details = details.model_copy(update={"output_truncated": True})
                     await self._queue.complete(task.id, token, result, details=details)
                     log.info("task %s succeeded (attempt %d)", task.id, task.attempt)
+                case RunStatus.FAILED if _check_failed(outcome) and fixes_left(task) > 0:
+                    await self._queue_fix(run, outcome, details)
                 case RunStatus.FAILED | RunStatus.TIMED_OUT:
                     timed_out = outcome.status is RunStatus.TIMED_OUT
                     error = outcome.error or ErrorInfo(kind="run_failed", message="the run failed")
@@ -92,6 +96,28 @@ class OutcomeRecorder:
             self._live.hold(until.timestamp())
         log.warning("task %s hit a usage limit; parked until %s", task.id, until.isoformat())
 
+    async def _queue_fix(self, run: LiveRun, outcome: RunOutcome, details: RunDetails) -> None:
+        """The check failed and fix attempts remain: count one, and put the task back in the
+        queue (no attempt used up) for a fix run that resumes `details.session_id`."""
+        task = run.task
+        used = fixes_used(task) + 1
+        stored = (await self._store.get_task(task.id)).changes
+        if stored is not None:
+            await self._store.set_changes(task.id, stored.model_copy(update={"fix_attempts_used": used}))
+        assert outcome.error is not None
+        error = ErrorInfo(
+            kind="check_failed",
+            message=f"{outcome.error.message}\n[fix attempt {used} of {task.fix_attempts} queued: the "
+            "check's output goes back to the run's session]",
+        )
+        now = utc_from_timestamp(self._clock())
+        await self._store.park(task.id, run.token, until=now, error=error, details=details)
+        # Run it here next, as a caller's execute_task asked for the task, not for one run of it.
+        self._live.requested_tasks[task.id] = None
+        log.warning(
+            "task %s: its check failed; fix attempt %d of %d queued", task.id, used, task.fix_attempts
+        )
+
     async def settle_interrupted(self, run: LiveRun) -> None:
         """The server is stopping mid-run: settle the task as a lost lease would be."""
         try:
@@ -107,6 +133,10 @@ class OutcomeRecorder:
             log.info("task %s ended elsewhere before the server stopped", run.task.id)
         except TaskorchError:
             log.warning("could not settle interrupted task %s", run.task.id, exc_info=True)
+
+
+def _check_failed(outcome: RunOutcome) -> bool:
+    return outcome.error is not None and outcome.error.kind == "check_failed"
 
 
 def failed_outcome(kind: str, message: str) -> RunOutcome:

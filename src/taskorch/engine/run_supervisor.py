@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from taskorch.domain import RunProcess, Task, TaskEvent
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.agents import AgentRegistry
+from taskorch.engine.check_fixes import fix_prompt, pending_fix
 from taskorch.engine.executor_checks import executor_name
 from taskorch.engine.live_runs import LiveRun, LiveRuns
 from taskorch.engine.processes import Instance
@@ -126,7 +127,14 @@ class RunSupervisor:
                 on_start=lambda started: self._on_start(run, started),
             )
             if workspace is not None:
-                outcome = await self._workspaces.record(task, workspace, outcome) or outcome
+                recorded = await self._workspaces.record(
+                    task,
+                    workspace,
+                    outcome,
+                    on_check_start=lambda started: self._on_start(run, started, announce=False),
+                    note=lambda kind, data: self._note(run, kind, data),
+                )
+                outcome = recorded or outcome
                 run.workspace = None  # recorded: nothing left to settle
             return outcome
         except ExecutorUnavailable as exc:
@@ -137,7 +145,13 @@ class RunSupervisor:
 
     async def _request(self, task: Task) -> RunRequest:
         resume = None
-        if task.session_id and task.error is not None and task.error.kind == "rate_limited":
+        prompt = task.prompt
+        if (check := pending_fix(task)) is not None:
+            # A fix run: the same session (where the executor resumes one) gets the check's output.
+            resume = task.session_id
+            resuming = resume is not None and executor_name(task) in self._queue.resuming_executors
+            prompt = fix_prompt(task, check, resuming=resuming)
+        elif task.session_id and task.error is not None and task.error.kind == "rate_limited":
             resume = task.session_id  # parked by a usage limit: carry on where it stopped
         elif task.continue_from:
             resume = (await self._store.get_task(task.continue_from)).session_id
@@ -153,7 +167,7 @@ class RunSupervisor:
         try:
             return RunRequest(
                 task_id=task.id,
-                prompt=task.prompt,
+                prompt=prompt,
                 work_directory=task.work_directory,
                 executor=task.executor,
                 model=task.model or (agent.model if agent else None),
@@ -168,7 +182,13 @@ class RunSupervisor:
                 f"task {task.id} cannot run: {problems}; create a new task with valid values"
             ) from None
 
-    async def _on_start(self, run: LiveRun, started: RunStarted) -> None:
+    async def _note(self, run: LiveRun, kind: str, data: dict[str, object]) -> None:
+        event = self.event(kind, data)
+        run.watch.add(event)
+        self._events.queue(run, event)
+
+    async def _on_start(self, run: LiveRun, started: RunStarted, *, announce: bool = True) -> None:
+        """Record the process (the CLI's, or its check's) for restart recovery."""
         entry = self._processes.entry(started.pid)
         process = RunProcess(
             pid=started.pid,
@@ -183,6 +203,5 @@ class RunSupervisor:
         except LeaseLost:
             run.stop()
             return
-        event = self.event("run_started", {"attempt": run.task.attempt, "pid": started.pid})
-        run.watch.add(event)
-        self._events.queue(run, event)
+        if announce:
+            await self._note(run, "run_started", {"attempt": run.task.attempt, "pid": started.pid})

@@ -41,7 +41,7 @@ from taskorch.engine.run_recovery import recover_runs
 from taskorch.engine.run_supervisor import RunSupervisor
 from taskorch.engine.run_workspace import RunWorkspaces
 from taskorch.engine.services import ProcessTable
-from taskorch.executors.base import Executor, ExecutorHealth
+from taskorch.executors.base import CheckRunner, Executor, ExecutorHealth
 from taskorch.worktrees.base import Workspaces
 
 __all__ = ["RunWatch", "Scheduler", "SchedulerStatus"]
@@ -83,6 +83,7 @@ class Scheduler:
         processes: ProcessTable,
         agents: AgentRegistry | None = None,
         workspaces: Workspaces | None = None,
+        checks: CheckRunner | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._queue = queue
@@ -96,7 +97,7 @@ class Scheduler:
         self._processes = processes
         self._clock = clock
         self._live = LiveRuns()
-        self._workspaces = RunWorkspaces(queue.store, workspaces, clock=clock)
+        self._workspaces = RunWorkspaces(queue.store, workspaces, checks, clock=clock)
         self._checks = ExecutorChecks(self._executors, cache_seconds=self._config.health_cache_seconds)
         supervisor = RunSupervisor(
             queue,

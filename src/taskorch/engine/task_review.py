@@ -14,12 +14,13 @@ from typing import Final
 from pydantic import BaseModel, Field
 
 from taskorch.domain import Task
+from taskorch.domain.attempts import AttemptSummary, sorted_attempts, summarize_attempts
 from taskorch.domain.changes import ChangeState, MergeReport, MergeStrategy, TaskChanges, merge_record
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.worktree_retention import PrunedWorktree, WorktreeRetention
 from taskorch.errors import InvalidArgument, InvalidTransition
-from taskorch.storage.base import Store
+from taskorch.storage.base import Store, TaskFilter
 from taskorch.worktrees.base import Workspaces
 
 __all__ = ["MAX_PATCH_PAGE", "ChangesPage", "TaskReview"]
@@ -33,11 +34,17 @@ class ChangesPage(BaseModel):
     model_config = OUTPUT_MODEL_CONFIG
 
     task_id: str
-    changes: TaskChanges = Field(description="Branch, base, commits and files (patch_preview left out).")
+    changes: TaskChanges | None = Field(
+        description="Branch, base, commits and files (patch_preview left out); None: an attempt "
+        "whose run has not made its worktree yet."
+    )
     patch: str = Field(description="Characters [offset, offset + len) of the whole patch.")
     offset: int
     patch_chars: int = Field(description="Length of the whole patch.")
     next_offset: int | None = Field(default=None, description="Pass as offset for the next page.")
+    attempts: list[AttemptSummary] | None = Field(
+        default=None, description="A task made with attempts_in_parallel: every attempt, side by side."
+    )
 
 
 class TaskReview:
@@ -51,12 +58,21 @@ class TaskReview:
         self._clock = clock
 
     async def changes(self, task_id: str, *, offset: int = 0, limit: int = 20_000) -> ChangesPage:
-        """The task's changes and the patch from `offset`, at most `limit` characters.
+        """The task's changes and the patch from `offset`, at most `limit` characters; for one of
+        several attempts, all of them side by side (`attempts`).
 
-        Raises `NotFound`, or `InvalidTransition` when the task has no recorded changes."""
+        Raises `NotFound`, or `InvalidTransition` when the task has no recorded changes (and is
+        not one of several attempts)."""
         if offset < 0 or not 1 <= limit <= MAX_PATCH_PAGE:
             raise InvalidArgument(f"offset must be >= 0 and limit between 1 and {MAX_PATCH_PAGE}")
-        task, changes = await self._recorded(task_id)
+        task = await self._store.get_task(task_id)
+        attempts = None
+        if task.attempt_group is not None:
+            attempts = summarize_attempts(await self.group(task))
+            if task.changes is None:
+                empty = {"patch": "", "offset": 0, "patch_chars": 0}
+                return ChangesPage(task_id=task.id, changes=None, attempts=attempts, **empty)
+        task, changes = await self._recorded(task_id, task)
         workspaces = self._require()
         patch = await workspaces.patch(changes)
         end = min(len(patch), offset + limit)
@@ -67,16 +83,49 @@ class TaskReview:
             offset=offset,
             patch_chars=len(patch),
             next_offset=end if end < len(patch) else None,
+            attempts=attempts,
         )
 
+    async def attempts(self, task_id: str) -> list[AttemptSummary]:
+        """The attempts at the task `task_id` is one of, side by side, in attempt order.
+
+        Raises `NotFound`, or `InvalidTransition` when it was not made with attempts_in_parallel."""
+        return summarize_attempts(await self.group(await self._store.get_task(task_id)))
+
+    async def group(self, task: Task) -> list[Task]:
+        """Every attempt in `task`'s group (itself included), in attempt order."""
+        if task.attempt_group is None:
+            raise InvalidTransition(
+                f"task {task.id} is a single task, not one of several attempts (attempts_in_parallel)"
+            )
+        page = await self._store.list_tasks(TaskFilter(attempt_group=task.attempt_group), limit=20)
+        return sorted_attempts(page.items)
+
     async def merge(
-        self, task_id: str, strategy: MergeStrategy = MergeStrategy.MERGE, *, keep_branch: bool = False
+        self,
+        task_id: str,
+        strategy: MergeStrategy = MergeStrategy.MERGE,
+        *,
+        keep_branch: bool = False,
+        discard_others: bool = False,
     ) -> MergeReport:
         """Merge the task's branch into its base branch (see `Workspaces.merge`); the worktree
         is then removed, and the branch deleted unless `keep_branch`. A refused or conflicting
         merge is a report with `merged` false, never an exception. The outcome is kept on the
-        task as `changes.merge` (not for a refusal of changes already merged or discarded)."""
+        task as `changes.merge` (not for a refusal of changes already merged or discarded).
+
+        `discard_others` (one of several attempts): after a merge, discard the other attempts'
+        changes too. Refused before anything is done while one of them has not ended."""
         task, changes = await self._ended(task_id)
+        others: list[Task] = []
+        if discard_others:
+            others = [other for other in await self.group(task) if other.id != task.id]
+            unended = [f"{other.id} ({other.status.value})" for other in others if not other.is_terminal]
+            if unended:
+                raise InvalidTransition(
+                    f"attempts {', '.join(unended)} have not ended: wait for them, or cancel them, "
+                    "then merge with discard_others"
+                )
         updated, report = await self._require().merge(changes, strategy, keep_branch=keep_branch)
         if changes.state is ChangeState.KEPT:
             at = utc_from_timestamp(self._clock())
@@ -84,11 +133,21 @@ class TaskReview:
             updated = updated.model_copy(update={"merge": record})
         if updated != changes:
             await self._store.set_changes(task.id, updated)
-        return report
+        if not report.merged or not others:
+            return report
+        # One merged before stays merged; the rest (kept, or never run) are discarded.
+        discarded = [o.id for o in others if o.changes is None or o.changes.state is not ChangeState.MERGED]
+        for other_id in discarded:
+            await self.discard(other_id)
+        message = f"{report.message}; the other attempts were discarded: {', '.join(discarded)}"
+        return report.model_copy(update={"discarded": discarded, "message": message})
 
     async def discard(self, task_id: str) -> Task:
         """Remove the task's worktree and delete its branch; returns the task as stored after."""
-        task, changes = await self._ended(task_id)
+        task = await self._store.get_task(task_id)
+        if task.attempt_group is not None and task.changes is None and task.is_terminal:
+            return task  # an attempt that ended before its run made a worktree: nothing to discard
+        task, changes = await self._ended(task_id, task)
         if changes.state is ChangeState.DISCARDED:
             return task
         return await self._store.set_changes(task.id, await self._require().discard(changes))
@@ -102,8 +161,8 @@ class TaskReview:
         sweep = WorktreeRetention(self._store, self._require(), older_than_days, clock=self._clock)
         return await sweep.prune(older_than_days, dry_run=dry_run)
 
-    async def _recorded(self, task_id: str) -> tuple[Task, TaskChanges]:
-        task = await self._store.get_task(task_id)
+    async def _recorded(self, task_id: str, task: Task | None = None) -> tuple[Task, TaskChanges]:
+        task = task or await self._store.get_task(task_id)
         if task.changes is None:
             raise InvalidTransition(
                 f"task {task.id} has no recorded changes: only tasks with isolation 'worktree' have, "
@@ -111,8 +170,8 @@ class TaskReview:
             )
         return task, task.changes
 
-    async def _ended(self, task_id: str) -> tuple[Task, TaskChanges]:
-        task, changes = await self._recorded(task_id)
+    async def _ended(self, task_id: str, task: Task | None = None) -> tuple[Task, TaskChanges]:
+        task, changes = await self._recorded(task_id, task)
         if not task.is_terminal:
             raise InvalidTransition(f"task {task.id} is {task.status.value}; wait until it has ended")
         return task, changes

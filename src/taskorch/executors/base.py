@@ -6,7 +6,7 @@ Executors know nothing of MCP or of the store. The engine builds a `RunRequest` 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Protocol, runtime_checkable
@@ -15,10 +15,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from taskorch.domain import ErrorInfo, TaskEvent
 from taskorch.domain.agents import ClaudeCodeToolPattern
+from taskorch.domain.changes import CheckResult
 from taskorch.domain.cli_values import ModelName, PermissionMode, SessionId, check_no_nul
 
 __all__ = [
     "CLAUDE_CODE",
+    "CheckRunner",
     "EventSink",
     "Executor",
     "ExecutorHealth",
@@ -144,4 +146,22 @@ class Executor(Protocol):
         self, request: RunRequest, *, on_event: EventSink | None = None, on_start: StartSink | None = None
     ) -> RunOutcome:
         """Run `request` to its end. `on_event` receives progress events; `on_start` the process."""
+        ...
+
+
+class CheckRunner(Protocol):
+    """Runs an isolated task's `check_command` under the supervision a CLI run gets: the same
+    containment, an allow-listed environment, a time limit and the no-output watchdog, a
+    bounded output tail, and its whole process tree ended when it ends."""
+
+    async def run_check(
+        self, command: Sequence[str], work_directory: str, *, task_id: str, on_start: StartSink | None = None
+    ) -> CheckResult:
+        """Run `command` (an argument list, no shell, stdin closed) in `work_directory`.
+
+        Never raises for the command's own failure: a missing program, a refused directory, a
+        non-zero exit, the time limit or the watchdog are a `CheckResult` with `passed` false.
+        `on_start` is awaited once the process exists. Cancelling the caller ends everything
+        the check started, reaps it, and re-raises the cancellation.
+        """
         ...

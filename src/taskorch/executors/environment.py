@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-__all__ = ["DEFAULT_ENV_NAMES", "DEFAULT_ENV_PREFIXES", "allowed_environment"]
+__all__ = ["CHECK_ENV_PREFIXES", "DEFAULT_ENV_NAMES", "DEFAULT_ENV_PREFIXES", "allowed_environment"]
 
 # What coding CLIs need from the server's environment: the executable path, a home for their
 # own config, locale, terminal, temp dir, proxies and CA bundles, and their vendors' settings.
@@ -35,28 +35,36 @@ DEFAULT_ENV_NAMES: Final = frozenset(
     }
 )
 DEFAULT_ENV_PREFIXES: Final = ("LC_", "ANTHROPIC_", "CLAUDE_", "DISABLE_")
+CHECK_ENV_PREFIXES: Final = ("LC_",)
+"""A check runs the code a run just wrote: it gets no CLI vendor's keys unless configured."""
 _FORBIDDEN_PREFIX: Final = "TASKORCH_"
 
 
 def allowed_environment(
-    environ: Mapping[str, str], extra: Iterable[str] = (), *, set_values: Mapping[str, str] | None = None
+    environ: Mapping[str, str],
+    extra: Iterable[str] = (),
+    *,
+    set_values: Mapping[str, str] | None = None,
+    prefixes: Iterable[str] = DEFAULT_ENV_PREFIXES,
 ) -> dict[str, str]:
     """The environment a CLI gets: the default allow-list plus `extra` names, then `set_values`.
+    `prefixes` are the name prefixes allowed besides the default names (a check passes
+    `CHECK_ENV_PREFIXES`).
 
     `extra` holds exact names or prefix patterns ending in `*` (`AWS_*`). `TASKORCH_*` names
     never pass, whatever the configuration says: they carry the server's database URL and token.
     """
     names = set(DEFAULT_ENV_NAMES)
-    prefixes = list(DEFAULT_ENV_PREFIXES)
+    allowed = list(prefixes)
     for item in extra:
         if item.endswith("*"):
-            prefixes.append(item[:-1])
+            allowed.append(item[:-1])
         else:
             names.add(item)
     env = {
         name: value
         for name, value in environ.items()
-        if (name in names or name.startswith(tuple(prefixes)))
+        if (name in names or name.startswith(tuple(allowed)))
         # Exported shell functions ("BASH_FUNC_x%%" or values starting "() {") are code, not data.
         and not value.startswith("() {")
     }

@@ -79,6 +79,7 @@ class ProcessSpec:
     max_line_bytes: int = 8_388_608
     log_path: Path | None = None
     log_max_bytes: int = 0
+    stderr_to_stdout: bool = False  # one stream, interleaved as written (a check's output)
 
 
 class ExitReason(StrEnum):
@@ -266,7 +267,7 @@ async def run_process(
                 argv,
                 stdin=subprocess.PIPE if spec.stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=subprocess.STDOUT if spec.stderr_to_stdout else subprocess.PIPE,
                 cwd=directory.cwd,
                 env=scope.environment(spec.env),
                 start_new_session=True,
@@ -298,10 +299,12 @@ async def run_process(
         if on_start is not None:
             await on_start(process.pid)
         assert process.stdout is not None
-        assert process.stderr is not None
         async with anyio.create_task_group() as tg:
             tg.start_soon(_pump, process.stdout, watch, stdout_tail, on_stdout)
-            tg.start_soon(_pump, process.stderr, watch, stderr_tail, on_stderr)
+            if process.stderr is not None:
+                tg.start_soon(_pump, process.stderr, watch, stderr_tail, on_stderr)
+            else:
+                watch.pump_finished()
             if spec.stdin is not None:
                 assert process.stdin is not None
                 tg.start_soon(_feed, process.stdin, spec.stdin)

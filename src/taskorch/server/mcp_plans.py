@@ -7,7 +7,7 @@ listening on that URI (`subscriptions/listen`, protocol 2026-07-28).
 
 # No `from __future__ import annotations`: the SDK reads these signatures at registration.
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
@@ -21,6 +21,7 @@ from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp_errors import resource_errors, tool_errors
 from taskorch.server.mcp_results import result_json, tool_result
 from taskorch.server.mcp_schema import UNDESCRIBED
+from taskorch.server.mcp_worktree import AGENT_WORKTREE_KEYS, drop_parameter, worktree_fields
 from taskorch.server.plan_messages import (
     MAX_PLAN_WAIT_SECONDS,
     PLAN_URI_TEMPLATE,
@@ -29,7 +30,7 @@ from taskorch.server.plan_messages import (
     plan_uri,
 )
 from taskorch.server.plan_models import AgentList, AgentResult, PlanList, PlanResult
-from taskorch.tool_profiles import PLAN_TOOLS
+from taskorch.tool_profiles import PLAN_TOOLS, selected_tools
 
 __all__ = [
     "MAX_PLAN_WAIT_SECONDS",
@@ -207,13 +208,6 @@ def register_plan_tools(
             plan = await plans.cancel(plan_id, reason)
         return plan_result(plan)
 
-    @server.tool(
-        title="Save an agent",
-        structured_output=UNDESCRIBED,
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
-    )
     async def save_agent(
         name: AgentName,
         personality: Annotated[str, Field(description="A line on how the agent works.")] = "",
@@ -233,21 +227,40 @@ def register_plan_tools(
         denied_tools: Annotated[
             list[str] | None, Field(description="Patterns it may not use; deny wins.")
         ] = None,
+        worktree: Annotated[
+            dict[str, Any] | None,
+            Field(description="Its tasks run isolated: {} or {check_command, on_success, fix_attempts}."),
+        ] = None,
     ) -> Annotated[CallToolResult, AgentResult]:
         """Create or replace an agent config (name, personality, model and tool permissions)."""
         with tool_errors():
-            spec = AgentSpec(
-                name=name,
-                personality=personality,
-                system_prompt=system_prompt,
-                model=model,
-                executor=executor,
-                planner=planner,
-                allowed_tools=allowed_tools or [],
-                denied_tools=denied_tools or [],
+            fields = worktree_fields(worktree, AGENT_WORKTREE_KEYS) if worktree is not None else {}
+            spec = AgentSpec.model_validate(
+                {
+                    "name": name,
+                    "personality": personality,
+                    "system_prompt": system_prompt,
+                    "model": model,
+                    "executor": executor,
+                    "planner": planner,
+                    "allowed_tools": allowed_tools or [],
+                    "denied_tools": denied_tools or [],
+                    **fields,
+                }
             )
             agent = await agents.save(spec)
         return tool_result(AgentResult(agent=agent, message=f"Agent {agent.name!r} saved."))
+
+    if "merge_task" not in selected_tools(orchestrator.settings.server.tools):
+        drop_parameter(save_agent, "worktree")  # see mcp_worktree
+    server.add_tool(
+        save_agent,
+        title="Save an agent",
+        structured_output=UNDESCRIBED,
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    )
 
     @server.tool(title="List agents", annotations=_READ, structured_output=UNDESCRIBED)
     async def list_agents() -> Annotated[CallToolResult, AgentList]:

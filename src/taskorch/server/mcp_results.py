@@ -47,12 +47,13 @@ SUMMARY_FIELDS: Final = frozenset(
         "tags", "depends_on", "attempt", "max_attempts", "retry_safe", "worker_id",
         "lease_expires_at", "not_before", "created_at", "updated_at", "started_at", "finished_at",
         "result", "error", "model", "agent", "continue_from", "idempotency_key", "cost_usd",
-        "exit_code", "output_truncated", "isolation", "auto_commit", "on_success",
+        "exit_code", "output_truncated", "isolation", "auto_commit", "on_success", "attempt_group",
+        "attempt_index",
     }
 )  # fmt: skip
 """The task fields a summary may hold; the rest (usage, events, permission_denials, session_id,
-log_path, run_process, num_turns, timeout_seconds, base_ref, check_command, changes) only
-`get_task` returns."""
+log_path, run_process, num_turns, timeout_seconds, base_ref, check_command, fix_attempts,
+changes) only `get_task` returns."""
 
 _TASKS: Final = TypeAdapter(list[Task])
 _SUMMARY_INCLUDE: Final[dict[str, set[str]]] = {"__all__": set(SUMMARY_FIELDS)}

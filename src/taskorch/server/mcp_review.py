@@ -37,7 +37,8 @@ def register_review_tools(server: MCPServer, orchestrator: Orchestrator) -> None
         offset: Annotated[int, Field(ge=0, description="Patch offset (next_offset).")] = 0,
         limit: Annotated[int, Field(ge=1, le=MAX_PATCH_PAGE)] = 20_000,
     ) -> Annotated[CallToolResult, ChangesPage]:
-        """An isolated (worktree) task's branch, commits, files changed, and its patch, paged."""
+        """An isolated (worktree) task's branch, commits, files changed, and its patch, paged;
+        for one of several attempts, all of them side by side."""
         with tool_errors():
             return tool_result(await review.changes(task_id, offset=offset, limit=limit))
 
@@ -48,6 +49,7 @@ def register_review_tools(server: MCPServer, orchestrator: Orchestrator) -> None
             MergeStrategy, Field(description="merge, squash or rebase.")
         ] = MergeStrategy.MERGE,
         keep_branch: bool = False,
+        discard_others: Annotated[bool, Field(description="Discard the other attempts too.")] = False,
     ) -> Annotated[CallToolResult, MergeReport]:
         """Merge an ended isolated task's branch into its base branch.
 
@@ -55,7 +57,10 @@ def register_review_tools(server: MCPServer, orchestrator: Orchestrator) -> None
         Then deletes its worktree and branch (keep_branch: keeps the branch).
         """
         with tool_errors():
-            return tool_result(await review.merge(task_id, strategy, keep_branch=keep_branch))
+            report = await review.merge(
+                task_id, strategy, keep_branch=keep_branch, discard_others=discard_others
+            )
+            return tool_result(report)
 
     @server.tool(title="Discard a task's changes", annotations=_DESTROY, structured_output=UNDESCRIBED)
     async def discard_task_changes(task_id: str) -> Annotated[CallToolResult, Task]:

@@ -8,7 +8,6 @@ values are typed `str` so the input schema does not reject the accepted spelling
 # No `from __future__ import annotations`: the SDK reads these signatures at registration,
 # and the page-size description below is built from the settings at that time.
 
-import inspect
 from typing import Annotated, Any, Final
 
 import anyio
@@ -20,10 +19,10 @@ from taskorch.domain import Task, TaskSpec, TaskStatus
 from taskorch.domain.tasks import ModeInput, PriorityInput
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.queue import TaskQueue
-from taskorch.errors import InvalidArgument
 from taskorch.server.mcp_errors import tool_errors
 from taskorch.server.mcp_results import data_result, task_summaries, tool_result
 from taskorch.server.mcp_schema import UNDESCRIBED
+from taskorch.server.mcp_worktree import drop_parameter, worktree_fields
 from taskorch.server.models import (
     CancelResult,
     ClaimResult,
@@ -105,17 +104,6 @@ def _fail_message(task: Task) -> str:
 _CREATE: Final = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
 )
-_WORKTREE_KEYS: Final = ("base_ref", "check_command", "on_success", "auto_commit")
-
-
-def worktree_fields(options: dict[str, Any]) -> dict[str, Any]:
-    """The task fields of create_task's `worktree` object: isolation worktree and its options."""
-    unknown = sorted(set(options) - set(_WORKTREE_KEYS))
-    if unknown:
-        raise InvalidArgument(
-            f"worktree takes {', '.join(_WORKTREE_KEYS)}; not {', '.join(map(repr, unknown))}"
-        )
-    return {"isolation": "worktree", **options}
 
 
 def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
@@ -155,7 +143,10 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
         ] = None,
         worktree: Annotated[
             dict[str, Any] | None,
-            Field(description="Run on its own git branch: {} or {base_ref, check_command, on_success}."),
+            Field(
+                description="Run on its own git branch: {} or {base_ref, check_command, on_success, "
+                "fix_attempts, attempts_in_parallel, attempt_models, attempt_agents}."
+            ),
         ] = None,
     ) -> Annotated[CallToolResult, CreateTaskResult]:
         """Queue a coding task. Returns it (queued, or waiting for depends_on) and `created`.
@@ -184,14 +175,10 @@ def register_task_tools(server: MCPServer, orchestrator: Orchestrator) -> None:
                 fields["max_attempts"] = max_attempts
             outcome = await queue.create(TaskSpec.model_validate(fields))
         note = unattended_note(orchestrator, outcome.task, "mcp")
-        return tool_result(CreateTaskResult(task=outcome.task, created=outcome.created, note=note))
+        return tool_result(CreateTaskResult.of(outcome, note))
 
     if "merge_task" not in shown:
-        # Only clients shown the review tools create worktree tasks over MCP: the others do
-        # not pay for the parameter in every tools/list (the default profile's budget).
-        signature = inspect.signature(create_task)
-        kept = [p for name, p in signature.parameters.items() if name != "worktree"]
-        create_task.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
+        drop_parameter(create_task, "worktree")  # see mcp_worktree
     server.add_tool(create_task, title="Create a task", annotations=_CREATE, structured_output=UNDESCRIBED)
 
     @server.tool(title="Get a task", annotations=_READ, structured_output=UNDESCRIBED)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from taskorch.domain import Statistics, Task
+from taskorch.domain.attempts import AttemptSummary
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 from taskorch.engine.scheduler import SchedulerStatus
 from taskorch.executors.base import ExecutorHealth
 from taskorch.executors.containment import ContainmentStatus
+from taskorch.storage.base import CreateOutcome
 
 __all__ = [
+    "AttemptList",
     "CancelResult",
     "ClaimResult",
     "CreateTaskResult",
@@ -22,6 +25,14 @@ __all__ = [
 ]
 
 
+class AttemptList(BaseModel):
+    """The attempts at one task, side by side (REST `GET /api/v1/tasks/{id}/attempts`, the CLI)."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    attempts: list[AttemptSummary]
+
+
 class CreateTaskResult(BaseModel):
     model_config = OUTPUT_MODEL_CONFIG
 
@@ -30,6 +41,17 @@ class CreateTaskResult(BaseModel):
         description="False when a task with this idempotency_key already existed and was returned instead."
     )
     note: str | None = Field(default=None, description="What to do so that the task runs, if needed.")
+    attempts: list[str] | None = Field(
+        default=None,
+        description="attempts_in_parallel: the ids of all attempts (task is the first); compare them "
+        "with get_task_changes.",
+    )
+
+    @classmethod
+    def of(cls, outcome: CreateOutcome, note: str | None) -> CreateTaskResult:
+        """The result of `TaskQueue.create`'s `outcome`, with `note`."""
+        attempts = [task.id for task in outcome.attempts] or None
+        return cls(task=outcome.task, created=outcome.created, note=note, attempts=attempts)
 
 
 class ClaimResult(BaseModel):

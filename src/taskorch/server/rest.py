@@ -214,7 +214,7 @@ def rest_operations(orchestrator: Orchestrator) -> list[Operation]:
         spec = TaskSpec.model_validate(await _json_object(request))
         outcome = await queue.create(spec)
         note = unattended_note(orchestrator, outcome.task, "rest")
-        result = CreateTaskResult(task=outcome.task, created=outcome.created, note=note)
+        result = CreateTaskResult.of(outcome, note)
         return JSONResponse(result.model_dump(mode="json"), 201 if outcome.created else 200)
 
     @_handles_errors

@@ -13,6 +13,7 @@ from taskorch.domain import Task
 from taskorch.domain.changes import MergeReport, MergeStrategy
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.task_review import MAX_PATCH_PAGE, ChangesPage
+from taskorch.server.models import AttemptList
 from taskorch.server.rest_base import API_PREFIX, Input, Operation, handles_errors, json_object, query_of
 
 __all__ = ["ChangesQuery", "MergeBody", "review_operations"]
@@ -30,6 +31,9 @@ class MergeBody(Input):
 
     strategy: MergeStrategy = Field(default=MergeStrategy.MERGE, description="merge, squash or rebase.")
     keep_branch: bool = Field(default=False, description="Keep the task's branch after the merge.")
+    discard_others: bool = Field(
+        default=False, description="One of several attempts: discard the other attempts' changes too."
+    )
 
 
 def review_operations(orchestrator: Orchestrator) -> list[Operation]:
@@ -48,9 +52,18 @@ def review_operations(orchestrator: Orchestrator) -> list[Operation]:
         """Merge an ended isolated task's branch into its base branch; a conflict changes nothing."""
         body = MergeBody.model_validate(await json_object(request, required=False))
         report = await review.merge(
-            request.path_params["task_id"], body.strategy, keep_branch=body.keep_branch
+            request.path_params["task_id"],
+            body.strategy,
+            keep_branch=body.keep_branch,
+            discard_others=body.discard_others,
         )
         return JSONResponse(report.model_dump(mode="json"))  # merged or not, as the report says
+
+    @handles_errors
+    async def attempts(request: Request) -> Response:
+        """The attempts at a task made with attempts_in_parallel, side by side."""
+        found = await review.attempts(request.path_params["task_id"])
+        return JSONResponse(AttemptList(attempts=found).model_dump(mode="json"))
 
     @handles_errors
     async def discard(request: Request) -> Response:
@@ -65,5 +78,6 @@ def review_operations(orchestrator: Orchestrator) -> list[Operation]:
         Operation("POST", f"{task}/merge", merge, MergeReport, body=MergeBody, body_required=False,
                   errors=(404, 409)),
         Operation("POST", f"{task}/discard", discard, Task, errors=(404, 409)),
+        Operation("GET", f"{task}/attempts", attempts, AttemptList, errors=(404, 409)),
     ]
     # fmt: on

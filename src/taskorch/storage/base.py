@@ -73,6 +73,7 @@ class TaskFilter:
     work_directory: str | None = None
     agent: str | None = None  # the task's saved agent, by exact name
     worker: str | None = None  # the worker that holds or last held it, by exact id
+    attempt_group: str | None = None  # the attempts at one task (`Task.attempt_group`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class PlanPage:
 class CreateOutcome:
     task: Task
     created: bool  # False when an existing task with the same idempotency key was returned
+    attempts: tuple[Task, ...] = ()  # several attempts at one task: all of them, the first first
 
 
 @runtime_checkable
@@ -121,6 +123,15 @@ class Store(Protocol):
         - The starting status follows `domain.initial_status`: `queued` if every dependency
           succeeded (or there are none), `cancelled` with error kind `dependency_failed` if any
           dependency failed or was cancelled, else `waiting`.
+        """
+        ...
+
+    async def create_tasks(self, news: Sequence[NewTask]) -> list[CreateOutcome]:
+        """Insert several tasks (the attempts at one task) in one transaction: all or none.
+
+        Each is inserted as `create_task` would, in order. Only the first may carry an
+        idempotency key: when it matches an existing task, that task alone is returned with
+        `created=False` and nothing is written.
         """
         ...
 

@@ -26,7 +26,7 @@ from taskorch.domain import (
     backoff_delay,
     initial_status,
 )
-from taskorch.domain.changes import Isolation, TaskChanges
+from taskorch.domain.changes import Isolation, OnSuccess, TaskChanges
 from taskorch.domain.paths import is_at_or_below, overlaps
 from taskorch.domain.tasks import dependency_failed_error, utc_from_timestamp
 from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
@@ -91,7 +91,10 @@ class MemoryStore(MemoryPlans):
             base_ref=spec.base_ref,
             auto_commit=spec.auto_commit,
             check_command=None if spec.check_command is None else list(spec.check_command),
-            on_success=spec.on_success,
+            on_success=spec.on_success or OnSuccess.KEEP,
+            fix_attempts=spec.fix_attempts or 0,
+            attempt_group=new.attempt_group,
+            attempt_index=new.attempt_index,
             status=status,
             error=error,
             created_at=new.created_at,
@@ -104,6 +107,15 @@ class MemoryStore(MemoryPlans):
         if spec.idempotency_key is not None:
             self._by_key[spec.idempotency_key] = task.id
         return CreateOutcome(task, created=True)
+
+    async def create_tasks(self, news: Sequence[NewTask]) -> list[CreateOutcome]:
+        key = news[0].spec.idempotency_key if news else None
+        if key is not None and key in self._by_key:
+            return [CreateOutcome(self._tasks[self._by_key[key]], created=False)]
+        missing = sorted({d for new in news for d in new.spec.depends_on if d not in self._tasks})
+        if missing:  # checked for all first: all or none
+            raise UnknownDependency(f"depends_on names unknown task ids: {', '.join(missing)}")
+        return [await self.create_task(new) for new in news]
 
     async def get_task(self, task_id: str) -> Task:
         try:
@@ -389,6 +401,7 @@ def _matches(task: Task, f: TaskFilter) -> bool:
         and (f.work_directory is None or is_at_or_below(task.work_directory, f.work_directory))
         and (f.agent is None or task.agent == f.agent)
         and (f.worker is None or task.worker_id == f.worker)
+        and (f.attempt_group is None or task.attempt_group == f.attempt_group)
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any, Final
 from pydantic import TypeAdapter
 
 from taskorch.domain import ErrorInfo, NewTask, RunDetails, Task, TaskEvent, TaskStatus
-from taskorch.domain.changes import Isolation
+from taskorch.domain.changes import Isolation, OnSuccess
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.storage.sql_task_builder import COLUMNS, NAMES
 
@@ -64,7 +64,10 @@ def new_task_row(new: NewTask, status: TaskStatus, error: ErrorInfo | None) -> d
         "base_ref": spec.base_ref,
         "auto_commit": bool(spec.auto_commit),
         "check_command": None if spec.check_command is None else json.dumps(spec.check_command),
-        "on_success": spec.on_success.value,
+        "on_success": (spec.on_success or OnSuccess.KEEP).value,
+        "fix_attempts": spec.fix_attempts or 0,
+        "attempt_group": new.attempt_group,
+        "attempt_index": new.attempt_index,
         "status": status.value,
         "created_at": created,
         "updated_at": created,
@@ -125,6 +128,7 @@ def validate_row(row: Iterable[Any]) -> Task:
 NEW_TASK_COLUMNS: Final = (
     "id, prompt, work_directory, execution_mode, executor, priority, priority_rank, tags, model, agent, "
     "depends_on, max_attempts, timeout_seconds, idempotency_key, retry_safe, continue_from, status, "
-    "created_at, updated_at, finished_at, error, isolation, base_ref, auto_commit, check_command, on_success"
+    "created_at, updated_at, finished_at, error, isolation, base_ref, auto_commit, check_command, "
+    "on_success, fix_attempts, attempt_group, attempt_index"
 )
 """The columns `new_task_row` fills, in its order."""

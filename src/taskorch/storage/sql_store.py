@@ -76,6 +76,12 @@ class SQLStore:
         outcome: CreateOutcome = await self._write("create_task", lambda now: sql_tasks.create_task(now, new))
         return outcome
 
+    async def create_tasks(self, news: Sequence[NewTask]) -> list[CreateOutcome]:
+        outcomes: list[CreateOutcome] = await self._write(
+            "create_tasks", lambda now: sql_tasks.create_tasks(now, news)
+        )
+        return outcomes
+
     async def get_task(self, task_id: str) -> Task:
         task: Task = await self._read("get_task", lambda: sql_task_reads.get_task(task_id), single=True)
         return task

@@ -65,6 +65,9 @@ def list_tasks(filter: TaskFilter, limit: int, cursor: str | None) -> Transactio
     if filter.worker is not None:
         parts.append("list_tasks.worker")
         params["worker"] = filter.worker
+    if filter.attempt_group is not None:
+        parts.append("list_tasks.attempt_group")
+        params["attempt_group"] = filter.attempt_group
     rows = yield Query("list_tasks", params, parts=tuple(parts))
     page = rows[:limit]
     more = len(rows) > limit

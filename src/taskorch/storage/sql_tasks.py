@@ -95,6 +95,16 @@ def create_task(now: float, new: NewTask) -> Transaction:
     return CreateOutcome(build_task(inserted[0]), created=True)
 
 
+def create_tasks(now: float, news: Sequence[NewTask]) -> Transaction:
+    outcomes: list[CreateOutcome] = []
+    for new in news:
+        outcome = yield from create_task(now, new)
+        if not outcome.created:
+            return [outcome]  # only the first has a key: nothing was written
+        outcomes.append(outcome)
+    return outcomes
+
+
 def claim_next(
     now: float,
     work_path: str,

@@ -28,6 +28,7 @@ import anyio
 from taskorch.errors import StoreCorrupt, StoreError
 from taskorch.storage.sql_queries import Transaction
 from taskorch.storage.sql_store import SQLStore
+from taskorch.storage.sqlite_checkpoint import Checkpointer
 from taskorch.storage.sqlite_faults import RECOVERY, translate
 from taskorch.storage.sqlite_open import connect_reader, connect_writer, startup_check
 from taskorch.storage.sqlite_queries import drive
@@ -38,13 +39,11 @@ __all__ = ["SQLiteStore"]
 
 log = logging.getLogger(__name__)
 
-_AUTOCHECKPOINT_PAGES: Final = 1000  # SQLite's default
-# Quick transactions skip the automatic checkpoint; after this many in a row, the next write
-# goes to the thread, where it runs.
-_QUICK_BEFORE_CHECKPOINT: Final = 200
-_Settings: TypeAlias = tuple[int, int, str]
-_SETTINGS: Final = ("busy_timeout", "wal_autocheckpoint", "synchronous")
-_QUICK_RELAXED: Final[_Settings] = (0, 0, "NORMAL")
+# The writer connection's (busy_timeout, synchronous). It never checkpoints on commit
+# (`wal_autocheckpoint` is 0): see `sqlite_checkpoint`.
+_Settings: TypeAlias = tuple[int, str]
+_SETTINGS: Final = ("busy_timeout", "synchronous")
+_QUICK_RELAXED: Final[_Settings] = (0, "NORMAL")
 
 
 class SQLiteStore(SQLStore):
@@ -86,14 +85,14 @@ class SQLiteStore(SQLStore):
         self._quick_claims = synchronous == "NORMAL" or not durable_claims
         self._writer: ConnectionThread[sqlite3.Connection] | None = None
         self._reader: ConnectionThread[sqlite3.Connection] | None = None
-        self._quick_run = 0  # quick transactions since the last one in the thread
         self._wal_sync = WalSync(Path(f"{self.path}-wal"))
+        self._checkpointer = Checkpointer(self.path, synchronous=synchronous)
         self._lifecycle = anyio.Lock()
-        # The writer's (busy_timeout, wal_autocheckpoint, synchronous) as last set, None when
+        # The writer's (busy_timeout, synchronous) as last set, None when
         # unknown: a PRAGMA runs only when a transaction needs another value than the one in
         # force, so a run of quick transactions (or of thread ones) switches nothing.
         self._in_force: _Settings | None = None
-        self._thread_settings: _Settings = (self._busy_timeout_ms, _AUTOCHECKPOINT_PAGES, synchronous)
+        self._thread_settings: _Settings = (self._busy_timeout_ms, synchronous)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -121,6 +120,7 @@ class SQLiteStore(SQLStore):
             self._writer, self._reader = writer, reader
             self._fault = None
             self._in_force = self._thread_settings  # as `connect_writer` left them
+            self._checkpointer.start()
             if self._startup_check_seconds > 0:
                 try:
                     found = await startup_check(reader, self.path, self._startup_check_seconds)
@@ -143,6 +143,7 @@ class SQLiteStore(SQLStore):
         async with self._lifecycle:
             writer, reader, self._writer, self._reader = self._writer, self._reader, None, None
             with anyio.CancelScope(shield=True):
+                await self._checkpointer.stop()
                 for thread in (reader, writer):
                     if thread is not None:
                         await thread.stop()
@@ -188,18 +189,21 @@ class SQLiteStore(SQLStore):
                 lambda conn: self._quick_transaction(conn, action, transaction, relax)
             )
             if ran and outcome is not None and outcome[0]:
+                self._checkpointer.committed()
                 if sync_after:
                     await self._wal_sync.sync(self._wal_sync.committed())
                 return outcome[1]
-        return await writer.run(lambda conn: self._transaction(conn, action, transaction, durable=durable))
+        outcome = await writer.run(lambda conn: self._transaction(conn, action, transaction, durable=durable))
+        self._checkpointer.committed()
+        return outcome
 
     def _may_run_quick(self, *, durable: bool, quick: bool) -> bool:
         if durable and not quick:
             return False
         if not durable and not self._quick_claims:
             return False
-        # After a run of quick ones, one goes to the thread, which checkpoints if it is due.
-        return self._quick_run < _QUICK_BEFORE_CHECKPOINT
+        # When the log is due to start over, the write goes to the thread: see `_transaction`.
+        return not self._checkpointer.restart_due
 
     def _transaction(
         self,
@@ -214,11 +218,17 @@ class SQLiteStore(SQLStore):
         # and a power loss can only undo a suffix of such commits. An undone claim makes the
         # task ready again and the worker's later result is refused as a lost lease, which
         # at-least-once delivery already allows for. `storage.durable_claims` turns this off.
-        self._quick_run = 0
         try:
+            if self._checkpointer.restart_due:
+                # Copy what the background checkpoints left, with no write of ours beside
+                # it, so this write starts the log over (see `sqlite_checkpoint`). Busy, or
+                # held back by a reader's snapshot: the next write tries again.
+                busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if not busy and copied >= frames:
+                    self._checkpointer.restarted()
             settings = self._thread_settings
             if not durable and self._relaxed is not None:
-                settings = (self._busy_timeout_ms, _AUTOCHECKPOINT_PAGES, self._relaxed)
+                settings = (self._busy_timeout_ms, self._relaxed)
             self._settings(conn, settings)
             conn.execute("BEGIN IMMEDIATE")
             return self._run_body(conn, transaction)
@@ -234,14 +244,13 @@ class SQLiteStore(SQLStore):
         and the caller woken again by an event loop that may be busy with other work. So a
         claim or a short durable write runs here when nothing could make it wait: no busy
         timeout (another process holding the write lock sends it back to the thread:
-        `(False, None)`), no automatic checkpoint (the next write in the thread does it;
-        after `_QUICK_BEFORE_CHECKPOINT` quick ones, the next write goes there) and, with
+        `(False, None)`), no checkpoint (no write does one: `sqlite_checkpoint`) and, with
         `relax`, no fsync (a claim needs none, see `_transaction`; a durable write has its
         WAL synced afterwards by `WalSync`, off the loop). The settings stay in force after
         it, so a run of quick transactions switches them once.
         """
         try:
-            self._settings(conn, _QUICK_RELAXED if relax else (0, 0, self._synchronous))
+            self._settings(conn, _QUICK_RELAXED if relax else (0, self._synchronous))
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError:
@@ -249,7 +258,6 @@ class SQLiteStore(SQLStore):
             result = self._run_body(conn, transaction)
         except sqlite3.Error as exc:
             raise self._translate(exc, action) from exc
-        self._quick_run += 1
         return True, result
 
     def _settings(self, conn: sqlite3.Connection, wanted: _Settings) -> None:

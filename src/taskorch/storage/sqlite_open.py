@@ -43,6 +43,8 @@ def connect_writer(path: Path, *, busy_timeout_ms: int, synchronous: str) -> sql
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"the task database {path} could not be switched to WAL mode ({mode})")
+        # Commits never checkpoint; a thread of the store's does (`sqlite_checkpoint`).
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         migrate(conn, path=str(path))
         check_counts(conn, path=str(path))
 

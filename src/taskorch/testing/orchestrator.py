@@ -24,9 +24,11 @@ from taskorch.config import Settings, load_settings
 from taskorch.downstream.base import ToolGateway
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.engine.services import ProcessTable, Service, Upkeep
-from taskorch.executors.base import Executor
+from taskorch.executors.base import CheckRunner, Executor
+from taskorch.executors.checks import CommandChecks
 from taskorch.executors.containment import Containment, GroupOnly
 from taskorch.executors.containment.procfs import ProcFs
+from taskorch.executors.run_limits import RunLimits
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore, Store
 from taskorch.testing.clock import FakeClock
@@ -49,6 +51,7 @@ def orchestrator_for_tests(
     processes: ProcessTable | None = None,
     upkeep: Sequence[Upkeep] = (),
     workspaces: Workspaces | None = None,
+    checks: CheckRunner | None = None,
 ) -> Orchestrator:
     """An `Orchestrator` over `store` (default: a `MemoryStore` on `clock`), not running yet.
 
@@ -56,12 +59,23 @@ def orchestrator_for_tests(
     process groups alone (`GroupOnly`), this host's `/proc` as the process table, no upkeep,
     no downstream servers, no executors (tasks are only queued). `services` are kept up while
     it runs (e.g. a `DownstreamPool` given as `downstream`); `workspaces` makes the worktrees
-    of isolated runs (None: such tasks fail).
+    of isolated runs (None: such tasks fail). `checks` runs isolated tasks' check commands
+    (default: `CommandChecks` under `containment`, with this process's allow-listed
+    environment, the settings' limits, no log files and no directory confinement).
     """
+    containment = containment if containment is not None else GroupOnly()
+    if checks is None:
+        checks = CommandChecks(
+            RunLimits.from_settings(settings.runs, None),
+            timeout_seconds=settings.worktrees.check_timeout_seconds,
+            environ=os.environ,
+            env_passthrough=settings.worktrees.check_env_passthrough,
+            containment=containment,
+        )
     return Orchestrator(
         settings,
         store if store is not None else MemoryStore(clock=clock),
-        containment=containment if containment is not None else GroupOnly(),
+        containment=containment,
         processes=processes if processes is not None else ProcFs(),
         upkeep=upkeep,
         clock=clock,
@@ -69,6 +83,7 @@ def orchestrator_for_tests(
         services=services,
         executors=executors,
         workspaces=workspaces,
+        checks=checks,
     )
 
 

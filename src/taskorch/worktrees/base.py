@@ -7,11 +7,10 @@ service calls `patch`, `merge` and `discard`. Implementations raise `GitError` (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from taskorch.domain.changes import CheckResult, MergeReport, MergeStrategy, TaskChanges
+from taskorch.domain.changes import MergeReport, MergeStrategy, TaskChanges
 from taskorch.errors import CallerError
 
 __all__ = ["GitError", "Repository", "Workspace", "Workspaces"]
@@ -59,11 +58,6 @@ class Workspaces(Protocol):
 
     async def finish(self, workspace: Workspace, *, message: str, auto_commit: bool) -> TaskChanges:
         """Record what the run did; with `auto_commit`, commit what it left uncommitted first."""
-        ...
-
-    async def check(self, workspace: Workspace, command: Sequence[str]) -> CheckResult:
-        """Run `command` (an argument list, no shell) in the worktree and report how it ended.
-        Never raises for the command's own failure (missing, non-zero exit, timeout)."""
         ...
 
     async def patch(self, changes: TaskChanges) -> str:

@@ -7,14 +7,12 @@ Layout: `<root>/<repository name>-<hash of its path>/<short task id>`, branch
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 from taskorch.domain.changes import (
     MAX_CHANGED_FILES,
     ChangedFile,
-    CheckResult,
     CommitInfo,
     MergeReport,
     MergeStrategy,
@@ -22,7 +20,6 @@ from taskorch.domain.changes import (
 )
 from taskorch.worktrees import review
 from taskorch.worktrees.base import GitError, Repository, Workspace
-from taskorch.worktrees.check import run_check
 from taskorch.worktrees.git import check_ref, git, repository_root
 from taskorch.worktrees.locks import RepositoryLocks
 
@@ -39,12 +36,9 @@ def short_id(task_id: str) -> str:
 class GitWorkspaces:
     """`Workspaces` over the git CLI, with worktrees kept under `root`."""
 
-    def __init__(
-        self, root: str | Path, *, patch_preview_chars: int = 20_000, check_timeout_seconds: float = 1800.0
-    ) -> None:
+    def __init__(self, root: str | Path, *, patch_preview_chars: int = 20_000) -> None:
         self._root = Path(root)
         self._preview = patch_preview_chars
-        self._check_timeout = check_timeout_seconds
         self._locks = RepositoryLocks()
 
     async def repository_of(self, directory: str) -> Repository | None:
@@ -144,9 +138,6 @@ class GitWorkspaces:
                 "patch_truncated": len(patch) > self._preview,
             }
         )
-
-    async def check(self, workspace: Workspace, command: Sequence[str]) -> CheckResult:
-        return await run_check(workspace.work_directory, command, timeout_seconds=self._check_timeout)
 
     async def patch(self, changes: TaskChanges) -> str:
         if changes.head_commit is None:

@@ -99,7 +99,10 @@ class ConsoleActions:
         if strategy is None:
             raise InvalidArgument(f"strategy must be one of {', '.join(s.value for s in MergeStrategy)}")
         keep_branch = form.get("keep_branch") == "on"
-        report = await self.orchestrator.review.merge(task_id, strategy, keep_branch=keep_branch)
+        others = form.get("discard_others") == "on"
+        report = await self.orchestrator.review.merge(
+            task_id, strategy, keep_branch=keep_branch, discard_others=others
+        )
         return await self.pages.show_task(request, task_id, report=report)
 
     async def discard_changes(self, request: Request) -> Response:

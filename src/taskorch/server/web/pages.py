@@ -95,8 +95,10 @@ class ConsolePages:
     async def _changes_context(
         self, request: Request, task: Task, report: MergeReport | None
     ) -> dict[str, Any]:
+        attempts = None if task.attempt_group is None else await self.orchestrator.review.attempts(task.id)
         return {
             "task": task,
+            "attempts": attempts,
             "report": report,
             "strategies": [s.value for s in MergeStrategy],
             "changes_version": changes_version(task),
