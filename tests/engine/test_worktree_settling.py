@@ -4,6 +4,7 @@ lease, a cancel, the server stopping mid-run, or a dead sibling server on this h
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import anyio
@@ -19,8 +20,10 @@ from taskorch.storage import MemoryStore
 from taskorch.testing import FakeClock, FakeExecutor, orchestrator_for_tests
 from taskorch.worktrees.workspace import GitWorkspaces
 from tests.engine.test_isolated_runs import EditingExecutor, create
+from tests.executors.test_checks import wait_for_file
 from tests.git_repos import git_out, make_repo
 from tests.mcp_harness import Harness
+from tests.process_checks import pid_gone
 from tests.sched_harness import open_scheduler_harness
 
 pytestmark = pytest.mark.anyio
@@ -176,3 +179,28 @@ async def test_the_reaper_pass_settles_the_run_of_a_sibling_server_that_died_on_
     assert (after.status, after.error and after.error.kind) == (TaskStatus.FAILED, "lease_lost")
     assert after.changes is not None
     assert git_out(repo, "show", f"{after.changes.branch}:a.txt") == "half done"
+
+
+async def test_a_run_cancelled_during_its_check_still_has_its_edits_recorded(tmp_path: Path) -> None:
+    """The check runs inside the recording of a finished run: a cancel then still records."""
+    fake = EditingExecutor()
+    fake.default_hold = False  # the run succeeds at once; then the check hangs
+    fake.edits = {"edit": {"a.txt": "done\n"}}
+    started = tmp_path / "check.pid"
+    hang = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
+    check = [sys.executable, "-S", "-c", hang, str(started)]
+    async with open_scheduler_harness(tmp_path, {"claude_code": fake}, scheduler={"enabled": True}) as h:
+        repo = make_repo(h.root / "repo", {"a.txt": "a\n"})
+        task_id = await create(h, "edit", repo, isolation="worktree", check_command=check)
+        pid = await wait_for_file(started)
+        with anyio.fail_after(20):
+            await h.orchestrator.scheduler.cancel(task_id)
+        await no_live_runs(h)
+        task = await h.orchestrator.store.get_task(task_id)
+    assert task.status is TaskStatus.CANCELLED
+    assert pid_gone(pid)
+    changes = task.changes
+    assert changes is not None
+    assert [f.path for f in changes.files] == ["a.txt"]
+    assert git_out(repo, "show", f"{changes.branch}:a.txt") == "done"
+    assert changes.check is None  # it was stopped: no result to show
