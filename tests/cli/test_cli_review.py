@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -33,6 +34,16 @@ def _record_a_run(db: str, task_id: str, repo: Path, root: Path, edits: dict[str
     return anyio.run(go)
 
 
+def _ended_with_a_run(run: Run, home: Path) -> tuple[Path, dict[str, Any], str]:  # noqa: F811
+    """A repository, an isolated task that ended (cancelled) after a run wrote b.txt, its branch."""
+    repo = make_repo(home / "project" / "repo", {"a.txt": "a\n"})
+    task = run.json(
+        "tasks", "add", "x", "--dir", str(repo), "--mode", "claude_code", "--isolation", "worktree"
+    )["task"]
+    run("tasks", "cancel", task["id"])
+    return repo, task, _record_a_run(run.db, task["id"], repo, home / "wt", {"b.txt": "b\n"})
+
+
 def test_add_with_isolation_then_changes_and_merge(run: Run, home: Path) -> None:  # noqa: F811
     repo = make_repo(home / "project" / "repo", {"a.txt": "a\n"})
     added = run.json(
@@ -56,29 +67,23 @@ def test_merge_refuses_a_dirty_checkout_with_exit_1_and_discard_removes_the_bran
     run: Run,  # noqa: F811
     home: Path,  # noqa: F811
 ) -> None:
-    repo = make_repo(home / "project" / "repo", {"a.txt": "a\n"})
-    task = run.json(
-        "tasks", "add", "x", "--dir", str(repo), "--mode", "claude_code", "--isolation", "worktree"
-    )["task"]
-    run("tasks", "cancel", task["id"])
-    branch = _record_a_run(run.db, task["id"], repo, home / "wt", {"b.txt": "b\n"})
+    repo, task, branch = _ended_with_a_run(run, home)
     (repo / "a.txt").write_text("dirty\n")
     out = run("tasks", "merge", task["id"], status=1)
     assert "uncommitted changes" in out
+    assert "merge     refused (merge, merge_task, " in run("tasks", "changes", task["id"])
     (repo / "a.txt").write_text("a\n")
     assert "merged into main" in run("tasks", "merge", task["id"], "--strategy", "squash")
+    head = git_out(repo, "rev-parse", "HEAD")
+    assert f"merge     squash into main as {head[:12]} (merge_task, " in run("tasks", "changes", task["id"])
+    assert run.json("tasks", "changes", task["id"], "--json")["changes"]["merge"]["merged_commit"] == head
     assert (repo / "b.txt").read_text() == "b\n"
     assert git_out(repo, "branch", "--list", branch) == ""
     assert "merged already" in run.error("tasks", "discard", task["id"], status=1)
 
 
 def test_merge_with_keep_branch_keeps_the_branch(run: Run, home: Path) -> None:  # noqa: F811
-    repo = make_repo(home / "project" / "repo", {"a.txt": "a\n"})
-    task = run.json(
-        "tasks", "add", "x", "--dir", str(repo), "--mode", "claude_code", "--isolation", "worktree"
-    )["task"]
-    run("tasks", "cancel", task["id"])
-    branch = _record_a_run(run.db, task["id"], repo, home / "wt", {"b.txt": "b\n"})
+    repo, task, branch = _ended_with_a_run(run, home)
     assert "merged into main" in run("tasks", "merge", task["id"], "--keep-branch")
     assert (repo / "b.txt").read_text() == "b\n"
     assert git_out(repo, "branch", "--list", branch) != ""
@@ -91,6 +96,31 @@ def test_a_base_ref_that_could_be_an_option_is_refused(run: Run, home: Path, bad
         "--isolation", "worktree", f"--base-ref={bad}", status=2,
     )  # fmt: skip
     assert "not a plain git ref" in message
+
+
+def test_worktrees_prune_removes_ended_tasks_worktrees_keeping_branches_and_dry_run_removes_nothing(
+    run: Run,  # noqa: F811
+    home: Path,  # noqa: F811
+) -> None:
+    repo, task, branch = _ended_with_a_run(run, home)
+    worktree = run.json("tasks", "changes", task["id"])["changes"]["worktree"]
+    # Ended just now: the configured 14 days are not over.
+    assert "removed 0 worktree(s) of tasks that ended at least 14 day(s) ago" in run("worktrees", "prune")
+    dry = run("worktrees", "prune", "--older-than", "0", "--dry-run")
+    assert f"would remove  {worktree}  (task {task['id']}; branch {branch} kept)" in dry
+    assert Path(worktree).is_dir()
+    listed = run.json("worktrees", "prune", "--older-than", "0", "--dry-run")
+    assert [(e["task_id"], e["removed"]) for e in listed] == [(task["id"], False)]
+    done = run("worktrees", "prune", "--older-than", "0")
+    assert f"removed  {worktree}  (task {task['id']}; branch {branch} kept)" in done
+    assert "removed 1 worktree(s)" in done
+    assert not Path(worktree).exists()
+    assert git_out(repo, "branch", "--list", branch) != ""
+    assert "worktree  (removed)" in run("tasks", "changes", task["id"])
+    assert "removed 0 worktree(s)" in run("worktrees", "prune", "--older-than", "0")
+    assert "older_than_days must be between 0 and 36500" in run.error(
+        "worktrees", "prune", "--older-than", "-1", status=2
+    )
 
 
 def test_attempts_are_added_shown_side_by_side_and_one_merged_discarding_the_others(

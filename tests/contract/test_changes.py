@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
+from taskorch.domain import ErrorInfo
 from taskorch.domain.changes import ChangedFile, ChangeState, CommitInfo, Isolation, OnSuccess, TaskChanges
 from taskorch.errors import NotFound
 from taskorch.storage import Store
+from taskorch.storage.base import Backoff
 from taskorch.testing import FakeClock
-from tests.contract.builders import add
+from tests.contract.builders import add, claim
 
 pytestmark = pytest.mark.anyio
 
@@ -82,3 +86,48 @@ async def test_set_changes_stores_them_and_replaces_them(store: Store, clock: Fa
 async def test_set_changes_of_an_unknown_task_is_not_found(store: Store) -> None:
     with pytest.raises(NotFound):
         await store.set_changes("no-such-task", CHANGES)
+
+
+async def test_list_worktrees_gives_ended_tasks_still_holding_a_worktree_that_ended_by_the_cutoff(
+    store: Store, clock: FakeClock
+) -> None:
+    async def ended(worktree: str | None, *, fail: bool = False) -> str:
+        task = await add(store, clock, isolation="worktree")
+        await store.set_changes(task.id, CHANGES.model_copy(update={"worktree": worktree}))
+        claimed = await claim(store)
+        assert claimed.id == task.id
+        if fail:
+            error = ErrorInfo(kind="run_failed", message="no")
+            await store.fail(task.id, claimed.lease_token or "", error, retry=False, backoff=Backoff())
+        else:
+            await store.complete(task.id, claimed.lease_token or "", "done")
+        return task.id
+
+    old = [await ended("/wt/a"), await ended("/wt/b", fail=True)]
+    cancelled = await add(store, clock, isolation="worktree")
+    await store.set_changes(cancelled.id, CHANGES)
+    await store.cancel(cancelled.id, "no longer wanted")
+    old.append(cancelled.id)
+    await ended(None)  # its worktree was removed already
+    cutoff = datetime.fromtimestamp(clock(), UTC)
+    clock.advance(60)
+    await ended("/wt/late")  # ended after the cutoff
+    running = await add(store, clock, isolation="worktree")
+    await store.set_changes(running.id, CHANGES)
+    await claim(store)  # running: never listed
+
+    first = await store.list_worktrees(ended_before=cutoff, limit=2)
+    assert first.next_cursor is not None
+    second = await store.list_worktrees(ended_before=cutoff, limit=2, cursor=first.next_cursor)
+    assert second.next_cursor is None
+    listed = [t.id for t in first.items + second.items]
+    assert listed == sorted(old)
+    assert all(t.changes is not None and t.changes.worktree for t in first.items + second.items)
+    # A worktree removed (the changes stored again without it) drops out.
+    gone = await store.get_task(old[0])
+    assert gone.changes is not None
+    await store.set_changes(gone.id, gone.changes.model_copy(update={"worktree": None}))
+    after = await store.list_worktrees(ended_before=cutoff, limit=10)
+    assert [t.id for t in after.items] == sorted(old[1:])
+    later = await store.list_worktrees(ended_before=datetime.fromtimestamp(clock(), UTC), limit=10)
+    assert len(later.items) == 3

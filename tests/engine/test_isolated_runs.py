@@ -10,6 +10,7 @@ import pytest
 
 from taskorch.domain import TaskSpec
 from taskorch.domain.changes import ChangeState, Isolation, MergeStrategy
+from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.errors import InvalidArgument, InvalidTransition
 from taskorch.executors.base import EventSink, RunOutcome, RunRequest, StartSink
 from taskorch.testing import FakeExecutor
@@ -102,6 +103,9 @@ async def test_same_lines_the_second_merge_reports_the_conflict_and_nothing_is_l
         report = await review.merge(two)
         assert not report.merged
         assert report.conflicts == ["a.txt"]
+        record = (await h.orchestrator.store.get_task(two)).changes.merge
+        assert (record.merged, record.conflicts, record.strategy) == (False, ["a.txt"], MergeStrategy.MERGE)
+        assert record.at == utc_from_timestamp(h.clock())
         assert git_out(repo, "rev-parse", "HEAD") == head
         assert git_out(repo, "status", "--porcelain") == ""
         kept = await h.orchestrator.store.get_task(two)
@@ -137,6 +141,34 @@ async def test_isolated_runs_in_one_repository_stop_at_the_per_repository_limit(
         # avoids the whole directory then).
         assert fake.max_live == 2
         assert sum(1 for r in fake.requests if r.work_directory != str(repo)) == 4
+
+
+async def test_the_per_repository_limit_counts_every_directory_of_one_repository_together(
+    tmp_path: Path,
+) -> None:
+    fake = FakeExecutor()
+    async with open_scheduler_harness(
+        tmp_path,
+        {"claude_code": fake},
+        scheduler={"enabled": True},
+        limits={"max_concurrent_runs": 8, "max_runs_per_directory": 4, "max_runs_per_repository": 1},
+    ) as h:
+        repo = make_repo(h.root / "repo", {"one/a.txt": "a\n", "two/b.txt": "b\n"})
+        other = make_repo(h.root / "other")
+        first = await create(h, "in one", repo / "one", isolation="worktree")
+        second = await create(h, "in two", repo / "two", isolation="worktree")
+        elsewhere = await create(h, "other repo", other, isolation="worktree")
+        with anyio.fail_after(10):
+            await fake.wait_until(lambda: {first, elsewhere} <= set(fake.live))
+            assert second not in fake.live  # same repository, another directory: it waits
+            assert h.orchestrator.scheduler.status().running == 2
+            fake.release(first)
+            await fake.wait_until(lambda: second in fake.live)
+            assert first not in fake.live
+            fake.release_all()
+        for task_id in (first, second, elsewhere):
+            assert (await settled(h, task_id)).status.value == "succeeded"
+        assert fake.max_live == 2
 
 
 async def test_outside_a_repository_an_isolated_task_fails_saying_why(tmp_path: Path) -> None:
@@ -224,6 +256,12 @@ async def test_on_success_merge_merges_only_a_passing_clean_run(tmp_path: Path) 
     assert conflicting.status.value == "succeeded"
     assert conflicting.changes.state is ChangeState.KEPT
     assert "conflicts in 1 file(s): a.txt" in conflicting.changes.merge_note
+    assert passes.changes.merge.merged
+    assert (passes.changes.merge.by, passes.changes.merge.target_branch) == ("on_success", "main")
+    assert passes.changes.merge.merged_commit == passes.changes.merged_commit
+    assert not conflicting.changes.merge.merged
+    assert conflicting.changes.merge.conflicts == ["a.txt"]
+    assert failed.changes.merge is None  # its check failed: no merge was tried
     assert (repo / "a.txt").read_text() == "passes\n"
     assert (repo / "b.txt").read_text() == "b\n"
     assert git_out(repo, "status", "--porcelain") == ""

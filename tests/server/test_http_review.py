@@ -55,6 +55,13 @@ async def test_changes_merge_and_discard_over_rest(tmp_path: Path) -> None:
         assert merged.json()["merged"] is True
         assert git_out(repo, "branch", "--list", page["changes"]["branch"]) != ""  # kept, as asked
         assert (repo / "one.txt").read_text() == "written\n"
+        record = (await http.get(f"/api/v1/tasks/{ids[0]}/changes")).json()["changes"]["merge"]
+        assert record["merged"] is True
+        assert (record["strategy"], record["target_branch"]) == ("rebase", "main")
+        assert record["kept_branch"] is True
+        assert record["merged_commit"] == git_out(repo, "rev-parse", "HEAD")
+        assert record["by"] == "merge_task"
+        assert record["at"]
         discarded = await http.post(f"/api/v1/tasks/{ids[1]}/discard")
         assert discarded.json()["changes"]["state"] == "discarded"
         assert not (repo / "two.txt").exists()

@@ -55,6 +55,10 @@ async def test_a_task_page_reviews_merges_and_reports_a_conflict(tmp_path: Path)
         assert "merged into main" in await page.locator("[data-field=merge-message]").inner_text()
         assert CONFIG in await page.locator("[data-field=overlapping]").inner_text()  # the second task
         assert await changes.locator("[data-field=change-state]").inner_text() == "merged"
+        record = changes.locator("[data-field=merge-record]")
+        assert await record.get_attribute("data-merged") == "true"
+        assert "squash into main" in await record.inner_text()
+        assert "branch kept" in await record.inner_text()
         assert await page.locator("form.merge").count() == 0
         assert (repo / CONFIG).read_text() == "TIMEOUT_SECONDS = 60\nRETRIES = 3\n"
         merged_head = git_out(repo, "rev-parse", "HEAD")
@@ -66,6 +70,9 @@ async def test_a_task_page_reviews_merges_and_reports_a_conflict(tmp_path: Path)
         await page.click("form.merge button")
         await page.wait_for_selector(".merge-report[data-merged=false]")
         assert await page.locator("[data-field=conflicts] li").all_inner_texts() == [CONFIG]
+        refused = changes.locator("[data-field=merge-record]")
+        assert await refused.get_attribute("data-merged") == "false"
+        assert f"refused (merge): conflicts in {CONFIG}" in await refused.inner_text()
         assert await changes.locator("[data-field=change-state]").inner_text() == "kept"
         assert git_out(repo, "rev-parse", "HEAD") == merged_head
         assert git_out(repo, "status", "--porcelain") == ""

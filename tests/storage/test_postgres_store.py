@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import anyio
 import asyncpg
@@ -19,6 +20,7 @@ from taskorch.storage.postgres_schema import MIGRATIONS, SCHEMA_VERSION, VERSION
 from taskorch.storage.sql_queries import expand
 from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
+from tests.contract.test_changes import CHANGES
 from tests.pg import drop_schema, fresh_schema, require_postgres
 
 pytestmark = pytest.mark.anyio
@@ -245,5 +247,71 @@ async def test_the_claim_of_named_executors_walks_the_claim_order_index(schema: 
             plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql, *arguments(names, params)))
             assert "tasks_claim_order" in plan, plan
             assert "Sort" not in plan, plan
+    finally:
+        await conn.close()
+
+
+async def test_migrating_to_8_fills_in_the_worktrees_of_changes_stored_before(
+    schema: tuple[str, str],
+) -> None:
+    url, name = schema
+    clock = FakeClock(start=1_750_000_000.0)
+    store = PostgresStore(url, schema=name, clock=clock)
+    await store.open()
+    try:
+        task = await add(store, clock, isolation="worktree")
+        await store.set_changes(task.id, CHANGES)
+        await store.cancel(task.id, "done with it")
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(url)
+    try:  # as a taskorch before version 8 left it
+        await conn.execute(f'ALTER TABLE "{name}".tasks DROP COLUMN worktree')
+        await conn.execute(f'UPDATE "{name}".taskorch_schema SET version = 7')
+    finally:
+        await conn.close()
+    again = PostgresStore(url, schema=name, clock=clock)
+    await again.open()
+    try:
+        page = await again.list_worktrees(ended_before=datetime.fromtimestamp(clock(), UTC), limit=10)
+    finally:
+        await again.close()
+    assert [t.id for t in page.items] == [task.id]
+
+
+async def test_the_worktree_sweep_walks_the_index_of_tasks_holding_a_worktree(
+    schema: tuple[str, str],
+) -> None:
+    """Many ended tasks, few holding a worktree: the sweep's query reads the partial index."""
+    url, name = schema
+    clock = FakeClock(start=1_750_000_000.0)
+    store = PostgresStore(url, schema=name, clock=clock)
+    await store.open()
+    try:
+        held = await add(store, clock, isolation="worktree")
+        await store.set_changes(held.id, CHANGES)
+        await store.cancel(held.id, "ended")
+        await store.cancel((await add(store, clock)).id, "ended")
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(url, server_settings={"search_path": name})
+    try:
+        found = await conn.fetchval(
+            "SELECT array_agg(column_name::text) FROM information_schema.columns "
+            "WHERE table_schema = $1 AND table_name = 'tasks' AND column_name <> 'seq'",
+            name,
+        )
+        columns: list[str] = list(found)
+        values = ", ".join("t.id || '-' || g" if c == "id" else f"t.{c}" for c in columns)
+        await conn.execute(
+            f"INSERT INTO tasks ({', '.join(columns)}) "
+            f"SELECT {values} FROM tasks t, generate_series(1, 5000) g WHERE t.worktree IS NULL"
+        )
+        await conn.execute("ANALYZE tasks")
+        sql, names = positional(QUERIES["list_worktrees"] or "")
+        params = {"before": 2e9, "after": "", "limit": 201}
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql, *arguments(names, params)))
+        assert "tasks_worktrees" in plan, plan
+        assert "Seq Scan" not in plan, plan
     finally:
         await conn.close()

@@ -22,7 +22,9 @@ from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
 
 # Columns of `tasks` that no `Task` field shows.
-_INTERNAL = {"seq", "priority_rank"}
+# Columns no Task field reads: ordering keys, and `worktree` (a copy of `changes.worktree`, indexed
+# for the retention sweep).
+_INTERNAL = {"seq", "priority_rank", "worktree"}
 _TIME = 1_750_000_000.25
 _CHANGES = TaskChanges(
     repository="/r",

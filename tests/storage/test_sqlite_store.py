@@ -6,6 +6,7 @@ import sqlite3
 import stat
 import threading
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from taskorch.storage.sqlite_queries import QUERIES
 from taskorch.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION, _statements
 from taskorch.testing import FakeClock
 from tests.contract.builders import add, claim
+from tests.contract.test_changes import CHANGES as _CHANGES
 from tests.sqlite_helpers import FsyncLog, write_behind_a_held_lock
 
 pytestmark = pytest.mark.anyio
@@ -387,3 +389,42 @@ async def test_kept_run_times_that_disagree_with_the_tasks_are_rebuilt_at_open(
         # A hand edit behind the triggers' back: counts and run times now wrong.
         conn.execute("UPDATE task_counts SET n = n + 7 WHERE dimension IN ('status', 'runs')")
     await _check_statistics(db_path, clock)
+
+
+async def test_the_worktree_sweep_reads_only_the_index_of_tasks_holding_a_worktree(
+    store: SQLiteStore,
+) -> None:
+    writer = store._writer
+    assert writer is not None
+    params = {"before": 1.0, "after": "", "limit": 201}
+    sql = QUERIES["list_worktrees"]
+    assert sql is not None
+    rows = await writer.run(lambda conn: conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+    plan = " ".join(str(row[-1]) for row in rows)
+    assert "USING INDEX tasks_worktrees" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+async def test_migrating_to_10_fills_in_the_worktrees_of_changes_stored_before(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path = tmp_path / "old.db"
+    store = SQLiteStore(path, clock=clock, synchronous="NORMAL")
+    await store.open()
+    try:
+        task = await add(store, clock, isolation="worktree")
+        await store.set_changes(task.id, _CHANGES)
+        await store.cancel(task.id, "done with it")
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:  # as a taskorch before version 10 left it
+        conn.execute("DROP INDEX tasks_worktrees")
+        conn.execute("ALTER TABLE tasks DROP COLUMN worktree")
+        conn.execute("PRAGMA user_version = 9")
+    again = SQLiteStore(path, clock=clock, synchronous="NORMAL")
+    await again.open()
+    try:
+        page = await again.list_worktrees(ended_before=datetime.fromtimestamp(clock(), UTC), limit=10)
+    finally:
+        await again.close()
+    assert [t.id for t in page.items] == [task.id]

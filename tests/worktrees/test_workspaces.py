@@ -93,6 +93,17 @@ async def test_without_auto_commit_nothing_is_committed_and_the_worktree_keeps_t
     assert (Path(space.worktree) / "a.txt").read_text() == "mine\n"
 
 
+async def test_a_new_attempt_keeps_what_an_unrecorded_earlier_one_left_uncommitted(
+    repo: Path, spaces: GitWorkspaces
+) -> None:
+    first = await spaces.prepare("leftover00000000", str(repo), None)
+    (Path(first.worktree) / "a.txt").write_text("left behind\n")  # its server died; nobody recorded it
+    again = await spaces.prepare("leftover00000000", str(repo), None)
+    assert again.worktree == first.worktree
+    assert (Path(again.worktree) / "a.txt").read_text() == "left behind\n"
+    assert "earlier attempt" in git_out(repo, "log", "-1", "--format=%s", again.branch)
+
+
 async def test_outside_a_repository_or_from_an_unknown_ref_prepare_says_why(
     tmp_path: Path, repo: Path, spaces: GitWorkspaces
 ) -> None:

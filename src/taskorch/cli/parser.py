@@ -218,6 +218,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(stats)
     stats.set_defaults(handler=tasks_cli.stats)
 
+    worktrees = commands.add_parser("worktrees", help="look after isolated runs' worktrees")
+    worktree_commands = worktrees.add_subparsers(
+        dest="worktrees_command", metavar="ACTION", parser_class=Parser
+    )
+    worktrees.set_defaults(handler=None, subparser=worktrees)
+    prune = worktree_commands.add_parser(
+        "prune",
+        help="remove the worktrees of ended tasks whose changes were neither merged nor discarded "
+        "(their branches are kept), as the hourly retention sweep does",
+    )
+    prune.add_argument(
+        "--older-than",
+        type=float,
+        metavar="DAYS",
+        help="only tasks that ended at least DAYS ago (default: worktrees.retention_days; 0: all)",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+    prune.add_argument("--json", action="store_true", help="print JSON")
+    add_common(prune)
+    prune.set_defaults(handler=review_cli.worktrees_prune)
+
     db = commands.add_parser("db", help="check or back up the store (safe while servers run)")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=Parser)
     db.set_defaults(handler=None, subparser=db)

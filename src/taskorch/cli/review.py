@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 
-from taskorch.cli.common import out, print_json, with_queue
+from taskorch.cli.common import EXIT_USAGE, fail, out, print_json, with_queue
 from taskorch.cli.ids import resolve_id
 from taskorch.cli.render import clip, printable, table, terminal_width
 from taskorch.config import Settings
@@ -22,6 +23,7 @@ __all__ = [
     "tasks_changes",
     "tasks_discard",
     "tasks_merge",
+    "worktrees_prune",
 ]
 
 _NOTHING = "nothing to discard: its run ended before it made a worktree"
@@ -100,6 +102,17 @@ def render_changes(changes: TaskChanges) -> str:
             how = f"failed (exit {check.exit_code})"
         fixes = f", after {changes.fix_attempts_used} fix run(s)" if changes.fix_attempts_used else ""
         lines.append(f"check     {how} in {check.duration_seconds:g} s{fixes}")
+    if (merge := changes.merge) is not None:
+        when = merge.at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        if merge.merged:
+            kept = ", branch kept" if merge.kept_branch else ""
+            lines.append(
+                f"merge     {merge.strategy.value} into {merge.target_branch} as "
+                f"{(merge.merged_commit or '')[:12]} ({merge.by}, {when}{kept})"
+            )
+        else:
+            lines.append(f"merge     refused ({merge.strategy.value}, {merge.by}, {when}): {merge.message}")
+            lines += [f"  conflict  {path}" for path in merge.conflicts]
     lines += [f"  {c.sha[:12]} {c.subject}" for c in changes.commits]
     lines += [f"  {_count(f.insertions):>6} {_count(f.deletions):>6}  {f.path}" for f in changes.files]
     return "\n".join(lines)
@@ -157,6 +170,36 @@ def tasks_discard(args: argparse.Namespace, settings: Settings) -> int:
             print_json(task)
         else:
             out(f"task {task.id}: " + ("worktree and branch removed" if task.changes else _NOTHING))
+        return 0
+
+    return with_queue(settings, action, read_only=True)
+
+
+def worktrees_prune(args: argparse.Namespace, settings: Settings) -> int:
+    days = settings.worktrees.retention_days if args.older_than is None else args.older_than
+    if days <= 0 and args.older_than is None:
+        return fail(
+            "worktrees.retention_days is 0 (keep worktrees for ever): pass --older-than DAYS "
+            "(0 removes the worktrees of every ended task)",
+            EXIT_USAGE,
+        )
+
+    async def action(orchestrator: Orchestrator) -> int:
+        seen = await orchestrator.review.prune_worktrees(days, dry_run=args.dry_run)
+        if args.json:
+            out(json.dumps([entry.model_dump(mode="json") for entry in seen], indent=2))
+            return 0
+        for entry in seen:
+            if entry.removed:
+                out(f"removed  {entry.worktree}  (task {entry.task_id}; branch {entry.branch} kept)")
+            elif entry.kept_because is None:
+                out(f"would remove  {entry.worktree}  (task {entry.task_id}; branch {entry.branch} kept)")
+            else:
+                out(f"kept     {entry.worktree}  (task {entry.task_id}): {entry.kept_because}")
+        removed = sum(1 for entry in seen if entry.removed)
+        verb = "would remove" if args.dry_run else "removed"
+        count = len(seen) if args.dry_run else removed
+        out(f"{verb} {count} worktree(s) of tasks that ended at least {days:g} day(s) ago")
         return 0
 
     return with_queue(settings, action, read_only=True)

@@ -119,7 +119,7 @@ class LimitsSettings(Section):
     max_concurrent_runs: int = Field(default=4, ge=1)
     max_runs_per_directory: int = Field(default=1, ge=1)
     max_runs_per_repository: int = Field(
-        default=4, ge=1, description="Isolated (worktree) runs at once in one repository's directory."
+        default=4, ge=1, description="Isolated (worktree) runs at once in one git repository."
     )
     max_concurrent_steps: int = Field(default=16, ge=1, description="Plan steps running at once, all plans.")
     max_steps_per_plan: int = Field(default=4, ge=1, description="Default per-plan concurrency.")

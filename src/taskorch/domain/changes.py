@@ -8,8 +8,9 @@ after the run the engine records a `TaskChanges` on the task, and the review ope
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
@@ -27,12 +28,14 @@ __all__ = [
     "FixAttempts",
     "GitRef",
     "Isolation",
+    "MergeRecord",
     "MergeReport",
     "MergeStrategy",
     "OnSuccess",
     "TaskChanges",
     "commit_message",
     "git_ref_problem",
+    "merge_record",
 ]
 
 MAX_CHANGED_FILES: Final = 500
@@ -171,6 +174,22 @@ class CheckResult(BaseModel):
     log_path: str | None = Field(default=None, description="Its whole output (capped), as a run's log.")
 
 
+class MergeRecord(BaseModel):
+    """The last merge asked for (`merge_task`, or `on_success` merge) and how it went."""
+
+    model_config = OUTPUT_MODEL_CONFIG
+
+    merged: bool
+    strategy: MergeStrategy
+    target_branch: str | None = None
+    merged_commit: str | None = None
+    conflicts: list[str] = Field(default_factory=list)
+    message: str
+    kept_branch: bool = False
+    by: Literal["merge_task", "on_success"] = "merge_task"
+    at: datetime
+
+
 class TaskChanges(BaseModel):
     """The record of an isolated run, kept on its task."""
 
@@ -201,6 +220,7 @@ class TaskChanges(BaseModel):
     )
     merged_commit: str | None = None
     merge_strategy: MergeStrategy | None = None
+    merge: MergeRecord | None = None
 
 
 class MergeReport(BaseModel):
@@ -221,6 +241,23 @@ class MergeReport(BaseModel):
         default_factory=list, description="discard_others: the other attempts whose changes were discarded."
     )
     message: str
+
+
+def merge_record(
+    report: MergeReport, *, at: datetime, kept_branch: bool, by: Literal["merge_task", "on_success"]
+) -> MergeRecord:
+    """What is kept on the task of a merge `report` (conflicts listed up to `MAX_CHANGED_FILES`)."""
+    return MergeRecord(
+        merged=report.merged,
+        strategy=report.strategy,
+        target_branch=report.target_branch,
+        merged_commit=report.merged_commit,
+        conflicts=report.conflicts[:MAX_CHANGED_FILES],
+        message=report.message,
+        kept_branch=kept_branch and report.merged,
+        by=by,
+        at=at,
+    )
 
 
 _SUBJECT_CHARS: Final = 72

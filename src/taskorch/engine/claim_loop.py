@@ -8,7 +8,8 @@ task while the executor it names can. The store filters by executor name, so a t
 executor is missing or failing here stays queued for another runner (or this one once fixed).
 At most `limits.max_concurrent_runs` run at once and `limits.max_runs_per_directory` in any one
 directory (a run in it, below it or above it); runs in worktrees of their own (isolation
-`worktree`) count apart, up to `limits.max_runs_per_repository` in one directory.
+`worktree`) count apart, up to `limits.max_runs_per_repository` in one git repository
+(whichever of its directories or checkouts the tasks name).
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from taskorch.engine.executor_checks import ExecutorChecks, executor_name
 from taskorch.engine.live_runs import LiveRuns
 from taskorch.engine.queue import TaskQueue
 from taskorch.engine.run_supervisor import RunSupervisor
+from taskorch.engine.run_workspace import RunWorkspaces
 from taskorch.errors import TaskorchError
 from taskorch.executors.base import CLAUDE_CODE, Executor
+from taskorch.worktrees.base import Repository
 
 __all__ = ["ClaimLoop"]
 
@@ -51,6 +54,7 @@ class ClaimLoop:
         live: LiveRuns,
         supervisor: RunSupervisor,
         checks: ExecutorChecks,
+        workspaces: RunWorkspaces,
         *,
         worker_id: str,
         work_path: str,
@@ -65,6 +69,7 @@ class ClaimLoop:
         self._live = live
         self._supervisor = supervisor
         self._checks = checks
+        self._workspaces = workspaces
         self._worker_id = worker_id
         self._work_path = work_path
         self._clock = clock
@@ -116,13 +121,15 @@ class ClaimLoop:
                 return
             isolated = task.isolation is Isolation.WORKTREE
             cap = self._limits.max_runs_per_repository if isolated else limit
-            if self._live.overlapping(task.work_directory, isolated=isolated) >= cap:
-                # Only possible with a per-directory limit above 1 and nested directories, which
-                # the claim's avoid-list cannot express exactly: hand the claim back untouched.
+            repository = await self._workspaces.repository(task) if isolated else None
+            if self._live.overlapping(task.work_directory, isolated=isolated, repository=repository) >= cap:
+                # Only possible with a limit above 1 and nested directories, or a first task in
+                # another directory of a repository at its limit, which the claim's avoid-list
+                # cannot express exactly: hand the claim back untouched.
                 now = utc_from_timestamp(self._clock())
                 await self._store.park(task.id, task.lease_token or "", until=now, error=None)
                 return
-            self._start(task)
+            self._start(task, repository)
 
     async def _claim_one(self) -> Task | None:
         live = self._live
@@ -172,7 +179,7 @@ class ClaimLoop:
             executors=executors,
         )
 
-    def _start(self, task: Task) -> None:
+    def _start(self, task: Task, repository: Repository | None) -> None:
         assert self._group is not None
-        run = self._live.start(task)
+        run = self._live.start(task, repository)
         self._group.start_soon(self._supervisor.execute, run, name=f"run {task.id}")

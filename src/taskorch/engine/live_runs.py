@@ -15,6 +15,7 @@ import anyio
 from taskorch.domain import Task, TaskEvent
 from taskorch.domain.changes import Isolation
 from taskorch.domain.paths import overlaps
+from taskorch.worktrees.base import Repository, Workspace
 
 __all__ = ["LiveRun", "LiveRuns", "RunWatch"]
 
@@ -71,6 +72,8 @@ class LiveRun:
     done: anyio.Event = field(default_factory=anyio.Event)
     pending: list[TaskEvent] = field(default_factory=list)  # events not yet in the store
     has_pending: anyio.Event = field(default_factory=anyio.Event)
+    workspace: Workspace | None = None  # an isolated run's worktree, once made
+    repository: Repository | None = None  # an isolated run's repository: what its limit counts by
 
     @property
     def token(self) -> str:
@@ -106,25 +109,30 @@ class LiveRuns:
         """Hold claude_code runs back until `until` (a later hold already set wins)."""
         self.held_until = max(until, self.held_until or until)
 
-    def overlapping(self, directory: str, *, isolated: bool = False) -> int:
-        """Runs in `directory`, below it or above it: those in worktrees of their own
-        (`isolated`), or those working in place. The two kinds never touch each other's files."""
+    def overlapping(
+        self, directory: str, *, isolated: bool = False, repository: Repository | None = None
+    ) -> int:
+        """Runs that count against the same limit as a run in `directory`: in-place runs in it,
+        below it or above it; or (`isolated`) runs in worktrees of the same git `repository`
+        (by directory, where either's repository is unknown). The two kinds never touch each
+        other's files, so they count apart."""
         return sum(
             1
             for run in self.runs.values()
-            if _isolated(run.task) is isolated and overlaps(run.task.work_directory, directory)
+            if _isolated(run.task) is isolated and _shares(run, directory, isolated, repository)
         )
 
     def busy_directories(self, limit: int, isolated_limit: int | None = None) -> list[str]:
-        """The run directories that already have `limit` overlapping in-place runs, or
-        `isolated_limit` overlapping isolated runs (default: `limit`)."""
+        """The directories no further run may start in: those with `limit` overlapping in-place
+        runs, and the checkouts of repositories with `isolated_limit` isolated runs (default:
+        `limit`)."""
         caps = {False: limit, True: limit if isolated_limit is None else isolated_limit}
-        busy = {
-            run.task.work_directory
-            for run in self.runs.values()
-            if self.overlapping(run.task.work_directory, isolated=_isolated(run.task))
-            >= caps[_isolated(run.task)]
-        }
+        busy: set[str] = set()
+        for run in self.runs.values():
+            isolated = _isolated(run.task)
+            sharing = self.overlapping(run.task.work_directory, isolated=isolated, repository=run.repository)
+            if sharing >= caps[isolated]:
+                busy.add(run.repository.top_level if isolated and run.repository else run.task.work_directory)
         return sorted(busy)
 
     def by_directory(self) -> dict[str, int]:
@@ -133,11 +141,12 @@ class LiveRuns:
             counts[run.task.work_directory] = counts.get(run.task.work_directory, 0) + 1
         return dict(sorted(counts.items()))
 
-    def start(self, task: Task) -> LiveRun:
-        """Register a run of the claimed `task` (its watch, if one was asked for, is kept)."""
+    def start(self, task: Task, repository: Repository | None = None) -> LiveRun:
+        """Register a run of the claimed `task` (its watch, if one was asked for, is kept);
+        `repository`: the one an isolated run's worktree is made from."""
         watch = self.watches.setdefault(task.id, RunWatch())
         watch.started = True
-        run = LiveRun(task=task, watch=watch)
+        run = LiveRun(task=task, watch=watch, repository=repository)
         self.runs[task.id] = run
         return run
 
@@ -167,3 +176,9 @@ class LiveRuns:
 
 def _isolated(task: Task) -> bool:
     return task.isolation is Isolation.WORKTREE
+
+
+def _shares(run: LiveRun, directory: str, isolated: bool, repository: Repository | None) -> bool:
+    if isolated and repository is not None and run.repository is not None:
+        return run.repository.common_dir == repository.common_dir
+    return overlaps(run.task.work_directory, directory)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 
 import anyio
 
@@ -110,7 +111,7 @@ class Orchestrator:
             checks=checks,
             clock=clock,
         )
-        self.review = TaskReview(store, workspaces)
+        self.review = TaskReview(store, workspaces, clock=clock)
         """Changes of isolated runs: see, merge, discard."""
         self.step_limiter = anyio.CapacityLimiter(settings.limits.max_concurrent_steps)
         self.plans = PlanService(
@@ -154,13 +155,21 @@ class Orchestrator:
             async with self._services_running(), anyio.create_task_group() as tg:
                 resume = background if plans is None else plans
                 await tg.start(lambda task_status: self.plans.serve(resume=resume, task_status=task_status))
-                if background:
-                    tg.start_soon(self.queue.run_reaper)
-                if background if scheduler is None else scheduler:
+                runs = background if scheduler is None else scheduler
+                if runs:
                     tg.start_soon(self.containment.maintain)
                     await tg.start(self.scheduler.run)
                     for upkeep in self.upkeep:
                         tg.start_soon(upkeep.keep)
+                if background:
+                    # Started after the scheduler's own recovery, so the two never overlap.
+                    tg.start_soon(
+                        partial(
+                            self.queue.run_reaper,
+                            before=self.scheduler.recover_dead if runs else None,
+                            after=self.scheduler.settle_reaped if runs else None,
+                        )
+                    )
                 yield self
                 tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:

@@ -331,12 +331,23 @@ class TaskQueue:
             self._signal_work()
         return reaped
 
-    async def run_reaper(self) -> None:
-        """Reap expired leases forever, every `tasks.reaper_interval_seconds`."""
+    async def run_reaper(
+        self,
+        *,
+        before: Callable[[], Awaitable[object]] | None = None,
+        after: Callable[[list[Task]], Awaitable[None]] | None = None,
+    ) -> None:
+        """Reap expired leases forever, every `tasks.reaper_interval_seconds`. Each pass first
+        awaits `before()` (the scheduler's recovery of dead runs on this host), then passes the
+        reaped tasks to `after` (which records their worktrees)."""
         interval = self._settings.tasks.reaper_interval_seconds
         while True:
             try:
-                await self.reap_once()
+                if before is not None:
+                    await before()
+                reaped = await self.reap_once()
+                if after is not None and reaped:
+                    await after(reaped)
             except Exception:  # a store hiccup must not end the reaper
                 log.exception("reaper pass failed; retrying in %.1fs", interval)
             await anyio.sleep(interval)

@@ -51,8 +51,8 @@ async def recover_runs(
             done = await queue.fail(
                 task.id,
                 task.lease_token or "",
-                f"the server running it ({task.worker_id}) stopped before the run ended and this "
-                f"server restarted{what}",
+                f"the server running it ({task.worker_id}) stopped before the run ended; "
+                f"{instance.id}, restarted or running beside it on the same host, settled it{what}",
                 kind="lease_lost",
                 retry=task.retry_safe,
             )

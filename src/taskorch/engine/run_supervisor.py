@@ -79,13 +79,20 @@ class RunSupervisor:
                     outcome = await self._run_executor(run)
                     inner.cancel_scope.cancel()
             if run.stopped:
+                # Cancelled, or its lease was lost: the process is ended; keep what it wrote.
+                with anyio.CancelScope(shield=True):
+                    await self._workspaces.settle_stopped(run.task, run.workspace)
                 return
             with anyio.CancelScope(shield=True):
                 await self._events.store_pending(run)
                 await self._outcomes.record(run, outcome)
         except anyio.get_cancelled_exc_class():
-            if not run.stopped:
-                with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
+                if run.stopped:
+                    await self._workspaces.settle_stopped(run.task, run.workspace)
+                else:
+                    # The server is stopping: the edits so far go on the branch, the worktree goes.
+                    await self._workspaces.settle_interrupted(run.task, run.workspace)
                     await self._outcomes.settle_interrupted(run)
             raise
         finally:
@@ -112,6 +119,7 @@ class RunSupervisor:
             request, workspace = await self._workspaces.prepare(task, request)
         except (GitError, ExecutorUnavailable) as exc:
             return failed_outcome("worktree_failed", str(exc))
+        run.workspace = workspace
         try:
             outcome = await executor.run(
                 request,
@@ -127,6 +135,7 @@ class RunSupervisor:
                     note=lambda kind, data: self._note(run, kind, data),
                 )
                 outcome = recorded or outcome
+                run.workspace = None  # recorded: nothing left to settle
             return outcome
         except ExecutorUnavailable as exc:
             return failed_outcome("executor_unavailable", str(exc))

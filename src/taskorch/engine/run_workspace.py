@@ -8,7 +8,11 @@ behind `CheckRunner` (`taskorch.executors.base`), both handed in.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from typing import Final
+
+import anyio
 
 from taskorch.domain import Task
 from taskorch.domain.changes import (
@@ -19,16 +23,20 @@ from taskorch.domain.changes import (
     OnSuccess,
     TaskChanges,
     commit_message,
+    merge_record,
 )
+from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.engine.check_fixes import check_failure, command_text, fixes_used
 from taskorch.errors import ExecutorUnavailable, TaskorchError
 from taskorch.executors.base import CheckRunner, RunOutcome, RunRequest, RunStatus, StartSink
 from taskorch.storage.base import Store
-from taskorch.worktrees.base import Workspace, Workspaces
+from taskorch.worktrees.base import Repository, Workspace, Workspaces
 
 __all__ = ["RunWorkspaces"]
 
 log = logging.getLogger(__name__)
+
+_SETTLE_SECONDS: Final = 60.0  # git on a worktree is quick; a stuck one must not hold up a stop
 
 Note = Callable[[str, dict[str, object]], Awaitable[None]]
 """Receives an event of the run (`check_started`, `check_finished`) for its watchers and tail."""
@@ -39,11 +47,23 @@ class RunWorkspaces:
     running the task's check (through `checks`) after a successful run."""
 
     def __init__(
-        self, store: Store, workspaces: Workspaces | None, checks: CheckRunner | None = None
+        self,
+        store: Store,
+        workspaces: Workspaces | None,
+        checks: CheckRunner | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._workspaces = workspaces
         self._checks = checks
+        self._clock = clock
+
+    async def repository(self, task: Task) -> Repository | None:
+        """The git repository an isolated `task` would get its worktree from, or None."""
+        if task.isolation is not Isolation.WORKTREE or self._workspaces is None:
+            return None
+        return await self._workspaces.repository_of(task.work_directory)
 
     async def prepare(self, task: Task, request: RunRequest) -> tuple[RunRequest, Workspace | None]:
         """`request` moved into a fresh worktree when `task` is isolated, with that worktree.
@@ -64,13 +84,18 @@ class RunWorkspaces:
         """`on_success = "merge"`: merge now if clean; else keep the branch, saying why."""
         assert self._workspaces is not None
         merged, report = await self._workspaces.merge(changes, MergeStrategy.MERGE)
+        at = utc_from_timestamp(self._clock())
+        merged = merged.model_copy(
+            update={"merge": merge_record(report, at=at, kept_branch=False, by="on_success")}
+        )
         if report.merged:
             return merged
         return merged.model_copy(update={"merge_note": f"not merged: {report.message}"})
 
     async def settle(self, task: Task) -> None:
-        """After the run of `task` died with its server: record what its worktree holds (with
-        `auto_commit`, its uncommitted edits committed on the branch), so nothing is lost."""
+        """After the run of `task` died with its server, or its lease expired with no run of it
+        left: record what its worktree holds (with `auto_commit`, its uncommitted edits committed
+        on the branch), so nothing is lost. The worktree stays for review."""
         changes = task.changes
         if self._workspaces is None or changes is None or changes.worktree is None:
             return
@@ -85,7 +110,32 @@ class RunWorkspaces:
             base_branch=changes.base_branch,
             base_commit=changes.base_commit,
         )
-        await self.record(task, workspace)
+        with anyio.move_on_after(_SETTLE_SECONDS):
+            await self.record(task, workspace)
+
+    async def settle_stopped(self, task: Task, workspace: Workspace | None) -> None:
+        """After a run was stopped (cancelled, or its lease lost) and its process ended: record
+        what it wrote, as `settle` does. The worktree stays for review."""
+        if workspace is None or self._workspaces is None:
+            return
+        with anyio.move_on_after(_SETTLE_SECONDS):
+            await self.record(task, workspace)
+
+    async def settle_interrupted(self, task: Task, workspace: Workspace | None) -> None:
+        """The server is stopping mid-run (the run's process is ended): record what the run
+        wrote, then remove its worktree, keeping the branch (a retry starts again from it). A
+        worktree left with uncommitted changes (`auto_commit` off) is kept, so nothing is lost."""
+        if workspace is None or self._workspaces is None:
+            return
+        with anyio.move_on_after(_SETTLE_SECONDS):
+            await self.record(task, workspace)
+            try:
+                changes = (await self._store.get_task(task.id)).changes
+                if changes is None or changes.state is not ChangeState.KEPT or changes.worktree is None:
+                    return
+                await self._store.set_changes(task.id, await self._workspaces.release(changes))
+            except TaskorchError as exc:
+                log.warning("task %s: its worktree %s is kept: %s", task.id, workspace.worktree, exc)
 
     async def record(
         self,

@@ -90,12 +90,14 @@ class Scheduler:
         self._config = settings.scheduler
         self._limits = settings.limits
         self._kill_grace_seconds = settings.runs.kill_grace_seconds
+        self._lease_seconds = settings.tasks.lease_seconds
+        self._next_recovery = 0.0  # when `recover_dead` may look again
         self._executors = dict(executors)
         self._instance = instance
         self._processes = processes
         self._clock = clock
         self._live = LiveRuns()
-        self._workspaces = RunWorkspaces(queue.store, workspaces, checks)
+        self._workspaces = RunWorkspaces(queue.store, workspaces, checks, clock=clock)
         self._checks = ExecutorChecks(self._executors, cache_seconds=self._config.health_cache_seconds)
         supervisor = RunSupervisor(
             queue,
@@ -122,6 +124,7 @@ class Scheduler:
             self._live,
             supervisor,
             self._checks,
+            self._workspaces,
             worker_id=instance.id,
             work_path=work_path,
             clock=clock,
@@ -147,6 +150,7 @@ class Scheduler:
         settled by the lease rules, so no task stays `running` without a process.
         """
         await self.recover()
+        self._next_recovery = self._clock() + self._lease_seconds / 2
         await self._claims.run(task_status=task_status)
 
     def wake(self) -> None:
@@ -175,6 +179,25 @@ class Scheduler:
             kill_grace_seconds=self._kill_grace_seconds,
             on_settled=self._workspaces.settle,
         )
+
+    async def recover_dead(self) -> list[Task]:
+        """`recover`, again while running (from the reaper passes, at most every half lease, so
+        a dead server's runs are ended well before their leases expire): runs left by a server
+        or worker on this host that died meanwhile. Only where the process table shows who
+        lives."""
+        now = self._clock()
+        if not self._processes.readable() or now < self._next_recovery:
+            return []
+        self._next_recovery = now + self._lease_seconds / 2
+        return await self.recover()
+
+    async def settle_reaped(self, tasks: list[Task]) -> None:
+        """Record the worktrees of reaped tasks whose run was this server's and is over. A live
+        run here learns of its lost lease at its next heartbeat and records its own; a run of
+        another live process is left to it, one of a dead one on this host to `recover_dead`."""
+        for task in tasks:
+            if Instance.parse(task.worker_id) == self._instance and task.id not in self._live.runs:
+                await self._workspaces.settle(task)
 
     # -- requests from the surfaces ---------------------------------------------------------------
 

@@ -7,14 +7,25 @@ what became of the branch is stored on the task.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Final
 
 from pydantic import BaseModel, Field
 
 from taskorch.domain import Task
 from taskorch.domain.attempts import AttemptSummary, sorted_attempts, summarize_attempts
-from taskorch.domain.changes import ChangeState, Isolation, MergeReport, MergeStrategy, TaskChanges
+from taskorch.domain.changes import (
+    ChangeState,
+    Isolation,
+    MergeReport,
+    MergeStrategy,
+    TaskChanges,
+    merge_record,
+)
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
+from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.engine.worktree_retention import PrunedWorktree, WorktreeRetention
 from taskorch.errors import InvalidArgument, InvalidTransition
 from taskorch.storage.base import Store, TaskFilter
 from taskorch.wording import Worded
@@ -47,9 +58,12 @@ class ChangesPage(BaseModel):
 class TaskReview:
     """See, merge or discard what an isolated run changed."""
 
-    def __init__(self, store: Store, workspaces: Workspaces | None) -> None:
+    def __init__(
+        self, store: Store, workspaces: Workspaces | None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._store = store
         self._workspaces = workspaces
+        self._clock = clock
 
     async def changes(self, task_id: str, *, offset: int = 0, limit: int = 20_000) -> ChangesPage:
         """The task's changes and the patch from `offset`, at most `limit` characters; for one of
@@ -105,7 +119,8 @@ class TaskReview:
     ) -> MergeReport:
         """Merge the task's branch into its base branch (see `Workspaces.merge`); the worktree
         is then removed, and the branch deleted unless `keep_branch`. A refused or conflicting
-        merge is a report with `merged` false, never an exception.
+        merge is a report with `merged` false, never an exception. The outcome is kept on the
+        task as `changes.merge` (not for a refusal of changes already merged or discarded).
 
         `discard_others` (one of several attempts): after a merge, discard the other attempts'
         changes too. Refused before anything is done while one of them has not ended."""
@@ -117,6 +132,10 @@ class TaskReview:
             if unended:
                 raise InvalidTransition(_unended_message(unended))
         updated, report = await self._require().merge(changes, strategy, keep_branch=keep_branch)
+        if changes.state is ChangeState.KEPT:
+            at = utc_from_timestamp(self._clock())
+            record = merge_record(report, at=at, kept_branch=keep_branch, by="merge_task")
+            updated = updated.model_copy(update={"merge": record})
         if updated != changes:
             await self._store.set_changes(task.id, updated)
         if not report.merged or not others:
@@ -142,6 +161,15 @@ class TaskReview:
         if changes.state is ChangeState.DISCARDED:
             return task
         return await self._store.set_changes(task.id, await self._require().discard(changes))
+
+    async def prune_worktrees(self, older_than_days: float, *, dry_run: bool = False) -> list[PrunedWorktree]:
+        """The retention sweep, now: remove the worktrees of tasks that ended at least
+        `older_than_days` ago (0: every ended task) with their changes still `kept`, keeping
+        their branches (see `WorktreeRetention.prune`). With `dry_run` nothing is removed."""
+        if not 0 <= older_than_days <= 36_500:
+            raise InvalidArgument(f"older_than_days must be between 0 and 36500, got {older_than_days:g}")
+        sweep = WorktreeRetention(self._store, self._require(), older_than_days, clock=self._clock)
+        return await sweep.prune(older_than_days, dry_run=dry_run)
 
     async def _recorded(self, task_id: str, task: Task | None = None) -> tuple[Task, TaskChanges]:
         task = task or await self._store.get_task(task_id)

@@ -273,6 +273,16 @@ class Store(Protocol):
         """
         ...
 
+    async def list_worktrees(
+        self, *, ended_before: datetime, limit: int, cursor: str | None = None
+    ) -> TaskPage:
+        """Ended tasks (`succeeded`, `failed`, `cancelled`) whose recorded changes still name a
+        worktree (`changes.worktree` not None) and that ended (`finished_at`) at or before
+        `ended_before`: what the worktree retention sweep visits. At most `limit` (as in
+        `list_tasks`), in id order; pass `next_cursor` for the next page. Served by an index of
+        the tasks holding a worktree, so its cost does not grow with the tasks that ended."""
+        ...
+
     async def cancel(self, task_id: str, reason: str) -> Task:
         """Cancel a `waiting`, `queued` or `running` task (a running one loses its lease, so its
         worker's later writes raise `LeaseLost`). Dependents are cancelled as in `fail`.

@@ -293,6 +293,21 @@ class MemoryStore(MemoryPlans):
         self._cancel_dependents(task_id, TaskStatus.CANCELLED)
         return done
 
+    async def list_worktrees(
+        self, *, ended_before: datetime, limit: int, cursor: str | None = None
+    ) -> TaskPage:
+        check_limit(limit)
+        found = sorted(
+            (
+                t
+                for t in self._tasks.values()
+                if t.is_terminal and t.changes and t.changes.worktree and t.id > (cursor or "")
+                if t.finished_at is not None and t.finished_at <= ended_before
+            ),
+            key=lambda t: t.id,
+        )
+        return TaskPage(found[:limit], found[limit - 1].id if len(found) > limit else None)
+
     async def reap_expired(self, *, backoff: Backoff) -> list[Task]:
         now = self._now()
         expired = [

@@ -175,7 +175,15 @@ _V6: Final = (
 # Fix attempts: how many fix runs a failed check of an isolated task may ask for.
 _V7: Final = ("ALTER TABLE tasks ADD COLUMN fix_attempts integer NOT NULL DEFAULT 0",)
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+# The worktree retention sweep: the worktree a task's changes name, as a column, indexed over
+# the few tasks that hold one (filled in from the changes already stored).
+_V8: Final = (
+    "ALTER TABLE tasks ADD COLUMN worktree text",
+    "UPDATE tasks SET worktree = changes::jsonb ->> 'worktree' WHERE changes IS NOT NULL",
+    "CREATE INDEX tasks_worktrees ON tasks (id) WHERE worktree IS NOT NULL",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 # First key of the advisory lock that serialises migrations (the second is the schema's

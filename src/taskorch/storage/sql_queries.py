@@ -183,7 +183,14 @@ RETURNING {COLUMNS}
     ),
     "set_events": "UPDATE tasks SET events = :events, updated_at = :now WHERE id = :id",
     "set_changes": (
-        f"UPDATE tasks SET changes = :changes, updated_at = :now WHERE id = :id RETURNING {COLUMNS}"
+        "UPDATE tasks SET changes = :changes, worktree = :worktree, updated_at = :now WHERE id = :id "
+        f"RETURNING {COLUMNS}"
+    ),
+    # Walks the partial index `tasks_worktrees` (the few tasks whose changes name a worktree) in
+    # id order; `status || ''` keeps SQLite from picking the status index instead.
+    "list_worktrees": (
+        f"SELECT {COLUMNS} FROM tasks WHERE worktree IS NOT NULL AND finished_at <= :before "
+        "AND status || '' IN ('succeeded', 'failed', 'cancelled') AND id > :after ORDER BY id LIMIT :limit"
     ),
     "cancel": (
         f"UPDATE tasks {FINISH} WHERE id = :id AND status IN ('waiting', 'queued', 'running') "

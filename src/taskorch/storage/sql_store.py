@@ -211,6 +211,16 @@ class SQLStore:
         )
         return task
 
+    async def list_worktrees(
+        self, *, ended_before: datetime, limit: int, cursor: str | None = None
+    ) -> TaskPage:
+        check_limit(limit)
+        before = ended_before.timestamp()
+        page: TaskPage = await self._read(
+            "list_worktrees", lambda: sql_task_reads.list_worktrees(before, limit, cursor), single=True
+        )
+        return page
+
     async def list_running(self, *, worker_id: str | None = None) -> list[Task]:
         tasks: list[Task] = await self._read(
             "list_running", lambda: sql_task_reads.list_running(worker_id), single=True

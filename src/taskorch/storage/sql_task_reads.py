@@ -74,6 +74,13 @@ def list_tasks(filter: TaskFilter, limit: int, cursor: str | None) -> Transactio
     return TaskPage([build_task(tuple(r)[1:]) for r in page], encode_cursor(page[-1][0]) if more else None)
 
 
+def list_worktrees(before: float, limit: int, cursor: str | None) -> Transaction:
+    params = {"before": before, "after": cursor or "", "limit": limit + 1}
+    rows = yield Query("list_worktrees", params)
+    tasks = [build_task(r) for r in rows]
+    return TaskPage(tasks[:limit], tasks[limit - 1].id if len(tasks) > limit else None)
+
+
 def list_running(worker_id: str | None) -> Transaction:
     if worker_id is None:
         rows = yield Query("list_running")

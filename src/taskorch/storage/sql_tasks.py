@@ -223,7 +223,8 @@ def record_process(now: float, task_id: str, token: str, process: RunProcess) ->
 
 
 def set_changes(now: float, task_id: str, changes: TaskChanges) -> Transaction:
-    rows = yield Query("set_changes", {"id": task_id, "now": now, "changes": changes.model_dump_json()})
+    params = {"id": task_id, "now": now, "changes": changes.model_dump_json(), "worktree": changes.worktree}
+    rows = yield Query("set_changes", params)
     if not rows:
         raise not_found(task_id)
     return build_task(rows[0])

@@ -161,7 +161,15 @@ CREATE INDEX tasks_attempt_group ON tasks (attempt_group) WHERE attempt_group IS
 # Fix attempts: how many fix runs a failed check of an isolated task may ask for.
 _V9: Final = ("ALTER TABLE tasks ADD COLUMN fix_attempts INTEGER NOT NULL DEFAULT 0",)
 
-MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+# The worktree retention sweep: the worktree a task's changes name, as a column, indexed over
+# the few tasks that hold one (filled in from the changes already stored).
+_V10: Final = (
+    "ALTER TABLE tasks ADD COLUMN worktree TEXT",
+    "UPDATE tasks SET worktree = json_extract(changes, '$.worktree') WHERE changes IS NOT NULL",
+    "CREATE INDEX tasks_worktrees ON tasks (id) WHERE worktree IS NOT NULL",
+)
+
+MIGRATIONS: Final[tuple[str | tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 

@@ -13,7 +13,7 @@ from typing import Protocol
 from taskorch.domain.changes import MergeReport, MergeStrategy, TaskChanges
 from taskorch.errors import CallerError
 
-__all__ = ["GitError", "Workspace", "Workspaces"]
+__all__ = ["GitError", "Repository", "Workspace", "Workspaces"]
 
 
 class GitError(CallerError):
@@ -36,7 +36,21 @@ class Workspace:
     base_commit: str
 
 
+@dataclass(frozen=True)
+class Repository:
+    """The git repository a directory is in: `common_dir` names the repository whichever of its
+    checkouts (the main one or a linked worktree) holds the directory; `top_level` is that
+    checkout's top directory."""
+
+    common_dir: str
+    top_level: str
+
+
 class Workspaces(Protocol):
+    async def repository_of(self, directory: str) -> Repository | None:
+        """The repository holding `directory`, or None outside one (or when git cannot tell)."""
+        ...
+
     async def prepare(self, task_id: str, work_directory: str, base_ref: str | None) -> Workspace:
         """Create a worktree on a new branch `taskorch/<short id>` from `base_ref` (default: the
         repository's HEAD now). Raises `GitError` outside a repository or for an unknown ref."""

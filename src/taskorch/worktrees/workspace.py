@@ -19,7 +19,7 @@ from taskorch.domain.changes import (
     TaskChanges,
 )
 from taskorch.worktrees import review
-from taskorch.worktrees.base import GitError, Workspace
+from taskorch.worktrees.base import GitError, Repository, Workspace
 from taskorch.worktrees.git import check_ref, git, repository_root
 from taskorch.worktrees.locks import RepositoryLocks
 
@@ -41,6 +41,20 @@ class GitWorkspaces:
         self._preview = patch_preview_chars
         self._locks = RepositoryLocks()
 
+    async def repository_of(self, directory: str) -> Repository | None:
+        try:
+            found = await git(
+                directory,
+                *("rev-parse", "--path-format=absolute", "--git-common-dir", "--show-toplevel"),
+                check=False,
+            )
+        except GitError:
+            return None
+        lines = found.stdout.splitlines()
+        if found.returncode != 0 or len(lines) != 2:
+            return None
+        return Repository(common_dir=lines[0], top_level=lines[1])
+
     async def prepare(self, task_id: str, work_directory: str, base_ref: str | None) -> Workspace:
         repository = await repository_root(work_directory)
         ref = check_ref(base_ref or "HEAD", "base_ref")
@@ -56,6 +70,7 @@ class GitWorkspaces:
             base_branch = await _base_branch(repository, ref)
             worktree.parent.mkdir(parents=True, exist_ok=True)
             if worktree.exists():  # a retry of the same task: start again from its branch
+                await _keep_leftovers(str(worktree), task_id)
                 await git(repository, "worktree", "remove", "--force", str(worktree), check=False)
             await git(repository, "worktree", "prune", check=False)
             exists = await git(
@@ -145,6 +160,17 @@ class GitWorkspaces:
     async def release(self, changes: TaskChanges) -> TaskChanges:
         async with self._locks.hold(changes.repository):
             return await review.release(changes)
+
+
+async def _keep_leftovers(worktree: str, task_id: str) -> None:
+    """Commit what an earlier attempt left uncommitted in `worktree` (one nobody recorded, e.g.
+    its server died on a host where nothing settled it), so removing the worktree loses nothing."""
+    status = await git(worktree, "status", "--porcelain", check=False)
+    if status.returncode != 0 or not status.stdout.strip():
+        return
+    await git(worktree, "add", "-A")
+    message = f"Work left uncommitted by an earlier attempt\n\ntaskorch task {task_id}\n"
+    await git(worktree, "commit", "--no-verify", "-q", "-m", message, identity=True)
 
 
 async def _base_branch(repository: str, ref: str) -> str | None:

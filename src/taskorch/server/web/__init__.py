@@ -111,6 +111,7 @@ def console_routes(orchestrator: Orchestrator) -> list[BaseRoute]:
         Route("/tasks", _shown_errors(actions.create_task), methods=post),
         Route("/tasks/{task_id}", _shown_errors(pages.task), methods=get),
         Route("/tasks/{task_id}/live", _shown_errors(live.task), methods=get),
+        Route("/tasks/{task_id}/changes", _shown_errors(pages.changes), methods=get),
         Route("/tasks/{task_id}/cancel", _shown_errors(actions.cancel_task), methods=post),
         Route("/tasks/{task_id}/retry", _shown_errors(actions.retry_task), methods=post),
         Route("/tasks/{task_id}/run", _shown_errors(actions.run_task), methods=post),

@@ -3,7 +3,9 @@
 `GET /console/tasks/{id}/live`: `reset` (start over), `event` (one line of the run's event
 tail), `log` (text the run log gained; `reset` true when the page must clear the log first: the
 stream's first read, or the next attempt's log), `task` (status, attempts, lease, worker,
-result, cost, session), `end` once the task has ended. `GET /console/plans/{id}/live`: `plan`
+result, cost, session, and a fingerprint of the isolated run's changes), `end` once the task
+has ended and no changes of it wait for review (while they do, the stream goes on, so the page
+sees a merge or discard made elsewhere). `GET /console/plans/{id}/live`: `plan`
 (status, progress, each step's status) on every change, `end` once the plan has ended.
 Payloads are JSON; the page puts them in with `textContent`, never as HTML. A stream lasts at
 most `STREAM_SECONDS` (the browser reconnects).
@@ -11,6 +13,7 @@ most `STREAM_SECONDS` (the browser reconnects).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any, Final
@@ -20,12 +23,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from taskorch.domain import Task, TaskEvent
+from taskorch.domain.changes import ChangeState
 from taskorch.domain.plans import Plan
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.web.render import duration
 from taskorch.server.web.runlog import RunLogFollower, run_log_path
 
-__all__ = ["LiveStreams", "event_line", "plan_state", "sse", "stream", "task_state"]
+__all__ = ["LiveStreams", "changes_version", "event_line", "plan_state", "sse", "stream", "task_state"]
 
 POLL_SECONDS: Final = 1.0
 KEEPALIVE_SECONDS: Final = 15.0
@@ -45,6 +49,19 @@ def event_line(event: TaskEvent) -> str:
     return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
 
 
+def changes_version(task: Task) -> str:
+    """A short fingerprint of the task's recorded changes ("" before any): the page reloads
+    its Changes section when the stream reports another."""
+    if task.changes is None:
+        return ""
+    return hashlib.sha256(task.changes.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _settled(task: Task) -> bool:
+    """Nothing about the task can change any more: it ended, and no changes wait for review."""
+    return task.is_terminal and (task.changes is None or task.changes.state is not ChangeState.KEPT)
+
+
 def task_state(task: Task) -> dict[str, Any]:
     return {
         "status": task.status.value,
@@ -57,6 +74,7 @@ def task_state(task: Task) -> dict[str, Any]:
         "result": task.result or "",
         "error": f"{task.error.kind}: {task.error.message}" if task.error else "",
         "terminal": task.is_terminal,
+        "changes": changes_version(task),
     }
 
 
@@ -121,7 +139,7 @@ class LiveStreams:
                 elif quiet >= KEEPALIVE_SECONDS:
                     yield b": keep-alive\n\n"
                     quiet = 0.0
-                if task.is_terminal:
+                if _settled(task):
                     yield sse("end", {})
                     return
                 watch = scheduler.watch(task.id)

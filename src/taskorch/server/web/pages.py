@@ -20,7 +20,8 @@ from taskorch.server.statistics import server_statistics
 from taskorch.server.web.board import FILTERS, board_filter, board_limit
 from taskorch.server.web.charts import executor_chart, task_charts
 from taskorch.server.web.graph import plan_graph
-from taskorch.server.web.live import event_line
+from taskorch.server.web.live import changes_version, event_line
+from taskorch.server.web.patches import patch_page
 from taskorch.server.web.render import html_page
 from taskorch.server.web.runlog import run_log_tail
 from taskorch.storage import TaskFilter
@@ -86,20 +87,34 @@ class ConsolePages:
     async def task(self, request: Request) -> Response:
         return await self.show_task(request, request.path_params["task_id"])
 
+    async def changes(self, request: Request) -> Response:
+        """The task page's Changes section alone, at patch page `?patch=OFFSET`."""
+        task = await self.queue.get(request.path_params["task_id"])
+        return html_page(request, "changes.html", **await self._changes_context(request, task, None))
+
+    async def _changes_context(
+        self, request: Request, task: Task, report: MergeReport | None
+    ) -> dict[str, Any]:
+        attempts = None if task.attempt_group is None else await self.orchestrator.review.attempts(task.id)
+        return {
+            "task": task,
+            "attempts": attempts,
+            "report": report,
+            "strategies": [s.value for s in MergeStrategy],
+            "changes_version": changes_version(task),
+            "patch": await patch_page(self.orchestrator, task, request.query_params.get("patch")),
+        }
+
     async def show_task(
         self, request: Request, task_id: str, *, report: MergeReport | None = None
     ) -> Response:
         """The task page; `report` is the outcome of a merge just tried from it."""
         task = await self.queue.get(task_id)
-        attempts = None if task.attempt_group is None else await self.orchestrator.review.attempts(task.id)
         return html_page(
             request,
             "task.html",
             active="board",
-            task=task,
-            attempts=attempts,
-            report=report,
-            strategies=[s.value for s in MergeStrategy],
+            **await self._changes_context(request, task, report),
             run_log=run_log_tail(self.orchestrator, task),
             events=[event_line(e) for e in task.events],
             runnable=task.execution_mode is not ExecutionMode.STANDARD and task.status is TaskStatus.QUEUED,

@@ -1,5 +1,7 @@
 // taskorch web console: live board, task and plan pages over server-sent events.
-// Everything from the server is put in with textContent or attributes, never as HTML.
+// Everything from the server is put in with textContent or attributes, never as HTML; the one
+// exception is a task's Changes section, which the server renders (the page's own template,
+// escaped) and the page swaps in whole when it changed or to show another page of the patch.
 "use strict";
 
 (function () {
@@ -18,7 +20,48 @@
     el.className = "badge " + status;
   }
 
+  // The Changes section at patch page `offset`, fetched from the server and put in place of
+  // the one shown. `wanted` is the changes' fingerprint the stream last reported.
+  function changesLoader(root) {
+    var loading = false;
+    var wanted = null;
+    function load(offset) {
+      var section = root.querySelector("section.changes[data-fragment]");
+      if (!section || loading) return;
+      loading = true;
+      var url = section.getAttribute("data-fragment") + "?patch=" + encodeURIComponent(offset || "0");
+      fetch(url, { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+        .then(function (text) {
+          var fresh = new DOMParser().parseFromString(text, "text/html").querySelector("section.changes");
+          if (fresh) section.replaceWith(document.importNode(fresh, true));
+        })
+        .catch(function () {})
+        .then(function () {
+          loading = false;
+          var now = root.querySelector("section.changes[data-fragment]");
+          if (now && wanted !== null && now.getAttribute("data-version") !== wanted) {
+            load(now.getAttribute("data-patch-offset"));
+          }
+        });
+    }
+    root.addEventListener("click", function (e) {
+      var link = e.target.closest ? e.target.closest("section.changes a[data-patch-offset]") : null;
+      if (!link) return;
+      e.preventDefault();
+      load(link.getAttribute("data-patch-offset"));
+    });
+    return function (version) {
+      wanted = version;
+      var section = root.querySelector("section.changes[data-fragment]");
+      if (section && section.getAttribute("data-version") !== version) {
+        load(section.getAttribute("data-patch-offset"));
+      }
+    };
+  }
+
   function liveTask(root, url) {
+    var changesSeen = changesLoader(root);
     var tail = field(root, "tail");
     var dot = field(root, "live");
     var source = new EventSource(url);
@@ -48,6 +91,8 @@
         setText(root, k, s[k]);
       });
       root.setAttribute("data-status", s.status);
+      if (s.terminal) root.setAttribute("data-ended", "true");
+      changesSeen(s.changes);
       var note = field(root, "note");  // "nothing runs this task here": true only while it waits
       if (note && s.status !== "queued" && s.status !== "waiting") note.hidden = true;
     });
