@@ -45,6 +45,20 @@ T = TypeVar("T")
 _KNOWN_PLANS: Final = 256  # plans whose last committed state is kept for their next write
 
 
+_MODE_VALUES: dict[tuple[ExecutionMode | str, ...], tuple[str, ...]] = {}
+
+
+def _mode_values(modes: Sequence[ExecutionMode | str]) -> list[str]:
+    """The distinct values of `modes`, in order (kept per tuple: a claim loop asks the same)."""
+    key = modes if isinstance(modes, tuple) else tuple(modes)
+    values = _MODE_VALUES.get(key)
+    if values is None:
+        values = tuple(dict.fromkeys(ExecutionMode(m).value for m in key))
+        if len(_MODE_VALUES) < 64:
+            _MODE_VALUES[key] = values
+    return list(values)
+
+
 class SQLStore:
     """The `Store` contract over `_write` and `_read`, which subclasses implement."""
 
@@ -109,7 +123,7 @@ class SQLStore:
         avoid_directories: Sequence[str] = (),
         executors: Sequence[str] | None = None,
     ) -> Task | None:
-        values = list(dict.fromkeys(ExecutionMode(m).value for m in modes))
+        values = _mode_values(modes)
         names = None if executors is None else list(dict.fromkeys(executors))
         if names is not None and ExecutionMode.CLAUDE_CODE.value not in names:
             values = [v for v in values if v != ExecutionMode.CLAUDE_CODE.value]

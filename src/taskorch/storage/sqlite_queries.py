@@ -128,12 +128,19 @@ QUERIES: Final[dict[str, str | None]] = {
 
 
 _TEXTS: Final[dict[tuple[object, ...], str]] = {}
+_PLAIN: Final[dict[str, str]] = {}  # the texts of queries with no fragments and no lists
 
 
 def statement(query: Query) -> tuple[str, Mapping[str, Any]]:
     """The text and parameters SQLite runs for `query` ("" for a name it skips): fragments in
     place, each list parameter spread over placeholders of its own. Texts are kept per shape."""
     params = query.params
+    if not query.parts and not query.lists:  # most queries: one look-up by name
+        text = _PLAIN.get(query.name)
+        if text is None:
+            template = QUERIES[query.name]
+            text = _PLAIN[query.name] = "" if template is None else expand(template, [], {})
+        return text, params
     key: tuple[object, ...] = (query.name, query.parts)
     lengths: dict[str, int] = {}
     if query.lists:
