@@ -104,6 +104,23 @@ async def test_a_new_attempt_keeps_what_an_unrecorded_earlier_one_left_uncommitt
     assert "earlier attempt" in git_out(repo, "log", "-1", "--format=%s", again.branch)
 
 
+async def test_a_later_run_of_a_task_is_based_where_its_branch_forked_though_the_base_moved_on(
+    repo: Path, spaces: GitWorkspaces
+) -> None:
+    forked = git_out(repo, "rev-parse", "HEAD")
+    first = await run_editing(spaces, repo, "fork000000000000", {"b.txt": "first run\n"})
+    (repo / "a.txt").write_text("the base moved on\n")
+    git_out(repo, "commit", "-qam", "base moved")
+    # A retry or a fix run of the same task carries on from its branch.
+    again = await spaces.prepare("fork000000000000", str(repo), None)
+    assert again.base_commit == forked == first.base_commit
+    (Path(again.worktree) / "b.txt").write_text("second run\n")
+    changes = await spaces.finish(again, message=commit_message("fork000000000000", "fix"), auto_commit=True)
+    # Only the task's own file, not a.txt undone.
+    assert [f.path for f in changes.files] == ["b.txt"]
+    assert len(changes.commits) == 2
+
+
 async def test_outside_a_repository_or_from_an_unknown_ref_prepare_says_why(
     tmp_path: Path, repo: Path, spaces: GitWorkspaces
 ) -> None:

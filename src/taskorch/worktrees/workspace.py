@@ -77,8 +77,13 @@ class GitWorkspaces:
                 repository, "rev-parse", "--verify", "--quiet", "refs/heads/" + branch, check=False
             )
             if exists.returncode == 0:
-                # The branch of an earlier attempt holds its work: carry on from it.
+                # The branch of an earlier attempt holds its work: carry on from it. Its base is
+                # where it forked from the base ref, not where the ref is now: if the base has
+                # moved on since, what the task changed must not include that move, reversed.
                 await git(repository, "worktree", "add", str(worktree), branch)
+                forked = await git(repository, "merge-base", base_commit, branch, check=False)
+                if forked.returncode == 0 and forked.stdout.strip():
+                    base_commit = forked.stdout.strip()
             else:
                 await git(repository, "worktree", "add", "-b", branch, str(worktree), base_commit)
         inside = (await git(work_directory, "rev-parse", "--show-prefix")).stdout.strip()
