@@ -59,6 +59,7 @@ def test_add_with_isolation_then_changes_and_merge(run: Run, home: Path) -> None
     assert branch in shown
     assert "a.txt" in shown
     assert "+changed" in shown
+    assert "; 1 file, +1 -1" in shown
     # Not ended yet (it is queued): merging waits for the run to end.
     assert "wait until it has ended" in run.error("tasks", "merge", task["id"], status=1)
 
@@ -118,7 +119,7 @@ def test_worktrees_prune_removes_ended_tasks_worktrees_keeping_branches_and_dry_
     assert git_out(repo, "branch", "--list", branch) != ""
     assert "worktree  (removed)" in run("tasks", "changes", task["id"])
     assert "removed 0 worktree(s)" in run("worktrees", "prune", "--older-than", "0")
-    assert "older_than_days must be between 0 and 36500" in run.error(
+    assert "--older-than: must be between 0 and 36500 days, got -1" in run.error(
         "worktrees", "prune", "--older-than", "-1", status=2
     )
 

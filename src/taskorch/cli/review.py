@@ -91,7 +91,8 @@ def render_changes(changes: TaskChanges) -> str:
         f"base      {changes.base_ref} = {changes.base_commit[:12]}"
         + (f" on {changes.base_branch}" if changes.base_branch else ""),
         f"worktree  {changes.worktree or '(removed)'}",
-        f"commits   {len(changes.commits)}; {len(changes.files)} files, "
+        f"commits   {len(changes.commits)}; {len(changes.files)} file{'' if len(changes.files) == 1 else 's'}"
+        ", "
         f"+{changes.insertions} -{changes.deletions}",
     ]
     if changes.check is not None:
@@ -176,6 +177,8 @@ def tasks_discard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def worktrees_prune(args: argparse.Namespace, settings: Settings) -> int:
+    if args.older_than is not None and not 0 <= args.older_than <= 36_500:
+        return fail(f"--older-than: must be between 0 and 36500 days, got {args.older_than:g}", EXIT_USAGE)
     days = settings.worktrees.retention_days if args.older_than is None else args.older_than
     if days <= 0 and args.older_than is None:
         return fail(
