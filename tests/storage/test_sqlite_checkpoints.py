@@ -222,3 +222,17 @@ async def test_an_open_that_fails_in_its_start_up_check_leaves_no_thread_or_conn
         await store.create_task(_new(1))
     finally:
         await store.close()
+
+
+async def test_after_a_settings_switch_failed_half_way_the_next_write_sets_them_all(
+    store: SQLiteStore,
+) -> None:
+    # A PRAGMA that raised leaves the connection's settings unknown (None): every one is set
+    # again before the next write, whichever way that write runs.
+    store._in_force = None
+    created = await store.create_task(_new(1))
+    assert created.created
+    store._in_force = None
+    task = await store.claim_next(work_path="/w", worker_id="w", lease_seconds=60)
+    assert task is not None
+    assert store._in_force is not None

@@ -270,7 +270,7 @@ class SQLiteStore(SQLStore):
         if wanted == in_force:
             return
         self._in_force = None  # unknown until every PRAGMA has run
-        for name, value, old in zip(_SETTINGS, wanted, in_force or (None, None, None), strict=True):
+        for name, value, old in zip(_SETTINGS, wanted, in_force or (None,) * len(_SETTINGS), strict=True):
             if value != old:
                 conn.execute(f"PRAGMA {name} = {value}")
         self._in_force = wanted
