@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import anyio
 import pytest
 
-from tests.cli_helpers import Cli, peer_config
+from taskorch.domain.agents import Agent
+from tests.cli_helpers import Cli, peer_config, store_at
 
 CONFIG_AGENT = '[agents.reader]\npersonality = "reads only"\nallowed_tools = ["files.read_*"]\n'
 PEER = peer_config()
@@ -69,6 +71,27 @@ def test_errors_name_the_agent_commands(cli: Cli) -> None:
     assert "`taskorch agents list` shows the agents that exist" in line
     assert "name" in cli.error("agents", "save", "no spaces", status=2)
     assert "model" in cli.error("agents", "save", "x", "--model", "--bad", status=2)
+
+
+def test_an_agent_saved_before_the_checks_is_shown_with_why_it_cannot_be_used(cli: Cli) -> None:
+    async def save_unchecked() -> None:
+        # A row as an earlier version could write it: straight into the store, unchecked.
+        async with store_at(cli.settings()) as store:
+            await store.save_agent(Agent(name="old", denied_tools=["--dangerously-skip-permissions"]))
+
+    anyio.run(save_unchecked)
+
+    assert re.search(r"^old \(unusable\)\s+saved", cli("agents", "list"), re.M)
+    shown = cli("agents", "show", "old")
+    assert re.search(r"^denied\s+--dangerously-skip-permissions$", shown, re.M)
+    assert "cannot be used: denied_tools[0]" in shown
+    assert "taskorch agents save" in shown
+    assert "denied_tools[0]" in cli.json("agents", "show", "old")["problem"]
+    assert cli.json("agents", "show", "reader")["problem"] is None
+
+    cli("agents", "save", "old", "--deny", "Bash")
+    assert "cannot be used" not in cli("agents", "show", "old")
+    assert "(unusable)" not in cli("agents", "list")
 
 
 def test_downstream_lists_servers_with_state_and_tools(

@@ -8,6 +8,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from taskorch.domain.agents import Agent
 from taskorch.testing import FakeGateway, echo
 from tests.http_harness import RunningServer, make_settings, serve_http
 
@@ -170,6 +171,22 @@ async def test_agents_are_listed_saved_shown_and_deleted(http: httpx2.AsyncClien
     gone = error_of(await http.delete(f"{AGENTS}/writer"), 404)
     assert "GET /api/v1/agents shows the agents that exist" in gone["message"]
     speaks_rest(gone["message"])
+
+
+async def test_an_agent_saved_before_the_checks_is_shown_with_its_problem(
+    server: RunningServer, http: httpx2.AsyncClient
+) -> None:
+    # A row as an earlier version could write it: straight into the store, unchecked.
+    await server.orchestrator.store.save_agent(Agent(name="old", allowed_tools=["-p"]))
+
+    shown = (await http.get(f"{AGENTS}/old")).json()
+    assert shown["allowed_tools"] == ["-p"]
+    assert "allowed_tools[0]" in shown["problem"]
+    assert (await http.get(f"{AGENTS}/reader")).json()["problem"] is None
+
+    await http.put(f"{AGENTS}/old", json={"allowed_tools": ["s.*"]})
+    assert (await http.get(f"{AGENTS}/old")).json()["problem"] is None
+    await http.delete(f"{AGENTS}/old")
 
 
 async def test_agent_errors_name_the_routes(http: httpx2.AsyncClient) -> None:

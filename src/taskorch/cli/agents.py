@@ -14,7 +14,7 @@ from taskorch.config import Settings
 from taskorch.domain.agents import AgentSpec
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.downstream_listing import list_downstream
-from taskorch.server.plan_models import AgentList, AgentResult
+from taskorch.server.plan_models import AgentDetail, AgentList, AgentResult
 
 __all__ = ["agents_delete", "agents_list", "agents_save", "agents_show", "downstream"]
 
@@ -33,7 +33,7 @@ def agents_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def agents_show(args: argparse.Namespace, settings: Settings) -> int:
     async def action(orchestrator: Orchestrator) -> int:
-        agent = await orchestrator.agents.get(args.name)
+        agent = AgentDetail.of(await orchestrator.agents.show(args.name))
         if args.json:
             print_json(agent)
         else:

@@ -71,7 +71,7 @@ def render_plan(plan: Plan) -> str:
 def render_agent_table(agents: Sequence[Agent]) -> str:
     rows = [
         [
-            a.name,
+            a.name if a.unusable_because() is None else f"{a.name} (unusable)",
             a.source,
             a.model or "-",
             clip(", ".join(a.allowed_tools) or "all", 30),
@@ -99,6 +99,8 @@ def render_agent(agent: Agent) -> str:
         ("updated", when(agent.updated_at)),
     ]
     parts = [fields(rows)]
+    if (why := agent.unusable_because()) is not None:
+        parts += ["", f"cannot be used: {why}", "(save it again with `taskorch agents save` to fix it)"]
     if agent.personality:
         parts += ["", "personality:", indent(agent.personality)]
     if agent.system_prompt:

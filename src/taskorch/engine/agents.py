@@ -39,19 +39,7 @@ class AgentRegistry:
         Raises `NotFound` naming the others, or `InvalidArgument` when a saved agent holds a
         value today's checks refuse (it was saved before them): such an agent is never used.
         """
-        try:
-            agent = await self._store.get_agent(name)
-        except NotFound:
-            if name in self._configured:
-                return self._configured[name]
-            known = ", ".join(a.name for a in await self.list()) or "(none)"
-            raise NotFound(
-                Worded(
-                    "no agent named {name!r}; known agents: {known}. Create one with {save_agent}.",
-                    name=name,
-                    known=known,
-                )
-            ) from None
+        agent = await self.show(name)
         if (why := agent.unusable_because()) is not None:
             raise InvalidArgument(
                 Worded(
@@ -63,6 +51,23 @@ class AgentRegistry:
                 )
             )
         return agent
+
+    async def show(self, name: str) -> Agent:
+        """The agent called `name` as stored, usable or not (`Agent.unusable_because` says), to
+        show it to a person who may want to fix it. Raises `NotFound` naming the others."""
+        try:
+            return await self._store.get_agent(name)
+        except NotFound:
+            if name in self._configured:
+                return self._configured[name]
+            known = ", ".join(a.name for a in await self.list()) or "(none)"
+            raise NotFound(
+                Worded(
+                    "no agent named {name!r}; known agents: {known}. Create one with {save_agent}.",
+                    name=name,
+                    known=known,
+                )
+            ) from None
 
     async def executor_of(self, name: str) -> str | None:
         """The executor agent `name` names for its tasks, or None (also for an unknown or

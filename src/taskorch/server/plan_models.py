@@ -8,7 +8,7 @@ from taskorch.domain.agents import Agent
 from taskorch.domain.plans import Plan
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
 
-__all__ = ["AgentList", "AgentResult", "PlanList", "PlanResult"]
+__all__ = ["AgentDetail", "AgentList", "AgentResult", "PlanList", "PlanResult"]
 
 
 class PlanResult(BaseModel):
@@ -42,3 +42,17 @@ class AgentList(BaseModel):
     model_config = OUTPUT_MODEL_CONFIG
 
     agents: list[Agent]
+
+
+class AgentDetail(Agent):
+    """One agent as shown to a person: its fields and, if it cannot be used, why."""
+
+    problem: str | None = Field(
+        default=None,
+        description="Why no task or plan may use this agent (it was saved before today's checks); "
+        "save it again with valid values. Null for a usable agent.",
+    )
+
+    @classmethod
+    def of(cls, agent: Agent) -> AgentDetail:
+        return cls(**agent.model_dump(), problem=agent.unusable_because())

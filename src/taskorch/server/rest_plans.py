@@ -11,12 +11,12 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from taskorch.domain.agents import Agent, AgentSpec
+from taskorch.domain.agents import AgentSpec
 from taskorch.domain.plans import PlanStatus, StepSpec
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import InvalidArgument
 from taskorch.server.plan_messages import MAX_PLAN_WAIT_SECONDS, plan_message
-from taskorch.server.plan_models import AgentList, AgentResult, PlanList, PlanResult
+from taskorch.server.plan_models import AgentDetail, AgentList, AgentResult, PlanList, PlanResult
 from taskorch.server.rest_base import API_PREFIX, Input, Operation, handles_errors, json_object, query_of
 
 __all__ = ["AgentBody", "ConfirmBody", "CreatePlanBody", "PlanListQuery", "ReasonBody", "plan_operations"]
@@ -136,8 +136,9 @@ def plan_operations(orchestrator: Orchestrator) -> list[Operation]:
 
     @handles_errors
     async def get_agent(request: Request) -> Response:
-        """One agent (a saved one wins over the config file's)."""
-        agent = await agents.get(request.path_params["name"])
+        """One agent (a saved one wins over the config file's); `problem` says why one saved
+        before today's checks cannot be used."""
+        agent = AgentDetail.of(await agents.show(request.path_params["name"]))
         return JSONResponse(agent.model_dump(mode="json"))
 
     @handles_errors
@@ -200,7 +201,7 @@ def plan_operations(orchestrator: Orchestrator) -> list[Operation]:
             errors=(404, 409),
         ),
         Operation("GET", agent_path, list_agents, AgentList),
-        Operation("GET", agent, get_agent, Agent, errors=(404,)),
+        Operation("GET", agent, get_agent, AgentDetail, errors=(404,)),
         Operation("PUT", agent, save_agent, AgentResult, body=AgentBody, body_required=False),
         Operation("DELETE", agent, delete_agent, AgentResult, errors=(404,)),
     ]
