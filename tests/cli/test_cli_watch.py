@@ -99,7 +99,7 @@ def test_in_a_terminal_it_redraws_in_place_and_q_quits_cleanly(cli: Cli, tmp_pat
         assert header.split() == [
             "RUNNING",
             "MODE",
-            "ATTEMPT",
+            "TRIES",
             "ELAPSED",
             "WORKER",
             "DIRECTORY",

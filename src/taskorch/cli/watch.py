@@ -77,7 +77,7 @@ def render_watch(stats: Statistics, running: Sequence[Task], now: datetime, widt
             ]
             for t in running
         ]
-        headers = ["RUNNING", "MODE", "ATTEMPT", "ELAPSED", "WORKER", "DIRECTORY", "LAST EVENT"]
+        headers = ["RUNNING", "MODE", "TRIES", "ELAPSED", "WORKER", "DIRECTORY", "LAST EVENT"]
         lines.append(table(headers, rows))
         if stats.running > len(running):
             lines.append(f"... and {stats.running - len(running)} more running")
