@@ -60,8 +60,10 @@ def test_add_with_isolation_then_changes_and_merge(run: Run, home: Path) -> None
     assert "a.txt" in shown
     assert "+changed" in shown
     assert "; 1 file, +1 -1" in shown
-    # Not ended yet (it is queued): merging waits for the run to end.
-    assert "wait until it has ended" in run.error("tasks", "merge", task["id"], status=1)
+    # Not ended yet (it is queued): merging waits for the run to end, and says what runs it.
+    refused = run.error("tasks", "merge", task["id"], status=1)
+    assert "is queued: its run has not ended" in refused
+    assert "start it with `taskorch worker` (or `taskorch serve --run-tasks`)" in refused
 
 
 def test_merge_refuses_a_dirty_checkout_with_exit_1_and_discard_removes_the_branch(

@@ -76,6 +76,12 @@ async def test_three_attempts_run_at_once_compare_side_by_side_and_one_is_merged
         assert fake.max_live == 3
         assert len({r.work_directory for r in fake.requests}) == 3
         assert sorted(r.model or "" for r in fake.requests) == ["quick", "slow", "thorough"]
+        with pytest.raises(InvalidTransition) as refused:
+            await h.orchestrator.review.merge(ids[0])
+        assert str(refused.value) == (
+            f"task {ids[0]} is running; wait until it has ended (get_task(task_id) shows it), "
+            "or cancel_task it"
+        )
         fake.release_all()
         tasks = [await settled(h, task_id) for task_id in ids]
         assert [t.status.value for t in tasks] == ["succeeded", "failed", "succeeded"]

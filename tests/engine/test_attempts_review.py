@@ -29,7 +29,10 @@ async def test_merging_an_attempt_that_has_not_run_yet_says_to_wait_not_that_it_
         for call in (h.orchestrator.review.merge, h.orchestrator.review.discard):
             with pytest.raises(InvalidTransition) as refused:
                 await call(first)
-            assert str(refused.value) == f"task {first} is queued; wait until it has ended"
+            assert str(refused.value) == (
+                f"task {first} is queued: its run has not ended, so its changes are not final. Review it "
+                "once the run has ended; if nothing runs tasks here, start it with execute_task"
+            )
 
 
 async def test_an_attempt_whose_run_made_no_worktree_says_why_it_has_nothing_to_merge(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from taskorch.domain.changes import (
     merge_record,
 )
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
-from taskorch.domain.tasks import utc_from_timestamp
+from taskorch.domain.tasks import TaskStatus, utc_from_timestamp
 from taskorch.engine.worktree_retention import PrunedWorktree, WorktreeRetention
 from taskorch.errors import InvalidArgument, InvalidTransition
 from taskorch.storage.base import Store, TaskFilter
@@ -189,16 +189,32 @@ class TaskReview:
         if not task.is_terminal and task.isolation is Isolation.WORKTREE:
             # Before its run has made its worktree an isolated task has nothing recorded yet:
             # that it has not ended is what the caller can act on.
-            raise InvalidTransition(f"task {task.id} is {task.status.value}; wait until it has ended")
+            raise InvalidTransition(_not_ended_message(task))
         task, changes = await self._recorded(task_id, task)
         if not task.is_terminal:
-            raise InvalidTransition(f"task {task.id} is {task.status.value}; wait until it has ended")
+            raise InvalidTransition(_not_ended_message(task))
         return task, changes
 
     def _require(self) -> Workspaces:
         if self._workspaces is None:
             raise InvalidTransition("this server has no worktree support set up; review the branch with git")
         return self._workspaces
+
+
+def _not_ended_message(task: Task) -> Worded:
+    """Why a task that has not ended cannot be reviewed yet, and what the caller can do: a
+    queued task may sit forever on a server that runs no tasks, so waiting is not the advice."""
+    if task.status is TaskStatus.RUNNING:
+        return Worded(
+            "task {task_id} is running; wait until it has ended ({poll_task} shows it), or {cancel_task} it",
+            task_id=task.id,
+        )
+    return Worded(
+        "task {task_id} is {status}: its run has not ended, so its changes are not final. Review it "
+        "once the run has ended; if nothing runs tasks here, start it with {execute_task}",
+        task_id=task.id,
+        status=task.status.value,
+    )
 
 
 def _unended_message(unended: list[str]) -> Worded:
