@@ -43,6 +43,10 @@ _MCP: Final[dict[str, str]] = {
     "refresh_downstream": "call again with refresh=true",
     "heartbeat_task": "heartbeat_task",
     "merge_discarding_others": "merge_task(discard_others=true)",
+    "get_task_changes": "get_task_changes",
+    "merge_task": "merge_task",
+    "discard_task_changes": "discard_task_changes",
+    "get_statistics": "get_statistics",
 }
 
 ACTIONS: Final = frozenset(_MCP)
@@ -74,6 +78,10 @@ _REST: Final[dict[str, str]] = {
     "refresh_downstream": "call GET /api/v1/downstream/tools?refresh=true",
     "heartbeat_task": "POST /api/v1/tasks/{id}/heartbeat",
     "merge_discarding_others": 'POST /api/v1/tasks/{id}/merge {"discard_others": true}',
+    "get_task_changes": "GET /api/v1/tasks/{id}/changes",
+    "merge_task": "POST /api/v1/tasks/{id}/merge",
+    "discard_task_changes": "POST /api/v1/tasks/{id}/discard",
+    "get_statistics": "GET /api/v1/statistics",
 }
 
 # The CLI names its commands; what it cannot do (a worker's claim and reports, asking a server
@@ -104,6 +112,10 @@ _CLI: Final[dict[str, str]] = {
     "refresh_downstream": "run `taskorch downstream` again",
     "heartbeat_task": "a heartbeat over MCP or REST",
     "merge_discarding_others": "`taskorch tasks merge ID --discard-others`",
+    "get_task_changes": "`taskorch tasks changes ID`",
+    "merge_task": "`taskorch tasks merge ID`",
+    "discard_task_changes": "`taskorch tasks discard ID`",
+    "get_statistics": "`taskorch stats`",
 }
 
 WORDS: Final[Mapping[Surface, Mapping[str, str]]] = {"mcp": _MCP, "rest": _REST, "cli": _CLI}

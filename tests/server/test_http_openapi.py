@@ -16,6 +16,7 @@ from taskorch.server.mcp import build_mcp_server
 from taskorch.server.rest import API_PREFIX, OPENAPI_PATH
 from taskorch.storage import MemoryStore
 from taskorch.testing import orchestrator_for_tests
+from taskorch.tool_profiles import ALL_TOOLS
 from tests.http_harness import TOKEN, make_settings, serve_http
 
 pytestmark = pytest.mark.anyio
@@ -115,6 +116,32 @@ async def test_the_document_describes_parameters_bodies_answers_and_auth(tmp_pat
     assert error["properties"]["error"]["$ref"].endswith("/ApiError")
     ids = [op["operationId"] for item in paths.values() for op in item.values()]
     assert len(ids) == len(set(ids))
+
+
+async def test_the_document_s_words_name_routes_never_mcp_tools(tmp_path: Path) -> None:
+    async with serve_http(make_settings(tmp_path), tmp_path) as server, server.client() as http:
+        document = (await http.get(OPENAPI_PATH)).json()
+    texts: list[str] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("description", "summary") and isinstance(value, str):
+                    texts.append(value)
+                else:
+                    collect(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    collect(document)
+    tool = re.compile(r"\b(" + "|".join(ALL_TOOLS) + r")\b")
+    assert [text for text in texts if tool.search(text)] == []
+    worded = [text for text in texts if "GET /api/v1/tasks/{id}/changes" in text]
+    assert worded, "the isolation fields' descriptions name the changes route"
+    # Values stay what the API sends: operation ids and enum values are not words.
+    merge_record = document["components"]["schemas"]["MergeRecord"]["properties"]["by"]
+    assert "merge_task" in merge_record["enum"]
 
 
 def test_docs_http_api_names_every_route_of_the_app(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ come from the `Operation`s that also make the routes, and the schemas from their
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from taskorch.server.rest_base import ErrorResponse, Operation, path_parameters
+from taskorch.wording import WORDS
 
 __all__ = ["OPENAPI_VERSION", "openapi_document"]
 
@@ -40,7 +42,7 @@ def openapi_document(operations: Sequence[Operation], *, version: str) -> dict[s
         if op.response is not None:
             wanted.append((op.response, "serialization"))
     refs, top = models_json_schema(list(dict.fromkeys(wanted)), ref_template=_REF)
-    schemas: dict[str, Any] = top.get("$defs", {})
+    schemas: dict[str, Any] = _in_rest_words(top.get("$defs", {}))
 
     def ref(model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
         return dict(refs[(model, mode)])
@@ -66,6 +68,28 @@ def openapi_document(operations: Sequence[Operation], *, version: str) -> dict[s
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+# The models' field descriptions are shared with the MCP tools and name tools (`get_task_changes`);
+# a reader of this document calls routes, so each tool's name becomes its route here.
+_TOOL_ROUTES: Final = {
+    tool: WORDS["rest"][action] for action, tool in WORDS["mcp"].items() if re.fullmatch(r"[a-z_]+", tool)
+}
+_TOOL_NAME: Final = re.compile(r"\b(" + "|".join(sorted(_TOOL_ROUTES, key=len, reverse=True)) + r")\b")
+
+
+def _in_rest_words(node: Any) -> Any:
+    """`node` (a JSON schema) with every description naming routes where it named tools."""
+    if isinstance(node, dict):
+        return {
+            key: _TOOL_NAME.sub(lambda m: _TOOL_ROUTES[m[1]], value)
+            if key == "description" and isinstance(value, str)
+            else _in_rest_words(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_in_rest_words(item) for item in node]
+    return node
 
 
 def _openapi_path(path: str) -> str:

@@ -31,7 +31,7 @@ class PlanListQuery(Input):
 
 
 class CreatePlanBody(Input):
-    """Body of `POST /api/v1/plans`: the arguments of the MCP tool create_plan."""
+    """Body of `POST /api/v1/plans`: what the plan is for, and its steps unless a planner makes them."""
 
     query: str = Field(description="What the plan is for, in words.")
     agent: str | None = Field(default=None, description="Agent whose tool permissions the plan must respect.")
