@@ -26,14 +26,9 @@ from taskorch.config import Settings
 from taskorch.domain import Task, TaskSpec
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.models import CancelResult, CreateTaskResult, TaskList
+from taskorch.server.run_guidance import nothing_runs_note
 
 __all__ = ["stats", "tasks_add", "tasks_cancel", "tasks_list", "tasks_show"]
-
-_HOW_TO_RUN = (
-    "you start `taskorch worker` (or `taskorch serve --run-tasks`) on this database, or a client asks "
-    "a server to run it (MCP execute_task, REST POST /api/v1/tasks/{id}/execute)"
-)
-
 
 _OWN = "the task's own model"
 
@@ -61,7 +56,7 @@ def unattended_note(orchestrator: Orchestrator, task: Task) -> str | None:
     """What to do when nothing started from this database runs `task` by itself, else None."""
     if not orchestrator.queue.awaits_runner(task):
         return None
-    return f"Nothing runs {task.execution_mode.value} tasks here until {_HOW_TO_RUN}."
+    return nothing_runs_note(task, "cli")
 
 
 def tasks_add(args: argparse.Namespace, settings: Settings) -> int:

@@ -17,6 +17,7 @@ __all__ = [
     "Surface",
     "execute_message",
     "heartbeat_message",
+    "nothing_runs_note",
     "server_run_ready_note",
     "unattended_note",
 ]
@@ -80,6 +81,11 @@ def heartbeat_message(task: Task, surface: Surface) -> str:
     )(surface)
 
 
+def nothing_runs_note(task: Task, surface: Audience) -> str:
+    """The note for `task` where nothing runs its mode by itself (`TaskQueue.awaits_runner`)."""
+    return f"Nothing runs {task.execution_mode.value} tasks here until {_HOW_TO_RUN[surface]}."
+
+
 def unattended_note(orchestrator: Orchestrator, task: Task, surface: Audience) -> str | None:
     """What to do when `task` was queued where nothing runs it by itself, or where the server
     that runs such tasks cannot now (its executor fails its check), else None.
@@ -93,7 +99,7 @@ def unattended_note(orchestrator: Orchestrator, task: Task, surface: Audience) -
         return None  # a caller asked this server to run it: it will, as the limits allow
     mode = task.execution_mode.value
     if orchestrator.queue.awaits_runner(task):
-        return f"Nothing runs {mode} tasks here until {_HOW_TO_RUN[surface]}."
+        return nothing_runs_note(task, surface)
     if (failed := orchestrator.scheduler.held_back(task)) is None:
         return None
     return (
