@@ -279,6 +279,43 @@ def test_progress_counts_percent_running_elapsed_and_an_eta_from_measured_steps(
     assert progress.eta_seconds == 16.0
 
 
+def ended(id: str, seconds: float, **fields: Any) -> Step:
+    return step(id, **fields).model_copy(
+        update={
+            "status": StepStatus.SUCCEEDED,
+            "started_at": T0,
+            "finished_at": T0 + timedelta(seconds=seconds),
+        }
+    )
+
+
+def test_the_eta_expects_each_step_to_take_as_long_as_ended_steps_of_its_kind() -> None:
+    code = {
+        "server": None,
+        "tool": None,
+        "kind": "claude_code",
+        "task": {"prompt": "p", "work_directory": "/w"},
+    }
+    p = plan(
+        ended("quick", 2, tool="add"),
+        ended("coded", 100, **code),
+        step("next-add", tool="add"),
+        step("next-code", **code),
+        step("other", tool="post"),  # no ended step of its kind: the mean of all, 51 s
+        started_at=T0,
+        max_concurrency=1,
+    )
+    assert plan_progress(p, T0 + timedelta(seconds=200)).eta_seconds == 2 + 100 + 51
+
+
+def test_the_eta_is_unknown_while_a_running_step_outruns_its_estimate() -> None:
+    # Two quick tool calls say nothing about how long the slow step takes: not "ETA 0 s".
+    slow = step("slow", tool="slow").model_copy(update={"status": StepStatus.RUNNING, "started_at": T0})
+    p = plan(ended("a", 2), ended("b", 2), slow, step("post"), started_at=T0, max_concurrency=1)
+    assert plan_progress(p, T0 + timedelta(seconds=1)).eta_seconds == 1 + 2
+    assert plan_progress(p, T0 + timedelta(seconds=14)).eta_seconds is None
+
+
 def test_progress_has_no_eta_before_a_step_finishes_and_zero_when_all_ended() -> None:
     assert plan_progress(plan(step("a")), T0).eta_seconds is None
     ended = step("a").model_copy(update={"status": StepStatus.FAILED})

@@ -13,10 +13,12 @@ def plan_progress(plan: Plan, now: datetime) -> PlanProgress:
     """How far `plan` has got at `now`.
 
     `done` counts steps that ended in any way; `percent` is done/total. `elapsed_seconds` runs
-    from the start of execution to its end (or `now`). `eta_seconds` is an estimate: the mean
-    duration of the steps that ran to an end so far, times the steps still to run, spread over
-    the plan's concurrency, minus what the running steps have already used; null until one
-    step has finished, 0 once every step has ended.
+    from the start of execution to its end (or `now`). `eta_seconds` is an estimate: each step
+    still to run is expected to take the mean duration of the ended steps of its kind (the same
+    `server.tool`, or `claude_code`), else of all ended steps; a running step what is left of
+    that; the sum is spread over the plan's concurrency. Null until one step has finished, and
+    while a running step has outrun its estimate (the steps so far say nothing about how long
+    it takes: a Claude Code step after two quick tool calls, say); 0 once every step has ended.
     """
     counts = dict.fromkeys(StepStatus, 0)
     for step in plan.steps:
@@ -43,23 +45,26 @@ def plan_progress(plan: Plan, now: datetime) -> PlanProgress:
 def _eta(plan: Plan, now: datetime, remaining: int) -> float | None:
     if remaining == 0:
         return 0.0
-    measured = [
-        (s.finished_at - s.started_at).total_seconds()
-        for s in plan.steps
-        if s.status in (StepStatus.SUCCEEDED, StepStatus.FAILED)
-        and s.started_at is not None
-        and s.finished_at is not None
-    ]
+    measured: dict[str, list[float]] = {}
+    for s in plan.steps:
+        if s.status in (StepStatus.SUCCEEDED, StepStatus.FAILED) and s.started_at and s.finished_at:
+            measured.setdefault(s.target, []).append((s.finished_at - s.started_at).total_seconds())
     if not measured:
         return None
-    mean = sum(measured) / len(measured)
+    every = [seconds for durations in measured.values() for seconds in durations]
+    overall = sum(every) / len(every)
     work = 0.0
     for step in plan.steps:
-        if step.status is StepStatus.PENDING:
-            work += mean
-        elif step.status is StepStatus.RUNNING:
+        if step.status not in (StepStatus.PENDING, StepStatus.RUNNING):
+            continue
+        same = measured.get(step.target)
+        expected = sum(same) / len(same) if same else overall
+        if step.status is StepStatus.RUNNING:
             used = (now - step.started_at).total_seconds() if step.started_at else 0.0
-            work += max(0.0, mean - used)
+            if used > expected:
+                return None
+            expected -= used
+        work += expected
     lanes = max(1, min(plan.max_concurrency, remaining))
     return round(work / lanes, 3)
 

@@ -296,7 +296,10 @@ class PlanProgress(BaseModel):
     percent: float
     running: list[str] = Field(default_factory=list, description="Ids of the steps running now.")
     elapsed_seconds: float | None = None
-    eta_seconds: float | None = Field(default=None, description="Null until a step has finished.")
+    eta_seconds: float | None = Field(
+        default=None,
+        description="Null until a step has ended, or while a running step outruns its estimate.",
+    )
 
 
 class Plan(BaseModel):
