@@ -15,6 +15,7 @@ from taskorch.config import Settings, load_settings
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.executors.base import Executor
 from taskorch.executors.containment import Containment
+from taskorch.server.auth_limit import AuthLimiter
 from taskorch.server.http import HttpServer, build_http_app, server_config
 from taskorch.server.mcp import build_mcp_server
 from taskorch.storage import MemoryStore, Store
@@ -52,8 +53,12 @@ async def serve_http(
     store: Store | None = None,
     executors: Mapping[str, Executor] | None = None,
     containment: Containment | None = None,
+    auth_limiter: AuthLimiter | None = None,
 ) -> AsyncIterator[RunningServer]:
-    """Run the full HTTP app on 127.0.0.1 (port 0) until the block exits."""
+    """Run the full HTTP app on 127.0.0.1 (port 0) until the block exits.
+
+    `auth_limiter` replaces the app's limit on wrong tokens (10 a minute per address: every
+    client here is 127.0.0.1), for tests that send more or need a fake clock."""
     orchestrator = orchestrator_for_tests(
         settings,
         store or MemoryStore(),
@@ -61,7 +66,7 @@ async def serve_http(
         containment=containment,
         workspaces=GitWorkspaces(root.parent / "worktrees"),
     )
-    app = build_http_app(orchestrator, build_mcp_server(orchestrator), settings)
+    app = build_http_app(orchestrator, build_mcp_server(orchestrator), settings, auth_limiter=auth_limiter)
     started = anyio.Event()
     ports: list[int] = []
 

@@ -9,6 +9,7 @@ import httpx2
 import pytest
 
 from taskorch.errors import ConfigError
+from taskorch.server.auth_limit import AuthLimiter
 from taskorch.server.http import build_http_app
 from taskorch.server.mcp import build_mcp_server
 from taskorch.server.security import GuardPolicy, is_loopback_host
@@ -128,7 +129,9 @@ async def guarded_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         },
         security={"token": TOKEN},
     )
-    async with serve_http(settings, tmp_path) as server:
+    # The 401 tests below send ~90 wrong tokens from 127.0.0.1: too many for the default limit
+    # (tests/server/test_http_auth_limit.py holds it).
+    async with serve_http(settings, tmp_path, auth_limiter=AuthLimiter(limit=1000)) as server:
         yield server
 
 

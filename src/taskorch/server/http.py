@@ -9,6 +9,8 @@ Routes:
   that needs no token.
 
 Every request passes `RequestGuard` first (Host/Origin, bearer token, body size and deadline);
+wrong tokens, as bearer headers or on the console's sign-in form, count against one
+`AuthLimiter` per app (`taskorch.server.auth_limit`);
 every connection, `LimitedH11Protocol` (header deadline, connection cap; see
 `taskorch.server.connections`). All routes share the one orchestrator they were built with, so a
 task created over one is seen by all.
@@ -31,6 +33,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from taskorch.config import Settings
 from taskorch.engine.orchestrator import Orchestrator
+from taskorch.server.auth_limit import AuthLimiter
 from taskorch.server.connections import ConnectionLimits, limited_http_protocol
 from taskorch.server.heap import freeze_startup_heap
 from taskorch.server.rest import http_exception_handler, rest_routes
@@ -52,14 +55,23 @@ def _path(route: BaseRoute) -> str | None:
     return route.path if isinstance(route, Route | Mount) else None
 
 
-def build_http_app(orchestrator: Orchestrator, mcp_server: MCPServer, settings: Settings) -> Starlette:
+def build_http_app(
+    orchestrator: Orchestrator,
+    mcp_server: MCPServer,
+    settings: Settings,
+    *,
+    auth_limiter: AuthLimiter | None = None,
+) -> Starlette:
     """The whole HTTP surface as one Starlette app.
 
     Its lifespan opens the orchestrator (store and reaper, once for the whole app) and runs the
     MCP streamable-HTTP session manager. Build a fresh `mcp_server` per app: the SDK's session
     manager runs only once. Raises `ConfigError` when `settings.server.host` is not a loopback
-    address and no `security.token` is set.
+    address and no `security.token` is set. `auth_limiter` counts wrong tokens on every route
+    and the console's sign-in form (tests pass one with a fake clock); by default a new one with
+    the documented limits.
     """
+    limiter = auth_limiter if auth_limiter is not None else AuthLimiter()
     check_bind_address(settings)
     policy = GuardPolicy.from_settings(settings)
     transport_security = policy.transport_security()
@@ -80,7 +92,7 @@ def build_http_app(orchestrator: Orchestrator, mcp_server: MCPServer, settings: 
     routes: list[BaseRoute] = [*rest_routes(orchestrator), *streamable.routes]
     taken = {_path(r) for r in routes}
     routes += [r for r in sse.routes if _path(r) not in taken]
-    routes += console_routes(orchestrator)
+    routes += console_routes(orchestrator, limiter)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -90,7 +102,7 @@ def build_http_app(orchestrator: Orchestrator, mcp_server: MCPServer, settings: 
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestGuard, policy=policy)],
+        middleware=[Middleware(RequestGuard, policy=policy, limiter=limiter)],
         exception_handlers={HTTPException: http_exception_handler},
         lifespan=lifespan,
     )

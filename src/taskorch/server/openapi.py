@@ -20,7 +20,7 @@ __all__ = ["OPENAPI_VERSION", "openapi_document"]
 
 OPENAPI_VERSION: Final = "3.1.0"
 _REF: Final = "#/components/schemas/{model}"
-_USUAL_ERRORS: Final = (400, 401, 422, 503)
+_USUAL_ERRORS: Final = (400, 401, 422, 429, 503)
 _ERROR_WORDS: Final = {
     400: "Malformed request or invalid argument",
     401: "Token missing or wrong",
@@ -28,6 +28,7 @@ _ERROR_WORDS: Final = {
     404: "Unknown id",
     409: "Wrong state, or a stale lease token",
     422: "Invalid fields (`fields` lists each)",
+    429: "Too many wrong tokens from this address: try again after `Retry-After` seconds",
     502: "The planner ran but made no usable steps",
     503: "A fault of the store (named by `kind`), or an executor or planner that cannot run",
 }
@@ -122,7 +123,7 @@ def _operation(op: Operation, ref: Any, schemas: dict[str, Any]) -> dict[str, An
     }
     error = ref(ErrorResponse, "serialization")
     for status in sorted(set(_USUAL_ERRORS + op.errors)):
-        if not (op.public and status == 401):
+        if not (op.public and status in (401, 429)):
             responses[str(status)] = _json_response(_ERROR_WORDS[status], error)
     responses["default"] = _json_response("Another error (see docs/http-api.md)", error)
     out["responses"] = responses

@@ -88,7 +88,7 @@ class Operation:
     body_required: bool = True
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
-    """Error statuses worth naming beyond the usual ones (400, 401, 422, 503)."""
+    """Error statuses worth naming beyond the usual ones (400, 401, 422, 429, 503)."""
     public: bool = False
     """Needs no token."""
 

@@ -1,7 +1,8 @@
 """Guards in front of every HTTP route: Host and Origin, bearer token, body size and deadline.
 
 `RequestGuard` is one ASGI middleware around the whole app (MCP over streamable HTTP and SSE,
-the REST API, /health), so no route can forget a check. The same host and origin rules are
+the REST API, /health), so no route can forget a check. Wrong tokens are counted per client
+address by the app's `AuthLimiter` (`taskorch.server.auth_limit`). The same host and origin rules are
 also handed to the MCP SDK as `TransportSecuritySettings`, as a second line behind ours.
 """
 
@@ -23,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from taskorch.config import Settings
 from taskorch.errors import ConfigError
+from taskorch.server.auth_limit import AuthLimiter, client_address
 
 __all__ = [
     "LOOPBACK_NAMES",
@@ -202,15 +204,18 @@ class RequestGuard:
 
     Refusals are JSON `{"error": {"kind", "message"}}`: 421 for a Host we do not serve, 403 for a
     foreign Origin, 401 for a missing or wrong token (not on /health, nor on the console's paths,
-    whose own gate takes the token or its session cookie: `taskorch.server.web.guard`), 413 for
-    a body over the limit, whether it declares Content-Length or arrives chunked, 408 (closing the connection)
-    for a body not received within the body deadline. After a refusal the rest of the body is
-    read and dropped until that deadline (`taskorch.server.connections`).
+    whose own gate takes the token or its session cookie: `taskorch.server.web.guard`), 429 with
+    `Retry-After` for any `Authorization` header (console paths too) from an address `limiter`
+    has locked out after too many wrong tokens (the token is not compared), 413 for a body over
+    the limit, whether it declares Content-Length or arrives chunked, 408 (closing the
+    connection) for a body not received within the body deadline. After a refusal the rest of
+    the body is read and dropped until that deadline (`taskorch.server.connections`).
     """
 
-    def __init__(self, app: ASGIApp, policy: GuardPolicy) -> None:
+    def __init__(self, app: ASGIApp, policy: GuardPolicy, limiter: AuthLimiter | None = None) -> None:
         self.app = app
         self.policy = policy
+        self.limiter = limiter if limiter is not None else AuthLimiter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -241,11 +246,24 @@ class RequestGuard:
             )
             return
         path = scope["path"]
-        if (
-            path not in PUBLIC_PATHS
-            and not is_console_path(path)
-            and not policy.token_matches(headers.get("authorization"))
-        ):
+        if path in PUBLIC_PATHS or policy.token is None:
+            await self._limit_body(scope, receive, send, headers)
+            return
+        authorization = headers.get("authorization")
+        granted = False
+        if authorization:  # a try of the token, counted when wrong (no header is no guess)
+            attempt = self.limiter.attempt(client_address(scope), lambda: policy.token_matches(authorization))
+            if attempt.locked_out:
+                await _refuse(
+                    send,
+                    429,
+                    "too_many_wrong_tokens",
+                    self.limiter.refusal(attempt.retry_after),
+                    [(b"retry-after", str(attempt.retry_after).encode())],
+                )
+                return
+            granted = attempt.granted
+        if not granted and not is_console_path(path):
             await _refuse(
                 send,
                 401,

@@ -3,7 +3,8 @@
 `console_routes` gives the routes to add to the HTTP app. Pages and streams read the shared
 orchestrator; actions go through the same engine calls as the API. Access: see
 `taskorch.server.web.session` (token -> signed session cookie, CSRF) and
-`taskorch.server.web.guard` (the gate every console request passes).
+`taskorch.server.web.guard` (the gate every console request passes). Wrong tokens on the
+sign-in form count against the app's `AuthLimiter`, with wrong bearer tokens.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import CallerError, StoreError
 from taskorch.problems import problems_of
+from taskorch.server.auth_limit import AuthLimiter, client_address
 from taskorch.server.web.actions import ConsoleActions
 from taskorch.server.web.board import BoardStream
 from taskorch.server.web.guard import ConsoleGuard
@@ -63,8 +65,9 @@ def _shown_errors(endpoint: Endpoint) -> Endpoint:
     return wrapped
 
 
-def console_routes(orchestrator: Orchestrator) -> list[BaseRoute]:
-    """`/` (a redirect) and the `/console` app with its own gate."""
+def console_routes(orchestrator: Orchestrator, limiter: AuthLimiter) -> list[BaseRoute]:
+    """`/` (a redirect) and the `/console` app with its own gate; `limiter` counts wrong tokens
+    sent to the sign-in form and refuses them (429) from an address it has locked out."""
     settings = orchestrator.settings
     auth = ConsoleAuth(
         settings.security.token,
@@ -76,17 +79,25 @@ def console_routes(orchestrator: Orchestrator) -> list[BaseRoute]:
     async def login_page(request: Request) -> Response:
         if not auth.needs_login or request.scope["state"].get("console_session") is not None:
             return RedirectResponse("/console/", 303)
-        return html_page(request, "login.html", failed=False)
+        return html_page(request, "login.html", failed=False, locked_out="")
 
     async def login(request: Request) -> Response:
         if not auth.needs_login:
             return RedirectResponse("/console/", 303)
         form = await request.form()
         given = form.get("token")
-        if not isinstance(given, str) or not auth.token_matches(given):
+        attempt = limiter.attempt(
+            client_address(request.scope), lambda: isinstance(given, str) and auth.token_matches(given)
+        )
+        if attempt.locked_out:
+            shown = f"Too many wrong tokens from your address: try again in {attempt.retry_after} s."
+            locked = html_page(request, "login.html", status=429, failed=False, locked_out=shown)
+            locked.headers["retry-after"] = str(attempt.retry_after)
+            return locked
+        if not attempt.granted:
             log.warning("console: a sign-in with a wrong token from %s", request.client)
             await anyio.sleep(LOGIN_FAILURE_DELAY)  # slows guessing
-            return html_page(request, "login.html", status=401, failed=True)
+            return html_page(request, "login.html", status=401, failed=True, locked_out="")
         value, _ = auth.new_cookie()
         response = RedirectResponse("/console/", 303)
         response.headers.append("set-cookie", auth.cookie_header(value, request))

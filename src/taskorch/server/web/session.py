@@ -114,7 +114,10 @@ class ConsoleAuth:
         return self._session(session_id, expires_at)
 
     def session(self, request: Request) -> Session | None:
-        """The request's session: from its cookie, or its bearer token; None if neither holds."""
+        """The request's session: from its cookie, or its bearer token; None if neither holds.
+
+        A wrong bearer token was already counted, and one sent during a lockout refused, by
+        `RequestGuard` (`taskorch.server.auth_limit`) before this runs."""
         if self.token is None:
             return self._session(_LOCAL_SESSION, self._clock() + SESSION_SECONDS)
         found = self._from_cookie(request.cookies.get(COOKIE_NAME))
