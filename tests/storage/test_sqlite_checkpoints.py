@@ -25,6 +25,7 @@ from taskorch.storage.sqlite_checkpoint import Checkpointer
 pytestmark = pytest.mark.anyio
 
 RESTART = 100  # frames past which the log must start over, in these tests
+LIMIT = 64 * 4096  # bytes the log file is cut back to when it starts over, in these tests
 
 
 @pytest.fixture
@@ -65,6 +66,10 @@ async def _claim_and_complete(store: SQLiteStore, count: int) -> None:
 
 def _log_pages(store: SQLiteStore) -> int:
     return Path(f"{store.path}-wal").stat().st_size // 4096
+
+
+def _log_bytes(store: SQLiteStore) -> int:
+    return Path(f"{store.path}-wal").stat().st_size
 
 
 def _has_log(store: SQLiteStore) -> bool:
@@ -134,6 +139,71 @@ async def test_without_the_background_thread_the_writer_checkpoints(store: SQLit
     # Every tenth commit finds no thread, so the writer checkpoints and the log starts over.
     assert _log_pages(store) < 3 * RESTART, _log_pages(store)
     assert (await store.get_task("t00299")).status.value == "succeeded"
+
+
+async def test_a_log_grown_past_its_limit_is_cut_back_when_it_starts_over(tmp_path: Path) -> None:
+    # SQLite reuses its log from the start but never shrinks the file by itself: without
+    # `journal_size_limit` the peak of a burst stayed on disk until the last connection closed.
+    store = SQLiteStore(tmp_path / "queue.db", synchronous="NORMAL")
+    store._checkpointer = Checkpointer(
+        store.path, synchronous="NORMAL", every_commits=10, restart_frames=RESTART
+    )
+    store._log_size_limit = LIMIT
+    await store.open()
+    try:
+        # A reader's snapshot (a long backup, another process's read) holds the log back: no
+        # checkpoint can finish it, so it grows with every write.
+        reader = sqlite3.connect(store.path, isolation_level=None)
+        try:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM tasks").fetchone()
+            for i in range(300):
+                await store.create_task(_new(i))
+            restarts = _log_restarts(store)
+            assert _log_bytes(store) > 4 * LIMIT, _log_bytes(store)
+        finally:
+            reader.close()
+        # With the snapshot gone, the next checkpoint copies the whole log (the background
+        # one, or the writer's before a write once the log is past RESTART frames), and the
+        # write after it starts the log over: that commit cuts the file back.
+        deadline = time.monotonic() + 30
+        index = 300
+        while _log_restarts(store) == restarts:
+            assert time.monotonic() < deadline, f"the log did not start over in 30 s ({index - 300} writes)"
+            await store.create_task(_new(index))
+            index += 1
+        await store.create_task(_new(index))
+        assert _log_bytes(store) <= LIMIT, _log_bytes(store)
+        assert (await store.get_task(f"t{index:05d}")).status.value == "queued"
+    finally:
+        await store.close()
+    assert not _has_log(store)  # closed cleanly, by the last connection: the log is gone
+
+
+async def test_a_store_closed_while_another_connection_is_open_leaves_an_empty_log(
+    tmp_path: Path,
+) -> None:
+    # The last connection to close removes the log; one closing beside another process's
+    # connection empties it, rather than leave it at its size until that process writes.
+    store = SQLiteStore(tmp_path / "queue.db", synchronous="NORMAL")
+    store._log_size_limit = LIMIT
+    await store.open()
+    other = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        try:
+            other.execute("BEGIN")  # holds the log back: it grows past its limit
+            other.execute("SELECT count(*) FROM tasks").fetchone()
+            for i in range(300):
+                await store.create_task(_new(i))
+            assert _log_bytes(store) > 4 * LIMIT, _log_bytes(store)
+            other.execute("COMMIT")  # no write follows it, so the log never starts over
+        finally:
+            await store.close()
+        assert _log_bytes(store) == 0
+        assert other.execute("SELECT count(*) FROM tasks").fetchone()[0] == 300
+    finally:
+        other.close()
+    assert not _has_log(store)
 
 
 class _FailingCheckpoints(sqlite3.Connection):

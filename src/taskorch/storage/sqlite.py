@@ -16,6 +16,7 @@ as aiosqlite: a wrapper hops threads once per statement, this hops once per tran
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
@@ -28,7 +29,7 @@ import anyio
 from taskorch.errors import StoreCorrupt, StoreError
 from taskorch.storage.sql_queries import Transaction
 from taskorch.storage.sql_store import SQLStore
-from taskorch.storage.sqlite_checkpoint import Checkpointer
+from taskorch.storage.sqlite_checkpoint import LOG_SIZE_LIMIT, Checkpointer, empty_log
 from taskorch.storage.sqlite_faults import RECOVERY, translate
 from taskorch.storage.sqlite_open import connect_reader, connect_writer, startup_check
 from taskorch.storage.sqlite_queries import drive
@@ -87,6 +88,7 @@ class SQLiteStore(SQLStore):
         self._reader: ConnectionThread[sqlite3.Connection] | None = None
         self._wal_sync = WalSync(Path(f"{self.path}-wal"))
         self._checkpointer = Checkpointer(self.path, synchronous=synchronous)
+        self._log_size_limit = LOG_SIZE_LIMIT  # bytes; tests set a smaller one before `open`
         self._lifecycle = anyio.Lock()
         # The writer's (busy_timeout, synchronous) as last set, None when
         # unknown: a PRAGMA runs only when a transaction needs another value than the one in
@@ -101,8 +103,9 @@ class SQLiteStore(SQLStore):
             if self._writer is not None:
                 return
             path, busy, sync = self.path, self._busy_timeout_ms, self._synchronous
+            limit = self._log_size_limit
             writer = ConnectionThread(
-                lambda: connect_writer(path, busy_timeout_ms=busy, synchronous=sync),
+                lambda: connect_writer(path, busy_timeout_ms=busy, synchronous=sync, log_size_limit=limit),
                 name=f"taskorch-sqlite-writer {path}",
             )
             reader = ConnectionThread(
@@ -148,13 +151,17 @@ class SQLiteStore(SQLStore):
 
     async def _shut(self) -> None:
         """Stop the threads and close the connections (the writer last: closing, the last
-        connection checkpoints and removes the log)."""
+        connection checkpoints and removes the log; with others open, `empty_log`)."""
         writer, reader, self._writer, self._reader = self._writer, self._reader, None, None
         with anyio.CancelScope(shield=True):
             await self._checkpointer.stop()
-            for thread in (reader, writer):
-                if thread is not None:
-                    await thread.stop()
+            if reader is not None:
+                await reader.stop()
+            if writer is not None:
+                if self._fault is None:  # nothing more is written into a damaged file
+                    with contextlib.suppress(StoreError):  # its thread ended already
+                        await writer.run(empty_log)
+                await writer.stop()
             await self._wal_sync.close()
 
     # -- running transactions ---------------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Final
 
 import anyio.to_thread
 
-__all__ = ["Checkpointer"]
+__all__ = ["LOG_SIZE_LIMIT", "Checkpointer", "empty_log"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,40 @@ COMMITS_PER_CHECKPOINT: Final = 100
 RESTART_FRAMES: Final = 4000
 """Log frames (pages) past which the writer makes the log start over: 4 x SQLite's default
 automatic checkpoint, about 16 MB of log with 4 KiB pages."""
+LOG_SIZE_LIMIT: Final = 32 + RESTART_FRAMES * (24 + 4096)
+"""Bytes the log file is cut back to when the log starts over (`PRAGMA journal_size_limit` on
+the writer): the size of a log of `RESTART_FRAMES` frames of 4 KiB pages (SQLite's default
+page size, which the store keeps; a frame is a page and a 24-byte header, the file a 32-byte
+header and its frames), about 16.5 MB. SQLite reuses the file from its start when the log
+starts over but never shrinks it by itself, so without a limit a burst (several processes
+writing flat out, a long reader's snapshot holding the log back) left it at its peak (80-260
+MB seen) until the last connection closed. SQLite applies the limit in the first commit after
+the log starts over, whichever checkpoint made that possible (the writer's own before a write,
+or a background one that found the log idle): an `ftruncate` in that commit.
+
+Not lower: a busy store's log grows to about this size between restarts anyway, so a smaller
+limit (4 MiB was tried) only makes each restart cut the file and the writes after it grow it
+back: a 4 ms truncate in the commit that restarts the log, and new blocks for 12 MB of
+frames, cost claim+complete pairs about a fifth of their speed in `bench/bench_store.py --ops
+3000`. At this size a single process's restarts trim at most what the log grew past the
+restart point, and a burst is cut back to what a busy store holds anyway."""
+
+
+def empty_log(conn: sqlite3.Connection) -> None:
+    """Before the writer closes: copy the whole log and truncate its file to nothing, if no
+    other connection is using the file at this moment (it waits for none: busy_timeout 0).
+
+    The last connection to close checkpoints and removes the log anyway. This is for a store
+    closed while other processes keep the file open, which would otherwise leave the log at
+    its size (a burst's peak, if it had not started over since) until one of them starts it
+    over. Other processes' writes wait behind it, with their busy timeout, as they would
+    behind the last connection's checkpoint. Failing, it logs and the close goes on.
+    """
+    try:
+        conn.execute("PRAGMA busy_timeout = 0")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.Error as exc:
+        log.debug("checkpoint of the log at close failed (%s)", exc)
 
 
 class Checkpointer:

@@ -25,8 +25,11 @@ __all__ = ["connect_reader", "connect_writer", "startup_check"]
 log = logging.getLogger(__name__)
 
 
-def connect_writer(path: Path, *, busy_timeout_ms: int, synchronous: str) -> sqlite3.Connection:
-    """The writer connection, in WAL mode, with the schema migrated."""
+def connect_writer(
+    path: Path, *, busy_timeout_ms: int, synchronous: str, log_size_limit: int
+) -> sqlite3.Connection:
+    """The writer connection, in WAL mode, with the schema migrated, its log cut back to
+    `log_size_limit` bytes whenever it starts over (`sqlite_checkpoint.LOG_SIZE_LIMIT`)."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -45,6 +48,8 @@ def connect_writer(path: Path, *, busy_timeout_ms: int, synchronous: str) -> sql
             raise StoreError(f"the task database {path} could not be switched to WAL mode ({mode})")
         # Commits never checkpoint; a thread of the store's does (`sqlite_checkpoint`).
         conn.execute("PRAGMA wal_autocheckpoint = 0")
+        # The first commit after the log starts over truncates the file to this size.
+        conn.execute(f"PRAGMA journal_size_limit = {log_size_limit:d}")
         migrate(conn, path=str(path))
         check_counts(conn, path=str(path))
 
