@@ -46,6 +46,7 @@ async def shoot(out: Path) -> None:
                 ("plan-awaiting", f"/console/plans/{ids['awaiting']}"),
                 ("plan-executing", f"/console/plans/{ids['executing']}"),
                 ("agents", "/console/agents"),
+                ("agent-edit", "/console/agents/reviewer"),
                 ("servers", "/console/servers"),
                 ("stats", "/console/stats"),
             ]

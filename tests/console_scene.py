@@ -22,6 +22,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from taskorch.domain import ErrorInfo, TaskEvent
 from taskorch.domain.agents import AgentSpec
+from taskorch.domain.changes import Isolation
 from taskorch.domain.tasks import utc_from_timestamp
 from taskorch.downstream.pool import DownstreamPool
 from taskorch.engine.orchestrator import Orchestrator
@@ -327,8 +328,12 @@ async def console_scene(root: Path) -> AsyncIterator[Scene]:
                     name="reviewer",
                     personality="Careful; reads the tests before the code.",
                     model="sonnet",
+                    system_prompt="Read the tests first. Say what you checked and what you did not.",
                     allowed_tools=["peer.echo", "peer.add", "Read", "Grep"],
                     denied_tools=["peer.exit"],
+                    isolation=Isolation.WORKTREE,
+                    check_command=["pytest", "-q", "-k", "not slow"],
+                    fix_attempts=1,
                 )
             )
             headers = {"Authorization": f"Bearer {TOKEN}"}

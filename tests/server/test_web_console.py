@@ -233,11 +233,12 @@ async def test_hostile_prompts_and_tags_render_as_text(tmp_path: Path) -> None:
 GUARDED_PAGES = [
     *("/console/", "/console/agents", "/console/servers", "/console/stats", "/console/nowhere"),
     *("/console/tasks/x", "/console/tasks/x/live", "/console/plans", "/console/plans/x"),
-    *("/console/plans/x/live", "/console/board/live"),
+    *("/console/plans/x/live", "/console/board/live", "/console/agents/x"),
 ]
 GUARDED_ACTIONS = [
     *("/console/tasks", "/console/tasks/x/cancel", "/console/tasks/x/retry", "/console/tasks/x/run"),
     *("/console/plans/x/approve", "/console/plans/x/reject", "/console/plans/x/cancel", "/console/logout"),
+    *("/console/agents", "/console/agents/x", "/console/agents/x/delete"),
 ]
 
 

@@ -229,6 +229,16 @@ async def test_agents_servers_and_statistics_views(scene: Scene) -> None:
         assert "Careful; reads the tests before the code." in await row.inner_text()
         assert "peer.echo" in await row.inner_text()
         assert "peer.exit" in await row.inner_text()
+        await row.locator("a", has_text="reviewer").click()
+        await page.wait_for_url("**/console/agents/reviewer")
+        form = page.locator("form.agent-form")
+        assert (
+            await form.locator("textarea[name=allowed_tools]").input_value()
+            == "peer.echo\npeer.add\nRead\nGrep"
+        )
+        assert await form.locator("input[name=check_command]").input_value() == "pytest -q -k 'not slow'"
+        assert await form.locator("select[name=isolation]").input_value() == "worktree"
+        assert await page.locator("form.delete-agent").is_visible()
 
         await page.click("nav >> text=Servers")
         peer = page.locator("section.server", has_text="peer")

@@ -7,7 +7,6 @@ import argparse
 import logging
 import os
 import re
-import shlex
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -18,6 +17,7 @@ import anyio
 from pydantic import BaseModel, ValidationError
 
 from taskorch.config import Settings, load_settings
+from taskorch.domain.changes import split_check_command
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import InvalidArgument, TaskorchError
 from taskorch.problems import Problem, problems_of
@@ -228,11 +228,7 @@ def with_queue(
 
 def check_command_argv(text: str | None) -> list[str] | None:
     """`--check-command` split into arguments as a shell would (no shell ever runs it)."""
-    if not text:
-        return None
     try:
-        return shlex.split(text)
+        return split_check_command(text)
     except ValueError as exc:
-        raise InvalidArgument(
-            f"--check-command {text!r} cannot be split into arguments ({exc}); close its quotes"
-        ) from None
+        raise InvalidArgument(f"--check-command {exc}") from None

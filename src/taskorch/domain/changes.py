@@ -8,6 +8,7 @@ after the run the engine records a `TaskChanges` on the task, and the review ope
 from __future__ import annotations
 
 import re
+import shlex
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Final, Literal
@@ -36,6 +37,7 @@ __all__ = [
     "commit_message",
     "git_ref_problem",
     "merge_record",
+    "split_check_command",
 ]
 
 MAX_CHANGED_FILES: Final = 500
@@ -107,6 +109,19 @@ CheckCommand = Annotated[
     AfterValidator(_check_program),
 ]
 """A command run in an isolated task's worktree after its run: an argument list, no shell."""
+
+
+def split_check_command(text: str | None) -> list[str] | None:
+    """A check command a person typed on one line, split into arguments as a shell would (no
+    shell ever runs it); None for empty text. Raises `ValueError` when its quotes do not close.
+    The list still has to pass `CheckCommand`."""
+    if not text or not text.strip():
+        return None
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} cannot be split into arguments ({exc}); close its quotes") from None
+
 
 MAX_FIX_ATTEMPTS: Final = 5
 """The most fix runs a task may have after failed checks (`fix_attempts`)."""

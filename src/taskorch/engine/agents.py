@@ -85,6 +85,10 @@ class AgentRegistry:
         except (NotFound, InvalidArgument):
             return None
 
+    def from_config(self, name: str) -> Agent | None:
+        """The config file's agent called `name`, whether a saved one shadows it or not."""
+        return self._configured.get(name)
+
     async def list(self) -> list[Agent]:
         """Every agent, by name; a saved one hides a config-file one of the same name."""
         merged = dict(self._configured)

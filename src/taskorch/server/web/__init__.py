@@ -28,6 +28,7 @@ from taskorch.errors import CallerError, StoreError
 from taskorch.problems import problems_of
 from taskorch.server.auth_limit import AuthLimiter, client_address
 from taskorch.server.web.actions import ConsoleActions
+from taskorch.server.web.agents import ConsoleAgents
 from taskorch.server.web.board import BoardStream
 from taskorch.server.web.guard import ConsoleGuard
 from taskorch.server.web.live import LiveStreams
@@ -74,7 +75,7 @@ def console_routes(orchestrator: Orchestrator, limiter: AuthLimiter) -> list[Bas
         allowed_origins=tuple(o.strip().lower().rstrip("/") for o in settings.server.allowed_origins),
     )
     pages, live = ConsolePages(orchestrator), LiveStreams(orchestrator)
-    actions = ConsoleActions(orchestrator, pages)
+    actions, agents = ConsoleActions(orchestrator, pages), ConsoleAgents(orchestrator)
 
     async def login_page(request: Request) -> Response:
         if not auth.needs_login or request.scope["state"].get("console_session") is not None:
@@ -134,7 +135,11 @@ def console_routes(orchestrator: Orchestrator, limiter: AuthLimiter) -> list[Bas
         Route("/plans/{plan_id}/approve", _shown_errors(actions.approve_plan), methods=post),
         Route("/plans/{plan_id}/reject", _shown_errors(actions.reject_plan), methods=post),
         Route("/plans/{plan_id}/cancel", _shown_errors(actions.cancel_plan), methods=post),
-        Route("/agents", _shown_errors(pages.agents), methods=get),
+        Route("/agents", _shown_errors(agents.agents), methods=get),
+        Route("/agents", _shown_errors(agents.create), methods=post),
+        Route("/agents/{name}", _shown_errors(agents.page), methods=get),
+        Route("/agents/{name}", _shown_errors(agents.save), methods=post),
+        Route("/agents/{name}/delete", _shown_errors(agents.delete), methods=post),
         Route("/servers", _shown_errors(pages.servers), methods=get),
         Route("/stats", _shown_errors(pages.stats), methods=get),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

@@ -17,7 +17,7 @@ from taskorch.domain.changes import MergeStrategy
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import InvalidArgument, InvalidTransition
 from taskorch.server.web.pages import ConsolePages
-from taskorch.server.web.session import CSRF_FIELD
+from taskorch.server.web.render import form_fields
 
 __all__ = ["ConsoleActions"]
 
@@ -39,13 +39,8 @@ class ConsoleActions:
         self.queue = orchestrator.queue
         self.pages = pages
 
-    @staticmethod
-    async def _form(request: Request) -> dict[str, str]:
-        form = await request.form()
-        return {k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
-
     async def create_task(self, request: Request) -> Response:
-        form = await self._form(request)
+        form = await form_fields(request)
         fields: dict[str, object] = {
             "prompt": form.get("prompt", ""),
             "work_directory": form.get("work_directory", "").strip(),
@@ -93,7 +88,7 @@ class ConsoleActions:
     async def merge_task(self, request: Request) -> Response:
         """Merge through the review service; the task page shows the report (merged or why not)."""
         task_id = request.path_params["task_id"]
-        form = await self._form(request)
+        form = await form_fields(request)
         wanted = form.get("strategy") or MergeStrategy.MERGE.value
         strategy = next((s for s in MergeStrategy if s.value == wanted), None)
         if strategy is None:
@@ -114,7 +109,7 @@ class ConsoleActions:
         return _see(f"/console/plans/{plan.id}", "approved")
 
     async def reject_plan(self, request: Request) -> Response:
-        reason = (_text(await self._form(request), "reason") or "rejected in the web console")[:MAX_REASON]
+        reason = (_text(await form_fields(request), "reason") or "rejected in the web console")[:MAX_REASON]
         plan = await self.orchestrator.plans.reject(request.path_params["plan_id"], reason)
         return _see(f"/console/plans/{plan.id}", "rejected")
 

@@ -1,5 +1,5 @@
 """The console's pages (GET): the queue board, a task (with an isolated run's changes), plans,
-agents, servers, statistics."""
+servers, statistics (agents: `taskorch.server.web.agents`)."""
 
 from __future__ import annotations
 
@@ -128,10 +128,6 @@ class ConsolePages:
     async def plan(self, request: Request) -> Response:
         plan = await self.orchestrator.plans.get(request.path_params["plan_id"])
         return html_page(request, "plan.html", active="plans", plan=plan, graph=plan_graph(plan))
-
-    async def agents(self, request: Request) -> Response:
-        agents = await self.orchestrator.agents.list()
-        return html_page(request, "agents.html", active="agents", agents=agents)
 
     async def servers(self, request: Request) -> Response:
         gateway = self.orchestrator.downstream

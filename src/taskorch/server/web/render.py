@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import jinja2
 from starlette.requests import Request
@@ -17,7 +18,7 @@ from starlette.responses import HTMLResponse
 from taskorch import __version__
 from taskorch.server.web.session import CSRF_FIELD, Session
 
-__all__ = ["STATIC_DIR", "TEMPLATES", "duration", "html_page"]
+__all__ = ["STATIC_DIR", "TEMPLATES", "duration", "form_fields", "html_page"]
 
 HERE: Final = Path(__file__).parent
 STATIC_DIR: Final = HERE / "static"
@@ -40,6 +41,11 @@ FLASHES: Final = {
     "rejected": "Plan rejected.",
     "plan-cancelled": "Plan cancelled.",
     "discarded": "The task's worktree and branch were deleted.",
+    "agent-created": "Agent saved.",
+    "agent-saved": "Agent saved.",
+    "agent-shadows": "Agent saved. It shadows the config file's agent of that name until it is deleted.",
+    "agent-deleted": "Agent deleted.",
+    "agent-restored": "Saved agent deleted: the config file's agent of that name is in effect again.",
 }
 
 
@@ -67,6 +73,11 @@ def _money(value: float | None) -> str:
     return "—" if value is None else f"${value:.4f}"
 
 
+def _path_part(value: object) -> str:
+    """`value` quoted for one segment of a URL path (a `/` too); the page escapes it as HTML."""
+    return quote(str(value), safe="")
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -75,7 +86,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(duration=duration, when=_when, money=_money)
+    env.filters.update(duration=duration, when=_when, money=_money, path_part=_path_part)
     env.globals.update(nav=NAV, version=__version__, csrf_field=CSRF_FIELD)
     return env
 
@@ -92,3 +103,9 @@ def html_page(request: Request, template: str, *, status: int = 200, **context: 
         csrf=session.csrf if session is not None else "", signed_in=session is not None, **context
     )
     return HTMLResponse(body, status)
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """A POSTed form's text fields but the CSRF token (files are left out)."""
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
