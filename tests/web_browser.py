@@ -38,7 +38,8 @@ async def browser_page(**context: Any) -> AsyncIterator[Any]:
         try:
             browser_context = await browser.new_context(**context)
             page = await browser_context.new_page()
-            page.set_default_timeout(20_000)
+            # Generous: a wait ends as soon as its condition holds; the slack is for a busy machine.
+            page.set_default_timeout(60_000)
             yield page
         finally:
             await browser.close()

@@ -99,7 +99,7 @@ async def test_a_plan_is_created_shown_confirmed_and_runs_to_the_end(http: httpx
     assert plan_id in [p["id"] for p in listed["plans"]]
     assert "next_cursor" in listed
 
-    confirmed = await http.post(f"{PLANS}/{plan_id}/confirm", json={"wait_seconds": 20})
+    confirmed = await http.post(f"{PLANS}/{plan_id}/confirm", json={"wait_seconds": 50})
     assert confirmed.status_code == 200, confirmed.text
     assert confirmed.json()["plan"]["status"] == "completed"
     assert "every step succeeded" in confirmed.json()["message"]

@@ -43,7 +43,7 @@ async def test_changes_merge_and_discard_over_rest(tmp_path: Path) -> None:
                 "auto_commit": True,
             }
             task_id = (await http.post("/api/v1/tasks", json=body)).json()["task"]["id"]
-            done = await http.post(f"/api/v1/tasks/{task_id}/execute", json={"wait_seconds": 20})
+            done = await http.post(f"/api/v1/tasks/{task_id}/execute", json={"wait_seconds": 50})
             assert done.json()["task"]["status"] == "succeeded"
             ids.append(task_id)
         page = (await http.get(f"/api/v1/tasks/{ids[0]}/changes", params={"limit": 5})).json()
@@ -91,7 +91,7 @@ async def test_attempts_over_rest_side_by_side_then_one_merged_and_the_others_di
         assert created.status_code == 201
         ids = created.json()["attempts"]
         for task_id in ids:  # the first request runs both; each call waits for its own
-            done = await http.post(f"/api/v1/tasks/{task_id}/execute", json={"wait_seconds": 20})
+            done = await http.post(f"/api/v1/tasks/{task_id}/execute", json={"wait_seconds": 50})
             assert done.json()["task"]["status"] == "succeeded"
         listed = (await http.get(f"/api/v1/tasks/{ids[1]}/attempts")).json()["attempts"]
         assert [(a["task_id"], a["model"], a["files_changed"]) for a in listed] == [

@@ -130,7 +130,7 @@ async def test_an_attempt_s_page_shows_every_attempt_and_merges_one_discarding_t
         }
         ids = (await api.post("/api/v1/tasks", json=body)).json()["attempts"]
         for task_id in ids:
-            done = await api.post(f"/api/v1/tasks/{task_id}/execute", json={"wait_seconds": 20})
+            done = await api.post(f"/api/v1/tasks/{task_id}/execute", json={"wait_seconds": 50})
             assert done.json()["task"]["status"] == "succeeded"
         page = (await web.get(f"/console/tasks/{ids[0]}")).text
         rows = re.findall(r'<tr data-field="attempt"( class="current")?', page)
