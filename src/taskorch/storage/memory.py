@@ -31,6 +31,7 @@ from taskorch.domain.paths import is_at_or_below, overlaps
 from taskorch.domain.tasks import dependency_failed_error, utc_from_timestamp
 from taskorch.errors import InvalidTransition, LeaseLost, StoreError, UnknownDependency
 from taskorch.storage.base import Backoff, CreateOutcome, IdKind, TaskFilter, TaskPage
+from taskorch.storage.memory_filters import matches, runs_on
 from taskorch.storage.memory_plans import MemoryPlans
 from taskorch.storage.messages import lease_lost_message, not_found
 from taskorch.storage.paging import check_limit, decode_cursor, encode_cursor
@@ -130,14 +131,14 @@ class MemoryStore(MemoryPlans):
     async def list_tasks(self, filter: TaskFilter, *, limit: int, cursor: str | None = None) -> TaskPage:
         check_limit(limit)
         after = decode_cursor(cursor) if cursor is not None else None
-        matches = [
+        found = [
             t
             for t in self._tasks.values()
-            if (after is None or self._seq[t.id] < after) and _matches(t, filter)
+            if (after is None or self._seq[t.id] < after) and matches(t, filter)
         ]
-        matches.sort(key=lambda t: self._seq[t.id], reverse=True)
-        page = matches[:limit]
-        more = len(matches) > limit
+        found.sort(key=lambda t: self._seq[t.id], reverse=True)
+        page = found[:limit]
+        more = len(found) > limit
         return TaskPage(page, encode_cursor(self._seq[page[-1].id]) if more and page else None)
 
     async def claim_next(
@@ -156,7 +157,7 @@ class MemoryStore(MemoryPlans):
             for t in self._tasks.values()
             if self._ready(t, now)
             and t.execution_mode in modes
-            and (executors is None or _runs_on(t, executors))
+            and (executors is None or runs_on(t, executors))
             and is_at_or_below(t.work_directory, work_path)
             and not any(overlaps(t.work_directory, d) for d in avoid_directories)
         ]
@@ -390,25 +391,3 @@ def _with_details(task: Task, details: RunDetails | None) -> Task:
         return task
     update: dict[str, Any] = details.model_dump()
     return task.model_copy(update=update)
-
-
-def _matches(task: Task, f: TaskFilter) -> bool:
-    return (
-        (f.status is None or task.status is f.status)
-        and (f.execution_mode is None or task.execution_mode is f.execution_mode)
-        and (f.priority is None or task.priority is f.priority)
-        and (f.tag is None or f.tag in task.tags)
-        and (f.work_directory is None or is_at_or_below(task.work_directory, f.work_directory))
-        and (f.agent is None or task.agent == f.agent)
-        and (f.worker is None or task.worker_id == f.worker)
-        and (f.attempt_group is None or task.attempt_group == f.attempt_group)
-    )
-
-
-def _runs_on(task: Task, executors: Sequence[str]) -> bool:
-    """Whether `task`'s executor is among `executors` (a standard task has none: always)."""
-    if task.execution_mode is ExecutionMode.STANDARD:
-        return True
-    mode = task.execution_mode
-    name = mode.value if mode is ExecutionMode.CLAUDE_CODE else task.executor
-    return name in executors
