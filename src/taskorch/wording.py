@@ -47,6 +47,9 @@ _MCP: Final[dict[str, str]] = {
     "merge_task": "merge_task",
     "discard_task_changes": "discard_task_changes",
     "get_statistics": "get_statistics",
+    "give_steps": "`steps` (planner `explicit`)",
+    "set_planner_key": "in the server's environment; set it and restart the server",
+    "leave_out_steps": "leave out `steps`, or pass planner 'explicit' to use yours",
 }
 
 ACTIONS: Final = frozenset(_MCP)
@@ -82,6 +85,9 @@ _REST: Final[dict[str, str]] = {
     "merge_task": "POST /api/v1/tasks/{id}/merge",
     "discard_task_changes": "POST /api/v1/tasks/{id}/discard",
     "get_statistics": "GET /api/v1/statistics",
+    "give_steps": "`steps` (planner `explicit`)",
+    "set_planner_key": "in the server's environment; set it and restart the server",
+    "leave_out_steps": "leave out `steps`, or pass planner 'explicit' to use yours",
 }
 
 # The CLI names its commands; what it cannot do (a worker's claim and reports, asking a server
@@ -116,6 +122,9 @@ _CLI: Final[dict[str, str]] = {
     "merge_task": "`taskorch tasks merge ID`",
     "discard_task_changes": "`taskorch tasks discard ID`",
     "get_statistics": "`taskorch stats`",
+    "give_steps": "`taskorch plans create QUERY --steps FILE`",
+    "set_planner_key": "in this command's environment; set it and run the command again",
+    "leave_out_steps": "leave out --steps, or leave out --planner to use your steps",
 }
 
 WORDS: Final[Mapping[Surface, Mapping[str, str]]] = {"mcp": _MCP, "rest": _REST, "cli": _CLI}

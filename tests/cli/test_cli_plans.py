@@ -1,4 +1,6 @@
-"""`taskorch plans list|show|approve|reject|cancel` against a real downstream server (stdio)."""
+"""`taskorch plans create|list|show|approve|reject|cancel` against a real downstream server
+(stdio); `plans create` without steps has a model planner (the stand-in model API of
+`tests/stub_model_apis.py`, served from a thread) make them."""
 
 from __future__ import annotations
 
@@ -6,18 +8,27 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+from anyio.from_thread import start_blocking_portal
 
 from taskorch.app import build_orchestrator
+from taskorch.cli.plans_create import STOPPED
 from taskorch.domain.plans import StepSpec
 from taskorch.storage import Store
 from taskorch.tool_profiles import ALL_TOOLS
 from tests.cli_helpers import REPO, Cli, peer_config, store_at
+from tests.stub_model_apis import StubModelApi, bind_loopback, serve_models
 
 PEER = peer_config()
 
@@ -164,7 +175,6 @@ def test_create_refuses_an_invalid_plan_listing_every_problem(cli: Cli) -> None:
     assert "cannot read the steps" in cli.error(
         "plans", "create", "bad", "--steps", str(cli.home / "none.json"), status=2
     )
-    assert "--steps" in cli.error("plans", "create", "bad", status=2)
     assert cli.json("plans", "list")["plans"] == []
 
 
@@ -203,3 +213,143 @@ def test_approve_queues_a_claude_code_steps_task_for_a_worker(cli: Cli) -> None:
     assert proc.returncode == 0, err
     assert re.search(r"^status\s+completed$", out, re.M)
     assert re.search(rf"^\s+fix\s+succeeded\s+claude_code in .*task {task_id}$", out, re.M)
+
+
+KEY = "sk-test-0123456789abcdef"
+MODEL_STEP = {
+    "id": "greet",
+    "description": "say hi",
+    "server": "peer",
+    "tool": "echo",
+    "arguments": {"text": "hi from the model"},
+    "depends_on": [],
+}
+
+
+@contextmanager
+def model_api(*turns: dict[str, Any]) -> Iterator[tuple[StubModelApi, int]]:
+    """The stand-in model API on loopback, served from a thread (the CLI runs in this one)."""
+    with start_blocking_portal("asyncio") as portal:
+        stub = portal.call(lambda: StubModelApi(list(turns)))
+        sock = bind_loopback()
+        serving, _ = portal.start_task(serve_models, stub, sock)
+        try:
+            yield stub, sock.getsockname()[1]
+        finally:
+            portal.call(stub.stopped.set)
+            serving.result(timeout=60)
+
+
+def planner_cli(cli_home: Path, capsys: pytest.CaptureFixture[str], port: int) -> Cli:
+    """A config with planner `m` (kind openai) at `port`, and agent `reader` planning with it."""
+    planner = (
+        f'[planners.m]\nkind = "openai"\nmodel = "model-x"\n'
+        f'base_url = "http://127.0.0.1:{port}/v1"\napi_key_env = "TEST_KEY"\n'
+        '[agents.reader]\nplanner = "m"\n'
+    )
+    return Cli(cli_home, capsys, PEER + planner)
+
+
+@pytest.fixture
+def key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_KEY", KEY)
+
+
+@pytest.mark.usefixtures("key")
+def test_create_without_steps_has_the_model_planner_make_them(
+    cli_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with model_api({"plan": {"steps": [MODEL_STEP]}}, {"plan": {"steps": [MODEL_STEP]}}) as (stub, port):
+        cli = planner_cli(cli_home, capsys, port)
+        made = cli.json("plans", "create", "say hi", "--planner", "m")  # stdout is the JSON alone
+        plan = made["plan"]
+        assert plan["status"] == "awaiting_confirmation"
+        assert plan["created_by"] == "m"
+        assert [(s["id"], s["arguments"]) for s in plan["steps"]] == [
+            ("greet", {"text": "hi from the model"})
+        ]
+        assert made["message"].endswith("`taskorch plans reject ID` to drop it.")
+        assert stub.requests[0]["path"] == "/v1/chat/completions"
+        assert stub.requests[0]["headers"]["authorization"] == f"Bearer {KEY}"
+        assert "say hi" in json.dumps(stub.requests[0]["body"]["messages"])
+
+        shown = cli("plans", "create", "say hi again", "--agent", "reader")  # the agent's planner
+        assert re.search(r"^status\s+awaiting_confirmation$", shown, re.M)
+        assert re.search(r"^\s+greet\s+pending\s+peer\.echo\s", shown, re.M)
+        assert "planner m: asking the model" in cli.err  # progress, on stderr
+        assert re.search(r"^plan plan-\w+ is planning: planner m is making its steps$", cli.err, re.M)
+        assert len(stub.requests) == 2
+    plan_id = re.search(r"^id\s+(\S+)$", shown, re.M)
+    assert plan_id
+    assert re.search(r"^status\s+completed$", cli("plans", "approve", plan_id.group(1)), re.M)
+
+
+@pytest.mark.usefixtures("key")
+@pytest.mark.parametrize(
+    ("turn", "cause"),
+    [
+        ({"status": 401, "message": f"invalid key {KEY}"}, "refused the request as unauthorised (HTTP 401"),
+        ({"status": 500, "message": "boom"}, "failed (HTTP 500: boom); retry later"),
+    ],
+)
+def test_create_reports_the_planners_failure_in_one_line(
+    cli_home: Path, capsys: pytest.CaptureFixture[str], turn: dict[str, Any], cause: str
+) -> None:
+    with model_api({"error": turn}) as (_, port):
+        cli = planner_cli(cli_home, capsys, port)
+        assert cli("plans", "create", "say hi", "--planner", "m", status=1) == ""
+    line = cli.err.splitlines()[-1]
+    assert line.startswith("taskorch: error: planner 'm' (openai model 'model-x') "), cli.err
+    assert cause in line
+    assert line.endswith("or give the steps yourself with `taskorch plans create QUERY --steps FILE`")
+    assert KEY not in cli.err
+    no_tool_named(cli.err)
+    [plan] = cli.json("plans", "list")["plans"]
+    assert plan["status"] == "failed"  # never left planning
+
+
+def test_create_refuses_a_planner_it_does_not_know_or_with_steps(
+    cli_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = planner_cli(cli_home, capsys, 9)  # no request is made
+    line = cli.error("plans", "create", "say hi", "--planner", "nope", status=2)
+    assert line.endswith("unknown planner 'nope'; available: explicit, claude_code, m")
+    path = cli.home / "steps.json"
+    path.write_text(json.dumps([MODEL_STEP]))
+    line = cli.error("plans", "create", "say hi", "--steps", str(path), "--planner", "m", status=2)
+    assert line.endswith(
+        "planner 'm' makes the steps itself: leave out --steps, or leave out --planner to use your steps"
+    )
+    no_tool_named(line)
+    assert cli.json("plans", "list")["plans"] == []
+
+
+def test_create_without_claude_code_says_so(cli: Cli) -> None:
+    cli.config.write_text(cli.config.read_text() + f'[claude_code]\npath = "{cli.home / "no-claude"}"\n')
+    assert cli("plans", "create", "say hi", status=1) == ""
+    line = cli.err.splitlines()[-1]
+    assert line.startswith("taskorch: error: Claude Code cannot plan here: "), cli.err
+    assert line.endswith("or give the steps yourself with `taskorch plans create QUERY --steps FILE`")
+    assert cli.json("plans", "list")["plans"][0]["status"] == "failed"
+
+
+@pytest.mark.usefixtures("key")
+def test_ctrl_c_while_planning_cancels_the_plan(cli_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with model_api({"hang": True}) as (stub, port):
+        cli = planner_cli(cli_home, capsys, port)
+
+        def interrupt_once_asked() -> None:  # the planner waits on the model: press Ctrl-C
+            deadline = time.monotonic() + 120
+            while not stub.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        presser = threading.Thread(target=interrupt_once_asked, daemon=True)
+        presser.start()
+        assert cli("plans", "create", "say hi", "--planner", "m", status=130) == ""
+        presser.join(timeout=60)
+    said = cli.err.splitlines()
+    [plan] = cli.json("plans", "list")["plans"]
+    assert plan["status"] == "cancelled"
+    assert plan["reason"] == STOPPED
+    assert said[-1] == f"taskorch: error: planning stopped; plan {plan['id']} is cancelled"

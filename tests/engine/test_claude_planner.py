@@ -231,7 +231,7 @@ async def test_a_planning_run_past_its_time_limit_is_stopped_and_reported(tmp_pa
 async def test_a_missing_cli_says_to_fix_it_or_pass_steps(tmp_path: Path) -> None:
     async with planning(tmp_path, fake_cli(tmp_path, path=str(tmp_path / "no-such-claude"))) as p:
         message = await p.error(query="plan something")
-    assert "Claude Code cannot plan on this server" in message
+    assert "Claude Code cannot plan here" in message
     assert "not found" in message
     assert "give the steps yourself with `steps`" in message
 

@@ -8,7 +8,8 @@
     taskorch tasks list [--status S] [--dir DIR] [--tag T] [--mode M] [--priority P] [--limit N] [--json]
     taskorch tasks show|cancel|logs ID    (cancel: [--reason TEXT]; logs: [--follow])
     taskorch tasks watch [--interval S] [--limit N] [--once]
-    taskorch plans create QUERY --steps FILE [--agent NAME] [--fail-fast] [--max-concurrency N]
+    taskorch plans create QUERY [--steps FILE] [--planner NAME] [--agent NAME] [--fail-fast]
+                          [--max-concurrency N]
     taskorch plans list [--status S] [--limit N] [--cursor C]
     taskorch plans show|approve|reject|cancel ID    (approve: [--no-run]; reject, cancel: [--reason])
     taskorch agents list | show NAME | save NAME [--allow P]... [--deny P]... | delete NAME

@@ -20,6 +20,7 @@ from taskorch.config import Settings, load_settings
 from taskorch.domain.changes import split_check_command
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import InvalidArgument, TaskorchError
+from taskorch.executors.base import CLAUDE_CODE, Executor
 from taskorch.problems import Problem, problems_of
 
 __all__ = [
@@ -205,6 +206,7 @@ def with_queue(
     *,
     read_only: bool = False,
     downstream: bool = False,
+    planning: bool = False,
 ) -> int:
     """Run `action` on an orchestrator over the store, without background work (no server).
 
@@ -212,12 +214,22 @@ def with_queue(
     what exists (approve, cancel, delete), a mistyped --db is an error, never a new empty file.
 
     With `downstream`, the configured downstream servers are reachable (plans checked and run
-    here call their tools; a plan's claude_code tasks are queued for workers)."""
+    here call their tools; a plan's claude_code tasks are queued for workers).
+
+    With `planning`, Claude Code can plan here (its executor, with this process's environment),
+    besides the `[planners.<name>]` model planners every command has."""
     from taskorch.app import build_orchestrator
 
     if read_only:
         require_existing_store(settings)
-    orchestrator = build_orchestrator(settings, downstream=downstream, run_plan_tasks=False)
+    executors: dict[str, Executor] = {}
+    if planning:
+        from taskorch.executors.claude_code import ClaudeCodeExecutor
+
+        executors[CLAUDE_CODE] = ClaudeCodeExecutor.from_settings(settings, os.environ)
+    orchestrator = build_orchestrator(
+        settings, downstream=downstream, run_plan_tasks=False, executors=executors
+    )
 
     async def work() -> int:
         async with orchestrator.running(background=False):

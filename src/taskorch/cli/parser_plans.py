@@ -6,6 +6,7 @@ import argparse
 
 from taskorch.cli import agents as agents_cli
 from taskorch.cli import plans as plans_cli
+from taskorch.cli import plans_create
 from taskorch.cli.common import Handler, Parser, add_common
 
 __all__ = ["add_plan_commands"]
@@ -34,15 +35,22 @@ def add_plan_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     create = _action(
         plan_commands,
         "create",
-        "make a plan from steps in a JSON file; it awaits approval (nothing runs yet)",
-        plans_cli.plans_create,
+        "make a plan from steps in a JSON file, or have a planner make them here; "
+        "it awaits approval (nothing runs yet)",
+        plans_create.plans_create,
     )
     create.add_argument("query", help="what the plan is for, in words")
     create.add_argument(
         "--steps",
-        required=True,
         metavar="FILE",
-        help='a JSON file (- for stdin) holding the steps: a list, or {"steps": [...]} (see docs/cli.md)',
+        help='a JSON file (- for stdin) holding the steps: a list, or {"steps": [...]} (see docs/cli.md); '
+        "without it a planner makes them from QUERY, and the command waits for it",
+    )
+    create.add_argument(
+        "--planner",
+        metavar="NAME",
+        help="who makes the steps without --steps: claude_code or a [planners.NAME] of the config file "
+        "(default: the agent's planner, else plans.planner, else claude_code)",
     )
     create.add_argument("--agent", metavar="NAME", help="agent whose tool permissions the plan must respect")
     create.add_argument("--fail-fast", action="store_true", help="cancel the rest on the first failed step")

@@ -44,6 +44,7 @@ from taskorch.errors import InvalidArgument, InvalidTransition
 from taskorch.executors.base import EventSink
 from taskorch.planning.base import CLAUDE_CODE_PLANNER, Planner
 from taskorch.storage.base import PlanPage, Store
+from taskorch.wording import Worded
 
 __all__ = ["PLANNERS", "PlanListener", "PlanService"]
 
@@ -191,8 +192,7 @@ class PlanService:
         if planner != EXPLICIT:
             if steps:
                 raise InvalidArgument(
-                    f"planner {planner!r} makes the steps itself: leave out `steps`, or pass "
-                    f"planner {EXPLICIT!r} to use yours"
+                    Worded("planner {planner!r} makes the steps itself: {leave_out_steps}", planner=planner)
                 )
             return await self.drafter.begin(
                 planner,

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 
 import anyio
 
@@ -36,15 +36,14 @@ from taskorch.errors import PlannerUnavailable, PlanningFailed
 from taskorch.executors.base import EventSink
 from taskorch.planning.api_dialects import Answer, dialect_for
 from taskorch.planning.api_http import ApiCall, UnsupportedParameter, post_json, redact
-from taskorch.planning.base import Coding, StepCheck
+from taskorch.planning.base import Coding, StepCheck, own_steps
 from taskorch.planning.prompt import catalog_text, listed_problems, planning_prompt, planning_tools
 from taskorch.planning.schema import CODING_PLAN_STEPS_SCHEMA, PLAN_STEPS_SCHEMA, answer_problems
+from taskorch.wording import Worded
 
 __all__ = ["ApiPlanner"]
 
 log = logging.getLogger(__name__)
-
-_PASS_STEPS: Final = "or give the steps yourself with `steps` (planner `explicit`)"
 
 
 class ApiPlanner:
@@ -67,8 +66,12 @@ class ApiPlanner:
         key = self._environ.get(env, "").strip()
         if not key:
             raise PlannerUnavailable(
-                f"{self.who} has no key: the environment variable ${env} (its api_key_env) is not set "
-                f"in the server's environment; set it and restart the server, {_PASS_STEPS}"
+                Worded(
+                    "{who} has no key: the environment variable ${env} (its api_key_env) is not set "
+                    "{set_planner_key}, or give the steps yourself with {give_steps}",
+                    who=self.who,
+                    env=env,
+                )
             )
         return key
 
@@ -94,8 +97,10 @@ class ApiPlanner:
                 return await self._converse(call, prompt, agent, deadline, on_event, check, coding)
         except TimeoutError as exc:
             raise PlanningFailed(
-                f"{self.who} did not finish within {limit:g} s (its timeout_seconds); ask for a smaller "
-                f"plan, raise that limit, {_PASS_STEPS}"
+                own_steps(
+                    f"{self.who} did not finish within {limit:g} s (its timeout_seconds); ask for a smaller "
+                    f"plan, raise that limit"
+                )
             ) from exc
 
     async def _converse(
@@ -141,8 +146,9 @@ class ApiPlanner:
                 answer = dialect.read(data)
             except ValueError as exc:
                 raise PlanningFailed(
-                    f"{self.who} answered in an unexpected shape ({exc}); check its kind and base_url, "
-                    f"{_PASS_STEPS}"
+                    own_steps(
+                        f"{self.who} answered in an unexpected shape ({exc}); check its kind and base_url"
+                    )
                 ) from exc
             await _emit(on_event, "answer", round=round_)
             specs, problems = self._problems(answer, call.key, coding_directory)
@@ -165,13 +171,17 @@ class ApiPlanner:
     ) -> tuple[list[StepSpec], list[str]]:
         if answer.refusal is not None:
             raise PlanningFailed(
-                f"{self.who} refused to plan (it said: {redact(answer.refusal, key)!r}); rephrase the "
-                f"request, {_PASS_STEPS}"
+                own_steps(
+                    f"{self.who} refused to plan (it said: {redact(answer.refusal, key)!r}); rephrase the "
+                    f"request"
+                )
             )
         if answer.truncated and answer.output is None:
             raise PlanningFailed(
-                f"{self.who} ran out of room before finishing its answer (max_tokens "
-                f"{self.settings.max_tokens}); raise its max_tokens or ask for a smaller plan, {_PASS_STEPS}"
+                own_steps(
+                    f"{self.who} ran out of room before finishing its answer (max_tokens "
+                    f"{self.settings.max_tokens}); raise its max_tokens or ask for a smaller plan"
+                )
             )
         if answer.problem is not None:
             return [], [answer.problem]
@@ -180,9 +190,12 @@ class ApiPlanner:
     def _give_up(self, answer: Answer, problems: list[str], key: str | None) -> list[StepSpec]:
         said = redact(answer.said, key)
         raise PlanningFailed(
-            f"the answer of {self.who} is not a valid list of steps"
-            f"{f' (it said: {said!r})' if said and answer.output is None else ''}; retry, rephrase the "
-            f"request, {_PASS_STEPS}:\n{listed_problems([redact(p, key) for p in problems])}"
+            own_steps(
+                f"the answer of {self.who} is not a valid list of steps"
+                f"{f' (it said: {said!r})' if said and answer.output is None else ''}; retry, rephrase the "
+                f"request",
+                after=f":\n{listed_problems([redact(p, key) for p in problems])}",
+            )
         )
 
 

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import httpx2
 
 from taskorch.errors import PlannerUnavailable, PlanningFailed
+from taskorch.planning.base import own_steps
+from taskorch.wording import Worded
 
 __all__ = ["ApiCall", "UnsupportedParameter", "post_json", "redact"]
 
@@ -26,7 +28,6 @@ log = logging.getLogger(__name__)
 
 _SAID_CHARS: Final = 300
 _RETRY_HEADERS: Final = ("retry-after", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
-_PASS_STEPS: Final = "or give the steps yourself with `steps` (planner `explicit`)"
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class UnsupportedParameter(PlanningFailed):
     """The API refused one request field as unsupported (HTTP 400, `code: unsupported_parameter`):
     OpenAI's answer to `max_tokens` for models that want `max_completion_tokens`."""
 
-    def __init__(self, message: str, param: str) -> None:
+    def __init__(self, message: str | Worded, param: str) -> None:
         super().__init__(message)
         self.param = param
 
@@ -116,32 +117,40 @@ async def post_json(
             response = await client.post(url, headers=dict(headers), json=body)
         except httpx2.TimeoutException as exc:
             raise PlanningFailed(
-                f"{call.who} did not answer within {wait_seconds:g} s; ask for a smaller plan, raise its "
-                f"timeout_seconds, {_PASS_STEPS}"
+                own_steps(
+                    f"{call.who} did not answer within {wait_seconds:g} s; ask for a smaller plan, raise its "
+                    f"timeout_seconds"
+                )
             ) from exc
         except httpx2.TransportError as exc:
             raise PlannerUnavailable(
-                f"{call.who} cannot be reached at {call.url} "
-                f"({redact(str(exc) or type(exc).__name__, call.key)}); "
-                f"start it or fix its base_url, {_PASS_STEPS}"
+                own_steps(
+                    f"{call.who} cannot be reached at {call.url} "
+                    f"({redact(str(exc) or type(exc).__name__, call.key)}); "
+                    f"start it or fix its base_url"
+                )
             ) from exc
     status = response.status_code
     log.info("%s answered HTTP %s", call.who, status)
     if status in (401, 403):
         where = f"the key in ${call.key_env}" if call.key_env else "no key (api_key_env is unset)"
         raise PlannerUnavailable(
-            f"{call.who} refused the request as unauthorised (HTTP {status}: {_said(response, call.key)}); "
-            f"it was sent {where}. Fix the key, {_PASS_STEPS}"
+            own_steps(
+                f"{call.who} refused the request as unauthorised "
+                f"(HTTP {status}: {_said(response, call.key)}); it was sent {where}. Fix the key"
+            )
         )
     if status == 429:
         raise PlannerUnavailable(
-            f"{call.who} is rate-limited (HTTP 429: {_said(response, call.key)})"
-            f"{_retry_after(response.headers)}, {_PASS_STEPS}"
+            own_steps(
+                f"{call.who} is rate-limited (HTTP 429: {_said(response, call.key)})"
+                f"{_retry_after(response.headers)}"
+            )
         )
     if status >= 400:
         what = "failed" if status >= 500 else "rejected the request"
         hint = "retry later" if status >= 500 else "check its model and base_url"
-        message = f"{call.who} {what} (HTTP {status}: {_said(response, call.key)}); {hint}, {_PASS_STEPS}"
+        message = own_steps(f"{call.who} {what} (HTTP {status}: {_said(response, call.key)}); {hint}")
         if status == 400 and (param := _unsupported_param(response)) is not None:
             raise UnsupportedParameter(message, param)
         raise PlanningFailed(message)
@@ -149,6 +158,8 @@ async def post_json(
         return response.json()
     except (ValueError, json.JSONDecodeError) as exc:
         raise PlanningFailed(
-            f"{call.who} answered with something that is not JSON ({redact(response.text, call.key)!r}); "
-            f"check its base_url, {_PASS_STEPS}"
+            own_steps(
+                f"{call.who} answered with something that is not JSON ({redact(response.text, call.key)!r}); "
+                f"check its base_url"
+            )
         ) from exc

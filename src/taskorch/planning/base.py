@@ -10,8 +10,9 @@ from taskorch.domain.agents import Agent
 from taskorch.domain.plans import StepSpec
 from taskorch.downstream.base import ServerState
 from taskorch.executors.base import EventSink
+from taskorch.wording import Worded
 
-__all__ = ["CLAUDE_CODE_PLANNER", "Coding", "Planner", "StepCheck"]
+__all__ = ["CLAUDE_CODE_PLANNER", "Coding", "Planner", "StepCheck", "own_steps"]
 
 CLAUDE_CODE_PLANNER: Final = "claude_code"
 """The name of the planner that has Claude Code make the steps (`planning.claude`)."""
@@ -19,6 +20,13 @@ CLAUDE_CODE_PLANNER: Final = "claude_code"
 StepCheck = Callable[[list[StepSpec]], Awaitable[list[str]]]
 """Every problem with planned steps (unknown tools, tools the agent may not use, bad arguments,
 cycles), one line each; empty when the plan would be accepted."""
+
+
+def own_steps(cause: str, *, after: str = "") -> Worded:
+    """A planner's failure `cause`, then that the caller may give the steps instead (in each
+    surface's words: `steps` of create_plan, `--steps FILE` of `taskorch plans create`), then
+    `after` (the problems, listed)."""
+    return Worded("{cause}, or give the steps yourself with {give_steps}{after}", cause=cause, after=after)
 
 
 @dataclass(frozen=True)

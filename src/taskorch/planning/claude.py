@@ -35,7 +35,7 @@ from taskorch.domain.plans import StepSpec
 from taskorch.downstream.base import ServerState
 from taskorch.errors import ExecutorUnavailable, PlannerUnavailable, PlanningFailed
 from taskorch.executors.base import EventSink, Executor, RunOutcome, RunRequest, RunStatus
-from taskorch.planning.base import CLAUDE_CODE_PLANNER, Coding, StepCheck
+from taskorch.planning.base import CLAUDE_CODE_PLANNER, Coding, StepCheck, own_steps
 from taskorch.planning.prompt import catalog_text, listed_problems, planning_prompt, planning_tools
 from taskorch.planning.schema import answer_problems, plan_steps_schema
 
@@ -60,8 +60,6 @@ PLANNING_DISALLOWED_TOOLS: Final = (
     "ExitWorktree",
 )
 """Claude Code tools a planning run is never offered (it only has to answer)."""
-
-_PASS_STEPS: Final = "or give the steps yourself with `steps` (planner `explicit`)"
 
 
 class ClaudeCodePlanner:
@@ -119,9 +117,7 @@ class ClaudeCodePlanner:
             try:
                 outcome = await self.executor.run(request, on_event=on_event)
             except ExecutorUnavailable as exc:
-                raise PlannerUnavailable(
-                    f"Claude Code cannot plan on this server: {exc}. Fix that, {_PASS_STEPS}"
-                ) from exc
+                raise PlannerUnavailable(own_steps(f"Claude Code cannot plan here: {exc}. Fix that")) from exc
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(lambda: shutil.rmtree(scratch, ignore_errors=True))
@@ -136,25 +132,30 @@ class ClaudeCodePlanner:
             case RunStatus.TIMED_OUT:
                 limit = self.settings.planner_timeout_seconds
                 raise PlanningFailed(
-                    f"the Claude Code planner did not finish within {limit:g} s "
-                    f"(plans.planner_timeout_seconds); ask for a smaller plan, raise that limit, "
-                    f"{_PASS_STEPS}"
+                    own_steps(
+                        f"the Claude Code planner did not finish within {limit:g} s "
+                        f"(plans.planner_timeout_seconds); ask for a smaller plan, raise that limit"
+                    )
                 )
             case RunStatus.FAILED | RunStatus.RATE_LIMITED:
                 why = outcome.error.message if outcome.error else "no details"
-                raise PlanningFailed(f"the Claude Code planner failed: {why}. Retry later, {_PASS_STEPS}")
+                raise PlanningFailed(own_steps(f"the Claude Code planner failed: {why}. Retry later"))
             case RunStatus.SUCCEEDED:
                 pass
         if outcome.structured_output is None:
             said = " ".join((outcome.result or "").split())[:300]
             raise PlanningFailed(
-                "the Claude Code planner finished without a structured plan"
-                f"{f' (it said: {said!r})' if said else ''}; rephrase the request, {_PASS_STEPS}"
+                own_steps(
+                    "the Claude Code planner finished without a structured plan"
+                    f"{f' (it said: {said!r})' if said else ''}; rephrase the request"
+                )
             )
         specs, problems = answer_problems(outcome.structured_output, coding_directory)
         if problems:
             raise PlanningFailed(
-                f"the Claude Code planner's answer is not a valid list of steps; retry, {_PASS_STEPS}:\n"
-                f"{listed_problems(problems)}"
+                own_steps(
+                    "the Claude Code planner's answer is not a valid list of steps; retry",
+                    after=f":\n{listed_problems(problems)}",
+                )
             )
         return specs
