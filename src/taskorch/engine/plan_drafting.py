@@ -45,7 +45,7 @@ __all__ = ["INTERRUPTED", "Drafting", "PlanDrafter", "fail_abandoned", "refusal_
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED: Final = "planning interrupted by a restart; call create_plan again"
+INTERRUPTED: Final = "planning was interrupted: the server making this plan stopped; make the plan again"
 
 Notify = Callable[[Plan], Awaitable[None]]
 
