@@ -321,6 +321,11 @@ def test_create_refuses_a_planner_it_does_not_know_or_with_steps(
         "planner 'm' makes the steps itself: leave out --steps, or leave out --planner to use your steps"
     )
     no_tool_named(line)
+    line = cli.error("plans", "create", "say hi", "--planner", "explicit", status=2)
+    assert line.endswith(
+        "--planner explicit takes the steps from --steps FILE: give them, or leave out --planner "
+        "to have a planner make them"
+    )
     assert cli.json("plans", "list")["plans"] == []
 
 

@@ -26,7 +26,7 @@ from taskorch.cli.plans import print_plan
 from taskorch.cli.render import clip
 from taskorch.config import Settings
 from taskorch.domain import TaskEvent
-from taskorch.domain.plans import Plan, PlanStatus, StepSpec
+from taskorch.domain.plans import EXPLICIT, Plan, PlanStatus, StepSpec
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import InvalidArgument, InvalidTransition, NotFound
 
@@ -54,6 +54,12 @@ def _read_steps(source: str) -> list[StepSpec]:
 
 
 def plans_create(args: argparse.Namespace, settings: Settings) -> int:
+    if args.steps is None and args.planner == EXPLICIT:
+        return fail(
+            f"--planner {EXPLICIT} takes the steps from --steps FILE: give them, or leave out --planner "
+            "to have a planner make them",
+            2,
+        )
     if args.steps is None:
         # The steps are checked against the downstream servers' tools, and a planner is shown
         # them: reach the servers from here. Claude Code plans from here too.
