@@ -147,6 +147,45 @@ async def test_a_signed_in_browser_keeps_its_session_during_its_addresses_lockou
         assert (await browser.get("/console/stats")).status_code == 200
 
 
+async def test_a_proxy_s_basic_credentials_are_no_token_guess(tmp_path: Path) -> None:
+    # A proxy with its own Basic auth forwards that header on every request of a signed-in
+    # browser: page, style sheet and stream. It is not a try of the token.
+    clock = FakeClock(1000.0)
+    basic = {"Authorization": "Basic dXNlcjpwYXNz"}
+    async with limited_server(tmp_path, clock) as server, server.client() as browser:
+        assert (await sign_in(browser, server, TOKEN)).status_code == 303
+        for _ in range(LIMIT * 3):
+            assert (await browser.get("/console/stats", headers=basic)).status_code == 200
+        assert (await browser.get("/api/v1/tasks", headers=basic)).status_code == 401
+        assert (await browser.get("/api/v1/tasks", headers=RIGHT)).status_code == 200
+
+
+async def test_x_forwarded_for_names_the_client_only_from_a_trusted_proxy(tmp_path: Path) -> None:
+    clock = FakeClock(1000.0)
+    async with limited_server(tmp_path / "a", clock) as server, server.client() as http:
+        # Not trusted by default: a client cannot pick a new address for each guess.
+        for i in range(LIMIT):
+            spoofed = {**WRONG, "X-Forwarded-For": f"10.0.{i}.1"}
+            assert (await http.get("/api/v1/tasks", headers=spoofed)).status_code == 401
+        assert_locked_out(
+            await http.get("/api/v1/tasks", headers={**RIGHT, "X-Forwarded-For": "10.9.9.9"}), 60
+        )
+    settings = make_settings(
+        tmp_path / "b", security={"token": TOKEN}, server={"trusted_proxies": ["127.0.0.1"]}
+    )
+    limiter = AuthLimiter(limit=LIMIT, clock=clock)
+    async with serve_http(settings, tmp_path / "b", auth_limiter=limiter) as server, server.client() as http:
+        # From a proxy named in server.trusted_proxies, its X-Forwarded-For is the client.
+        for _ in range(LIMIT):
+            guess = {**WRONG, "X-Forwarded-For": "10.0.0.1"}
+            assert (await http.get("/api/v1/tasks", headers=guess)).status_code == 401
+        assert_locked_out(
+            await http.get("/api/v1/tasks", headers={**RIGHT, "X-Forwarded-For": "10.0.0.1"}), 60
+        )
+        other = {**RIGHT, "X-Forwarded-For": "10.0.0.2"}
+        assert (await http.get("/api/v1/tasks", headers=other)).status_code == 200
+
+
 async def test_wrong_tokens_sent_at_once_cannot_slip_past_the_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -55,6 +55,11 @@ class ServerSettings(Section):
     max_connections: int = Field(
         default=256, ge=1, description="Open HTTP connections at most (streams included); more are refused."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto "
+        "name the client; from any other peer they are ignored. Default: none.",
+    )
     tools: str = Field(
         default=DEFAULT_PROFILE,
         description="MCP tools shown to clients: core, tasks, plans, all, or comma-separated profiles "

@@ -128,6 +128,12 @@ def server_config(app: Starlette, settings: Settings, *, port: int | None = None
         lifespan="on",
         server_header=False,
         timeout_graceful_shutdown=5,
+        # A client's address (the wrong-token limit counts by it, the log names it) is the TCP
+        # peer, unless that peer is a proxy the config trusts: uvicorn's default trusts
+        # X-Forwarded-For from loopback, which lets anything that relays from there unchanged
+        # (ssh -L, socat, a TCP-mode balancer) name a new address for every guess.
+        proxy_headers=bool(settings.server.trusted_proxies),
+        forwarded_allow_ips=list(settings.server.trusted_proxies) or None,
     )
 
 

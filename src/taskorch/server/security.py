@@ -251,7 +251,9 @@ class RequestGuard:
             return
         authorization = headers.get("authorization")
         granted = False
-        if authorization:  # a try of the token, counted when wrong (no header is no guess)
+        # A bearer token is a try of the token, counted when wrong. No header is no guess, nor
+        # is another scheme (a proxy's Basic credentials reach a signed-in console too).
+        if authorization and authorization.strip().partition(" ")[0].lower() == "bearer":
             attempt = self.limiter.attempt(client_address(scope), lambda: policy.token_matches(authorization))
             if attempt.locked_out:
                 await _refuse(
