@@ -255,6 +255,18 @@ def test_tool_patterns_that_are_refused_say_why(pattern: str, why: str) -> None:
         AgentSpec(name="a", denied_tools=[pattern])
 
 
+@pytest.mark.parametrize("name", [".", "..", "...", "", "a b", "a/b", "x" * 65])
+def test_agent_names_that_are_refused(name: str) -> None:
+    # Only dots would be a path segment browsers and HTTP clients fold away: no page, no route.
+    with pytest.raises(ValidationError, match="name"):
+        AgentSpec(name=name)
+
+
+@pytest.mark.parametrize("name", [".a", "a.", "a..b", "-", "_", "x" * 64])
+def test_agent_names_that_are_taken(name: str) -> None:
+    assert AgentSpec(name=name).name == name
+
+
 # -- progress ---------------------------------------------------------------------------------
 
 

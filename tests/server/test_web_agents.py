@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from taskorch.domain.agents import Agent
+from taskorch.domain.agents import Agent, AgentSpec
 from taskorch.errors import NotFound
 from taskorch.server.web.agents import FIELDS
 from taskorch.server.web.render import TEMPLATES
@@ -67,6 +67,24 @@ def field_value(html: str, name: str) -> str:
 # In the browser.
 
 
+async def test_saving_an_agent_keeps_a_check_command_with_a_line_break(tmp_path: Path) -> None:
+    # An <input> would drop the line break inside the quotes (browsers strip LF and CR from
+    # its value), so saving the agent for another reason would change its check.
+    require_chromium()
+    check = ["sh", "-c", "make test\nmake lint"]
+    async with agents_server(tmp_path) as server, browser_page() as page:
+        registry = server.orchestrator.agents
+        await registry.save(AgentSpec(name="lines", check_command=check))
+        await sign_in(page, server.url, TOKEN)
+        await page.goto(f"{server.url}/console/agents/lines")
+        edit = page.locator("form.agent-form")
+        await edit.locator("textarea[name=personality]").fill("Now with a personality.")
+        await edit.locator("button[type=submit]").click()
+        await page.wait_for_url("**/console/agents/lines?done=agent-saved")
+        saved = await registry.show("lines")
+        assert (saved.personality, saved.check_command) == ("Now with a personality.", check)
+
+
 async def test_an_agent_is_made_edited_refused_and_deleted_in_the_browser(tmp_path: Path) -> None:
     require_chromium()
     async with agents_server(tmp_path) as server, browser_page() as page:
@@ -83,7 +101,7 @@ async def test_an_agent_is_made_edited_refused_and_deleted_in_the_browser(tmp_pa
         await form.locator("textarea[name=allowed_tools]").fill("Read\nBash(pytest:*)\n\npeer.echo")
         await form.locator("textarea[name=denied_tools]").fill("peer.exit")
         await form.locator("select[name=isolation]").select_option("worktree")
-        await form.locator("input[name=check_command]").fill("pytest -q -k 'not slow'")
+        await form.locator("textarea[name=check_command]").fill("pytest -q -k 'not slow'")
         await form.locator("input[name=fix_attempts]").fill("2")
         await form.locator("button[type=submit]").click()
         await page.wait_for_url("**/console/agents?done=agent-created")
@@ -100,7 +118,7 @@ async def test_an_agent_is_made_edited_refused_and_deleted_in_the_browser(tmp_pa
         await row.locator("a", has_text="tester").click()
         await page.wait_for_url("**/console/agents/tester")
         edit = page.locator("form.agent-form")
-        assert await edit.locator("input[name=check_command]").input_value() == "pytest -q -k 'not slow'"
+        assert await edit.locator("textarea[name=check_command]").input_value() == "pytest -q -k 'not slow'"
         assert await edit.locator("select[name=isolation]").input_value() == "worktree"
         await edit.locator("textarea[name=allowed_tools]").fill("Read\nGrep")
         await edit.locator("select[name=on_success]").select_option("merge")

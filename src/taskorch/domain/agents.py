@@ -121,12 +121,22 @@ def pattern_matches(pattern: str, server: str, tool: str) -> bool:
     return is_downstream_pattern(pattern) and fnmatchcase(f"{server}.{tool}", pattern)
 
 
+def _not_only_dots(name: str) -> str:
+    # `.` and `..` would be path segments that browsers and HTTP clients fold away: such an
+    # agent could have no page in the web console and no REST route of its own.
+    if not name.strip("."):
+        raise ValueError(f"an agent name needs a letter, digit, _ or - (not only dots, as in {name!r})")
+    return name
+
+
 class AgentSpec(BaseModel):
     """An agent as a caller saves it (or as a config file's `[agents.<name>]` table holds it)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(pattern=AGENT_NAME_PATTERN, description="Letters, digits, _ . and -.")
+    name: Annotated[str, AfterValidator(_not_only_dots)] = Field(
+        pattern=AGENT_NAME_PATTERN, description="Letters, digits, _ . and -."
+    )
     personality: Annotated[str, AfterValidator(check_no_nul)] = Field(
         default="", max_length=2000, description="A line on how the agent works."
     )

@@ -102,7 +102,9 @@ def spec_from_form(name: str, values: dict[str, str]) -> tuple[AgentSpec | None,
         if text := values[key].strip():
             fields[key] = text  # "3" for fix_attempts: AgentSpec reads it, or says why not
     try:
-        fields["check_command"] = split_check_command(values["check_command"])
+        # A textarea: an argument may hold a line break (`sh -c 'make test<LF>make lint'`),
+        # which an <input> would drop; browsers send its line breaks as CRLF.
+        fields["check_command"] = split_check_command(values["check_command"].replace("\r\n", "\n"))
     except ValueError as exc:
         problems["check_command"] = [str(exc)]
     try:
