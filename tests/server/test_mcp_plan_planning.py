@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from mcp import Client
 from mcp.types import CallToolResult
@@ -256,3 +257,45 @@ def planning_plan(plan_id: str, *, owner: str, lease: float) -> Plan:
         owner=owner,
         lease_expires_at=utc_from_timestamp(now + lease),
     )
+
+
+async def test_a_plan_stored_as_its_caller_is_cancelled_is_still_planned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A store's write, once begun, commits whatever its caller does (the SQL stores' writer
+    # thread). A caller cancelled meanwhile (Ctrl-C in `taskorch plans create`) must not leave
+    # the plan `planning` with no planner at work and no one told it exists.
+    planner = GatedPlanner()
+    async with open_plans(tmp_path) as h:
+        install(h, planner)
+        store = h.orchestrator.store
+        original = store.create_plan
+        entered, release = anyio.Event(), anyio.Event()
+
+        async def held(plan: Plan) -> Plan:
+            with anyio.CancelScope(shield=True):
+                entered.set()
+                await release.wait()
+                stored = await original(plan)
+            # As the writer thread's caller does: a cancel that came meanwhile is raised now.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            return stored
+
+        monkeypatch.setattr(store, "create_plan", held)
+        told: list[str] = []
+
+        async def listener(plan: Plan) -> None:
+            told.append(plan.id)
+
+        h.orchestrator.plans.add_listener(listener)
+        with anyio.fail_after(15):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: h.orchestrator.plans.create("q", None, planner="claude_code"))
+                await entered.wait()
+                tg.cancel_scope.cancel()
+                release.set()
+            await planner.entered.wait()  # planned in the background all the same
+        (plan_id,) = set(told)
+        assert (await h.orchestrator.plans.get(plan_id)).status is PlanStatus.PLANNING
+        cancelled = await h.orchestrator.plans.cancel(plan_id, "done with it")
+        assert cancelled.status is PlanStatus.CANCELLED

@@ -5,13 +5,13 @@ a planner makes them in this command, chosen as `create_plan` chooses (`--planne
 agent's planner, else `plans.planner`, else `claude_code`; `engine.planner_choice`): Claude Code
 (its CLI run from here) or a `[planners.<name>]` model. The command waits until planning ends,
 with progress lines on stderr, and prints the plan as `plans show` does. Ctrl-C (or SIGTERM)
-while the planner works cancels the plan, so it is never left `planning`, and exits 130.
+while the planner works cancels the plan, so it is never left `planning`, and exits 130 (143 on
+SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import signal
 import sys
@@ -28,7 +28,7 @@ from taskorch.config import Settings
 from taskorch.domain import TaskEvent
 from taskorch.domain.plans import EXPLICIT, Plan, PlanStatus, StepSpec
 from taskorch.engine.orchestrator import Orchestrator
-from taskorch.errors import InvalidArgument, InvalidTransition, NotFound
+from taskorch.errors import InvalidArgument, InvalidTransition, NotFound, StoreError
 
 __all__ = ["STOPPED", "plans_create"]
 
@@ -124,7 +124,7 @@ async def _planned(orchestrator: Orchestrator, args: argparse.Namespace) -> int:
     progress = _Progress(quiet=args.json)
     made: Plan | None = None
     error: Exception | None = None
-    interrupted = False
+    interrupted = 0  # the signal that stopped the command
 
     async def make(scope: anyio.CancelScope) -> None:
         nonlocal made, error
@@ -149,23 +149,39 @@ async def _planned(orchestrator: Orchestrator, args: argparse.Namespace) -> int:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(make, tg.cancel_scope)
-                async for _ in signals:
-                    interrupted = True
-                    if progress.plan_id is None:  # nothing stored yet: nothing to cancel
+                async for signum in signals:
+                    interrupted = signum
+                    if progress.plan_id is None:  # not stored yet: stop before it is
                         tg.cancel_scope.cancel()
                         break
                     # The planner stops and `create` returns the plan, cancelled; a plan that
                     # ended meanwhile is returned as it ended.
-                    with contextlib.suppress(InvalidTransition, NotFound):
-                        await plans.cancel(progress.plan_id, STOPPED)
+                    await _cancel(orchestrator, progress.plan_id)
                     break
     finally:
         remove()
     if error is not None:
         raise error
+    status = EXIT_INTERRUPTED if interrupted in (0, signal.SIGINT) else 128 + interrupted
+    if made is None and progress.plan_id is not None:
+        # Stopped while the plan was being stored: the write finished and planning was cut off.
+        await _cancel(orchestrator, progress.plan_id)
+        made = await plans.get(progress.plan_id)
     if made is None:
-        return fail("interrupted before the plan was stored; nothing was made", EXIT_INTERRUPTED)
-    if interrupted and made.status is PlanStatus.CANCELLED:
-        return fail(f"planning stopped; plan {made.id} is cancelled", EXIT_INTERRUPTED)
+        return fail("interrupted before the plan was stored; nothing was made", status)
+    if interrupted and made.status in (PlanStatus.CANCELLED, PlanStatus.FAILED):
+        return fail(f"planning stopped; plan {made.id} is {made.status.value}", status)
     print_plan(made, args, full=True)
     return 0
+
+
+async def _cancel(orchestrator: Orchestrator, plan_id: str) -> None:
+    """Cancel the plan this command is making (one that has ended meanwhile stays as it ended);
+    a store that fails the cancel is reported in one line, the plan left to its lease."""
+    try:
+        with anyio.CancelScope(shield=True):
+            await orchestrator.plans.cancel(plan_id, STOPPED)
+    except (InvalidTransition, NotFound):
+        pass
+    except StoreError as exc:
+        sys.stderr.write(f"taskorch: error: plan {plan_id} could not be cancelled: {exc}\n")

@@ -207,23 +207,25 @@ class PlanDrafter:
         planner = self._planner(name)
         lease = self._settings.plans.lease_seconds
         now = utc_from_timestamp(self._clock())
-        created = await self._store.create_plan(
-            Plan(
-                id=f"plan-{secrets.token_hex(8)}",
-                query=query,
-                agent=agent_name,
-                status=PlanStatus.PLANNING,
-                steps=[],
-                created_by=name,
-                fail_fast=fail_fast,
-                max_concurrency=max_concurrency or self._settings.limits.max_steps_per_plan,
-                created_at=now,
-                updated_at=now,
-                owner=self._host.owner,
-                lease_expires_at=utc_from_timestamp(self._clock() + lease),
+        # Shielded: a cancel that arrives while the plan is written (the write commits anyway)
+        # reaches `_draft`, which marks the plan, instead of leaving it `planning` unowned.
+        with anyio.CancelScope(shield=True):
+            created = await self._create(
+                Plan(
+                    id=f"plan-{secrets.token_hex(8)}",
+                    query=query,
+                    agent=agent_name,
+                    status=PlanStatus.PLANNING,
+                    steps=[],
+                    created_by=name,
+                    fail_fast=fail_fast,
+                    max_concurrency=max_concurrency or self._settings.limits.max_steps_per_plan,
+                    created_at=now,
+                    updated_at=now,
+                    owner=self._host.owner,
+                    lease_expires_at=utc_from_timestamp(self._clock() + lease),
+                )
             )
-        )
-        await self._notify(created)
         drafting = Drafting(created.id)
         self._drafting[created.id] = drafting
         relay = _Relay(on_event)
@@ -241,6 +243,11 @@ class PlanDrafter:
         if drafting.done.is_set() and drafting.error is not None:
             raise drafting.error
         return await self._get(created.id)
+
+    async def _create(self, plan: Plan) -> Plan:
+        created = await self._store.create_plan(plan)
+        await self._notify(created)
+        return created
 
     def _planner(self, name: str) -> Planner:
         planner = self._planners.get(name)
