@@ -35,6 +35,20 @@ async def test_merging_an_attempt_that_has_not_run_yet_says_to_wait_not_that_it_
             )
 
 
+async def test_reviewing_a_task_that_waits_on_another_says_so_not_to_start_it(tmp_path: Path) -> None:
+    async with open_scheduler_harness(tmp_path, {"claude_code": FakeExecutor()}) as h:
+        repo = make_repo(h.root / "repo")
+        first = (await h.orchestrator.queue.create(attempts_spec(repo))).task
+        waiting = (await h.orchestrator.queue.create(attempts_spec(repo, depends_on=[first.id]))).task
+        assert waiting.status.value == "waiting"
+        with pytest.raises(InvalidTransition) as refused:
+            await h.orchestrator.review.merge(waiting.id)
+        assert str(refused.value) == (
+            f"task {waiting.id} is waiting for the tasks it depends on: it has not run yet, so there "
+            "is nothing to review. Review it once its run has ended"
+        )
+
+
 async def test_an_attempt_whose_run_made_no_worktree_says_why_it_has_nothing_to_merge(tmp_path: Path) -> None:
     runs = {"claude_code": FakeExecutor()}
     async with open_scheduler_harness(tmp_path, runs, scheduler={"enabled": True}) as h:

@@ -209,6 +209,12 @@ def _not_ended_message(task: Task) -> Worded:
             "task {task_id} is running; wait until it has ended ({poll_task} shows it), or {cancel_task} it",
             task_id=task.id,
         )
+    if task.status is TaskStatus.WAITING:
+        return Worded(
+            "task {task_id} is waiting for the tasks it depends on: it has not run yet, so there is "
+            "nothing to review. Review it once its run has ended",
+            task_id=task.id,
+        )
     return Worded(
         "task {task_id} is {status}: its run has not ended, so its changes are not final. Review it "
         "once the run has ended; if nothing runs tasks here, start it with {execute_task}",
