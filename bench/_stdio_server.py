@@ -44,7 +44,7 @@ try:  # the composition root; a tree from before it (measured with --before) bui
 except ImportError:
     from taskorch.engine.orchestrator import Orchestrator
 
-    build_orchestrator = Orchestrator.from_settings  # type: ignore[assignment]
+    build_orchestrator = Orchestrator.from_settings  # type: ignore[attr-defined]  # only there in such a tree
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import bench_settings, prefill  # noqa: E402

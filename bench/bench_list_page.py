@@ -22,8 +22,14 @@ import anyio
 from mcp import Client
 from mcp.types import CallToolResult
 
-from taskorch.engine.orchestrator import Orchestrator
 from taskorch.server.mcp import build_mcp_server
+
+try:  # the composition root; a tree from before it (measured on PYTHONPATH) builds it directly
+    from taskorch.app import build_orchestrator
+except ImportError:
+    from taskorch.engine.orchestrator import Orchestrator
+
+    build_orchestrator = Orchestrator.from_settings  # type: ignore[attr-defined]  # only there in such a tree
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import bench_settings, prefill
@@ -46,7 +52,7 @@ async def main() -> None:
         work.mkdir()
         db = root / "bench.db"
         await prefill(db, str(work), 1000, prompt_chars=args.prompt_chars)
-        orchestrator = Orchestrator.from_settings(bench_settings(db, root))
+        orchestrator = build_orchestrator(bench_settings(db, root))
         async with orchestrator.running(), Client(build_mcp_server(orchestrator)) as client:
             for _ in range(20):
                 await client.call_tool("list_tasks", {"limit": 50})

@@ -24,8 +24,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import anyio
 import asyncpg
@@ -76,7 +77,7 @@ async def fresh(url: str, tasks: int) -> None:
         await conn.close()
 
 
-async def workers(count: int, work: Callable[[str], Awaitable[None]]) -> float:
+async def workers(count: int, work: Callable[[str], Coroutine[Any, Any, None]]) -> float:
     started = time.perf_counter()
     async with anyio.create_task_group() as tg:
         for n in range(count):

@@ -26,7 +26,7 @@ import functools
 import secrets
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -65,7 +65,7 @@ SELECT 't' || i, 'task ' || i, '/w', 'standard', 'normal', 2, 3, 'queued', i, i
 FROM generate_series(1, $1) AS i
 """
 
-Worker = Callable[[str], Awaitable[int]]
+Worker = Callable[[str], Coroutine[Any, Any, int]]
 
 
 async def reset(url: str, tasks: int) -> None:

@@ -37,7 +37,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
@@ -76,7 +76,7 @@ class Borrowed:
         self.call = pool.call
 
 
-def make_store(kind: str, tmp: Path, n: int, synchronous: str = "FULL") -> Store:
+def make_store(kind: str, tmp: Path, n: int, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> Store:
     if kind == "sqlite":
         return SQLiteStore(tmp / f"plans-{n}.db", synchronous=synchronous)
     return MemoryStore()

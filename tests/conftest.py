@@ -4,15 +4,25 @@ import os
 import traceback
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TypedDict
 
+import pluggy
 import pytest
 from hypothesis import HealthCheck, Phase, settings
+
+
+class _FuzzSettings(TypedDict):
+    phases: list[Phase]
+    deadline: None
+    suppress_health_check: list[HealthCheck]
+    print_blob: bool
+
 
 # The property-based suites run a fixed seed with bounded examples by default, so a run is
 # repeatable and quick; `--hypothesis-profile long` (scripts/fuzz_mcp.sh) explores at random.
 # The fuzz suites drive a live server whose state moves on between examples, so a failing
 # example may not replay exactly: report it as found rather than shrink it.
-_FUZZ = {
+_FUZZ: _FuzzSettings = {
     "phases": [Phase.explicit, Phase.generate],
     "deadline": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -50,7 +60,9 @@ def _leaves(error: BaseException) -> Iterator[BaseException]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport]]:
     """A failure inside nested task groups is printed past Python's depth of ten groups, which
     hides its cause: add each innermost exception to the report as its own section."""
     outcome = yield

@@ -111,8 +111,12 @@ async def make_history(
             )
         )["task"]
         await call(mcp, "execute_task", task_id=task["id"])
+
+        def started(task_id: str = task["id"], fake: FakeExecutor = fake) -> bool:
+            return task_id in fake.live
+
         with anyio.fail_after(10):
-            await fake.wait_until(lambda task_id=task["id"], fake=fake: task_id in fake.live)
+            await fake.wait_until(started)
         clock.behind -= seconds
         fake.release(task["id"])
         with anyio.fail_after(10):
@@ -157,7 +161,7 @@ async def make_live_work(mcp: Client, fake: FakeExecutor, root: Path) -> dict[st
     )["task"]
     await call(mcp, "execute_task", task_id=running["id"])
     queued = {}
-    for prompt, mode, priority, directory in [
+    for prompt, mode, priority, place in [
         ("Triage the open issues labelled 'bug'", "standard", "high", "app"),
         ("Write release notes for 0.2", "claude_code", "normal", "release"),
         ("Check the PostgreSQL store under load", "standard", "low", "app"),
@@ -166,7 +170,7 @@ async def make_live_work(mcp: Client, fake: FakeExecutor, root: Path) -> dict[st
             mcp,
             "create_task",
             prompt=prompt,
-            work_directory=str(dirs[directory]),
+            work_directory=str(dirs[place]),
             execution_mode=mode,
             priority=priority,
         )

@@ -440,5 +440,5 @@ async def check_consistency(target: FuzzTarget) -> None:
 async def _statistics(target: FuzzTarget) -> dict[str, Any]:
     stats = await target.client.call_tool("get_statistics", {})
     assert not stats.is_error, _text(stats)
-    assert stats.structured_content is not None
+    assert isinstance(stats.structured_content, dict)
     return stats.structured_content

@@ -59,7 +59,7 @@ async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
     """Call `tool` through any client, require success, return its structured content."""
     result = await client.call_tool(tool, arguments)
     assert not result.is_error, result.content
-    assert result.structured_content is not None
+    assert isinstance(result.structured_content, dict)
     return result.structured_content
 
 

@@ -18,7 +18,7 @@ from taskorch.testing import FakeClock, orchestrator_for_tests
 from taskorch.worktrees.workspace import GitWorkspaces
 from tests.mcp_harness import Harness
 
-__all__ = ["open_scheduler_harness"]
+__all__ = ["Harness", "open_scheduler_harness"]
 
 
 @asynccontextmanager

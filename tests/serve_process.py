@@ -239,7 +239,7 @@ class Worker:
     def log(self) -> str:
         return self.stderr.data.decode(errors="replace")
 
-    async def stop(self, signum: int = signal.SIGTERM, seconds: float = 30) -> int:
+    async def stop(self, signum: signal.Signals = signal.SIGTERM, seconds: float = 30) -> int:
         """Send `signum`, wait for the process to end; return its exit status."""
         with suppress(ProcessLookupError):
             self.process.send_signal(signum)

@@ -13,8 +13,6 @@ from typing import TypeVar
 import anyio
 import pytest
 
-from taskorch.storage import sqlite_wal_fsync
-
 __all__ = ["FsyncLog", "write_behind_a_held_lock"]
 
 T = TypeVar("T")
@@ -36,7 +34,7 @@ class FsyncLog:
                 self.gate.wait(10)
             real(fd)
 
-        monkeypatch.setattr(sqlite_wal_fsync.os, "fsync", fsync)
+        monkeypatch.setattr(os, "fsync", fsync)  # as sqlite_wal_fsync calls it: os.fsync
 
     def of(self, path: Path) -> list[str]:
         return [thread for file, thread in self.calls if file == str(path)]

@@ -20,7 +20,7 @@ no model is named) get `{}` as text without using up a turn. Every request is re
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +85,7 @@ class StubGeminiApi:
         return StreamingResponse(events(), media_type="text/event-stream")
 
 
-def _response(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
+def _response(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
         "usageMetadata": _USAGE,

@@ -37,7 +37,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import uvicorn
@@ -46,7 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-__all__ = ["StubMessagesApi", "bind_loopback", "serve"]
+__all__ = ["Servable", "StubMessagesApi", "bind_loopback", "serve"]
 
 SIDE_REQUEST_TEXT = "Stub title"
 
@@ -214,7 +214,7 @@ def _stream(body: Mapping[str, Any], blocks: list[dict[str, Any]], stop_reason: 
         yield _event("ping", {"type": "ping"})
         for index, block in enumerate(blocks):
             if block["type"] == "text":
-                start = {"type": "text", "text": ""}
+                start: dict[str, Any] = {"type": "text", "text": ""}
                 delta = {"type": "text_delta", "text": block["text"]}
             else:
                 start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
@@ -260,7 +260,13 @@ def bind_loopback() -> socket.socket:
     return sock
 
 
-async def serve(stub: StubMessagesApi, sock: socket.socket, stop: anyio.Event) -> None:
+class Servable(Protocol):
+    """Any stub that `serve` can serve: one with an `app()`."""
+
+    def app(self) -> Starlette: ...
+
+
+async def serve(stub: Servable, sock: socket.socket, stop: anyio.Event) -> None:
     """Serve `stub` on `sock` until `stop` is set."""
     config = uvicorn.Config(
         stub.app(), log_config=None, log_level="warning", access_log=False, lifespan="off"

@@ -155,13 +155,13 @@ class StubModelApi:
         if refused is not None:
             self.requests.append({"path": request.url.path, "headers": {}, "body": body})
             other = "max_completion_tokens" if refused == "max_tokens" else "max_tokens"
-            message = (
+            detail = (
                 f"Unsupported parameter: '{refused}' is not supported with this model. Use '{other}' instead."
             )
             return JSONResponse(
                 {
                     "error": {
-                        "message": message,
+                        "message": detail,
                         "type": "invalid_request_error",
                         "param": refused,
                         "code": "unsupported_parameter",

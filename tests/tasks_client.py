@@ -41,7 +41,9 @@ class _TasksRequest(Request[_TaskIdParams, str]):
 async def tasks_request(session: ClientSession, method: str, task_id: str) -> dict[str, Any]:
     """Send `method` (`tasks/get`, ...) for `task_id`; the raw result (an error raises MCPError)."""
     request = _TasksRequest(method=method, params=_TaskIdParams(task_id=task_id))
-    return await session.send_request(request, _RAW)
+    # The SDK types `result_type` as a pydantic model; a TypeAdapter of a plain dict works at
+    # runtime and keeps the raw result.
+    return await session.send_request(request, _RAW)  # type: ignore[type-var]
 
 
 async def wait_status(

@@ -51,7 +51,7 @@ def make_plan(cli: Cli, *steps: StepSpec, query: str = "say hello") -> str:
 
 
 def echo(step_id: str = "say", text: str = "hello", **fields: object) -> StepSpec:
-    return StepSpec(id=step_id, server="peer", tool="echo", arguments={"text": text}, **fields)  # type: ignore[arg-type]
+    return StepSpec(id=step_id, server="peer", tool="echo", arguments={"text": text}, **fields)
 
 
 def no_tool_named(text: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from taskorch.domain import NewTask, TaskStatus
@@ -13,7 +15,7 @@ from tests.contract.builders import add, new_task
 pytestmark = pytest.mark.anyio
 
 
-def attempts(clock: FakeClock, group: str, count: int, **spec: object) -> list[NewTask]:
+def attempts(clock: FakeClock, group: str, count: int, **spec: Any) -> list[NewTask]:
     news = []
     for index in range(1, count + 1):
         new = new_task(clock, id=group if index == 1 else f"{group}-{index}", isolation="worktree", **spec)

@@ -64,7 +64,9 @@ async def test_the_fix_attempts_used_are_kept_with_the_changes(store: Store, clo
     task = await add(store, clock, isolation="worktree", fix_attempts=1)
     changes = CHANGES.model_copy(update={"fix_attempts_used": 1})
     await store.set_changes(task.id, changes)
-    assert (await store.get_task(task.id)).changes.fix_attempts_used == 1
+    kept = (await store.get_task(task.id)).changes
+    assert kept is not None
+    assert kept.fix_attempts_used == 1
 
 
 async def test_a_task_without_isolation_runs_in_place(store: Store, clock: FakeClock) -> None:

@@ -39,7 +39,7 @@ async def test_a_task_without_dependencies_starts_queued_with_its_spec(
     assert task.retry_safe
     assert task.created_at.timestamp() == pytest.approx(clock())
     assert task.updated_at == task.created_at
-    assert task.worker_id is task.lease_token is task.lease_expires_at is task.finished_at is None
+    assert (task.worker_id, task.lease_token, task.lease_expires_at, task.finished_at) == (None,) * 4
     assert await store.get_task("t-1") == task
 
 

@@ -130,7 +130,8 @@ async def test_percentiles_describe_the_most_recent_runs_count_mean_and_max_all_
     assert durations.count == 6
     assert durations.mean == pytest.approx(113.5 / 6)
     assert durations.max == pytest.approx(100)
-    assert (durations.p50, durations.p95) == (pytest.approx(2), pytest.approx(3))
+    assert durations.p50 == pytest.approx(2)
+    assert durations.p95 == pytest.approx(3)
 
 
 async def test_queue_depth_counts_queued_tasks_whose_time_has_come(store: Store, clock: FakeClock) -> None:
@@ -226,12 +227,12 @@ async def _run(
 
 
 async def test_runs_and_costs_are_reported_by_executor_and_model(store: Store, clock: FakeClock) -> None:
-    opus = {"execution_mode": "claude_code", "model": "opus"}
+    opus: dict[str, Any] = {"execution_mode": "claude_code", "model": "opus"}
     usage = {"input_tokens": 100, "output_tokens": 20, "cache_read_input_tokens": 5}
     await _run(store, clock, 2, details=RunDetails(cost_usd=0.25, usage=usage), **opus)
     odd = {"input_tokens": 10.7, "output_tokens": "7", "note": "\u0000"}  # a float truncates, text is 0
     await _run(store, clock, 4, outcome="fail", details=RunDetails(cost_usd=0.05, usage=odd), **opus)
-    codex = {"execution_mode": "custom", "executor": "codex"}
+    codex: dict[str, Any] = {"execution_mode": "custom", "executor": "codex"}
     await _run(store, clock, 1, **codex)
     await _run(store, clock, 3, outcome="cancel", model="gpt-5", **codex)
     await _run(store, clock, 6, outcome="retry", details=RunDetails(cost_usd=1.0), **codex)  # queued again
@@ -248,7 +249,8 @@ async def test_runs_and_costs_are_reported_by_executor_and_model(store: Store, c
     assert opus_row.cost_usd == pytest.approx(0.30)
     assert (opus_row.input_tokens, opus_row.output_tokens) == (110, 20)
     assert opus_row.mean_seconds == pytest.approx(3)
-    assert (codex_row.cost_usd, codex_row.input_tokens, codex_row.mean_seconds) == (0, 0, pytest.approx(1))
+    assert (codex_row.cost_usd, codex_row.input_tokens) == (0, 0)
+    assert codex_row.mean_seconds == pytest.approx(1)
     assert stats == await _recount(store, clock)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,7 +80,7 @@ def test_each_layer_overrides_the_one_below(env: dict[str, str], tmp_path: Path)
     from_env = load_settings(config_file=config, env=environ)
     assert (from_env.server.port, from_env.server.host, from_env.storage.url) == (9002, "127.0.0.2", "env.db")
 
-    flags = {"server": {"port": 9003, "host": None}, "storage": {"url": "flag.db"}}
+    flags: dict[str, dict[str, Any]] = {"server": {"port": 9003, "host": None}, "storage": {"url": "flag.db"}}
     from_flags = load_settings(config_file=config, env=environ, overrides=flags)
     assert (from_flags.server.port, from_flags.server.host, from_flags.storage.url) == (
         9003,
@@ -251,7 +252,7 @@ def test_the_configuration_docs_list_every_key() -> None:
             continue
         if section_name == "agents":
             continue  # a table of tables, checked above
-        for key in annotation.model_fields:  # type: ignore[union-attr]
+        for key in annotation.model_fields:
             assert f"`{section_name}.{key}`" in docs, f"docs/configuration.md misses {section_name}.{key}"
             assert f"TASKORCH_{section_name.upper()}__{key.upper()}" in docs
 
@@ -384,8 +385,10 @@ def test_executor_templates_and_run_settings_are_read_from_the_file(
         '[claude_code]\nmodel = "opus"\n[runs]\nlog_dir = "~/runlogs"\n',
     )
     settings = load_settings(config_file=config, env=env)
-    assert settings.executors["codex"].argv == ["codex", "exec", "--", "{prompt}"]
-    assert settings.executors["codex"].success_exit_codes == [0]
+    codex = settings.executors["codex"]
+    assert isinstance(codex, CustomExecutorSettings)
+    assert codex.argv == ["codex", "exec", "--", "{prompt}"]
+    assert codex.success_exit_codes == [0]
     assert settings.claude_code.model == "opus"
     assert settings.claude_code.permission_mode == "acceptEdits"
     assert settings.run_log_dir(env) == Path(os.path.expanduser("~/runlogs"))

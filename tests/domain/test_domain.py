@@ -26,7 +26,7 @@ from taskorch.domain.paths import is_at_or_below
     ],
 )
 def test_seed_spellings_of_modes_are_accepted(given: str, expected: ExecutionMode) -> None:
-    spec = TaskSpec(prompt="p", work_directory="/w", execution_mode=given)  # type: ignore[arg-type]
+    spec = TaskSpec(prompt="p", work_directory="/w", execution_mode=given)
     assert spec.execution_mode is expected
 
 
@@ -40,12 +40,12 @@ def test_seed_spellings_of_modes_are_accepted(given: str, expected: ExecutionMod
     ],
 )
 def test_seed_spellings_of_priorities_are_accepted(given: str, expected: Priority) -> None:
-    assert TaskSpec(prompt="p", work_directory="/w", priority=given).priority is expected  # type: ignore[arg-type]
+    assert TaskSpec(prompt="p", work_directory="/w", priority=given).priority is expected
 
 
 def test_unknown_priority_is_refused_naming_the_allowed_values() -> None:
     with pytest.raises(ValidationError, match="low"):
-        TaskSpec(prompt="p", work_directory="/w", priority="critical")  # type: ignore[arg-type]
+        TaskSpec(prompt="p", work_directory="/w", priority="critical")
 
 
 def test_spec_refuses_unknown_fields_and_empty_prompts() -> None:

@@ -92,7 +92,7 @@ def test_an_mcp_tool_step_needs_a_server_and_a_tool() -> None:
 
 def test_a_claude_code_step_needs_a_task_and_takes_no_tool() -> None:
     with pytest.raises(ValidationError, match="needs `task`"):
-        StepSpec(id="a", kind="claude_code")  # type: ignore[arg-type]
+        StepSpec(id="a", kind="claude_code")
     with pytest.raises(ValidationError, match="belong to kind mcp_tool"):
         StepSpec.model_validate(
             {"id": "a", "kind": "claude_code", "tool": "t", "task": {"prompt": "p", "work_directory": "/w"}}

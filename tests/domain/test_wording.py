@@ -92,6 +92,6 @@ def test_the_cli_and_rest_words_of_a_template_name_no_tool(
     where: str, template: str, keywords: set[str]
 ) -> None:
     for surface in ("cli", "rest"):
-        text = Worded(template, **dict.fromkeys(keywords, "x"))(surface)  # type: ignore[arg-type]
+        text = Worded(template, **dict.fromkeys(keywords, "x"))(surface)
         named = [tool for tool in ALL_TOOLS if re.search(rf"\b{tool}\b", text)]
         assert not named, f"{where} ({surface}): {text}"

@@ -70,9 +70,14 @@ async def test_each_transport_connects_on_first_use_and_calls_tools(transport: s
 async def test_nothing_connects_before_first_use() -> None:
     pool = DownstreamPool({"peer": stdio_peer()})
     async with pool.running():
-        assert pool._connections["peer"].status is ServerStatus.IDLE
+        assert _status(pool, "peer") is ServerStatus.IDLE
         await pool.call("peer", "noop", {}, timeout_seconds=20)
-        assert pool._connections["peer"].status is ServerStatus.CONNECTED
+        assert _status(pool, "peer") is ServerStatus.CONNECTED
+
+
+def _status(pool: DownstreamPool, server: str) -> ServerStatus:
+    """Looked up anew each time (a check of the attribute itself would stay narrowed past the call)."""
+    return pool._connections[server].status
 
 
 @pytest.mark.parametrize(

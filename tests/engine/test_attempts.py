@@ -102,6 +102,7 @@ async def test_three_attempts_run_at_once_compare_side_by_side_and_one_is_merged
         assert side[1].error.endswith("'sh -c grep -q fast speed.txt' exited 1 (it printed nothing)")
         page = await review.changes(ids[2])
         assert page.attempts == side
+        assert page.changes is not None
         assert [f.path for f in page.changes.files] == ["notes.txt", "speed.txt"]
 
         report = await review.merge(ids[2], discard_others=True)

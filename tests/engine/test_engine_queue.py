@@ -43,7 +43,7 @@ async def test_a_prompt_over_the_configured_limit_is_refused_with_advice(
 
 async def test_a_custom_task_needs_an_executor_name(queue: TaskQueue, tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="executor"):
-        await queue.create(TaskSpec(prompt="p", work_directory=str(tmp_path), execution_mode="custom"))  # type: ignore[arg-type]
+        await queue.create(TaskSpec(prompt="p", work_directory=str(tmp_path), execution_mode="custom"))
 
 
 async def test_work_directories_outside_the_roots_are_refused(queue: TaskQueue) -> None:

@@ -81,7 +81,9 @@ async def test_two_isolated_tasks_in_one_repository_run_at_once_on_their_own_bra
         assert report.merged, report.message
         assert (repo / "a.txt").read_text() == "from one\n"
         assert (repo / "b.txt").read_text() == "from two\n"
-        assert (await h.orchestrator.store.get_task(one)).changes.state is ChangeState.MERGED
+        merged = (await h.orchestrator.store.get_task(one)).changes
+        assert merged is not None
+        assert merged.state is ChangeState.MERGED
 
 
 async def test_same_lines_the_second_merge_reports_the_conflict_and_nothing_is_lost(tmp_path: Path) -> None:
@@ -103,12 +105,16 @@ async def test_same_lines_the_second_merge_reports_the_conflict_and_nothing_is_l
         report = await review.merge(two)
         assert not report.merged
         assert report.conflicts == ["a.txt"]
-        record = (await h.orchestrator.store.get_task(two)).changes.merge
+        conflicted = (await h.orchestrator.store.get_task(two)).changes
+        assert conflicted is not None
+        record = conflicted.merge
+        assert record is not None
         assert (record.merged, record.conflicts, record.strategy) == (False, ["a.txt"], MergeStrategy.MERGE)
         assert record.at == utc_from_timestamp(h.clock())
         assert git_out(repo, "rev-parse", "HEAD") == head
         assert git_out(repo, "status", "--porcelain") == ""
         kept = await h.orchestrator.store.get_task(two)
+        assert kept.changes is not None
         assert kept.changes.state is ChangeState.KEPT
         assert (
             git_out(repo, "show", f"{second.changes.branch}:a.txt") == LINES.replace("line 3", "TWO").strip()
@@ -116,7 +122,9 @@ async def test_same_lines_the_second_merge_reports_the_conflict_and_nothing_is_l
         page = await review.changes(two, limit=50)
         assert page.patch_chars > 50
         assert page.next_offset == 50
-        assert (await review.discard(two)).changes.state is ChangeState.DISCARDED
+        discarded = (await review.discard(two)).changes
+        assert discarded is not None
+        assert discarded.state is ChangeState.DISCARDED
 
 
 async def test_isolated_runs_in_one_repository_stop_at_the_per_repository_limit(tmp_path: Path) -> None:

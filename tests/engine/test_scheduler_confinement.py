@@ -41,7 +41,13 @@ async def claude_harness(tmp_path: Path, containment: Containment | None = None)
         executors = build_executors(settings, environ)
     else:
         executors = build_executors(settings, environ, containment=containment)
-    async with open_scheduler_harness(tmp_path, executors, containment=containment, **sections) as h:
+    async with open_scheduler_harness(
+        tmp_path,
+        executors,
+        containment=containment,
+        claude_code=sections["claude_code"],
+        runs=sections["runs"],
+    ) as h:
         yield h
 
 

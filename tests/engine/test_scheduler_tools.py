@@ -121,9 +121,11 @@ async def test_never_more_than_the_global_limit_of_runs_at_once_and_all_finish(
         ids = [(await h.create(f"t{i}", execution_mode="claude_code"))["id"] for i in range(limit + 5)]
         with anyio.fail_after(10):
             for done in range(len(ids)):
-                await fake.wait_until(
-                    lambda d=done: len(fake.finished) == d and len(fake.live) == min(limit, len(ids) - d)
-                )
+
+                def settled_at(d: int = done) -> bool:
+                    return len(fake.finished) == d and len(fake.live) == min(limit, len(ids) - d)
+
+                await fake.wait_until(settled_at)
                 fake.release(next(iter(fake.live)))
         for task_id in ids:
             assert (await settled(h, task_id))["status"] == "succeeded"
@@ -145,7 +147,11 @@ async def test_one_run_per_directory_serialises_a_directory_but_not_different_on
         with anyio.fail_after(10):
             await fake.wait_until(lambda: len(fake.live) == 2)
             for done in range(len(ids) + 1):
-                await fake.wait_until(lambda d=done: len(fake.finished) == d and bool(fake.live))
+
+                def settled_at(d: int = done) -> bool:
+                    return len(fake.finished) == d and bool(fake.live)
+
+                await fake.wait_until(settled_at)
                 fake.release(next(iter(fake.live)))
         for task_id in [*ids, nested["id"]]:
             assert (await settled(h, task_id))["status"] == "succeeded"

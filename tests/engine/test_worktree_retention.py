@@ -57,6 +57,7 @@ async def test_a_merge_removes_worktree_and_branch_unless_asked_to_keep_the_bran
         assert branches(repo) == [second.changes.branch]
         assert not exists(second.changes.worktree)
         stored = (await h.orchestrator.store.get_task(two)).changes
+        assert stored is not None
         assert stored.state is ChangeState.MERGED
         assert stored.worktree is None
         assert worktrees(repo) == 1  # only the repository's own checkout is left
@@ -98,6 +99,7 @@ async def test_the_sweep_removes_only_worktrees_of_tasks_ended_past_retention_an
         clock.advance(2 * DAY)
         assert await sweep.sweep() == [old.id]
         after = (await store.get_task(old.id)).changes
+        assert after is not None
         assert after.worktree is None
         assert after.state is ChangeState.KEPT
         assert not exists(old.changes.worktree)
@@ -127,7 +129,9 @@ async def test_the_sweep_keeps_a_worktree_with_uncommitted_changes_and_zero_days
         assert await WorktreeRetention(store, spaces, 0, clock=clock).sweep() == []
         assert await WorktreeRetention(store, spaces, 14, clock=clock).sweep() == []
         assert (Path(task.changes.worktree) / "a.txt").read_text() == "uncommitted\n"
-        assert (await store.get_task(task.id)).changes.worktree == task.changes.worktree
+        still = (await store.get_task(task.id)).changes
+        assert still is not None
+        assert still.worktree == task.changes.worktree
 
 
 async def test_the_sweep_prunes_a_worktree_already_deleted_by_hand(tmp_path: Path) -> None:

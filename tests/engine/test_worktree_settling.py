@@ -14,7 +14,7 @@ from taskorch.config import load_settings
 from taskorch.domain import TaskSpec, TaskStatus
 from taskorch.engine.processes import Instance
 from taskorch.engine.run_workspace import RunWorkspaces
-from taskorch.executors.base import RunRequest
+from taskorch.executors.base import EventSink, RunOutcome, RunRequest, StartSink
 from taskorch.executors.containment.procfs import ProcFs
 from taskorch.storage import MemoryStore
 from taskorch.testing import FakeClock, FakeExecutor, orchestrator_for_tests
@@ -125,9 +125,11 @@ async def test_a_server_stopping_mid_run_commits_the_edits_and_removes_the_workt
     seen: dict[str, str] = {}
 
     class Reader(FakeExecutor):
-        async def run(self, request: RunRequest, **kwargs: object) -> object:  # type: ignore[override]
+        async def run(
+            self, request: RunRequest, *, on_event: EventSink | None = None, on_start: StartSink | None = None
+        ) -> RunOutcome:
             seen["a.txt"] = await anyio.Path(request.work_directory, "a.txt").read_text()
-            return await super().run(request, **kwargs)  # type: ignore[arg-type]
+            return await super().run(request, on_event=on_event, on_start=on_start)
 
     clock.advance(600)  # past the backoff
     async with open_scheduler_harness(

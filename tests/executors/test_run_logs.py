@@ -11,6 +11,7 @@ import pytest
 
 from taskorch.app import build_orchestrator
 from taskorch.config import load_settings
+from taskorch.executors.base import Executor
 from taskorch.executors.run_logs import RunLogPruning, log_path_for, prune_run_logs
 from taskorch.storage import MemoryStore
 from tests.executor_helpers import claude_executor, custom_executor
@@ -60,7 +61,7 @@ async def test_a_server_that_runs_tasks_prunes_its_executors_log_directories(tmp
     claude_logs, script_logs = tmp_path / "claude" / "logs", tmp_path / "script" / "logs"
     claude_logs.parent.mkdir()
     script_logs.parent.mkdir()
-    executors = {
+    executors: dict[str, Executor] = {
         "claude_code": claude_executor(claude_logs.parent),
         "script": custom_executor(script_logs.parent, argv=["echo", "{prompt}"]),
     }

@@ -180,7 +180,7 @@ async def run_server(scenario: dict[str, Any], env: dict[str, str]) -> dict[str,
             result = await client.call_tool(tool, arguments)
             if result.is_error:
                 raise RuntimeError(f"{tool}: {result.content}")
-            assert result.structured_content is not None
+            assert isinstance(result.structured_content, dict)
             return result.structured_content
 
         for spec in scenario["tasks"]:

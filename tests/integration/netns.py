@@ -103,7 +103,7 @@ async def run_scenario(scenario: Scenario, scratch: Path) -> dict[str, Any]:
 def line_of(summary: dict[str, Any], kind: str, subtype: str | None = None) -> dict[str, Any]:
     """The one stream-json line of `kind` (and `subtype`) the CLI printed; fails the test,
     showing its output, unless there is exactly one."""
-    found = [
+    found: list[dict[str, Any]] = [
         line
         for line in summary["lines"]
         if line["type"] == kind and (subtype is None or line.get("subtype") == subtype)

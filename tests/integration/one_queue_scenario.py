@@ -113,7 +113,7 @@ async def drive(spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
             async def call(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
                 result = await client.call_tool(tool, arguments)
                 assert not result.is_error, f"{tool}: {result.content}"
-                assert result.structured_content is not None
+                assert isinstance(result.structured_content, dict)
                 return result.structured_content
 
             plan = (await call("create_plan", spec["create_plan"]))["plan"]

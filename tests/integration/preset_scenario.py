@@ -131,7 +131,11 @@ async def run_executor(spec: dict[str, Any], env: dict[str, str]) -> dict[str, A
 async def main(spec: dict[str, Any]) -> None:
     interfaces = loopback_up()
     turns = list(spec.get("turns", []))
-    stubs = {"codex": StubResponsesApi, "gemini": StubGeminiApi, "opencode": StubMessagesApi}
+    stubs: dict[str, type[StubResponsesApi | StubGeminiApi | StubMessagesApi]] = {
+        "codex": StubResponsesApi,
+        "gemini": StubGeminiApi,
+        "opencode": StubMessagesApi,
+    }
     stub = stubs[spec["preset"]](turns=turns)
     sock = bind_loopback()
     env = cli_env(spec, sock.getsockname()[1])

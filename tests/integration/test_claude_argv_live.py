@@ -87,7 +87,10 @@ async def test_hostile_values_attached_to_their_flags_stay_values_and_the_mode_s
 
 
 async def test_a_rule_with_spaces_stays_one_rule_in_a_comma_joined_allow_list(tmp_path: Path) -> None:
-    node = [{"tool_use": {"name": "Bash", "input": {"command": "node -e 1"}}}, {"text": "done"}]
+    node: list[dict[str, Any]] = [
+        {"tool_use": {"name": "Bash", "input": {"command": "node -e 1"}}},
+        {"text": "done"},
+    ]
     plain = await run_scenario(scenario(tmp_path / "plain", HEADLESS, node), tmp_path)
     args = executor_args(tmp_path, allowed_tools=["Read", "Bash(node -e:*)"])
     assert "--allowedTools=Read,Bash(node -e:*)" in args
@@ -101,7 +104,10 @@ async def test_a_rule_with_spaces_stays_one_rule_in_a_comma_joined_allow_list(tm
 
 
 async def test_a_rule_with_spaces_stays_one_rule_in_a_comma_joined_deny_list(tmp_path: Path) -> None:
-    echo = [{"tool_use": {"name": "Bash", "input": {"command": "echo hi there"}}}, {"text": "done"}]
+    echo: list[dict[str, Any]] = [
+        {"tool_use": {"name": "Bash", "input": {"command": "echo hi there"}}},
+        {"text": "done"},
+    ]
     args = executor_args(tmp_path, allowed_tools=["Bash"], disallowed_tools=["Edit", "Bash(echo hi:*)"])
     assert "--disallowedTools=Edit,Bash(echo hi:*)" in args
 

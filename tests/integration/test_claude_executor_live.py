@@ -39,7 +39,7 @@ def executor_scenario(tmp_path: Path, turns: list[dict[str, Any]], run: dict[str
 
 
 def user_texts(summary: dict[str, Any]) -> str:
-    texts = []
+    texts: list[str] = []
     for entry in summary["requests"]:
         if entry["kind"] != "agent":
             continue

@@ -105,6 +105,7 @@ def client_requests(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def answer_to(records: list[dict[str, Any]], request_id: Any) -> dict[str, Any]:
+    answer: dict[str, Any]
     (answer,) = [
         r["message"]
         for r in records

@@ -22,7 +22,7 @@ async def test_a_task_whose_model_writes_a_file_ends_succeeded_with_its_session_
 ) -> None:
     target = tmp_path / "work" / "hello.txt"
     call = {"name": "Write", "input": {"file_path": str(target), "content": "hello\n"}}
-    turns = [{"text": "Creating it.", "tool_use": call}, {"text": "Done: hello.txt"}]
+    turns: list[dict[str, Any]] = [{"text": "Creating it.", "tool_use": call}, {"text": "Done: hello.txt"}]
 
     summary = await run_scenario(
         server_scenario(tmp_path, turns, [{"prompt": "Create hello.txt saying hello."}]), tmp_path

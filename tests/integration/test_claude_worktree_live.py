@@ -163,7 +163,7 @@ async def test_the_checkouts_untracked_local_settings_reach_a_run_in_a_worktree_
     repo = make_repo(tmp_path / "repo", {"README.md": "hello\n"})
     (repo / ".claude").mkdir()
     (repo / ".claude" / "settings.local.json").write_text(ALLOW_NODE)
-    turns = [
+    turns: list[dict[str, Any]] = [
         {"text": "Running it.", "tool_use": {"name": "Bash", "input": {"command": NODE_WRITES}}},
         {"text": "Ran it."},
     ]
@@ -195,8 +195,12 @@ async def test_a_task_continuing_an_isolated_tasks_session_resumes_it_in_a_workt
 ) -> None:
     repo = make_repo(tmp_path / "repo", {"README.md": "hello\n"})
     write = {"name": "Write", "input": {"file_path": "colour.txt", "content": "teal\n"}}
-    turns = [{"text": "Noting it.", "tool_use": write}, {"text": "Noted: teal."}, {"text": "You said teal."}]
-    isolated = {"worktree": {}}
+    turns: list[dict[str, Any]] = [
+        {"text": "Noting it.", "tool_use": write},
+        {"text": "Noted: teal."},
+        {"text": "You said teal."},
+    ]
+    isolated: dict[str, Any] = {"worktree": {}}
     scenario = Scenario(
         mode="server",
         home=tmp_path / "home",

@@ -37,7 +37,7 @@ def spec(
 
 
 def user_texts(body: dict[str, Any]) -> str:
-    texts = []
+    texts: list[str] = []
     for item in body["input"]:
         if item.get("role") == "user":
             texts.extend(part.get("text", "") for part in item.get("content", []) if isinstance(part, dict))
@@ -92,7 +92,10 @@ async def test_a_rejected_api_key_is_an_authentication_failure(tmp_path: Path) -
 
 async def test_a_follow_up_resumes_the_thread_with_its_history(tmp_path: Path) -> None:
     turns = [{"text": "Noted: kiwi."}, {"text": "The word was kiwi."}]
-    runs = [{"prompt": "Remember the word kiwi."}, {"prompt": "Which word?", "resume_previous": True}]
+    runs: list[dict[str, Any]] = [
+        {"prompt": "Remember the word kiwi."},
+        {"prompt": "Which word?", "resume_previous": True},
+    ]
     summary = await run_preset_scenario(spec(tmp_path, turns, runs), tmp_path)
 
     first, second = summary["outcomes"]

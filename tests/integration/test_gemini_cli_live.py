@@ -47,7 +47,7 @@ def user_texts(body: dict[str, Any]) -> str:
 
 async def test_a_task_writes_a_file_to_success_with_result_session_and_usage(tmp_path: Path) -> None:
     call = {"name": "write_file", "args": {"file_path": "a.txt", "content": "hi\n"}}
-    turns = [{"text": "I'll write it.", "call": call}, {"text": "Wrote a.txt."}]
+    turns: list[dict[str, Any]] = [{"text": "I'll write it.", "call": call}, {"text": "Wrote a.txt."}]
     prompt = "--yolo Create a.txt saying hi."
     summary = await run_preset_scenario(spec(tmp_path, turns, [{"prompt": prompt}]), tmp_path)
 
@@ -88,7 +88,10 @@ async def test_a_rejected_api_key_is_an_authentication_failure(tmp_path: Path) -
 
 async def test_a_follow_up_resumes_the_session_with_its_history(tmp_path: Path) -> None:
     turns = [{"text": "Noted: kiwi."}, {"text": "The word was kiwi."}]
-    runs = [{"prompt": "Remember the word kiwi."}, {"prompt": "Which word?", "resume_previous": True}]
+    runs: list[dict[str, Any]] = [
+        {"prompt": "Remember the word kiwi."},
+        {"prompt": "Which word?", "resume_previous": True},
+    ]
     summary = await run_preset_scenario(spec(tmp_path, turns, runs), tmp_path)
 
     first, second = summary["outcomes"]

@@ -49,7 +49,7 @@ def user_texts(body: dict[str, Any]) -> str:
 async def test_a_task_writes_a_file_to_success_with_result_session_tokens_and_cost(tmp_path: Path) -> None:
     target = tmp_path / "work" / "a.txt"
     call = {"name": "write", "input": {"filePath": str(target), "content": "hi\n"}}
-    turns = [{"text": "I'll write it.", "tool_use": call}, {"text": "Wrote a.txt."}]
+    turns: list[dict[str, Any]] = [{"text": "I'll write it.", "tool_use": call}, {"text": "Wrote a.txt."}]
     prompt = "--session=ses_none Create a.txt saying hi."
     summary = await run_preset_scenario(spec(tmp_path, turns, [{"prompt": prompt}]), tmp_path)
 
@@ -85,7 +85,10 @@ async def test_a_rejected_api_key_is_an_authentication_failure(tmp_path: Path) -
 
 async def test_a_follow_up_resumes_the_session_with_its_history(tmp_path: Path) -> None:
     turns = [{"text": "Noted: kiwi."}, {"text": "The word was kiwi."}]
-    runs = [{"prompt": "Remember the word kiwi."}, {"prompt": "Which word?", "resume_previous": True}]
+    runs: list[dict[str, Any]] = [
+        {"prompt": "Remember the word kiwi."},
+        {"prompt": "Which word?", "resume_previous": True},
+    ]
     summary = await run_preset_scenario(spec(tmp_path, turns, runs), tmp_path)
 
     first, second = summary["outcomes"]
@@ -112,7 +115,7 @@ async def test_an_unknown_session_is_a_cli_error_quoting_its_stderr(tmp_path: Pa
 
 async def test_a_429_with_a_short_retry_after_is_waited_out_by_opencode_itself(tmp_path: Path) -> None:
     error = {"status": 429, "type": "rate_limit_error", "message": "rate limited", "retry_after_seconds": 2}
-    turns = [{"error": error}, {"text": "Done after the wait."}]
+    turns: list[dict[str, Any]] = [{"error": error}, {"text": "Done after the wait."}]
     summary = await run_preset_scenario(spec(tmp_path, turns, [{"prompt": "Say hi."}]), tmp_path)
 
     (outcome,) = summary["outcomes"]

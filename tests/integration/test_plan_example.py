@@ -34,7 +34,7 @@ async def test_the_plan_example_copies_the_notes_through_a_confirmed_plan() -> N
 
 def _readme_downstream_block() -> str:
     readme = (REPO_ROOT / "README.md").read_text()
-    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    blocks: list[str] = re.findall(r"```toml\n(.*?)```", readme, re.S)
     [block] = [b for b in blocks if "[downstream.files]" in b]
     return block
 

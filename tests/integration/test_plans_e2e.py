@@ -79,7 +79,7 @@ class Taskorch:
     async def call(self, tool: str, **arguments: Any) -> dict[str, Any]:
         result = await self.client.call_tool(tool, arguments)
         assert not result.is_error, f"{tool} failed: {text_of(result.content)}"
-        assert result.structured_content is not None
+        assert isinstance(result.structured_content, dict)
         return result.structured_content
 
     async def create(self, query: str, *steps: dict[str, Any]) -> dict[str, Any]:

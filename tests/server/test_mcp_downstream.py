@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 async def listing(client: Client, **arguments: Any) -> dict[str, Any]:
     result = await client.call_tool("list_downstream_tools", arguments)
     assert not result.is_error, text_of(result.content)
-    assert result.structured_content is not None
+    assert isinstance(result.structured_content, dict)
     return result.structured_content
 
 

@@ -67,14 +67,14 @@ class GatedPlanner:
 
 def install(h: PlanHarness, planner: GatedPlanner) -> None:
     h.gateway.add_tool("s", "echo", handler=echo)
-    h.orchestrator.plans.planners["claude_code"] = planner  # type: ignore[assignment]
+    h.orchestrator.plans.planners["claude_code"] = planner
 
 
 async def plan_status(client: Client, plan_id: str, wanted: PlanStatus) -> dict[str, Any]:
     with anyio.fail_after(15):
         while True:
             got = await client.call_tool("get_plan", {"plan_id": plan_id})
-            assert got.structured_content is not None
+            assert isinstance(got.structured_content, dict)
             if got.structured_content["plan"]["status"] == wanted:
                 return got.structured_content
             await anyio.sleep(0.02)
@@ -120,7 +120,7 @@ async def test_a_planner_done_within_the_grace_answers_as_before(tmp_path: Path)
             named = await client.call_tool("create_plan", {"query": "q", "planner": "claude_code"})
             assert named.structured_content is not None
             assert named.structured_content["plan"]["status"] == "awaiting_confirmation"
-            h.orchestrator.plans.planners["claude_code"] = GatedPlanner(released=True, fail="no good")  # type: ignore[assignment]
+            h.orchestrator.plans.planners["claude_code"] = GatedPlanner(released=True, fail="no good")
             failed = await client.call_tool("create_plan", {"query": "q"})
             assert failed.is_error
             assert "no good" in str(failed.content)
@@ -207,7 +207,7 @@ async def test_with_the_extension_a_refusal_is_the_handles_error_result_and_canc
             assert done["result"]["isError"] is True
             assert "cannot plan that" in done["result"]["content"][0]["text"]
 
-            h.orchestrator.plans.planners["claude_code"] = slow = GatedPlanner()  # type: ignore[assignment]
+            h.orchestrator.plans.planners["claude_code"] = slow = GatedPlanner()
             other = await client.session.call_tool("create_plan", {"query": "q"}, allow_claimed=True)
             assert isinstance(other, TaskHandle), other
             with anyio.fail_after(10):

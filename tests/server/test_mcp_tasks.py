@@ -277,12 +277,14 @@ async def test_other_tools_and_refused_calls_answer_as_today_for_a_declaring_cli
         assert created.structured_content["task"]["status"] == "queued"
         refused = await client.session.call_tool("execute_task", {"task_id": "nope"}, allow_claimed=True)
         assert not isinstance(refused, TaskHandle)
-        assert refused.is_error  # type: ignore[union-attr]
+        assert isinstance(refused, CallToolResult)
+        assert refused.is_error
         standard = await h.create("by hand")
         refused = await client.session.call_tool(
             "execute_task", {"task_id": standard["id"]}, allow_claimed=True
         )
-        assert refused.is_error  # type: ignore[union-attr]
+        assert isinstance(refused, CallToolResult)
+        assert refused.is_error
 
 
 async def test_removed_methods_are_not_found_and_tasks_get_needs_the_extension(tmp_path: Path) -> None:

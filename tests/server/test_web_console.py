@@ -20,6 +20,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from starlette.requests import Request
 
 from taskorch.domain.plans import Plan, PlanStatus
 from taskorch.domain.tasks import utc_from_timestamp
@@ -168,7 +169,7 @@ def test_session_cookies_expire_and_need_this_servers_token() -> None:
     now = [1000.0]
     auth = ConsoleAuth(TOKEN, clock=lambda: now[0])
     value, session = auth.new_cookie()
-    header = auth.cookie_header(value, _FakeRequest())
+    header = auth.cookie_header(value, _plain_http_request())
     for attribute in ("HttpOnly", "SameSite=Strict", f"Max-Age={SESSION_SECONDS}", "Path=/console"):
         assert attribute in header
     assert auth._from_cookie(value) == session
@@ -177,9 +178,15 @@ def test_session_cookies_expire_and_need_this_servers_token() -> None:
     assert auth._from_cookie(value) is None
 
 
-class _FakeRequest:
-    class url:
-        scheme = "http"
+def _plain_http_request() -> Request:
+    scope = {
+        "type": "http",
+        "scheme": "http",
+        "server": ("127.0.0.1", 80),
+        "path": "/console/",
+        "headers": [],
+    }
+    return Request(scope)
 
 
 async def test_without_a_token_on_loopback_the_console_is_open_but_posts_still_need_csrf(

@@ -4,6 +4,7 @@ commits made meanwhile."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -15,7 +16,6 @@ import pytest
 
 from taskorch.domain.plans import Plan, PlanStatus, StepStatus, replace_step
 from taskorch.errors import StoreUnavailable
-from taskorch.storage import sqlite_wal_fsync
 from taskorch.storage.sqlite import SQLiteStore
 from taskorch.testing import FakeClock
 from tests.contract.test_plans import make_plan
@@ -162,7 +162,7 @@ async def test_a_log_that_cannot_be_synced_is_a_store_error_that_says_so(
     def broken(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(sqlite_wal_fsync.os, "fsync", broken)
+    monkeypatch.setattr(os, "fsync", broken)  # as sqlite_wal_fsync calls it: os.fsync
     with pytest.raises(StoreUnavailable, match=r"could not be written to disk .*check the disk"):
         await store.update_plan(_mark(plan, "a"), steps=["a"])
     monkeypatch.undo()

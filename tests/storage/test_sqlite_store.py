@@ -99,7 +99,9 @@ async def test_a_version_1_file_gains_the_run_columns_and_keeps_its_tasks(
 ) -> None:
     path = tmp_path / "v1.db"
     with sqlite3.connect(path) as conn:
-        for statement in _statements(MIGRATIONS[0]):
+        version_1 = MIGRATIONS[0]
+        assert isinstance(version_1, str)  # one script, not a tuple of statements
+        for statement in _statements(version_1):
             conn.execute(statement)
         conn.execute(
             "INSERT INTO tasks (id, prompt, work_directory, execution_mode, priority, priority_rank, "

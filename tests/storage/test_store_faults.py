@@ -141,7 +141,8 @@ def test_read_only_reason_names_the_directory_that_cannot_hold_the_wal(
     db = tmp_path / "tasks.db"
     assert sqlite_faults.read_only_reason(db) is None
     # As this process's user, who may not write the directory (as root, no mode stops us).
-    monkeypatch.setattr(sqlite_faults.os, "access", lambda path, mode: Path(path) != tmp_path)
+    # as sqlite_faults calls it: os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)
     reason = sqlite_faults.read_only_reason(db)
     assert reason is not None
     assert f"its directory {tmp_path} is not writable" in reason
