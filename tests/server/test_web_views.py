@@ -236,7 +236,7 @@ async def test_agents_servers_and_statistics_views(scene: Scene) -> None:
             await form.locator("textarea[name=allowed_tools]").input_value()
             == "peer.echo\npeer.add\nRead\nGrep"
         )
-        assert await form.locator("input[name=check_command]").input_value() == "pytest -q -k 'not slow'"
+        assert await form.locator("textarea[name=check_command]").input_value() == "pytest -q -k 'not slow'"
         assert await form.locator("select[name=isolation]").input_value() == "worktree"
         assert await page.locator("form.delete-agent").is_visible()
 
