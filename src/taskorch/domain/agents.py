@@ -29,7 +29,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from taskorch.domain.changes import CheckCommand, FixAttempts, Isolation, OnSuccess
 from taskorch.domain.cli_values import ModelName, check_no_nul
 from taskorch.domain.schema import OUTPUT_MODEL_CONFIG
-from taskorch.problems import problems_of
+from taskorch.problems import Problem, problems_of
 
 __all__ = [
     "AGENT_NAME_PATTERN",
@@ -198,8 +198,8 @@ class Agent(BaseModel):
     ) -> Agent:
         return cls(**spec.model_dump(), source=source, updated_at=updated_at)
 
-    def unusable_because(self) -> str | None:
-        """Why this agent may not be used, or None.
+    def problems(self) -> list[Problem]:
+        """What today's checks refuse in this agent, field by field; empty for a usable one.
 
         An agent saved before today's checks on tool patterns and model names may hold a value
         that would reach a CLI's command line as an option; such an agent is refused, never
@@ -208,8 +208,12 @@ class Agent(BaseModel):
         try:
             AgentSpec.model_validate(self.model_dump(include=set(AgentSpec.model_fields)))
         except ValidationError as exc:
-            return "; ".join(str(problem) for problem in problems_of(exc))
-        return None
+            return problems_of(exc)
+        return []
+
+    def unusable_because(self) -> str | None:
+        """Why this agent may not be used (`problems` in one line), or None."""
+        return "; ".join(str(problem) for problem in problems) if (problems := self.problems()) else None
 
     def allows(self, server: str, tool: str) -> bool:
         """Whether this agent may call downstream tool `tool` on `server` (deny wins)."""

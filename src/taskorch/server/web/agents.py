@@ -13,7 +13,6 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import quote
 
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -24,7 +23,7 @@ from taskorch.domain.changes import Isolation, OnSuccess, split_check_command
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import InvalidArgument, NotFound
 from taskorch.problems import Problem, problems_of
-from taskorch.server.web.render import form_fields, html_page
+from taskorch.server.web.render import form_fields, html_page, path_part
 
 __all__ = ["FIELDS", "ConsoleAgents", "agent_path", "form_values", "spec_from_form"]
 
@@ -115,7 +114,7 @@ def spec_from_form(name: str, values: dict[str, str]) -> tuple[AgentSpec | None,
 
 
 def agent_path(name: str) -> str:
-    return f"/console/agents/{quote(name, safe='')}"
+    return f"/console/agents/{path_part(name)}"
 
 
 def _checked_name(request: Request) -> str:
@@ -170,13 +169,11 @@ class ConsoleAgents:
             if shown.values is None:
                 raise
             agent = None  # a form for a name nothing holds yet, refused: show it again
-        unusable = None if agent is None else agent.unusable_because()
+        refused = [] if agent is None else agent.problems()
+        unusable = agent.unusable_because() if agent is not None and refused else None
         problems = shown.problems
-        if shown.values is None and agent is not None and unusable is not None:
-            try:
-                AgentSpec.model_validate(agent.model_dump(include=set(AgentSpec.model_fields)))
-            except ValidationError as exc:
-                problems = _by_field(problems_of(exc), {})
+        if shown.values is None and refused:
+            problems = _by_field(refused, {})
         config = self.registry.from_config(name)
         return html_page(
             request,
@@ -202,7 +199,10 @@ class ConsoleAgents:
         name = values["name"] = values["name"].strip()
         spec, problems = spec_from_form(name, values)
         if spec is not None:
-            existing = next((a for a in await self.registry.list() if a.name == name), None)
+            try:
+                existing: Agent | None = await self.registry.show(name)
+            except NotFound:
+                existing = None
             if existing is not None and existing.source == "saved":
                 problems["name"] = [f"an agent named {name!r} is saved already: edit it on its page"]
                 spec = None

@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse
 from taskorch import __version__
 from taskorch.server.web.session import CSRF_FIELD, Session
 
-__all__ = ["STATIC_DIR", "TEMPLATES", "duration", "form_fields", "html_page"]
+__all__ = ["STATIC_DIR", "TEMPLATES", "duration", "form_fields", "html_page", "path_part"]
 
 HERE: Final = Path(__file__).parent
 STATIC_DIR: Final = HERE / "static"
@@ -73,7 +73,7 @@ def _money(value: float | None) -> str:
     return "—" if value is None else f"${value:.4f}"
 
 
-def _path_part(value: object) -> str:
+def path_part(value: object) -> str:
     """`value` quoted for one segment of a URL path (a `/` too); the page escapes it as HTML."""
     return quote(str(value), safe="")
 
@@ -86,7 +86,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(duration=duration, when=_when, money=_money, path_part=_path_part)
+    env.filters.update(duration=duration, when=_when, money=_money, path_part=path_part)
     env.globals.update(nav=NAV, version=__version__, csrf_field=CSRF_FIELD)
     return env
 
