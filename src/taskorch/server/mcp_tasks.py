@@ -51,6 +51,7 @@ from taskorch.server.mcp_task_handles import (
 from taskorch.server.plan_messages import MAX_PLAN_WAIT_SECONDS, plan_summary
 from taskorch.server.run_guidance import execute_message
 from taskorch.server.run_progress import MAX_EXECUTE_WAIT_SECONDS, describe_event
+from taskorch.server.security import bearer_token
 from taskorch.storage import MemoryStore
 from taskorch.storage.sqlite import SQLiteStore
 
@@ -116,12 +117,7 @@ def _credential(ctx: ServerRequestContext[Any, Any]) -> str | None:
     """The bearer token the HTTP request carried; None over stdio (or without one)."""
     headers = getattr(ctx.request, "headers", None)
     value = headers.get("authorization") if headers is not None else None
-    if not isinstance(value, str):
-        return None
-    scheme, _, token = value.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
+    return (bearer_token(value) or None) if isinstance(value, str) else None
 
 
 def _valid_wait(value: object, longest: float) -> bool:

@@ -30,6 +30,7 @@ __all__ = [
     "LOOPBACK_NAMES",
     "GuardPolicy",
     "RequestGuard",
+    "bearer_token",
     "check_bind_address",
     "error_body",
     "is_console_path",
@@ -85,6 +86,13 @@ def _split_host(value: str) -> tuple[str, str | None]:
         name, port = value.split(":")
         return name, port
     return value, None
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header ("" when it names none); None for
+    no header or another scheme."""
+    scheme, _, value = (header or "").strip().partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +160,8 @@ class GuardPolicy:
     def token_matches(self, header: str | None) -> bool:
         if self.token is None:
             return True
-        if not header:
-            return False
-        scheme, _, value = header.strip().partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        return hmac.compare_digest(value.strip().encode(), self.token.encode())
+        given = bearer_token(header)
+        return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
 
     def transport_security(self) -> TransportSecuritySettings:
         """The same rules in the MCP SDK's pattern form (`name` and `name:*`)."""
@@ -253,7 +257,7 @@ class RequestGuard:
         granted = False
         # A bearer token is a try of the token, counted when wrong. No header is no guess, nor
         # is another scheme (a proxy's Basic credentials reach a signed-in console too).
-        if authorization and authorization.strip().partition(" ")[0].lower() == "bearer":
+        if bearer_token(authorization) is not None:
             attempt = self.limiter.attempt(client_address(scope), lambda: policy.token_matches(authorization))
             if attempt.locked_out:
                 await _refuse(

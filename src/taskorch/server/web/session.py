@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
+from taskorch.server.security import bearer_token
+
 __all__ = [
     "COOKIE_NAME",
     "CSRF_FIELD",
@@ -123,8 +125,8 @@ class ConsoleAuth:
         found = self._from_cookie(request.cookies.get(COOKIE_NAME))
         if found is not None:
             return found
-        scheme, _, value = request.headers.get("authorization", "").strip().partition(" ")
-        if scheme.lower() == "bearer" and self.token_matches(value):
+        given = bearer_token(request.headers.get("authorization"))
+        if given is not None and self.token_matches(given):
             # A script with the token: a session of its own, for this request only.
             return self._session("bearer", self._clock() + 60)
         return None
