@@ -22,9 +22,25 @@ from taskorch.storage import MemoryStore, Store
 from taskorch.testing import orchestrator_for_tests
 from taskorch.worktrees.workspace import GitWorkspaces
 
-__all__ = ["TOKEN", "RunningServer", "make_settings", "serve_http"]
+__all__ = ["MCP_ACCEPT", "TOKEN", "RunningServer", "initialize_request", "make_settings", "serve_http"]
 
 TOKEN = "test-token-0123456789abcdef"
+MCP_ACCEPT = {"accept": "application/json, text/event-stream"}
+"""What a streamable-HTTP MCP client says it accepts."""
+
+
+def initialize_request(request_id: int = 1) -> dict[str, Any]:
+    """A raw JSON-RPC `initialize`, as an MCP client sends it first."""
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
 
 
 def make_settings(root: Path, **sections: dict[str, Any]) -> Settings:

@@ -18,7 +18,7 @@ from taskorch.server import web
 from taskorch.server.auth_limit import FAILURE_LIMIT, AuthLimiter
 from taskorch.server.web.session import COOKIE_NAME
 from taskorch.testing import FakeClock
-from tests.http_harness import TOKEN, RunningServer, make_settings, serve_http
+from tests.http_harness import MCP_ACCEPT, TOKEN, RunningServer, initialize_request, make_settings, serve_http
 from tests.mcp_harness import call
 
 pytestmark = pytest.mark.anyio
@@ -26,17 +26,7 @@ pytestmark = pytest.mark.anyio
 LIMIT = 3
 RIGHT = {"Authorization": f"Bearer {TOKEN}"}
 WRONG = {"Authorization": "Bearer wrong-token-0123456789"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
-MCP_ACCEPT = {"accept": "application/json, text/event-stream"}
+INITIALIZE = initialize_request()
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.http_harness import TOKEN, RunningServer, make_settings, serve_http
+from tests.http_harness import MCP_ACCEPT, TOKEN, RunningServer, initialize_request, make_settings, serve_http
 from tests.mcp_harness import call
 
 pytestmark = pytest.mark.anyio
@@ -82,18 +82,8 @@ async def test_mcp_transports_accept_the_token(tmp_path: Path) -> None:
 async def test_mcp_transports_refuse_a_missing_token(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, security={"token": TOKEN})
     async with serve_http(settings, tmp_path) as server, server.client() as http:
-        initialize = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
-        headers = {"accept": "application/json, text/event-stream"}
-        assert (await http.post("/mcp", json=initialize, headers=headers)).status_code == 401
+        initialize = initialize_request()
+        assert (await http.post("/mcp", json=initialize, headers=MCP_ACCEPT)).status_code == 401
         assert (await http.get("/sse")).status_code == 401
         assert (await http.post("/messages/?session_id=abc", json=initialize)).status_code == 401
 
@@ -132,17 +122,7 @@ async def test_deeply_nested_json_rpc_gets_an_error_and_every_session_goes_on(tm
         with anyio.fail_after(10):
             endpoint = await next_data()
             assert (await http.post(endpoint, content=deep_call(2), headers=json_headers)).status_code == 400
-            initialize = {
-                "jsonrpc": "2.0",
-                "id": 3,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "t", "version": "1"},
-                },
-            }
-            assert (await http.post(endpoint, json=initialize)).status_code == 202
+            assert (await http.post(endpoint, json=initialize_request(3))).status_code == 202
             assert json.loads(await next_data())["id"] == 3  # the SSE session still answers
 
         assert (await call(over_http, "get_statistics"))["total"] == 0

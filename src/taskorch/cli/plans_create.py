@@ -29,6 +29,7 @@ from taskorch.domain import TaskEvent
 from taskorch.domain.plans import EXPLICIT, Plan, PlanStatus, StepSpec
 from taskorch.engine.orchestrator import Orchestrator
 from taskorch.errors import InvalidArgument, InvalidTransition, NotFound, StoreError
+from taskorch.executors.base import EventSink
 
 __all__ = ["STOPPED", "plans_create"]
 
@@ -67,19 +68,30 @@ def plans_create(args: argparse.Namespace, settings: Settings) -> int:
     steps = _read_steps(args.steps)
 
     async def action(orchestrator: Orchestrator) -> int:
-        plan = await orchestrator.plans.create(
-            args.query,
-            steps,
-            agent=args.agent,
-            planner=args.planner,
-            fail_fast=args.fail_fast,
-            max_concurrency=args.max_concurrency,
-        )
-        print_plan(plan, args, full=True)
+        print_plan(await _create(orchestrator, args, steps), args, full=True)
         return 0
 
     # The steps are checked against the downstream servers' tools: reach them from here.
     return with_queue(settings, action, downstream=True)
+
+
+async def _create(
+    orchestrator: Orchestrator,
+    args: argparse.Namespace,
+    steps: list[StepSpec] | None,
+    on_event: EventSink | None = None,
+) -> Plan:
+    """`create_plan` with the command line's arguments; waits until planning ends."""
+    return await orchestrator.plans.create(
+        args.query,
+        steps,
+        agent=args.agent,
+        planner=args.planner,
+        fail_fast=args.fail_fast,
+        max_concurrency=args.max_concurrency,
+        on_event=on_event,
+        wait_seconds=None,
+    )
 
 
 def _event_line(event: TaskEvent) -> str:
@@ -129,16 +141,7 @@ async def _planned(orchestrator: Orchestrator, args: argparse.Namespace) -> int:
     async def make(scope: anyio.CancelScope) -> None:
         nonlocal made, error
         try:
-            made = await plans.create(
-                args.query,
-                None,
-                agent=args.agent,
-                planner=args.planner,
-                fail_fast=args.fail_fast,
-                max_concurrency=args.max_concurrency,
-                on_event=progress.event,
-                wait_seconds=None,
-            )
+            made = await _create(orchestrator, args, None, on_event=progress.event)
         except Exception as exc:  # raised below, outside the task group (never as a group)
             error = exc
         finally:
