@@ -10,6 +10,7 @@ from taskorch.cli.render import clip, fields, indent, table, when
 from taskorch.domain.agents import Agent
 from taskorch.domain.plans import Plan, Step
 from taskorch.server.downstream_listing import DownstreamServer
+from taskorch.server.plan_models import AgentDetail
 
 __all__ = ["render_agent", "render_agent_table", "render_downstream", "render_plan", "render_plan_table"]
 
@@ -83,7 +84,7 @@ def render_agent_table(agents: Sequence[Agent]) -> str:
     return table(["NAME", "SOURCE", "MODEL", "ALLOWED", "DENIED", "PERSONALITY"], rows)
 
 
-def render_agent(agent: Agent) -> str:
+def render_agent(agent: AgentDetail) -> str:
     rows = [
         ("name", agent.name),
         ("source", agent.source),
@@ -99,8 +100,9 @@ def render_agent(agent: Agent) -> str:
         ("updated", when(agent.updated_at)),
     ]
     parts = [fields(rows)]
-    if (why := agent.unusable_because()) is not None:
-        parts += ["", f"cannot be used: {why}", "(save it again with `taskorch agents save` to fix it)"]
+    if agent.problem is not None:
+        fix = "(save it again with `taskorch agents save` to fix it)"
+        parts += ["", f"cannot be used: {agent.problem}", fix]
     if agent.personality:
         parts += ["", "personality:", indent(agent.personality)]
     if agent.system_prompt:
